@@ -1,0 +1,224 @@
+//! The ports: everything the live runtime needs from the outside world, as traits.
+//!
+//! `frontdesk` (the server crate) implements them with diesel, the built-in brain and the
+//! in-process (or Redis) bus; the tests of this crate implement them in memory. Nothing in
+//! this crate knows about SQL, HTTP or Redis.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sender {
+    Visitor,
+    Bot,
+    Agent,
+    System,
+}
+
+impl Sender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sender::Visitor => "visitor",
+            Sender::Bot => "bot",
+            Sender::Agent => "agent",
+            Sender::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "visitor" => Some(Sender::Visitor),
+            "bot" => Some(Sender::Bot),
+            "agent" => Some(Sender::Agent),
+            "system" => Some(Sender::System),
+            _ => None,
+        }
+    }
+}
+
+/// A message as it is stored: `seq` orders it within its conversation, gap-free from 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender: Sender,
+    pub content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i64>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// A message the session has given a `seq` and wants persisted.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub workspace_id: i64,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender: Sender,
+    pub content: String,
+    pub media: Option<serde_json::Value>,
+    pub client_msg_id: Option<String>,
+    pub reply_to: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What persisting a message did.
+#[derive(Debug, Clone)]
+pub enum Appended {
+    /// The message is stored under the `seq` the session gave it.
+    Inserted(StoredMessage),
+    /// A message with the same `client_msg_id` was stored before; this is it, unchanged.
+    Duplicate(StoredMessage),
+}
+
+/// Whether a conversation takes messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationStatus {
+    Open,
+    Closed,
+}
+
+/// Everything a session needs to resume a conversation, read from the store.
+#[derive(Debug, Clone)]
+pub struct ConversationSnapshot {
+    pub id: String,
+    pub workspace_id: i64,
+    pub bot_id: i64,
+    pub status: ConversationStatus,
+    pub variables: serde_json::Value,
+    /// The highest `seq` stored (0 for an empty conversation).
+    pub last_seq: i64,
+    /// The most recent messages, oldest first (at most the store's context window).
+    pub recent: Vec<StoredMessage>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+/// Durable state of conversations. Every call is scoped by the conversation's workspace.
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    /// Reads a conversation and its recent history, or `None` if it does not exist.
+    async fn load(&self, conversation_id: &str) -> Result<Option<ConversationSnapshot>, StoreError>;
+    /// Persists one message; returns only after it is durable.
+    async fn append(&self, message: NewMessage) -> Result<Appended, StoreError>;
+    /// The bot's (or agent's) message that answered `message_id`, if one was stored.
+    async fn find_reply(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        message_id: i64,
+    ) -> Result<Option<StoredMessage>, StoreError>;
+    /// Marks the conversation closed.
+    async fn close(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError>;
+}
+
+/// What a brain is asked to answer.
+#[derive(Debug, Clone)]
+pub struct BrainRequest {
+    pub workspace_id: i64,
+    pub bot_id: i64,
+    pub conversation_id: String,
+    /// The conversation so far, oldest first, ending with the visitor's message.
+    pub history: Vec<StoredMessage>,
+    pub variables: serde_json::Value,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("brain failed: {0}")]
+pub struct BrainError(pub String);
+
+/// A reply engine. The reply streams as text chunks, concatenated in order.
+pub trait Brain: Send + Sync + 'static {
+    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<String, BrainError>>;
+}
+
+/// Something that happened in a conversation, as every subscriber sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConversationEvent {
+    /// A stored message from the visitor, an agent or the system.
+    Message { message: StoredMessage },
+    /// A chunk of the bot's reply to `reply_to` while it streams.
+    Delta { conversation_id: String, reply_to: Option<i64>, text: String },
+    /// The bot's finished reply, stored.
+    Done { message: StoredMessage },
+    /// Someone started or stopped typing.
+    Typing { conversation_id: String, sender: Sender, on: bool },
+    /// The conversation was closed.
+    Closed { conversation_id: String },
+}
+
+impl ConversationEvent {
+    /// The event under which a stored message is (re)played: a bot's message as `Done`, any
+    /// other as `Message`, exactly as it was published live.
+    pub fn replay(message: StoredMessage) -> Self {
+        if message.sender == Sender::Bot {
+            ConversationEvent::Done { message }
+        } else {
+            ConversationEvent::Message { message }
+        }
+    }
+
+    /// The stored message this event carries, if any: the events a replay must not lose.
+    pub fn stored_message(&self) -> Option<&StoredMessage> {
+        match self {
+            ConversationEvent::Message { message } | ConversationEvent::Done { message } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+/// Fan-out of conversation events to every subscriber, on this node or (clustered) any node.
+///
+/// Delivery is at most once: subscribers use the `seq` of stored messages to notice gaps and
+/// fill them from the store.
+pub trait EventBus: Send + Sync + 'static {
+    fn publish(&self, conversation_id: &str, event: ConversationEvent);
+    fn subscribe(&self, conversation_id: &str) -> broadcast::Receiver<Arc<ConversationEvent>>;
+}
+
+/// The time, injectable so that tests control it.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default()
+    }
+}
+
+/// The ports a session needs, bundled so they travel together.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn ConversationStore>,
+    pub brain: Arc<dyn Brain>,
+    pub bus: Arc<dyn EventBus>,
+    pub clock: Arc<dyn Clock>,
+}

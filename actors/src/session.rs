@@ -1,0 +1,456 @@
+//! `ConversationSession`: the one live actor of a conversation.
+//!
+//! It serialises everything that happens in its conversation: a visitor message is persisted
+//! with the next `seq` while the mailbox waits (so `seq` is gap-free and ordered), acknowledged
+//! only after the store says it is durable, published to every subscriber through the bus, and
+//! then answered by the brain one turn at a time. Chunks of the reply go out as `Delta` events;
+//! the finished reply is persisted with its own `seq` and published as `Done`.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::oneshot;
+
+use crate::ports::{
+    Appended, BrainRequest, ConversationEvent, ConversationSnapshot, ConversationStatus, NewMessage, Ports, Sender,
+    StoredMessage,
+};
+use crate::registry::Registration;
+
+/// Tuning of a session, shared by every session of a node.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// A session with no activity for this long stops; the next message rehydrates it.
+    pub idle_timeout: Duration,
+    /// How many recent messages a session keeps as the brain's context.
+    pub context_window: usize,
+    /// What the bot says when its brain fails before producing anything.
+    pub brain_failure_reply: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(300),
+            context_window: 20,
+            brain_failure_reply: "Sorry, I can't answer that right now. Please try again in a moment.".into(),
+        }
+    }
+}
+
+/// Why a session could not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("conversation not found")]
+    NotFound,
+    #[error("conversation is closed")]
+    Closed,
+    #[error("conversation temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A visitor's message, as every transport hands it to the session.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Posted, SessionError>")]
+pub struct VisitorMessage {
+    /// The client's id for this message: resending it never creates a second message.
+    pub client_msg_id: String,
+    pub text: String,
+    pub media: Option<serde_json::Value>,
+}
+
+/// The acknowledgement of a visitor message.
+#[derive(Debug)]
+pub struct Posted {
+    pub message: StoredMessage,
+    /// True when the message had been stored before under the same `client_msg_id`.
+    pub duplicate: bool,
+    /// Resolves with the bot's stored reply (dropped if the bot does not answer).
+    pub reply: oneshot::Receiver<StoredMessage>,
+}
+
+/// The visitor started or stopped typing.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct VisitorTyping {
+    pub on: bool,
+}
+
+/// Close the conversation: no message is taken after it.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct CloseConversation;
+
+/// A chunk of the running turn's reply (sent by the turn's task to its session).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TurnChunk {
+    turn: u64,
+    text: String,
+}
+
+/// The running turn's stream ended; `failed` when the brain erred or panicked.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TurnFinished {
+    turn: u64,
+    failed: bool,
+}
+
+/// The conversation as the live session holds it.
+struct Context {
+    workspace_id: i64,
+    bot_id: i64,
+    status: ConversationStatus,
+    variables: serde_json::Value,
+    next_seq: i64,
+    recent: VecDeque<StoredMessage>,
+}
+
+enum State {
+    Loading,
+    Ready(Box<Context>),
+    Missing,
+    Failed(String),
+}
+
+/// The bot's reply in progress.
+struct Turn {
+    id: u64,
+    question: StoredMessage,
+    text: String,
+}
+
+pub struct ConversationSession {
+    id: String,
+    ports: Ports,
+    config: SessionConfig,
+    registration: Registration,
+    state: State,
+    last_activity: Instant,
+    next_turn_id: u64,
+    turn: Option<Turn>,
+    queued_turns: VecDeque<StoredMessage>,
+    /// Callers waiting for the reply to a visitor message, by that message's id.
+    reply_waiters: HashMap<i64, Vec<oneshot::Sender<StoredMessage>>>,
+}
+
+impl ConversationSession {
+    pub(crate) fn new(id: String, ports: Ports, config: SessionConfig, registration: Registration) -> Self {
+        Self {
+            id,
+            ports,
+            config,
+            registration,
+            state: State::Loading,
+            last_activity: Instant::now(),
+            next_turn_id: 1,
+            turn: None,
+            queued_turns: VecDeque::new(),
+            reply_waiters: HashMap::new(),
+        }
+    }
+
+    fn ready(&self) -> Result<&Context, SessionError> {
+        match &self.state {
+            State::Ready(context) => Ok(context),
+            State::Missing => Err(SessionError::NotFound),
+            State::Failed(why) => Err(SessionError::Unavailable(why.clone())),
+            State::Loading => Err(SessionError::Unavailable("conversation is loading".into())),
+        }
+    }
+
+    fn open(&self) -> Result<&Context, SessionError> {
+        let context = self.ready()?;
+        if context.status == ConversationStatus::Closed {
+            return Err(SessionError::Closed);
+        }
+        Ok(context)
+    }
+
+    fn remember(&mut self, message: StoredMessage) {
+        let window = self.config.context_window.max(1);
+        if let State::Ready(context) = &mut self.state {
+            context.next_seq = context.next_seq.max(message.seq + 1);
+            context.recent.push_back(message);
+            while context.recent.len() > window {
+                context.recent.pop_front();
+            }
+        }
+    }
+
+    fn wait_for_reply(&mut self, message_id: i64) -> oneshot::Receiver<StoredMessage> {
+        let (tx, rx) = oneshot::channel();
+        self.reply_waiters.entry(message_id).or_default().push(tx);
+        rx
+    }
+
+    fn start_next_turn(&mut self, ctx: &mut actix::Context<Self>) {
+        if self.turn.is_some() {
+            return;
+        }
+        let Some(question) = self.queued_turns.pop_front() else { return };
+        let Ok(context) = self.ready() else { return };
+        let request = BrainRequest {
+            workspace_id: context.workspace_id,
+            bot_id: context.bot_id,
+            conversation_id: self.id.clone(),
+            history: context.recent.iter().cloned().collect(),
+            variables: context.variables.clone(),
+        };
+        let turn = self.next_turn_id;
+        self.next_turn_id += 1;
+        self.turn = Some(Turn { id: turn, question, text: String::new() });
+
+        let me = ctx.address();
+        let mut chunks = self.ports.brain.reply(request);
+        let drive = async move {
+            let mut failed = false;
+            while let Some(chunk) = chunks.next().await {
+                match chunk {
+                    Ok(text) if text.is_empty() => {}
+                    Ok(text) => me.do_send(TurnChunk { turn, text }),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "brain failed mid-reply");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            me.do_send(TurnFinished { turn, failed });
+        };
+        let guard = ctx.address();
+        actix::spawn(async move {
+            // A panicking brain must end the turn, not leave the conversation waiting forever.
+            if AssertUnwindSafe(drive).catch_unwind().await.is_err() {
+                tracing::error!("brain panicked mid-reply");
+                guard.do_send(TurnFinished { turn, failed: true });
+            }
+        });
+    }
+
+    fn reply_to_waiters(&mut self, question_id: i64, reply: &StoredMessage) {
+        for waiter in self.reply_waiters.remove(&question_id).unwrap_or_default() {
+            let _ = waiter.send(reply.clone());
+        }
+    }
+}
+
+impl Actor for ConversationSession {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let store = self.ports.store.clone();
+        let id = self.id.clone();
+        let window = self.config.context_window;
+        // The mailbox waits until the conversation is loaded: no message sees a half-built state.
+        ctx.wait(async move { store.load(&id).await }.into_actor(self).map(move |loaded, act, ctx| {
+            act.state = match loaded {
+                Ok(Some(snapshot)) => State::Ready(Box::new(context_from(snapshot, window))),
+                Ok(None) => State::Missing,
+                Err(err) => State::Failed(err.to_string()),
+            };
+            if !matches!(act.state, State::Ready(_)) {
+                // Answer what is already queued, then make room for a fresh attempt.
+                ctx.run_later(Duration::from_millis(50), |_, ctx| ctx.stop());
+            }
+        }));
+        let tick = (self.config.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(15));
+        ctx.run_interval(tick, |act, ctx| {
+            let busy = act.turn.is_some() || !act.queued_turns.is_empty();
+            if !busy && act.last_activity.elapsed() >= act.config.idle_timeout {
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.registration.release(&self.id, &ctx.address());
+    }
+}
+
+fn context_from(snapshot: ConversationSnapshot, window: usize) -> Context {
+    let mut recent: VecDeque<StoredMessage> = snapshot.recent.into();
+    while recent.len() > window.max(1) {
+        recent.pop_front();
+    }
+    Context {
+        workspace_id: snapshot.workspace_id,
+        bot_id: snapshot.bot_id,
+        status: snapshot.status,
+        variables: snapshot.variables,
+        next_seq: snapshot.last_seq + 1,
+        recent,
+    }
+}
+
+impl Handler<VisitorMessage> for ConversationSession {
+    type Result = AtomicResponse<Self, Result<Posted, SessionError>>;
+
+    fn handle(&mut self, msg: VisitorMessage, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_activity = Instant::now();
+        let now = self.ports.clock.now_ms();
+        let id = self.id.clone();
+        let new = match self.open() {
+            Ok(context) => NewMessage {
+                workspace_id: context.workspace_id,
+                conversation_id: id,
+                seq: context.next_seq,
+                sender: Sender::Visitor,
+                content: msg.text,
+                media: msg.media,
+                client_msg_id: Some(msg.client_msg_id),
+                reply_to: None,
+                created_at: now,
+            },
+            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
+        };
+        let store = self.ports.store.clone();
+        let workspace_id = new.workspace_id;
+        // Atomic: no other message of this conversation runs until this one is durable.
+        AtomicResponse::new(Box::pin(
+            async move {
+                match store.append(new).await {
+                    Ok(Appended::Duplicate(original)) => {
+                        let reply = store.find_reply(workspace_id, &original.conversation_id, original.id).await;
+                        Ok((Appended::Duplicate(original), reply.ok().flatten()))
+                    }
+                    other => other.map(|appended| (appended, None)),
+                }
+            }
+            .into_actor(self)
+            .map(|stored, act, ctx| match stored {
+                Ok((Appended::Inserted(message), _)) => {
+                    act.remember(message.clone());
+                    act.ports.bus.publish(&act.id, ConversationEvent::Message { message: message.clone() });
+                    let reply = act.wait_for_reply(message.id);
+                    act.queued_turns.push_back(message.clone());
+                    act.start_next_turn(ctx);
+                    Ok(Posted { message, duplicate: false, reply })
+                }
+                Ok((Appended::Duplicate(message), stored_reply)) => {
+                    let reply = match stored_reply {
+                        Some(answer) => {
+                            let (tx, rx) = oneshot::channel();
+                            let _ = tx.send(answer);
+                            rx
+                        }
+                        // Still being answered (or never will be): wait like the first sender.
+                        None => act.wait_for_reply(message.id),
+                    };
+                    Ok(Posted { message, duplicate: true, reply })
+                }
+                Err(err) => Err(SessionError::Unavailable(err.to_string())),
+            }),
+        ))
+    }
+}
+
+impl Handler<TurnChunk> for ConversationSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: TurnChunk, _ctx: &mut Self::Context) {
+        let Some(turn) = self.turn.as_mut().filter(|turn| turn.id == msg.turn) else { return };
+        turn.text.push_str(&msg.text);
+        let reply_to = Some(turn.question.id);
+        self.ports
+            .bus
+            .publish(&self.id, ConversationEvent::Delta { conversation_id: self.id.clone(), reply_to, text: msg.text });
+    }
+}
+
+impl Handler<TurnFinished> for ConversationSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: TurnFinished, ctx: &mut Self::Context) {
+        let Some(turn) = self.turn.take_if(|turn| turn.id == msg.turn) else { return };
+        self.last_activity = Instant::now();
+        let mut text = turn.text;
+        if text.trim().is_empty() {
+            if !msg.failed {
+                // The brain chose silence: nothing to store, nobody to wait for.
+                self.reply_waiters.remove(&turn.question.id);
+                self.start_next_turn(ctx);
+                return;
+            }
+            text = self.config.brain_failure_reply.clone();
+        }
+        let Ok(context) = self.ready() else { return };
+        let new = NewMessage {
+            workspace_id: context.workspace_id,
+            conversation_id: self.id.clone(),
+            seq: context.next_seq,
+            sender: Sender::Bot,
+            content: text,
+            media: None,
+            client_msg_id: None,
+            reply_to: Some(turn.question.id),
+            created_at: self.ports.clock.now_ms(),
+        };
+        let store = self.ports.store.clone();
+        let question_id = turn.question.id;
+        ctx.wait(async move { store.append(new).await }.into_actor(self).map(move |stored, act, ctx| {
+            match stored {
+                Ok(Appended::Inserted(message)) | Ok(Appended::Duplicate(message)) => {
+                    act.remember(message.clone());
+                    act.reply_to_waiters(question_id, &message);
+                    act.ports.bus.publish(&act.id, ConversationEvent::Done { message });
+                }
+                Err(err) => {
+                    tracing::error!(conversation_id = %act.id, error = %err, "bot reply could not be stored");
+                    act.reply_waiters.remove(&question_id);
+                }
+            }
+            act.start_next_turn(ctx);
+        }));
+    }
+}
+
+impl Handler<VisitorTyping> for ConversationSession {
+    type Result = Result<(), SessionError>;
+
+    fn handle(&mut self, msg: VisitorTyping, _ctx: &mut Self::Context) -> Self::Result {
+        self.open()?;
+        self.last_activity = Instant::now();
+        self.ports.bus.publish(
+            &self.id,
+            ConversationEvent::Typing { conversation_id: self.id.clone(), sender: Sender::Visitor, on: msg.on },
+        );
+        Ok(())
+    }
+}
+
+impl Handler<CloseConversation> for ConversationSession {
+    type Result = AtomicResponse<Self, Result<(), SessionError>>;
+
+    fn handle(&mut self, _msg: CloseConversation, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_activity = Instant::now();
+        let workspace_id = match self.ready() {
+            Ok(context) if context.status == ConversationStatus::Closed => {
+                return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(()))));
+            }
+            Ok(context) => context.workspace_id,
+            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
+        };
+        let store = self.ports.store.clone();
+        let id = self.id.clone();
+        let now = self.ports.clock.now_ms();
+        AtomicResponse::new(Box::pin(async move { store.close(workspace_id, &id, now).await }.into_actor(self).map(
+            |closed, act, _ctx| {
+                closed.map_err(|err| SessionError::Unavailable(err.to_string()))?;
+                if let State::Ready(context) = &mut act.state {
+                    context.status = ConversationStatus::Closed;
+                }
+                // A reply still streaming is dropped: nothing is said in a closed conversation.
+                act.turn = None;
+                act.queued_turns.clear();
+                act.reply_waiters.clear();
+                act.ports.bus.publish(&act.id, ConversationEvent::Closed { conversation_id: act.id.clone() });
+                Ok(())
+            },
+        )))
+    }
+}

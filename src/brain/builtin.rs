@@ -1,0 +1,203 @@
+//! The built-in brain: answers from the bot's own settings, with no model.
+//!
+//! A question is reduced to content words (lower-cased, light stemming, a few synonyms, no
+//! stop words) and matched against each company fact and policy: words of a title count three
+//! times, words found only in the content once, and a content word shared by many entries
+//! counts for less. The best entry above the threshold is the answer; greetings and thanks get
+//! their own replies; anything else gets `reply_unknown`. Replies stream in chunks of a few
+//! words, as a model's would.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use frontdesk_actors::{Brain, BrainError, BrainRequest, Sender};
+use futures::stream::BoxStream;
+
+use super::BotSettingsCache;
+use crate::db::BotSettings;
+
+pub struct BuiltinBrain {
+    bots: Arc<BotSettingsCache>,
+}
+
+impl BuiltinBrain {
+    pub fn new(bots: Arc<BotSettingsCache>) -> Self {
+        Self { bots }
+    }
+}
+
+impl Brain for BuiltinBrain {
+    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<String, BrainError>> {
+        let bots = self.bots.clone();
+        Box::pin(async_stream::stream! {
+            let settings = match bots.get(request.workspace_id, request.bot_id).await {
+                Ok(settings) => settings,
+                Err(err) => {
+                    yield Err(BrainError(err.to_string()));
+                    return;
+                }
+            };
+            let question = request
+                .history
+                .iter()
+                .rev()
+                .find(|m| m.sender == Sender::Visitor)
+                .map(|m| m.content.clone())
+                .unwrap_or_default();
+            for chunk in chunks(&answer(&settings, &question)) {
+                yield Ok(chunk);
+            }
+        })
+    }
+}
+
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "the", "is", "are", "am", "was", "were", "be", "do", "does", "did", "you", "your", "yours", "i", "me",
+    "my", "we", "our", "us", "it", "its", "to", "of", "in", "on", "at", "for", "and", "or", "can", "could", "would",
+    "will", "should", "what", "which", "who", "how", "there", "this", "that", "with", "have", "has", "any", "about",
+    "please", "tell", "know", "want", "like", "need", "get", "some", "from", "if", "so", "by", "as", "just", "also",
+];
+const GREETINGS: &[&str] =
+    &["hi", "hello", "hey", "hiya", "howdy", "greeting", "good", "morning", "afternoon", "evening", "yo", "there"];
+const THANKS: &[&str] = &["thank", "thanks", "thx", "cheer", "appreciate", "great", "ok", "okay", "perfect", "much"];
+
+/// Everyday words mapped to the words a fact is likely titled with.
+fn synonyms(word: &str) -> &'static [&'static str] {
+    match word {
+        "where" | "located" | "find" | "directions" => &["location", "address"],
+        "cost" | "costs" | "much" | "fee" | "fees" | "charge" | "pricing" => &["price"],
+        "open" | "opening" | "close" | "closing" | "when" | "time" => &["open", "hour"],
+        "park" | "car" => &["parking"],
+        "cancel" | "cancelling" | "canceling" | "reschedule" => &["cancellation"],
+        "urgent" | "pain" | "emergency" => &["emergency"],
+        "insured" | "coverage" | "plan" => &["insurance"],
+        _ => &[],
+    }
+}
+
+fn stem(word: &str) -> String {
+    let w = word;
+    for (suffix, keep) in [("ies", "y"), ("ing", ""), ("es", ""), ("s", "")] {
+        if w.len() > suffix.len() + 3 && w.ends_with(suffix) && !w.ends_with("ss") {
+            return format!("{}{}", &w[..w.len() - suffix.len()], keep);
+        }
+    }
+    w.to_owned()
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
+/// The content words of a text, with synonyms added.
+fn terms(text: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for word in words(text) {
+        for synonym in synonyms(&word) {
+            out.insert((*synonym).to_owned());
+        }
+        if !STOP_WORDS.contains(&word.as_str()) {
+            out.insert(stem(&word));
+        }
+    }
+    out
+}
+
+/// The built-in answer to `question`.
+pub fn answer(settings: &BotSettings, question: &str) -> String {
+    let all = words(question);
+    if all.is_empty() {
+        return settings.reply_unknown.clone();
+    }
+    let meaningful: Vec<&String> =
+        all.iter().filter(|w| !STOP_WORDS.contains(&w.as_str()) && !GREETINGS.contains(&w.as_str())).collect();
+    if meaningful.is_empty() {
+        return settings.greeting_reply.clone();
+    }
+    if all.iter().any(|w| w.starts_with("thank") || w == "thx")
+        && meaningful.iter().all(|w| THANKS.iter().any(|t| w.starts_with(t)))
+    {
+        return settings.thanks_reply.clone();
+    }
+
+    let question = terms(question);
+    let entries: Vec<_> = settings.company_facts.iter().chain(settings.policies.iter()).collect();
+    let indexed: Vec<(HashSet<String>, HashSet<String>)> =
+        entries.iter().map(|fact| (terms(&fact.title), terms(&fact.content))).collect();
+    let spread = |term: &String| indexed.iter().filter(|(t, c)| t.contains(term) || c.contains(term)).count().max(1);
+    let mut best: Option<(f64, usize)> = None;
+    for (i, (title, content)) in indexed.iter().enumerate() {
+        let mut score = 0.0;
+        for term in &question {
+            if title.contains(term) {
+                score += 3.0;
+            } else if content.contains(term) && term.len() > 2 {
+                score += 1.0 / spread(term) as f64;
+            }
+        }
+        if score >= 1.0 && best.is_none_or(|(top, _)| score > top) {
+            best = Some((score, i));
+        }
+    }
+    match best {
+        Some((_, i)) => entries[i].content.clone(),
+        None => settings.reply_unknown.clone(),
+    }
+}
+
+/// Splits a reply into chunks of three words (keeping the spaces), the way a model streams.
+pub fn chunks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut count = 0;
+    for piece in text.split_inclusive(' ') {
+        current.push_str(piece);
+        count += 1;
+        if count == 3 {
+            out.push(std::mem::take(&mut current));
+            count = 0;
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::workspaces::demo_bot_settings;
+
+    fn demo() -> BotSettings {
+        demo_bot_settings("Bright Smile Dental")
+    }
+
+    #[test]
+    fn answers_from_the_matching_fact() {
+        let s = demo();
+        assert!(answer(&s, "What are your opening hours?").contains("Monday to Friday"));
+        assert!(answer(&s, "Where are you located?").contains("Harbour Street"));
+        assert!(answer(&s, "Do you take Aetna?").contains("Aetna"));
+        assert!(answer(&s, "How much does teeth whitening cost?").contains("$350"));
+        assert!(answer(&s, "Can I park my car?").contains("parking"));
+        assert!(answer(&s, "What if I need to cancel?").contains("24 hours"));
+    }
+
+    #[test]
+    fn greetings_thanks_and_unknowns() {
+        let s = demo();
+        assert_eq!(answer(&s, "Hello there!"), s.greeting_reply);
+        assert_eq!(answer(&s, "thanks a lot"), s.thanks_reply);
+        assert_eq!(answer(&s, "Do you sell bicycles?"), s.reply_unknown);
+        assert_eq!(answer(&s, "   "), s.reply_unknown);
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_reply() {
+        let text = "one two three four five six seven";
+        let parts = chunks(text);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts.concat(), text);
+    }
+}

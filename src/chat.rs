@@ -1,0 +1,202 @@
+//! The chat core every transport calls: starting conversations, resolving them within the
+//! caller's scope, validating and posting visitor messages, reading history by `seq`, waiting
+//! for new messages, closing. REST handlers, the widget socket, SSE and the seed-API adapters
+//! all go through here, so each rule is written once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use frontdesk_actors::{
+    CloseConversation, EventBus, Posted, SessionRegistry, StoredMessage, VisitorMessage, VisitorTyping,
+};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::brain::BotSettingsCache;
+use crate::config::Limits;
+use crate::db::bots::BotRow;
+use crate::db::conversations::{self, ConversationRow, ConversationView, NewConversation};
+use crate::db::{bots, messages, now_ms, Db};
+use crate::error::ApiError;
+
+/// A visitor's message as a transport received it, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct VisitorInput {
+    pub client_msg_id: Option<String>,
+    pub text: String,
+    pub media: Option<serde_json::Value>,
+}
+
+/// Longest `client_msg_id` accepted.
+const MAX_CLIENT_MSG_ID: usize = 128;
+
+pub struct Chat {
+    pub db: Db,
+    pub registry: SessionRegistry,
+    pub bus: Arc<dyn EventBus>,
+    pub bots: Arc<BotSettingsCache>,
+    pub limits: Limits,
+}
+
+impl Chat {
+    /// Checks a visitor's message against the limits; gives it a `client_msg_id` if it has none,
+    /// so that a retry inside the server can never store it twice.
+    pub fn validate(&self, input: VisitorInput) -> Result<VisitorMessage, ApiError> {
+        let text = input.text.trim().to_owned();
+        if text.is_empty() && input.media.is_none() {
+            return Err(ApiError::unprocessable("text must not be empty"));
+        }
+        let chars = text.chars().count();
+        if chars > self.limits.max_message_chars {
+            return Err(ApiError::unprocessable(format!(
+                "text is {chars} characters long; the limit is {}",
+                self.limits.max_message_chars
+            )));
+        }
+        let client_msg_id = match input.client_msg_id {
+            Some(id) if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID => {
+                return Err(ApiError::unprocessable(format!(
+                    "client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters"
+                )))
+            }
+            Some(id) => id,
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        if let Some(media) = &input.media {
+            if !media.is_array() && !media.is_object() {
+                return Err(ApiError::unprocessable("media must be an object or an array of objects"));
+            }
+        }
+        Ok(VisitorMessage { client_msg_id, text, media: input.media })
+    }
+
+    /// A bot of the workspace by public id, or the workspace's first bot when none is named.
+    pub async fn workspace_bot(&self, workspace_id: i64, bot_id: Option<String>) -> Result<BotRow, ApiError> {
+        let found = self
+            .db
+            .run(move |conn| match &bot_id {
+                Some(id) => bots::get(conn, workspace_id, id),
+                None => Ok(bots::list(conn, workspace_id)?.into_iter().next()),
+            })
+            .await?;
+        found.ok_or_else(|| ApiError::not_found("bot not found"))
+    }
+
+    /// An active bot by its public id (the widget's only credential).
+    pub async fn public_bot(&self, bot_id: &str) -> Result<BotRow, ApiError> {
+        let id = bot_id.to_owned();
+        self.db.run(move |conn| bots::public(conn, &id)).await?.ok_or_else(|| ApiError::not_found("bot not found"))
+    }
+
+    /// Starts a conversation with the bot; its welcome message is stored as `seq` 1.
+    pub async fn start(
+        &self,
+        bot: &BotRow,
+        external_id: Option<String>,
+        channel: &'static str,
+        variables: serde_json::Value,
+    ) -> Result<ConversationRow, ApiError> {
+        let settings = self.bots.get(bot.workspace_id, bot.id).await?;
+        let (workspace_id, bot_id) = (bot.workspace_id, bot.id);
+        let created = self
+            .db
+            .run(move |conn| {
+                conversations::create(
+                    conn,
+                    NewConversation {
+                        workspace_id,
+                        bot_id,
+                        external_id: external_id.as_deref(),
+                        channel,
+                        variables: &variables,
+                        welcome: Some(settings.welcome_message.as_str()),
+                        now: now_ms(),
+                    },
+                )
+            })
+            .await;
+        match created {
+            Err(err) if err.is_unique_violation() => {
+                Err(ApiError::conflict("a conversation with this external_id already exists for this bot"))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// A conversation of the workspace; another workspace's conversation is "not found".
+    pub async fn conversation(&self, workspace_id: i64, id: &str) -> Result<ConversationRow, ApiError> {
+        let id = id.to_owned();
+        self.db
+            .run(move |conn| conversations::get(conn, workspace_id, &id))
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation not found"))
+    }
+
+    /// A conversation of the bot; any other conversation is "not found".
+    pub async fn bot_conversation(&self, bot_id: i64, id: &str) -> Result<ConversationRow, ApiError> {
+        let id = id.to_owned();
+        self.db
+            .run(move |conn| conversations::get_for_bot(conn, bot_id, &id))
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation not found"))
+    }
+
+    pub async fn view(&self, row: ConversationRow) -> Result<ConversationView, ApiError> {
+        Ok(self.db.run(move |conn| conversations::view(conn, &row)).await?)
+    }
+
+    /// Posts a validated visitor message; returns once it is stored, with a handle on the reply.
+    pub async fn post(&self, conversation_id: &str, message: VisitorMessage) -> Result<Posted, ApiError> {
+        Ok(self.registry.send(conversation_id, message).await?)
+    }
+
+    pub async fn typing(&self, conversation_id: &str, on: bool) -> Result<(), ApiError> {
+        Ok(self.registry.send(conversation_id, VisitorTyping { on }).await?)
+    }
+
+    pub async fn close(&self, conversation_id: &str) -> Result<(), ApiError> {
+        Ok(self.registry.send(conversation_id, CloseConversation).await?)
+    }
+
+    /// Stored messages after `after`, in `seq` order.
+    pub async fn history_after(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredMessage>, ApiError> {
+        let id = conversation_id.to_owned();
+        Ok(self.db.run(move |conn| messages::after(conn, workspace_id, &id, after, limit)).await?)
+    }
+
+    /// Stored messages after `after`; if there are none, waits up to `wait` for one to arrive.
+    pub async fn wait_for_messages(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        after: i64,
+        limit: i64,
+        wait: Duration,
+    ) -> Result<Vec<StoredMessage>, ApiError> {
+        // Subscribe before reading, so a message stored between the read and the wait is seen.
+        let mut events = self.bus.subscribe(conversation_id);
+        let found = self.history_after(workspace_id, conversation_id, after, limit).await?;
+        if !found.is_empty() || wait.is_zero() {
+            return Ok(found);
+        }
+        let arrived = tokio::time::timeout(wait, async {
+            loop {
+                match events.recv().await {
+                    Ok(event) if event.stored_message().is_some_and(|m| m.seq > after) => return,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+                }
+            }
+        })
+        .await;
+        if arrived.is_err() {
+            return Ok(Vec::new());
+        }
+        self.history_after(workspace_id, conversation_id, after, limit).await
+    }
+}

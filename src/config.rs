@@ -1,0 +1,199 @@
+//! Configuration: command-line flags, then environment variables, then an optional TOML file,
+//! then defaults — the first that gives a setting wins.
+//!
+//! The TOML file (`--config`, `FRONTDESK_CONFIG`, or `./frontdesk.toml` when present) uses the
+//! same names as the environment, e.g. `FRONTDESK_BIND = "0.0.0.0:8080"` or
+//! `DATABASE_URL = "postgres://…"`; keys are case-insensitive and the `FRONTDESK_` prefix may be
+//! left out (`bind = "…"`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+/// Every setting, as flags and environment variables (see `frontdesk --help`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SettingsArgs {
+    /// TOML file with settings under the same names as the environment variables.
+    #[arg(long, global = true, env = "FRONTDESK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true, env = "FRONTDESK_BIND")]
+    pub bind: Option<String>,
+    /// Folder for the SQLite database and uploads [default: ./data].
+    #[arg(long, global = true, env = "FRONTDESK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://… for PostgreSQL, sqlite://path for another SQLite file [default: DATA_DIR/frontdesk.db].
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// redis://… for cluster coordination (leases, bus, shared rate limits) [default: in-process].
+    #[arg(long, global = true, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Base URL of an OpenAI-compatible API for the model brain [default: built-in brain only].
+    #[arg(long, global = true, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+    /// API key for OPENAI_BASE_URL.
+    #[arg(long, global = true, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+    /// Log format: `text` or `json` (filter with RUST_LOG) [default: text].
+    #[arg(long, global = true, env = "FRONTDESK_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// HTTP worker threads [default: number of cores].
+    #[arg(long, global = true, env = "FRONTDESK_WORKERS")]
+    pub workers: Option<usize>,
+    /// Largest request body in bytes; larger gets 413 [default: 262144].
+    #[arg(long, global = true, env = "FRONTDESK_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest WebSocket frame in bytes; larger closes the socket with 1009 [default: 16384].
+    #[arg(long, global = true, env = "FRONTDESK_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Longest message text in characters; longer gets 422 [default: 4000].
+    #[arg(long, global = true, env = "FRONTDESK_MAX_MESSAGE_CHARS")]
+    pub max_message_chars: Option<usize>,
+    /// Seconds a conversation's session stays live without activity [default: 300].
+    #[arg(long, global = true, env = "FRONTDESK_SESSION_IDLE_SECS")]
+    pub session_idle_secs: Option<u64>,
+    /// Database connections in the pool [default: 16].
+    #[arg(long, global = true, env = "FRONTDESK_DB_POOL_SIZE")]
+    pub db_pool_size: Option<u32>,
+    /// Message writer threads (group commit) [default: 1 on SQLite, 4 on PostgreSQL].
+    #[arg(long, global = true, env = "FRONTDESK_DB_WRITERS")]
+    pub db_writers: Option<usize>,
+    /// Create a demo workspace when the database has none: `true` or `false` [default: true].
+    #[arg(long, global = true, env = "FRONTDESK_DEMO")]
+    pub demo: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub openai_base_url: Option<String>,
+    pub openai_api_key: Option<String>,
+    pub log_format: LogFormat,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub max_frame_bytes: usize,
+    pub max_message_chars: usize,
+    pub session_idle: Duration,
+    pub db_pool_size: u32,
+    pub db_writers: Option<usize>,
+    pub demo: bool,
+}
+
+impl Settings {
+    /// Merges flags and environment (already in `args`) over the TOML file over the defaults.
+    pub fn resolve(args: &SettingsArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_toml(path)?,
+            None if Path::new("frontdesk.toml").exists() => read_toml(Path::new("frontdesk.toml"))?,
+            None => HashMap::new(),
+        };
+        let from_file = |name: &str| file.get(name).cloned();
+        fn pick<T: std::str::FromStr>(given: Option<T>, file: Option<String>, name: &str) -> anyhow::Result<Option<T>> {
+            match (given, file) {
+                (Some(v), _) => Ok(Some(v)),
+                (None, Some(raw)) => raw
+                    .parse::<T>()
+                    .map(Some)
+                    .map_err(|_| anyhow::anyhow!("setting {name} in the config file has an invalid value `{raw}`")),
+                (None, None) => Ok(None),
+            }
+        }
+        let data_dir: PathBuf =
+            pick(args.data_dir.clone(), from_file("DATA_DIR"), "FRONTDESK_DATA_DIR")?.unwrap_or("./data".into());
+        let database_url = pick(args.database_url.clone(), from_file("DATABASE_URL"), "DATABASE_URL")?
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("frontdesk.db").display()));
+        crate::db::parse_url(&database_url)?;
+        let log_format = match pick(args.log_format.clone(), from_file("LOG_FORMAT"), "FRONTDESK_LOG_FORMAT")?
+            .as_deref()
+            .unwrap_or("text")
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => anyhow::bail!("FRONTDESK_LOG_FORMAT must be `text` or `json`, not `{other}`"),
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Ok(Settings {
+            bind: pick(args.bind.clone(), from_file("BIND"), "FRONTDESK_BIND")?.unwrap_or("127.0.0.1:8080".into()),
+            data_dir,
+            database_url,
+            redis_url: pick(args.redis_url.clone(), from_file("REDIS_URL"), "REDIS_URL")?,
+            openai_base_url: pick(args.openai_base_url.clone(), from_file("OPENAI_BASE_URL"), "OPENAI_BASE_URL")?,
+            openai_api_key: pick(args.openai_api_key.clone(), from_file("OPENAI_API_KEY"), "OPENAI_API_KEY")?,
+            log_format,
+            workers: pick(args.workers, from_file("WORKERS"), "FRONTDESK_WORKERS")?.unwrap_or(cores).max(1),
+            max_body_bytes: pick(args.max_body_bytes, from_file("MAX_BODY_BYTES"), "FRONTDESK_MAX_BODY_BYTES")?
+                .unwrap_or(256 * 1024),
+            max_frame_bytes: pick(args.max_frame_bytes, from_file("MAX_FRAME_BYTES"), "FRONTDESK_MAX_FRAME_BYTES")?
+                .unwrap_or(16 * 1024),
+            max_message_chars: pick(
+                args.max_message_chars,
+                from_file("MAX_MESSAGE_CHARS"),
+                "FRONTDESK_MAX_MESSAGE_CHARS",
+            )?
+            .unwrap_or(4000),
+            session_idle: Duration::from_secs(
+                pick(args.session_idle_secs, from_file("SESSION_IDLE_SECS"), "FRONTDESK_SESSION_IDLE_SECS")?
+                    .unwrap_or(300),
+            ),
+            db_pool_size: pick(args.db_pool_size, from_file("DB_POOL_SIZE"), "FRONTDESK_DB_POOL_SIZE")?.unwrap_or(16),
+            db_writers: pick(args.db_writers, from_file("DB_WRITERS"), "FRONTDESK_DB_WRITERS")?,
+            demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
+        })
+    }
+}
+
+/// Reads the TOML file into upper-case setting names without the `FRONTDESK_` prefix.
+fn read_toml(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let table: toml::Table =
+        text.parse().with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+    Ok(table
+        .into_iter()
+        .map(|(key, value)| {
+            let key = key.to_uppercase();
+            let key = key.strip_prefix("FRONTDESK_").map(str::to_owned).unwrap_or(key);
+            let value = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (key, value)
+        })
+        .collect())
+}
+
+/// The explicit limits of the HTTP and WebSocket surface.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_frame_bytes: usize,
+    pub max_message_chars: usize,
+    /// Most items one page of a list returns.
+    pub max_page_size: i64,
+    /// Longest a long-poll may wait, in seconds.
+    pub max_wait_secs: u64,
+}
+
+impl Settings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_frame_bytes: self.max_frame_bytes,
+            max_message_chars: self.max_message_chars,
+            max_page_size: 100,
+            max_wait_secs: 60,
+        }
+    }
+}

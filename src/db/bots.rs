@@ -1,0 +1,171 @@
+//! Bots (a chatbot and its widget): settings the brain answers from, and their lookup.
+//!
+//! A bot is known outside by its public id (`bot_…`): the id of the embed code, and what the
+//! seed APIs call `widgetId`, `chatbot_id`, `bot_id` or `bot_key`.
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::schema::bots;
+use super::{now_ms, DbConn, DbError};
+use crate::on_backend;
+
+/// One titled piece of company knowledge: a fact or a policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fact {
+    pub title: String,
+    pub content: String,
+}
+
+/// What the built-in brain says and knows. Every field has a default, so a partial document
+/// is a valid one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotSettings {
+    /// Sent as the first message of every new conversation (empty: none).
+    pub welcome_message: String,
+    /// The answer when nothing the bot knows matches the question.
+    pub reply_unknown: String,
+    /// The answer to a greeting.
+    pub greeting_reply: String,
+    /// The answer to thanks.
+    pub thanks_reply: String,
+    pub company_facts: Vec<Fact>,
+    pub policies: Vec<Fact>,
+    /// How the bot should sound (used by model-backed brains).
+    pub tone: String,
+}
+
+impl Default for BotSettings {
+    fn default() -> Self {
+        BotSettings {
+            welcome_message: "Hi! How can I help you today?".into(),
+            reply_unknown: "I'm not sure about that. Could you rephrase, or leave your email and a person from \
+                            our team will get back to you?"
+                .into(),
+            greeting_reply: "Hello! How can I help you today?".into(),
+            thanks_reply: "You're welcome! Is there anything else I can help you with?".into(),
+            company_facts: Vec::new(),
+            policies: Vec::new(),
+            tone: "friendly".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = bots)]
+pub struct BotRow {
+    pub id: i64,
+    pub workspace_id: i64,
+    pub public_id: String,
+    pub name: String,
+    pub settings: String,
+    pub allowed_origins: String,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl BotRow {
+    pub fn settings(&self) -> BotSettings {
+        serde_json::from_str(&self.settings).unwrap_or_default()
+    }
+
+    pub fn allowed_origins(&self) -> Vec<String> {
+        serde_json::from_str(&self.allowed_origins).unwrap_or_default()
+    }
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    name: &str,
+    settings: &BotSettings,
+    allowed_origins: &[String],
+) -> Result<BotRow, DbError> {
+    let now = now_ms();
+    let public_id = crate::secrets::public_id("bot_");
+    let settings = serde_json::to_string(settings).map_err(|e| DbError::Invalid(e.to_string()))?;
+    let origins = serde_json::to_string(allowed_origins).map_err(|e| DbError::Invalid(e.to_string()))?;
+    Ok(on_backend!(conn, c => diesel::insert_into(bots::table)
+        .values((
+            bots::workspace_id.eq(workspace_id),
+            bots::public_id.eq(&public_id),
+            bots::name.eq(name),
+            bots::settings.eq(&settings),
+            bots::allowed_origins.eq(&origins),
+            bots::active.eq(true),
+            bots::created_at.eq(now),
+            bots::updated_at.eq(now),
+        ))
+        .returning(BotRow::as_returning())
+        .get_result(c))?)
+}
+
+pub fn list(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<BotRow>, DbError> {
+    Ok(on_backend!(conn, c => bots::table
+        .filter(bots::workspace_id.eq(workspace_id))
+        .order(bots::id.asc())
+        .select(BotRow::as_select())
+        .load(c))?)
+}
+
+/// A bot of the workspace, by public id.
+pub fn get(conn: &mut DbConn, workspace_id: i64, public_id: &str) -> Result<Option<BotRow>, DbError> {
+    Ok(on_backend!(conn, c => bots::table
+        .filter(bots::workspace_id.eq(workspace_id))
+        .filter(bots::public_id.eq(public_id))
+        .select(BotRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// A bot by its internal id, within its workspace.
+pub fn by_id(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<BotRow>, DbError> {
+    Ok(on_backend!(conn, c => bots::table
+        .filter(bots::workspace_id.eq(workspace_id))
+        .filter(bots::id.eq(id))
+        .select(BotRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// An active bot by public id, whatever its workspace: the widget's way in (the public id is
+/// all an embed code carries).
+pub fn public(conn: &mut DbConn, public_id: &str) -> Result<Option<BotRow>, DbError> {
+    Ok(on_backend!(conn, c => bots::table
+        .filter(bots::public_id.eq(public_id))
+        .filter(bots::active.eq(true))
+        .select(BotRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// Changes a bot's name, settings, origins or active flag (only what is given).
+pub fn update(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    public_id: &str,
+    name: Option<&str>,
+    settings: Option<&BotSettings>,
+    allowed_origins: Option<&[String]>,
+    active: Option<bool>,
+) -> Result<Option<BotRow>, DbError> {
+    let settings = settings.map(serde_json::to_string).transpose().map_err(|e| DbError::Invalid(e.to_string()))?;
+    let origins =
+        allowed_origins.map(serde_json::to_string).transpose().map_err(|e| DbError::Invalid(e.to_string()))?;
+    let target = bots::table.filter(bots::workspace_id.eq(workspace_id)).filter(bots::public_id.eq(public_id));
+    let changed: usize = on_backend!(conn, c => diesel::update(target)
+        .set((
+            name.map(|n| bots::name.eq(n.to_owned())),
+            settings.map(|s| bots::settings.eq(s)),
+            origins.map(|o| bots::allowed_origins.eq(o)),
+            active.map(|a| bots::active.eq(a)),
+            bots::updated_at.eq(now_ms()),
+        ))
+        .execute(c))?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    get(conn, workspace_id, public_id)
+}

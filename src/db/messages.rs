@@ -1,0 +1,162 @@
+//! Messages: insert (deduplicated by `client_msg_id`), and reads by `seq`.
+
+use diesel::prelude::*;
+use frontdesk_actors::{Appended, NewMessage, Sender, StoredMessage};
+
+use super::schema::messages;
+use super::{DbConn, DbError};
+use crate::on_backend;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: i64,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender: String,
+    pub content: String,
+    pub media: Option<String>,
+    pub client_msg_id: Option<String>,
+    pub reply_to: Option<i64>,
+    pub created_at: i64,
+}
+
+impl From<MessageRow> for StoredMessage {
+    fn from(row: MessageRow) -> Self {
+        StoredMessage {
+            id: row.id,
+            conversation_id: row.conversation_id,
+            seq: row.seq,
+            sender: Sender::parse(&row.sender).unwrap_or(Sender::System),
+            content: row.content,
+            media: row.media.and_then(|m| serde_json::from_str(&m).ok()),
+            client_msg_id: row.client_msg_id,
+            reply_to: row.reply_to,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = messages)]
+struct NewMessageRow<'a> {
+    workspace_id: i64,
+    conversation_id: &'a str,
+    seq: i64,
+    sender: &'a str,
+    content: &'a str,
+    media: Option<String>,
+    client_msg_id: Option<&'a str>,
+    reply_to: Option<i64>,
+    created_at: i64,
+}
+
+/// Inserts the message, or returns the one stored earlier with the same `client_msg_id`.
+pub fn insert_or_find(conn: &mut DbConn, message: &NewMessage) -> Result<Appended, DbError> {
+    let row = NewMessageRow {
+        workspace_id: message.workspace_id,
+        conversation_id: &message.conversation_id,
+        seq: message.seq,
+        sender: message.sender.as_str(),
+        content: &message.content,
+        media: message.media.as_ref().map(|m| m.to_string()),
+        client_msg_id: message.client_msg_id.as_deref(),
+        reply_to: message.reply_to,
+        created_at: message.created_at,
+    };
+    let inserted: Option<i64> = on_backend!(conn, c => diesel::insert_into(messages::table)
+        .values(&row)
+        .on_conflict((messages::conversation_id, messages::client_msg_id))
+        .do_nothing()
+        .returning(messages::id)
+        .get_result(c)
+        .optional())?;
+    if let Some(id) = inserted {
+        return Ok(Appended::Inserted(StoredMessage {
+            id,
+            conversation_id: message.conversation_id.clone(),
+            seq: message.seq,
+            sender: message.sender,
+            content: message.content.clone(),
+            media: message.media.clone(),
+            client_msg_id: message.client_msg_id.clone(),
+            reply_to: message.reply_to,
+            created_at: message.created_at,
+        }));
+    }
+    let client_msg_id = message.client_msg_id.clone().unwrap_or_default();
+    let original: MessageRow = on_backend!(conn, c => messages::table
+        .filter(messages::workspace_id.eq(message.workspace_id))
+        .filter(messages::conversation_id.eq(&message.conversation_id))
+        .filter(messages::client_msg_id.eq(&client_msg_id))
+        .select(MessageRow::as_select())
+        .first(c))?;
+    Ok(Appended::Duplicate(original.into()))
+}
+
+/// Messages with `seq` greater than `after`, in order, at most `limit`.
+pub fn after(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    conversation_id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredMessage>, DbError> {
+    let rows: Vec<MessageRow> = on_backend!(conn, c => messages::table
+        .filter(messages::workspace_id.eq(workspace_id))
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::seq.gt(after))
+        .order(messages::seq.asc())
+        .limit(limit)
+        .select(MessageRow::as_select())
+        .load(c))?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// The most recent `limit` messages, oldest first.
+pub fn recent(conn: &mut DbConn, conversation_id: &str, limit: i64) -> Result<Vec<StoredMessage>, DbError> {
+    let mut rows: Vec<MessageRow> = on_backend!(conn, c => messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .order(messages::seq.desc())
+        .limit(limit)
+        .select(MessageRow::as_select())
+        .load(c))?;
+    rows.reverse();
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// The highest `seq` of the conversation, 0 when it has no message.
+pub fn last_seq(conn: &mut DbConn, conversation_id: &str) -> Result<i64, DbError> {
+    let max: Option<i64> = on_backend!(conn, c => messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .select(diesel::dsl::max(messages::seq))
+        .first(c))?;
+    Ok(max.unwrap_or(0))
+}
+
+/// The first message stored in answer to `message_id`.
+pub fn reply_to(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    conversation_id: &str,
+    message_id: i64,
+) -> Result<Option<StoredMessage>, DbError> {
+    let row: Option<MessageRow> = on_backend!(conn, c => messages::table
+        .filter(messages::workspace_id.eq(workspace_id))
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::reply_to.eq(message_id))
+        .order(messages::seq.asc())
+        .select(MessageRow::as_select())
+        .first(c)
+        .optional())?;
+    Ok(row.map(Into::into))
+}
+
+/// Counts the conversation's messages (used by tests and the CLI's checks).
+pub fn count(conn: &mut DbConn, workspace_id: i64, conversation_id: &str) -> Result<i64, DbError> {
+    Ok(on_backend!(conn, c => messages::table
+        .filter(messages::workspace_id.eq(workspace_id))
+        .filter(messages::conversation_id.eq(conversation_id))
+        .count()
+        .get_result(c))?)
+}

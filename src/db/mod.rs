@@ -1,0 +1,223 @@
+//! Storage: one connection type for SQLite and PostgreSQL, its pool, embedded migrations, and
+//! the repositories of each part of the domain.
+//!
+//! Diesel is blocking, so nothing here is called on the actix event loop: [`Db::run`] hands
+//! work to tokio's blocking pool, and the [`writer`] threads group messages into transactions.
+//! Queries that need backend-specific SQL (upserts, `RETURNING`, immediate transactions) are
+//! written once and compiled for each backend with [`on_backend!`].
+
+pub mod bots;
+pub mod conversations;
+pub mod keys;
+pub mod messages;
+pub mod schema;
+pub mod store;
+pub mod workspaces;
+pub mod writer;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub use bots::BotSettings;
+pub use writer::MessageWriter;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to whichever backend the server was started on.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// Runs the same diesel code against the concrete connection of either backend.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so two writers never deadlock
+/// upgrading read locks), an ordinary transaction on PostgreSQL.
+pub fn write_tx<T, F>(conn: &mut DbConn, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, DbError>,
+{
+    use diesel::Connection;
+    match conn {
+        DbConn::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(value) => {
+                    conn.batch_execute("COMMIT")?;
+                    Ok(value)
+                }
+                Err(err) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    Err(err)
+                }
+            }
+        }
+        DbConn::Postgres(_) => conn.transaction(f),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database unavailable: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database task failed: {0}")]
+    Task(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DbError {
+    /// A unique-constraint violation: somebody else created the same thing first.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
+        )
+    }
+}
+
+/// Settings every SQLite connection needs, applied when the pool opens it.
+#[derive(Debug)]
+struct SqlitePragmas {
+    synchronous: &'static str,
+}
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            c.batch_execute(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                 PRAGMA synchronous = {};",
+                self.synchronous
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// The database handle the server shares: a pool plus the message writer.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager<DbConn>>,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens the pool for `url` (`sqlite://path` or a bare path for SQLite, `postgres://…`).
+    pub fn connect(url: &str, pool_size: u32) -> anyhow::Result<Db> {
+        let (backend, target) = parse_url(url)?;
+        if backend == Backend::Sqlite {
+            if let Some(parent) = Path::new(&target).parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let manager = ConnectionManager::<DbConn>::new(target);
+        let pool = Pool::builder()
+            .max_size(pool_size.max(2))
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(SqlitePragmas { synchronous: "FULL" }))
+            .build(manager)
+            .map_err(|err| anyhow::anyhow!("cannot open the {} database: {err}", backend.name()))?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection for blocking code that is already off the event loop (CLI, writer threads).
+    pub fn conn(&self) -> Result<PooledConnection<ConnectionManager<DbConn>>, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs blocking database work on tokio's blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|err| DbError::Task(err.to_string()))?
+    }
+
+    /// Applies every pending migration of this backend; returns how many ran.
+    pub fn migrate(&self) -> anyhow::Result<usize> {
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        }
+        .map_err(|err| anyhow::anyhow!("migration failed: {err}"))?;
+        Ok(applied)
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from)).await.is_ok()
+    }
+}
+
+/// Splits a database URL into its backend and the string diesel connects with.
+pub fn parse_url(url: &str) -> anyhow::Result<(Backend, String)> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok((Backend::Sqlite, path.to_owned()));
+    }
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        return Ok((Backend::Sqlite, path.to_owned()));
+    }
+    match url.split_once("://") {
+        Some((scheme, _)) => anyhow::bail!(
+            "DATABASE_URL has the unsupported scheme `{scheme}`: use postgres://… or sqlite://path (or leave it unset \
+             for the SQLite file in the data folder)"
+        ),
+        None => Ok((Backend::Sqlite, url.to_owned())),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

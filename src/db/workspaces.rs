@@ -1,0 +1,121 @@
+//! Workspaces (tenants): creation with every credential a seed API authenticates with.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::bots::{self, BotSettings, Fact};
+use super::schema::workspaces;
+use super::{keys, now_ms, write_tx, DbConn, DbError};
+use crate::on_backend;
+use crate::secrets;
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = workspaces)]
+pub struct WorkspaceRow {
+    pub id: i64,
+    pub public_id: String,
+    pub name: String,
+    pub timezone: String,
+    pub created_at: i64,
+}
+
+/// A new workspace and its secrets in clear: printed once, never stored so.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedWorkspace {
+    pub workspace_id: i64,
+    pub public_id: String,
+    pub name: String,
+    pub workspace_token: String,
+    pub external_api_key: String,
+    pub bot_id: String,
+    pub api_key: String,
+}
+
+/// Creates a workspace with a workspace token, an external API key, one API key and one bot.
+/// `demo` gives the bot the sample practice's facts and policies.
+pub fn create(conn: &mut DbConn, name: &str, demo: bool) -> Result<CreatedWorkspace, DbError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(DbError::Invalid("name must not be empty".into()));
+    }
+    let workspace_token = secrets::generate(secrets::WORKSPACE_TOKEN_PREFIX);
+    let external_api_key = secrets::generate(secrets::EXTERNAL_KEY_PREFIX);
+    let public_id = uuid::Uuid::new_v4().to_string();
+    write_tx(conn, |conn| {
+        let id: i64 = on_backend!(conn, c => diesel::insert_into(workspaces::table)
+            .values((
+                workspaces::public_id.eq(&public_id),
+                workspaces::name.eq(name),
+                workspaces::token_hash.eq(secrets::hash(&workspace_token)),
+                workspaces::external_key_hash.eq(secrets::hash(&external_api_key)),
+                workspaces::created_at.eq(now_ms()),
+            ))
+            .returning(workspaces::id)
+            .get_result(c))?;
+        let api_key = keys::create(conn, id, "default")?;
+        let settings = if demo { demo_bot_settings(name) } else { BotSettings::default() };
+        let bot = bots::create(conn, id, &format!("{name} assistant"), &settings, &[])?;
+        Ok(CreatedWorkspace {
+            workspace_id: id,
+            public_id: public_id.clone(),
+            name: name.to_owned(),
+            workspace_token: workspace_token.clone(),
+            external_api_key: external_api_key.clone(),
+            bot_id: bot.public_id,
+            api_key,
+        })
+    })
+}
+
+pub fn get(conn: &mut DbConn, id: i64) -> Result<Option<WorkspaceRow>, DbError> {
+    Ok(on_backend!(conn, c => workspaces::table
+        .filter(workspaces::id.eq(id))
+        .select(WorkspaceRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(on_backend!(conn, c => workspaces::table.count().get_result(c))?)
+}
+
+/// The sample practice's bot: what a newcomer can ask about at once.
+pub fn demo_bot_settings(practice: &str) -> BotSettings {
+    let fact = |title: &str, content: &str| Fact { title: title.into(), content: content.into() };
+    BotSettings {
+        welcome_message: format!(
+            "Hi! Welcome to {practice}. I can tell you about our opening hours, location, parking, insurance, \
+             prices and policies. How can I help?"
+        ),
+        company_facts: vec![
+            fact(
+                "Opening hours",
+                "We are open Monday to Friday from 8:00 to 18:00, and Saturday from 9:00 to 13:00. We are closed on \
+                 Sundays.",
+            ),
+            fact("Location and address", "You will find us at 12 Harbour Street, Springfield, on the second floor."),
+            fact("Parking", "Free parking is available behind the building; the entrance is on Mill Lane."),
+            fact(
+                "Insurance accepted",
+                "We accept Delta Dental, Aetna, Cigna and MetLife insurance plans, and we offer payment plans.",
+            ),
+            fact(
+                "Prices of services",
+                "A general consultation costs $80, a teeth cleaning $120 and teeth whitening $350.",
+            ),
+            fact("Emergency appointments", "For a dental emergency call +1 555 010 2030; we keep same-day slots."),
+        ],
+        policies: vec![
+            fact(
+                "Cancellation policy",
+                "Please cancel or reschedule at least 24 hours before your appointment; late cancellations may be \
+                 charged $25.",
+            ),
+            fact(
+                "New patients",
+                "New patients are welcome; please arrive 10 minutes early to fill in the intake form.",
+            ),
+        ],
+        ..BotSettings::default()
+    }
+}

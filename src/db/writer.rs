@@ -1,0 +1,116 @@
+//! Group commit for messages: the writes of many conversations go into one transaction.
+//!
+//! Sessions hand their messages to a writer thread and wait; the thread takes everything that
+//! has queued up (up to a batch limit), inserts it in one transaction, and only after the commit
+//! answers each waiter. One fsync then covers a whole batch, which is what lets thousands of
+//! messages a second be acknowledged with every one of them durable. If a batch fails, its
+//! messages are retried one transaction each, so one bad row cannot fail its neighbours.
+
+use std::sync::mpsc;
+use std::thread;
+
+use frontdesk_actors::{Appended, NewMessage, StoreError};
+use tokio::sync::oneshot;
+
+use super::{messages, write_tx, Db, DbError};
+
+/// Most messages one transaction takes.
+const MAX_BATCH: usize = 512;
+
+struct Job {
+    message: NewMessage,
+    done: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+/// Hands messages to the writer threads. Cloning shares the threads.
+#[derive(Clone)]
+pub struct MessageWriter {
+    lanes: Vec<mpsc::Sender<Job>>,
+}
+
+impl MessageWriter {
+    /// Starts `threads` writer threads (SQLite takes one writer at a time: use 1 there).
+    pub fn start(db: Db, threads: usize) -> MessageWriter {
+        let lanes = (0..threads.max(1))
+            .map(|lane| {
+                let (tx, rx) = mpsc::channel::<Job>();
+                let db = db.clone();
+                thread::Builder::new()
+                    .name(format!("frontdesk-writer-{lane}"))
+                    .spawn(move || write_loop(db, rx))
+                    .expect("cannot start a message writer thread");
+                tx
+            })
+            .collect();
+        MessageWriter { lanes }
+    }
+
+    /// Persists one message; resolves once it is committed.
+    pub async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
+        // One conversation always goes to the same lane, so its writes stay in order.
+        let lane = fxhash(&message.conversation_id) % self.lanes.len();
+        let (done, answer) = oneshot::channel();
+        self.lanes[lane]
+            .send(Job { message, done })
+            .map_err(|_| StoreError::Unavailable("message writer stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Unavailable("message writer stopped".into()))?
+    }
+}
+
+fn fxhash(s: &str) -> usize {
+    s.bytes().fold(0usize, |h, b| (h.rotate_left(5) ^ b as usize).wrapping_mul(0x517c_c1b7_2722_0a95))
+}
+
+fn write_loop(db: Db, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        write_batch(&db, batch);
+    }
+}
+
+fn write_batch(db: &Db, batch: Vec<Job>) {
+    let mut conn = match db.conn() {
+        Ok(conn) => conn,
+        Err(err) => {
+            tracing::error!(error = %err, "message writer has no database connection");
+            for job in batch {
+                let _ = job.done.send(Err(StoreError::Unavailable(err.to_string())));
+            }
+            return;
+        }
+    };
+    let together = write_tx(&mut conn, |conn| {
+        batch.iter().map(|job| messages::insert_or_find(conn, &job.message)).collect::<Result<Vec<_>, DbError>>()
+    });
+    match together {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = job.done.send(Ok(outcome));
+            }
+        }
+        Err(err) if batch.len() == 1 => {
+            let job = batch.into_iter().next().expect("one job");
+            let _ = job.done.send(Err(to_store_error(err)));
+        }
+        Err(_) => {
+            for job in batch {
+                let alone = write_tx(&mut conn, |conn| messages::insert_or_find(conn, &job.message));
+                let _ = job.done.send(alone.map_err(to_store_error));
+            }
+        }
+    }
+}
+
+fn to_store_error(err: DbError) -> StoreError {
+    tracing::error!(error = %err, "message could not be stored");
+    match err {
+        DbError::Pool(_) => StoreError::Unavailable(err.to_string()),
+        other => StoreError::Other(other.to_string()),
+    }
+}

@@ -1,0 +1,157 @@
+//! The error policy of the HTTP surface.
+//!
+//! Every failure a client sees is `{"error": "<what is wrong, naming the field>"}` with the
+//! status that says whose fault it is: 400 for a body or query that cannot be read (bad JSON,
+//! a missing or wrongly typed field), 401 for missing or wrong credentials, 403 for valid
+//! credentials that may not do this, 404 for an id that does not exist *for this caller*
+//! (another workspace's ids are indistinguishable from unknown ones), 409 for a state conflict,
+//! 413 for a body over the limit, 422 for well-formed input that breaks a rule (too long,
+//! empty, out of range), 429 for a rate limit, 503 when a dependency is down. Anything else is
+//! a 500 whose body says only "internal server error": the cause goes to the log with the
+//! request's span, never to the client.
+
+use std::fmt;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use frontdesk_actors::SessionError;
+use futures::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::config::Limits;
+use crate::db::DbError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+    /// A failure that is ours: logged in full, shown as a bare 500.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Invalid(message) => ApiError::unprocessable(message),
+            DbError::Pool(_) => {
+                tracing::error!(error = %err, "database unavailable");
+                ApiError::unavailable("database unavailable, try again shortly")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::NotFound => ApiError::not_found("conversation not found"),
+            SessionError::Closed => ApiError::conflict("conversation is closed"),
+            SessionError::Unavailable(why) => {
+                tracing::error!(error = %why, "conversation unavailable");
+                ApiError::unavailable("conversation temporarily unavailable, try again shortly")
+            }
+        }
+    }
+}
+
+/// Describes a JSON deserialisation failure with the path of the field at fault.
+pub fn describe_json_error(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = err.path().to_string();
+    let inner = err.inner();
+    let what = inner.to_string();
+    // serde_json appends " at line L column C"; the field path says more to an API user.
+    let what = what.split(" at line ").next().unwrap_or(&what).to_owned();
+    if inner.is_syntax() || inner.is_eof() {
+        format!("malformed JSON body: {what}")
+    } else if path == "." || what.starts_with("missing field") {
+        format!("invalid body: {what}")
+    } else {
+        format!("invalid field `{path}`: {what}")
+    }
+}
+
+/// A JSON body, read within the payload limit, whose errors name the field at fault.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        let limit = req.app_data::<Limits>().map(|l| l.max_body_bytes).unwrap_or_default();
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(|err| match err.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => {
+                    ApiError::too_large(format!("request body is larger than {limit} bytes"))
+                }
+                _ => ApiError::bad_request(format!("cannot read request body: {err}")),
+            })?;
+            if bytes.is_empty() {
+                return Err(ApiError::bad_request("request body is empty: a JSON object was expected"));
+            }
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            let value: T = serde_path_to_error::deserialize(&mut de)
+                .map_err(|err| ApiError::bad_request(describe_json_error(&err)))?;
+            de.end().map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))?;
+            Ok(JsonBody(value))
+        })
+    }
+}

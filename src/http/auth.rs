@@ -1,0 +1,62 @@
+//! Who is calling: `Authorization: Bearer <api key>` resolved to a workspace.
+//!
+//! [`require_api_key`] runs as middleware on the `/api` scope, before any handler reads a body,
+//! so a request with bad credentials always gets 401, whatever else is wrong with it. Handlers
+//! take the resolved [`Caller`] as an extractor.
+
+use std::future::{ready, Ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
+
+use crate::chat::Chat;
+use crate::db::keys;
+use crate::error::ApiError;
+
+/// A caller authenticated by an API key: everything it touches is scoped to this workspace.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub workspace_id: i64,
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(req.extensions().get::<Caller>().copied().ok_or_else(|| ApiError::unauthorized("missing API key")))
+    }
+}
+
+/// Middleware: resolves the bearer key to its workspace or answers 401.
+pub async fn require_api_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let chat = req.app_data::<web::Data<Chat>>().cloned().ok_or_else(|| ApiError::internal("chat state missing"))?;
+    let token = bearer(req.request())?;
+    let workspace_id = chat
+        .db
+        .run(move |conn| keys::authenticate(conn, &token))
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+    tracing::Span::current().record("workspace_id", workspace_id);
+    req.extensions_mut().insert(Caller { workspace_id });
+    next.call(req).await
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("missing Authorization header: send `Authorization: Bearer <api key>`")
+    })?;
+    let value = value.to_str().map_err(|_| ApiError::unauthorized("Authorization header is not valid text"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(token.trim().to_owned())
+        }
+        _ => Err(ApiError::unauthorized("Authorization header must be `Bearer <api key>`")),
+    }
+}

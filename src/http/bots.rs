@@ -1,0 +1,145 @@
+//! `/api/workspace` and `/api/bots`: the caller's workspace and its bots' settings.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::chat::Chat;
+use crate::db::bots::{self, BotRow, BotSettings};
+use crate::db::workspaces;
+use crate::error::{ApiError, JsonBody};
+use crate::http::auth::Caller;
+
+/// A bot as the API shows it; `id` is its public id.
+#[derive(Debug, Serialize)]
+pub struct BotView {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+    pub settings: BotSettings,
+    pub allowed_origins: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<BotRow> for BotView {
+    fn from(row: BotRow) -> Self {
+        BotView {
+            settings: row.settings(),
+            allowed_origins: row.allowed_origins(),
+            id: row.public_id,
+            name: row.name,
+            active: row.active,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+pub async fn workspace(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let id = caller.workspace_id;
+    let row = chat
+        .db
+        .run(move |conn| workspaces::get(conn, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace not found"))?;
+    Ok(HttpResponse::Ok().json(row))
+}
+
+pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let id = caller.workspace_id;
+    let rows = chat.db.run(move |conn| bots::list(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": rows.into_iter().map(BotView::from).collect::<Vec<_>>() })))
+}
+
+pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let bot = chat.workspace_bot(caller.workspace_id, Some(path.into_inner())).await?;
+    Ok(HttpResponse::Ok().json(BotView::from(bot)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBot {
+    pub name: String,
+    #[serde(default)]
+    pub settings: BotSettings,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+pub async fn create(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    body: JsonBody<CreateBot>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    validate_name(&body.name)?;
+    validate_origins(&body.allowed_origins)?;
+    let id = caller.workspace_id;
+    let row = chat
+        .db
+        .run(move |conn| bots::create(conn, id, body.name.trim(), &body.settings, &body.allowed_origins))
+        .await?;
+    Ok(HttpResponse::Created().json(BotView::from(row)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBot {
+    pub name: Option<String>,
+    pub settings: Option<BotSettings>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub active: Option<bool>,
+}
+
+pub async fn update(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonBody<UpdateBot>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    if let Some(name) = &body.name {
+        validate_name(name)?;
+    }
+    if let Some(origins) = &body.allowed_origins {
+        validate_origins(origins)?;
+    }
+    let id = caller.workspace_id;
+    let public_id = path.into_inner();
+    let row = chat
+        .db
+        .run(move |conn| {
+            bots::update(
+                conn,
+                id,
+                &public_id,
+                body.name.as_deref().map(str::trim),
+                body.settings.as_ref(),
+                body.allowed_origins.as_deref(),
+                body.active,
+            )
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("bot not found"))?;
+    chat.bots.invalidate(row.id);
+    Ok(HttpResponse::Ok().json(BotView::from(row)))
+}
+
+fn validate_name(name: &str) -> Result<(), ApiError> {
+    let len = name.trim().chars().count();
+    if len == 0 || len > 200 {
+        return Err(ApiError::unprocessable("name must be 1 to 200 characters"));
+    }
+    Ok(())
+}
+
+fn validate_origins(origins: &[String]) -> Result<(), ApiError> {
+    for origin in origins {
+        if !(origin.starts_with("https://") || origin.starts_with("http://")) || origin.ends_with('/') {
+            return Err(ApiError::unprocessable(format!(
+                "allowed_origins entry `{origin}` must be an origin such as https://example.com"
+            )));
+        }
+    }
+    Ok(())
+}

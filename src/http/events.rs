@@ -1,0 +1,111 @@
+//! `GET /api/conversations/{id}/events`: a conversation's live events as Server-Sent Events.
+//!
+//! Stored messages carry their `seq` as the event id, so a client that reconnects with
+//! `Last-Event-ID` (or `?last_event_id=`) first gets exactly the messages it missed, read from
+//! the database, then the live stream. Deltas and typing carry no id: they are not replayed.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use frontdesk_actors::ConversationEvent;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::chat::Chat;
+use crate::error::ApiError;
+use crate::http::auth::Caller;
+
+const KEEPALIVE: Duration = Duration::from_secs(15);
+const REPLAY_PAGE: i64 = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    pub last_event_id: Option<i64>,
+}
+
+/// One SSE frame for an event; stored messages get their `seq` as id.
+pub fn frame(event: &ConversationEvent) -> Bytes {
+    let kind = match event {
+        ConversationEvent::Message { .. } => "message",
+        ConversationEvent::Delta { .. } => "delta",
+        ConversationEvent::Done { .. } => "done",
+        ConversationEvent::Typing { .. } => "typing",
+        ConversationEvent::Closed { .. } => "closed",
+    };
+    let data = serde_json::to_string(event).unwrap_or_default();
+    match event.stored_message() {
+        Some(message) => Bytes::from(format!("id: {}\nevent: {kind}\ndata: {data}\n\n", message.seq)),
+        None => Bytes::from(format!("event: {kind}\ndata: {data}\n\n")),
+    }
+}
+
+pub async fn stream(
+    req: HttpRequest,
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let from_header = match req.headers().get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a message seq (a whole number)"))?,
+        ),
+        None => None,
+    };
+    let mut last = from_header.or(query.last_event_id).unwrap_or(0);
+    let workspace_id = caller.workspace_id;
+    let row = chat.conversation(workspace_id, &path).await?;
+    let conversation_id = row.id;
+    let mut events = chat.bus.subscribe(&conversation_id);
+    let chat = chat.into_inner();
+
+    let body = async_stream::stream! {
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        let mut catch_up = true;
+        loop {
+            if catch_up {
+                catch_up = false;
+                loop {
+                    let page = match chat.history_after(workspace_id, &conversation_id, last, REPLAY_PAGE).await {
+                        Ok(page) => page,
+                        Err(_) => return,
+                    };
+                    let full = page.len() as i64 == REPLAY_PAGE;
+                    for message in page {
+                        last = message.seq;
+                        yield Ok::<_, actix_web::Error>(frame(&ConversationEvent::replay(message)));
+                    }
+                    if !full { break; }
+                }
+            }
+            tokio::select! {
+                received = events.recv() => match received {
+                    Ok(event) => {
+                        if let Some(message) = event.stored_message() {
+                            if message.seq <= last { continue; }
+                            if message.seq > last + 1 { catch_up = true; continue; }
+                            last = message.seq;
+                        }
+                        yield Ok(frame(&event));
+                    }
+                    Err(RecvError::Lagged(_)) => catch_up = true,
+                    Err(RecvError::Closed) => return,
+                },
+                _ = keepalive.tick() => yield Ok(Bytes::from_static(b": keepalive\n\n")),
+            }
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}

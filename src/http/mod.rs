@@ -1,0 +1,50 @@
+//! The REST surface: one module per resource, all answering JSON and failing per
+//! [`crate::error`]. [`routes`] mounts everything, the widget socket included.
+
+pub mod auth;
+pub mod bots;
+pub mod conversations;
+pub mod events;
+pub mod health;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/ws/widget", web::get().to(crate::ws::visitor::connect))
+        .service(
+            web::scope("/api")
+                .wrap(actix_web::middleware::from_fn(auth::require_api_key))
+                .route("/workspace", web::get().to(bots::workspace))
+                .route("/bots", web::get().to(bots::list))
+                .route("/bots", web::post().to(bots::create))
+                .route("/bots/{bot_id}", web::get().to(bots::get))
+                .route("/bots/{bot_id}", web::patch().to(bots::update))
+                .route("/conversations", web::post().to(conversations::start))
+                .route("/conversations/{id}", web::get().to(conversations::get))
+                .route("/conversations/{id}/close", web::post().to(conversations::close))
+                .route("/conversations/{id}/messages", web::post().to(conversations::send))
+                .route("/conversations/{id}/messages", web::get().to(conversations::list_messages))
+                .route("/conversations/{id}/events", web::get().to(events::stream)),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// Query and path errors in the same shape as every other error.
+pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let text = err.to_string();
+    let text = text.strip_prefix("Query deserialize error: ").unwrap_or(&text).to_owned();
+    ApiError::bad_request(format!("invalid query parameter: {text}")).into()
+}
+
+pub fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(format!("invalid path: {err}")).into()
+}

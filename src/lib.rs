@@ -1,0 +1,19 @@
+//! frontdesk: a self-hosted AI front desk.
+//!
+//! The library holds everything; `main.rs` is a thin CLI over it. The live runtime (one actor
+//! per conversation) is the `frontdesk-actors` crate; this crate gives it its adapters: the
+//! database ([`db`]), the brains ([`brain`]), event fan-out ([`cluster`]), and the transports
+//! ([`http`] for REST and SSE, [`ws`] for the widget socket), all over the one chat core in
+//! [`chat`].
+
+pub mod brain;
+pub mod chat;
+pub mod cluster;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod secrets;
+pub mod startup;
+pub mod telemetry;
+pub mod ws;

@@ -1,0 +1,119 @@
+//! The `frontdesk` command: a thin CLI over the library.
+
+use clap::{Parser, Subcommand};
+use frontdesk::config::{Settings, SettingsArgs};
+use frontdesk::db::{keys, workspaces};
+use frontdesk::startup::{open_database, Application};
+use frontdesk::telemetry;
+
+/// frontdesk: a self-hosted AI front desk (widget chat, knowledge, bookings, leads, agents, webhooks).
+///
+/// Every setting can be given as a flag, as the environment variable shown, or in a TOML file
+/// under the same name; flags win over the environment, which wins over the file.
+#[derive(Debug, Parser)]
+#[command(name = "frontdesk", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage workspaces.
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkspaceCommand {
+    /// Create a workspace with its bot and credentials; prints them as one JSON object.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Give the bot the sample practice's facts and policies.
+        #[arg(long)]
+        demo: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create an API key for a workspace; prints it once as JSON.
+    Create {
+        #[arg(long)]
+        workspace: i64,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::resolve(&cli.settings)?;
+    telemetry::init(settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => {
+            let db = open_database(&settings)?;
+            println!("{}", serde_json::json!({ "migrated": true, "backend": db.backend().name() }));
+            Ok(())
+        }
+        Command::Workspace { command: WorkspaceCommand::Create { name, demo } } => {
+            let db = open_database(&settings)?;
+            let mut conn = db.conn()?;
+            let created = workspaces::create(&mut conn, &name, demo)?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+            Ok(())
+        }
+        Command::Key { command: KeyCommand::Create { workspace, name } } => {
+            let db = open_database(&settings)?;
+            let mut conn = db.conn()?;
+            let key = keys::create(&mut conn, workspace, &name)?;
+            println!("{}", serde_json::json!({ "workspace_id": workspace, "api_key": key }));
+            Ok(())
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_rt::System::new().block_on(async move {
+        let bind = settings.bind.clone();
+        let app = Application::build(settings).await?;
+        let host = bind.rsplit_once(':').map(|(host, _)| host).unwrap_or("127.0.0.1");
+        let base = format!("http://{host}:{}", app.port());
+        println!("frontdesk listening on {base}");
+        if let Some(demo) = &app.demo {
+            print_demo_banner(&base, demo);
+        }
+        app.run().await?;
+        Ok(())
+    })
+}
+
+fn print_demo_banner(base: &str, demo: &workspaces::CreatedWorkspace) {
+    let ws = base.replacen("http", "ws", 1);
+    println!(
+        "\nCreated the demo workspace. Its secrets are shown only now; keep them:\n{}\n\n\
+         Chat over REST:\n  \
+         curl -s -X POST {base}/api/conversations -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{}}'\n  \
+         curl -s -X POST {base}/api/conversations/<id>/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"text\":\"What are your opening hours?\"}}'\n\n\
+         Chat over WebSocket (e.g. with websocat):\n  \
+         websocat {ws}/ws/widget   then send: {{\"type\":\"hello\",\"bot_id\":\"{bot}\"}}\n                                 and: {{\"type\":\"message\",\"text\":\"Where are you located?\"}}\n",
+        serde_json::to_string_pretty(demo).unwrap_or_default(),
+        key = demo.api_key,
+        bot = demo.bot_id,
+    );
+}

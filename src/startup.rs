@@ -1,0 +1,128 @@
+//! Building and running the server: database, migrations, the demo workspace on first start,
+//! the ports of the live runtime, and the HTTP server. Tests build the same [`Application`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use frontdesk_actors::{Ports, SessionConfig, SessionRegistry, SystemClock};
+use tracing_actix_web::TracingLogger;
+
+use crate::brain::builtin::BuiltinBrain;
+use crate::brain::BotSettingsCache;
+use crate::chat::Chat;
+use crate::cluster::LocalBus;
+use crate::config::Settings;
+use crate::db::store::DbConversationStore;
+use crate::db::workspaces::{self, CreatedWorkspace};
+use crate::db::{Backend, Db, MessageWriter};
+use crate::http;
+
+/// Messages a session keeps as context for the brain.
+const CONTEXT_WINDOW: usize = 20;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    /// The demo workspace, when this start created it (its secrets are shown only now).
+    pub demo: Option<CreatedWorkspace>,
+}
+
+/// Opens the database and applies pending migrations.
+pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database_url, settings.db_pool_size)?;
+    let applied = db.migrate()?;
+    if applied > 0 {
+        tracing::info!(applied, backend = db.backend().name(), "migrations applied");
+    }
+    Ok(db)
+}
+
+impl Application {
+    /// Builds everything and binds the listener; serving starts with [`Application::run`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let opened = {
+            let settings = settings.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(Db, Option<CreatedWorkspace>)> {
+                let db = open_database(&settings)?;
+                let mut conn = db.conn()?;
+                let demo = if settings.demo && workspaces::count(&mut conn)? == 0 {
+                    Some(workspaces::create(&mut conn, "Bright Smile Dental", true)?)
+                } else {
+                    None
+                };
+                Ok((db, demo))
+            })
+            .await??
+        };
+        let (db, demo) = opened;
+        if settings.redis_url.is_some() {
+            tracing::warn!("REDIS_URL is set, but this build coordinates in-process only: run a single node");
+        }
+        if settings.openai_base_url.is_some() {
+            tracing::warn!("OPENAI_BASE_URL is set, but this build answers with the built-in brain only");
+        }
+
+        let writers = settings.db_writers.unwrap_or(match db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        });
+        let writer = MessageWriter::start(db.clone(), writers);
+        let bus = Arc::new(LocalBus::new());
+        let bots = Arc::new(BotSettingsCache::new(db.clone()));
+        let ports = Ports {
+            store: Arc::new(DbConversationStore::new(db.clone(), writer, CONTEXT_WINDOW)),
+            brain: Arc::new(BuiltinBrain::new(bots.clone())),
+            bus: bus.clone(),
+            clock: Arc::new(SystemClock),
+        };
+        let registry = SessionRegistry::new(
+            ports,
+            SessionConfig { idle_timeout: settings.session_idle, context_window: CONTEXT_WINDOW, ..Default::default() },
+        );
+        let limits = settings.limits();
+        let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits });
+
+        actix_rt::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                bus.sweep();
+            }
+        });
+
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(chat.clone())
+                .app_data(limits)
+                .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+                .app_data(web::QueryConfig::default().error_handler(http::query_error))
+                .app_data(web::PathConfig::default().error_handler(http::path_error))
+                .configure(http::routes)
+        })
+        .workers(settings.workers)
+        .shutdown_timeout(5)
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server, demo })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

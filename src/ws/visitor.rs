@@ -1,0 +1,306 @@
+//! `GET /ws/widget`: the widget's socket, one `VisitorSocket` actor per connection.
+//!
+//! Protocol (JSON text frames, each with a `type`; see the README):
+//! client → `hello` {bot_id, conversation_id?, last_seq?}, `message` {client_msg_id?, text,
+//! media?}, `typing` {on}, `ping`; server → `ready`, `ack`, `message`, `delta`, `done`, `typing`,
+//! `closed`, `error`, `pong`. A frame that cannot be read gets an `error` frame and the socket
+//! stays open; a frame over the size limit closes it with 1009. The server pings every 15 s and
+//! drops a socket silent for 45 s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use frontdesk_actors::{ConversationEvent, Sender, StoredMessage};
+use serde::{Deserialize, Serialize};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::chat::{Chat, VisitorInput};
+use crate::error::{describe_json_error, ApiError};
+
+const HEARTBEAT: Duration = Duration::from_secs(15);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
+const REPLAY_PAGE: i64 = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientFrame {
+    Hello { bot_id: String, conversation_id: Option<String>, last_seq: Option<i64> },
+    Message { client_msg_id: Option<String>, text: String, media: Option<serde_json::Value> },
+    Typing { on: bool },
+    Ping,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerFrame<'a> {
+    Ready {
+        conversation_id: &'a str,
+        bot_id: &'a str,
+        resumed: bool,
+    },
+    Ack {
+        client_msg_id: &'a str,
+        message: &'a StoredMessage,
+        duplicate: bool,
+    },
+    Error {
+        error: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
+    },
+    Pong,
+}
+
+struct Joined {
+    conversation_id: String,
+    workspace_id: i64,
+}
+
+pub struct VisitorSocket {
+    chat: web::Data<Chat>,
+    origin: Option<String>,
+    joined: Option<Joined>,
+    joining: bool,
+    /// The highest `seq` this socket has delivered; replays and live events continue from it.
+    last_seq: i64,
+    heard_from: Instant,
+}
+
+pub async fn connect(req: HttpRequest, stream: web::Payload, chat: web::Data<Chat>) -> actix_web::Result<HttpResponse> {
+    let origin = req.headers().get("origin").and_then(|o| o.to_str().ok()).map(str::to_owned);
+    let max_frame = chat.limits.max_frame_bytes;
+    let socket = VisitorSocket { chat, origin, joined: None, joining: false, last_seq: 0, heard_from: Instant::now() };
+    ws::WsResponseBuilder::new(socket, &req, stream).frame_size(max_frame).start()
+}
+
+impl Actor for VisitorSocket {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(HEARTBEAT, |act, ctx| {
+            if act.heard_from.elapsed() > CLIENT_TIMEOUT {
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+}
+
+impl VisitorSocket {
+    fn send(ctx: &mut ws::WebsocketContext<Self>, frame: &ServerFrame<'_>) {
+        if let Ok(text) = serde_json::to_string(frame) {
+            ctx.text(text);
+        }
+    }
+
+    fn error(ctx: &mut ws::WebsocketContext<Self>, error: &str, client_msg_id: Option<&str>) {
+        Self::send(ctx, &ServerFrame::Error { error, client_msg_id });
+    }
+
+    fn deliver(&mut self, ctx: &mut ws::WebsocketContext<Self>, event: &ConversationEvent) {
+        if let Some(message) = event.stored_message() {
+            self.last_seq = self.last_seq.max(message.seq);
+        }
+        if let Ok(text) = serde_json::to_string(event) {
+            ctx.text(text);
+        }
+    }
+
+    /// Sends every stored message after `last_seq`, from the database, before anything live.
+    fn catch_up(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(joined) = &self.joined else { return };
+        let chat = self.chat.clone();
+        let (workspace_id, id, after) = (joined.workspace_id, joined.conversation_id.clone(), self.last_seq);
+        ctx.wait(async move { read_all_after(&chat, workspace_id, &id, after).await }.into_actor(self).map(
+            |missed, act, ctx| match missed {
+                Ok(messages) => {
+                    for message in messages {
+                        act.deliver(ctx, &ConversationEvent::replay(message));
+                    }
+                }
+                Err(err) => Self::error(ctx, err.message(), None),
+            },
+        ));
+    }
+
+    fn hello(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        bot_id: String,
+        conversation_id: Option<String>,
+        last_seq: Option<i64>,
+    ) {
+        if self.joined.is_some() || self.joining {
+            return Self::error(ctx, "already joined a conversation: open another socket for another one", None);
+        }
+        if last_seq.is_some_and(|seq| seq < 0) {
+            return Self::error(ctx, "invalid field `last_seq`: must not be negative", None);
+        }
+        self.joining = true;
+        let chat = self.chat.clone();
+        let origin = self.origin.clone();
+        let join = async move {
+            let bot = chat.public_bot(&bot_id).await?;
+            let allowed = bot.allowed_origins();
+            if !allowed.is_empty() && !origin.as_ref().is_some_and(|o| allowed.contains(o)) {
+                return Err(ApiError::forbidden("this page's origin may not use this bot"));
+            }
+            let (row, resumed) = match conversation_id {
+                Some(id) => (chat.bot_conversation(bot.id, &id).await?, true),
+                None => (chat.start(&bot, None, "widget", serde_json::json!({})).await?, false),
+            };
+            // Subscribed before the replay is read, so nothing falls between the two.
+            let events = chat.bus.subscribe(&row.id);
+            Ok((bot.public_id, row, resumed, events))
+        };
+        ctx.wait(join.into_actor(self).map(move |joined, act, ctx| {
+            act.joining = false;
+            match joined {
+                Ok((bot_public_id, row, resumed, events)) => {
+                    tracing::debug!(conversation_id = %row.id, resumed, "widget joined");
+                    Self::send(ctx, &ServerFrame::Ready { conversation_id: &row.id, bot_id: &bot_public_id, resumed });
+                    act.joined = Some(Joined { conversation_id: row.id, workspace_id: row.workspace_id });
+                    act.last_seq = last_seq.unwrap_or(0);
+                    ctx.add_stream(BroadcastStream::new(events));
+                    act.catch_up(ctx);
+                }
+                Err(err) => Self::error(ctx, err.message(), None),
+            }
+        }));
+    }
+
+    fn message(&mut self, ctx: &mut ws::WebsocketContext<Self>, input: VisitorInput) {
+        let echo_id = input.client_msg_id.clone();
+        let Some(joined) = &self.joined else {
+            return Self::error(ctx, "send a hello frame first", echo_id.as_deref());
+        };
+        let message = match self.chat.validate(input) {
+            Ok(message) => message,
+            Err(err) => return Self::error(ctx, err.message(), echo_id.as_deref()),
+        };
+        let chat = self.chat.clone();
+        let id = joined.conversation_id.clone();
+        let client_msg_id = message.client_msg_id.clone();
+        ctx.wait(async move { chat.post(&id, message).await }.into_actor(self).map(
+            move |posted, _act, ctx| match posted {
+                Ok(posted) => Self::send(
+                    ctx,
+                    &ServerFrame::Ack {
+                        client_msg_id: &client_msg_id,
+                        message: &posted.message,
+                        duplicate: posted.duplicate,
+                    },
+                ),
+                Err(err) => Self::error(ctx, err.message(), Some(&client_msg_id)),
+            },
+        ));
+    }
+
+    fn typing(&mut self, ctx: &mut ws::WebsocketContext<Self>, on: bool) {
+        let Some(joined) = &self.joined else { return Self::error(ctx, "send a hello frame first", None) };
+        let chat = self.chat.clone();
+        let id = joined.conversation_id.clone();
+        ctx.spawn(async move { chat.typing(&id, on).await }.into_actor(self).map(|done, _act, ctx| {
+            if let Err(err) = done {
+                Self::error(ctx, err.message(), None);
+            }
+        }));
+    }
+}
+
+async fn read_all_after(
+    chat: &Chat,
+    workspace_id: i64,
+    conversation_id: &str,
+    mut after: i64,
+) -> Result<Vec<StoredMessage>, ApiError> {
+    let mut all = Vec::new();
+    loop {
+        let page = chat.history_after(workspace_id, conversation_id, after, REPLAY_PAGE).await?;
+        let full = page.len() as i64 == REPLAY_PAGE;
+        after = page.last().map(|m| m.seq).unwrap_or(after);
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSocket {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.heard_from = Instant::now();
+        let frame = match item {
+            Ok(frame) => frame,
+            Err(ws::ProtocolError::Overflow) => {
+                Self::error(ctx, "frame is larger than the server accepts", None);
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Size,
+                    description: Some("frame too large".into()),
+                }));
+                ctx.stop();
+                return;
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "widget socket protocol error");
+                ctx.stop();
+                return;
+            }
+        };
+        match frame {
+            ws::Message::Text(text) => {
+                let mut de = serde_json::Deserializer::from_str(&text);
+                let parsed: Result<ClientFrame, _> = serde_path_to_error::deserialize(&mut de);
+                match parsed {
+                    Ok(ClientFrame::Hello { bot_id, conversation_id, last_seq }) => {
+                        self.hello(ctx, bot_id, conversation_id, last_seq)
+                    }
+                    Ok(ClientFrame::Message { client_msg_id, text, media }) => {
+                        self.message(ctx, VisitorInput { client_msg_id, text, media })
+                    }
+                    Ok(ClientFrame::Typing { on }) => self.typing(ctx, on),
+                    Ok(ClientFrame::Ping) => Self::send(ctx, &ServerFrame::Pong),
+                    Err(err) => Self::error(ctx, &describe_frame_error(&err), None),
+                }
+            }
+            ws::Message::Binary(_) => Self::error(ctx, "binary frames are not supported: send JSON text frames", None),
+            ws::Message::Ping(bytes) => ctx.pong(&bytes),
+            ws::Message::Pong(_) => {}
+            ws::Message::Close(reason) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            ws::Message::Continuation(_) | ws::Message::Nop => {}
+        }
+    }
+}
+
+fn describe_frame_error(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    describe_json_error(err).replacen("body", "frame", 1)
+}
+
+impl StreamHandler<Result<Arc<ConversationEvent>, BroadcastStreamRecvError>> for VisitorSocket {
+    fn handle(&mut self, item: Result<Arc<ConversationEvent>, BroadcastStreamRecvError>, ctx: &mut Self::Context) {
+        let event = match item {
+            Ok(event) => event,
+            // Fell behind the bus: the database has every stored message, take them from there.
+            Err(BroadcastStreamRecvError::Lagged(_)) => return self.catch_up(ctx),
+        };
+        match &*event {
+            ConversationEvent::Typing { sender: Sender::Visitor, .. } => {}
+            other => match other.stored_message() {
+                Some(message) if message.seq <= self.last_seq => {}
+                Some(message) if message.seq > self.last_seq + 1 => self.catch_up(ctx),
+                _ => self.deliver(ctx, other),
+            },
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {
+        // The bus dropped this conversation's channel; the socket itself stays up.
+    }
+}
