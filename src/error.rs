@@ -155,3 +155,26 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         })
     }
 }
+
+/// Query parameters whose errors name the parameter at fault.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let query = req.query_string().as_bytes();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query));
+        std::future::ready(serde_path_to_error::deserialize(de).map(QueryParams).map_err(|err| {
+            let path = err.path().to_string();
+            let what = err.inner().to_string();
+            if path == "." {
+                ApiError::bad_request(format!("invalid query parameter: {what}"))
+            } else {
+                ApiError::bad_request(format!("invalid query parameter `{path}`: {what}"))
+            }
+        }))
+    }
+}

@@ -59,7 +59,21 @@ const STOP_WORDS: &[&str] = &[
 ];
 const GREETINGS: &[&str] =
     &["hi", "hello", "hey", "hiya", "howdy", "greeting", "good", "morning", "afternoon", "evening", "yo", "there"];
-const THANKS: &[&str] = &["thank", "thanks", "thx", "cheer", "appreciate", "great", "ok", "okay", "perfect", "much"];
+const THANKS: &[&str] = &[
+    "thank",
+    "thanks",
+    "thx",
+    "cheer",
+    "appreciate",
+    "great",
+    "ok",
+    "okay",
+    "perfect",
+    "much",
+    "lot",
+    "very",
+    "awesome",
+];
 
 /// Everyday words mapped to the words a fact is likely titled with.
 fn synonyms(word: &str) -> &'static [&'static str] {

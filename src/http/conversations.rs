@@ -8,7 +8,7 @@ use frontdesk_actors::StoredMessage;
 use serde::{Deserialize, Serialize};
 
 use crate::chat::{Chat, VisitorInput};
-use crate::error::{ApiError, JsonBody};
+use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::http::auth::Caller;
 
 /// How long `POST …/messages` waits for the bot's reply before answering without it.
@@ -87,7 +87,7 @@ pub async fn send(
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<String>,
-    options: web::Query<SendOptions>,
+    options: QueryParams<SendOptions>,
     body: JsonBody<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -95,7 +95,7 @@ pub async fn send(
         chat.validate(VisitorInput { client_msg_id: body.client_msg_id, text: body.text, media: body.media })?;
     let row = chat.conversation(caller.workspace_id, &path).await?;
     let posted = chat.post(&row.id, message).await?;
-    let reply = if options.wait {
+    let reply = if options.0.wait {
         tokio::time::timeout(REPLY_WAIT, posted.reply).await.ok().and_then(Result::ok)
     } else {
         None
@@ -130,9 +130,9 @@ pub async fn list_messages(
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<ListMessages>,
+    query: QueryParams<ListMessages>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+    let query = query.0;
     let max_page = chat.limits.max_page_size;
     let limit = query.limit.unwrap_or(50);
     if !(1..=max_page).contains(&limit) {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::chat::Chat;
-use crate::error::ApiError;
+use crate::error::{ApiError, QueryParams};
 use crate::http::auth::Caller;
 
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -47,7 +47,7 @@ pub async fn stream(
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<EventsQuery>,
+    query: QueryParams<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let from_header = match req.headers().get("last-event-id") {
         Some(value) => Some(
@@ -60,7 +60,7 @@ pub async fn stream(
         ),
         None => None,
     };
-    let mut last = from_header.or(query.last_event_id).unwrap_or(0);
+    let mut last = from_header.or(query.0.last_event_id).unwrap_or(0);
     let workspace_id = caller.workspace_id;
     let row = chat.conversation(workspace_id, &path).await?;
     let conversation_id = row.id;

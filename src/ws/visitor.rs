@@ -25,13 +25,66 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 const REPLAY_PAGE: i64 = 200;
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+/// What a client frame asks for. Parsed in two steps (the `type`, then that frame's fields)
+/// so that an error can name the field at fault.
+#[derive(Debug)]
 enum ClientFrame {
-    Hello { bot_id: String, conversation_id: Option<String>, last_seq: Option<i64> },
-    Message { client_msg_id: Option<String>, text: String, media: Option<serde_json::Value> },
-    Typing { on: bool },
+    Hello(Hello),
+    Message(MessageFrame),
+    Typing(Typing),
     Ping,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hello {
+    #[serde(rename = "type")]
+    _type: String,
+    bot_id: String,
+    conversation_id: Option<String>,
+    last_seq: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageFrame {
+    #[serde(rename = "type")]
+    _type: String,
+    client_msg_id: Option<String>,
+    text: String,
+    media: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Typing {
+    #[serde(rename = "type")]
+    _type: String,
+    on: bool,
+}
+
+impl ClientFrame {
+    fn parse(text: &str) -> Result<ClientFrame, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|err| format!("malformed JSON frame: {}", strip_position(&err)))?;
+        let kind = value.get("type").and_then(|t| t.as_str()).ok_or("invalid frame: missing string field `type`")?;
+        fn fields<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+            serde_path_to_error::deserialize(value)
+                .map_err(|err| describe_json_error(&err).replacen("body", "frame", 1))
+        }
+        match kind {
+            "hello" => fields(value).map(ClientFrame::Hello),
+            "message" => fields(value).map(ClientFrame::Message),
+            "typing" => fields(value).map(ClientFrame::Typing),
+            "ping" => Ok(ClientFrame::Ping),
+            other => Err(format!("unknown frame type `{other}`: expected hello, message, typing or ping")),
+        }
+    }
+}
+
+fn strip_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    text.split(" at line ").next().unwrap_or(&text).to_owned()
 }
 
 #[derive(Debug, Serialize)]
@@ -252,21 +305,15 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSocket {
             }
         };
         match frame {
-            ws::Message::Text(text) => {
-                let mut de = serde_json::Deserializer::from_str(&text);
-                let parsed: Result<ClientFrame, _> = serde_path_to_error::deserialize(&mut de);
-                match parsed {
-                    Ok(ClientFrame::Hello { bot_id, conversation_id, last_seq }) => {
-                        self.hello(ctx, bot_id, conversation_id, last_seq)
-                    }
-                    Ok(ClientFrame::Message { client_msg_id, text, media }) => {
-                        self.message(ctx, VisitorInput { client_msg_id, text, media })
-                    }
-                    Ok(ClientFrame::Typing { on }) => self.typing(ctx, on),
-                    Ok(ClientFrame::Ping) => Self::send(ctx, &ServerFrame::Pong),
-                    Err(err) => Self::error(ctx, &describe_frame_error(&err), None),
+            ws::Message::Text(text) => match ClientFrame::parse(&text) {
+                Ok(ClientFrame::Hello(hello)) => self.hello(ctx, hello.bot_id, hello.conversation_id, hello.last_seq),
+                Ok(ClientFrame::Message(m)) => {
+                    self.message(ctx, VisitorInput { client_msg_id: m.client_msg_id, text: m.text, media: m.media })
                 }
-            }
+                Ok(ClientFrame::Typing(typing)) => self.typing(ctx, typing.on),
+                Ok(ClientFrame::Ping) => Self::send(ctx, &ServerFrame::Pong),
+                Err(error) => Self::error(ctx, &error, None),
+            },
             ws::Message::Binary(_) => Self::error(ctx, "binary frames are not supported: send JSON text frames", None),
             ws::Message::Ping(bytes) => ctx.pong(&bytes),
             ws::Message::Pong(_) => {}
@@ -277,10 +324,6 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSocket {
             ws::Message::Continuation(_) | ws::Message::Nop => {}
         }
     }
-}
-
-fn describe_frame_error(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
-    describe_json_error(err).replacen("body", "frame", 1)
 }
 
 impl StreamHandler<Result<Arc<ConversationEvent>, BroadcastStreamRecvError>> for VisitorSocket {

@@ -1,1 +1,33 @@
-fn main() {}
+//! Integration tests: one binary, the real server, both backends.
+//!
+//! Every scenario is an `async fn(Backend)`; `on_both_backends!` turns each into a `sqlite` and
+//! a `postgres` test.
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod durability;
+mod rest;
+mod sse;
+mod tenancy;
+mod websocket;
+
+/// Declares `<scenario>::sqlite` and `<scenario>::postgres` tests for each scenario.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$scenario($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,272 @@
+//! The test harness: the real server on a random port, on a fresh SQLite file or a fresh
+//! PostgreSQL database (dropped afterwards), with real HTTP, SSE and WebSocket clients.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use diesel::{Connection, RunQueryDsl};
+use frontdesk::config::{Settings, SettingsArgs};
+use frontdesk::db::workspaces::{self, CreatedWorkspace};
+use frontdesk::startup::{open_database, Application};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database for one test: a SQLite file in a temp folder, or a PostgreSQL database.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => {
+                TestDb { url: format!("sqlite://{}", dir.path().join("frontdesk.db").display()), dir, pg_name: None }
+            }
+            Backend::Postgres => {
+                let name = format!("frontdesk_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = diesel::PgConnection::establish(PG_ADMIN_URL)
+                    .expect("PostgreSQL must run on 127.0.0.1:5432 with trust auth (see .ci/run)");
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create database");
+                TestDb { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), dir, pg_name: Some(name) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name {
+            if let Ok(mut admin) = diesel::PgConnection::establish(PG_ADMIN_URL) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+            }
+        }
+    }
+}
+
+pub fn settings_for(db: &TestDb) -> Settings {
+    let args = SettingsArgs {
+        bind: Some("127.0.0.1:0".into()),
+        data_dir: Some(db.dir.path().to_path_buf()),
+        database_url: Some(db.url.clone()),
+        workers: Some(2),
+        demo: Some(false),
+        max_body_bytes: Some(64 * 1024),
+        max_frame_bytes: Some(8 * 1024),
+        max_message_chars: Some(1000),
+        ..SettingsArgs::default()
+    };
+    Settings::resolve(&args).expect("settings")
+}
+
+/// A running server and the credentials of two workspaces on it.
+pub struct TestApp {
+    pub base: String,
+    pub ws_url: String,
+    pub http: reqwest::Client,
+    /// The workspace most tests act in (its bot has the demo practice's facts).
+    pub a: CreatedWorkspace,
+    /// Another workspace, for tenancy checks.
+    pub b: CreatedWorkspace,
+    /// Kept until the server has stopped, then removed (dropped after `Drop::drop` below).
+    _db: TestDb,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ = std::thread::spawn(move || futures::executor::block_on(handle.stop(false))).join();
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db = TestDb::new(backend);
+    let settings = settings_for(&db);
+    let (a, b) = {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = open_database(&settings).expect("database");
+            let mut conn = store.conn().expect("connection");
+            let a = workspaces::create(&mut conn, "Workspace A", true).expect("workspace a");
+            let b = workspaces::create(&mut conn, "Workspace B", true).expect("workspace b");
+            (a, b)
+        })
+        .await
+        .unwrap()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let app = Application::build(settings).await.expect("server builds");
+            tx.send((app.port(), app.handle())).unwrap();
+            app.run().await.expect("server runs");
+        })
+    });
+    let (port, handle) = rx.recv_timeout(Duration::from_secs(30)).expect("server started");
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        ws_url: format!("ws://127.0.0.1:{port}/ws/widget"),
+        http: reqwest::Client::new(),
+        a,
+        b,
+        _db: db,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let res = self.http.get(self.url(path)).bearer_auth(key).send().await.expect("request");
+        status_json(res).await
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let res = self.http.post(self.url(path)).bearer_auth(key).json(&body).send().await.expect("request");
+        status_json(res).await
+    }
+
+    /// Starts a conversation in workspace A over REST; returns its id.
+    pub async fn start_conversation(&self) -> String {
+        let (status, body) = self.post(&self.a.api_key, "/api/conversations", json!({})).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends a visitor message in workspace A over REST and returns the whole response.
+    pub async fn say(&self, conversation: &str, text: &str) -> Value {
+        let (status, body) = self
+            .post(&self.a.api_key, &format!("/api/conversations/{conversation}/messages"), json!({ "text": text }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    pub async fn messages(&self, conversation: &str) -> Vec<Value> {
+        let (status, body) =
+            self.get(&self.a.api_key, &format!("/api/conversations/{conversation}/messages?limit=100")).await;
+        assert_eq!(status, 200, "{body}");
+        body["messages"].as_array().unwrap().clone()
+    }
+}
+
+pub async fn status_json(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A widget's socket, with helpers to speak the frame protocol.
+pub struct Widget {
+    pub socket: Socket,
+}
+
+impl Widget {
+    pub async fn connect(app: &TestApp) -> Widget {
+        let (socket, _) = tokio_tungstenite::connect_async(&app.ws_url).await.expect("websocket connects");
+        Widget { socket }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.socket.send(Message::Text(frame.to_string())).await.expect("send frame");
+    }
+
+    /// The next JSON frame (control frames skipped); panics if the socket closes first.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(20), self.socket.next())
+                .await
+                .expect("a frame within 20 s")
+                .expect("socket open")
+                .expect("frame");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Close(reason) => panic!("socket closed: {reason:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Frames until (and including) the first of type `kind`.
+    pub async fn until(&mut self, kind: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let frame = self.next().await;
+            let done = frame["type"] == kind;
+            seen.push(frame);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Says hello; returns the `ready` frame.
+    pub async fn hello(&mut self, bot_id: &str, conversation: Option<&str>, last_seq: Option<i64>) -> Value {
+        let mut frame = json!({ "type": "hello", "bot_id": bot_id });
+        if let Some(id) = conversation {
+            frame["conversation_id"] = json!(id);
+        }
+        if let Some(seq) = last_seq {
+            frame["last_seq"] = json!(seq);
+        }
+        self.send(frame).await;
+        let ready = self.next().await;
+        assert_eq!(ready["type"], "ready", "{ready}");
+        ready
+    }
+}
+
+/// Runs the real `frontdesk` binary with `envs`; returns it and its base URL.
+pub fn spawn_binary(envs: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+        .arg("serve")
+        .envs(envs.iter().copied())
+        .env("FRONTDESK_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("frontdesk binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines.next().expect("frontdesk printed its address").expect("stdout line");
+        if let Some(base) = line.strip_prefix("frontdesk listening on ") {
+            break base.trim().to_owned();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+/// Runs a `frontdesk` CLI command to completion; returns its stdout as JSON.
+pub fn run_cli(args: &[&str], envs: &[(&str, &str)]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("frontdesk runs");
+    assert!(out.status.success(), "frontdesk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
