@@ -198,7 +198,15 @@ impl ConversationSession {
             workspace_id: context.workspace_id,
             bot_id: context.bot_id,
             conversation_id: self.id.clone(),
-            history: context.recent.iter().cloned().collect(),
+            // The context as it stood when this question was asked (later messages wait their
+            // turn), ending with the question even if a burst pushed it out of the window.
+            history: context
+                .recent
+                .iter()
+                .filter(|m| m.seq < question.seq)
+                .cloned()
+                .chain(std::iter::once(question.clone()))
+                .collect(),
             variables: context.variables.clone(),
         };
         let turn = self.next_turn_id;

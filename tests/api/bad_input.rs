@@ -8,6 +8,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::{spawn_app, Backend, Widget};
 use crate::on_both_backends;
 
+/// (method, path, key, raw body, expected status, words the error must contain)
+type Case<'a> = (&'a str, String, &'a str, Option<String>, u16, &'a str);
+
 on_both_backends!(bad_requests_get_clear_errors_and_change_nothing, an_oversized_frame_closes_the_socket_with_1009);
 
 async fn bad_requests_get_clear_errors_and_change_nothing(backend: Backend) {
@@ -20,8 +23,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing(backend: Backend) {
     let unknown = "/api/conversations/00000000-0000-0000-0000-000000000000/messages";
     let oversized = format!(r#"{{"text":"{}"}}"#, "x".repeat(70 * 1024));
 
-    // (method, path, key, raw body, status, words the error must contain)
-    let cases: Vec<(&str, String, &str, Option<String>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", messages.clone(), key, Some("{\"text\":".into()), 400, "malformed JSON"),
         ("POST", messages.clone(), key, Some("[1,2]".into()), 400, "invalid"),
         ("POST", messages.clone(), key, Some(r#"{"text":5}"#.into()), 400, "`text`"),
