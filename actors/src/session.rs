@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::ports::{
     Appended, BrainRequest, ConversationEvent, ConversationSnapshot, ConversationStatus, NewMessage, Ports, Sender,
@@ -126,6 +127,8 @@ struct Turn {
 
 pub struct ConversationSession {
     id: String,
+    /// Everything the session logs is inside this span (conversation and workspace ids).
+    span: tracing::Span,
     ports: Ports,
     config: SessionConfig,
     registration: Registration,
@@ -140,8 +143,10 @@ pub struct ConversationSession {
 
 impl ConversationSession {
     pub(crate) fn new(id: String, ports: Ports, config: SessionConfig, registration: Registration) -> Self {
+        let span = tracing::info_span!("conversation", conversation_id = %id, workspace_id = tracing::field::Empty);
         Self {
             id,
+            span,
             ports,
             config,
             registration,
@@ -215,6 +220,7 @@ impl ConversationSession {
 
         let me = ctx.address();
         let mut chunks = self.ports.brain.reply(request);
+        let span = self.span.clone();
         let drive = async move {
             let mut failed = false;
             while let Some(chunk) = chunks.next().await {
@@ -231,13 +237,16 @@ impl ConversationSession {
             me.do_send(TurnFinished { turn, failed });
         };
         let guard = ctx.address();
-        actix::spawn(async move {
-            // A panicking brain must end the turn, not leave the conversation waiting forever.
-            if AssertUnwindSafe(drive).catch_unwind().await.is_err() {
-                tracing::error!("brain panicked mid-reply");
-                guard.do_send(TurnFinished { turn, failed: true });
+        actix::spawn(
+            async move {
+                // A panicking brain must end the turn, not leave the conversation waiting forever.
+                if AssertUnwindSafe(drive).catch_unwind().await.is_err() {
+                    tracing::error!("brain panicked mid-reply");
+                    guard.do_send(TurnFinished { turn, failed: true });
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     fn reply_to_waiters(&mut self, question_id: i64, reply: &StoredMessage) {
@@ -299,6 +308,7 @@ impl Handler<VisitorMessage> for ConversationSession {
     type Result = AtomicResponse<Self, Result<Posted, SessionError>>;
 
     fn handle(&mut self, msg: VisitorMessage, _ctx: &mut Self::Context) -> Self::Result {
+        let _entered = self.span.clone().entered();
         self.last_activity = Instant::now();
         let now = self.ports.clock.now_ms();
         let id = self.id.clone();
@@ -374,6 +384,7 @@ impl Handler<TurnFinished> for ConversationSession {
     type Result = ();
 
     fn handle(&mut self, msg: TurnFinished, ctx: &mut Self::Context) {
+        let _entered = self.span.clone().entered();
         let Some(turn) = self.turn.take_if(|turn| turn.id == msg.turn) else { return };
         self.last_activity = Instant::now();
         let mut text = turn.text;
