@@ -9,9 +9,8 @@ on_both_backends!(workspace_and_key_commands_print_working_credentials);
 
 async fn workspace_and_key_commands_print_working_credentials(backend: Backend) {
     let db = TestDb::new(backend);
-    let data_dir = db.dir.path().to_str().unwrap().to_owned();
-    let envs =
-        [("DATABASE_URL", db.url.as_str()), ("FRONTDESK_DATA_DIR", data_dir.as_str()), ("FRONTDESK_DEMO", "false")];
+    let owned = db.binary_env();
+    let envs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let migrated = run_cli(&["migrate"], &envs);
     assert_eq!(migrated["migrated"], true);
     let created = run_cli(&["workspace", "create", "--name", "Acme Clinic"], &envs);

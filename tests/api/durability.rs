@@ -9,9 +9,8 @@ on_both_backends!(history_and_seq_survive_a_killed_server);
 
 async fn history_and_seq_survive_a_killed_server(backend: Backend) {
     let db = TestDb::new(backend);
-    let data_dir = db.dir.path().to_str().unwrap().to_owned();
-    let envs =
-        [("DATABASE_URL", db.url.as_str()), ("FRONTDESK_DATA_DIR", data_dir.as_str()), ("FRONTDESK_DEMO", "false")];
+    let owned = db.binary_env();
+    let envs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let created = run_cli(&["workspace", "create", "--name", "Durable Dental", "--demo"], &envs);
     let key = created["api_key"].as_str().unwrap().to_owned();
     let http = reqwest::Client::new();

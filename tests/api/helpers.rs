@@ -46,6 +46,17 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The environment that points the real binary at this database, without a demo workspace.
+    pub fn binary_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.url.clone()),
+            ("FRONTDESK_DATA_DIR", self.dir.path().display().to_string()),
+            ("FRONTDESK_DEMO", "false".to_owned()),
+        ]
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(name) = &self.pg_name {
