@@ -126,9 +126,10 @@ pub fn describe_json_error(err: &serde_path_to_error::Error<serde_json::Error>) 
     }
 }
 
-/// A JSON body, read within the payload limit, whose errors name the field at fault.
+/// A JSON body, read within the payload limit, whose errors name the field at fault. The second
+/// field is the SHA-256 of the raw body (what an `Idempotency-Key` is bound to).
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T>(pub T, pub String);
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
@@ -151,7 +152,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             let value: T = serde_path_to_error::deserialize(&mut de)
                 .map_err(|err| ApiError::bad_request(describe_json_error(&err)))?;
             de.end().map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))?;
-            Ok(JsonBody(value))
+            Ok(JsonBody(value, crate::secrets::hash_bytes(&bytes)))
         })
     }
 }

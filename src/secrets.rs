@@ -32,6 +32,11 @@ pub fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Lowercase hex SHA-256 of any bytes.
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Whether `secret` hashes to `stored`, compared in constant time.
 pub fn verify(secret: &str, stored: &str) -> bool {
     hash(secret).as_bytes().ct_eq(stored.as_bytes()).into()

@@ -8,6 +8,7 @@
 
 pub mod bots;
 pub mod conversations;
+pub mod idempotency;
 pub mod keys;
 pub mod messages;
 pub mod schema;

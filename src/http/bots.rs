@@ -1,6 +1,7 @@
 //! `/api/workspace` and `/api/bots`: the caller's workspace and its bots' settings.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::chat::Chat;
@@ -8,6 +9,7 @@ use crate::db::bots::{self, BotRow, BotSettings};
 use crate::db::workspaces;
 use crate::error::{ApiError, JsonBody};
 use crate::http::auth::Caller;
+use crate::http::idempotency;
 
 /// A bot as the API shows it; `id` is its public id.
 #[derive(Debug, Serialize)]
@@ -67,19 +69,24 @@ pub struct CreateBot {
 }
 
 pub async fn create(
+    req: HttpRequest,
     chat: web::Data<Chat>,
     caller: Caller,
     body: JsonBody<CreateBot>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.0;
+    let JsonBody(body, digest) = body;
     validate_name(&body.name)?;
     validate_origins(&body.allowed_origins)?;
     let id = caller.workspace_id;
-    let row = chat
-        .db
-        .run(move |conn| bots::create(conn, id, body.name.trim(), &body.settings, &body.allowed_origins))
-        .await?;
-    Ok(HttpResponse::Created().json(BotView::from(row)))
+    let key = idempotency::key_of(&req)?;
+    idempotency::once(&chat, id, "bots", key, &digest, || async {
+        let row = chat
+            .db
+            .run(move |conn| bots::create(conn, id, body.name.trim(), &body.settings, &body.allowed_origins))
+            .await?;
+        Ok((StatusCode::CREATED, BotView::from(row)))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,13 +3,15 @@
 
 use std::time::Duration;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 use frontdesk_actors::StoredMessage;
 use serde::{Deserialize, Serialize};
 
 use crate::chat::{Chat, VisitorInput};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::http::auth::Caller;
+use crate::http::idempotency;
 
 /// How long `POST …/messages` waits for the bot's reply before answering without it.
 const REPLY_WAIT: Duration = Duration::from_secs(30);
@@ -26,20 +28,25 @@ pub struct StartConversation {
 }
 
 pub async fn start(
+    req: HttpRequest,
     chat: web::Data<Chat>,
     caller: Caller,
     body: JsonBody<StartConversation>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.0;
+    let JsonBody(body, digest) = body;
     if let Some(external_id) = &body.external_id {
         if external_id.is_empty() || external_id.len() > 200 {
             return Err(ApiError::unprocessable("external_id must be 1 to 200 characters"));
         }
     }
-    let bot = chat.workspace_bot(caller.workspace_id, body.bot_id).await?;
-    let variables = serde_json::Value::Object(body.variables.unwrap_or_default());
-    let row = chat.start(&bot, body.external_id, "api", variables).await?;
-    Ok(HttpResponse::Created().json(chat.view(row).await?))
+    let key = idempotency::key_of(&req)?;
+    idempotency::once(&chat, caller.workspace_id, "conversations", key, &digest, || async {
+        let bot = chat.workspace_bot(caller.workspace_id, body.bot_id).await?;
+        let variables = serde_json::Value::Object(body.variables.unwrap_or_default());
+        let row = chat.start(&bot, body.external_id, "api", variables).await?;
+        Ok((StatusCode::CREATED, chat.view(row).await?))
+    })
+    .await
 }
 
 pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -83,7 +90,10 @@ pub struct SendResult {
     pub duplicate: bool,
 }
 
+/// Sends a visitor message. An `Idempotency-Key` header stands in for a missing
+/// `client_msg_id`: either way a retry returns the first message and reply.
 pub async fn send(
+    req: HttpRequest,
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<String>,
@@ -91,8 +101,11 @@ pub async fn send(
     body: JsonBody<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    let message =
-        chat.validate(VisitorInput { client_msg_id: body.client_msg_id, text: body.text, media: body.media })?;
+    let client_msg_id = match body.client_msg_id {
+        Some(id) => Some(id),
+        None => idempotency::key_of(&req)?,
+    };
+    let message = chat.validate(VisitorInput { client_msg_id, text: body.text, media: body.media })?;
     let row = chat.conversation(caller.workspace_id, &path).await?;
     let posted = chat.post(&row.id, message).await?;
     let reply = if options.0.wait {

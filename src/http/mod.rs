@@ -6,6 +6,7 @@ pub mod bots;
 pub mod conversations;
 pub mod events;
 pub mod health;
+pub mod idempotency;
 pub mod span;
 
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -8,6 +8,7 @@ mod helpers;
 mod bad_input;
 mod cli;
 mod durability;
+mod idempotency;
 mod rest;
 mod sse;
 mod tenancy;
