@@ -61,6 +61,9 @@ pub struct SettingsArgs {
     /// Message writer threads (group commit) [default: 1 on SQLite, 4 on PostgreSQL].
     #[arg(long, global = true, env = "FRONTDESK_DB_WRITERS")]
     pub db_writers: Option<usize>,
+    /// Requests per minute per API key on /api; 0 turns limits off [default: 200].
+    #[arg(long, global = true, env = "FRONTDESK_RATE_LIMIT_PER_MINUTE")]
+    pub rate_limit_per_minute: Option<u32>,
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
@@ -89,6 +92,7 @@ pub struct Settings {
     pub session_idle: Duration,
     pub db_pool_size: u32,
     pub db_writers: Option<usize>,
+    pub rate_limit_per_minute: u32,
     pub demo: bool,
 }
 
@@ -150,6 +154,12 @@ impl Settings {
             ),
             db_pool_size: pick(args.db_pool_size, from_file("DB_POOL_SIZE"), "FRONTDESK_DB_POOL_SIZE")?.unwrap_or(16),
             db_writers: pick(args.db_writers, from_file("DB_WRITERS"), "FRONTDESK_DB_WRITERS")?,
+            rate_limit_per_minute: pick(
+                args.rate_limit_per_minute,
+                from_file("RATE_LIMIT_PER_MINUTE"),
+                "FRONTDESK_RATE_LIMIT_PER_MINUTE",
+            )?
+            .unwrap_or(200),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
         })
     }

@@ -19,6 +19,7 @@ use crate::db::store::DbConversationStore;
 use crate::db::workspaces::{self, CreatedWorkspace};
 use crate::db::{Backend, Db, MessageWriter};
 use crate::http;
+use crate::http::rate_limit::ApiRateLimiter;
 
 /// Messages a session keeps as context for the brain.
 const CONTEXT_WINDOW: usize = 20;
@@ -85,11 +86,16 @@ impl Application {
         let limits = settings.limits();
         let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits });
 
+        let limiter = ApiRateLimiter::per_minute(settings.rate_limit_per_minute).map(web::Data::new);
+        let sweep_limiter = limiter.clone();
         actix_rt::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
                 every.tick().await;
                 bus.sweep();
+                if let Some(limiter) = &sweep_limiter {
+                    limiter.shrink();
+                }
             }
         });
 
@@ -97,14 +103,18 @@ impl Application {
             .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(limits)
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .app_data(web::QueryConfig::default().error_handler(http::query_error))
                 .app_data(web::PathConfig::default().error_handler(http::path_error))
-                .configure(http::routes)
+                .configure(http::routes);
+            match &limiter {
+                Some(limiter) => app.app_data(limiter.clone()),
+                None => app,
+            }
         })
         .workers(settings.workers)
         .shutdown_timeout(5)

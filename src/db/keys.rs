@@ -29,19 +29,21 @@ pub fn create(conn: &mut DbConn, workspace_id: i64, name: &str) -> Result<String
     Ok(key)
 }
 
-/// The workspace an active API key belongs to.
-pub fn authenticate(conn: &mut DbConn, key: &str) -> Result<Option<i64>, DbError> {
+/// The workspace an active API key belongs to, and the key's own id.
+pub fn authenticate(conn: &mut DbConn, key: &str) -> Result<Option<(i64, i64)>, DbError> {
     if !key.starts_with(secrets::API_KEY_PREFIX) {
         return Ok(None);
     }
     let wanted = secrets::hash(key);
     // The lookup is by hash, so its timing says nothing about the key; the final comparison
     // is constant-time all the same.
-    let found: Option<(i64, String)> = on_backend!(conn, c => api_keys::table
+    let found: Option<(i64, i64, String)> = on_backend!(conn, c => api_keys::table
         .filter(api_keys::key_hash.eq(&wanted))
         .filter(api_keys::revoked_at.is_null())
-        .select((api_keys::workspace_id, api_keys::key_hash))
+        .select((api_keys::workspace_id, api_keys::id, api_keys::key_hash))
         .first(c)
         .optional())?;
-    Ok(found.filter(|(_, stored)| secrets::verify(key, stored)).map(|(workspace_id, _)| workspace_id))
+    Ok(found
+        .filter(|(_, _, stored)| secrets::verify(key, stored))
+        .map(|(workspace_id, key_id, _)| (workspace_id, key_id)))
 }

@@ -6,14 +6,17 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
+use actix_web::ResponseError;
 use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::chat::Chat;
 use crate::db::keys;
 use crate::error::ApiError;
+use crate::http::rate_limit::ApiRateLimiter;
 
 /// A caller authenticated by an API key: everything it touches is scoped to this workspace.
 #[derive(Debug, Clone, Copy)]
@@ -30,22 +33,40 @@ impl FromRequest for Caller {
     }
 }
 
-/// Middleware: resolves the bearer key to its workspace or answers 401.
+/// Middleware: resolves the bearer key to its workspace (or answers 401), then counts the
+/// request against the key's quota (or answers 429).
 pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let chat = req.app_data::<web::Data<Chat>>().cloned().ok_or_else(|| ApiError::internal("chat state missing"))?;
     let token = bearer(req.request())?;
-    let workspace_id = chat
+    let (workspace_id, key_id) = chat
         .db
         .run(move |conn| keys::authenticate(conn, &token))
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
     tracing::Span::current().record("workspace_id", workspace_id);
+    let verdict = req.app_data::<web::Data<ApiRateLimiter>>().map(|limiter| limiter.check(key_id));
+    if let Some(verdict) = verdict.filter(|v| !v.allowed) {
+        let error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "rate limit exceeded: {} requests per minute per API key; retry in {} s",
+                verdict.limit, verdict.retry_after_secs
+            ),
+        );
+        let mut response = error.error_response();
+        verdict.write_headers(response.headers_mut());
+        return Ok(req.into_response(response));
+    }
     req.extensions_mut().insert(Caller { workspace_id });
-    next.call(req).await
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    if let Some(verdict) = verdict {
+        verdict.write_headers(response.headers_mut());
+    }
+    Ok(response)
 }
 
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {

@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod events;
 pub mod health;
 pub mod idempotency;
+pub mod rate_limit;
 pub mod span;
 
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -67,8 +67,8 @@ impl Drop for TestDb {
     }
 }
 
-pub fn settings_for(db: &TestDb) -> Settings {
-    let args = SettingsArgs {
+pub fn settings_for(db: &TestDb, configure: impl FnOnce(&mut SettingsArgs)) -> Settings {
+    let mut args = SettingsArgs {
         bind: Some("127.0.0.1:0".into()),
         data_dir: Some(db.dir.path().to_path_buf()),
         database_url: Some(db.url.clone()),
@@ -77,8 +77,11 @@ pub fn settings_for(db: &TestDb) -> Settings {
         max_body_bytes: Some(64 * 1024),
         max_frame_bytes: Some(8 * 1024),
         max_message_chars: Some(1000),
+        // Tests send bursts with one key; the limiter has its own test.
+        rate_limit_per_minute: Some(100_000),
         ..SettingsArgs::default()
     };
+    configure(&mut args);
     Settings::resolve(&args).expect("settings")
 }
 
@@ -104,8 +107,13 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], with some settings changed.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut SettingsArgs)) -> TestApp {
     let db = TestDb::new(backend);
-    let settings = settings_for(&db);
+    let settings = settings_for(&db, configure);
     let (a, b) = {
         let settings = settings.clone();
         tokio::task::spawn_blocking(move || {

@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod durability;
 mod idempotency;
+mod rate_limits;
 mod rest;
 mod sse;
 mod tenancy;

@@ -1,0 +1,89 @@
+//! Request quotas per API key, in process (GCRA via `governor`).
+//!
+//! Every authenticated response carries `X-RateLimit-Limit` (requests per minute),
+//! `X-RateLimit-Remaining` (requests that may be sent right now) and `X-RateLimit-Reset`
+//! (seconds until the whole quota is available again). A request over the quota gets 429 with
+//! `Retry-After` (seconds). Requests refused with 401 never reach the limiter, so they cost
+//! nothing. Several nodes share limits only once the Redis limiter (issue 9) replaces this one.
+
+use std::num::NonZeroU32;
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+pub struct ApiRateLimiter {
+    per_minute: u32,
+    limiter: DefaultKeyedRateLimiter<i64, StateInformationMiddleware>,
+}
+
+/// The limiter's verdict on one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the full quota is back.
+    pub reset_secs: u64,
+    /// Seconds until a refused request may be retried.
+    pub retry_after_secs: u64,
+}
+
+impl ApiRateLimiter {
+    /// `None` when `per_minute` is 0 (limits off).
+    pub fn per_minute(per_minute: u32) -> Option<ApiRateLimiter> {
+        let n = NonZeroU32::new(per_minute)?;
+        let limiter = RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
+        Some(ApiRateLimiter { per_minute, limiter })
+    }
+
+    /// Counts one request of the API key `key_id`.
+    pub fn check(&self, key_id: i64) -> Verdict {
+        let seconds_per_cell = 60.0 / f64::from(self.per_minute);
+        match self.limiter.check_key(&key_id) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                let used = self.per_minute.saturating_sub(remaining);
+                Verdict {
+                    allowed: true,
+                    limit: self.per_minute,
+                    remaining,
+                    reset_secs: (f64::from(used) * seconds_per_cell).ceil() as u64,
+                    retry_after_secs: 0,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let retry = wait.as_secs_f64().ceil().max(1.0) as u64;
+                Verdict {
+                    allowed: false,
+                    limit: self.per_minute,
+                    remaining: 0,
+                    reset_secs: (f64::from(self.per_minute) * seconds_per_cell).ceil() as u64,
+                    retry_after_secs: retry,
+                }
+            }
+        }
+    }
+
+    /// Drops the state of keys whose quota is full again (called periodically).
+    pub fn shrink(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+impl Verdict {
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        let mut put = |name: &'static str, value: u64| {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        };
+        put("x-ratelimit-limit", u64::from(self.limit));
+        put("x-ratelimit-remaining", u64::from(self.remaining));
+        put("x-ratelimit-reset", self.reset_secs);
+        if !self.allowed {
+            put("retry-after", self.retry_after_secs);
+        }
+    }
+}

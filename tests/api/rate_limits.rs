@@ -1,0 +1,35 @@
+//! Quotas per API key: headers on every response, 429 with Retry-After past the quota.
+
+use crate::helpers::{spawn_app_with, Backend};
+use crate::on_both_backends;
+
+on_both_backends!(each_key_has_its_own_quota_and_is_told_what_is_left);
+
+async fn each_key_has_its_own_quota_and_is_told_what_is_left(backend: Backend) {
+    let app = spawn_app_with(backend, |args| args.rate_limit_per_minute = Some(5)).await;
+    for bad in 0..10 {
+        let res = app.http.get(app.url("/api/workspace")).bearer_auth(format!("fdk_bad{bad}")).send().await.unwrap();
+        assert_eq!(res.status(), 401);
+        assert!(res.headers().get("x-ratelimit-remaining").is_none(), "401s are not counted");
+    }
+    for expected_remaining in (0..5).rev() {
+        let res = app.http.get(app.url("/api/workspace")).bearer_auth(&app.a.api_key).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["x-ratelimit-limit"], "5");
+        assert_eq!(res.headers()["x-ratelimit-remaining"], expected_remaining.to_string().as_str());
+        let reset: u64 = res.headers()["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&reset), "reset {reset}");
+    }
+    let refused = app.http.get(app.url("/api/workspace")).bearer_auth(&app.a.api_key).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry_after), "one request's worth of a 5/min quota: {retry_after}");
+    assert_eq!(refused.headers()["x-ratelimit-remaining"], "0");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("rate limit exceeded"));
+
+    // B's key is untouched by A's use.
+    let other = app.http.get(app.url("/api/workspace")).bearer_auth(&app.b.api_key).send().await.unwrap();
+    assert_eq!(other.status(), 200);
+    assert_eq!(other.headers()["x-ratelimit-remaining"], "4");
+}
