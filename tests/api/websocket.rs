@@ -8,6 +8,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     streams_a_reply_in_chunks,
+    a_bot_with_allowed_origins_refuses_other_pages,
     resume_replays_exactly_the_missed_messages,
     resending_a_client_msg_id_never_stores_twice,
     malformed_frames_get_an_error_and_the_socket_stays_usable
@@ -132,4 +133,32 @@ async fn malformed_frames_get_an_error_and_the_socket_stays_usable(backend: Back
     widget.until("done").await;
     let conversation = ready["conversation_id"].as_str().unwrap();
     assert_eq!(app.messages(conversation).await.len(), 3);
+}
+
+async fn a_bot_with_allowed_origins_refuses_other_pages(backend: Backend) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app(backend).await;
+    let res = app
+        .http
+        .patch(app.url(&format!("/api/bots/{}", app.a.bot_id)))
+        .bearer_auth(&app.a.api_key)
+        .json(&json!({"allowed_origins": ["https://bright-smile.example"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for (origin, allowed) in [("https://evil.example", false), ("https://bright-smile.example", true)] {
+        let mut request = app.ws_url.as_str().into_client_request().unwrap();
+        request.headers_mut().insert("origin", origin.parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let mut widget = Widget { socket };
+        widget.send(json!({"type": "hello", "bot_id": app.a.bot_id})).await;
+        let answer = widget.next().await;
+        if allowed {
+            assert_eq!(answer["type"], "ready", "{origin}: {answer}");
+        } else {
+            assert_eq!(answer["type"], "error", "{origin}: {answer}");
+            assert!(answer["error"].as_str().unwrap().contains("origin"));
+        }
+    }
 }
