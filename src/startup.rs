@@ -117,6 +117,8 @@ impl Application {
             }
         })
         .workers(settings.workers)
+        // A reply is several small frames; Nagle would hold them for the peer's delayed ACK (~40 ms).
+        .tcp_nodelay(true)
         .shutdown_timeout(5)
         .listen(listener)?
         .run();

@@ -37,53 +37,76 @@ impl From<MessageRow> for StoredMessage {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = messages)]
-struct NewMessageRow<'a> {
-    workspace_id: i64,
-    conversation_id: &'a str,
-    seq: i64,
-    sender: &'a str,
-    content: &'a str,
-    media: Option<String>,
-    client_msg_id: Option<&'a str>,
-    reply_to: Option<i64>,
-    created_at: i64,
+/// The values of one row. Nullable columns are bound explicitly (NULL, never DEFAULT), which
+/// lets SQLite take a whole batch as one multi-row INSERT.
+#[allow(clippy::type_complexity)]
+fn row_of(
+    message: &NewMessage,
+) -> (
+    diesel::dsl::Eq<messages::workspace_id, i64>,
+    diesel::dsl::Eq<messages::conversation_id, &str>,
+    diesel::dsl::Eq<messages::seq, i64>,
+    diesel::dsl::Eq<messages::sender, &'static str>,
+    diesel::dsl::Eq<messages::content, &str>,
+    diesel::dsl::Eq<messages::media, Option<String>>,
+    diesel::dsl::Eq<messages::client_msg_id, Option<&str>>,
+    diesel::dsl::Eq<messages::reply_to, Option<i64>>,
+    diesel::dsl::Eq<messages::created_at, i64>,
+) {
+    (
+        messages::workspace_id.eq(message.workspace_id),
+        messages::conversation_id.eq(message.conversation_id.as_str()),
+        messages::seq.eq(message.seq),
+        messages::sender.eq(message.sender.as_str()),
+        messages::content.eq(message.content.as_str()),
+        messages::media.eq(message.media.as_ref().map(|m| m.to_string())),
+        messages::client_msg_id.eq(message.client_msg_id.as_deref()),
+        messages::reply_to.eq(message.reply_to),
+        messages::created_at.eq(message.created_at),
+    )
+}
+
+fn stored(id: i64, message: &NewMessage) -> StoredMessage {
+    StoredMessage {
+        id,
+        conversation_id: message.conversation_id.clone(),
+        seq: message.seq,
+        sender: message.sender,
+        content: message.content.clone(),
+        media: message.media.clone(),
+        client_msg_id: message.client_msg_id.clone(),
+        reply_to: message.reply_to,
+        created_at: message.created_at,
+    }
 }
 
 /// Inserts the message, or returns the one stored earlier with the same `client_msg_id`.
 pub fn insert_or_find(conn: &mut DbConn, message: &NewMessage) -> Result<Appended, DbError> {
-    let row = NewMessageRow {
-        workspace_id: message.workspace_id,
-        conversation_id: &message.conversation_id,
-        seq: message.seq,
-        sender: message.sender.as_str(),
-        content: &message.content,
-        media: message.media.as_ref().map(|m| m.to_string()),
-        client_msg_id: message.client_msg_id.as_deref(),
-        reply_to: message.reply_to,
-        created_at: message.created_at,
-    };
-    let inserted: Option<i64> = on_backend!(conn, c => diesel::insert_into(messages::table)
-        .values(&row)
+    Ok(insert_batch_or_find(conn, std::slice::from_ref(message))?.remove(0))
+}
+
+/// Inserts messages of several conversations in one statement; each one that repeats a stored
+/// `client_msg_id` comes back as that stored message instead.
+pub fn insert_batch_or_find(conn: &mut DbConn, batch: &[NewMessage]) -> Result<Vec<Appended>, DbError> {
+    let rows: Vec<_> = batch.iter().map(row_of).collect();
+    let inserted: Vec<(i64, String, i64)> = on_backend!(conn, c => diesel::insert_into(messages::table)
+        .values(&rows)
         .on_conflict((messages::conversation_id, messages::client_msg_id))
         .do_nothing()
-        .returning(messages::id)
-        .get_result(c)
-        .optional())?;
-    if let Some(id) = inserted {
-        return Ok(Appended::Inserted(StoredMessage {
-            id,
-            conversation_id: message.conversation_id.clone(),
-            seq: message.seq,
-            sender: message.sender,
-            content: message.content.clone(),
-            media: message.media.clone(),
-            client_msg_id: message.client_msg_id.clone(),
-            reply_to: message.reply_to,
-            created_at: message.created_at,
-        }));
-    }
+        .returning((messages::id, messages::conversation_id, messages::seq))
+        .get_results(c))?;
+    let ids: std::collections::HashMap<(&str, i64), i64> =
+        inserted.iter().map(|(id, conversation, seq)| ((conversation.as_str(), *seq), *id)).collect();
+    batch
+        .iter()
+        .map(|message| match ids.get(&(message.conversation_id.as_str(), message.seq)) {
+            Some(id) => Ok(Appended::Inserted(stored(*id, message))),
+            None => find_duplicate(conn, message).map(Appended::Duplicate),
+        })
+        .collect()
+}
+
+fn find_duplicate(conn: &mut DbConn, message: &NewMessage) -> Result<StoredMessage, DbError> {
     let client_msg_id = message.client_msg_id.clone().unwrap_or_default();
     let original: MessageRow = on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(message.workspace_id))
@@ -91,7 +114,7 @@ pub fn insert_or_find(conn: &mut DbConn, message: &NewMessage) -> Result<Appende
         .filter(messages::client_msg_id.eq(&client_msg_id))
         .select(MessageRow::as_select())
         .first(c))?;
-    Ok(Appended::Duplicate(original.into()))
+    Ok(original.into())
 }
 
 /// Messages with `seq` greater than `after`, in order, at most `limit`.

@@ -55,22 +55,29 @@ pub fn write_tx<T, F>(conn: &mut DbConn, f: F) -> Result<T, DbError>
 where
     F: FnOnce(&mut DbConn) -> Result<T, DbError>,
 {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
     use diesel::Connection;
-    match conn {
-        DbConn::Sqlite(_) => {
-            conn.batch_execute("BEGIN IMMEDIATE")?;
-            match f(conn) {
-                Ok(value) => {
-                    conn.batch_execute("COMMIT")?;
-                    Ok(value)
-                }
-                Err(err) => {
-                    let _ = conn.batch_execute("ROLLBACK");
-                    Err(err)
-                }
-            }
+    if !matches!(conn, DbConn::Sqlite(_)) {
+        return conn.transaction(f);
+    }
+    // Begun through diesel's own transaction manager, so that diesel code inside `f` that opens
+    // a transaction gets a savepoint instead of a second BEGIN.
+    fn sqlite(conn: &mut DbConn) -> &mut SqliteConnection {
+        match conn {
+            DbConn::Sqlite(c) => c,
+            DbConn::Postgres(_) => unreachable!("checked above"),
         }
-        DbConn::Postgres(_) => conn.transaction(f),
+    }
+    AnsiTransactionManager::begin_transaction_sql(sqlite(conn), "BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite(conn))?;
+            Ok(value)
+        }
+        Err(err) => {
+            let _ = AnsiTransactionManager::rollback_transaction(sqlite(conn));
+            Err(err)
+        }
     }
 }
 
@@ -120,8 +127,10 @@ struct SqlitePragmas {
 impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         if let DbConn::Sqlite(c) = conn {
+            // busy_timeout first: switching to WAL takes a lock that the pool's other new
+            // connections would otherwise fail on instead of waiting for.
             c.batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
                  PRAGMA synchronous = {};",
                 self.synchronous
             ))

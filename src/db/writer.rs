@@ -9,10 +9,11 @@
 use std::sync::mpsc;
 use std::thread;
 
-use frontdesk_actors::{Appended, NewMessage, StoreError};
+use frontdesk_actors::{Appended, StoreError};
 use tokio::sync::oneshot;
 
 use super::{messages, write_tx, Db, DbError};
+use frontdesk_actors::NewMessage;
 
 /// Most messages one transaction takes.
 const MAX_BATCH: usize = 512;
@@ -86,7 +87,8 @@ fn write_batch(db: &Db, batch: Vec<Job>) {
         }
     };
     let together = write_tx(&mut conn, |conn| {
-        batch.iter().map(|job| messages::insert_or_find(conn, &job.message)).collect::<Result<Vec<_>, DbError>>()
+        let rows: Vec<NewMessage> = batch.iter().map(|job| job.message.clone()).collect();
+        messages::insert_batch_or_find(conn, &rows)
     });
     match together {
         Ok(outcomes) => {

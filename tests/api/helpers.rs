@@ -138,7 +138,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
         ws_url: format!("ws://127.0.0.1:{port}/ws/widget"),
-        http: reqwest::Client::new(),
+        http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
         a,
         b,
         _db: db,
