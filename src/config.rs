@@ -207,3 +207,49 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_file(toml: &str) -> (tempfile::TempDir, SettingsArgs) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("frontdesk.toml");
+        std::fs::write(&path, toml).unwrap();
+        (dir, SettingsArgs { config: Some(path), ..SettingsArgs::default() })
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_ones() {
+        let settings = Settings::resolve(&SettingsArgs { data_dir: Some("/tmp/fd".into()), ..Default::default() })
+            .unwrap();
+        assert_eq!(settings.bind, "127.0.0.1:8080");
+        assert_eq!(settings.database_url, "sqlite:///tmp/fd/frontdesk.db");
+        assert_eq!(settings.rate_limit_per_minute, 200);
+        assert!(settings.redis_url.is_none());
+        assert!(settings.demo);
+    }
+
+    #[test]
+    fn the_file_uses_the_environment_names_and_flags_win_over_it() {
+        let (_dir, mut args) = with_file(
+            "FRONTDESK_BIND = \"0.0.0.0:9000\"\nDATABASE_URL = \"postgres://db/frontdesk\"\nmax_message_chars = 500\n",
+        );
+        let from_file = Settings::resolve(&args).unwrap();
+        assert_eq!(from_file.bind, "0.0.0.0:9000");
+        assert_eq!(from_file.database_url, "postgres://db/frontdesk");
+        assert_eq!(from_file.max_message_chars, 500);
+        args.bind = Some("127.0.0.1:7000".into());
+        assert_eq!(Settings::resolve(&args).unwrap().bind, "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_name() {
+        let (_dir, args) = with_file("FRONTDESK_WORKERS = \"many\"\n");
+        assert!(Settings::resolve(&args).unwrap_err().to_string().contains("FRONTDESK_WORKERS"));
+        let args = SettingsArgs { database_url: Some("mysql://db".into()), ..Default::default() };
+        assert!(Settings::resolve(&args).unwrap_err().to_string().contains("unsupported scheme `mysql`"));
+        let args = SettingsArgs { log_format: Some("xml".into()), ..Default::default() };
+        assert!(Settings::resolve(&args).is_err());
+    }
+}

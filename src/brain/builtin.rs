@@ -159,15 +159,17 @@ pub fn answer(settings: &BotSettings, question: &str) -> String {
     }
 }
 
-/// Splits a reply into chunks of three words (keeping the spaces), the way a model streams.
+/// Splits a reply into chunks of a few words (keeping the spaces), the way a model streams.
+/// Larger chunks would mean fewer frames; smaller ones, a livelier widget.
 pub fn chunks(text: &str) -> Vec<String> {
+    const WORDS_PER_CHUNK: usize = 6;
     let mut out = Vec::new();
     let mut current = String::new();
     let mut count = 0;
     for piece in text.split_inclusive(' ') {
         current.push_str(piece);
         count += 1;
-        if count == 3 {
+        if count == WORDS_PER_CHUNK {
             out.push(std::mem::take(&mut current));
             count = 0;
         }
@@ -209,7 +211,7 @@ mod tests {
 
     #[test]
     fn chunks_concatenate_to_the_reply() {
-        let text = "one two three four five six seven";
+        let text = "one two three four five six seven eight nine ten eleven twelve thirteen";
         let parts = chunks(text);
         assert_eq!(parts.len(), 3);
         assert_eq!(parts.concat(), text);

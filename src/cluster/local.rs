@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 /// Events a slow listener may fall behind before it must catch up from the database. Small on
 /// purpose: every live conversation with a listener pays for these slots.
-const CHANNEL_CAPACITY: usize = 64;
+const CHANNEL_CAPACITY: usize = 16;
 
 #[derive(Default)]
 pub struct LocalBus {

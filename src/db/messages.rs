@@ -1,6 +1,7 @@
 //! Messages: insert (deduplicated by `client_msg_id`), and reads by `seq`.
 
 use diesel::prelude::*;
+use diesel::query_builder::DecoratableTarget;
 use frontdesk_actors::{Appended, NewMessage, Sender, StoredMessage};
 
 use super::schema::messages;
@@ -89,12 +90,24 @@ pub fn insert_or_find(conn: &mut DbConn, message: &NewMessage) -> Result<Appende
 /// `client_msg_id` comes back as that stored message instead.
 pub fn insert_batch_or_find(conn: &mut DbConn, batch: &[NewMessage]) -> Result<Vec<Appended>, DbError> {
     let rows: Vec<_> = batch.iter().map(row_of).collect();
-    let inserted: Vec<(i64, String, i64)> = on_backend!(conn, c => diesel::insert_into(messages::table)
-        .values(&rows)
-        .on_conflict((messages::conversation_id, messages::client_msg_id))
-        .do_nothing()
-        .returning((messages::id, messages::conversation_id, messages::seq))
-        .get_results(c))?;
+    let returned = (messages::id, messages::conversation_id, messages::seq);
+    let inserted: Vec<(i64, String, i64)> = match conn {
+        DbConn::Postgres(c) => diesel::insert_into(messages::table)
+            .values(&rows)
+            .on_conflict((messages::conversation_id, messages::client_msg_id))
+            .filter_target(messages::client_msg_id.is_not_null())
+            .do_nothing()
+            .returning(returned)
+            .get_results(c)?,
+        // SQLite cannot name a partial index as the conflict target. Its only other unique key
+        // here is (conversation_id, seq), which one owner never repeats; were it ever hit, the
+        // duplicate lookup below finds nothing and the write fails loudly.
+        DbConn::Sqlite(c) => diesel::insert_into(messages::table)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .returning(returned)
+            .get_results(c)?,
+    };
     let ids: std::collections::HashMap<(&str, i64), i64> =
         inserted.iter().map(|(id, conversation, seq)| ((conversation.as_str(), *seq), *id)).collect();
     batch

@@ -101,9 +101,10 @@ CREATE TABLE messages (
     reply_to BIGINT,
     status TEXT NOT NULL DEFAULT 'complete',
     created_at BIGINT NOT NULL,
-    UNIQUE (conversation_id, seq),
-    UNIQUE (conversation_id, client_msg_id)
+    UNIQUE (conversation_id, seq)
 );
+-- Partial: bot and agent messages carry no client_msg_id, and skipping them halves this index's writes.
+CREATE UNIQUE INDEX messages_client_msg_id ON messages(conversation_id, client_msg_id) WHERE client_msg_id IS NOT NULL;
 
 CREATE TABLE knowledge_sources (
     id BIGSERIAL PRIMARY KEY,
