@@ -128,10 +128,11 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         if let DbConn::Sqlite(c) = conn {
             // busy_timeout first: switching to WAL takes a lock that the pool's other new
-            // connections would otherwise fail on instead of waiting for.
+            // connections would otherwise fail on instead of waiting for. A larger page cache and
+            // rarer checkpoints let the writer rewrite hot index pages in memory (BENCHMARKS.md).
             c.batch_execute(&format!(
                 "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
-                 PRAGMA synchronous = {};",
+                 PRAGMA synchronous = {}; PRAGMA cache_size = -8000; PRAGMA wal_autocheckpoint = 8000;",
                 self.synchronous
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
