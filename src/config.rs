@@ -221,8 +221,8 @@ mod tests {
 
     #[test]
     fn defaults_are_the_embedded_ones() {
-        let settings = Settings::resolve(&SettingsArgs { data_dir: Some("/tmp/fd".into()), ..Default::default() })
-            .unwrap();
+        let settings =
+            Settings::resolve(&SettingsArgs { data_dir: Some("/tmp/fd".into()), ..Default::default() }).unwrap();
         assert_eq!(settings.bind, "127.0.0.1:8080");
         assert_eq!(settings.database_url, "sqlite:///tmp/fd/frontdesk.db");
         assert_eq!(settings.rate_limit_per_minute, 200);

@@ -160,7 +160,7 @@ async fn a_resent_client_msg_id_is_acknowledged_as_the_original() {
 
 #[actix_rt::test]
 async fn a_panicking_session_restarts_from_the_store_and_others_never_notice() {
-    let (registry, store, bus) = registry(Duration::from_secs(60));
+    let (registry, _, bus) = registry(Duration::from_secs(60));
     let mut b_events = bus.subscribe("b");
     registry.send("a", say("1", "before")).await.unwrap().reply.await.unwrap();
     registry.send("b", say("1", "steady")).await.unwrap();
