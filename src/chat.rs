@@ -96,7 +96,7 @@ impl Chat {
         variables: serde_json::Value,
     ) -> Result<ConversationRow, ApiError> {
         let settings = self.bots.get(bot.workspace_id, bot.id).await?;
-        let (workspace_id, bot_id) = (bot.workspace_id, bot.id);
+        let (workspace_id, bot_id, bot_public_id) = (bot.workspace_id, bot.id, bot.public_id.clone());
         let created = self
             .db
             .run(move |conn| {
@@ -105,6 +105,7 @@ impl Chat {
                     NewConversation {
                         workspace_id,
                         bot_id,
+                        bot_public_id: &bot_public_id,
                         external_id: external_id.as_deref(),
                         channel,
                         variables: &variables,
@@ -118,7 +119,11 @@ impl Chat {
             Err(err) if err.is_unique_violation() => {
                 Err(ApiError::conflict("a conversation with this external_id already exists for this bot"))
             }
-            other => Ok(other?),
+            other => {
+                let row = other?;
+                crate::webhooks::outbox::committed();
+                Ok(row)
+            }
         }
     }
 

@@ -64,6 +64,26 @@ pub struct SettingsArgs {
     /// Requests per minute per API key on /api; 0 turns limits off [default: 200].
     #[arg(long, global = true, env = "FRONTDESK_RATE_LIMIT_PER_MINUTE")]
     pub rate_limit_per_minute: Option<u32>,
+    /// Key (32 bytes, base64) that encrypts stored webhook secrets; every node needs the same
+    /// [default: DATA_DIR/secret.key, created on first start].
+    #[arg(long, global = true, env = "FRONTDESK_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Allow webhook targets on loopback over plain http (development and tests only) [default: false].
+    #[arg(long, global = true, env = "FRONTDESK_WEBHOOK_ALLOW_LOOPBACK")]
+    pub webhook_allow_loopback: Option<bool>,
+    /// Seconds a webhook receiver has to answer 2xx [default: 15].
+    #[arg(long, global = true, env = "FRONTDESK_WEBHOOK_TIMEOUT_SECS")]
+    pub webhook_timeout_secs: Option<u64>,
+    /// Delays before each delivery attempt, in milliseconds, comma-separated
+    /// [default: 0,5000,300000,1800000,7200000,18000000,36000000,50400000,72000000,86400000].
+    #[arg(long, global = true, env = "FRONTDESK_WEBHOOK_RETRY_SCHEDULE_MS")]
+    pub webhook_retry_schedule_ms: Option<String>,
+    /// Seconds an endpoint may fail without a success before it is disabled [default: 432000, 5 days].
+    #[arg(long, global = true, env = "FRONTDESK_WEBHOOK_DISABLE_AFTER_SECS")]
+    pub webhook_disable_after_secs: Option<u64>,
+    /// Milliseconds between the dispatcher's safety-net polls of the outbox [default: 1000].
+    #[arg(long, global = true, env = "FRONTDESK_WEBHOOK_POLL_MS")]
+    pub webhook_poll_ms: Option<u64>,
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
@@ -93,6 +113,12 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub db_writers: Option<usize>,
     pub rate_limit_per_minute: u32,
+    pub secret_key: Option<String>,
+    pub webhook_allow_loopback: bool,
+    pub webhook_timeout: Duration,
+    pub webhook_retry_schedule: Vec<Duration>,
+    pub webhook_disable_after: Duration,
+    pub webhook_poll: Duration,
     pub demo: bool,
 }
 
@@ -160,9 +186,53 @@ impl Settings {
                 "FRONTDESK_RATE_LIMIT_PER_MINUTE",
             )?
             .unwrap_or(200),
+            secret_key: pick(args.secret_key.clone(), from_file("SECRET_KEY"), "FRONTDESK_SECRET_KEY")?,
+            webhook_allow_loopback: pick(
+                args.webhook_allow_loopback,
+                from_file("WEBHOOK_ALLOW_LOOPBACK"),
+                "FRONTDESK_WEBHOOK_ALLOW_LOOPBACK",
+            )?
+            .unwrap_or(false),
+            webhook_timeout: Duration::from_secs(
+                pick(args.webhook_timeout_secs, from_file("WEBHOOK_TIMEOUT_SECS"), "FRONTDESK_WEBHOOK_TIMEOUT_SECS")?
+                    .unwrap_or(15)
+                    .max(1),
+            ),
+            webhook_retry_schedule: match pick(
+                args.webhook_retry_schedule_ms.clone(),
+                from_file("WEBHOOK_RETRY_SCHEDULE_MS"),
+                "FRONTDESK_WEBHOOK_RETRY_SCHEDULE_MS",
+            )? {
+                Some(list) => parse_schedule(&list)?,
+                None => crate::webhooks::dispatcher::DispatchConfig::default_schedule(),
+            },
+            webhook_disable_after: Duration::from_secs(
+                pick(
+                    args.webhook_disable_after_secs,
+                    from_file("WEBHOOK_DISABLE_AFTER_SECS"),
+                    "FRONTDESK_WEBHOOK_DISABLE_AFTER_SECS",
+                )?
+                .unwrap_or(5 * 24 * 3600),
+            ),
+            webhook_poll: Duration::from_millis(
+                pick(args.webhook_poll_ms, from_file("WEBHOOK_POLL_MS"), "FRONTDESK_WEBHOOK_POLL_MS")?
+                    .unwrap_or(1000)
+                    .max(10),
+            ),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
         })
     }
+}
+
+/// Parses `0,5000,300000` (milliseconds) into a retry schedule.
+fn parse_schedule(list: &str) -> anyhow::Result<Vec<Duration>> {
+    let schedule = list
+        .split(',')
+        .map(|part| part.trim().parse::<u64>().map(Duration::from_millis))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| anyhow::anyhow!("FRONTDESK_WEBHOOK_RETRY_SCHEDULE_MS must be comma-separated milliseconds"))?;
+    anyhow::ensure!(!schedule.is_empty(), "FRONTDESK_WEBHOOK_RETRY_SCHEDULE_MS needs at least one attempt");
+    Ok(schedule)
 }
 
 /// Reads the TOML file into upper-case setting names without the `FRONTDESK_` prefix.

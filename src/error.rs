@@ -148,11 +148,35 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if bytes.is_empty() {
                 return Err(ApiError::bad_request("request body is empty: a JSON object was expected"));
             }
-            let mut de = serde_json::Deserializer::from_slice(&bytes);
-            let value: T = serde_path_to_error::deserialize(&mut de)
-                .map_err(|err| ApiError::bad_request(describe_json_error(&err)))?;
-            de.end().map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))?;
-            Ok(JsonBody(value, crate::secrets::hash_bytes(&bytes)))
+            parse_json(&bytes).map(|value| JsonBody(value, crate::secrets::hash_bytes(&bytes)))
+        })
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T =
+        serde_path_to_error::deserialize(&mut de).map_err(|err| ApiError::bad_request(describe_json_error(&err)))?;
+    de.end().map_err(|err| ApiError::bad_request(format!("malformed JSON body: {err}")))?;
+    Ok(value)
+}
+
+/// A JSON body that may be left out entirely (then `None`); one that is sent must be valid.
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = JsonBody::<T>::from_request(req, payload);
+        Box::pin(async move {
+            match body.await {
+                Ok(JsonBody(value, _)) => Ok(OptionalJsonBody(Some(value))),
+                Err(err) if err.message().starts_with("request body is empty") => Ok(OptionalJsonBody(None)),
+                Err(err) => Err(err),
+            }
         })
     }
 }

@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use frontdesk_actors::{Ports, SessionConfig, SessionRegistry, SystemClock};
@@ -15,11 +16,15 @@ use crate::brain::BotSettingsCache;
 use crate::chat::Chat;
 use crate::cluster::LocalBus;
 use crate::config::Settings;
+use crate::crypto::SecretBox;
 use crate::db::store::DbConversationStore;
 use crate::db::workspaces::{self, CreatedWorkspace};
 use crate::db::{Backend, Db, MessageWriter};
 use crate::http;
 use crate::http::rate_limit::ApiRateLimiter;
+use crate::http::webhooks::WebhookAdmin;
+use crate::net_guard::TargetPolicy;
+use crate::webhooks::dispatcher::{DispatchConfig, WebhookDispatcher};
 
 /// Messages a session keeps as context for the brain.
 const CONTEXT_WINDOW: usize = 20;
@@ -46,19 +51,20 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let opened = {
             let settings = settings.clone();
-            tokio::task::spawn_blocking(move || -> anyhow::Result<(Db, Option<CreatedWorkspace>)> {
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(Db, Option<CreatedWorkspace>, SecretBox)> {
                 let db = open_database(&settings)?;
+                let secrets = SecretBox::load(settings.secret_key.as_deref(), &settings.data_dir)?;
                 let mut conn = db.conn()?;
                 let demo = if settings.demo && workspaces::count(&mut conn)? == 0 {
                     Some(workspaces::create(&mut conn, "Bright Smile Dental", true)?)
                 } else {
                     None
                 };
-                Ok((db, demo))
+                Ok((db, demo, secrets))
             })
             .await??
         };
-        let (db, demo) = opened;
+        let (db, demo, secrets) = opened;
         if settings.redis_url.is_some() {
             tracing::warn!("REDIS_URL is set, but this build coordinates in-process only: run a single node");
         }
@@ -83,6 +89,25 @@ impl Application {
             ports,
             SessionConfig { idle_timeout: settings.session_idle, context_window: CONTEXT_WINDOW, ..Default::default() },
         );
+        let policy = TargetPolicy { allow_loopback: settings.webhook_allow_loopback };
+        WebhookDispatcher::new(
+            db.clone(),
+            secrets.clone(),
+            Arc::new(SystemClock),
+            DispatchConfig {
+                node_id: format!("{}-{}", hostname(), std::process::id()),
+                schedule: settings.webhook_retry_schedule.clone(),
+                timeout: settings.webhook_timeout,
+                // A claim outlives one attempt; a node killed mid-round holds it no longer than this.
+                lease: settings.webhook_timeout + Duration::from_secs(5),
+                poll: settings.webhook_poll,
+                batch: 200,
+                disable_after: settings.webhook_disable_after,
+                policy,
+            },
+        )
+        .start();
+        let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
         let limits = settings.limits();
         let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits });
 
@@ -106,6 +131,7 @@ impl Application {
             let app = App::new()
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
+                .app_data(webhook_admin.clone())
                 .app_data(limits)
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .app_data(web::QueryConfig::default().error_handler(http::query_error))
@@ -137,4 +163,8 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "node".into())
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::schema::{bots, conversations, messages};
 use super::{messages as message_rows, write_tx, DbConn, DbError};
 use crate::on_backend;
+use crate::webhooks::outbox;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = conversations)]
@@ -46,6 +47,7 @@ pub struct ConversationView {
 pub struct NewConversation<'a> {
     pub workspace_id: i64,
     pub bot_id: i64,
+    pub bot_public_id: &'a str,
     pub external_id: Option<&'a str>,
     pub channel: &'a str,
     pub variables: &'a serde_json::Value,
@@ -85,6 +87,15 @@ pub fn create(conn: &mut DbConn, new: NewConversation<'_>) -> Result<Conversatio
                 ))
                 .execute(c))?;
         }
+        let data = serde_json::json!({
+            "conversation_id": id,
+            "bot_id": new.bot_public_id,
+            "channel": new.channel,
+            "external_id": new.external_id,
+            "variables": new.variables,
+            "created_at": new.now,
+        });
+        outbox::emit(conn, new.workspace_id, "conversation_started", data, new.now)?;
         get(conn, new.workspace_id, &id)?.ok_or_else(|| DbError::Invalid("conversation vanished".into()))
     })
 }
@@ -140,13 +151,22 @@ pub fn view(conn: &mut DbConn, row: &ConversationRow) -> Result<ConversationView
     })
 }
 
-pub fn close(conn: &mut DbConn, workspace_id: i64, id: &str, at: i64) -> Result<(), DbError> {
-    let target =
-        conversations::table.filter(conversations::workspace_id.eq(workspace_id)).filter(conversations::id.eq(id));
-    on_backend!(conn, c => diesel::update(target)
-        .set((conversations::status.eq("closed"), conversations::closed_at.eq(at), conversations::updated_at.eq(at)))
-        .execute(c))?;
-    Ok(())
+/// Closes the conversation and queues `conversation_closed`, in one transaction.
+pub fn close(conn: &mut DbConn, workspace_id: i64, id: &str, at: i64) -> Result<bool, DbError> {
+    write_tx(conn, |conn| {
+        let target = conversations::table
+            .filter(conversations::workspace_id.eq(workspace_id))
+            .filter(conversations::id.eq(id))
+            .filter(conversations::status.ne("closed"));
+        let changed = on_backend!(conn, c => diesel::update(target)
+            .set((conversations::status.eq("closed"), conversations::closed_at.eq(at), conversations::updated_at.eq(at)))
+            .execute(c))?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        let data = serde_json::json!({ "conversation_id": id, "closed_at": at });
+        outbox::emit(conn, workspace_id, "conversation_closed", data, at)
+    })
 }
 
 /// What a session needs to resume the conversation.

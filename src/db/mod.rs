@@ -13,6 +13,7 @@ pub mod keys;
 pub mod messages;
 pub mod schema;
 pub mod store;
+pub mod webhooks;
 pub mod workspaces;
 pub mod writer;
 

@@ -48,6 +48,11 @@ impl ConversationStore for DbConversationStore {
 
     async fn close(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError> {
         let id = conversation_id.to_owned();
-        self.db.run(move |conn| conversations::close(conn, workspace_id, &id, at)).await.map_err(store_error)
+        let queued =
+            self.db.run(move |conn| conversations::close(conn, workspace_id, &id, at)).await.map_err(store_error)?;
+        if queued {
+            crate::webhooks::outbox::committed();
+        }
+        Ok(())
     }
 }

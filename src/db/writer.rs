@@ -12,7 +12,8 @@ use std::thread;
 use frontdesk_actors::{Appended, StoreError};
 use tokio::sync::oneshot;
 
-use super::{messages, write_tx, Db, DbError};
+use super::{messages, write_tx, Db, DbConn, DbError};
+use crate::webhooks::outbox;
 use frontdesk_actors::NewMessage;
 
 /// Most messages one transaction takes.
@@ -88,10 +89,15 @@ fn write_batch(db: &Db, batch: Vec<Job>) {
     };
     let together = write_tx(&mut conn, |conn| {
         let rows: Vec<NewMessage> = batch.iter().map(|job| job.message.clone()).collect();
-        messages::insert_batch_or_find(conn, &rows)
+        let outcomes = messages::insert_batch_or_find(conn, &rows)?;
+        let queued = announce(conn, &rows, &outcomes)?;
+        Ok((outcomes, queued))
     });
     match together {
-        Ok(outcomes) => {
+        Ok((outcomes, queued)) => {
+            if queued > 0 {
+                outbox::committed();
+            }
             for (job, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = job.done.send(Ok(outcome));
             }
@@ -102,11 +108,35 @@ fn write_batch(db: &Db, batch: Vec<Job>) {
         }
         Err(_) => {
             for job in batch {
-                let alone = write_tx(&mut conn, |conn| messages::insert_or_find(conn, &job.message));
-                let _ = job.done.send(alone.map_err(to_store_error));
+                let alone = write_tx(&mut conn, |conn| {
+                    let outcome = messages::insert_or_find(conn, &job.message)?;
+                    let queued = announce(conn, std::slice::from_ref(&job.message), std::slice::from_ref(&outcome))?;
+                    Ok((outcome, queued))
+                });
+                if alone.as_ref().is_ok_and(|(_, queued)| *queued > 0) {
+                    outbox::committed();
+                }
+                let _ = job.done.send(alone.map(|(outcome, _)| outcome).map_err(to_store_error));
             }
         }
     }
+}
+
+/// Queues `message_created` for every newly stored message, in the batch's transaction.
+fn announce(conn: &mut DbConn, rows: &[NewMessage], outcomes: &[Appended]) -> Result<usize, DbError> {
+    let events: Vec<outbox::Event<'_>> = rows
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(row, outcome)| match outcome {
+            Appended::Inserted(message) => Some(outbox::Event {
+                workspace_id: row.workspace_id,
+                event: "message_created",
+                data: serde_json::json!({ "conversation_id": message.conversation_id, "message": message }),
+            }),
+            Appended::Duplicate(_) => None,
+        })
+        .collect();
+    outbox::emit_many(conn, events, crate::db::now_ms())
 }
 
 fn to_store_error(err: DbError) -> StoreError {

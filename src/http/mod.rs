@@ -9,6 +9,7 @@ pub mod health;
 pub mod idempotency;
 pub mod rate_limit;
 pub mod span;
+pub mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -31,7 +32,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/conversations/{id}/close", web::post().to(conversations::close))
                 .route("/conversations/{id}/messages", web::post().to(conversations::send))
                 .route("/conversations/{id}/messages", web::get().to(conversations::list_messages))
-                .route("/conversations/{id}/events", web::get().to(events::stream)),
+                .route("/conversations/{id}/events", web::get().to(events::stream))
+                .route("/webhooks", web::post().to(webhooks::create))
+                .route("/webhooks", web::get().to(webhooks::list))
+                .route("/webhooks/{id}", web::get().to(webhooks::get))
+                .route("/webhooks/{id}", web::patch().to(webhooks::update))
+                .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+                .route("/webhooks/{id}/secret/reveal", web::post().to(webhooks::reveal))
+                .route("/webhooks/{id}/secret/rotate", web::post().to(webhooks::rotate))
+                .route("/webhooks/{id}/deliveries", web::get().to(webhooks::deliveries))
+                .route("/webhooks/{id}/deliveries/{delivery_id}", web::get().to(webhooks::delivery))
+                .route("/webhooks/{id}/deliveries/{delivery_id}/redeliver", web::post().to(webhooks::redeliver))
+                .route("/webhooks/{id}/replay", web::post().to(webhooks::replay))
+                .route("/hooks/subscribe", web::post().to(webhooks::subscribe))
+                .route("/hooks/{id}", web::delete().to(webhooks::unsubscribe)),
         )
         .default_service(web::to(not_found));
 }

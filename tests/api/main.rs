@@ -13,6 +13,8 @@ mod rate_limits;
 mod rest;
 mod sse;
 mod tenancy;
+mod webhook_receiver;
+mod webhooks;
 mod websocket;
 
 /// Declares `<scenario>::sqlite` and `<scenario>::postgres` tests for each scenario.

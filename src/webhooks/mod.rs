@@ -1,0 +1,47 @@
+//! Webhooks: the event catalogue, the outbox every module emits into (in the same transaction
+//! as the change that caused the event), signing, and the dispatcher that delivers, retries,
+//! dead-letters and logs.
+
+pub mod dispatcher;
+pub mod outbox;
+pub mod signing;
+
+/// Every event a webhook endpoint can subscribe to (`*` subscribes to all).
+pub const EVENTS: &[&str] = &[
+    // ChatGenius's documented events.
+    "new_booking",
+    "booking_cancelled",
+    "booking_completed",
+    "new_lead",
+    "new_patient",
+    "no_show",
+    "form_submitted",
+    // Conversations and the platform.
+    "conversation_started",
+    "message_created",
+    "handoff_requested",
+    "agent_assigned",
+    "conversation_closed",
+    "lead_stage_changed",
+    "webhook_endpoint_disabled",
+];
+
+/// Checks a subscription list: known event names or `*`, at least one, no duplicates.
+pub fn validate_events(events: &[String]) -> Result<(), String> {
+    if events.is_empty() {
+        return Err("events must name at least one event, or [\"*\"] for all".into());
+    }
+    for event in events {
+        if event != "*" && !EVENTS.contains(&event.as_str()) {
+            return Err(format!("unknown event `{event}`; known events: {}", EVENTS.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a subscription list (stored as JSON) takes `event`.
+pub fn subscribes(events_json: &str, event: &str) -> bool {
+    serde_json::from_str::<Vec<String>>(events_json)
+        .map(|events| events.iter().any(|e| e == "*" || e == event))
+        .unwrap_or(false)
+}
