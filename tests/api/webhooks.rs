@@ -22,6 +22,7 @@ on_both_backends!(
     an_endpoint_failing_too_long_is_disabled_and_the_workspace_told,
     another_workspace_cannot_touch_an_endpoint,
     pending_deliveries_survive_a_killed_server,
+    two_nodes_on_one_database_send_each_event_once,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -140,6 +141,16 @@ async fn status_codes_decide_retry_disable_and_redirects_are_not_followed(backen
     redirecting.set_default(Reply::status(302).with_header("Location", "/elsewhere"));
     let (redirect_id, _) = subscribe(&app, &redirecting.url("/start"), json!(["conversation_started"])).await;
 
+    // 429 with Retry-After: 1 → the retry waits the second, not the 150 ms schedule.
+    let throttled = Receiver::start().await;
+    throttled.script([Reply::status(429).with_header("Retry-After", "1")]);
+    let (throttled_id, _) = subscribe(&app, &throttled.url("/"), json!(["conversation_started"])).await;
+
+    // Always 500: retried through the whole schedule (4 attempts), then dead-lettered.
+    let broken = Receiver::start().await;
+    broken.set_default(Reply::status(500).with_body("database on fire"));
+    let (broken_id, _) = subscribe(&app, &broken.url("/"), json!(["conversation_started"])).await;
+
     // 410: the endpoint is disabled at once.
     let gone = Receiver::start().await;
     gone.set_default(Reply::status(410));
@@ -156,6 +167,19 @@ async fn status_codes_decide_retry_disable_and_redirects_are_not_followed(backen
     assert_eq!(log[0]["log"][0]["status_code"], 302);
     assert!(log[0]["log"][0]["error"].as_str().unwrap().contains("not followed"));
     assert!(redirecting.received().iter().all(|r| r.path == "/start"), "the Location was not followed");
+
+    let log = log_until(&app, throttled_id, |log| log.first().is_some_and(|d| d["status"] == "delivered")).await;
+    let times: Vec<i64> =
+        log[0]["log"].as_array().unwrap().iter().map(|a| a["attempted_at"].as_i64().unwrap()).collect();
+    assert_eq!(times.len(), 2);
+    assert!(times[1] - times[0] >= 1000, "Retry-After honoured: {times:?}");
+
+    let log = log_until(&app, broken_id, |log| log.first().is_some_and(|d| d["status"] == "dead")).await;
+    assert_eq!(log[0]["attempts"], 4, "the whole schedule, then the dead letter");
+    assert_eq!(log[0]["log"][3]["response_excerpt"], "database on fire");
+    assert_eq!(broken.received().len(), 4);
+    let (_, endpoint) = app.get(&app.a.api_key, &format!("/api/webhooks/{broken_id}")).await;
+    assert!(endpoint["failing_since"].is_i64());
 
     let log = log_until(&app, gone_id, |log| log.first().is_some_and(|d| d["status"] == "dead")).await;
     assert_eq!(log[0]["attempts"], 1, "410 is final");
@@ -391,4 +415,68 @@ async fn pending_deliveries_survive_a_killed_server(backend: Backend) {
     assert_eq!(got[0].json()["data"]["conversation_id"], conversation["id"]);
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+async fn two_nodes_on_one_database_send_each_event_once(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut owned = db.binary_env();
+    owned.push(("FRONTDESK_WEBHOOK_ALLOW_LOOPBACK", "true".into()));
+    owned.push(("FRONTDESK_WEBHOOK_POLL_MS", "20".into()));
+    let envs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let key = run_cli(&["workspace", "create", "--name", "Twins"], &envs)["api_key"].as_str().unwrap().to_owned();
+    let receiver = Receiver::start().await;
+    let (mut first, first_base) = spawn_binary(&envs);
+    let (mut second, second_base) = spawn_binary(&envs);
+    let http = reqwest::Client::new();
+    let (status, endpoint) = status_json(
+        http.post(format!("{first_base}/api/webhooks"))
+            .bearer_auth(&key)
+            .json(&json!({"url": receiver.url("/"), "events": ["conversation_started"]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{endpoint}");
+    const EVENTS: usize = 30;
+    let creations = (0..EVENTS).map(|i| {
+        let base = if i % 2 == 0 { &first_base } else { &second_base };
+        http.post(format!("{base}/api/conversations")).bearer_auth(&key).json(&json!({})).send()
+    });
+    for response in futures::future::join_all(creations).await {
+        assert_eq!(response.unwrap().status(), 201);
+    }
+    let got = receiver.wait_for(EVENTS, WAIT).await;
+    let ids: std::collections::HashSet<String> =
+        got.iter().map(|r| r.json()["data"]["conversation_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), EVENTS);
+    // Every delivery was attempted exactly once, by one node or the other.
+    let endpoint_id = endpoint["id"].as_i64().unwrap();
+    // The receiver sees a request before the sender has logged its answer: wait for the log.
+    let mut deliveries = Vec::new();
+    for _ in 0..200 {
+        let (_, log) = status_json(
+            http.get(format!("{first_base}/api/webhooks/{endpoint_id}/deliveries?limit=100"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        deliveries = log["data"].as_array().unwrap().clone();
+        if deliveries.iter().all(|d| d["status"] == "delivered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(deliveries.len(), EVENTS);
+    for delivery in &deliveries {
+        assert_eq!(delivery["status"], "delivered", "{delivery}");
+        assert_eq!(delivery["log"].as_array().unwrap().len(), 1, "sent once: {delivery}");
+    }
+    assert_eq!(receiver.received().len(), EVENTS, "no event arrived twice");
+    for server in [&mut first, &mut second] {
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
 }
