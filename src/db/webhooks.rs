@@ -174,18 +174,20 @@ pub fn claim_due(
     limit: i64,
 ) -> Result<Vec<DueDelivery>, DbError> {
     write_tx(conn, |conn| {
+        // Active endpoints as a subquery rather than a join: the row lock below then covers
+        // delivery rows only. Locking endpoint rows would collide with the key-share locks every
+        // new delivery's foreign key takes, and the claim would skip due work while events flow.
+        let active = webhook_endpoints::table.filter(webhook_endpoints::active.eq(true)).select(webhook_endpoints::id);
         let due = webhook_deliveries::table
-            .inner_join(webhook_endpoints::table)
             .filter(webhook_deliveries::status.eq("pending"))
             .filter(webhook_deliveries::next_attempt_at.le(now))
             .filter(webhook_deliveries::claimed_until.is_null().or(webhook_deliveries::claimed_until.lt(now)))
-            .filter(webhook_endpoints::active.eq(true))
+            .filter(webhook_deliveries::endpoint_id.eq_any(active))
             .order(webhook_deliveries::id.asc())
             .limit(limit)
             .select(webhook_deliveries::id);
         let ids: Vec<i64> = match conn {
-            // Other nodes skip the rows this one has locked instead of waiting for them (the
-            // endpoint's row is locked too, which keeps one endpoint's sends on one node).
+            // Other nodes skip the rows this one has locked instead of waiting for them.
             DbConn::Postgres(c) => due.for_update().skip_locked().load(c)?,
             DbConn::Sqlite(c) => due.load(c)?,
         };
@@ -267,12 +269,13 @@ pub fn record_attempt(
 ) -> Result<bool, DbError> {
     let disabled = write_tx(conn, |conn| {
         // The endpoint's row first, as deleting an endpoint takes it before its deliveries: one
-        // lock order, so a delete racing an attempt waits instead of deadlocking.
+        // lock order, so a delete racing an attempt waits instead of deadlocking. NO KEY UPDATE
+        // still excludes that delete, but not the key-share locks of deliveries being queued.
         let endpoint_row = webhook_endpoints::table
             .filter(webhook_endpoints::id.eq(delivery.endpoint_id))
             .select(webhook_endpoints::id);
         let still_there: Option<i64> = match conn {
-            DbConn::Postgres(c) => endpoint_row.for_update().first(c).optional()?,
+            DbConn::Postgres(c) => endpoint_row.for_no_key_update().first(c).optional()?,
             DbConn::Sqlite(c) => endpoint_row.first(c).optional()?,
         };
         if still_there.is_none() {
