@@ -255,78 +255,61 @@ pub enum Next {
     Dead,
 }
 
-/// Records an attempt and its consequence, all in one transaction: the delivery's state, the
-/// endpoint's failure streak, and disabling it (with an event) when `disable` says so or when
-/// it has been failing for longer than `disable_after_ms`.
-pub fn record_attempt(
+/// One attempt and what follows from it, ready to be recorded.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub delivery: DueDelivery,
+    pub attempt: Attempt,
+    pub next: Next,
+    /// Disable the endpoint for this reason (a 410).
+    pub disable: Option<String>,
+}
+
+/// Records one endpoint's attempts, in order, in one transaction: each delivery's new state,
+/// the endpoint's failure streak, and disabling it (with a `webhook_endpoint_disabled` event)
+/// when an outcome says so or when it has been failing for longer than `disable_after_ms`.
+/// Returns whether the endpoint got disabled.
+pub fn record_attempts(
     conn: &mut DbConn,
-    delivery: &DueDelivery,
-    attempt: &Attempt,
-    next: &Next,
-    disable: Option<&str>,
+    endpoint_id: i64,
+    outcomes: &[Outcome],
     disable_after_ms: i64,
     now: i64,
 ) -> Result<bool, DbError> {
-    let disabled = write_tx(conn, |conn| {
+    let Some(first) = outcomes.first() else { return Ok(false) };
+    let (workspace_id, url) = (first.delivery.workspace_id, first.delivery.url.clone());
+    write_tx(conn, |conn| {
         // The endpoint's row first, as deleting an endpoint takes it before its deliveries: one
         // lock order, so a delete racing an attempt waits instead of deadlocking. NO KEY UPDATE
         // still excludes that delete, but not the key-share locks of deliveries being queued.
         let endpoint_row = webhook_endpoints::table
-            .filter(webhook_endpoints::id.eq(delivery.endpoint_id))
-            .select(webhook_endpoints::id);
-        let still_there: Option<i64> = match conn {
+            .filter(webhook_endpoints::id.eq(endpoint_id))
+            .select((webhook_endpoints::active, webhook_endpoints::failing_since));
+        let current: Option<(bool, Option<i64>)> = match conn {
             DbConn::Postgres(c) => endpoint_row.for_no_key_update().first(c).optional()?,
             DbConn::Sqlite(c) => endpoint_row.first(c).optional()?,
         };
-        if still_there.is_none() {
-            return Ok(false);
-        }
-        on_backend!(conn, c => diesel::insert_into(webhook_attempts::table)
-            .values((
-                webhook_attempts::workspace_id.eq(delivery.workspace_id),
-                webhook_attempts::delivery_id.eq(delivery.id),
-                webhook_attempts::attempted_at.eq(attempt.attempted_at),
-                webhook_attempts::status_code.eq(attempt.status_code),
-                webhook_attempts::latency_ms.eq(attempt.latency_ms),
-                webhook_attempts::response_excerpt.eq(attempt.response_excerpt.as_deref()),
-                webhook_attempts::error.eq(attempt.error.as_deref()),
-            ))
-            .execute(c))?;
-        let (status, next_at) = match next {
-            Next::Delivered => ("delivered", now),
-            Next::RetryAt(at) => ("pending", *at),
-            Next::Dead => ("dead", now),
-        };
-        let target = webhook_deliveries::table.filter(webhook_deliveries::id.eq(delivery.id));
-        on_backend!(conn, c => diesel::update(target)
-            .set((
-                webhook_deliveries::status.eq(status),
-                webhook_deliveries::attempts.eq(delivery.attempts + 1),
-                webhook_deliveries::next_attempt_at.eq(next_at),
-                webhook_deliveries::claimed_by.eq(None::<String>),
-                webhook_deliveries::claimed_until.eq(None::<i64>),
-                webhook_deliveries::updated_at.eq(now),
-            ))
-            .execute(c))?;
-        let endpoint = webhook_endpoints::table.filter(webhook_endpoints::id.eq(delivery.endpoint_id));
-        if *next == Next::Delivered {
-            on_backend!(conn, c => diesel::update(endpoint).set(webhook_endpoints::failing_since.eq(None::<i64>)).execute(c))?;
-            return Ok(false);
-        }
-        let failing_since: Option<i64> =
-            on_backend!(conn, c => endpoint.select(webhook_endpoints::failing_since).first(c))?;
-        let since = failing_since.unwrap_or(now);
-        if failing_since.is_none() {
-            on_backend!(conn, c => diesel::update(endpoint).set(webhook_endpoints::failing_since.eq(Some(now))).execute(c))?;
-        }
-        let reason = match disable {
-            Some(reason) => Some(reason.to_owned()),
-            None if now - since >= disable_after_ms => {
-                Some(format!("deliveries have failed for {} s without a success", (now - since) / 1000))
+        let Some((active, mut failing_since)) = current else { return Ok(false) };
+        let mut reason = None;
+        for outcome in outcomes {
+            record_one(conn, outcome, now)?;
+            if outcome.next == Next::Delivered {
+                failing_since = None;
+            } else {
+                failing_since = failing_since.or(Some(outcome.attempt.attempted_at));
             }
-            None => None,
-        };
-        let Some(reason) = reason else { return Ok(false) };
+            if reason.is_none() {
+                reason = outcome.disable.clone();
+            }
+        }
+        if reason.is_none() {
+            if let Some(since) = failing_since.filter(|since| now - since >= disable_after_ms) {
+                reason = Some(format!("deliveries have failed for {} s without a success", (now - since) / 1000));
+            }
+        }
+        let endpoint = webhook_endpoints::table.filter(webhook_endpoints::id.eq(endpoint_id));
+        on_backend!(conn, c => diesel::update(endpoint).set(webhook_endpoints::failing_since.eq(failing_since)).execute(c))?;
+        let Some(reason) = reason.filter(|_| active) else { return Ok(false) };
         on_backend!(conn, c => diesel::update(endpoint)
             .set((
                 webhook_endpoints::active.eq(false),
@@ -336,14 +319,45 @@ pub fn record_attempt(
             .execute(c))?;
         outbox::emit(
             conn,
-            delivery.workspace_id,
+            workspace_id,
             "webhook_endpoint_disabled",
-            serde_json::json!({ "endpoint_id": delivery.endpoint_id, "url": delivery.url, "reason": reason }),
+            serde_json::json!({ "endpoint_id": endpoint_id, "url": url, "reason": reason }),
             now,
         )?;
         Ok(true)
-    })?;
-    Ok(disabled)
+    })
+}
+
+fn record_one(conn: &mut DbConn, outcome: &Outcome, now: i64) -> Result<(), DbError> {
+    let (delivery, attempt) = (&outcome.delivery, &outcome.attempt);
+    on_backend!(conn, c => diesel::insert_into(webhook_attempts::table)
+        .values((
+            webhook_attempts::workspace_id.eq(delivery.workspace_id),
+            webhook_attempts::delivery_id.eq(delivery.id),
+            webhook_attempts::attempted_at.eq(attempt.attempted_at),
+            webhook_attempts::status_code.eq(attempt.status_code),
+            webhook_attempts::latency_ms.eq(attempt.latency_ms),
+            webhook_attempts::response_excerpt.eq(attempt.response_excerpt.as_deref()),
+            webhook_attempts::error.eq(attempt.error.as_deref()),
+        ))
+        .execute(c))?;
+    let (status, next_at) = match outcome.next {
+        Next::Delivered => ("delivered", now),
+        Next::RetryAt(at) => ("pending", at),
+        Next::Dead => ("dead", now),
+    };
+    let target = webhook_deliveries::table.filter(webhook_deliveries::id.eq(delivery.id));
+    on_backend!(conn, c => diesel::update(target)
+        .set((
+            webhook_deliveries::status.eq(status),
+            webhook_deliveries::attempts.eq(delivery.attempts + 1),
+            webhook_deliveries::next_attempt_at.eq(next_at),
+            webhook_deliveries::claimed_by.eq(None::<String>),
+            webhook_deliveries::claimed_until.eq(None::<i64>),
+            webhook_deliveries::updated_at.eq(now),
+        ))
+        .execute(c))?;
+    Ok(())
 }
 
 /// A delivery and its attempts, as the log shows them.

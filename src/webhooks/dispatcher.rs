@@ -1,7 +1,9 @@
 //! `WebhookDispatcher`: drains the outbox. Each round claims the due deliveries (a lease, so a
 //! node that dies mid-round only delays them), sends them concurrently across endpoints and in
-//! event order within one endpoint, and records every attempt with its consequence: delivered,
-//! retried later (the schedule, with jitter, or the receiver's `Retry-After`), or dead-lettered.
+//! event order within one endpoint, and records each endpoint's attempts together (one
+//! transaction per up to 64) with their consequence: delivered, retried later (the schedule,
+//! with jitter, or the receiver's `Retry-After`), or dead-lettered. A send whose record is lost
+//! (a crash in between) is sent again with the same `webhook-id`: at least once, never lost.
 //! It wakes on commits of new deliveries and polls as a safety net.
 
 use std::collections::BTreeMap;
@@ -14,12 +16,14 @@ use rand::Rng;
 
 use super::{outbox, signing};
 use crate::crypto::SecretBox;
-use crate::db::webhooks::{self as store, Attempt, DueDelivery, Next};
+use crate::db::webhooks::{self as store, Attempt, DueDelivery, Next, Outcome};
 use crate::db::Db;
 use crate::net_guard::{self, TargetPolicy};
 
 /// How much of a receiver's answer the delivery log keeps.
 const EXCERPT_BYTES: usize = 1024;
+/// Most attempts one transaction records.
+const RECORD_BATCH: usize = 64;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -119,17 +123,31 @@ impl Handler<Round> for WebhookDispatcher {
             for delivery in due {
                 by_endpoint.entry(delivery.endpoint_id).or_default().push(delivery);
             }
-            let lanes = by_endpoint.into_values().map(|deliveries| {
+            let lanes = by_endpoint.into_iter().map(|(endpoint_id, deliveries)| {
                 let (db, secrets, client, clock, config) =
                     (db.clone(), secrets.clone(), client.clone(), clock.clone(), config.clone());
                 async move {
+                    let started = Instant::now();
+                    let mut outcomes = Vec::new();
                     for delivery in deliveries {
-                        let disabled = deliver(&db, &secrets, &client, clock.as_ref(), &config, delivery).await;
-                        if disabled {
-                            // The rest stay pending until the endpoint is turned back on.
+                        // Stop well before the claims lapse: what is left is claimed again later,
+                        // never sent twice by two rounds at once.
+                        if started.elapsed() > config.lease / 2 {
                             break;
                         }
+                        let outcome = attempt(&secrets, &client, clock.as_ref(), &config, delivery).await;
+                        let disabling = outcome.disable.is_some();
+                        outcomes.push(outcome);
+                        if outcomes.len() >= RECORD_BATCH || disabling {
+                            let disabled =
+                                record(&db, &config, endpoint_id, std::mem::take(&mut outcomes), clock.now_ms()).await;
+                            if disabled {
+                                // The rest stay pending until the endpoint is turned back on.
+                                return;
+                            }
+                        }
                     }
+                    record(&db, &config, endpoint_id, outcomes, clock.now_ms()).await;
                 }
             });
             futures::future::join_all(lanes).await;
@@ -144,15 +162,35 @@ impl Handler<Round> for WebhookDispatcher {
     }
 }
 
-/// One attempt at one delivery, recorded; returns whether the endpoint got disabled.
-async fn deliver(
-    db: &Db,
+/// Records a lane's outcomes in one transaction; returns whether the endpoint got disabled.
+async fn record(db: &Db, config: &DispatchConfig, endpoint_id: i64, outcomes: Vec<Outcome>, now: i64) -> bool {
+    if outcomes.is_empty() {
+        return false;
+    }
+    let disable_after = config.disable_after.as_millis() as i64;
+    match db.run(move |conn| store::record_attempts(conn, endpoint_id, &outcomes, disable_after, now)).await {
+        Ok(disabled) => {
+            if disabled {
+                outbox::committed();
+            }
+            disabled
+        }
+        Err(err) => {
+            // The claims lapse and the deliveries are tried again: at least once, never lost.
+            tracing::error!(error = %err, "cannot record webhook attempts");
+            false
+        }
+    }
+}
+
+/// One attempt at one delivery, and what should follow from it.
+async fn attempt(
     secrets: &SecretBox,
     client: &reqwest::Client,
     clock: &dyn Clock,
     config: &DispatchConfig,
     delivery: DueDelivery,
-) -> bool {
+) -> Outcome {
     let now = clock.now_ms();
     let started = Instant::now();
     let result = send(secrets, client, config, &delivery, now).await;
@@ -206,25 +244,7 @@ async fn deliver(
     if next == Next::Dead && disable.is_none() {
         tracing::warn!(delivery = delivery.id, endpoint = delivery.endpoint_id, "webhook delivery dead-lettered");
     }
-    let disable_after = config.disable_after.as_millis() as i64;
-    let recorded = db
-        .run(move |conn| {
-            store::record_attempt(conn, &delivery, &attempt, &next, disable.as_deref(), disable_after, now)
-        })
-        .await;
-    match recorded {
-        Ok(disabled) => {
-            if disabled {
-                outbox::committed();
-            }
-            disabled
-        }
-        Err(err) => {
-            // The claim lapses and the delivery is tried again: at least once, never lost.
-            tracing::error!(error = %err, "cannot record a webhook attempt");
-            false
-        }
-    }
+    Outcome { delivery, attempt, next, disable }
 }
 
 struct Answer {
