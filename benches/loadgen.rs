@@ -37,6 +37,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{fmt_lat, percentile, proc_cpu_ticks, round1, round3};
+
 type Ws = WebSocketStream<TcpStream>;
 
 const USAGE: &str = "\
@@ -291,15 +295,6 @@ fn proc_rss_kib(pid: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// utime + stime in clock ticks (USER_HZ, 100 on Linux).
-fn proc_cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the command: state is field 3, utime field 14, stime field 15.
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
 struct CpuMark {
     at: Instant,
     server: Option<u64>,
@@ -329,37 +324,17 @@ impl CpuMark {
 // ---------------------------------------------------------------------------------------------
 // Statistics
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 /// p50/p90/p99/max of microsecond samples, in milliseconds.
 fn latency_ms(samples: &mut [u32]) -> serde_json::Value {
     samples.sort_unstable();
     let ms = |us: f64| round3(us / 1000.0);
     json!({
-        "p50": ms(percentile(samples, 0.50)),
-        "p90": ms(percentile(samples, 0.90)),
-        "p99": ms(percentile(samples, 0.99)),
+        "p50": ms(f64::from(percentile(samples, 0.50))),
+        "p90": ms(f64::from(percentile(samples, 0.90))),
+        "p99": ms(f64::from(percentile(samples, 0.99))),
         "max": ms(samples.last().copied().unwrap_or(0) as f64),
         "n": samples.len(),
     })
-}
-
-fn fmt_lat(v: &serde_json::Value) -> String {
-    format!("p50 {} ms, p90 {} ms, p99 {} ms, max {} ms (n={})", v["p50"], v["p90"], v["p99"], v["max"], v["n"])
 }
 
 /// Up to 8 distinct error kinds with their counts.

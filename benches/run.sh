@@ -42,85 +42,11 @@ RESULTS=${RESULTS:-/tmp/frontdesk-bench-$BACKEND.txt}
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/frontdesk-target}
 
-echo "## building (release)" >&2
-cargo build --release --bin frontdesk >&2
-LOADGEN=$(cargo build --release --benches --message-format=json 2>/dev/null |
-    grep -o '"executable":"[^"]*/loadgen-[^"]*"' | tail -n1 | cut -d'"' -f4)
-SERVER=${FRONTDESK_BIN:-$CARGO_TARGET_DIR/release/frontdesk} # FRONTDESK_BIN: benchmark another build
-if [[ -z "$LOADGEN" || ! -x "$LOADGEN" || ! -x "$SERVER" ]]; then
-    echo "could not find the built server ($SERVER) or load generator ($LOADGEN)" >&2
-    exit 1
-fi
-
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 ulimit -n 20000
-
-WORK=$(mktemp -d /tmp/frontdesk-bench.XXXXXX)
-# Private copies: a concurrent cargo build must not swap the binaries between runs.
-cp "$SERVER" "$WORK/frontdesk"
-cp "$LOADGEN" "$WORK/loadgen"
-SERVER=$WORK/frontdesk
-LOADGEN=$WORK/loadgen
-SERVER_PID=""
-DB_NAME=""
-RUN_NO=0
-: >"$RESULTS"
-
-stop_server() {
-    if [[ -n "$SERVER_PID" ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-    if [[ -n "$DB_NAME" ]]; then
-        psql "$PG_URL/postgres" -qAtc "drop database if exists $DB_NAME with (force)" >/dev/null || true
-        DB_NAME=""
-    fi
-}
-
-cleanup() {
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Starts a fresh server; sets SERVER_PID, PORT, BOT and RUN_DIR.
-start_server() {
-    RUN_NO=$((RUN_NO + 1))
-    RUN_DIR=$WORK/run$RUN_NO
-    mkdir -p "$RUN_DIR/data"
-    local db_env=()
-    if [[ "$BACKEND" == postgres ]]; then
-        DB_NAME=frontdesk_bench_$$_$RUN_NO
-        psql "$PG_URL/postgres" -qAtc "create database $DB_NAME" >/dev/null
-        db_env=("DATABASE_URL=$PG_URL/$DB_NAME")
-    fi
-    env "${db_env[@]}" FRONTDESK_BIND=127.0.0.1:0 FRONTDESK_DATA_DIR="$RUN_DIR/data" FRONTDESK_WORKERS=1 \
-        RUST_LOG=warn taskset -c "$SERVER_CORE" "$SERVER" serve >"$RUN_DIR/stdout" 2>"$RUN_DIR/stderr" &
-    SERVER_PID=$!
-    PORT="" BOT=""
-    for _ in $(seq 300); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "server exited during startup:" >&2
-            tail -n 20 "$RUN_DIR/stderr" >&2
-            exit 1
-        fi
-        PORT=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$RUN_DIR/stdout" | head -n1 | sed 's/.*://' || true)
-        BOT=$(grep -o '"bot_id": *"[^"]*"' "$RUN_DIR/stdout" | head -n1 | cut -d'"' -f4 || true)
-        [[ -n "$PORT" && -n "$BOT" ]] && break
-        sleep 0.1
-    done
-    if [[ -z "$PORT" || -z "$BOT" ]]; then
-        echo "server did not print its port and bot id within 30 s" >&2
-        exit 1
-    fi
-    sleep 1 # let the startup work (migrations, seeding) settle before measuring a baseline
-}
+prepare_binaries loadgen
+LOADGEN=$BENCH
 
 # run LABEL ARGS...: one load generator run against a fresh server.
 run() {

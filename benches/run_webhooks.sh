@@ -36,92 +36,16 @@ RESULTS=${RESULTS:-/tmp/frontdesk-bench-webhooks-$BACKEND.txt}
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/frontdesk-target}
 
-echo "## building (release)" >&2
-cargo build --release --bin frontdesk >&2
-BENCH=$(cargo build --release --benches --message-format=json 2>/dev/null |
-    grep -o '"executable":"[^"]*/webhooks-[^"]*"' | tail -n1 | cut -d'"' -f4)
-SERVER=${FRONTDESK_BIN:-$CARGO_TARGET_DIR/release/frontdesk} # FRONTDESK_BIN: benchmark another build
-if [[ -z "$BENCH" || ! -x "$BENCH" || ! -x "$SERVER" ]]; then
-    echo "could not find the built server ($SERVER) or webhook benchmark ($BENCH)" >&2
-    exit 1
-fi
-
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 ulimit -n 20000
-
-WORK=$(mktemp -d /tmp/frontdesk-bench-webhooks.XXXXXX)
-# Private copies: a concurrent cargo build must not swap the binaries between runs.
-cp "$SERVER" "$WORK/frontdesk"
-cp "$BENCH" "$WORK/webhooks"
-SERVER=$WORK/frontdesk
-BENCH=$WORK/webhooks
-SERVER_PID=""
-DB_NAME=""
-RUN_NO=0
-: >"$RESULTS"
-
-stop_server() {
-    if [[ -n "$SERVER_PID" ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-    if [[ -n "$DB_NAME" ]]; then
-        psql "$PG_URL/postgres" -qAtc "drop database if exists $DB_NAME with (force)" >/dev/null || true
-        DB_NAME=""
-    fi
-}
-
-cleanup() {
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Starts a fresh server; sets SERVER_PID, PORT, KEY and RUN_DIR.
-start_server() {
-    RUN_NO=$((RUN_NO + 1))
-    RUN_DIR=$WORK/run$RUN_NO
-    mkdir -p "$RUN_DIR/data"
-    local db_env=()
-    if [[ "$BACKEND" == postgres ]]; then
-        DB_NAME=frontdesk_bench_wh_$$_$RUN_NO
-        psql "$PG_URL/postgres" -qAtc "create database $DB_NAME" >/dev/null
-        db_env=("DATABASE_URL=$PG_URL/$DB_NAME")
-    fi
-    env "${db_env[@]}" FRONTDESK_BIND=127.0.0.1:0 FRONTDESK_DATA_DIR="$RUN_DIR/data" FRONTDESK_WORKERS=1 \
-        FRONTDESK_WEBHOOK_ALLOW_LOOPBACK=true FRONTDESK_RATE_LIMIT_PER_MINUTE=0 \
-        RUST_LOG=warn taskset -c "$SERVER_CORE" "$SERVER" serve >"$RUN_DIR/stdout" 2>"$RUN_DIR/stderr" &
-    SERVER_PID=$!
-    PORT="" KEY=""
-    for _ in $(seq 300); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "server exited during startup:" >&2
-            tail -n 20 "$RUN_DIR/stderr" >&2
-            exit 1
-        fi
-        PORT=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$RUN_DIR/stdout" | head -n1 | sed 's/.*://' || true)
-        KEY=$(grep -o '"api_key": *"[^"]*"' "$RUN_DIR/stdout" | head -n1 | cut -d'"' -f4 || true)
-        [[ -n "$PORT" && -n "$KEY" ]] && break
-        sleep 0.1
-    done
-    if [[ -z "$PORT" || -z "$KEY" ]]; then
-        echo "server did not print its port and API key within 30 s" >&2
-        exit 1
-    fi
-    sleep 1 # let the startup work (migrations, seeding) settle before measuring a baseline
-}
+prepare_binaries webhooks
 
 # run LABEL ARGS...: one benchmark run against a fresh server.
 run() {
     local label=$1
     shift
-    start_server
+    start_server FRONTDESK_WEBHOOK_ALLOW_LOOPBACK=true FRONTDESK_RATE_LIMIT_PER_MINUTE=0
     echo >&2
     echo "## $BACKEND $label (server pid $SERVER_PID, port $PORT)" >&2
     local out=$RUN_DIR/webhooks.out

@@ -32,6 +32,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::sleep;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{fmt_lat, percentile, proc_cpu_ticks, round1, round3};
+
 const USAGE: &str = "\
 usage: webhooks --url http://HOST:PORT --key API_KEY --events N --concurrency C [options]
 
@@ -294,14 +298,6 @@ fn short(e: &reqwest::Error) -> String {
 // ---------------------------------------------------------------------------------------------
 // /proc readings and statistics
 
-/// utime + stime in clock ticks (USER_HZ, 100 on Linux).
-fn proc_cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
 /// Percent of one core between two tick readings `secs` apart.
 fn cpu_pct(before: Option<u64>, after: Option<u64>, secs: f64) -> Option<f64> {
     Some(round1(after?.saturating_sub(before?) as f64 / 100.0 / secs.max(1e-3) * 100.0))
@@ -332,26 +328,6 @@ impl ErrorKinds {
     fn total(&self) -> u64 {
         self.0.values().sum()
     }
-}
-
-fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
-    if sorted.is_empty() {
-        return T::default();
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn fmt_lat(v: &serde_json::Value) -> String {
-    format!("p50 {} ms, p90 {} ms, p99 {} ms, max {} ms (n={})", v["p50"], v["p90"], v["p99"], v["max"], v["n"])
 }
 
 // ---------------------------------------------------------------------------------------------

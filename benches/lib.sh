@@ -1,0 +1,87 @@
+# Shared by the benchmark scripts: build, private copies of the binaries, a fresh server per
+# measurement (temp data folder; for postgres a fresh database, dropped afterwards), cleanup.
+# The sourcing script sets BACKEND, PG_URL, SERVER_CORE and RESULTS first.
+
+# prepare_binaries BENCH_NAME: builds, then sets SERVER and BENCH to private copies in $WORK
+# (a concurrent cargo build must not swap the binaries between runs).
+prepare_binaries() {
+    local name=$1
+    echo "## building (release)" >&2
+    cargo build --release --bin frontdesk >&2
+    local bench
+    bench=$(cargo build --release --benches --message-format=json 2>/dev/null |
+        grep -o "\"executable\":\"[^\"]*/$name-[^\"]*\"" | tail -n1 | cut -d'"' -f4)
+    local server=${FRONTDESK_BIN:-$CARGO_TARGET_DIR/release/frontdesk} # FRONTDESK_BIN: benchmark another build
+    if [[ -z "$bench" || ! -x "$bench" || ! -x "$server" ]]; then
+        echo "could not find the built server ($server) or benchmark $name ($bench)" >&2
+        exit 1
+    fi
+    WORK=$(mktemp -d "/tmp/frontdesk-bench-$name.XXXXXX")
+    cp "$server" "$WORK/frontdesk"
+    cp "$bench" "$WORK/$name"
+    SERVER=$WORK/frontdesk
+    BENCH=$WORK/$name
+    SERVER_PID=""
+    DB_NAME=""
+    RUN_NO=0
+    : >"$RESULTS"
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+stop_server() {
+    if [[ -n "$SERVER_PID" ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+    if [[ -n "$DB_NAME" ]]; then
+        psql "$PG_URL/postgres" -qAtc "drop database if exists $DB_NAME with (force)" >/dev/null || true
+        DB_NAME=""
+    fi
+}
+
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+
+# start_server [ENV=VALUE...]: a fresh server pinned to $SERVER_CORE with one worker; sets
+# SERVER_PID, PORT, BOT, KEY and RUN_DIR once it has printed its address and demo credentials.
+start_server() {
+    RUN_NO=$((RUN_NO + 1))
+    RUN_DIR=$WORK/run$RUN_NO
+    mkdir -p "$RUN_DIR/data"
+    local db_env=()
+    if [[ "$BACKEND" == postgres ]]; then
+        DB_NAME=frontdesk_bench_$$_$RUN_NO
+        psql "$PG_URL/postgres" -qAtc "create database $DB_NAME" >/dev/null
+        db_env=("DATABASE_URL=$PG_URL/$DB_NAME")
+    fi
+    env "${db_env[@]}" "$@" FRONTDESK_BIND=127.0.0.1:0 FRONTDESK_DATA_DIR="$RUN_DIR/data" FRONTDESK_WORKERS=1 \
+        RUST_LOG=warn taskset -c "$SERVER_CORE" "$SERVER" serve >"$RUN_DIR/stdout" 2>"$RUN_DIR/stderr" &
+    SERVER_PID=$!
+    PORT="" BOT="" KEY=""
+    for _ in $(seq 300); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "server exited during startup:" >&2
+            tail -n 20 "$RUN_DIR/stderr" >&2
+            exit 1
+        fi
+        PORT=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$RUN_DIR/stdout" | head -n1 | sed 's/.*://' || true)
+        BOT=$(grep -o '"bot_id": *"[^"]*"' "$RUN_DIR/stdout" | head -n1 | cut -d'"' -f4 || true)
+        KEY=$(grep -o '"api_key": *"[^"]*"' "$RUN_DIR/stdout" | head -n1 | cut -d'"' -f4 || true)
+        [[ -n "$PORT" && -n "$BOT" && -n "$KEY" ]] && break
+        sleep 0.1
+    done
+    if [[ -z "$PORT" || -z "$BOT" || -z "$KEY" ]]; then
+        echo "server did not print its port, bot id and API key within 30 s" >&2
+        exit 1
+    fi
+    sleep 1 # let the startup work (migrations, seeding) settle before measuring a baseline
+}
