@@ -106,6 +106,7 @@ impl From<SessionError> for ApiError {
                 tracing::error!(error = %why, "conversation unavailable");
                 ApiError::unavailable("conversation temporarily unavailable, try again shortly")
             }
+            SessionError::Failed(why) => ApiError::internal(why),
         }
     }
 }

@@ -98,8 +98,9 @@ impl Application {
                 node_id: format!("{}-{}", hostname(), std::process::id()),
                 schedule: settings.webhook_retry_schedule.clone(),
                 timeout: settings.webhook_timeout,
-                // A claim outlives one attempt; a node killed mid-round holds it no longer than this.
-                lease: settings.webhook_timeout + Duration::from_secs(5),
+                // Room for a few attempts per lane; a node killed mid-round holds its claims no
+                // longer than this.
+                lease: settings.webhook_timeout * 4 + Duration::from_secs(10),
                 poll: settings.webhook_poll,
                 batch: 200,
                 disable_after: settings.webhook_disable_after,

@@ -51,6 +51,9 @@ pub enum SessionError {
     Closed,
     #[error("conversation temporarily unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the write for a reason other than being unreachable.
+    #[error("conversation storage failed: {0}")]
+    Failed(String),
 }
 
 /// A visitor's message, as every transport hands it to the session.
@@ -361,9 +364,16 @@ impl Handler<VisitorMessage> for ConversationSession {
                     };
                     Ok(Posted { message, duplicate: true, reply })
                 }
-                Err(err) => Err(SessionError::Unavailable(err.to_string())),
+                Err(err) => Err(session_error(err)),
             }),
         ))
+    }
+}
+
+fn session_error(err: crate::ports::StoreError) -> SessionError {
+    match err {
+        crate::ports::StoreError::Unavailable(why) => SessionError::Unavailable(why),
+        crate::ports::StoreError::Other(why) => SessionError::Failed(why),
     }
 }
 
@@ -459,7 +469,7 @@ impl Handler<CloseConversation> for ConversationSession {
         let now = self.ports.clock.now_ms();
         AtomicResponse::new(Box::pin(async move { store.close(workspace_id, &id, now).await }.into_actor(self).map(
             |closed, act, _ctx| {
-                closed.map_err(|err| SessionError::Unavailable(err.to_string()))?;
+                closed.map_err(session_error)?;
                 if let State::Ready(context) = &mut act.state {
                     context.status = ConversationStatus::Closed;
                 }

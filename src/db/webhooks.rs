@@ -163,6 +163,8 @@ pub struct DueDelivery {
     pub previous_secret_expires_at: Option<i64>,
     pub event: String,
     pub payload: String,
+    /// The lease this claim wrote: a record only counts while the claim is still this one.
+    pub claimed_until: i64,
 }
 
 /// Claims up to `limit` due deliveries of active endpoints for `lease_ms`, oldest first.
@@ -232,6 +234,7 @@ pub fn claim_due(
                 previous_secret_expires_at: r.8,
                 event: r.9,
                 payload: r.10,
+                claimed_until: now + lease_ms,
             })
             .collect())
     })
@@ -271,6 +274,7 @@ pub struct Outcome {
 /// Returns whether the endpoint got disabled.
 pub fn record_attempts(
     conn: &mut DbConn,
+    node: &str,
     endpoint_id: i64,
     outcomes: &[Outcome],
     disable_after_ms: i64,
@@ -292,7 +296,7 @@ pub fn record_attempts(
         let Some((active, mut failing_since)) = current else { return Ok(false) };
         let mut reason = None;
         for outcome in outcomes {
-            record_one(conn, outcome, now)?;
+            record_one(conn, node, outcome, now)?;
             if outcome.next == Next::Delivered {
                 failing_since = None;
             } else {
@@ -328,7 +332,10 @@ pub fn record_attempts(
     })
 }
 
-fn record_one(conn: &mut DbConn, outcome: &Outcome, now: i64) -> Result<(), DbError> {
+/// Logs the attempt and, if this node still holds the delivery's claim, moves the delivery on.
+/// A claim that was taken back meanwhile (a redelivery, or a lapsed lease another node took)
+/// keeps its newer state: the attempt is history, not a decision.
+fn record_one(conn: &mut DbConn, node: &str, outcome: &Outcome, now: i64) -> Result<(), DbError> {
     let (delivery, attempt) = (&outcome.delivery, &outcome.attempt);
     on_backend!(conn, c => diesel::insert_into(webhook_attempts::table)
         .values((
@@ -346,7 +353,10 @@ fn record_one(conn: &mut DbConn, outcome: &Outcome, now: i64) -> Result<(), DbEr
         Next::RetryAt(at) => ("pending", at),
         Next::Dead => ("dead", now),
     };
-    let target = webhook_deliveries::table.filter(webhook_deliveries::id.eq(delivery.id));
+    let target = webhook_deliveries::table
+        .filter(webhook_deliveries::id.eq(delivery.id))
+        .filter(webhook_deliveries::claimed_by.eq(node))
+        .filter(webhook_deliveries::claimed_until.eq(delivery.claimed_until));
     on_backend!(conn, c => diesel::update(target)
         .set((
             webhook_deliveries::status.eq(status),
@@ -357,6 +367,21 @@ fn record_one(conn: &mut DbConn, outcome: &Outcome, now: i64) -> Result<(), DbEr
             webhook_deliveries::updated_at.eq(now),
         ))
         .execute(c))?;
+    Ok(())
+}
+
+/// Gives back claims this node will not use (a lane that stopped early), so the next round takes
+/// them first, in order.
+pub fn release_claims(conn: &mut DbConn, node: &str, deliveries: &[(i64, i64)]) -> Result<(), DbError> {
+    for (id, claimed_until) in deliveries {
+        let target = webhook_deliveries::table
+            .filter(webhook_deliveries::id.eq(id))
+            .filter(webhook_deliveries::claimed_by.eq(node))
+            .filter(webhook_deliveries::claimed_until.eq(claimed_until));
+        on_backend!(conn, c => diesel::update(target)
+            .set((webhook_deliveries::claimed_by.eq(None::<String>), webhook_deliveries::claimed_until.eq(None::<i64>)))
+            .execute(c))?;
+    }
     Ok(())
 }
 

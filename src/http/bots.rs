@@ -87,6 +87,7 @@ pub async fn create(
         Ok((StatusCode::CREATED, BotView::from(row)))
     })
     .await
+    .map(idempotency::Created::respond)
 }
 
 #[derive(Debug, Deserialize)]

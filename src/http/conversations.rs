@@ -47,6 +47,7 @@ pub async fn start(
         Ok((StatusCode::CREATED, chat.view(row).await?))
     })
     .await
+    .map(idempotency::Created::respond)
 }
 
 pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {

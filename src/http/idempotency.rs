@@ -25,8 +25,26 @@ pub fn key_of(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// What [`once`] answers: the status and body, and whether they are a replay.
+pub struct Created {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+    pub replayed: bool,
+}
+
+impl Created {
+    pub fn respond(self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.replayed {
+            response.insert_header(("Idempotent-Replayed", "true"));
+        }
+        response.json(self.body)
+    }
+}
+
 /// Runs `create` once per key: the first call does the work and stores its response, repeats
-/// replay it. Without a key, `create` simply runs.
+/// replay it. Without a key, `create` simply runs. What is stored is exactly what `create`
+/// returns, so it must hold no secret.
 pub async fn once<T, F, Fut>(
     chat: &Chat,
     workspace_id: i64,
@@ -34,37 +52,45 @@ pub async fn once<T, F, Fut>(
     key: Option<String>,
     body_digest: &str,
     create: F,
-) -> Result<HttpResponse, ApiError>
+) -> Result<Created, ApiError>
 where
     T: Serialize,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(StatusCode, T), ApiError>>,
 {
+    let run = |status: StatusCode, body: T| -> Result<Created, ApiError> {
+        Ok(Created { status, body: serde_json::to_value(body).map_err(ApiError::internal)?, replayed: false })
+    };
     let Some(key) = key else {
         let (status, body) = create().await?;
-        return Ok(HttpResponse::build(status).json(body));
+        return run(status, body);
     };
     let (claim_key, hash) = (key.clone(), body_digest.to_owned());
     let claim = chat.db.run(move |conn| idempotency::claim(conn, workspace_id, scope, &claim_key, &hash)).await?;
     match claim {
-        Claim::Replay { status, body } => {
-            Ok(HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
-                .insert_header(("Idempotent-Replayed", "true"))
-                .content_type("application/json")
-                .body(body))
-        }
+        Claim::Replay { status, body } => Ok(Created {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            body: serde_json::from_str(&body).map_err(ApiError::internal)?,
+            replayed: true,
+        }),
         Claim::Mismatch => {
             Err(ApiError::unprocessable("Idempotency-Key was already used with a different request body"))
         }
         Claim::InProgress => Err(ApiError::conflict("a request with this Idempotency-Key is still being processed")),
         Claim::Fresh => match create().await {
             Ok((status, body)) => {
-                let text = serde_json::to_string(&body).map_err(ApiError::internal)?;
-                let stored = text.clone();
-                chat.db
+                let created = run(status, body)?;
+                let stored = created.body.to_string();
+                let completed = chat
+                    .db
                     .run(move |conn| idempotency::complete(conn, workspace_id, scope, &key, status.as_u16(), &stored))
-                    .await?;
-                Ok(HttpResponse::build(status).content_type("application/json").body(text))
+                    .await;
+                if let Err(err) = completed {
+                    // The thing exists but its key is still "in progress": a retry after the stale
+                    // claim expires would create it again. Say so loudly; the client got its answer.
+                    tracing::error!(error = %err, scope, "created, but could not store the idempotent response");
+                }
+                Ok(created)
             }
             Err(err) => {
                 // Nothing was created: free the key so a corrected retry can use it.

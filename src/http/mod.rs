@@ -62,6 +62,8 @@ pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest)
     ApiError::bad_request(format!("invalid query parameter: {text}")).into()
 }
 
-pub fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request(format!("invalid path: {err}")).into()
+/// A path segment that cannot be an id (`/api/webhooks/abc`) names nothing that exists: 404,
+/// like any other unknown id.
+pub fn path_error(_err: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
+    ApiError::not_found(format!("nothing at {}", req.path())).into()
 }

@@ -136,10 +136,18 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(body, digest) = body;
     let key = idempotency::key_of(&req)?;
-    idempotency::once(&chat, caller.workspace_id, "webhooks", key, &digest, || async {
-        Ok((StatusCode::CREATED, create_endpoint(&chat, &admin, caller.workspace_id, body).await?))
+    // The stored (replayable) response leaves the secret out; it is read back from the
+    // encrypted endpoint row for the first answer and for every replay alike.
+    let created = idempotency::once(&chat, caller.workspace_id, "webhooks", key, &digest, || async {
+        let view = create_endpoint(&chat, &admin, caller.workspace_id, body).await?;
+        Ok((StatusCode::CREATED, EndpointView { secret: None, ..view }))
     })
-    .await
+    .await?;
+    let id = created.body["id"].as_i64().ok_or_else(|| ApiError::internal("created endpoint without id"))?;
+    let row = endpoint(&chat, caller.workspace_id, id).await?;
+    let mut answer = created;
+    answer.body["secret"] = serde_json::Value::String(admin.secrets.open(&row.secret).map_err(ApiError::internal)?);
+    Ok(answer.respond())
 }
 
 pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
@@ -330,6 +338,14 @@ pub async fn delivery(
     Ok(HttpResponse::Ok().json(delivery))
 }
 
+/// Sending waits for an active endpoint; asking a disabled one to send would be a silent no-op.
+fn require_active(endpoint: &EndpointRow) -> Result<(), ApiError> {
+    if endpoint.active {
+        return Ok(());
+    }
+    Err(ApiError::conflict("the endpoint is disabled: turn it back on (PATCH active: true) first"))
+}
+
 pub async fn redeliver(
     chat: web::Data<Chat>,
     caller: Caller,
@@ -337,6 +353,7 @@ pub async fn redeliver(
 ) -> Result<HttpResponse, ApiError> {
     let (endpoint_id, delivery_id) = path.into_inner();
     let workspace_id = caller.workspace_id;
+    require_active(&endpoint(&chat, workspace_id, endpoint_id).await?)?;
     if !chat.db.run(move |conn| store::redeliver(conn, workspace_id, endpoint_id, delivery_id, now_ms())).await? {
         return Err(ApiError::not_found("delivery not found"));
     }
@@ -364,6 +381,7 @@ pub async fn replay(
     }
     .ok_or_else(|| ApiError::bad_request("invalid field `since`: milliseconds since the epoch or an RFC 3339 time"))?;
     let endpoint = endpoint(&chat, caller.workspace_id, *path).await?;
+    require_active(&endpoint)?;
     let workspace_id = caller.workspace_id;
     let queued = chat.db.run(move |conn| store::replay(conn, workspace_id, &endpoint, since, now_ms())).await?;
     crate::webhooks::outbox::committed();

@@ -22,6 +22,8 @@ use crate::net_guard::{self, TargetPolicy};
 
 /// How much of a receiver's answer the delivery log keeps.
 const EXCERPT_BYTES: usize = 1024;
+/// Room left in a claim for recording what was sent.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Most attempts one transaction records.
 const RECORD_BATCH: usize = 64;
 /// The longest `Retry-After` honoured.
@@ -35,7 +37,8 @@ pub struct DispatchConfig {
     pub schedule: Vec<Duration>,
     /// A receiver must answer 2xx within this.
     pub timeout: Duration,
-    /// How long a claim holds before another round (or node) may take the delivery.
+    /// How long a claim holds before another round (or node) may take the delivery; a lane
+    /// starts a send only if it can finish within it.
     pub lease: Duration,
     /// Safety-net polling interval.
     pub poll: Duration,
@@ -129,19 +132,25 @@ impl Handler<Round> for WebhookDispatcher {
                 async move {
                     let started = Instant::now();
                     let mut outcomes = Vec::new();
-                    for delivery in deliveries {
-                        // Stop well before the claims lapse: what is left is claimed again later,
-                        // never sent twice by two rounds at once.
-                        if started.elapsed() > config.lease / 2 {
+                    let mut queue = deliveries.into_iter();
+                    while let Some(delivery) = queue.next() {
+                        // Start a send only if it can finish, and be recorded, while the claims
+                        // still hold; what is left goes back for the next round to take in order.
+                        if started.elapsed() + config.timeout + LEASE_MARGIN > config.lease {
+                            let unsent: Vec<(i64, i64)> =
+                                std::iter::once(delivery).chain(queue).map(|d| (d.id, d.claimed_until)).collect();
+                            let node = config.node_id.clone();
+                            if let Err(err) = db.run(move |conn| store::release_claims(conn, &node, &unsent)).await {
+                                tracing::warn!(error = %err, "cannot release webhook claims; they lapse instead");
+                            }
                             break;
                         }
                         let outcome = attempt(&secrets, &client, clock.as_ref(), &config, delivery).await;
                         let disabling = outcome.disable.is_some();
                         outcomes.push(outcome);
                         if outcomes.len() >= RECORD_BATCH || disabling {
-                            let disabled =
-                                record(&db, &config, endpoint_id, std::mem::take(&mut outcomes), clock.now_ms()).await;
-                            if disabled {
+                            let batch = std::mem::take(&mut outcomes);
+                            if record(&db, &config, endpoint_id, batch, clock.now_ms()).await {
                                 // The rest stay pending until the endpoint is turned back on.
                                 return;
                             }
@@ -168,7 +177,8 @@ async fn record(db: &Db, config: &DispatchConfig, endpoint_id: i64, outcomes: Ve
         return false;
     }
     let disable_after = config.disable_after.as_millis() as i64;
-    match db.run(move |conn| store::record_attempts(conn, endpoint_id, &outcomes, disable_after, now)).await {
+    let node = config.node_id.clone();
+    match db.run(move |conn| store::record_attempts(conn, &node, endpoint_id, &outcomes, disable_after, now)).await {
         Ok(disabled) => {
             if disabled {
                 outbox::committed();

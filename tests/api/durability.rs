@@ -7,6 +7,34 @@ use crate::on_both_backends;
 
 on_both_backends!(history_and_seq_survive_a_killed_server);
 
+/// A kill -9 keeps the OS page cache, so the test above would pass with any `synchronous`: this
+/// checks the setting that makes an acknowledged message survive a power cut too.
+#[test]
+fn sqlite_connections_are_wal_with_full_sync() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+    }
+    #[derive(QueryableByName)]
+    struct Sync {
+        #[diesel(sql_type = BigInt)]
+        synchronous: i64,
+    }
+    let db_dir = TestDb::new(Backend::Sqlite);
+    let db = frontdesk::db::Db::connect(&db_dir.url, 2).unwrap();
+    let mut conn = db.conn().unwrap();
+    let frontdesk::db::DbConn::Sqlite(c) = &mut *conn else { panic!("a SQLite connection") };
+    c.batch_execute("SELECT 1").unwrap();
+    let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(c).unwrap();
+    let sync: Sync = diesel::sql_query("PRAGMA synchronous").get_result(c).unwrap();
+    assert_eq!(mode.journal_mode, "wal");
+    assert_eq!(sync.synchronous, 2, "FULL");
+}
+
 async fn history_and_seq_survive_a_killed_server(backend: Backend) {
     let db = TestDb::new(backend);
     let owned = db.binary_env();

@@ -147,6 +147,11 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
 }
 
 impl TestApp {
+    /// The server's database, for checks the API cannot make.
+    pub fn database(&self) -> frontdesk::db::Db {
+        frontdesk::db::Db::connect(&self._db.url, 2).expect("test database")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

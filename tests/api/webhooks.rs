@@ -23,6 +23,8 @@ on_both_backends!(
     another_workspace_cannot_touch_an_endpoint,
     pending_deliveries_survive_a_killed_server,
     two_nodes_on_one_database_send_each_event_once,
+    an_idempotent_create_never_stores_the_secret_in_clear,
+    an_event_emitted_in_a_failed_transaction_is_gone_with_it,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -187,6 +189,14 @@ async fn status_codes_decide_retry_disable_and_redirects_are_not_followed(backen
     assert_eq!(endpoint["active"], false);
     assert!(endpoint["disabled_reason"].as_str().unwrap().contains("410"));
     assert_eq!(gone.received().len(), 1);
+    let delivery = log[0]["id"].as_i64().unwrap();
+    let (status, body) =
+        app.post(&app.a.api_key, &format!("/api/webhooks/{gone_id}/deliveries/{delivery}/redeliver"), json!({})).await;
+    assert_eq!(status, 409, "a disabled endpoint sends nothing: {body}");
+    let (status, _) = app.post(&app.a.api_key, &format!("/api/webhooks/{gone_id}/replay"), json!({"since": 0})).await;
+    assert_eq!(status, 409);
+    let (status, _) = app.get(&app.a.api_key, "/api/webhooks/abc").await;
+    assert_eq!(status, 404, "an id that cannot exist is an unknown id");
 }
 
 async fn only_safe_targets_are_accepted(backend: Backend) {
@@ -479,4 +489,66 @@ async fn two_nodes_on_one_database_send_each_event_once(backend: Backend) {
         server.kill().unwrap();
         server.wait().unwrap();
     }
+}
+
+async fn an_idempotent_create_never_stores_the_secret_in_clear(backend: Backend) {
+    use diesel::prelude::*;
+    use frontdesk::db::schema::idempotency_keys;
+    let app = webhook_app(backend, 3600).await;
+    let create = || {
+        app.http
+            .post(app.url("/api/webhooks"))
+            .bearer_auth(&app.a.api_key)
+            .header("Idempotency-Key", "hook-1")
+            .json(&json!({"url": "https://example.com/in"}))
+            .send()
+    };
+    let first: Value = create().await.unwrap().json().await.unwrap();
+    let again = create().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    let secret = first["secret"].as_str().expect("secret on creation").to_owned();
+    assert_eq!(again["secret"], secret.as_str(), "the replay shows the same secret");
+    assert_eq!(again["id"], first["id"]);
+    let stored: Vec<String> = tokio::task::spawn_blocking(move || {
+        let db = app.database();
+        let mut conn = db.conn().unwrap();
+        frontdesk::on_backend!(&mut *conn, c => idempotency_keys::table
+            .select(idempotency_keys::response_body)
+            .load::<String>(c)
+            .unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].contains(&secret), "no secret at rest in clear: {}", stored[0]);
+}
+
+async fn an_event_emitted_in_a_failed_transaction_is_gone_with_it(backend: Backend) {
+    use diesel::prelude::*;
+    use frontdesk::db::schema::{webhook_deliveries, webhook_events};
+    use frontdesk::db::{write_tx, DbError};
+    use frontdesk::webhooks::outbox;
+    let app = webhook_app(backend, 3600).await;
+    subscribe(&app, "https://example.com/in", json!(["*"])).await;
+    let workspace = app.a.workspace_id;
+    let (events, deliveries) = tokio::task::spawn_blocking(move || {
+        let db = app.database();
+        let mut conn = db.conn().unwrap();
+        let failed = write_tx(&mut conn, |conn| {
+            let queued = outbox::emit(conn, workspace, "new_lead", json!({"lead_id": 1}), 0)?;
+            assert!(queued, "the endpoint subscribes: the event is queued inside the transaction");
+            Err::<(), _>(DbError::Invalid("the change failed after its event was written".into()))
+        });
+        assert!(failed.is_err());
+        write_tx(&mut conn, |conn| outbox::emit(conn, workspace, "new_patient", json!({"patient_id": 2}), 0)).unwrap();
+        frontdesk::on_backend!(&mut *conn, c => (
+            webhook_events::table.select(webhook_events::event_type).load::<String>(c).unwrap(),
+            webhook_deliveries::table.count().get_result::<i64>(c).unwrap(),
+        ))
+    })
+    .await
+    .unwrap();
+    assert_eq!(events, vec!["new_patient".to_owned()], "the rolled-back event is gone, the committed one is there");
+    assert_eq!(deliveries, 1);
 }
