@@ -31,9 +31,12 @@ pub fn validate_events(events: &[String]) -> Result<(), String> {
     if events.is_empty() {
         return Err("events must name at least one event, or [\"*\"] for all".into());
     }
-    for event in events {
+    for (i, event) in events.iter().enumerate() {
         if event != "*" && !EVENTS.contains(&event.as_str()) {
             return Err(format!("unknown event `{event}`; known events: {}", EVENTS.join(", ")));
+        }
+        if events[..i].contains(event) {
+            return Err(format!("`{event}` is listed twice"));
         }
     }
     Ok(())
@@ -44,4 +47,22 @@ pub fn subscribes(events_json: &str, event: &str) -> bool {
     serde_json::from_str::<Vec<String>>(events_json)
         .map(|events| events.iter().any(|e| e == "*" || e == event))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_name_known_events_once() {
+        let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(validate_events(&list(&["*"])).is_ok());
+        assert!(validate_events(&list(&["new_booking", "message_created"])).is_ok());
+        assert!(validate_events(&[]).unwrap_err().contains("at least one"));
+        assert!(validate_events(&list(&["new_booking", "new_booking"])).unwrap_err().contains("twice"));
+        assert!(validate_events(&list(&["bookings"])).unwrap_err().contains("unknown event `bookings`"));
+        assert!(subscribes(r#"["*"]"#, "new_lead"));
+        assert!(subscribes(r#"["new_lead"]"#, "new_lead"));
+        assert!(!subscribes(r#"["new_lead"]"#, "no_show"));
+    }
 }
