@@ -164,6 +164,9 @@ async fn status_codes_decide_retry_disable_and_redirects_are_not_followed(backen
     let codes: Vec<i64> =
         log[0]["log"].as_array().unwrap().iter().map(|a| a["status_code"].as_i64().unwrap()).collect();
     assert_eq!(codes, vec![503, 200]);
+    let (_, flaky_endpoint) = app.get(&app.a.api_key, &format!("/api/webhooks/{flaky_id}")).await;
+    assert_eq!(flaky_endpoint["failing_since"], Value::Null, "a success ends the failure streak");
+    assert_eq!(flaky_endpoint["active"], true);
 
     let log = log_until(&app, redirect_id, |log| log.first().is_some_and(|d| d["attempts"].as_i64() >= Some(2))).await;
     assert_eq!(log[0]["log"][0]["status_code"], 302);
