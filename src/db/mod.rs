@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod idempotency;
 pub mod keys;
 pub mod messages;
+pub mod schedule;
 pub mod schema;
 pub mod store;
 pub mod webhooks;
@@ -68,6 +69,11 @@ where
             DbConn::Sqlite(c) => c,
             DbConn::Postgres(_) => unreachable!("checked above"),
         }
+    }
+    let depth = AnsiTransactionManager::transaction_manager_status_mut(sqlite(conn)).transaction_depth()?;
+    if depth.is_some() {
+        // Already inside a write transaction: nest as a savepoint.
+        return conn.transaction(f);
     }
     AnsiTransactionManager::begin_transaction_sql(sqlite(conn), "BEGIN IMMEDIATE")?;
     match f(conn) {

@@ -53,6 +53,9 @@ pub fn create(conn: &mut DbConn, name: &str, demo: bool) -> Result<CreatedWorksp
             .returning(workspaces::id)
             .get_result(c))?;
         let api_key = keys::create(conn, id, "default")?;
+        if demo {
+            super::schedule::seed_demo_practice(conn, id)?;
+        }
         let settings = if demo { demo_bot_settings(name) } else { BotSettings::default() };
         let bot = bots::create(conn, id, &format!("{name} assistant"), &settings, &[])?;
         Ok(CreatedWorkspace {

@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod rate_limit;
+pub mod schedule;
 pub mod span;
 pub mod webhooks;
 
@@ -19,10 +20,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/ws/widget", web::get().to(crate::ws::visitor::connect))
+        // Public by design (ChatGenius): registered before the authenticated `/api` scope.
+        .route("/api/doctors/public", web::get().to(schedule::public_doctors))
         .service(
             web::scope("/api")
                 .wrap(actix_web::middleware::from_fn(auth::require_api_key))
                 .route("/workspace", web::get().to(bots::workspace))
+                .route("/workspace", web::patch().to(schedule::update_workspace))
+                .route("/doctors", web::get().to(schedule::list_doctors))
+                .route("/doctors", web::post().to(schedule::create_doctor))
+                .route("/doctors/{id}", web::get().to(schedule::get_doctor))
+                .route("/doctors/{id}", web::patch().to(schedule::update_doctor))
+                .route("/doctors/{id}", web::delete().to(schedule::delete_doctor))
+                .route("/doctors/{id}/hours", web::get().to(schedule::get_hours))
+                .route("/doctors/{id}/hours", web::put().to(schedule::set_hours))
+                .route("/services", web::get().to(schedule::list_services))
+                .route("/services", web::post().to(schedule::create_service))
+                .route("/services/{id}", web::get().to(schedule::get_service))
+                .route("/services/{id}", web::patch().to(schedule::update_service))
+                .route("/services/{id}", web::delete().to(schedule::delete_service))
                 .route("/bots", web::get().to(bots::list))
                 .route("/bots", web::post().to(bots::create))
                 .route("/bots/{bot_id}", web::get().to(bots::get))

@@ -11,6 +11,7 @@ mod durability;
 mod idempotency;
 mod rate_limits;
 mod rest;
+mod schedule;
 mod sse;
 mod tenancy;
 mod webhook_receiver;

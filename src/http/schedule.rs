@@ -1,0 +1,354 @@
+//! The practice's schedule over REST: doctors and their weekly hours, services, the workspace's
+//! time zone, and ChatGenius's public doctor list (`GET /api/doctors/public?admin_id=`, no key).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::chat::Chat;
+use crate::db::schedule::{self, DoctorFields, HoursRow, ServiceFields};
+use crate::db::workspaces;
+use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::http::auth::Caller;
+use crate::http::idempotency;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicQuery {
+    pub admin_id: Option<String>,
+}
+
+/// A doctor as ChatGenius's public list shows it.
+#[derive(Debug, Serialize)]
+struct PublicDoctor {
+    id: i64,
+    name: String,
+    specialty: String,
+    bio: String,
+    photo_url: String,
+    availability: String,
+}
+
+pub async fn public_doctors(chat: web::Data<Chat>, query: QueryParams<PublicQuery>) -> Result<HttpResponse, ApiError> {
+    let admin_id = query.0.admin_id.filter(|id| !id.trim().is_empty()).ok_or_else(|| {
+        ApiError::bad_request("missing query parameter `admin_id` (the public id from the embed code)")
+    })?;
+    let doctors = chat
+        .db
+        .run(move |conn| match schedule::workspace_by_public_id(conn, admin_id.trim())? {
+            Some(workspace_id) => schedule::doctors(conn, workspace_id, true).map(Some),
+            None => Ok(None),
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
+    let public: Vec<PublicDoctor> = doctors
+        .into_iter()
+        .map(|d| PublicDoctor {
+            id: d.id,
+            name: d.name,
+            specialty: d.specialty,
+            bio: d.bio,
+            photo_url: d.photo_url,
+            availability: d.availability,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(public))
+}
+
+fn check_text(field: &str, value: &Option<String>, required: bool, max: usize) -> Result<(), ApiError> {
+    match value {
+        None if required => Err(ApiError::bad_request(format!("invalid body: missing field `{field}`"))),
+        Some(v) if required && v.trim().is_empty() => {
+            Err(ApiError::unprocessable(format!("{field} must not be empty")))
+        }
+        Some(v) if v.chars().count() > max => {
+            Err(ApiError::unprocessable(format!("{field} must be at most {max} characters")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_doctor(fields: &DoctorFields, creating: bool) -> Result<(), ApiError> {
+    check_text("name", &fields.name, creating, 200)?;
+    if let Some(name) = &fields.name {
+        if name.trim().is_empty() {
+            return Err(ApiError::unprocessable("name must not be empty"));
+        }
+    }
+    check_text("specialty", &fields.specialty, false, 200)?;
+    check_text("bio", &fields.bio, false, 2000)?;
+    check_text("availability", &fields.availability, false, 200)?;
+    check_text("photo_url", &fields.photo_url, false, 2000)?;
+    if let Some(url) = fields.photo_url.as_deref().filter(|u| !u.is_empty()) {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ApiError::unprocessable("photo_url must be an http(s) URL or empty"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn list_doctors(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let id = caller.workspace_id;
+    let rows = chat.db.run(move |conn| schedule::doctors(conn, id, false)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": rows })))
+}
+
+pub async fn create_doctor(
+    req: HttpRequest,
+    chat: web::Data<Chat>,
+    caller: Caller,
+    body: JsonBody<DoctorFields>,
+) -> Result<HttpResponse, ApiError> {
+    let JsonBody(fields, digest) = body;
+    check_doctor(&fields, true)?;
+    let workspace_id = caller.workspace_id;
+    let key = idempotency::key_of(&req)?;
+    idempotency::once(&chat, workspace_id, "doctors", key, &digest, || async {
+        let row = chat.db.run(move |conn| schedule::create_doctor(conn, workspace_id, &fields)).await?;
+        Ok((StatusCode::CREATED, row))
+    })
+    .await
+    .map(idempotency::Created::respond)
+}
+
+pub async fn get_doctor(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let row = chat.db.run(move |conn| schedule::doctor(conn, workspace_id, id)).await?;
+    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("doctor not found"))?))
+}
+
+pub async fn update_doctor(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: JsonBody<DoctorFields>,
+) -> Result<HttpResponse, ApiError> {
+    let fields = body.0;
+    check_doctor(&fields, false)?;
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let row = chat.db.run(move |conn| schedule::update_doctor(conn, workspace_id, id, &fields)).await?;
+    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("doctor not found"))?))
+}
+
+pub async fn delete_doctor(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    if !chat.db.run(move |conn| schedule::delete_doctor(conn, workspace_id, id)).await? {
+        return Err(ApiError::not_found("doctor not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// One opening window as the API takes and shows it: weekday 1 (Monday) to 7 (Sunday), times
+/// as `HH:MM` in the workspace's time zone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub weekday: i32,
+    pub start: String,
+    pub end: String,
+}
+
+fn minutes(field: &str, text: &str) -> Result<i32, ApiError> {
+    let bad = || ApiError::unprocessable(format!("{field} `{text}` must be a time of day as HH:MM"));
+    let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if (0..=24).contains(&h) && (0..60).contains(&m) && h * 60 + m <= 24 * 60 {
+        Ok(h * 60 + m)
+    } else {
+        Err(bad())
+    }
+}
+
+fn clock(minute: i32) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+/// Validates windows: weekdays 1–7, start before end, no two overlapping on the same day.
+pub fn parse_windows(windows: &[Window]) -> Result<Vec<HoursRow>, ApiError> {
+    let mut rows = Vec::with_capacity(windows.len());
+    for (i, w) in windows.iter().enumerate() {
+        if !(1..=7).contains(&w.weekday) {
+            return Err(ApiError::unprocessable(format!("[{i}].weekday must be 1 (Monday) to 7 (Sunday)")));
+        }
+        let (start, end) = (minutes(&format!("[{i}].start"), &w.start)?, minutes(&format!("[{i}].end"), &w.end)?);
+        if start >= end {
+            return Err(ApiError::unprocessable(format!("[{i}]: start must be before end")));
+        }
+        rows.push(HoursRow { weekday: w.weekday, start_minute: start, end_minute: end });
+    }
+    rows.sort_by_key(|r| (r.weekday, r.start_minute));
+    for pair in rows.windows(2) {
+        if pair[0].weekday == pair[1].weekday && pair[1].start_minute < pair[0].end_minute {
+            return Err(ApiError::unprocessable(format!(
+                "windows overlap on weekday {}: {}–{} and {}–{}",
+                pair[0].weekday,
+                clock(pair[0].start_minute),
+                clock(pair[0].end_minute),
+                clock(pair[1].start_minute),
+                clock(pair[1].end_minute)
+            )));
+        }
+    }
+    Ok(rows)
+}
+
+fn windows_of(rows: Vec<HoursRow>) -> Vec<Window> {
+    rows.into_iter()
+        .map(|r| Window { weekday: r.weekday, start: clock(r.start_minute), end: clock(r.end_minute) })
+        .collect()
+}
+
+pub async fn get_hours(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let rows = chat
+        .db
+        .run(move |conn| match schedule::doctor(conn, workspace_id, id)? {
+            Some(_) => schedule::hours(conn, workspace_id, id).map(Some),
+            None => Ok(None),
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("doctor not found"))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": windows_of(rows) })))
+}
+
+pub async fn set_hours(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: JsonBody<Vec<Window>>,
+) -> Result<HttpResponse, ApiError> {
+    let rows = parse_windows(&body.0)?;
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let saved = chat
+        .db
+        .run(move |conn| match schedule::doctor(conn, workspace_id, id)? {
+            Some(_) => {
+                schedule::set_hours(conn, workspace_id, id, &rows)?;
+                schedule::hours(conn, workspace_id, id).map(Some)
+            }
+            None => Ok(None),
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("doctor not found"))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": windows_of(saved) })))
+}
+
+fn check_service(fields: &ServiceFields, creating: bool) -> Result<(), ApiError> {
+    check_text("name", &fields.name, creating, 200)?;
+    if fields.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::unprocessable("name must not be empty"));
+    }
+    if fields.duration_min.is_some_and(|d| !(5..=480).contains(&d)) {
+        return Err(ApiError::unprocessable("duration_min must be between 5 and 480"));
+    }
+    if fields.buffer_min.is_some_and(|b| !(0..=240).contains(&b)) {
+        return Err(ApiError::unprocessable("buffer_min must be between 0 and 240"));
+    }
+    if fields.price_cents.is_some_and(|p| p < 0) {
+        return Err(ApiError::unprocessable("price_cents must not be negative"));
+    }
+    Ok(())
+}
+
+fn duplicate_name(err: crate::db::DbError) -> ApiError {
+    if err.is_unique_violation() {
+        ApiError::conflict("a service with this name already exists")
+    } else {
+        err.into()
+    }
+}
+
+pub async fn list_services(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let id = caller.workspace_id;
+    let rows = chat.db.run(move |conn| schedule::services(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": rows })))
+}
+
+pub async fn create_service(
+    req: HttpRequest,
+    chat: web::Data<Chat>,
+    caller: Caller,
+    body: JsonBody<ServiceFields>,
+) -> Result<HttpResponse, ApiError> {
+    let JsonBody(fields, digest) = body;
+    check_service(&fields, true)?;
+    let workspace_id = caller.workspace_id;
+    let key = idempotency::key_of(&req)?;
+    idempotency::once(&chat, workspace_id, "services", key, &digest, || async {
+        let row = chat
+            .db
+            .run(move |conn| schedule::create_service(conn, workspace_id, &fields))
+            .await
+            .map_err(duplicate_name)?;
+        Ok((StatusCode::CREATED, row))
+    })
+    .await
+    .map(idempotency::Created::respond)
+}
+
+pub async fn get_service(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let row = chat.db.run(move |conn| schedule::service(conn, workspace_id, id)).await?;
+    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("service not found"))?))
+}
+
+pub async fn update_service(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: JsonBody<ServiceFields>,
+) -> Result<HttpResponse, ApiError> {
+    let fields = body.0;
+    check_service(&fields, false)?;
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let row = chat
+        .db
+        .run(move |conn| schedule::update_service(conn, workspace_id, id, &fields))
+        .await
+        .map_err(duplicate_name)?;
+    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("service not found"))?))
+}
+
+pub async fn delete_service(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    if !chat.db.run(move |conn| schedule::delete_service(conn, workspace_id, id)).await? {
+        return Err(ApiError::not_found("service not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceChanges {
+    /// An IANA time zone, e.g. `America/New_York`: hours and dates are read in it.
+    pub timezone: Option<String>,
+}
+
+pub async fn update_workspace(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    body: JsonBody<WorkspaceChanges>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = caller.workspace_id;
+    if let Some(timezone) = body.0.timezone {
+        let tz: chrono_tz::Tz = timezone.parse().map_err(|_| {
+            ApiError::unprocessable(format!("unknown time zone `{timezone}`: use an IANA name such as Europe/London"))
+        })?;
+        let name = tz.name().to_owned();
+        chat.db.run(move |conn| schedule::set_timezone(conn, workspace_id, &name)).await?;
+    }
+    let row = chat.db.run(move |conn| workspaces::get(conn, workspace_id)).await?;
+    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("workspace not found"))?))
+}
