@@ -58,9 +58,6 @@ pub async fn public_doctors(chat: web::Data<Chat>, query: QueryParams<PublicQuer
 fn check_text(field: &str, value: &Option<String>, required: bool, max: usize) -> Result<(), ApiError> {
     match value {
         None if required => Err(ApiError::bad_request(format!("invalid body: missing field `{field}`"))),
-        Some(v) if required && v.trim().is_empty() => {
-            Err(ApiError::unprocessable(format!("{field} must not be empty")))
-        }
         Some(v) if v.chars().count() > max => {
             Err(ApiError::unprocessable(format!("{field} must be at most {max} characters")))
         }
@@ -68,13 +65,17 @@ fn check_text(field: &str, value: &Option<String>, required: bool, max: usize) -
     }
 }
 
-fn check_doctor(fields: &DoctorFields, creating: bool) -> Result<(), ApiError> {
-    check_text("name", &fields.name, creating, 200)?;
-    if let Some(name) = &fields.name {
-        if name.trim().is_empty() {
-            return Err(ApiError::unprocessable("name must not be empty"));
-        }
+/// A name: required when creating, never blank, at most 200 characters.
+fn check_name(name: &Option<String>, creating: bool) -> Result<(), ApiError> {
+    check_text("name", name, creating, 200)?;
+    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::unprocessable("name must not be empty"));
     }
+    Ok(())
+}
+
+fn check_doctor(fields: &DoctorFields, creating: bool) -> Result<(), ApiError> {
+    check_name(&fields.name, creating)?;
     check_text("specialty", &fields.specialty, false, 200)?;
     check_text("bio", &fields.bio, false, 2000)?;
     check_text("availability", &fields.availability, false, 200)?;
@@ -238,10 +239,7 @@ pub async fn set_hours(
 }
 
 fn check_service(fields: &ServiceFields, creating: bool) -> Result<(), ApiError> {
-    check_text("name", &fields.name, creating, 200)?;
-    if fields.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(ApiError::unprocessable("name must not be empty"));
-    }
+    check_name(&fields.name, creating)?;
     if fields.duration_min.is_some_and(|d| !(5..=480).contains(&d)) {
         return Err(ApiError::unprocessable("duration_min must be between 5 and 480"));
     }
