@@ -84,6 +84,13 @@ pub struct SettingsArgs {
     /// Milliseconds between the dispatcher's safety-net polls of the outbox [default: 1000].
     #[arg(long, global = true, env = "FRONTDESK_WEBHOOK_POLL_MS")]
     pub webhook_poll_ms: Option<u64>,
+    /// Seconds a slot chosen in a chat stays held for that visitor before it is booked [default: 300].
+    #[arg(long, global = true, env = "FRONTDESK_BOOKING_HOLD_SECS")]
+    pub booking_hold_secs: Option<u64>,
+    /// Requests per minute per session (or client address) on ChatGenius's `POST /chat`; 0 turns
+    /// the limit off [default: 30].
+    #[arg(long, global = true, env = "FRONTDESK_CHAT_RATE_LIMIT_PER_MINUTE")]
+    pub chat_rate_limit_per_minute: Option<u32>,
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
@@ -119,6 +126,8 @@ pub struct Settings {
     pub webhook_retry_schedule: Vec<Duration>,
     pub webhook_disable_after: Duration,
     pub webhook_poll: Duration,
+    pub booking_hold: Duration,
+    pub chat_rate_limit_per_minute: u32,
     pub demo: bool,
 }
 
@@ -219,6 +228,17 @@ impl Settings {
                     .unwrap_or(1000)
                     .max(10),
             ),
+            booking_hold: Duration::from_secs(
+                pick(args.booking_hold_secs, from_file("BOOKING_HOLD_SECS"), "FRONTDESK_BOOKING_HOLD_SECS")?
+                    .unwrap_or(300)
+                    .max(1),
+            ),
+            chat_rate_limit_per_minute: pick(
+                args.chat_rate_limit_per_minute,
+                from_file("CHAT_RATE_LIMIT_PER_MINUTE"),
+                "FRONTDESK_CHAT_RATE_LIMIT_PER_MINUTE",
+            )?
+            .unwrap_or(30),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
         })
     }

@@ -27,11 +27,18 @@ use crate::db::DbError;
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Further fields of the body beside `error` (a conflict's alternatives).
+    extra: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into() }
+        ApiError { status, message: message.into(), extra: None }
+    }
+    /// Adds a field to the error body, beside `error`.
+    pub fn with(mut self, field: &'static str, value: serde_json::Value) -> Self {
+        self.extra = Some((field, value));
+        self
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -80,7 +87,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some((field, value)) = &self.extra {
+            body[*field] = value.clone();
+        }
+        HttpResponse::build(self.status).json(body)
     }
 }
 

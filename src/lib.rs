@@ -6,10 +6,12 @@
 //! ([`http`] for REST and SSE, [`ws`] for the widget socket), all over the one chat core in
 //! [`chat`].
 
+pub mod booking;
 pub mod brain;
 pub mod chat;
 pub mod cluster;
 pub mod config;
+pub mod crm;
 pub mod crypto;
 pub mod db;
 pub mod error;

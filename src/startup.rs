@@ -11,17 +11,20 @@ use actix_web::{web, App, HttpServer};
 use frontdesk_actors::{Ports, SessionConfig, SessionRegistry, SystemClock};
 use tracing_actix_web::TracingLogger;
 
+use crate::booking::desk::BookingDesk;
 use crate::brain::builtin::BuiltinBrain;
+use crate::brain::reception::Reception;
 use crate::brain::BotSettingsCache;
 use crate::chat::Chat;
 use crate::cluster::LocalBus;
 use crate::config::Settings;
+use crate::crm::LeadScorer;
 use crate::crypto::SecretBox;
 use crate::db::store::DbConversationStore;
 use crate::db::workspaces::{self, CreatedWorkspace};
 use crate::db::{Backend, Db, MessageWriter};
 use crate::http;
-use crate::http::rate_limit::ApiRateLimiter;
+use crate::http::rate_limit::{ApiRateLimiter, ChatRateLimiter};
 use crate::http::webhooks::WebhookAdmin;
 use crate::net_guard::TargetPolicy;
 use crate::webhooks::dispatcher::{DispatchConfig, WebhookDispatcher};
@@ -79,9 +82,12 @@ impl Application {
         let writer = MessageWriter::start(db.clone(), writers);
         let bus = Arc::new(LocalBus::new());
         let bots = Arc::new(BotSettingsCache::new(db.clone()));
+        let desk = Arc::new(BookingDesk::new(db.clone()));
+        let scorer = LeadScorer::new(db.clone()).start();
+        let reception = Arc::new(Reception::new(db.clone(), desk.clone(), Some(scorer.clone()), settings.booking_hold));
         let ports = Ports {
-            store: Arc::new(DbConversationStore::new(db.clone(), writer, CONTEXT_WINDOW)),
-            brain: Arc::new(BuiltinBrain::new(bots.clone())),
+            store: Arc::new(DbConversationStore::new(db.clone(), writer, CONTEXT_WINDOW, Some(scorer.clone()))),
+            brain: Arc::new(BuiltinBrain::new(bots.clone(), Some(reception))),
             bus: bus.clone(),
             clock: Arc::new(SystemClock),
         };
@@ -110,10 +116,14 @@ impl Application {
         .start();
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
         let limits = settings.limits();
-        let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits });
+        let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits, desk, scorer });
 
-        let limiter = ApiRateLimiter::per_minute(settings.rate_limit_per_minute).map(web::Data::new);
+        let limiter = ApiRateLimiter::<i64>::per_minute(settings.rate_limit_per_minute).map(web::Data::new);
+        let chat_limiter = ApiRateLimiter::per_minute(settings.chat_rate_limit_per_minute)
+            .map(|limiter| web::Data::new(ChatRateLimiter(limiter)));
         let sweep_limiter = limiter.clone();
+        let sweep_chat_limiter = chat_limiter.clone();
+        let sweep_db = chat.db.clone();
         actix_rt::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
@@ -121,6 +131,14 @@ impl Application {
                 bus.sweep();
                 if let Some(limiter) = &sweep_limiter {
                     limiter.shrink();
+                }
+                if let Some(limiter) = &sweep_chat_limiter {
+                    limiter.0.shrink();
+                }
+                let purged =
+                    sweep_db.run(|conn| crate::db::bookings::purge_expired_holds(conn, crate::db::now_ms())).await;
+                if let Err(err) = purged {
+                    tracing::warn!(error = %err, "could not purge expired booking holds");
                 }
             }
         });
@@ -138,6 +156,10 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(http::query_error))
                 .app_data(web::PathConfig::default().error_handler(http::path_error))
                 .configure(http::routes);
+            let app = match &chat_limiter {
+                Some(limiter) => app.app_data(limiter.clone()),
+                None => app,
+            };
             match &limiter {
                 Some(limiter) => app.app_data(limiter.clone()),
                 None => app,

@@ -10,8 +10,8 @@ pub mod registry;
 pub mod session;
 
 pub use ports::{
-    Appended, Brain, BrainError, BrainRequest, Clock, ConversationEvent, ConversationSnapshot, ConversationStatus,
-    ConversationStore, EventBus, NewMessage, Ports, Sender, StoreError, StoredMessage, SystemClock,
+    Appended, Brain, BrainError, BrainOutput, BrainRequest, Clock, ConversationEvent, ConversationSnapshot,
+    ConversationStatus, ConversationStore, EventBus, NewMessage, Ports, Sender, StoreError, StoredMessage, SystemClock,
 };
 pub use registry::SessionRegistry;
 pub use session::{

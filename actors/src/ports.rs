@@ -146,9 +146,23 @@ pub struct BrainRequest {
 #[error("brain failed: {0}")]
 pub struct BrainError(pub String);
 
+/// What a brain streams: chunks of its reply, and the conversation's variables when it changed
+/// them (it has already persisted them; the session only keeps its copy current).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrainOutput {
+    Text(String),
+    Variables(serde_json::Value),
+}
+
+impl From<String> for BrainOutput {
+    fn from(text: String) -> Self {
+        BrainOutput::Text(text)
+    }
+}
+
 /// A reply engine. The reply streams as text chunks, concatenated in order.
 pub trait Brain: Send + Sync + 'static {
-    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<String, BrainError>>;
+    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<BrainOutput, BrainError>>;
 }
 
 /// Something that happened in a conversation, as every subscriber sees it.

@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::ports::{
-    Appended, BrainRequest, ConversationEvent, ConversationSnapshot, ConversationStatus, NewMessage, Ports, Sender,
-    StoredMessage,
+    Appended, BrainOutput, BrainRequest, ConversationEvent, ConversationSnapshot, ConversationStatus, NewMessage,
+    Ports, Sender, StoredMessage,
 };
 use crate::registry::Registration;
 
@@ -94,6 +94,14 @@ pub struct CloseConversation;
 struct TurnChunk {
     turn: u64,
     text: String,
+}
+
+/// The running turn's brain changed the conversation's variables (and persisted them).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TurnVariables {
+    turn: u64,
+    variables: serde_json::Value,
 }
 
 /// The running turn's stream ended; `failed` when the brain erred or panicked.
@@ -228,8 +236,9 @@ impl ConversationSession {
             let mut failed = false;
             while let Some(chunk) = chunks.next().await {
                 match chunk {
-                    Ok(text) if text.is_empty() => {}
-                    Ok(text) => me.do_send(TurnChunk { turn, text }),
+                    Ok(BrainOutput::Text(text)) if text.is_empty() => {}
+                    Ok(BrainOutput::Text(text)) => me.do_send(TurnChunk { turn, text }),
+                    Ok(BrainOutput::Variables(variables)) => me.do_send(TurnVariables { turn, variables }),
                     Err(err) => {
                         tracing::warn!(error = %err, "brain failed mid-reply");
                         failed = true;
@@ -387,6 +396,19 @@ impl Handler<TurnChunk> for ConversationSession {
         self.ports
             .bus
             .publish(&self.id, ConversationEvent::Delta { conversation_id: self.id.clone(), reply_to, text: msg.text });
+    }
+}
+
+impl Handler<TurnVariables> for ConversationSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: TurnVariables, _ctx: &mut Self::Context) {
+        if self.turn.as_ref().is_none_or(|turn| turn.id != msg.turn) {
+            return;
+        }
+        if let State::Ready(context) = &mut self.state {
+            context.variables = msg.variables;
+        }
     }
 }
 

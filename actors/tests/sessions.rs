@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use frontdesk_actors::{
-    Appended, Brain, BrainError, BrainRequest, ConversationEvent, ConversationSnapshot, ConversationStatus,
-    ConversationStore, EventBus, NewMessage, Ports, SessionConfig, SessionError, SessionRegistry, StoreError,
-    StoredMessage, SystemClock, VisitorMessage,
+    Appended, Brain, BrainError, BrainOutput, BrainRequest, ConversationEvent, ConversationSnapshot,
+    ConversationStatus, ConversationStore, EventBus, NewMessage, Ports, SessionConfig, SessionError, SessionRegistry,
+    StoreError, StoredMessage, SystemClock, VisitorMessage,
 };
 use futures::stream::BoxStream;
 use tokio::sync::broadcast;
@@ -85,9 +85,9 @@ impl ConversationStore for MemStore {
 struct EchoBrain;
 
 impl Brain for EchoBrain {
-    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<String, BrainError>> {
+    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<BrainOutput, BrainError>> {
         let text = request.history.last().map(|m| m.content.clone()).unwrap_or_default();
-        Box::pin(futures::stream::iter(vec![Ok("echo: ".to_owned()), Ok(text)]))
+        Box::pin(futures::stream::iter(vec![Ok("echo: ".to_owned().into()), Ok(text.into())]))
     }
 }
 

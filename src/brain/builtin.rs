@@ -10,25 +10,29 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use frontdesk_actors::{Brain, BrainError, BrainRequest, Sender};
+use frontdesk_actors::{Brain, BrainError, BrainOutput, BrainRequest, Sender};
 use futures::stream::BoxStream;
 
+use super::reception::Reception;
 use super::BotSettingsCache;
 use crate::db::BotSettings;
 
 pub struct BuiltinBrain {
     bots: Arc<BotSettingsCache>,
+    reception: Option<Arc<Reception>>,
 }
 
 impl BuiltinBrain {
-    pub fn new(bots: Arc<BotSettingsCache>) -> Self {
-        Self { bots }
+    /// `reception` handles booking by chat; without it the brain only answers questions.
+    pub fn new(bots: Arc<BotSettingsCache>, reception: Option<Arc<Reception>>) -> Self {
+        Self { bots, reception }
     }
 }
 
 impl Brain for BuiltinBrain {
-    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<String, BrainError>> {
+    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<BrainOutput, BrainError>> {
         let bots = self.bots.clone();
+        let reception = self.reception.clone();
         Box::pin(async_stream::stream! {
             let settings = match bots.get(request.workspace_id, request.bot_id).await {
                 Ok(settings) => settings,
@@ -37,15 +41,33 @@ impl Brain for BuiltinBrain {
                     return;
                 }
             };
-            let question = request
-                .history
-                .iter()
-                .rev()
-                .find(|m| m.sender == Sender::Visitor)
-                .map(|m| m.content.clone())
-                .unwrap_or_default();
-            for chunk in chunks(&answer(&settings, &question)) {
-                yield Ok(chunk);
+            let Some(question) = request.history.iter().rev().find(|m| m.sender == Sender::Visitor) else {
+                yield Ok(BrainOutput::Text(settings.reply_unknown.clone()));
+                return;
+            };
+            if let Some(reception) = reception {
+                let turn = reception
+                    .turn(request.workspace_id, &request.conversation_id, question.id, &question.content, &request.variables)
+                    .await;
+                match turn {
+                    Ok(Some(turn)) => {
+                        if let Some(variables) = turn.variables {
+                            yield Ok(BrainOutput::Variables(variables));
+                        }
+                        for chunk in chunks(&turn.reply) {
+                            yield Ok(BrainOutput::Text(chunk));
+                        }
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        yield Err(BrainError(err.to_string()));
+                        return;
+                    }
+                }
+            }
+            for chunk in chunks(&answer(&settings, &question.content)) {
+                yield Ok(BrainOutput::Text(chunk));
             }
         })
     }

@@ -1,10 +1,13 @@
 //! Reply engines behind the actors' streaming `Brain` port.
 //!
 //! [`builtin`] answers with no model at all (greetings, thanks, the bot's company facts and
-//! policies, its `reply_unknown` otherwise). Bot settings are read through [`BotSettingsCache`]
+//! policies, its `reply_unknown` otherwise); [`reception`] gives it booking by chat, reading
+//! dates and times with [`when`]. Bot settings are read through [`BotSettingsCache`]
 //! so a reply costs no database round trip once the bot has been seen.
 
 pub mod builtin;
+pub mod reception;
+pub mod when;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -16,6 +16,7 @@ pub struct ConversationRow {
     pub id: String,
     pub workspace_id: i64,
     pub bot_id: i64,
+    pub contact_id: Option<i64>,
     pub external_id: Option<String>,
     pub channel: String,
     pub status: String,
@@ -188,4 +189,28 @@ pub fn snapshot(conn: &mut DbConn, id: &str, window: i64) -> Result<Option<Conve
         last_seq,
         recent,
     }))
+}
+
+/// Replaces a conversation's variables (the brain's dialog state lives there).
+pub fn set_variables(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    id: &str,
+    variables: &serde_json::Value,
+    now: i64,
+) -> Result<(), DbError> {
+    let target =
+        conversations::table.filter(conversations::workspace_id.eq(workspace_id)).filter(conversations::id.eq(id));
+    on_backend!(conn, c => diesel::update(target)
+        .set((conversations::variables.eq(variables.to_string()), conversations::updated_at.eq(now)))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Links a conversation to the patient it turned out to be.
+pub fn set_contact(conn: &mut DbConn, workspace_id: i64, id: &str, contact_id: i64) -> Result<(), DbError> {
+    let target =
+        conversations::table.filter(conversations::workspace_id.eq(workspace_id)).filter(conversations::id.eq(id));
+    on_backend!(conn, c => diesel::update(target).set(conversations::contact_id.eq(contact_id)).execute(c))?;
+    Ok(())
 }

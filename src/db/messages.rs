@@ -196,3 +196,22 @@ pub fn count(conn: &mut DbConn, workspace_id: i64, conversation_id: &str) -> Res
         .count()
         .get_result(c))?)
 }
+
+/// The visitor's most recent `limit` messages' text, oldest first.
+pub fn visitor_texts(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    conversation_id: &str,
+    limit: i64,
+) -> Result<Vec<String>, DbError> {
+    let mut texts: Vec<String> = on_backend!(conn, c => messages::table
+        .filter(messages::workspace_id.eq(workspace_id))
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::sender.eq(Sender::Visitor.as_str()))
+        .order(messages::seq.desc())
+        .limit(limit)
+        .select(messages::content)
+        .load(c))?;
+    texts.reverse();
+    Ok(texts)
+}

@@ -6,11 +6,15 @@
 //! Queries that need backend-specific SQL (upserts, `RETURNING`, immediate transactions) are
 //! written once and compiled for each backend with [`on_backend!`].
 
+pub mod bookings;
 pub mod bots;
 pub mod conversations;
+pub mod forms;
 pub mod idempotency;
 pub mod keys;
+pub mod leads;
 pub mod messages;
+pub mod patients;
 pub mod schedule;
 pub mod schema;
 pub mod store;

@@ -204,6 +204,9 @@ diesel::table! {
         source -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        occupied_until -> BigInt,
+        doctor_name -> Text,
+        service_name -> Text,
     }
 }
 

@@ -1,7 +1,12 @@
 //! The actors' `ConversationStore` port, implemented on the database.
 
+use actix::Addr;
 use async_trait::async_trait;
-use frontdesk_actors::{Appended, ConversationSnapshot, ConversationStore, NewMessage, StoreError, StoredMessage};
+use frontdesk_actors::{
+    Appended, ConversationSnapshot, ConversationStore, NewMessage, Sender, StoreError, StoredMessage,
+};
+
+use crate::crm::{LeadScorer, Rescore};
 
 use super::{conversations, messages, Db, DbError, MessageWriter};
 
@@ -9,11 +14,13 @@ pub struct DbConversationStore {
     db: Db,
     writer: MessageWriter,
     context_window: i64,
+    scorer: Option<Addr<LeadScorer>>,
 }
 
 impl DbConversationStore {
-    pub fn new(db: Db, writer: MessageWriter, context_window: usize) -> Self {
-        Self { db, writer, context_window: context_window as i64 }
+    /// `scorer` hears of visitor messages that may change a lead.
+    pub fn new(db: Db, writer: MessageWriter, context_window: usize, scorer: Option<Addr<LeadScorer>>) -> Self {
+        Self { db, writer, context_window: context_window as i64, scorer }
     }
 }
 
@@ -33,7 +40,14 @@ impl ConversationStore for DbConversationStore {
     }
 
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
-        self.writer.append(message).await
+        let workspace_id = message.workspace_id;
+        let appended = self.writer.append(message).await?;
+        if let (Some(scorer), Appended::Inserted(stored)) = (&self.scorer, &appended) {
+            if stored.sender == Sender::Visitor && crate::crm::worth_rescoring(&stored.content, stored.seq) {
+                scorer.do_send(Rescore { workspace_id, conversation_id: stored.conversation_id.clone() });
+            }
+        }
+        Ok(appended)
     }
 
     async fn find_reply(

@@ -122,3 +122,12 @@ pub fn demo_bot_settings(practice: &str) -> BotSettings {
         ..BotSettings::default()
     }
 }
+
+/// The workspace whose external API key this is (ChatGenius's `api_key` in a booking body).
+pub fn by_external_key(conn: &mut DbConn, key: &str) -> Result<Option<i64>, DbError> {
+    Ok(on_backend!(conn, c => workspaces::table
+        .filter(workspaces::external_key_hash.eq(secrets::hash(key)))
+        .select(workspaces::id)
+        .first(c)
+        .optional())?)
+}

@@ -2,8 +2,11 @@
 //! [`crate::error`]. [`routes`] mounts everything, the widget socket included.
 
 pub mod auth;
+pub mod bookings;
 pub mod bots;
+pub mod chatgenius;
 pub mod conversations;
+pub mod crm;
 pub mod events;
 pub mod health;
 pub mod idempotency;
@@ -22,6 +25,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ws/widget", web::get().to(crate::ws::visitor::connect))
         // Public by design (ChatGenius): registered before the authenticated `/api` scope.
         .route("/api/doctors/public", web::get().to(schedule::public_doctors))
+        .route("/api/external/booking", web::post().to(bookings::external))
+        .route("/chat", web::post().to(chatgenius::chat))
         .service(
             web::scope("/api")
                 .wrap(actix_web::middleware::from_fn(auth::require_api_key))
@@ -34,6 +39,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/doctors/{id}", web::delete().to(schedule::delete_doctor))
                 .route("/doctors/{id}/hours", web::get().to(schedule::get_hours))
                 .route("/doctors/{id}/hours", web::put().to(schedule::set_hours))
+                .route("/doctors/{id}/time-off", web::get().to(schedule::list_time_off))
+                .route("/doctors/{id}/time-off", web::post().to(schedule::add_time_off))
+                .route("/doctors/{id}/time-off/{time_off_id}", web::delete().to(schedule::delete_time_off))
+                .route("/availability", web::get().to(bookings::availability))
+                .route("/bookings", web::get().to(bookings::list))
+                .route("/bookings", web::post().to(bookings::create))
+                .route("/bookings/{id}", web::get().to(bookings::get))
+                .route("/bookings/{id}", web::patch().to(bookings::reschedule))
+                .route("/bookings/{id}/cancel", web::post().to(bookings::cancel))
+                .route("/bookings/{id}/complete", web::post().to(bookings::complete))
+                .route("/bookings/{id}/no-show", web::post().to(bookings::no_show))
+                .route("/patients", web::get().to(crm::list_patients))
+                .route("/patients/{id}", web::get().to(crm::get_patient))
+                .route("/patients/{id}", web::put().to(crm::update_patient))
+                .route("/leads", web::get().to(crm::list_leads))
+                .route("/leads/{id}", web::get().to(crm::get_lead))
+                .route("/leads/{id}/stage", web::patch().to(crm::set_stage))
+                .route("/leads/{id}/score", web::patch().to(crm::set_score))
+                .route("/leads/{id}/history", web::get().to(crm::lead_history))
+                .route("/forms", web::get().to(crm::list_forms))
+                .route("/forms", web::post().to(crm::create_form))
+                .route("/forms/{id}", web::get().to(crm::get_form))
+                .route("/forms/{id}", web::delete().to(crm::delete_form))
+                .route("/forms/{id}/submissions", web::get().to(crm::list_submissions))
+                .route("/forms/{id}/submissions", web::post().to(crm::submit_form))
                 .route("/services", web::get().to(schedule::list_services))
                 .route("/services", web::post().to(schedule::create_service))
                 .route("/services/{id}", web::get().to(schedule::get_service))

@@ -6,6 +6,7 @@
 //! `Retry-After` (seconds). Requests refused with 401 never reach the limiter, so they cost
 //! nothing. Several nodes share limits only once the Redis limiter (issue 9) replaces this one.
 
+use std::hash::Hash;
 use std::num::NonZeroU32;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -13,10 +14,14 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-pub struct ApiRateLimiter {
+/// A per-minute quota per key: an API key's id by default, a chat session for `POST /chat`.
+pub struct ApiRateLimiter<K: Hash + Eq + Clone = i64> {
     per_minute: u32,
-    limiter: DefaultKeyedRateLimiter<i64, StateInformationMiddleware>,
+    limiter: DefaultKeyedRateLimiter<K, StateInformationMiddleware>,
 }
+
+/// The quota of ChatGenius's unauthenticated `POST /chat`, per workspace and session.
+pub struct ChatRateLimiter(pub ApiRateLimiter<(i64, String)>);
 
 /// The limiter's verdict on one request.
 #[derive(Debug, Clone, Copy)]
@@ -30,16 +35,16 @@ pub struct Verdict {
     pub retry_after_secs: u64,
 }
 
-impl ApiRateLimiter {
+impl<K: Hash + Eq + Clone> ApiRateLimiter<K> {
     /// `None` when `per_minute` is 0 (limits off).
-    pub fn per_minute(per_minute: u32) -> Option<ApiRateLimiter> {
+    pub fn per_minute(per_minute: u32) -> Option<ApiRateLimiter<K>> {
         let n = NonZeroU32::new(per_minute)?;
         let limiter = RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
         Some(ApiRateLimiter { per_minute, limiter })
     }
 
-    /// Counts one request of the API key `key_id`.
-    pub fn check(&self, key_id: i64) -> Verdict {
+    /// Counts one request of `key_id`.
+    pub fn check(&self, key_id: K) -> Verdict {
         let seconds_per_cell = 60.0 / f64::from(self.per_minute);
         match self.limiter.check_key(&key_id) {
             Ok(state) => {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::Chat;
 use crate::db::schedule::{self, DoctorFields, HoursRow, ServiceFields};
-use crate::db::workspaces;
+use crate::db::{bookings, workspaces, DbError};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::http::auth::Caller;
 use crate::http::idempotency;
@@ -349,4 +349,133 @@ pub async fn update_workspace(
     }
     let row = chat.db.run(move |conn| workspaces::get(conn, workspace_id)).await?;
     Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("workspace not found"))?))
+}
+
+/// Time off: an exact range (`starts_at`/`ends_at`, RFC 3339), or whole days at the practice
+/// (`from`/`to`, YYYY-MM-DD, inclusive).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeOffBody {
+    pub starts_at: Option<String>,
+    pub ends_at: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TimeOffView {
+    id: i64,
+    doctor_id: i64,
+    starts_at: String,
+    ends_at: String,
+    reason: String,
+}
+
+impl From<bookings::TimeOffRow> for TimeOffView {
+    fn from(row: bookings::TimeOffRow) -> Self {
+        TimeOffView {
+            id: row.id,
+            doctor_id: row.doctor_id,
+            starts_at: crate::booking::rfc3339(row.starts_at),
+            ends_at: crate::booking::rfc3339(row.ends_at),
+            reason: row.reason,
+        }
+    }
+}
+
+fn instant(field: &str, value: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| ApiError::bad_request(format!("invalid field `{field}`: expected an RFC 3339 time")))
+}
+
+fn day(field: &str, value: &str) -> Result<chrono::NaiveDate, ApiError> {
+    chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .map_err(|_| ApiError::bad_request(format!("invalid field `{field}`: expected a date as YYYY-MM-DD")))
+}
+
+async fn doctor_exists(chat: &Chat, workspace_id: i64, doctor_id: i64) -> Result<(), ApiError> {
+    let found = chat.db.run(move |conn| schedule::doctor(conn, workspace_id, doctor_id)).await?;
+    found.map(|_| ()).ok_or_else(|| ApiError::not_found("doctor not found"))
+}
+
+pub async fn add_time_off(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: JsonBody<TimeOffBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, doctor_id, body) = (caller.workspace_id, *path, body.0);
+    check_text("reason", &Some(body.reason.clone()), false, 500)?;
+    doctor_exists(&chat, workspace_id, doctor_id).await?;
+    enum Range {
+        Exact(i64, i64),
+        Days(chrono::NaiveDate, chrono::NaiveDate),
+    }
+    let range = match (&body.starts_at, &body.ends_at, &body.from, &body.to) {
+        (Some(s), Some(e), None, None) => Range::Exact(instant("starts_at", s)?, instant("ends_at", e)?),
+        (None, None, Some(f), to) => {
+            let from = day("from", f)?;
+            Range::Days(from, to.as_deref().map(|t| day("to", t)).transpose()?.unwrap_or(from))
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either `starts_at` and `ends_at` (RFC 3339), or `from` and optionally `to` (YYYY-MM-DD)",
+            ))
+        }
+    };
+    let reason = body.reason.trim().to_owned();
+    let row = chat
+        .db
+        .run(move |conn| {
+            let (start, end) = match range {
+                Range::Exact(start, end) => (start, end),
+                Range::Days(from, to) => {
+                    use chrono::TimeZone;
+                    let tz = crate::booking::workspace_tz(conn, workspace_id)?;
+                    let midnight = |d: chrono::NaiveDate| {
+                        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
+                            .earliest()
+                            .map(|t| t.timestamp_millis())
+                            .unwrap_or_default()
+                    };
+                    (midnight(from), to.succ_opt().map(midnight).unwrap_or_default())
+                }
+            };
+            if end <= start {
+                return Err(DbError::Invalid("time off must end after it starts".into()));
+            }
+            if end - start > 366 * 86_400_000 {
+                return Err(DbError::Invalid("time off spans at most 366 days".into()));
+            }
+            bookings::add_time_off(conn, workspace_id, doctor_id, (start, end), &reason)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(TimeOffView::from(row)))
+}
+
+pub async fn list_time_off(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, doctor_id) = (caller.workspace_id, *path);
+    doctor_exists(&chat, workspace_id, doctor_id).await?;
+    let rows = chat.db.run(move |conn| bookings::time_off(conn, workspace_id, doctor_id)).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "data": rows.into_iter().map(TimeOffView::from).collect::<Vec<_>>() })))
+}
+
+pub async fn delete_time_off(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, (doctor_id, id)) = (caller.workspace_id, *path);
+    if !chat.db.run(move |conn| bookings::delete_time_off(conn, workspace_id, doctor_id, id)).await? {
+        return Err(ApiError::not_found("time off not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
 }

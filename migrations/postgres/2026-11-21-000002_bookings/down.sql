@@ -1,0 +1,10 @@
+DROP INDEX form_submissions_form;
+DROP INDEX leads_conversation;
+DROP INDEX leads_contact;
+DROP INDEX booking_holds_expiry;
+DROP INDEX bookings_conversation;
+DROP INDEX bookings_contact;
+ALTER TABLE bookings DROP CONSTRAINT bookings_no_overlap;
+ALTER TABLE bookings DROP COLUMN service_name;
+ALTER TABLE bookings DROP COLUMN doctor_name;
+ALTER TABLE bookings DROP COLUMN occupied_until;

@@ -1,0 +1,681 @@
+//! The booking engine: availability, reservations, holds, reschedules and status changes, each
+//! decided and written inside one transaction (`BEGIN IMMEDIATE` on SQLite; on PostgreSQL the
+//! `bookings_no_overlap` exclusion constraint has the last word), with its webhook event queued
+//! in the same transaction. [`desk::BookingDesk`] serialises a workspace's reservations in front
+//! of this; [`slots`] is the pure arithmetic of free time.
+//!
+//! Times a person types (`date` + `time`) are read in the workspace's time zone; instants are
+//! epoch milliseconds inside and RFC 3339 (UTC) in JSON.
+
+pub mod desk;
+pub mod slots;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::db::bookings::{self, BookingRow, BusyQuery, HoldRow, NewBooking, NewTime};
+use crate::db::patients::{self, Person};
+use crate::db::schedule::{self, DoctorRow, ServiceRow};
+use crate::db::schema::workspaces;
+use crate::db::{write_tx, DbConn, DbError};
+use crate::on_backend;
+use crate::webhooks::outbox;
+use slots::{DoctorCalendar, Slot, SlotQuery, WeeklyWindow};
+
+/// Granularity of offered start times, in minutes.
+pub const DEFAULT_STEP_MIN: i64 = 15;
+/// Longest date range one availability query may span, in days.
+pub const MAX_RANGE_DAYS: i64 = 62;
+/// How many alternatives a conflict offers, and how far around the wanted day they are sought.
+const ALTERNATIVES: usize = 3;
+const ALTERNATIVES_DAYS_AROUND: i64 = 7;
+const DAY_MS: i64 = 86_400_000;
+
+/// A doctor or service named by id or by name (case-insensitive), as the API or a visitor did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    Id(i64),
+    Name(String),
+}
+
+/// When an appointment starts: a wall-clock time at the practice, or an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Local(NaiveDateTime),
+    At(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct BookingRequest {
+    pub service: Named,
+    /// `None`: any doctor free at that time.
+    pub doctor: Option<Named>,
+    pub start: Start,
+    pub customer_name: String,
+    pub customer_email: Option<String>,
+    pub customer_phone: Option<String>,
+    pub notes: String,
+    /// `api`, `external`, `chat`.
+    pub source: String,
+    pub conversation_id: Option<String>,
+}
+
+/// Why a booking operation did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    /// The request names something that does not exist or cannot be read (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// Well-formed but impossible, such as a time in the past (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The time is taken or outside the doctor's hours (409), with the nearest free slots.
+    #[error("{message}")]
+    Conflict { message: String, alternatives: Vec<SlotView> },
+    /// The booking is not in a state that allows the change (409).
+    #[error("{0}")]
+    State(String),
+    #[error("booking not found")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A free slot as the API and the chat show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotView {
+    pub doctor_id: i64,
+    pub doctor_name: String,
+    pub date: String,
+    pub time: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    #[serde(skip)]
+    pub starts_at_ms: i64,
+}
+
+/// A booking as the API, the webhooks and the chat show it: ChatGenius's fields first.
+#[derive(Debug, Clone, Serialize)]
+pub struct BookingView {
+    pub id: i64,
+    pub customer_name: String,
+    pub customer_email: Option<String>,
+    pub customer_phone: Option<String>,
+    pub date: String,
+    pub time: String,
+    pub service: String,
+    pub doctor_name: String,
+    pub status: String,
+    pub doctor_id: Option<i64>,
+    pub service_id: Option<i64>,
+    pub patient_id: Option<i64>,
+    pub conversation_id: Option<String>,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub notes: String,
+    pub source: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn local(tz: Tz, ms: i64) -> DateTime<Tz> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&tz)
+}
+
+impl BookingView {
+    pub fn new(row: &BookingRow, tz: Tz) -> Self {
+        let at = local(tz, row.starts_at);
+        BookingView {
+            id: row.id,
+            customer_name: row.customer_name.clone(),
+            customer_email: row.customer_email.clone(),
+            customer_phone: row.customer_phone.clone(),
+            date: at.format("%Y-%m-%d").to_string(),
+            time: at.format("%H:%M").to_string(),
+            service: row.service_name.clone(),
+            doctor_name: row.doctor_name.clone(),
+            status: row.status.clone(),
+            doctor_id: row.doctor_id,
+            service_id: row.service_id,
+            patient_id: row.contact_id,
+            conversation_id: row.conversation_id.clone(),
+            starts_at: rfc3339(row.starts_at),
+            ends_at: rfc3339(row.ends_at),
+            notes: row.notes.clone(),
+            source: row.source.clone(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+
+    /// The payload of a booking's webhook events (ChatGenius's `new_booking` example, plus ids).
+    pub fn event_data(&self) -> serde_json::Value {
+        serde_json::json!({
+            "booking_id": self.id,
+            "customer_name": self.customer_name,
+            "customer_email": self.customer_email,
+            "customer_phone": self.customer_phone,
+            "date": self.date,
+            "time": self.time,
+            "service": self.service,
+            "doctor_name": self.doctor_name,
+            "status": self.status,
+            "doctor_id": self.doctor_id,
+            "patient_id": self.patient_id,
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "source": self.source,
+        })
+    }
+}
+
+/// A workspace's schedule as one transaction sees it.
+pub struct Practice {
+    pub workspace_id: i64,
+    pub tz: Tz,
+    pub doctors: Vec<DoctorRow>,
+    pub services: Vec<ServiceRow>,
+}
+
+pub fn workspace_tz(conn: &mut DbConn, workspace_id: i64) -> Result<Tz, DbError> {
+    let name: String = on_backend!(conn, c => workspaces::table
+        .filter(workspaces::id.eq(workspace_id))
+        .select(workspaces::timezone)
+        .first(c))?;
+    Ok(name.parse().unwrap_or(Tz::UTC))
+}
+
+use diesel::prelude::*;
+
+impl Practice {
+    pub fn load(conn: &mut DbConn, workspace_id: i64) -> Result<Self, DbError> {
+        Ok(Practice {
+            workspace_id,
+            tz: workspace_tz(conn, workspace_id)?,
+            doctors: schedule::doctors(conn, workspace_id, true)?,
+            services: schedule::services(conn, workspace_id)?,
+        })
+    }
+
+    pub fn service(&self, named: &Named) -> Result<&ServiceRow, BookingError> {
+        let found = match named {
+            Named::Id(id) => self.services.iter().find(|s| s.id == *id),
+            Named::Name(name) => self.services.iter().find(|s| s.name.eq_ignore_ascii_case(name.trim())),
+        };
+        found.ok_or_else(|| {
+            let known: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+            BookingError::Invalid(match named {
+                Named::Id(id) => format!("unknown service id {id}"),
+                Named::Name(name) if known.is_empty() => {
+                    format!("unknown service `{name}`: this practice has no services yet")
+                }
+                Named::Name(name) => format!("unknown service `{name}`; services: {}", known.join(", ")),
+            })
+        })
+    }
+
+    pub fn doctor(&self, named: &Named) -> Result<&DoctorRow, BookingError> {
+        let found = match named {
+            Named::Id(id) => self.doctors.iter().find(|d| d.id == *id),
+            Named::Name(name) => {
+                let wanted = name.trim().trim_start_matches("Dr. ").trim_start_matches("Dr ");
+                self.doctors.iter().find(|d| {
+                    d.name.eq_ignore_ascii_case(name.trim())
+                        || d.name.trim_start_matches("Dr. ").eq_ignore_ascii_case(wanted)
+                })
+            }
+        };
+        found.ok_or_else(|| {
+            let known: Vec<&str> = self.doctors.iter().map(|d| d.name.as_str()).collect();
+            BookingError::Invalid(match named {
+                Named::Id(id) => format!("unknown doctor id {id}"),
+                Named::Name(name) if known.is_empty() => {
+                    format!("unknown doctor `{name}`: this practice has no doctors yet")
+                }
+                Named::Name(name) => format!("unknown doctor `{name}`; doctors: {}", known.join(", ")),
+            })
+        })
+    }
+
+    /// The doctors a request may use: the one named, or every active doctor.
+    fn candidates(&self, doctor: Option<&Named>) -> Result<Vec<&DoctorRow>, BookingError> {
+        match doctor {
+            Some(named) => Ok(vec![self.doctor(named)?]),
+            None if self.doctors.is_empty() => {
+                Err(BookingError::Invalid("this practice has no doctors to book with".into()))
+            }
+            None => Ok(self.doctors.iter().collect()),
+        }
+    }
+
+    pub fn instant(&self, start: Start) -> Result<i64, BookingError> {
+        match start {
+            Start::At(ms) => Ok(ms),
+            Start::Local(at) => {
+                self.tz.from_local_datetime(&at).earliest().map(|t| t.timestamp_millis()).ok_or_else(|| {
+                    BookingError::Invalid(format!("{} does not exist in {} (a clock change)", at, self.tz.name()))
+                })
+            }
+        }
+    }
+
+    pub fn today(&self, now: i64) -> NaiveDate {
+        local(self.tz, now).date_naive()
+    }
+
+    pub fn slot_view(&self, slot: &Slot) -> SlotView {
+        let at = local(self.tz, slot.starts_at);
+        SlotView {
+            doctor_id: slot.doctor_id,
+            doctor_name: self
+                .doctors
+                .iter()
+                .find(|d| d.id == slot.doctor_id)
+                .map(|d| d.name.clone())
+                .unwrap_or_default(),
+            date: at.format("%Y-%m-%d").to_string(),
+            time: at.format("%H:%M").to_string(),
+            starts_at: rfc3339(slot.starts_at),
+            ends_at: rfc3339(slot.ends_at),
+            starts_at_ms: slot.starts_at,
+        }
+    }
+
+    /// The calendars of `doctors` around `[from, to)`: weekly hours plus everything blocking.
+    fn calendars(
+        &self,
+        conn: &mut DbConn,
+        doctors: &[&DoctorRow],
+        (from, to): (i64, i64),
+        now: i64,
+        own_conversation: Option<&str>,
+        except_booking: Option<i64>,
+    ) -> Result<Vec<DoctorCalendar>, DbError> {
+        let ids: Vec<i64> = doctors.iter().map(|d| d.id).collect();
+        let mut hours = bookings::hours_of(conn, self.workspace_id, &ids)?;
+        let mut busy = bookings::busy(
+            conn,
+            &BusyQuery {
+                workspace_id: self.workspace_id,
+                doctor_ids: &ids,
+                from,
+                to,
+                now,
+                own_conversation,
+                except_booking,
+            },
+        )?;
+        Ok(ids
+            .iter()
+            .map(|id| DoctorCalendar {
+                doctor_id: *id,
+                hours: hours
+                    .remove(id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|h| WeeklyWindow {
+                        weekday: h.weekday as u32,
+                        start_minute: h.start_minute as u32,
+                        end_minute: h.end_minute as u32,
+                    })
+                    .collect(),
+                blocked: busy.remove(id).unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+/// What an availability query asks.
+#[derive(Debug, Clone)]
+pub struct AvailabilityRequest {
+    pub service: Named,
+    pub doctor: Option<Named>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub step_min: i64,
+    /// The visitor whose own hold does not count against them.
+    pub conversation_id: Option<String>,
+}
+
+/// Free slots for a service over a date range (inclusive), for one doctor or any.
+pub fn availability(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    req: &AvailabilityRequest,
+    now: i64,
+) -> Result<Vec<SlotView>, BookingError> {
+    if req.to < req.from {
+        return Err(BookingError::Invalid("`to` must not be before `from`".into()));
+    }
+    if (req.to - req.from).num_days() >= MAX_RANGE_DAYS {
+        return Err(BookingError::Invalid(format!("a date range spans at most {MAX_RANGE_DAYS} days")));
+    }
+    let practice = Practice::load(conn, workspace_id)?;
+    let service = practice.service(&req.service)?.clone();
+    let doctors = practice.candidates(req.doctor.as_ref())?;
+    let query = SlotQuery {
+        tz: practice.tz,
+        from: req.from,
+        to: req.to,
+        duration_min: service.duration_min as i64,
+        buffer_min: service.buffer_min as i64,
+        step_min: req.step_min,
+        not_before: now,
+    };
+    // A day either side covers every time zone's view of the local dates.
+    let from = practice.instant(Start::Local(req.from.and_hms_opt(0, 0, 0).unwrap_or_default()))? - DAY_MS;
+    let to = practice.instant(Start::Local(req.to.and_hms_opt(0, 0, 0).unwrap_or_default()))? + 2 * DAY_MS;
+    let calendars = practice.calendars(conn, &doctors, (from, to), now, req.conversation_id.as_deref(), None)?;
+    Ok(slots::free_slots(&calendars, &query).iter().map(|s| practice.slot_view(s)).collect())
+}
+
+/// The first doctor among `doctors` free for the whole appointment, by the calendars.
+fn first_free(calendars: &[DoctorCalendar], tz: Tz, starts_at: i64, service: &ServiceRow) -> Option<i64> {
+    calendars
+        .iter()
+        .find(|c| slots::is_free(c, tz, starts_at, service.duration_min as i64, service.buffer_min as i64))
+        .map(|c| c.doctor_id)
+}
+
+fn ranges(starts_at: i64, service: &ServiceRow) -> (i64, i64) {
+    let ends_at = starts_at + service.duration_min as i64 * 60_000;
+    (ends_at, ends_at + service.buffer_min as i64 * 60_000)
+}
+
+/// Books an appointment: resolves the service and doctor, checks the time is free, matches or
+/// creates the patient, writes the booking, releases the visitor's hold and queues
+/// `new_booking` (and `new_patient`), all in one transaction.
+pub fn reserve(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    req: &BookingRequest,
+    now: i64,
+) -> Result<BookingRow, BookingError> {
+    let outcome = write_tx(conn, |conn| Ok(reserve_in_tx(conn, workspace_id, req, now)))
+        .map_err(|err| if bookings::is_overlap_violation(&err) { conflict(Vec::new()) } else { err.into() })
+        .and_then(|r| r);
+    match outcome {
+        Err(BookingError::Conflict { message, .. }) => {
+            let alternatives = alternatives(
+                conn,
+                workspace_id,
+                &req.service,
+                req.doctor.as_ref(),
+                req.start,
+                now,
+                req.conversation_id.as_deref(),
+            )?;
+            Err(BookingError::Conflict { message, alternatives })
+        }
+        other => other,
+    }
+}
+
+fn conflict(alternatives: Vec<SlotView>) -> BookingError {
+    BookingError::Conflict { message: "that time is not available".into(), alternatives }
+}
+
+fn reserve_in_tx(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    req: &BookingRequest,
+    now: i64,
+) -> Result<BookingRow, BookingError> {
+    let practice = Practice::load(conn, workspace_id)?;
+    let service = practice.service(&req.service)?.clone();
+    let doctors = practice.candidates(req.doctor.as_ref())?;
+    let starts_at = practice.instant(req.start)?;
+    if starts_at < now {
+        return Err(BookingError::Unprocessable("that date and time have already passed".into()));
+    }
+    let (ends_at, occupied_until) = ranges(starts_at, &service);
+    let calendars =
+        practice.calendars(conn, &doctors, (starts_at, occupied_until), now, req.conversation_id.as_deref(), None)?;
+    let Some(doctor_id) = first_free(&calendars, practice.tz, starts_at, &service) else {
+        return Err(conflict(Vec::new()));
+    };
+    let doctor_name = doctors.iter().find(|d| d.id == doctor_id).map(|d| d.name.clone()).unwrap_or_default();
+    let person = Person {
+        name: Some(req.customer_name.as_str()),
+        email: req.customer_email.as_deref(),
+        phone: req.customer_phone.as_deref(),
+    };
+    let patient = patients::match_or_create(conn, workspace_id, &person, "booking", now)?;
+    let row = bookings::insert(
+        conn,
+        &NewBooking {
+            workspace_id,
+            doctor_id,
+            doctor_name,
+            service_id: service.id,
+            service_name: service.name.clone(),
+            contact_id: patient.map(|(p, _)| p.id),
+            conversation_id: req.conversation_id.clone(),
+            customer_name: req.customer_name.trim().to_owned(),
+            customer_email: req.customer_email.clone(),
+            customer_phone: req.customer_phone.clone(),
+            starts_at,
+            ends_at,
+            occupied_until,
+            notes: req.notes.clone(),
+            source: req.source.clone(),
+        },
+        now,
+    )?;
+    if let Some(conversation) = &req.conversation_id {
+        bookings::release_holds(conn, workspace_id, conversation)?;
+    }
+    outbox::emit(conn, workspace_id, "new_booking", BookingView::new(&row, practice.tz).event_data(), now)?;
+    Ok(row)
+}
+
+/// The free slots nearest to the wanted time, for the wanted doctor or any.
+fn alternatives(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    service: &Named,
+    doctor: Option<&Named>,
+    start: Start,
+    now: i64,
+    own_conversation: Option<&str>,
+) -> Result<Vec<SlotView>, BookingError> {
+    let practice = Practice::load(conn, workspace_id)?;
+    let Ok(service) = practice.service(service) else { return Ok(Vec::new()) };
+    let Ok(doctors) = practice.candidates(doctor) else { return Ok(Vec::new()) };
+    let wanted = practice.instant(start)?;
+    let window = ALTERNATIVES_DAYS_AROUND * DAY_MS + DAY_MS;
+    let calendars =
+        practice.calendars(conn, &doctors, (wanted - window, wanted + window), now, own_conversation, None)?;
+    let query = SlotQuery {
+        tz: practice.tz,
+        from: practice.today(now),
+        to: practice.today(now),
+        duration_min: service.duration_min as i64,
+        buffer_min: service.buffer_min as i64,
+        step_min: DEFAULT_STEP_MIN,
+        not_before: now,
+    };
+    Ok(slots::nearest(&calendars, &query, wanted, ALTERNATIVES, ALTERNATIVES_DAYS_AROUND)
+        .iter()
+        .map(|s| practice.slot_view(s))
+        .collect())
+}
+
+/// Holds a slot for a visitor between choosing it and confirming (one hold per conversation).
+pub fn hold(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    conversation_id: &str,
+    service: &Named,
+    doctor: Option<&Named>,
+    start: Start,
+    hold_ms: i64,
+    now: i64,
+) -> Result<HoldRow, BookingError> {
+    let outcome = write_tx(conn, |conn| {
+        Ok((|| {
+            let practice = Practice::load(conn, workspace_id)?;
+            let service = practice.service(service)?.clone();
+            let doctors = practice.candidates(doctor)?;
+            let starts_at = practice.instant(start)?;
+            if starts_at < now {
+                return Err(BookingError::Unprocessable("that date and time have already passed".into()));
+            }
+            let (_, occupied_until) = ranges(starts_at, &service);
+            let calendars =
+                practice.calendars(conn, &doctors, (starts_at, occupied_until), now, Some(conversation_id), None)?;
+            let doctor_id =
+                first_free(&calendars, practice.tz, starts_at, &service).ok_or_else(|| conflict(Vec::new()))?;
+            Ok(bookings::hold(
+                conn,
+                workspace_id,
+                conversation_id,
+                doctor_id,
+                (starts_at, occupied_until),
+                now + hold_ms,
+            )?)
+        })())
+    })
+    .map_err(BookingError::from)
+    .and_then(|r| r);
+    match outcome {
+        Err(BookingError::Conflict { message, .. }) => {
+            let alternatives = alternatives(conn, workspace_id, service, doctor, start, now, Some(conversation_id))?;
+            Err(BookingError::Conflict { message, alternatives })
+        }
+        other => other,
+    }
+}
+
+/// Moves a confirmed booking to a new time (and optionally another doctor).
+pub fn reschedule(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    id: i64,
+    start: Start,
+    doctor: Option<&Named>,
+    now: i64,
+) -> Result<BookingRow, BookingError> {
+    let outcome = write_tx(conn, |conn| Ok(reschedule_in_tx(conn, workspace_id, id, start, doctor, now)))
+        .map_err(|err| if bookings::is_overlap_violation(&err) { conflict(Vec::new()) } else { err.into() })
+        .and_then(|r| r);
+    match outcome {
+        Err(BookingError::Conflict { message, .. }) => {
+            let Some(row) = bookings::get(conn, workspace_id, id)? else { return Err(BookingError::NotFound) };
+            let service = row.service_id.map(Named::Id).unwrap_or_else(|| Named::Name(row.service_name.clone()));
+            let doctor = doctor.cloned().or(row.doctor_id.map(Named::Id));
+            let alternatives = alternatives(
+                conn,
+                workspace_id,
+                &service,
+                doctor.as_ref(),
+                start,
+                now,
+                row.conversation_id.as_deref(),
+            )?;
+            Err(BookingError::Conflict { message, alternatives })
+        }
+        other => other,
+    }
+}
+
+fn reschedule_in_tx(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    id: i64,
+    start: Start,
+    doctor: Option<&Named>,
+    now: i64,
+) -> Result<BookingRow, BookingError> {
+    let practice = Practice::load(conn, workspace_id)?;
+    let row = bookings::get(conn, workspace_id, id)?.ok_or(BookingError::NotFound)?;
+    if row.status != "confirmed" {
+        return Err(BookingError::State(format!("booking {id} is {} and cannot be rescheduled", row.status)));
+    }
+    let doctor = match doctor {
+        Some(named) => practice.doctor(named)?,
+        None => row
+            .doctor_id
+            .and_then(|d| practice.doctors.iter().find(|doc| doc.id == d))
+            .ok_or_else(|| BookingError::Invalid("the booking's doctor no longer exists; name a doctor".into()))?,
+    };
+    let starts_at = practice.instant(start)?;
+    if starts_at < now {
+        return Err(BookingError::Unprocessable("that date and time have already passed".into()));
+    }
+    // The booking keeps its own length and buffer, even if the service changed since.
+    let ends_at = starts_at + (row.ends_at - row.starts_at);
+    let occupied_until = starts_at + (row.occupied_until - row.starts_at);
+    let calendars = practice.calendars(
+        conn,
+        &[doctor],
+        (starts_at, occupied_until),
+        now,
+        row.conversation_id.as_deref(),
+        Some(row.id),
+    )?;
+    let duration_min = (row.ends_at - row.starts_at) / 60_000;
+    let buffer_min = (row.occupied_until - row.ends_at) / 60_000;
+    if !slots::is_free(&calendars[0], practice.tz, starts_at, duration_min, buffer_min) {
+        return Err(conflict(Vec::new()));
+    }
+    let moved = bookings::reschedule(
+        conn,
+        workspace_id,
+        id,
+        &NewTime { doctor_id: doctor.id, doctor_name: doctor.name.clone(), starts_at, ends_at, occupied_until },
+        now,
+    )?
+    .ok_or(BookingError::NotFound)?;
+    let mut data = BookingView::new(&moved, practice.tz).event_data();
+    let before = BookingView::new(&row, practice.tz);
+    data["previous_date"] = before.date.into();
+    data["previous_time"] = before.time.into();
+    data["previous_doctor_name"] = before.doctor_name.into();
+    outbox::emit(conn, workspace_id, "booking_rescheduled", data, now)?;
+    Ok(moved)
+}
+
+/// The final statuses and the webhook event each one queues.
+pub fn event_for(status: &str) -> Option<&'static str> {
+    match status {
+        "cancelled" => Some("booking_cancelled"),
+        "completed" => Some("booking_completed"),
+        "no_show" => Some("no_show"),
+        _ => None,
+    }
+}
+
+/// Cancels, completes or marks as no-show a confirmed booking, with its event.
+pub fn finish(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    id: i64,
+    status: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<BookingRow, BookingError> {
+    let event = event_for(status).ok_or_else(|| BookingError::Invalid(format!("`{status}` is not a final status")))?;
+    write_tx(conn, |conn| {
+        let tz = workspace_tz(conn, workspace_id)?;
+        Ok(match bookings::finish(conn, workspace_id, id, status, now)? {
+            Some(row) => {
+                let mut data = BookingView::new(&row, tz).event_data();
+                if let Some(reason) = reason {
+                    data["reason"] = reason.into();
+                }
+                outbox::emit(conn, workspace_id, event, data, now)?;
+                Ok(row)
+            }
+            None => match bookings::get(conn, workspace_id, id)? {
+                None => Err(BookingError::NotFound),
+                Some(row) => Err(BookingError::State(format!("booking {id} is already {}", row.status))),
+            },
+        })
+    })?
+}

@@ -1,0 +1,957 @@
+//! The receptionist: booking, rescheduling and cancelling appointments by chat, for the
+//! built-in brain (and later any brain that wants a scripted booking).
+//!
+//! A dialog is a small state machine kept in the conversation's variables (`reception`), so
+//! it survives restarts and rides along with the session. Each turn takes everything the
+//! visitor's message says (service, doctor, date, time, name, email, phone), then asks only
+//! for what is still missing: service → date → a time offered from real availability (the
+//! chosen slot is held for the visitor) → name → phone or email → confirmation → booked.
+//! Every booking operation goes through the workspace's [`BookingDesk`], the same path as the
+//! REST API. The turn's `action` tells a widget what happened (see [`Action`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use chrono::{NaiveDate, NaiveTime};
+use serde::{Deserialize, Serialize};
+
+use super::when;
+use crate::booking::desk::BookingDesk;
+use crate::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Practice, Start};
+use crate::crm::signals::{self, ContactDetails};
+use crate::crm::{LeadScorer, Rescore};
+use crate::db::bookings::{self as booking_rows, BookingFilter, BookingRow};
+use crate::db::patients::{self, Person};
+use crate::db::{conversations, now_ms, Db, DbError};
+
+/// How many start times one offer lists.
+const TIMES_OFFERED: usize = 4;
+/// How far ahead the receptionist looks for a day with free time.
+const SEARCH_DAYS: i64 = 21;
+
+/// What a turn did, for widgets and `POST /chat`'s `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// An ordinary answer.
+    Message,
+    /// The bot is collecting what a booking, reschedule or cancellation needs.
+    BookingFlow,
+    BookingConfirmed,
+    BookingRescheduled,
+    BookingCancelled,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Message => "message",
+            Action::BookingFlow => "booking_flow",
+            Action::BookingConfirmed => "booking_confirmed",
+            Action::BookingRescheduled => "booking_rescheduled",
+            Action::BookingCancelled => "booking_cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    Book,
+    Reschedule,
+    Cancel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Awaiting {
+    Service,
+    Date,
+    Time,
+    Name,
+    Contact,
+    Identify,
+    Confirm,
+}
+
+/// A start time the bot offered or holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub doctor_id: i64,
+    pub doctor_name: String,
+    pub starts_at: i64,
+    pub date: NaiveDate,
+    pub time: NaiveTime,
+}
+
+/// The dialog's state, stored as the conversation's `reception` variable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dialog {
+    pub intent: Option<Intent>,
+    pub service: Option<String>,
+    pub doctor: Option<String>,
+    pub date: Option<NaiveDate>,
+    pub part_of_day: Option<(NaiveTime, NaiveTime)>,
+    #[serde(default)]
+    pub offered: Vec<Offer>,
+    pub held: Option<Offer>,
+    /// The booking a reschedule or cancellation is about.
+    pub booking_id: Option<i64>,
+    pub awaiting: Option<Awaiting>,
+}
+
+/// The outcome of a turn: the reply, its action, and the variables to store if they changed.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub reply: String,
+    pub action: Action,
+    pub variables: Option<serde_json::Value>,
+}
+
+pub struct Reception {
+    db: Db,
+    desk: Arc<BookingDesk>,
+    scorer: Option<Addr<LeadScorer>>,
+    hold: Duration,
+}
+
+/// What a turn knows about its conversation.
+struct Scope<'a> {
+    workspace_id: i64,
+    conversation_id: &'a str,
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn has_any(words: &[String], wanted: &[&str]) -> bool {
+    words.iter().any(|w| wanted.contains(&w.as_str()))
+}
+
+fn has_phrase(text: &str, phrases: &[&str]) -> bool {
+    let text = format!(" {} ", words(text).join(" "));
+    phrases.iter().any(|p| text.contains(&format!(" {p} ")))
+}
+
+fn detect_intent(text: &str) -> Option<Intent> {
+    let w = words(text);
+    if has_any(&w, &["cancel", "cancellation", "cancelling", "canceling"])
+        && !has_phrase(text, &["cancellation policy", "cancellation fee"])
+    {
+        return Some(Intent::Cancel);
+    }
+    if has_any(&w, &["reschedule", "rebook", "postpone"])
+        || has_phrase(
+            text,
+            &["change my appointment", "move my appointment", "change my booking", "move my booking", "another time"],
+        )
+    {
+        return Some(Intent::Reschedule);
+    }
+    if has_any(&w, &["book", "booking", "appointment", "schedule", "reserve", "appt"])
+        || has_phrase(text, &["come in", "see a doctor", "see the dentist", "see a dentist"])
+    {
+        return Some(Intent::Book);
+    }
+    None
+}
+
+fn is_yes(text: &str) -> bool {
+    let w = words(text);
+    has_any(&w, &["yes", "yep", "yeah", "yup", "sure", "ok", "okay", "confirm", "correct", "y", "absolutely", "please"])
+        || has_phrase(text, &["book it", "sounds good", "go ahead", "that works", "do it"])
+}
+
+fn is_no(text: &str) -> bool {
+    let w = words(text);
+    has_any(&w, &["no", "nope", "nah", "n", "change", "different", "wrong"])
+}
+
+fn is_stop(text: &str) -> bool {
+    has_phrase(text, &["never mind", "nevermind", "forget it", "stop", "don't bother", "not now", "no thanks"])
+}
+
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+fn first_name(name: &str) -> &str {
+    name.split_whitespace().next().unwrap_or(name)
+}
+
+/// The doctor a message names: full name, last name or "Dr. Last".
+fn named_doctor(text: &str, practice: &Practice) -> Option<String> {
+    let w = words(text);
+    practice
+        .doctors
+        .iter()
+        .find(|d| {
+            let parts: Vec<String> =
+                words(&d.name).into_iter().filter(|p| p != "dr" && p != "doctor" && p.len() > 2).collect();
+            parts.last().is_some_and(|last| w.contains(last))
+        })
+        .map(|d| d.name.clone())
+}
+
+fn wants_any_doctor(text: &str) -> bool {
+    has_phrase(text, &["any doctor", "anyone", "no preference", "doesn't matter", "does not matter", "whoever"])
+}
+
+/// An offered slot the message picks: by its time, or by position ("the second one", "2").
+fn pick_offer(text: &str, offered: &[Offer], time: Option<NaiveTime>) -> Option<Offer> {
+    if let Some(time) = time {
+        return offered.iter().find(|o| o.time == time).cloned();
+    }
+    let w = words(text);
+    let ordinals = [["first", "1", "1st"], ["second", "2", "2nd"], ["third", "3", "3rd"], ["fourth", "4", "4th"]];
+    for (i, names) in ordinals.iter().enumerate() {
+        if has_any(&w, names) {
+            return offered.get(i).cloned();
+        }
+    }
+    if has_any(&w, &["last"]) {
+        return offered.last().cloned();
+    }
+    None
+}
+
+fn say_offer(o: &Offer) -> String {
+    format!("{} on {} with {}", when::say_time(o.time), when::say_date(o.date), o.doctor_name)
+}
+
+impl Reception {
+    pub fn new(db: Db, desk: Arc<BookingDesk>, scorer: Option<Addr<LeadScorer>>, hold: Duration) -> Self {
+        Self { db, desk, scorer, hold }
+    }
+
+    /// Answers the visitor's message if it belongs to a booking dialog (or starts one); `None`
+    /// leaves the message to the brain's other answers.
+    pub async fn turn(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        question_id: i64,
+        text: &str,
+        variables: &serde_json::Value,
+    ) -> Result<Option<Turn>, DbError> {
+        let mut dialog: Dialog =
+            serde_json::from_value(variables.get("reception").cloned().unwrap_or_default()).unwrap_or_default();
+        let mut contact: ContactDetails =
+            serde_json::from_value(variables.get("contact").cloned().unwrap_or_default()).unwrap_or_default();
+        let before = (dialog.clone(), contact.clone());
+
+        let detected = detect_intent(text);
+        if dialog.intent.is_none() && detected.is_none() {
+            return Ok(None);
+        }
+        let scope = Scope { workspace_id, conversation_id };
+        let practice = self.db.run(move |conn| Practice::load(conn, workspace_id)).await?;
+        if practice.services.is_empty() || practice.doctors.is_empty() {
+            let reply = "Online booking isn't set up here yet, but our team will gladly help: please leave your \
+                         name and a phone number or email and we'll get back to you."
+                .to_owned();
+            return Ok(Some(Turn { reply, action: Action::Message, variables: None }));
+        }
+
+        // Contact details count whatever the step.
+        let found = signals::extract_contact(text);
+        let bare = if dialog.awaiting == Some(Awaiting::Name) { signals::bare_name(text) } else { None };
+        if let Some(name) = found.name.or(bare) {
+            contact.name = Some(name);
+        }
+        contact.email = found.email.or(contact.email);
+        contact.phone = found.phone.or(contact.phone);
+
+        let (reply, action) = if dialog.intent.is_some() && is_stop(text) {
+            self.release(&scope).await?;
+            dialog = Dialog::default();
+            ("No problem, I've stopped there. Is there anything else I can help you with?".to_owned(), Action::Message)
+        } else {
+            if let Some(intent) = detected.filter(|i| Some(*i) != dialog.intent) {
+                // A new request starts over; what the visitor just said still counts.
+                if dialog.held.is_some() {
+                    self.release(&scope).await?;
+                }
+                dialog = Dialog { intent: Some(intent), ..Dialog::default() };
+            }
+            match dialog.intent {
+                Some(Intent::Book) => self.book(&scope, &practice, &mut dialog, &contact, text).await?,
+                Some(Intent::Reschedule) | Some(Intent::Cancel) => {
+                    self.change(&scope, &practice, &mut dialog, &contact, text).await?
+                }
+                None => return Ok(None),
+            }
+        };
+
+        let changed = (dialog.clone(), contact.clone()) != before || action != Action::Message;
+        let variables = if changed {
+            let mut vars = variables.clone();
+            if !vars.is_object() {
+                vars = serde_json::json!({});
+            }
+            vars["reception"] = serde_json::to_value(&dialog).unwrap_or_default();
+            vars["contact"] = serde_json::to_value(&contact).unwrap_or_default();
+            vars["last_action"] = serde_json::json!({ "reply_to": question_id, "action": action.as_str() });
+            let (id, stored) = (conversation_id.to_owned(), vars.clone());
+            self.db.run(move |conn| conversations::set_variables(conn, workspace_id, &id, &stored, now_ms())).await?;
+            if let Some(scorer) = &self.scorer {
+                scorer.do_send(Rescore { workspace_id, conversation_id: conversation_id.to_owned() });
+            }
+            Some(vars)
+        } else {
+            None
+        };
+        Ok(Some(Turn { reply, action, variables }))
+    }
+
+    async fn release(&self, scope: &Scope<'_>) -> Result<(), DbError> {
+        let (workspace_id, id) = (scope.workspace_id, scope.conversation_id.to_owned());
+        self.desk.run(workspace_id, move |conn| booking_rows::release_holds(conn, workspace_id, &id)).await??;
+        Ok(())
+    }
+
+    /// Reads the date, time, service and doctor a message gives into the dialog.
+    fn absorb(&self, practice: &Practice, dialog: &mut Dialog, text: &str) -> when::When {
+        let said = when::parse(text, practice.today(now_ms()));
+        let services: Vec<&str> = practice.services.iter().map(|s| s.name.as_str()).collect();
+        if dialog.intent == Some(Intent::Book) {
+            if let Some(service) = signals::treatment_interest(&[text], &services) {
+                dialog.service = Some(service.to_owned());
+            }
+            if let Some(doctor) = named_doctor(text, practice) {
+                dialog.doctor = Some(doctor);
+            } else if wants_any_doctor(text) {
+                dialog.doctor = None;
+            }
+        }
+        if let Some(date) = said.date {
+            if dialog.date != Some(date) {
+                dialog.offered.clear();
+            }
+            dialog.date = Some(date);
+        }
+        if said.part_of_day.is_some() {
+            dialog.part_of_day = said.part_of_day;
+        }
+        said
+    }
+
+    async fn book(
+        &self,
+        scope: &Scope<'_>,
+        practice: &Practice,
+        dialog: &mut Dialog,
+        contact: &ContactDetails,
+        text: &str,
+    ) -> Result<(String, Action), DbError> {
+        if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() {
+            if is_yes(text) && !is_no(text) {
+                return self.confirm_booking(scope, practice, dialog, contact).await;
+            }
+            if is_no(text) {
+                self.release(scope).await?;
+                dialog.held = None;
+                dialog.offered.clear();
+                dialog.date = None;
+                dialog.awaiting = Some(Awaiting::Date);
+                return Ok(("No problem. Which other date would suit you?".to_owned(), Action::BookingFlow));
+            }
+        }
+        let said = self.absorb(practice, dialog, text);
+        let Some(service) = dialog.service.clone() else {
+            dialog.awaiting = Some(Awaiting::Service);
+            let names: Vec<String> = practice.services.iter().map(|s| s.name.clone()).collect();
+            return Ok((
+                format!(
+                    "I'd be happy to help you book an appointment! Which service would you like: {}?",
+                    join_or(&names)
+                ),
+                Action::BookingFlow,
+            ));
+        };
+        if let Some(reply) = self.choose_time(scope, practice, dialog, &service, said, text).await? {
+            return Ok(reply);
+        }
+        let Some(held) = dialog.held.clone() else {
+            return Ok(("Which date works best for you?".to_owned(), Action::BookingFlow));
+        };
+        let Some(name) = contact.name.clone() else {
+            dialog.awaiting = Some(Awaiting::Name);
+            return Ok((
+                format!(
+                    "{} is available, and I'm holding it for you for the next {} minutes. May I have your full name?",
+                    say_offer(&held),
+                    self.hold.as_secs().div_ceil(60)
+                ),
+                Action::BookingFlow,
+            ));
+        };
+        let Some(reach) = contact.email.clone().or(contact.phone.clone()) else {
+            dialog.awaiting = Some(Awaiting::Contact);
+            return Ok((
+                format!("Thanks, {}! What's the best phone number or email address to reach you?", first_name(&name)),
+                Action::BookingFlow,
+            ));
+        };
+        dialog.awaiting = Some(Awaiting::Confirm);
+        Ok((
+            format!("To confirm: {service} at {} for {name} ({reach}). Shall I book it?", say_offer(&held)),
+            Action::BookingFlow,
+        ))
+    }
+
+    /// Moves the dialog towards a held slot: asks for a date, offers times, or holds the time
+    /// chosen. `None` when a slot is held and the dialog can go on.
+    async fn choose_time(
+        &self,
+        scope: &Scope<'_>,
+        practice: &Practice,
+        dialog: &mut Dialog,
+        service: &str,
+        said: when::When,
+        text: &str,
+    ) -> Result<Option<(String, Action)>, DbError> {
+        let picked = pick_offer(text, &dialog.offered, said.time);
+        let wanted = match (picked, said.time, dialog.date) {
+            (Some(offer), _, _) => Some((offer.starts_at, Some(Named::Id(offer.doctor_id)))),
+            (None, Some(time), Some(date)) => {
+                let start = practice.instant(Start::Local(date.and_time(time))).ok();
+                start.map(|s| (s, dialog.doctor.clone().map(Named::Name)))
+            }
+            _ => None,
+        };
+        if let Some((starts_at, doctor)) = wanted {
+            match self.hold_slot(scope, dialog, service, doctor, starts_at).await? {
+                Ok(offer) => {
+                    dialog.held = Some(offer);
+                    dialog.offered.clear();
+                    return Ok(None);
+                }
+                Err(reply) => return Ok(Some(reply)),
+            }
+        }
+        if dialog.held.is_some() && said.date.is_none() {
+            return Ok(None);
+        }
+        let Some(date) = dialog.date else {
+            dialog.awaiting = Some(Awaiting::Date);
+            let what = match dialog.intent {
+                Some(Intent::Book) => format!("I'd be happy to help you book a {}!", service.to_lowercase()),
+                _ => format!("Sure, let's find a new time for your {service}."),
+            };
+            return Ok(Some((format!("{what} Which date works best for you?"), Action::BookingFlow)));
+        };
+        self.offer_times(scope, dialog, service, date).await.map(Some)
+    }
+
+    async fn hold_slot(
+        &self,
+        scope: &Scope<'_>,
+        dialog: &mut Dialog,
+        service: &str,
+        doctor: Option<Named>,
+        starts_at: i64,
+    ) -> Result<Result<Offer, (String, Action)>, DbError> {
+        let (workspace_id, conversation) = (scope.workspace_id, scope.conversation_id.to_owned());
+        let (service_name, hold_ms) = (service.to_owned(), self.hold.as_millis() as i64);
+        let held = self
+            .desk
+            .run(workspace_id, move |conn| {
+                let practice = Practice::load(conn, workspace_id)?;
+                let outcome = booking::hold(
+                    conn,
+                    workspace_id,
+                    &conversation,
+                    &Named::Name(service_name),
+                    doctor.as_ref(),
+                    Start::At(starts_at),
+                    hold_ms,
+                    now_ms(),
+                );
+                Ok::<_, DbError>(outcome.map(|h| {
+                    let at = practice.slot_view(&booking::slots::Slot {
+                        doctor_id: h.doctor_id,
+                        starts_at: h.starts_at,
+                        ends_at: h.ends_at,
+                    });
+                    (h, at)
+                }))
+            })
+            .await??;
+        match held {
+            Ok((hold, view)) => Ok(Ok(Offer {
+                doctor_id: hold.doctor_id,
+                doctor_name: view.doctor_name,
+                starts_at: hold.starts_at,
+                date: NaiveDate::parse_from_str(&view.date, "%Y-%m-%d").unwrap_or_default(),
+                time: NaiveTime::parse_from_str(&view.time, "%H:%M").unwrap_or_default(),
+            })),
+            Err(BookingError::Conflict { alternatives, .. }) => {
+                dialog.offered = alternatives.iter().map(offer_of).collect();
+                dialog.awaiting = Some(Awaiting::Time);
+                let options: Vec<String> = dialog.offered.iter().map(say_offer).collect();
+                let reply = if options.is_empty() {
+                    "Sorry, that time isn't available and I can't see anything free nearby. Which other date would \
+                     suit you?"
+                        .to_owned()
+                } else {
+                    format!(
+                        "Sorry, that time isn't available. The nearest free times are {}. Would one of those work?",
+                        join_or(&options)
+                    )
+                };
+                Ok(Err((reply, Action::BookingFlow)))
+            }
+            Err(BookingError::Unprocessable(_)) => {
+                dialog.awaiting = Some(Awaiting::Date);
+                Ok(Err((
+                    "That time has already passed. Which other date or time would suit you?".to_owned(),
+                    Action::BookingFlow,
+                )))
+            }
+            Err(BookingError::Db(err)) => Err(err),
+            Err(other) => Ok(Err((format!("Sorry, I couldn't hold that time: {other}."), Action::BookingFlow))),
+        }
+    }
+
+    /// Offers a few free times on `date` (or the next day that has any).
+    async fn offer_times(
+        &self,
+        scope: &Scope<'_>,
+        dialog: &mut Dialog,
+        service: &str,
+        date: NaiveDate,
+    ) -> Result<(String, Action), DbError> {
+        let request = AvailabilityRequest {
+            service: Named::Name(service.to_owned()),
+            doctor: dialog.doctor.clone().map(Named::Name),
+            from: date,
+            to: date + chrono::Duration::days(SEARCH_DAYS),
+            step_min: booking::DEFAULT_STEP_MIN,
+            conversation_id: Some(scope.conversation_id.to_owned()),
+        };
+        let workspace_id = scope.workspace_id;
+        let found = self.db.run(move |conn| Ok(booking::availability(conn, workspace_id, &request, now_ms()))).await?;
+        let slots = match found {
+            Ok(slots) => slots,
+            Err(BookingError::Db(err)) => return Err(err),
+            Err(other) => return Ok((format!("Sorry, {other}."), Action::BookingFlow)),
+        };
+        let in_part = |s: &booking::SlotView| {
+            let time = NaiveTime::parse_from_str(&s.time, "%H:%M").unwrap_or_default();
+            dialog.part_of_day.is_none_or(|(from, to)| time >= from && time < to)
+        };
+        let first_day = slots.iter().filter(|s| in_part(s)).map(|s| s.date.clone()).next();
+        let Some(day) = first_day else {
+            dialog.date = None;
+            dialog.awaiting = Some(Awaiting::Date);
+            return Ok((
+                format!(
+                    "Sorry, I can't find any free time for a {} in the {SEARCH_DAYS} days from {}. Would another date suit you?",
+                    service.to_lowercase(),
+                    when::say_date(date)
+                ),
+                Action::BookingFlow,
+            ));
+        };
+        let day_slots: Vec<&booking::SlotView> = slots.iter().filter(|s| s.date == day && in_part(s)).collect();
+        // Spread the offer over the day rather than listing four back-to-back slots.
+        let stride = (day_slots.len() / TIMES_OFFERED).max(1);
+        let mut offered: Vec<Offer> = Vec::new();
+        for slot in day_slots.iter().step_by(stride) {
+            if offered.len() == TIMES_OFFERED {
+                break;
+            }
+            if !offered.iter().any(|o| o.starts_at == slot.starts_at_ms) {
+                offered.push(offer_of(slot));
+            }
+        }
+        let day_date = NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap_or(date);
+        let times: Vec<String> = offered
+            .iter()
+            .map(|o| {
+                if dialog.doctor.is_some() {
+                    when::say_time(o.time)
+                } else {
+                    format!("{} ({})", when::say_time(o.time), o.doctor_name)
+                }
+            })
+            .collect();
+        let with = dialog.doctor.as_ref().map(|d| format!(" with {d}")).unwrap_or_default();
+        let lead = if day_date == date {
+            format!("On {}{with} I have", when::say_date(day_date))
+        } else {
+            format!(
+                "There's nothing free on {}. The next free day is {}{with}, with",
+                when::say_date(date),
+                when::say_date(day_date)
+            )
+        };
+        dialog.date = Some(day_date);
+        dialog.offered = offered;
+        dialog.awaiting = Some(Awaiting::Time);
+        Ok((format!("{lead} {}. Which time suits you?", join_or(&times)), Action::BookingFlow))
+    }
+
+    async fn confirm_booking(
+        &self,
+        scope: &Scope<'_>,
+        practice: &Practice,
+        dialog: &mut Dialog,
+        contact: &ContactDetails,
+    ) -> Result<(String, Action), DbError> {
+        let Some(held) = dialog.held.clone() else {
+            return Ok(("Which date works best for you?".into(), Action::BookingFlow));
+        };
+        let request = BookingRequest {
+            service: Named::Name(dialog.service.clone().unwrap_or_default()),
+            doctor: Some(Named::Id(held.doctor_id)),
+            start: Start::At(held.starts_at),
+            customer_name: contact.name.clone().unwrap_or_default(),
+            customer_email: contact.email.clone(),
+            customer_phone: contact.phone.clone(),
+            notes: String::new(),
+            source: "chat".into(),
+            conversation_id: Some(scope.conversation_id.to_owned()),
+        };
+        let workspace_id = scope.workspace_id;
+        let tz = practice.tz;
+        let outcome = self
+            .desk
+            .run(workspace_id, move |conn| {
+                booking::reserve(conn, workspace_id, &request, now_ms()).map(|row| BookingView::new(&row, tz))
+            })
+            .await?;
+        crate::webhooks::outbox::committed();
+        match outcome {
+            Ok(view) => {
+                let name = contact.name.as_deref().map(first_name).unwrap_or("");
+                *dialog = Dialog::default();
+                Ok((
+                    format!(
+                        "You're all set, {name}! Your {} with {} is booked for {} at {}. Your booking number is {}. \
+                         We look forward to seeing you!",
+                        view.service,
+                        view.doctor_name,
+                        when::say_date(held.date),
+                        when::say_time(held.time),
+                        view.id
+                    ),
+                    Action::BookingConfirmed,
+                ))
+            }
+            Err(BookingError::Conflict { alternatives, .. }) => {
+                dialog.held = None;
+                dialog.offered = alternatives.iter().map(offer_of).collect();
+                dialog.awaiting = Some(Awaiting::Time);
+                let options: Vec<String> = dialog.offered.iter().map(say_offer).collect();
+                Ok((
+                    format!(
+                        "I'm sorry, that time was taken in the meantime. I can offer {}. Which would you like?",
+                        join_or(&options)
+                    ),
+                    Action::BookingFlow,
+                ))
+            }
+            Err(BookingError::Db(err)) => Err(err),
+            Err(other) => Ok((format!("Sorry, I couldn't book that: {other}."), Action::BookingFlow)),
+        }
+    }
+
+    /// Finds the booking a reschedule or cancellation is about: the conversation's own next
+    /// appointment, or the next one of the patient the visitor's email or phone names.
+    async fn find_booking(&self, scope: &Scope<'_>, contact: &ContactDetails) -> Result<Option<BookingRow>, DbError> {
+        let (workspace_id, conversation) = (scope.workspace_id, scope.conversation_id.to_owned());
+        let (email, phone) = (contact.email.clone(), contact.phone.clone());
+        self.db
+            .run(move |conn| {
+                let upcoming = |conn: &mut _, filter: BookingFilter| -> Result<Option<BookingRow>, DbError> {
+                    let rows = booking_rows::list(conn, workspace_id, &filter)?;
+                    Ok(rows.into_iter().filter(|b| b.starts_at >= now_ms()).min_by_key(|b| b.starts_at))
+                };
+                let mine = BookingFilter {
+                    conversation_id: Some(conversation.clone()),
+                    status: Some("confirmed".into()),
+                    limit: 50,
+                    ..Default::default()
+                };
+                if let Some(found) = upcoming(conn, mine)? {
+                    return Ok(Some(found));
+                }
+                let person = Person { name: None, email: email.as_deref(), phone: phone.as_deref() };
+                let Some(patient) = patients::find(conn, workspace_id, &person)? else { return Ok(None) };
+                let theirs = BookingFilter {
+                    contact_id: Some(patient.id),
+                    status: Some("confirmed".into()),
+                    limit: 50,
+                    ..Default::default()
+                };
+                upcoming(conn, theirs)
+            })
+            .await
+    }
+
+    /// Rescheduling and cancelling: find the booking, then (reschedule) choose a new time, then
+    /// confirm.
+    async fn change(
+        &self,
+        scope: &Scope<'_>,
+        practice: &Practice,
+        dialog: &mut Dialog,
+        contact: &ContactDetails,
+        text: &str,
+    ) -> Result<(String, Action), DbError> {
+        let workspace_id = scope.workspace_id;
+        let booking = match dialog.booking_id {
+            Some(id) => self.db.run(move |conn| booking_rows::get(conn, workspace_id, id)).await?,
+            None => self.find_booking(scope, contact).await?,
+        };
+        let Some(booking) = booking.filter(|b| b.status == "confirmed") else {
+            if contact.email.is_none() && contact.phone.is_none() {
+                dialog.awaiting = Some(Awaiting::Identify);
+                return Ok((
+                    "Of course. What's the email address or phone number you booked with?".to_owned(),
+                    Action::BookingFlow,
+                ));
+            }
+            *dialog = Dialog::default();
+            return Ok((
+                "I couldn't find an upcoming appointment under those details. Could you check them, or would you \
+                 like to book a new appointment?"
+                    .to_owned(),
+                Action::Message,
+            ));
+        };
+        let current = BookingView::new(&booking, practice.tz);
+        let current_when =
+            format!("{} with {} on {} at {}", current.service, current.doctor_name, current.date, current.time);
+        let first_time = dialog.booking_id.is_none();
+        dialog.booking_id = Some(booking.id);
+        dialog.service = Some(booking.service_name.clone());
+        dialog.doctor = Some(booking.doctor_name.clone());
+
+        if dialog.intent == Some(Intent::Cancel) {
+            if dialog.awaiting == Some(Awaiting::Confirm) && !first_time {
+                if is_yes(text) && !is_no(text) {
+                    return self.cancel(scope, practice, dialog, &booking).await;
+                }
+                if is_no(text) {
+                    *dialog = Dialog::default();
+                    return Ok(("Okay, I've kept your appointment as it is.".to_owned(), Action::Message));
+                }
+            }
+            dialog.awaiting = Some(Awaiting::Confirm);
+            return Ok((format!("I found your {current_when}. Would you like me to cancel it?"), Action::BookingFlow));
+        }
+
+        // Reschedule.
+        if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() {
+            if is_yes(text) && !is_no(text) {
+                return self.move_booking(scope, practice, dialog, &booking).await;
+            }
+            if is_no(text) {
+                self.release(scope).await?;
+                dialog.held = None;
+                dialog.offered.clear();
+                dialog.date = None;
+                dialog.awaiting = Some(Awaiting::Date);
+                return Ok(("No problem. Which other date would suit you?".to_owned(), Action::BookingFlow));
+            }
+        }
+        let said = self.absorb(practice, dialog, text);
+        if first_time && said.date.is_none() {
+            dialog.awaiting = Some(Awaiting::Date);
+            return Ok((
+                format!("I found your {current_when}. Which date would you like to move it to?"),
+                Action::BookingFlow,
+            ));
+        }
+        let service = booking.service_name.clone();
+        if let Some(reply) = self.choose_time(scope, practice, dialog, &service, said, text).await? {
+            return Ok(reply);
+        }
+        let Some(held) = dialog.held.clone() else {
+            return Ok(("Which date would you like to move it to?".to_owned(), Action::BookingFlow));
+        };
+        dialog.awaiting = Some(Awaiting::Confirm);
+        Ok((
+            format!("To confirm: move your {current_when} to {}? I'm holding the new time for you.", say_offer(&held)),
+            Action::BookingFlow,
+        ))
+    }
+
+    async fn cancel(
+        &self,
+        scope: &Scope<'_>,
+        practice: &Practice,
+        dialog: &mut Dialog,
+        booking: &BookingRow,
+    ) -> Result<(String, Action), DbError> {
+        let (workspace_id, id) = (scope.workspace_id, booking.id);
+        let outcome = self
+            .desk
+            .run(workspace_id, move |conn| {
+                booking::finish(conn, workspace_id, id, "cancelled", Some("cancelled by the patient in chat"), now_ms())
+            })
+            .await?;
+        crate::webhooks::outbox::committed();
+        *dialog = Dialog::default();
+        match outcome {
+            Ok(row) => {
+                let view = BookingView::new(&row, practice.tz);
+                Ok((
+                    format!(
+                        "Your {} with {} on {} has been cancelled. Would you like to book another time?",
+                        view.service,
+                        view.doctor_name,
+                        say_when(&view)
+                    ),
+                    Action::BookingCancelled,
+                ))
+            }
+            Err(BookingError::Db(err)) => Err(err),
+            Err(other) => Ok((format!("Sorry, I couldn't cancel it: {other}."), Action::Message)),
+        }
+    }
+
+    async fn move_booking(
+        &self,
+        scope: &Scope<'_>,
+        practice: &Practice,
+        dialog: &mut Dialog,
+        booking: &BookingRow,
+    ) -> Result<(String, Action), DbError> {
+        let Some(held) = dialog.held.clone() else {
+            return Ok(("Which date would you like?".into(), Action::BookingFlow));
+        };
+        let (workspace_id, id, conversation) = (scope.workspace_id, booking.id, scope.conversation_id.to_owned());
+        let outcome = self
+            .desk
+            .run(workspace_id, move |conn| {
+                // The visitor's own hold must not stand in the way of the move it was made for.
+                booking_rows::release_holds(conn, workspace_id, &conversation)?;
+                Ok::<_, DbError>(booking::reschedule(
+                    conn,
+                    workspace_id,
+                    id,
+                    Start::At(held.starts_at),
+                    Some(&Named::Id(held.doctor_id)),
+                    now_ms(),
+                ))
+            })
+            .await??;
+        crate::webhooks::outbox::committed();
+        match outcome {
+            Ok(row) => {
+                *dialog = Dialog::default();
+                let view = BookingView::new(&row, practice.tz);
+                Ok((
+                    format!(
+                        "Done! Your {} is now on {} at {} with {}. Your booking number is still {}.",
+                        view.service,
+                        when::say_date(held.date),
+                        when::say_time(held.time),
+                        view.doctor_name,
+                        view.id
+                    ),
+                    Action::BookingRescheduled,
+                ))
+            }
+            Err(BookingError::Conflict { alternatives, .. }) => {
+                dialog.held = None;
+                dialog.offered = alternatives.iter().map(offer_of).collect();
+                dialog.awaiting = Some(Awaiting::Time);
+                let options: Vec<String> = dialog.offered.iter().map(say_offer).collect();
+                Ok((
+                    format!("I'm sorry, that time was taken in the meantime. I can offer {}.", join_or(&options)),
+                    Action::BookingFlow,
+                ))
+            }
+            Err(BookingError::Db(err)) => Err(err),
+            Err(other) => {
+                *dialog = Dialog::default();
+                Ok((format!("Sorry, I couldn't move it: {other}."), Action::Message))
+            }
+        }
+    }
+}
+
+/// "Monday 23 November at 10:45 AM", from a booking's local date and time.
+fn say_when(view: &BookingView) -> String {
+    match (NaiveDate::parse_from_str(&view.date, "%Y-%m-%d"), NaiveTime::parse_from_str(&view.time, "%H:%M")) {
+        (Ok(date), Ok(time)) => format!("{} at {}", when::say_date(date), when::say_time(time)),
+        _ => format!("{} at {}", view.date, view.time),
+    }
+}
+
+fn offer_of(slot: &booking::SlotView) -> Offer {
+    Offer {
+        doctor_id: slot.doctor_id,
+        doctor_name: slot.doctor_name.clone(),
+        starts_at: slot.starts_at_ms,
+        date: NaiveDate::parse_from_str(&slot.date, "%Y-%m-%d").unwrap_or_default(),
+        time: NaiveTime::parse_from_str(&slot.time, "%H:%M").unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intents_are_told_apart() {
+        assert_eq!(detect_intent("I'd like to book a teeth cleaning"), Some(Intent::Book));
+        assert_eq!(detect_intent("I need to book a dental cleaning"), Some(Intent::Book));
+        assert_eq!(detect_intent("Can I make an appointment?"), Some(Intent::Book));
+        assert_eq!(detect_intent("I need to cancel my appointment"), Some(Intent::Cancel));
+        assert_eq!(detect_intent("Can I reschedule?"), Some(Intent::Reschedule));
+        assert_eq!(detect_intent("I want to change my appointment"), Some(Intent::Reschedule));
+        assert_eq!(detect_intent("What is your cancellation policy?"), None);
+        assert_eq!(detect_intent("Where are you located?"), None);
+        assert_eq!(detect_intent("I read your notebook"), None);
+    }
+
+    #[test]
+    fn answers_are_read() {
+        assert!(is_yes("Yes please"));
+        assert!(is_yes("sounds good"));
+        assert!(!is_yes("no"));
+        assert!(is_no("No, a different day"));
+        assert!(is_stop("never mind"));
+        assert!(!is_stop("tomorrow at 10"));
+    }
+
+    #[test]
+    fn offers_are_picked_by_time_or_position() {
+        let at = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        let offer = |i: i64, time| Offer {
+            doctor_id: 1,
+            doctor_name: "Dr. A".into(),
+            starts_at: i,
+            date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            time,
+        };
+        let offered = vec![offer(1, at(9, 0)), offer(2, at(10, 30)), offer(3, at(14, 0))];
+        assert_eq!(pick_offer("the second one", &offered, None).unwrap().starts_at, 2);
+        assert_eq!(pick_offer("10:30 please", &offered, Some(at(10, 30))).unwrap().starts_at, 2);
+        assert_eq!(pick_offer("last", &offered, None).unwrap().starts_at, 3);
+        assert!(pick_offer("11:00", &offered, Some(at(11, 0))).is_none());
+        assert!(pick_offer("hmm", &offered, None).is_none());
+    }
+
+    #[test]
+    fn lists_read_naturally() {
+        assert_eq!(join_or(&["a".into()]), "a");
+        assert_eq!(join_or(&["a".into(), "b".into(), "c".into()]), "a, b or c");
+    }
+}

@@ -1,0 +1,114 @@
+//! ChatGenius's chat endpoint, `POST /chat`: the widget's message in, the bot's answer out.
+//!
+//! No key: `admin_id` (the workspace's public id from the embed code) names the practice and
+//! `session_id` (chosen by the widget) names the conversation, created on first use and kept
+//! across messages. The answer's `action` says what the turn did: `message` (an ordinary
+//! answer), `booking_flow` (collecting a booking's details), `booking_confirmed`,
+//! `booking_rescheduled` or `booking_cancelled`. Limited per session (30 a minute by default).
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+
+use crate::brain::reception::Action;
+use crate::chat::{Chat, VisitorInput};
+use crate::db::{conversations, schedule};
+use crate::error::{ApiError, JsonBody};
+use crate::http::rate_limit::ChatRateLimiter;
+
+/// How long the endpoint waits for the bot's answer.
+const REPLY_WAIT: Duration = Duration::from_secs(30);
+const MAX_SESSION_ID: usize = 128;
+/// `session_id`s live beside other seed APIs' external ids; the prefix keeps them apart.
+const SESSION_PREFIX: &str = "chatgenius:";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    pub message: String,
+    pub session_id: String,
+    pub admin_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatResponse {
+    pub response: String,
+    pub action: &'static str,
+    pub session_id: String,
+}
+
+pub async fn chat(
+    chat: web::Data<Chat>,
+    limiter: Option<web::Data<ChatRateLimiter>>,
+    body: JsonBody<ChatRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ChatRequest { message, session_id, admin_id } = body.0;
+    if session_id.trim().is_empty() || session_id.len() > MAX_SESSION_ID {
+        return Err(ApiError::unprocessable(format!("session_id must be 1 to {MAX_SESSION_ID} characters")));
+    }
+    let admin = admin_id.trim().to_owned();
+    if admin.is_empty() {
+        return Err(ApiError::unprocessable("admin_id must not be empty"));
+    }
+    let workspace_id = chat
+        .db
+        .run(move |conn| schedule::workspace_by_public_id(conn, &admin))
+        .await?
+        .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
+    let verdict = limiter.map(|l| l.0.check((workspace_id, session_id.clone())));
+    if let Some(verdict) = verdict.filter(|v| !v.allowed) {
+        let error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "rate limit exceeded: {} messages per minute per session; retry in {} s",
+                verdict.limit, verdict.retry_after_secs
+            ),
+        );
+        let mut response = error.error_response();
+        verdict.write_headers(response.headers_mut());
+        return Ok(response);
+    }
+    let visitor = chat.validate(VisitorInput { client_msg_id: None, text: message, media: None })?;
+
+    let bot = chat.workspace_bot(workspace_id, None).await?;
+    let external_id = format!("{SESSION_PREFIX}{session_id}");
+    let find = |external_id: String| {
+        let bot_id = bot.id;
+        chat.db.run(move |conn| conversations::by_external_id(conn, bot_id, &external_id))
+    };
+    let conversation = match find(external_id.clone()).await? {
+        Some(row) if row.status == "closed" => {
+            return Err(ApiError::conflict("this session's conversation is closed; start a new session_id"))
+        }
+        Some(row) => row,
+        None => match chat.start(&bot, Some(external_id.clone()), "chatgenius", serde_json::json!({})).await {
+            Ok(row) => row,
+            // Two first messages of one session raced: the other created it.
+            Err(_) => find(external_id).await?.ok_or_else(|| ApiError::internal("session vanished"))?,
+        },
+    };
+    let posted = chat.post(&conversation.id, visitor).await?;
+    let question_id = posted.message.id;
+    let reply = tokio::time::timeout(REPLY_WAIT, posted.reply)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| ApiError::unavailable("the bot did not answer in time; send the message again"))?;
+    let (id, bot_id) = (conversation.id.clone(), bot.id);
+    let row = chat.db.run(move |conn| conversations::get_for_bot(conn, bot_id, &id)).await?;
+    let variables: serde_json::Value = row.and_then(|r| serde_json::from_str(&r.variables).ok()).unwrap_or_default();
+    let last = &variables["last_action"];
+    let action = if last["reply_to"].as_i64() == Some(question_id) {
+        serde_json::from_value::<Action>(last["action"].clone()).unwrap_or(Action::Message)
+    } else {
+        Action::Message
+    };
+    let mut response =
+        HttpResponse::Ok().json(ChatResponse { response: reply.content, action: action.as_str(), session_id });
+    if let Some(verdict) = verdict {
+        verdict.write_headers(response.headers_mut());
+    }
+    Ok(response)
+}
