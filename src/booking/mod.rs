@@ -119,6 +119,15 @@ pub struct BookingView {
     pub updated_at: i64,
 }
 
+/// A calendar date written exactly as `YYYY-MM-DD` (chrono alone would also take `2027-3-1`).
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let text = text.trim();
+    if text.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
 pub fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

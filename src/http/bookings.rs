@@ -64,8 +64,8 @@ pub struct BookingBody {
 }
 
 fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
-        .map_err(|_| ApiError::bad_request(format!("invalid field `{field}`: expected a date as YYYY-MM-DD")))
+    booking::parse_date(value)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid field `{field}`: expected a date as YYYY-MM-DD")))
 }
 
 fn parse_time(value: &str) -> Result<NaiveTime, ApiError> {

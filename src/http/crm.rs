@@ -108,8 +108,8 @@ fn check_patient(changes: &PatientChanges) -> Result<(), ApiError> {
         }
     }
     if let Some(dob) = changes.date_of_birth.as_deref().filter(|d| !d.trim().is_empty()) {
-        let date = chrono::NaiveDate::parse_from_str(dob.trim(), "%Y-%m-%d")
-            .map_err(|_| ApiError::unprocessable("date_of_birth must be a date as YYYY-MM-DD"))?;
+        let date = crate::booking::parse_date(dob)
+            .ok_or_else(|| ApiError::unprocessable("date_of_birth must be a date as YYYY-MM-DD"))?;
         if date > chrono::Utc::now().date_naive() {
             return Err(ApiError::unprocessable("date_of_birth must not be in the future"));
         }
@@ -371,7 +371,7 @@ fn check_answers(fields: &[FormField], data: &serde_json::Map<String, serde_json
             "number" => value.is_number(),
             "email" => text.and_then(normalize_email).is_some(),
             "phone" => text.and_then(normalize_phone).is_some(),
-            "date" => text.is_some_and(|t| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").is_ok()),
+            "date" => text.and_then(crate::booking::parse_date).is_some(),
             "select" => text.is_some_and(|t| field.options.iter().any(|o| o == t)),
             _ => text.is_some_and(|t| t.chars().count() <= 5000),
         };

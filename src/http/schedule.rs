@@ -392,8 +392,8 @@ fn instant(field: &str, value: &str) -> Result<i64, ApiError> {
 }
 
 fn day(field: &str, value: &str) -> Result<chrono::NaiveDate, ApiError> {
-    chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
-        .map_err(|_| ApiError::bad_request(format!("invalid field `{field}`: expected a date as YYYY-MM-DD")))
+    crate::booking::parse_date(value)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid field `{field}`: expected a date as YYYY-MM-DD")))
 }
 
 async fn doctor_exists(chat: &Chat, workspace_id: i64, doctor_id: i64) -> Result<(), ApiError> {

@@ -16,6 +16,8 @@ pub const EVENTS: &[&str] = &[
     "new_patient",
     "no_show",
     "form_submitted",
+    // Bookings beyond the document.
+    "booking_rescheduled",
     // Conversations and the platform.
     "conversation_started",
     "message_created",

@@ -6,7 +6,10 @@
 mod helpers;
 
 mod bad_input;
+mod bookings;
+mod chat_booking;
 mod cli;
+mod crm;
 mod durability;
 mod idempotency;
 mod rate_limits;
