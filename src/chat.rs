@@ -14,7 +14,6 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::booking::desk::BookingDesk;
 use crate::brain::BotSettingsCache;
 use crate::config::Limits;
-use crate::crm::LeadScorer;
 use crate::db::bots::BotRow;
 use crate::db::conversations::{self, ConversationRow, ConversationView, NewConversation};
 use crate::db::{bots, messages, now_ms, Db};
@@ -39,8 +38,6 @@ pub struct Chat {
     pub limits: Limits,
     /// Serialises each workspace's bookings (the booking actor).
     pub desk: Arc<BookingDesk>,
-    /// Scores leads from conversations.
-    pub scorer: actix::Addr<LeadScorer>,
 }
 
 impl Chat {

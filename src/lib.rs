@@ -10,6 +10,7 @@ pub mod booking;
 pub mod brain;
 pub mod chat;
 pub mod cluster;
+pub mod compat;
 pub mod config;
 pub mod crm;
 pub mod crypto;

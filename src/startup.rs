@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
-use frontdesk_actors::{Ports, SessionConfig, SessionRegistry, SystemClock};
+use frontdesk_actors::{LeadScorer, Ports, SessionConfig, SessionRegistry, SystemClock};
 use tracing_actix_web::TracingLogger;
 
 use crate::booking::desk::BookingDesk;
@@ -18,7 +18,7 @@ use crate::brain::BotSettingsCache;
 use crate::chat::Chat;
 use crate::cluster::LocalBus;
 use crate::config::Settings;
-use crate::crm::LeadScorer;
+use crate::crm::DbLeadSignals;
 use crate::crypto::SecretBox;
 use crate::db::store::DbConversationStore;
 use crate::db::workspaces::{self, CreatedWorkspace};
@@ -83,7 +83,7 @@ impl Application {
         let bus = Arc::new(LocalBus::new());
         let bots = Arc::new(BotSettingsCache::new(db.clone()));
         let desk = Arc::new(BookingDesk::new(db.clone()));
-        let scorer = LeadScorer::new(db.clone()).start();
+        let scorer = LeadScorer::new(Arc::new(DbLeadSignals::new(db.clone())), crate::crm::COALESCE).start();
         let reception = Arc::new(Reception::new(db.clone(), desk.clone(), Some(scorer.clone()), settings.booking_hold));
         let ports = Ports {
             store: Arc::new(DbConversationStore::new(db.clone(), writer, CONTEXT_WINDOW, Some(scorer.clone()))),
@@ -116,7 +116,7 @@ impl Application {
         .start();
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
         let limits = settings.limits();
-        let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits, desk, scorer });
+        let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits, desk });
 
         let limiter = ApiRateLimiter::<i64>::per_minute(settings.rate_limit_per_minute).map(web::Data::new);
         let chat_limiter = ApiRateLimiter::per_minute(settings.chat_rate_limit_per_minute)

@@ -1,17 +1,23 @@
 //! frontdesk's live runtime, with no HTTP and no SQL in it.
 //!
 //! One [`session::ConversationSession`] actor per live conversation, found or started by the
-//! node's [`registry::SessionRegistry`]. Everything the actors need from outside (storage, the
+//! node's [`registry::SessionRegistry`]; one [`booking::BookingActor`] per workspace that books;
+//! one [`leads::LeadScorer`] per node. Everything the actors need from outside (storage, the
 //! brain, event fan-out, the clock) comes through the traits in [`ports`], implemented by the
 //! `frontdesk` crate; tests implement them in memory.
 
+pub mod booking;
+pub mod leads;
 pub mod ports;
 pub mod registry;
 pub mod session;
 
+pub use booking::{BookingDesk, DeskError};
+pub use leads::{LeadScorer, Rescore};
 pub use ports::{
     Appended, Brain, BrainError, BrainOutput, BrainRequest, Clock, ConversationEvent, ConversationSnapshot,
-    ConversationStatus, ConversationStore, EventBus, NewMessage, Ports, Sender, StoreError, StoredMessage, SystemClock,
+    ConversationStatus, ConversationStore, EventBus, LeadSignals, NewMessage, Ports, Sender, StoreError, StoredMessage,
+    SystemClock,
 };
 pub use registry::SessionRegistry;
 pub use session::{

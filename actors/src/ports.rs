@@ -236,3 +236,10 @@ pub struct Ports {
     pub bus: Arc<dyn EventBus>,
     pub clock: Arc<dyn Clock>,
 }
+
+/// Where the lead scorer's work is done: reading conversations again and scoring their leads.
+#[async_trait]
+pub trait LeadSignals: Send + Sync + 'static {
+    /// Scores each `(workspace_id, conversation_id)`; failures are the implementation's to log.
+    async fn rescore(&self, conversations: Vec<(i64, String)>);
+}

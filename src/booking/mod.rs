@@ -515,46 +515,44 @@ fn alternatives(
         .collect())
 }
 
+/// A visitor's wish to keep a slot while they finish booking it.
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub conversation_id: String,
+    pub service: Named,
+    /// `None`: the first doctor free at that time.
+    pub doctor: Option<Named>,
+    pub start: Start,
+    /// How long the hold lasts, in milliseconds.
+    pub hold_ms: i64,
+}
+
 /// Holds a slot for a visitor between choosing it and confirming (one hold per conversation).
-pub fn hold(
-    conn: &mut DbConn,
-    workspace_id: i64,
-    conversation_id: &str,
-    service: &Named,
-    doctor: Option<&Named>,
-    start: Start,
-    hold_ms: i64,
-    now: i64,
-) -> Result<HoldRow, BookingError> {
+pub fn hold(conn: &mut DbConn, workspace_id: i64, req: &HoldRequest, now: i64) -> Result<HoldRow, BookingError> {
+    let own = Some(req.conversation_id.as_str());
     let outcome = write_tx(conn, |conn| {
         Ok((|| {
             let practice = Practice::load(conn, workspace_id)?;
-            let service = practice.service(service)?.clone();
-            let doctors = practice.candidates(doctor)?;
-            let starts_at = practice.instant(start)?;
+            let service = practice.service(&req.service)?.clone();
+            let doctors = practice.candidates(req.doctor.as_ref())?;
+            let starts_at = practice.instant(req.start)?;
             if starts_at < now {
                 return Err(BookingError::Unprocessable("that date and time have already passed".into()));
             }
             let (_, occupied_until) = ranges(starts_at, &service);
-            let calendars =
-                practice.calendars(conn, &doctors, (starts_at, occupied_until), now, Some(conversation_id), None)?;
+            let calendars = practice.calendars(conn, &doctors, (starts_at, occupied_until), now, own, None)?;
             let doctor_id =
                 first_free(&calendars, practice.tz, starts_at, &service).ok_or_else(|| conflict(Vec::new()))?;
-            Ok(bookings::hold(
-                conn,
-                workspace_id,
-                conversation_id,
-                doctor_id,
-                (starts_at, occupied_until),
-                now + hold_ms,
-            )?)
+            let range = (starts_at, occupied_until);
+            Ok(bookings::hold(conn, workspace_id, &req.conversation_id, doctor_id, range, now + req.hold_ms)?)
         })())
     })
     .map_err(BookingError::from)
     .and_then(|r| r);
     match outcome {
         Err(BookingError::Conflict { message, .. }) => {
-            let alternatives = alternatives(conn, workspace_id, service, doctor, start, now, Some(conversation_id))?;
+            let alternatives =
+                alternatives(conn, workspace_id, &req.service, req.doctor.as_ref(), req.start, now, own)?;
             Err(BookingError::Conflict { message, alternatives })
         }
         other => other,

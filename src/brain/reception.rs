@@ -18,12 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use super::when;
 use crate::booking::desk::BookingDesk;
-use crate::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Practice, Start};
+use crate::booking::{
+    self, AvailabilityRequest, BookingError, BookingRequest, BookingView, HoldRequest, Named, Practice, Start,
+};
 use crate::crm::signals::{self, ContactDetails};
-use crate::crm::{LeadScorer, Rescore};
 use crate::db::bookings::{self as booking_rows, BookingFilter, BookingRow};
 use crate::db::patients::{self, Person};
 use crate::db::{conversations, now_ms, Db, DbError};
+use frontdesk_actors::{LeadScorer, Rescore};
 
 /// How many start times one offer lists.
 const TIMES_OFFERED: usize = 4;
@@ -468,16 +470,14 @@ impl Reception {
             .desk
             .run(workspace_id, move |conn| {
                 let practice = Practice::load(conn, workspace_id)?;
-                let outcome = booking::hold(
-                    conn,
-                    workspace_id,
-                    &conversation,
-                    &Named::Name(service_name),
-                    doctor.as_ref(),
-                    Start::At(starts_at),
+                let request = HoldRequest {
+                    conversation_id: conversation,
+                    service: Named::Name(service_name),
+                    doctor,
+                    start: Start::At(starts_at),
                     hold_ms,
-                    now_ms(),
-                );
+                };
+                let outcome = booking::hold(conn, workspace_id, &request, now_ms());
                 Ok::<_, DbError>(outcome.map(|h| {
                     let at = practice.slot_view(&booking::slots::Slot {
                         doctor_id: h.doctor_id,

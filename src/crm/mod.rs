@@ -1,95 +1,56 @@
 //! The CRM side of chat: turning what a visitor says into a patient and a scored lead.
 //!
 //! [`signals`] holds the pure rules (contact extraction, normalisation, scoring, temperature
-//! bands). [`LeadScorer`] is the actor that applies them: told that a conversation may have
-//! changed, it re-reads the conversation, and once a name plus an email or phone is known it
-//! matches or creates the patient, creates the lead (`new_lead`) and records every rule that
-//! newly fired with its points and reason. Requests for one conversation arriving close
-//! together are folded into one pass.
+//! bands). [`DbLeadSignals`] is the lead scorer actor's port ([`frontdesk_actors::LeadScorer`]):
+//! a pass re-reads the conversation, and once a name plus an email or phone is known it matches
+//! or creates the patient, creates the lead (`new_lead`) and records every rule that newly fired
+//! with its points and reason.
 
 pub mod signals;
 
-use std::collections::HashSet;
-use std::time::Duration;
-
-use actix::prelude::*;
+use async_trait::async_trait;
+use frontdesk_actors::LeadSignals;
 
 use crate::db::leads::{self, NewLead};
 use crate::db::patients::{self, Person};
 use crate::db::{bookings, conversations, messages, now_ms, schedule, write_tx, Db, DbConn, DbError};
 use signals::{ContactDetails, ConversationFacts};
 
-/// How long requests are gathered before a pass; bounds the scorer's database work per
+/// How long the scorer gathers requests before a pass; bounds its database work per
 /// conversation under a burst of messages.
-const COALESCE: Duration = Duration::from_millis(150);
+pub const COALESCE: std::time::Duration = std::time::Duration::from_millis(150);
 /// How many of the visitor's latest messages a pass reads.
 const MESSAGES_READ: i64 = 200;
 
-/// A conversation may have new signals: read it again.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct Rescore {
-    pub workspace_id: i64,
-    pub conversation_id: String,
-}
-
-pub struct LeadScorer {
+/// The scorer's port on the database.
+pub struct DbLeadSignals {
     db: Db,
-    pending: HashSet<(i64, String)>,
-    scheduled: bool,
 }
 
-impl LeadScorer {
+impl DbLeadSignals {
     pub fn new(db: Db) -> Self {
-        Self { db, pending: HashSet::new(), scheduled: false }
+        Self { db }
     }
+}
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        self.scheduled = false;
-        let batch: Vec<(i64, String)> = self.pending.drain().collect();
-        if batch.is_empty() {
-            return;
-        }
-        let db = self.db.clone();
-        // `wait`: one pass at a time, so two passes never race on the same lead.
-        ctx.wait(
-            async move {
-                let done = db
-                    .run(move |conn| {
-                        for (workspace_id, conversation_id) in &batch {
-                            if let Err(err) = rescore(conn, *workspace_id, conversation_id, now_ms()) {
-                                tracing::warn!(%conversation_id, error = %err, "lead scoring failed");
-                            }
-                        }
-                        Ok(())
-                    })
-                    .await;
-                crate::webhooks::outbox::committed();
-                done
-            }
-            .into_actor(self)
-            .map(|done, _, _| {
-                if let Err(err) = done {
-                    tracing::warn!(error = %err, "lead scoring pass failed");
+#[async_trait]
+impl LeadSignals for DbLeadSignals {
+    async fn rescore(&self, conversations: Vec<(i64, String)>) {
+        let done = self
+            .db
+            .run(move |conn| {
+                for (workspace_id, conversation_id) in &conversations {
+                    if let Err(err) = rescore(conn, *workspace_id, conversation_id, now_ms()) {
+                        tracing::warn!(%conversation_id, error = %err, "lead scoring failed");
+                    }
                 }
-            }),
-        );
-    }
-}
-
-impl Actor for LeadScorer {
-    type Context = Context<Self>;
-}
-
-impl Handler<Rescore> for LeadScorer {
-    type Result = ();
-
-    fn handle(&mut self, msg: Rescore, ctx: &mut Self::Context) {
-        self.pending.insert((msg.workspace_id, msg.conversation_id));
-        if !self.scheduled {
-            self.scheduled = true;
-            ctx.run_later(COALESCE, |act, ctx| act.flush(ctx));
+                Ok(())
+            })
+            .await;
+        if let Err(err) = done {
+            tracing::warn!(error = %err, "lead scoring pass failed");
         }
+        crate::webhooks::outbox::committed();
     }
 }
 
@@ -161,7 +122,13 @@ pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now:
         let services: Vec<&str> = services.iter().map(String::as_str).collect();
         let interest = signals::treatment_interest(&texts, &services);
         let facts = ConversationFacts { visitor_messages: texts.clone(), contact: contact.clone(), services, booked };
-        leads::apply_signals(conn, &lead, &signals::signals(&facts), interest, now)?;
+        let learned = leads::Learned {
+            name: patient.name.as_deref(),
+            email: patient.email.as_deref(),
+            phone: patient.phone.as_deref(),
+            treatment_interest: interest,
+        };
+        leads::apply_signals(conn, &lead, &signals::signals(&facts), &learned, now)?;
         Ok(())
     })
 }

@@ -180,13 +180,22 @@ fn record(
     Ok(())
 }
 
+/// What a scoring pass learned about a lead beyond its rules.
+pub struct Learned<'a> {
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub treatment_interest: Option<&'a str>,
+}
+
 /// Applies the rules that have not yet counted for this lead (a rule counts once), records each
-/// with its reason, and fills the contact fields and treatment interest the lead lacked.
+/// with its reason, and fills the contact fields the lead lacked and its latest treatment
+/// interest.
 pub fn apply_signals(
     conn: &mut DbConn,
     lead: &LeadRow,
     signals: &[Signal],
-    interest: Option<&str>,
+    learned: &Learned<'_>,
     now: i64,
 ) -> Result<LeadRow, DbError> {
     let applied: Vec<String> = on_backend!(conn, c => lead_events::table
@@ -204,14 +213,21 @@ pub fn apply_signals(
         score += signal.points;
         record(conn, lead, &kind, Some(before), Some(score), &signal.reason, now)?;
     }
-    let interest_changed = interest.is_some() && interest != lead.treatment_interest.as_deref();
-    if score == lead.score && !interest_changed {
+    let missing = |have: &Option<String>, new: Option<&str>| new.filter(|_| have.is_none()).map(str::to_owned);
+    let name = missing(&lead.name, learned.name);
+    let email = missing(&lead.email, learned.email);
+    let phone = missing(&lead.phone, learned.phone);
+    let interest = learned.treatment_interest.filter(|i| Some(*i) != lead.treatment_interest.as_deref());
+    if score == lead.score && name.is_none() && email.is_none() && phone.is_none() && interest.is_none() {
         return Ok(lead.clone());
     }
     let target = leads::table.filter(leads::id.eq(lead.id));
     Ok(on_backend!(conn, c => diesel::update(target)
         .set((
             leads::score.eq(score),
+            name.map(|v| leads::name.eq(v)),
+            email.map(|v| leads::email.eq(v)),
+            phone.map(|v| leads::phone.eq(v)),
             interest.map(|i| leads::treatment_interest.eq(i)),
             leads::updated_at.eq(now),
         ))

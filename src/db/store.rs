@@ -6,7 +6,7 @@ use frontdesk_actors::{
     Appended, ConversationSnapshot, ConversationStore, NewMessage, Sender, StoreError, StoredMessage,
 };
 
-use crate::crm::{LeadScorer, Rescore};
+use frontdesk_actors::{LeadScorer, Rescore};
 
 use super::{conversations, messages, Db, DbError, MessageWriter};
 

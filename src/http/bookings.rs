@@ -1,6 +1,6 @@
-//! Bookings over REST: availability, creation (dashboard and ChatGenius's external booking
-//! with the external API key in the body), the list, one booking, reschedule, cancel, complete
-//! and no-show. Every write goes through the workspace's booking actor.
+//! Bookings over REST: availability, creation, the list, one booking, reschedule, cancel,
+//! complete and no-show. Every write goes through the workspace's booking actor. (ChatGenius's
+//! external booking, with its key in the body, is in [`crate::compat::chatgenius`].)
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Start};
 use crate::chat::Chat;
 use crate::db::bookings::{self as rows, BookingFilter};
-use crate::db::{now_ms, workspaces};
+use crate::db::now_ms;
 use crate::error::{ApiError, JsonBody, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
 use crate::http::idempotency;
@@ -105,7 +105,7 @@ fn check_text(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiErr
 }
 
 impl BookingBody {
-    fn request(&self, source: &str) -> Result<BookingRequest, ApiError> {
+    pub(crate) fn request(&self, source: &str) -> Result<BookingRequest, ApiError> {
         let name = self.customer_name.trim();
         if name.is_empty() {
             return Err(ApiError::unprocessable("customer_name must not be empty"));
@@ -146,7 +146,7 @@ impl BookingBody {
     }
 }
 
-async fn reserve(chat: &Chat, workspace_id: i64, request: BookingRequest) -> Result<BookingView, ApiError> {
+pub(crate) async fn reserve(chat: &Chat, workspace_id: i64, request: BookingRequest) -> Result<BookingView, ApiError> {
     let view = chat
         .desk
         .run(workspace_id, move |conn| {
@@ -177,34 +177,6 @@ pub async fn create(
     let key = idempotency::key_of(&req)?;
     idempotency::once(&chat, workspace_id, "bookings", key, &digest, || async {
         Ok((StatusCode::CREATED, reserve(&chat, workspace_id, request).await?))
-    })
-    .await
-    .map(idempotency::Created::respond)
-}
-
-/// `POST /api/external/booking` (ChatGenius): the external API key in the body, no bearer.
-pub async fn external(
-    req: HttpRequest,
-    chat: web::Data<Chat>,
-    body: JsonBody<BookingBody>,
-) -> Result<HttpResponse, ApiError> {
-    let JsonBody(body, digest) = body;
-    let key = body.api_key.clone().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
-        ApiError::unauthorized("missing `api_key`: send the workspace's external API key in the body")
-    })?;
-    let workspace_id = chat
-        .db
-        .run(move |conn| workspaces::by_external_key(conn, key.trim()))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid api_key"))?;
-    let request = body.request("external")?;
-    let idem = idempotency::key_of(&req)?;
-    idempotency::once(&chat, workspace_id, "external_booking", idem, &digest, || async {
-        let view = reserve(&chat, workspace_id, request).await?;
-        Ok((
-            StatusCode::CREATED,
-            serde_json::json!({ "ok": true, "booking_id": view.id, "message": "Booking created", "booking": view }),
-        ))
     })
     .await
     .map(idempotency::Created::respond)

@@ -4,7 +4,6 @@
 pub mod auth;
 pub mod bookings;
 pub mod bots;
-pub mod chatgenius;
 pub mod conversations;
 pub mod crm;
 pub mod events;
@@ -17,15 +16,16 @@ pub mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::compat::chatgenius;
 use crate::error::ApiError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/ws/widget", web::get().to(crate::ws::visitor::connect))
-        // Public by design (ChatGenius): registered before the authenticated `/api` scope.
-        .route("/api/doctors/public", web::get().to(schedule::public_doctors))
-        .route("/api/external/booking", web::post().to(bookings::external))
+        // ChatGenius's routes without a bearer key: registered before the authenticated scope.
+        .route("/api/doctors/public", web::get().to(chatgenius::public_doctors))
+        .route("/api/external/booking", web::post().to(chatgenius::external_booking))
         .route("/chat", web::post().to(chatgenius::chat))
         .service(
             web::scope("/api")

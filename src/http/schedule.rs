@@ -1,5 +1,5 @@
-//! The practice's schedule over REST: doctors and their weekly hours, services, the workspace's
-//! time zone, and ChatGenius's public doctor list (`GET /api/doctors/public?admin_id=`, no key).
+//! The practice's schedule over REST: doctors, their weekly hours and time off, services, and
+//! the workspace's time zone.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -8,52 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::chat::Chat;
 use crate::db::schedule::{self, DoctorFields, HoursRow, ServiceFields};
 use crate::db::{bookings, workspaces, DbError};
-use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::error::{ApiError, JsonBody};
 use crate::http::auth::Caller;
 use crate::http::idempotency;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublicQuery {
-    pub admin_id: Option<String>,
-}
-
-/// A doctor as ChatGenius's public list shows it.
-#[derive(Debug, Serialize)]
-struct PublicDoctor {
-    id: i64,
-    name: String,
-    specialty: String,
-    bio: String,
-    photo_url: String,
-    availability: String,
-}
-
-pub async fn public_doctors(chat: web::Data<Chat>, query: QueryParams<PublicQuery>) -> Result<HttpResponse, ApiError> {
-    let admin_id = query.0.admin_id.filter(|id| !id.trim().is_empty()).ok_or_else(|| {
-        ApiError::bad_request("missing query parameter `admin_id` (the public id from the embed code)")
-    })?;
-    let doctors = chat
-        .db
-        .run(move |conn| match schedule::workspace_by_public_id(conn, admin_id.trim())? {
-            Some(workspace_id) => schedule::doctors(conn, workspace_id, true).map(Some),
-            None => Ok(None),
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
-    let public: Vec<PublicDoctor> = doctors
-        .into_iter()
-        .map(|d| PublicDoctor {
-            id: d.id,
-            name: d.name,
-            specialty: d.specialty,
-            bio: d.bio,
-            photo_url: d.photo_url,
-            availability: d.availability,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(public))
-}
 
 fn check_text(field: &str, value: &Option<String>, required: bool, max: usize) -> Result<(), ApiError> {
     match value {

@@ -21,7 +21,7 @@ on_both_backends!(
 /// One side of a chat: sends a line, returns the bot's answer and the turn's action.
 enum Visitor<'a> {
     Rest { app: &'a TestApp, session: String },
-    Socket(Widget),
+    Socket(Box<Widget>),
 }
 
 impl Visitor<'_> {
@@ -174,7 +174,7 @@ async fn a_chat_books_reschedules_and_cancels_over_the_widget(backend: Backend) 
     let mut second = Widget::connect(&app).await;
     second.hello(&app.a.bot_id, None, None).await;
     second.until("done").await;
-    book_move_and_cancel(&app, Visitor::Socket(first), Visitor::Socket(second)).await;
+    book_move_and_cancel(&app, Visitor::Socket(Box::new(first)), Visitor::Socket(Box::new(second))).await;
 }
 
 async fn a_slot_held_in_one_chat_is_not_given_to_another(backend: Backend) {

@@ -1,6 +1,9 @@
-//! ChatGenius's chat endpoint, `POST /chat`: the widget's message in, the bot's answer out.
+//! ChatGenius's documented routes that work without a bearer key: the public doctor list
+//! (`GET /api/doctors/public?admin_id=`), the external booking (`POST /api/external/booking`,
+//! the external API key in the body) and the chat endpoint (`POST /chat`). Its authenticated
+//! routes (bookings, patients, leads) are frontdesk's own, in [`crate::http`].
 //!
-//! No key: `admin_id` (the workspace's public id from the embed code) names the practice and
+//! `POST /chat` takes no key: `admin_id` (the workspace's public id from the embed code) names the practice and
 //! `session_id` (chosen by the widget) names the conversation, created on first use and kept
 //! across messages. The answer's `action` says what the turn did: `message` (an ordinary
 //! answer), `booking_flow` (collecting a booking's details), `booking_confirmed`,
@@ -9,13 +12,15 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 
 use crate::brain::reception::Action;
 use crate::chat::{Chat, VisitorInput};
-use crate::db::{conversations, schedule};
-use crate::error::{ApiError, JsonBody};
+use crate::db::{conversations, schedule, workspaces};
+use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::http::bookings::{reserve, BookingBody};
+use crate::http::idempotency;
 use crate::http::rate_limit::ChatRateLimiter;
 
 /// How long the endpoint waits for the bot's answer.
@@ -111,4 +116,75 @@ pub async fn chat(
         verdict.write_headers(response.headers_mut());
     }
     Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicQuery {
+    pub admin_id: Option<String>,
+}
+
+/// A doctor as ChatGenius's public list shows it.
+#[derive(Debug, Serialize)]
+struct PublicDoctor {
+    id: i64,
+    name: String,
+    specialty: String,
+    bio: String,
+    photo_url: String,
+    availability: String,
+}
+
+pub async fn public_doctors(chat: web::Data<Chat>, query: QueryParams<PublicQuery>) -> Result<HttpResponse, ApiError> {
+    let admin_id = query.0.admin_id.filter(|id| !id.trim().is_empty()).ok_or_else(|| {
+        ApiError::bad_request("missing query parameter `admin_id` (the public id from the embed code)")
+    })?;
+    let doctors = chat
+        .db
+        .run(move |conn| match schedule::workspace_by_public_id(conn, admin_id.trim())? {
+            Some(workspace_id) => schedule::doctors(conn, workspace_id, true).map(Some),
+            None => Ok(None),
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
+    let public: Vec<PublicDoctor> = doctors
+        .into_iter()
+        .map(|d| PublicDoctor {
+            id: d.id,
+            name: d.name,
+            specialty: d.specialty,
+            bio: d.bio,
+            photo_url: d.photo_url,
+            availability: d.availability,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(public))
+}
+
+/// `POST /api/external/booking` (ChatGenius): the external API key in the body, no bearer.
+pub async fn external_booking(
+    req: HttpRequest,
+    chat: web::Data<Chat>,
+    body: JsonBody<BookingBody>,
+) -> Result<HttpResponse, ApiError> {
+    let JsonBody(body, digest) = body;
+    let key = body.api_key.clone().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
+        ApiError::unauthorized("missing `api_key`: send the workspace's external API key in the body")
+    })?;
+    let workspace_id = chat
+        .db
+        .run(move |conn| workspaces::by_external_key(conn, key.trim()))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid api_key"))?;
+    let request = body.request("external")?;
+    let idem = idempotency::key_of(&req)?;
+    idempotency::once(&chat, workspace_id, "external_booking", idem, &digest, || async {
+        let view = reserve(&chat, workspace_id, request).await?;
+        Ok((
+            StatusCode::CREATED,
+            serde_json::json!({ "ok": true, "booking_id": view.id, "message": "Booking created", "booking": view }),
+        ))
+    })
+    .await
+    .map(idempotency::Created::respond)
 }

@@ -1,0 +1,4 @@
+//! Adapters for the documented APIs frontdesk serves: request and response shapes only, each
+//! translated into the same core calls the REST API makes.
+
+pub mod chatgenius;
