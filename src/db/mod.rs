@@ -167,6 +167,15 @@ impl Db {
             if let Some(parent) = Path::new(&target).parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
             }
+            // WAL is a property of the file: set it once, alone, before the pool opens its
+            // connections all at once; several of them switching a new file together make
+            // SQLite refuse all but one ("database is locked", busy_timeout or not).
+            use diesel::Connection;
+            let mut first = diesel::SqliteConnection::establish(&target)
+                .map_err(|err| anyhow::anyhow!("cannot open the SQLite database {target}: {err}"))?;
+            first
+                .batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")
+                .map_err(|err| anyhow::anyhow!("cannot switch the SQLite database {target} to WAL: {err}"))?;
         }
         let manager = ConnectionManager::<DbConn>::new(target);
         let pool = Pool::builder()
