@@ -15,8 +15,6 @@ use crate::error::{ApiError, JsonBody, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
 use crate::http::idempotency;
 
-const MAX_PAGE: i64 = 500;
-
 impl From<BookingError> for ApiError {
     fn from(err: BookingError) -> Self {
         match err {
@@ -211,11 +209,7 @@ pub async fn list(
             )));
         }
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!("invalid query parameter `limit`: 1 to {MAX_PAGE}")));
-    }
-    let offset = q.offset.unwrap_or(0).max(0);
+    let (limit, offset) = crate::http::page(q.limit, q.offset)?;
     let from = q.from.as_deref().map(|d| parse_date("from", d)).transpose()?;
     let to = q.to.as_deref().map(|d| parse_date("to", d)).transpose()?;
     let workspace_id = caller.workspace_id;

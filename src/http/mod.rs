@@ -5,10 +5,12 @@ pub mod auth;
 pub mod bookings;
 pub mod bots;
 pub mod conversations;
-pub mod crm;
 pub mod events;
+pub mod forms;
 pub mod health;
 pub mod idempotency;
+pub mod leads;
+pub mod patients;
 pub mod rate_limit;
 pub mod schedule;
 pub mod span;
@@ -50,20 +52,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/bookings/{id}/cancel", web::post().to(bookings::cancel))
                 .route("/bookings/{id}/complete", web::post().to(bookings::complete))
                 .route("/bookings/{id}/no-show", web::post().to(bookings::no_show))
-                .route("/patients", web::get().to(crm::list_patients))
-                .route("/patients/{id}", web::get().to(crm::get_patient))
-                .route("/patients/{id}", web::put().to(crm::update_patient))
-                .route("/leads", web::get().to(crm::list_leads))
-                .route("/leads/{id}", web::get().to(crm::get_lead))
-                .route("/leads/{id}/stage", web::patch().to(crm::set_stage))
-                .route("/leads/{id}/score", web::patch().to(crm::set_score))
-                .route("/leads/{id}/history", web::get().to(crm::lead_history))
-                .route("/forms", web::get().to(crm::list_forms))
-                .route("/forms", web::post().to(crm::create_form))
-                .route("/forms/{id}", web::get().to(crm::get_form))
-                .route("/forms/{id}", web::delete().to(crm::delete_form))
-                .route("/forms/{id}/submissions", web::get().to(crm::list_submissions))
-                .route("/forms/{id}/submissions", web::post().to(crm::submit_form))
+                .route("/patients", web::get().to(patients::list_patients))
+                .route("/patients/{id}", web::get().to(patients::get_patient))
+                .route("/patients/{id}", web::put().to(patients::update_patient))
+                .route("/leads", web::get().to(leads::list_leads))
+                .route("/leads/{id}", web::get().to(leads::get_lead))
+                .route("/leads/{id}/stage", web::patch().to(leads::set_stage))
+                .route("/leads/{id}/score", web::patch().to(leads::set_score))
+                .route("/leads/{id}/history", web::get().to(leads::lead_history))
+                .route("/forms", web::get().to(forms::list_forms))
+                .route("/forms", web::post().to(forms::create_form))
+                .route("/forms/{id}", web::get().to(forms::get_form))
+                .route("/forms/{id}", web::delete().to(forms::delete_form))
+                .route("/forms/{id}/submissions", web::get().to(forms::list_submissions))
+                .route("/forms/{id}/submissions", web::post().to(forms::submit_form))
                 .route("/services", web::get().to(schedule::list_services))
                 .route("/services", web::post().to(schedule::create_service))
                 .route("/services/{id}", web::get().to(schedule::get_service))
@@ -99,6 +101,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn not_found(req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
     ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// Longest page a list route returns.
+pub const MAX_PAGE: i64 = 500;
+
+/// `limit` (1 to [`MAX_PAGE`], default 100) and `offset` (default 0) of a list route.
+pub fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!("invalid query parameter `limit`: 1 to {MAX_PAGE}")));
+    }
+    Ok((limit, offset.unwrap_or(0).max(0)))
 }
 
 /// Query and path errors in the same shape as every other error.
