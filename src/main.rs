@@ -111,9 +111,12 @@ fn print_demo_banner(base: &str, demo: &workspaces::CreatedWorkspace) {
          curl -s -X POST {base}/api/conversations -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{}}'\n  \
          curl -s -X POST {base}/api/conversations/<id>/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"text\":\"What are your opening hours?\"}}'\n\n\
          Chat over WebSocket (e.g. with websocat):\n  \
-         websocat {ws}/ws/widget   then send: {{\"type\":\"hello\",\"bot_id\":\"{bot}\"}}\n                                 and: {{\"type\":\"message\",\"text\":\"Where are you located?\"}}\n",
+         websocat {ws}/ws/widget   then send: {{\"type\":\"hello\",\"bot_id\":\"{bot}\"}}\n                                 and: {{\"type\":\"message\",\"text\":\"Where are you located?\"}}\n\n\
+         Book by chat (ChatGenius's POST /chat; answer its questions in the same session):\n  \
+         curl -s -X POST {base}/chat -H 'Content-Type: application/json' -d '{{\"message\":\"I need to book a dental cleaning\",\"session_id\":\"my-session-123\",\"admin_id\":\"{admin}\"}}'\n",
         serde_json::to_string_pretty(demo).unwrap_or_default(),
         key = demo.api_key,
         bot = demo.bot_id,
+        admin = demo.public_id,
     );
 }

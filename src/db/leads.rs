@@ -39,6 +39,7 @@ pub struct LeadView {
     pub phone: Option<String>,
     pub email: Option<String>,
     pub stage: String,
+    #[serde(serialize_with = "whole_as_integer")]
     pub score: f64,
     pub temperature: &'static str,
     pub treatment_interest: Option<String>,
@@ -47,6 +48,15 @@ pub struct LeadView {
     pub conversation_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A whole score is written as an integer (`7`, as ChatGenius shows it), any other as is (`12.5`).
+fn whole_as_integer<S: serde::Serializer>(score: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if score.fract() == 0.0 && score.abs() < 1e15 {
+        serializer.serialize_i64(*score as i64)
+    } else {
+        serializer.serialize_f64(*score)
+    }
 }
 
 impl From<LeadRow> for LeadView {
