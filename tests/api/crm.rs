@@ -21,6 +21,7 @@ on_both_backends!(
     lead_stage_and_score_are_validated,
     forms_validate_and_submissions_create_patients_and_events,
     crm_routes_are_scoped_to_the_workspace,
+    the_documented_crm_bodies_work_as_written,
 );
 
 /// How long anything asynchronous (the lead scorer, webhook delivery) may take.
@@ -994,4 +995,56 @@ async fn crm_routes_are_scoped_to_the_workspace(backend: Backend) {
         let res = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 401, "{path}");
     }
+}
+
+/// ChatGenius's patient and lead examples, sent exactly as the document writes them.
+async fn the_documented_crm_bodies_work_as_written(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let booked = book(
+        &app,
+        ("Jane Doe", Some("jane@example.com"), Some("+1987654321")),
+        ("2027-03-01", "10:00"),
+        "Dr. Sarah Johnson",
+    )
+    .await;
+    let id = booked["patient_id"].as_i64().unwrap();
+    let listed = patients(&app, &app.a.api_key, "").await;
+    for field in ["id", "name", "email", "phone", "date_of_birth", "insurance_provider"] {
+        assert!(listed[0].get(field).is_some(), "GET /api/patients lists `{field}`: {}", listed[0]);
+    }
+    let documented = json!({"phone": "+1555000123", "insurance_provider": "Aetna", "notes": "Allergic to penicillin"});
+    let (status, updated) = send(&app, &app.a.api_key, "PUT", &format!("/api/patients/{id}"), Some(documented)).await;
+    assert_eq!(status, 200, "{updated}");
+    let profile = patient(&app, id).await;
+    assert_eq!(
+        (&profile["phone"], &profile["insurance_provider"], &profile["notes"], &profile["name"], &profile["email"]),
+        (
+            &json!("+1555000123"),
+            &json!("Aetna"),
+            &json!("Allergic to penicillin"),
+            &json!("Jane Doe"),
+            &json!("jane@example.com")
+        ),
+        "only the fields sent changed"
+    );
+    assert_eq!(profile["bookings"][0]["id"], booked["id"], "the profile has its booking history");
+
+    chat(&app, "mike", "Hi, I'm Mike Wilson, call me on +1555999888 about teeth whitening").await;
+    let mike = lead_named(&app, "Mike Wilson").await;
+    for field in ["id", "name", "phone", "email", "stage", "score", "treatment_interest", "source"] {
+        assert!(mike.get(field).is_some(), "GET /api/leads lists `{field}`: {mike}");
+    }
+    assert_eq!(
+        (mike["treatment_interest"].as_str(), mike["source"].as_str()),
+        (Some("Teeth Whitening"), Some("chatbot"))
+    );
+    assert!(mike["score"].is_i64(), "a whole score is written as the document writes it: {mike}");
+    let path = format!("/api/leads/{}", mike["id"]);
+    let (status, staged) =
+        send(&app, &app.a.api_key, "PATCH", &format!("{path}/stage"), Some(json!({ "stage": "qualified" }))).await;
+    assert_eq!((status, staged["stage"].as_str()), (200, Some("qualified")));
+    let (status, scored) =
+        send(&app, &app.a.api_key, "PATCH", &format!("{path}/score"), Some(json!({ "score": 12.5 }))).await;
+    assert_eq!(status, 200, "{scored}");
+    assert_eq!((scored["score"].as_f64(), scored["temperature"].as_str()), (Some(12.5), Some("Very Hot")));
 }
