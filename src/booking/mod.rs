@@ -82,6 +82,12 @@ pub enum BookingError {
     Db(#[from] DbError),
 }
 
+impl From<diesel::result::Error> for BookingError {
+    fn from(err: diesel::result::Error) -> Self {
+        BookingError::Db(DbError::Query(err))
+    }
+}
+
 /// A free slot as the API and the chat show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SlotView {
@@ -405,9 +411,7 @@ pub fn reserve(
     req: &BookingRequest,
     now: i64,
 ) -> Result<BookingRow, BookingError> {
-    let outcome = write_tx(conn, |conn| Ok(reserve_in_tx(conn, workspace_id, req, now)))
-        .map_err(|err| if bookings::is_overlap_violation(&err) { conflict(Vec::new()) } else { err.into() })
-        .and_then(|r| r);
+    let outcome = write_tx(conn, |conn| reserve_in_tx(conn, workspace_id, req, now)).map_err(overlap_is_conflict);
     match outcome {
         Err(BookingError::Conflict { message, .. }) => {
             let alternatives = alternatives(
@@ -421,6 +425,15 @@ pub fn reserve(
             )?;
             Err(BookingError::Conflict { message, alternatives })
         }
+        other => other,
+    }
+}
+
+/// PostgreSQL's exclusion constraint refusing a row is the same conflict the engine's own check
+/// reports: another transaction booked the time first.
+fn overlap_is_conflict(err: BookingError) -> BookingError {
+    match err {
+        BookingError::Db(db) if bookings::is_overlap_violation(&db) => conflict(Vec::new()),
         other => other,
     }
 }
@@ -531,24 +544,19 @@ pub struct HoldRequest {
 pub fn hold(conn: &mut DbConn, workspace_id: i64, req: &HoldRequest, now: i64) -> Result<HoldRow, BookingError> {
     let own = Some(req.conversation_id.as_str());
     let outcome = write_tx(conn, |conn| {
-        Ok((|| {
-            let practice = Practice::load(conn, workspace_id)?;
-            let service = practice.service(&req.service)?.clone();
-            let doctors = practice.candidates(req.doctor.as_ref())?;
-            let starts_at = practice.instant(req.start)?;
-            if starts_at < now {
-                return Err(BookingError::Unprocessable("that date and time have already passed".into()));
-            }
-            let (_, occupied_until) = ranges(starts_at, &service);
-            let calendars = practice.calendars(conn, &doctors, (starts_at, occupied_until), now, own, None)?;
-            let doctor_id =
-                first_free(&calendars, practice.tz, starts_at, &service).ok_or_else(|| conflict(Vec::new()))?;
-            let range = (starts_at, occupied_until);
-            Ok(bookings::hold(conn, workspace_id, &req.conversation_id, doctor_id, range, now + req.hold_ms)?)
-        })())
-    })
-    .map_err(BookingError::from)
-    .and_then(|r| r);
+        let practice = Practice::load(conn, workspace_id)?;
+        let service = practice.service(&req.service)?.clone();
+        let doctors = practice.candidates(req.doctor.as_ref())?;
+        let starts_at = practice.instant(req.start)?;
+        if starts_at < now {
+            return Err(BookingError::Unprocessable("that date and time have already passed".into()));
+        }
+        let (_, occupied_until) = ranges(starts_at, &service);
+        let calendars = practice.calendars(conn, &doctors, (starts_at, occupied_until), now, own, None)?;
+        let doctor_id = first_free(&calendars, practice.tz, starts_at, &service).ok_or_else(|| conflict(Vec::new()))?;
+        let range = (starts_at, occupied_until);
+        Ok(bookings::hold(conn, workspace_id, &req.conversation_id, doctor_id, range, now + req.hold_ms)?)
+    });
     match outcome {
         Err(BookingError::Conflict { message, .. }) => {
             let alternatives =
@@ -568,9 +576,8 @@ pub fn reschedule(
     doctor: Option<&Named>,
     now: i64,
 ) -> Result<BookingRow, BookingError> {
-    let outcome = write_tx(conn, |conn| Ok(reschedule_in_tx(conn, workspace_id, id, start, doctor, now)))
-        .map_err(|err| if bookings::is_overlap_violation(&err) { conflict(Vec::new()) } else { err.into() })
-        .and_then(|r| r);
+    let outcome = write_tx(conn, |conn| reschedule_in_tx(conn, workspace_id, id, start, doctor, now))
+        .map_err(overlap_is_conflict);
     match outcome {
         Err(BookingError::Conflict { message, .. }) => {
             let Some(row) = bookings::get(conn, workspace_id, id)? else { return Err(BookingError::NotFound) };
@@ -670,7 +677,7 @@ pub fn finish(
     let event = event_for(status).ok_or_else(|| BookingError::Invalid(format!("`{status}` is not a final status")))?;
     write_tx(conn, |conn| {
         let tz = workspace_tz(conn, workspace_id)?;
-        Ok(match bookings::finish(conn, workspace_id, id, status, now)? {
+        match bookings::finish(conn, workspace_id, id, status, now)? {
             Some(row) => {
                 let mut data = BookingView::new(&row, tz).event_data();
                 if let Some(reason) = reason {
@@ -683,6 +690,6 @@ pub fn finish(
                 None => Err(BookingError::NotFound),
                 Some(row) => Err(BookingError::State(format!("booking {id} is already {}", row.status))),
             },
-        })
-    })?
+        }
+    })
 }

@@ -56,10 +56,11 @@ macro_rules! on_backend {
 }
 
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so two writers never deadlock
-/// upgrading read locks), an ordinary transaction on PostgreSQL.
-pub fn write_tx<T, F>(conn: &mut DbConn, f: F) -> Result<T, DbError>
+/// upgrading read locks), an ordinary transaction on PostgreSQL. Any error from `f` rolls back.
+pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
-    F: FnOnce(&mut DbConn) -> Result<T, DbError>,
+    E: From<diesel::result::Error>,
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     use diesel::Connection;
@@ -74,15 +75,16 @@ where
             DbConn::Postgres(_) => unreachable!("checked above"),
         }
     }
-    let depth = AnsiTransactionManager::transaction_manager_status_mut(sqlite(conn)).transaction_depth()?;
+    let depth =
+        AnsiTransactionManager::transaction_manager_status_mut(sqlite(conn)).transaction_depth().map_err(E::from)?;
     if depth.is_some() {
         // Already inside a write transaction: nest as a savepoint.
         return conn.transaction(f);
     }
-    AnsiTransactionManager::begin_transaction_sql(sqlite(conn), "BEGIN IMMEDIATE")?;
+    AnsiTransactionManager::begin_transaction_sql(sqlite(conn), "BEGIN IMMEDIATE").map_err(E::from)?;
     match f(conn) {
         Ok(value) => {
-            AnsiTransactionManager::commit_transaction(sqlite(conn))?;
+            AnsiTransactionManager::commit_transaction(sqlite(conn)).map_err(E::from)?;
             Ok(value)
         }
         Err(err) => {

@@ -23,6 +23,7 @@ on_both_backends!(
     availability_honours_hours_time_off_buffers_and_bookings,
     the_list_filters_and_stays_in_its_workspace,
     random_requests_never_double_book,
+    without_the_actor_the_database_alone_refuses_overlaps,
 );
 
 /// A Monday far enough ahead to be bookable whenever the tests run.
@@ -497,4 +498,49 @@ async fn random_requests_never_double_book(backend: Backend) {
             Ok(())
         })
         .unwrap();
+}
+
+/// Like several nodes, each with its own booking actor: 12 threads reserve the same slot on
+/// their own connections with nothing ordering them. The transaction (SQLite's write lock, or
+/// PostgreSQL's exclusion constraint) lets exactly one through.
+async fn without_the_actor_the_database_alone_refuses_overlaps(backend: Backend) {
+    let db = TestDb::new(backend);
+    let settings = settings_for(&db, |_| {});
+    let store =
+        tokio::task::spawn_blocking(move || frontdesk::startup::open_database(&settings).unwrap()).await.unwrap();
+    let workspace = {
+        let mut conn = store.conn().unwrap();
+        frontdesk::db::workspaces::create(&mut conn, "Nodes", true).unwrap().workspace_id
+    };
+    // Fewer threads than the pool has connections, so that every one reaches the barrier.
+    const RACERS: usize = 12;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(RACERS));
+    let threads: Vec<_> = (0..RACERS as u32)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut conn = store.conn().unwrap();
+                let request = BookingRequest {
+                    service: Named::Name("Teeth Whitening".into()),
+                    doctor: Some(Named::Name("Dr. Sarah Johnson".into())),
+                    // Different but overlapping starts: only one of them can stand.
+                    start: Start::Local(
+                        chrono::NaiveDate::from_ymd_opt(2027, 3, 1).unwrap().and_hms_opt(10, i % 4 * 10, 0).unwrap(),
+                    ),
+                    customer_name: format!("Node {i}"),
+                    customer_email: None,
+                    customer_phone: None,
+                    notes: String::new(),
+                    source: "test".into(),
+                    conversation_id: None,
+                };
+                barrier.wait();
+                booking::reserve(&mut conn, workspace, &request, 0)
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let booked = outcomes.iter().filter(|o| o.is_ok()).count();
+    let conflicts = outcomes.iter().filter(|o| matches!(o, Err(BookingError::Conflict { .. }))).count();
+    assert_eq!((booked, conflicts), (1, RACERS - 1), "{outcomes:?}");
 }
