@@ -54,7 +54,17 @@ impl Brain for BuiltinBrain {
                         if let Some(variables) = turn.variables {
                             yield Ok(BrainOutput::Variables(variables));
                         }
-                        for chunk in chunks(&turn.reply) {
+                        // A question in the middle of a booking ("where are you?") is answered,
+                        // then the dialog's question is asked again.
+                        let mut reply = turn.reply;
+                        if !turn.progressed {
+                            let aside = answer(&settings, &question.content);
+                            let known = [&settings.reply_unknown, &settings.greeting_reply, &settings.thanks_reply];
+                            if !known.contains(&&aside) {
+                                reply = format!("{aside}\n\n{reply}");
+                            }
+                        }
+                        for chunk in chunks(&reply) {
                             yield Ok(BrainOutput::Text(chunk));
                         }
                         return;

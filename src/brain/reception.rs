@@ -23,7 +23,6 @@ use crate::booking::{
 };
 use crate::crm::signals::{self, ContactDetails};
 use crate::db::bookings::{self as booking_rows, BookingFilter, BookingRow};
-use crate::db::patients::{self, Person};
 use crate::db::{conversations, now_ms, Db, DbError};
 use frontdesk_actors::{LeadScorer, Rescore};
 
@@ -31,6 +30,10 @@ use frontdesk_actors::{LeadScorer, Rescore};
 const TIMES_OFFERED: usize = 4;
 /// How far ahead the receptionist looks for a day with free time.
 const SEARCH_DAYS: i64 = 21;
+/// A dialog nobody has touched for this long is forgotten (its hold has long lapsed).
+const DIALOG_TTL_MS: i64 = 30 * 60 * 1000;
+/// Wrong booking numbers or contact details tolerated before the dialog stops asking.
+const MAX_FAILED_LOOKUPS: u8 = 3;
 
 /// What a turn did, for widgets and `POST /chat`'s `action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,9 +101,18 @@ pub struct Dialog {
     #[serde(default)]
     pub offered: Vec<Offer>,
     pub held: Option<Offer>,
-    /// The booking a reschedule or cancellation is about.
+    /// The booking a reschedule or cancellation is about, once the visitor has been matched to it.
     pub booking_id: Option<i64>,
+    /// The booking number a visitor gave to find a booking made outside this conversation.
+    #[serde(default)]
+    pub booking_ref: Option<i64>,
+    /// Failed attempts at naming someone else's booking; the dialog gives up after a few.
+    #[serde(default)]
+    pub failed_lookups: u8,
     pub awaiting: Option<Awaiting>,
+    /// When the dialog last moved (ms); an abandoned dialog is forgotten after [`DIALOG_TTL_MS`].
+    #[serde(default)]
+    pub touched_at: i64,
 }
 
 /// The outcome of a turn: the reply, its action, and the variables to store if they changed.
@@ -109,6 +121,9 @@ pub struct Turn {
     pub reply: String,
     pub action: Action,
     pub variables: Option<serde_json::Value>,
+    /// False when the message moved the dialog nowhere and the reply only asks again: the
+    /// message may be a question for the brain's other answers.
+    pub progressed: bool,
 }
 
 pub struct Reception {
@@ -149,10 +164,7 @@ fn detect_intent(text: &str) -> Option<Intent> {
         return Some(Intent::Cancel);
     }
     if has_any(&w, &["reschedule", "rebook", "postpone"])
-        || has_phrase(
-            text,
-            &["change my appointment", "move my appointment", "change my booking", "move my booking", "another time"],
-        )
+        || has_phrase(text, &["change my appointment", "move my appointment", "change my booking", "move my booking"])
     {
         return Some(Intent::Reschedule);
     }
@@ -164,15 +176,45 @@ fn detect_intent(text: &str) -> Option<Intent> {
     None
 }
 
-fn is_yes(text: &str) -> bool {
-    let w = words(text);
-    has_any(&w, &["yes", "yep", "yeah", "yup", "sure", "ok", "okay", "confirm", "correct", "y", "absolutely", "please"])
-        || has_phrase(text, &["book it", "sounds good", "go ahead", "that works", "do it"])
+/// The request a message switches the dialog to, if any. A first request starts a dialog. Once
+/// one runs, only an explicit move or cancel switches it (booking words are everywhere in a
+/// booking dialog), and never while a yes-or-no question is open.
+fn switch_to(dialog: &Dialog, detected: Option<Intent>) -> Option<Intent> {
+    match (dialog.intent, detected) {
+        (None, found) => found,
+        (Some(current), Some(found)) => {
+            let explicit = found != Intent::Book && found != current;
+            (explicit && dialog.awaiting != Some(Awaiting::Confirm)).then_some(found)
+        }
+        (Some(_), None) => None,
+    }
 }
 
-fn is_no(text: &str) -> bool {
-    let w = words(text);
-    has_any(&w, &["no", "nope", "nah", "n", "change", "different", "wrong"])
+/// How a visitor answered a yes-or-no question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    Unclear,
+}
+
+/// Reads a yes or a no. Phrases that contain "no" without meaning it ("no problem") are
+/// ignored; a message that says both, or neither, is unclear and the question is asked again.
+fn answer_of(text: &str) -> Answer {
+    let mut text = format!(" {} ", words(text).join(" "));
+    for phrase in ["no problem", "no worries", "no rush", "not a problem", "no longer need"] {
+        text = text.replace(phrase, " ");
+    }
+    let w: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+    let yes = has_any(&w, &["yes", "yep", "yeah", "yup", "sure", "ok", "okay", "confirm", "confirmed", "correct", "y"])
+        || has_phrase(&text, &["book it", "sounds good", "go ahead", "that works", "do it", "please do"]);
+    let no = has_any(&w, &["no", "nope", "nah", "n", "don't", "dont", "not", "wrong"])
+        || has_phrase(&text, &["a different", "something else"]);
+    match (yes, no) {
+        (true, false) => Answer::Yes,
+        (false, true) => Answer::No,
+        _ => Answer::Unclear,
+    }
 }
 
 fn is_stop(text: &str) -> bool {
@@ -215,9 +257,15 @@ fn pick_offer(text: &str, offered: &[Offer], time: Option<NaiveTime>) -> Option<
         return offered.iter().find(|o| o.time == time).cloned();
     }
     let w = words(text);
-    let ordinals = [["first", "1", "1st"], ["second", "2", "2nd"], ["third", "3", "3rd"], ["fourth", "4", "4th"]];
-    for (i, names) in ordinals.iter().enumerate() {
-        if has_any(&w, names) {
+    // A number picks an offer only when it is the whole answer ("2") or named as one ("option
+    // 2", "number 2"): "anything after 3?" is not a choice.
+    let position = |n: &str| {
+        w.len() == 1 && w[0] == n
+            || w.windows(2).any(|pair| ["option", "number", "no"].contains(&pair[0].as_str()) && pair[1] == n)
+    };
+    let ordinals = [("first", "1st", "1"), ("second", "2nd", "2"), ("third", "3rd", "3"), ("fourth", "4th", "4")];
+    for (i, (word, short, digit)) in ordinals.iter().enumerate() {
+        if has_any(&w, &[word, short]) || position(digit) {
             return offered.get(i).cloned();
         }
     }
@@ -225,6 +273,22 @@ fn pick_offer(text: &str, offered: &[Offer], time: Option<NaiveTime>) -> Option<
         return offered.last().cloned();
     }
     None
+}
+
+/// A booking number the visitor gives: "#12", "booking 12", "booking number 12", "number 12",
+/// or a message that is only the number.
+fn booking_number(text: &str) -> Option<i64> {
+    let w = words(text);
+    let number = |t: &str| t.trim_start_matches('#').parse::<i64>().ok().filter(|n| *n > 0);
+    if let [only] = w.as_slice() {
+        return number(only);
+    }
+    if let Some(tagged) = text.split_whitespace().find(|t| t.starts_with('#')) {
+        return number(tagged.trim_end_matches(|c: char| !c.is_ascii_digit()));
+    }
+    w.windows(2)
+        .filter(|pair| ["booking", "number", "reference", "ref", "no"].contains(&pair[0].as_str()))
+        .find_map(|pair| number(&pair[1]))
 }
 
 fn say_offer(o: &Offer) -> String {
@@ -250,6 +314,10 @@ impl Reception {
             serde_json::from_value(variables.get("reception").cloned().unwrap_or_default()).unwrap_or_default();
         let mut contact: ContactDetails =
             serde_json::from_value(variables.get("contact").cloned().unwrap_or_default()).unwrap_or_default();
+        let now = now_ms();
+        if dialog.intent.is_some() && now - dialog.touched_at > DIALOG_TTL_MS {
+            dialog = Dialog::default();
+        }
         let before = (dialog.clone(), contact.clone());
 
         let detected = detect_intent(text);
@@ -262,7 +330,7 @@ impl Reception {
             let reply = "Online booking isn't set up here yet, but our team will gladly help: please leave your \
                          name and a phone number or email and we'll get back to you."
                 .to_owned();
-            return Ok(Some(Turn { reply, action: Action::Message, variables: None }));
+            return Ok(Some(Turn { reply, action: Action::Message, variables: None, progressed: true }));
         }
 
         // Contact details count whatever the step.
@@ -274,17 +342,20 @@ impl Reception {
         contact.email = found.email.or(contact.email);
         contact.phone = found.phone.or(contact.phone);
 
-        let (reply, action) = if dialog.intent.is_some() && is_stop(text) {
+        let stop = is_stop(text) || (dialog.intent == Some(Intent::Book) && detected == Some(Intent::Cancel));
+        let (reply, action) = if dialog.intent.is_some() && stop {
             self.release(&scope).await?;
             dialog = Dialog::default();
             ("No problem, I've stopped there. Is there anything else I can help you with?".to_owned(), Action::Message)
         } else {
-            if let Some(intent) = detected.filter(|i| Some(*i) != dialog.intent) {
-                // A new request starts over; what the visitor just said still counts.
+            if let Some(intent) = switch_to(&dialog, detected) {
+                // A new request starts over; what the visitor just said still counts. Between
+                // moving and cancelling, the booking already found stays found.
                 if dialog.held.is_some() {
                     self.release(&scope).await?;
                 }
-                dialog = Dialog { intent: Some(intent), ..Dialog::default() };
+                let keep = if intent == Intent::Book { None } else { dialog.booking_id };
+                dialog = Dialog { intent: Some(intent), booking_id: keep, ..Dialog::default() };
             }
             match dialog.intent {
                 Some(Intent::Book) => self.book(&scope, &practice, &mut dialog, &contact, text).await?,
@@ -295,6 +366,10 @@ impl Reception {
             }
         };
 
+        let progressed = (dialog.clone(), contact.clone()) != before || action != Action::BookingFlow;
+        if dialog.intent.is_some() {
+            dialog.touched_at = now;
+        }
         let changed = (dialog.clone(), contact.clone()) != before || action != Action::Message;
         let variables = if changed {
             let mut vars = variables.clone();
@@ -305,7 +380,7 @@ impl Reception {
             vars["contact"] = serde_json::to_value(&contact).unwrap_or_default();
             vars["last_action"] = serde_json::json!({ "reply_to": question_id, "action": action.as_str() });
             let (id, stored) = (conversation_id.to_owned(), vars.clone());
-            self.db.run(move |conn| conversations::set_variables(conn, workspace_id, &id, &stored, now_ms())).await?;
+            self.db.run(move |conn| conversations::set_variables(conn, workspace_id, &id, &stored, now)).await?;
             if let Some(scorer) = &self.scorer {
                 scorer.do_send(Rescore { workspace_id, conversation_id: conversation_id.to_owned() });
             }
@@ -313,7 +388,7 @@ impl Reception {
         } else {
             None
         };
-        Ok(Some(Turn { reply, action, variables }))
+        Ok(Some(Turn { reply, action, variables, progressed }))
     }
 
     async fn release(&self, scope: &Scope<'_>) -> Result<(), DbError> {
@@ -356,17 +431,23 @@ impl Reception {
         contact: &ContactDetails,
         text: &str,
     ) -> Result<(String, Action), DbError> {
-        if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() {
-            if is_yes(text) && !is_no(text) {
-                return self.confirm_booking(scope, practice, dialog, contact).await;
-            }
-            if is_no(text) {
-                self.release(scope).await?;
-                dialog.held = None;
-                dialog.offered.clear();
-                dialog.date = None;
-                dialog.awaiting = Some(Awaiting::Date);
-                return Ok(("No problem. Which other date would suit you?".to_owned(), Action::BookingFlow));
+        // A new date or time at the confirmation changes the choice; only then is it yes or no.
+        let changes_time = {
+            let said = when::parse(text, practice.today(now_ms()));
+            said.date.is_some() || said.time.is_some()
+        };
+        if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() && !changes_time {
+            match answer_of(text) {
+                Answer::Yes => return self.confirm_booking(scope, practice, dialog, contact).await,
+                Answer::No => {
+                    self.release(scope).await?;
+                    dialog.held = None;
+                    dialog.offered.clear();
+                    dialog.date = None;
+                    dialog.awaiting = Some(Awaiting::Date);
+                    return Ok(("No problem. Which other date would suit you?".to_owned(), Action::BookingFlow));
+                }
+                Answer::Unclear => {}
             }
         }
         let said = self.absorb(practice, dialog, text);
@@ -554,6 +635,8 @@ impl Reception {
         let first_day = slots.iter().filter(|s| in_part(s)).map(|s| s.date.clone()).next();
         let Some(day) = first_day else {
             dialog.date = None;
+            // The part of day may be what rules everything out; the next date starts afresh.
+            dialog.part_of_day = None;
             dialog.awaiting = Some(Awaiting::Date);
             return Ok((
                 format!(
@@ -669,34 +752,46 @@ impl Reception {
     }
 
     /// Finds the booking a reschedule or cancellation is about: the conversation's own next
-    /// appointment, or the next one of the patient the visitor's email or phone names.
-    async fn find_booking(&self, scope: &Scope<'_>, contact: &ContactDetails) -> Result<Option<BookingRow>, DbError> {
+    /// appointment, or else the one whose booking number the visitor gave, provided the email or
+    /// phone they gave is the one it was booked with. Knowing someone's email alone must not
+    /// let a stranger see or change their appointment.
+    async fn find_booking(
+        &self,
+        scope: &Scope<'_>,
+        dialog: &Dialog,
+        contact: &ContactDetails,
+    ) -> Result<Option<BookingRow>, DbError> {
         let (workspace_id, conversation) = (scope.workspace_id, scope.conversation_id.to_owned());
-        let (email, phone) = (contact.email.clone(), contact.phone.clone());
+        let (reference, email, phone) = (dialog.booking_ref, contact.email.clone(), contact.phone.clone());
         self.db
             .run(move |conn| {
-                let upcoming = |conn: &mut _, filter: BookingFilter| -> Result<Option<BookingRow>, DbError> {
-                    let rows = booking_rows::list(conn, workspace_id, &filter)?;
-                    Ok(rows.into_iter().filter(|b| b.starts_at >= now_ms()).min_by_key(|b| b.starts_at))
-                };
                 let mine = BookingFilter {
                     conversation_id: Some(conversation.clone()),
                     status: Some("confirmed".into()),
                     limit: 50,
                     ..Default::default()
                 };
-                if let Some(found) = upcoming(conn, mine)? {
-                    return Ok(Some(found));
+                let now = now_ms();
+                let own = booking_rows::list(conn, workspace_id, &mine)?
+                    .into_iter()
+                    .filter(|b| b.starts_at >= now)
+                    .min_by_key(|b| b.starts_at);
+                if own.is_some() {
+                    return Ok(own);
                 }
-                let person = Person { name: None, email: email.as_deref(), phone: phone.as_deref() };
-                let Some(patient) = patients::find(conn, workspace_id, &person)? else { return Ok(None) };
-                let theirs = BookingFilter {
-                    contact_id: Some(patient.id),
-                    status: Some("confirmed".into()),
-                    limit: 50,
-                    ..Default::default()
-                };
-                upcoming(conn, theirs)
+                let Some(reference) = reference else { return Ok(None) };
+                let Some(row) = booking_rows::get(conn, workspace_id, reference)? else { return Ok(None) };
+                let same =
+                    |stored: &Option<String>, given: &Option<String>, normalize: fn(&str) -> Option<String>| match (
+                        stored.as_deref().and_then(normalize),
+                        given.as_deref().and_then(normalize),
+                    ) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => false,
+                    };
+                let matches = same(&row.customer_email, &email, signals::normalize_email)
+                    || same(&row.customer_phone, &phone, signals::normalize_phone);
+                Ok((matches && row.starts_at >= now).then_some(row))
             })
             .await
     }
@@ -712,29 +807,50 @@ impl Reception {
         text: &str,
     ) -> Result<(String, Action), DbError> {
         let workspace_id = scope.workspace_id;
+        if dialog.booking_id.is_none() {
+            if let Some(reference) = booking_number(text) {
+                dialog.booking_ref = Some(reference);
+            }
+        }
         let booking = match dialog.booking_id {
             Some(id) => self.db.run(move |conn| booking_rows::get(conn, workspace_id, id)).await?,
-            None => self.find_booking(scope, contact).await?,
+            None => self.find_booking(scope, dialog, contact).await?,
         };
         let Some(booking) = booking.filter(|b| b.status == "confirmed") else {
-            if contact.email.is_none() && contact.phone.is_none() {
+            let has_contact = contact.email.is_some() || contact.phone.is_some();
+            if dialog.booking_ref.is_some() && has_contact {
+                dialog.failed_lookups += 1;
+                dialog.booking_ref = None;
+                if dialog.failed_lookups >= MAX_FAILED_LOOKUPS {
+                    *dialog = Dialog::default();
+                    return Ok((
+                        "I'm sorry, I couldn't match those details to an upcoming appointment. Please call the \
+                         practice and we'll sort it out with you."
+                            .to_owned(),
+                        Action::Message,
+                    ));
+                }
                 dialog.awaiting = Some(Awaiting::Identify);
                 return Ok((
-                    "Of course. What's the email address or phone number you booked with?".to_owned(),
+                    "I couldn't find an upcoming appointment with that booking number and those details. Could you \
+                     check your booking number?"
+                        .to_owned(),
                     Action::BookingFlow,
                 ));
             }
-            *dialog = Dialog::default();
-            return Ok((
-                "I couldn't find an upcoming appointment under those details. Could you check them, or would you \
-                 like to book a new appointment?"
-                    .to_owned(),
-                Action::Message,
-            ));
+            dialog.awaiting = Some(Awaiting::Identify);
+            let ask = match (dialog.booking_ref.is_some(), has_contact) {
+                (false, false) => {
+                    "Of course. What's your booking number, and the email address or phone number you \
+                                   booked with?"
+                }
+                (false, true) => "Of course. What's your booking number? It's in your confirmation.",
+                (true, _) => "Thanks. And the email address or phone number you booked with?",
+            };
+            return Ok((ask.to_owned(), Action::BookingFlow));
         };
         let current = BookingView::new(&booking, practice.tz);
-        let current_when =
-            format!("{} with {} on {} at {}", current.service, current.doctor_name, current.date, current.time);
+        let current_when = format!("{} with {} on {}", current.service, current.doctor_name, say_when(&current));
         let first_time = dialog.booking_id.is_none();
         dialog.booking_id = Some(booking.id);
         dialog.service = Some(booking.service_name.clone());
@@ -742,30 +858,34 @@ impl Reception {
 
         if dialog.intent == Some(Intent::Cancel) {
             if dialog.awaiting == Some(Awaiting::Confirm) && !first_time {
-                if is_yes(text) && !is_no(text) {
-                    return self.cancel(scope, practice, dialog, &booking).await;
-                }
-                if is_no(text) {
-                    *dialog = Dialog::default();
-                    return Ok(("Okay, I've kept your appointment as it is.".to_owned(), Action::Message));
+                match answer_of(text) {
+                    Answer::Yes => return self.cancel(scope, practice, dialog, &booking).await,
+                    Answer::No => {
+                        *dialog = Dialog::default();
+                        return Ok(("Okay, I've kept your appointment as it is.".to_owned(), Action::Message));
+                    }
+                    Answer::Unclear => {}
                 }
             }
             dialog.awaiting = Some(Awaiting::Confirm);
             return Ok((format!("I found your {current_when}. Would you like me to cancel it?"), Action::BookingFlow));
         }
 
-        // Reschedule.
-        if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() {
-            if is_yes(text) && !is_no(text) {
-                return self.move_booking(scope, practice, dialog, &booking).await;
-            }
-            if is_no(text) {
-                self.release(scope).await?;
-                dialog.held = None;
-                dialog.offered.clear();
-                dialog.date = None;
-                dialog.awaiting = Some(Awaiting::Date);
-                return Ok(("No problem. Which other date would suit you?".to_owned(), Action::BookingFlow));
+        // Reschedule. A new date or time at the confirmation changes the choice.
+        let said_when = when::parse(text, practice.today(now_ms()));
+        let changes_time = said_when.date.is_some() || said_when.time.is_some();
+        if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() && !changes_time {
+            match answer_of(text) {
+                Answer::Yes => return self.move_booking(scope, practice, dialog, &booking).await,
+                Answer::No => {
+                    self.release(scope).await?;
+                    dialog.held = None;
+                    dialog.offered.clear();
+                    dialog.date = None;
+                    dialog.awaiting = Some(Awaiting::Date);
+                    return Ok(("No problem. Which other date would suit you?".to_owned(), Action::BookingFlow));
+                }
+                Answer::Unclear => {}
             }
         }
         let said = self.absorb(practice, dialog, text);
@@ -811,7 +931,8 @@ impl Reception {
                 let view = BookingView::new(&row, practice.tz);
                 Ok((
                     format!(
-                        "Your {} with {} on {} has been cancelled. Would you like to book another time?",
+                        "Your {} with {} on {} has been cancelled. If you'd like a new appointment, just tell me \
+                         which service.",
                         view.service,
                         view.doctor_name,
                         say_when(&view)
@@ -919,14 +1040,20 @@ mod tests {
         assert_eq!(detect_intent("What is your cancellation policy?"), None);
         assert_eq!(detect_intent("Where are you located?"), None);
         assert_eq!(detect_intent("I read your notebook"), None);
+        assert_eq!(detect_intent("No, another time please"), None);
     }
 
     #[test]
     fn answers_are_read() {
-        assert!(is_yes("Yes please"));
-        assert!(is_yes("sounds good"));
-        assert!(!is_yes("no"));
-        assert!(is_no("No, a different day"));
+        assert_eq!(answer_of("Yes please"), Answer::Yes);
+        assert_eq!(answer_of("sounds good"), Answer::Yes);
+        assert_eq!(answer_of("Yes, no problem"), Answer::Yes);
+        assert_eq!(answer_of("yes, I no longer need it"), Answer::Yes);
+        assert_eq!(answer_of("no"), Answer::No);
+        assert_eq!(answer_of("No, a different day"), Answer::No);
+        assert_eq!(answer_of("please"), Answer::Unclear);
+        assert_eq!(answer_of("yes... no wait"), Answer::Unclear);
+        assert_eq!(answer_of("What are your opening hours?"), Answer::Unclear);
         assert!(is_stop("never mind"));
         assert!(!is_stop("tomorrow at 10"));
     }
@@ -947,6 +1074,30 @@ mod tests {
         assert_eq!(pick_offer("last", &offered, None).unwrap().starts_at, 3);
         assert!(pick_offer("11:00", &offered, Some(at(11, 0))).is_none());
         assert!(pick_offer("hmm", &offered, None).is_none());
+        assert_eq!(pick_offer("2", &offered, None).unwrap().starts_at, 2);
+        assert_eq!(pick_offer("option 3 please", &offered, None).unwrap().starts_at, 3);
+        assert!(pick_offer("anything after 3?", &offered, None).is_none());
+    }
+
+    #[test]
+    fn booking_numbers_are_read_only_where_named() {
+        assert_eq!(booking_number("#12"), Some(12));
+        assert_eq!(booking_number("it's booking number 12, thanks"), Some(12));
+        assert_eq!(booking_number("My booking is #7."), Some(7));
+        assert_eq!(booking_number("42"), Some(42));
+        assert_eq!(booking_number("call me on 555 1234"), None);
+        assert_eq!(booking_number("I have 2 kids"), None);
+    }
+
+    #[test]
+    fn a_running_dialog_switches_only_on_explicit_requests() {
+        let at = |intent, awaiting| Dialog { intent: Some(intent), awaiting: Some(awaiting), ..Dialog::default() };
+        assert_eq!(switch_to(&Dialog::default(), Some(Intent::Book)), Some(Intent::Book));
+        assert_eq!(switch_to(&at(Intent::Reschedule, Awaiting::Confirm), Some(Intent::Book)), None);
+        assert_eq!(switch_to(&at(Intent::Book, Awaiting::Time), Some(Intent::Book)), None);
+        assert_eq!(switch_to(&at(Intent::Book, Awaiting::Time), Some(Intent::Reschedule)), Some(Intent::Reschedule));
+        assert_eq!(switch_to(&at(Intent::Reschedule, Awaiting::Confirm), Some(Intent::Cancel)), None);
+        assert_eq!(switch_to(&at(Intent::Reschedule, Awaiting::Date), Some(Intent::Cancel)), Some(Intent::Cancel));
     }
 
     #[test]

@@ -16,6 +16,7 @@ on_both_backends!(
     a_chat_books_reschedules_and_cancels_over_the_widget,
     a_slot_held_in_one_chat_is_not_given_to_another,
     post_chat_is_validated_and_limited_per_session,
+    the_dialog_keeps_its_place_through_questions_and_changes,
 );
 
 /// One side of a chat: sends a line, returns the bot's answer and the turn's action.
@@ -131,9 +132,15 @@ async fn book_move_and_cancel(app: &TestApp, mut visitor: Visitor<'_>, mut other
     assert_eq!(date.weekday(), Weekday::Tue);
     assert_eq!(moved[0]["doctor_name"], doctor, "same doctor");
 
-    // Another chat, knowing only the email, cancels it.
-    other.expect("I want to cancel my appointment", "booking_flow", "email address or phone number").await;
-    other.expect("john@example.com", "booking_flow", "Would you like me to cancel it?").await;
+    // Another chat may cancel it only with the booking number and the contact it was made with.
+    let id = booked["id"].as_i64().unwrap();
+    other.expect("I want to cancel my appointment", "booking_flow", "booking number").await;
+    let refused = other.expect(&format!("It's #{id}, jane@example.com"), "booking_flow", "couldn't find").await;
+    assert!(!refused.contains("Teeth Cleaning"), "nothing about the booking is revealed: {refused}");
+    assert_eq!(bookings(app).await[0]["status"], "confirmed");
+    other
+        .expect(&format!("Sorry, #{id} and john@example.com"), "booking_flow", "Would you like me to cancel it?")
+        .await;
     other.expect("yes", "booking_cancelled", "has been cancelled").await;
     let cancelled = bookings(app).await;
     assert_eq!(cancelled[0]["status"], "cancelled");
@@ -243,4 +250,33 @@ async fn post_chat_is_validated_and_limited_per_session(backend: Backend) {
         assert_eq!(got, status, "{body}: {error}");
         assert!(error["error"].as_str().unwrap().contains(needle), "{body}: {error}");
     }
+}
+
+async fn the_dialog_keeps_its_place_through_questions_and_changes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut visitor = Visitor::Rest { app: &app, session: "wanders".into() };
+    visitor.expect("Can I book a teeth whitening with Dr. Davis?", "booking_flow", "Which date").await;
+    visitor.expect("next Thursday at 10am", "booking_flow", "May I have your full name?").await;
+    // A question mid-dialog gets its answer, and the dialog asks again where it was.
+    let aside = visitor.expect("What are your opening hours?", "booking_flow", "May I have your full name?").await;
+    assert!(aside.contains("Monday to Friday"), "{aside}");
+    visitor.expect("Ana Lima", "booking_flow", "Thanks, Ana!").await;
+    visitor.expect("ana@example.com", "booking_flow", "Shall I book it?").await;
+    // A new time at the confirmation is a change, not a yes.
+    let changed = visitor.expect("Could you please make it 3pm instead?", "booking_flow", "Shall I book it?").await;
+    assert!(changed.contains("3:00 PM"), "{changed}");
+    assert!(bookings(&app).await.is_empty());
+    visitor.expect("Yes, no problem", "booking_confirmed", "You're all set, Ana!").await;
+    let list = bookings(&app).await;
+    assert_eq!(
+        (list.len(), list[0]["time"].as_str(), list[0]["doctor_name"].as_str()),
+        (1, Some("15:00"), Some("Dr. Emily Davis"))
+    );
+
+    // Booking words while moving that booking do not start a new booking.
+    visitor.expect("I'd like to reschedule", "booking_flow", "Which date would you like to move it to?").await;
+    visitor.expect("next Friday at 11am", "booking_flow", "To confirm: move your").await;
+    visitor.expect("Yes, book it", "booking_rescheduled", "Done!").await;
+    let moved = bookings(&app).await;
+    assert_eq!((moved.len(), moved[0]["time"].as_str()), (1, Some("11:00")));
 }
