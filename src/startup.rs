@@ -119,8 +119,7 @@ impl Application {
         let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits, desk });
 
         let limiter = ApiRateLimiter::<i64>::per_minute(settings.rate_limit_per_minute).map(web::Data::new);
-        let chat_limiter = ApiRateLimiter::per_minute(settings.chat_rate_limit_per_minute)
-            .map(|limiter| web::Data::new(ChatRateLimiter(limiter)));
+        let chat_limiter = ChatRateLimiter::per_minute(settings.chat_rate_limit_per_minute).map(web::Data::new);
         let sweep_limiter = limiter.clone();
         let sweep_chat_limiter = chat_limiter.clone();
         let sweep_db = chat.db.clone();
@@ -133,7 +132,7 @@ impl Application {
                     limiter.shrink();
                 }
                 if let Some(limiter) = &sweep_chat_limiter {
-                    limiter.0.shrink();
+                    limiter.shrink();
                 }
                 let purged =
                     sweep_db.run(|conn| crate::db::bookings::purge_expired_holds(conn, crate::db::now_ms())).await;

@@ -10,7 +10,7 @@
 pub mod desk;
 pub mod slots;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -18,7 +18,7 @@ use crate::db::bookings::{self, BookingRow, BusyQuery, HoldRow, NewBooking, NewT
 use crate::db::patients::{self, Person};
 use crate::db::schedule::{self, DoctorRow, ServiceRow};
 use crate::db::schema::workspaces;
-use crate::db::{write_tx, DbConn, DbError};
+use crate::db::{lock_workspace, write_tx, DbConn, DbError, Guarded};
 use crate::on_backend;
 use crate::webhooks::outbox;
 use slots::{DoctorCalendar, Slot, SlotQuery, WeeklyWindow};
@@ -132,6 +132,17 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
         return None;
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// The instant a local date begins at the practice. Where the clocks skip midnight (a
+/// spring-forward at 00:00), the day begins when the clocks resume.
+pub fn start_of_day(tz: Tz, date: NaiveDate) -> i64 {
+    let midnight = date.and_time(NaiveTime::MIN);
+    (0..=3 * 60)
+        .step_by(15)
+        .find_map(|minutes| tz.from_local_datetime(&(midnight + chrono::Duration::minutes(minutes))).earliest())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|| midnight.and_utc().timestamp_millis())
 }
 
 pub fn rfc3339(ms: i64) -> String {
@@ -355,6 +366,8 @@ pub struct AvailabilityRequest {
     pub step_min: i64,
     /// The visitor whose own hold does not count against them.
     pub conversation_id: Option<String>,
+    /// A booking being moved: its own time is offered too.
+    pub moving: Option<i64>,
 }
 
 /// Free slots for a service over a date range (inclusive), for one doctor or any.
@@ -382,10 +395,11 @@ pub fn availability(
         step_min: req.step_min,
         not_before: now,
     };
-    // A day either side covers every time zone's view of the local dates.
-    let from = practice.instant(Start::Local(req.from.and_hms_opt(0, 0, 0).unwrap_or_default()))? - DAY_MS;
-    let to = practice.instant(Start::Local(req.to.and_hms_opt(0, 0, 0).unwrap_or_default()))? + 2 * DAY_MS;
-    let calendars = practice.calendars(conn, &doctors, (from, to), now, req.conversation_id.as_deref(), None)?;
+    // Read as UTC, the local dates are within a day of their instants in any time zone (offsets
+    // stay within ±14 h), so a day either side covers them, even where midnight is skipped.
+    let from = req.from.and_time(NaiveTime::MIN).and_utc().timestamp_millis() - DAY_MS;
+    let to = req.to.and_time(NaiveTime::MIN).and_utc().timestamp_millis() + 2 * DAY_MS;
+    let calendars = practice.calendars(conn, &doctors, (from, to), now, req.conversation_id.as_deref(), req.moving)?;
     Ok(slots::free_slots(&calendars, &query).iter().map(|s| practice.slot_view(s)).collect())
 }
 
@@ -448,6 +462,7 @@ fn reserve_in_tx(
     req: &BookingRequest,
     now: i64,
 ) -> Result<BookingRow, BookingError> {
+    lock_workspace(conn, Guarded::Schedule, workspace_id)?;
     let practice = Practice::load(conn, workspace_id)?;
     let service = practice.service(&req.service)?.clone();
     let doctors = practice.candidates(req.doctor.as_ref())?;
@@ -532,6 +547,8 @@ fn alternatives(
 #[derive(Debug, Clone)]
 pub struct HoldRequest {
     pub conversation_id: String,
+    /// A booking being moved: its own time does not stand in its way.
+    pub moving: Option<i64>,
     pub service: Named,
     /// `None`: the first doctor free at that time.
     pub doctor: Option<Named>,
@@ -544,6 +561,7 @@ pub struct HoldRequest {
 pub fn hold(conn: &mut DbConn, workspace_id: i64, req: &HoldRequest, now: i64) -> Result<HoldRow, BookingError> {
     let own = Some(req.conversation_id.as_str());
     let outcome = write_tx(conn, |conn| {
+        lock_workspace(conn, Guarded::Schedule, workspace_id)?;
         let practice = Practice::load(conn, workspace_id)?;
         let service = practice.service(&req.service)?.clone();
         let doctors = practice.candidates(req.doctor.as_ref())?;
@@ -552,7 +570,7 @@ pub fn hold(conn: &mut DbConn, workspace_id: i64, req: &HoldRequest, now: i64) -
             return Err(BookingError::Unprocessable("that date and time have already passed".into()));
         }
         let (_, occupied_until) = ranges(starts_at, &service);
-        let calendars = practice.calendars(conn, &doctors, (starts_at, occupied_until), now, own, None)?;
+        let calendars = practice.calendars(conn, &doctors, (starts_at, occupied_until), now, own, req.moving)?;
         let doctor_id = first_free(&calendars, practice.tz, starts_at, &service).ok_or_else(|| conflict(Vec::new()))?;
         let range = (starts_at, occupied_until);
         Ok(bookings::hold(conn, workspace_id, &req.conversation_id, doctor_id, range, now + req.hold_ms)?)
@@ -606,6 +624,7 @@ fn reschedule_in_tx(
     doctor: Option<&Named>,
     now: i64,
 ) -> Result<BookingRow, BookingError> {
+    lock_workspace(conn, Guarded::Schedule, workspace_id)?;
     let practice = Practice::load(conn, workspace_id)?;
     let row = bookings::get(conn, workspace_id, id)?.ok_or(BookingError::NotFound)?;
     if row.status != "confirmed" {

@@ -547,12 +547,15 @@ impl Reception {
     ) -> Result<Result<Offer, (String, Action)>, DbError> {
         let (workspace_id, conversation) = (scope.workspace_id, scope.conversation_id.to_owned());
         let (service_name, hold_ms) = (service.to_owned(), self.hold.as_millis() as i64);
+        // When moving a booking, its current time is not in the way of the new one.
+        let moving = if dialog.intent == Some(Intent::Reschedule) { dialog.booking_id } else { None };
         let held = self
             .desk
             .run(workspace_id, move |conn| {
                 let practice = Practice::load(conn, workspace_id)?;
                 let request = HoldRequest {
                     conversation_id: conversation,
+                    moving,
                     service: Named::Name(service_name),
                     doctor,
                     start: Start::At(starts_at),
@@ -620,6 +623,7 @@ impl Reception {
             to: date + chrono::Duration::days(SEARCH_DAYS),
             step_min: booking::DEFAULT_STEP_MIN,
             conversation_id: Some(scope.conversation_id.to_owned()),
+            moving: if dialog.intent == Some(Intent::Reschedule) { dialog.booking_id } else { None },
         };
         let workspace_id = scope.workspace_id;
         let found = self.db.run(move |conn| Ok(booking::availability(conn, workspace_id, &request, now_ms()))).await?;

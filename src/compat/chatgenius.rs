@@ -45,6 +45,7 @@ pub struct ChatResponse {
 }
 
 pub async fn chat(
+    req: HttpRequest,
     chat: web::Data<Chat>,
     limiter: Option<web::Data<ChatRateLimiter>>,
     body: JsonBody<ChatRequest>,
@@ -62,12 +63,13 @@ pub async fn chat(
         .run(move |conn| schedule::workspace_by_public_id(conn, &admin))
         .await?
         .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
-    let verdict = limiter.map(|l| l.0.check((workspace_id, session_id.clone())));
+    let address = req.peer_addr().map(|a| a.ip());
+    let verdict = limiter.map(|l| l.check(workspace_id, &session_id, address));
     if let Some(verdict) = verdict.filter(|v| !v.allowed) {
         let error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
-                "rate limit exceeded: {} messages per minute per session; retry in {} s",
+                "rate limit exceeded: {} messages per minute; retry in {} s",
                 verdict.limit, verdict.retry_after_secs
             ),
         );

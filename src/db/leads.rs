@@ -234,7 +234,8 @@ pub fn apply_signals(
     let target = leads::table.filter(leads::id.eq(lead.id));
     Ok(on_backend!(conn, c => diesel::update(target)
         .set((
-            leads::score.eq(score),
+            // Added, not set: a score changed by hand meanwhile keeps its change.
+            leads::score.eq(leads::score + (score - lead.score)),
             name.map(|v| leads::name.eq(v)),
             email.map(|v| leads::email.eq(v)),
             phone.map(|v| leads::phone.eq(v)),

@@ -94,6 +94,33 @@ where
     }
 }
 
+/// What a workspace lock guards.
+#[derive(Debug, Clone, Copy)]
+pub enum Guarded {
+    /// Reservations, holds and reschedules: the exclusion constraint covers bookings, but holds
+    /// and time off are only checked, so two nodes must not check at once.
+    Schedule = 1,
+    /// Matching or creating a patient by email or phone: two nodes must not both create one.
+    Patients = 2,
+}
+
+/// Makes the rest of the caller's transaction the only one of its kind for the workspace. On
+/// PostgreSQL that is a transaction-scoped advisory lock, held by whichever node runs it; on
+/// SQLite, `BEGIN IMMEDIATE` already admits one writer at a time.
+pub fn lock_workspace(conn: &mut DbConn, guarded: Guarded, workspace_id: i64) -> Result<(), DbError> {
+    if let DbConn::Postgres(c) = conn {
+        use diesel::sql_types::Integer;
+        use diesel::RunQueryDsl;
+        // The two-key form keeps these locks apart from any other advisory lock; a workspace id
+        // beyond 2^31 only folds onto another workspace's lock, which is safe.
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind::<Integer, _>(guarded as i32)
+            .bind::<Integer, _>(workspace_id as i32)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

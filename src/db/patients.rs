@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::schema::contacts;
-use super::{DbConn, DbError};
+use super::{lock_workspace, DbConn, DbError, Guarded};
 use crate::crm::signals::{normalize_email, normalize_phone};
 use crate::on_backend;
 use crate::webhooks::outbox;
@@ -68,7 +68,8 @@ pub fn find(conn: &mut DbConn, workspace_id: i64, person: &Person<'_>) -> Result
 }
 
 /// The matching patient, completed with details they did not have yet, or a new patient (with
-/// its `new_patient` event, in the caller's transaction). `None` when the person gives neither
+/// its `new_patient` event, in the caller's transaction, which must be a write transaction:
+/// on PostgreSQL it holds the workspace's patient lock until it ends). `None` when the person gives neither
 /// a usable email nor phone: a name alone identifies nobody.
 pub fn match_or_create(
     conn: &mut DbConn,
@@ -83,6 +84,7 @@ pub fn match_or_create(
         return Ok(None);
     }
     let name = person.name.map(str::trim).filter(|n| !n.is_empty());
+    lock_workspace(conn, Guarded::Patients, workspace_id)?;
     if let Some(existing) = find(conn, workspace_id, person)? {
         let fill = PatientChanges {
             name: name.filter(|_| existing.name.is_none()).map(str::to_owned),

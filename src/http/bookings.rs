@@ -217,13 +217,9 @@ pub async fn list(
         .db
         .run(move |conn| {
             let tz = booking::workspace_tz(conn, workspace_id)?;
-            let midnight = |d: NaiveDate| {
-                use chrono::TimeZone;
-                tz.from_local_datetime(&d.and_time(NaiveTime::MIN)).earliest().map(|t| t.timestamp_millis())
-            };
             let filter = BookingFilter {
-                from: from.and_then(midnight),
-                to: to.and_then(|d| d.succ_opt()).and_then(midnight),
+                from: from.map(|d| booking::start_of_day(tz, d)),
+                to: to.and_then(|d| d.succ_opt()).map(|d| booking::start_of_day(tz, d)),
                 status: q.status.clone(),
                 doctor_id: q.doctor_id,
                 contact_id: q.patient_id,
@@ -381,6 +377,7 @@ pub async fn availability(
                 to: to.unwrap_or(from),
                 step_min: step,
                 conversation_id: None,
+                moving: None,
             };
             Ok((booking::availability(conn, workspace_id, &request, now), tz))
         })

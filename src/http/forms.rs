@@ -178,7 +178,8 @@ pub async fn submit_form(
         .await?
         .ok_or_else(|| ApiError::not_found("form not found"))?;
     check_answers(&form.fields, &submission.data)?;
-    let key = idempotency::key_of(&req)?;
+    // One key space per form: the same key and body sent to two forms are two submissions.
+    let key = idempotency::key_of(&req)?.map(|key| format!("{form_id}:{key}"));
     let scope = "form_submissions";
     let created = idempotency::once(&chat, workspace_id, scope, key, &digest, || async {
         let view = chat

@@ -20,8 +20,41 @@ pub struct ApiRateLimiter<K: Hash + Eq + Clone = i64> {
     limiter: DefaultKeyedRateLimiter<K, StateInformationMiddleware>,
 }
 
-/// The quota of ChatGenius's unauthenticated `POST /chat`, per workspace and session.
-pub struct ChatRateLimiter(pub ApiRateLimiter<(i64, String)>);
+/// The quotas of ChatGenius's unauthenticated `POST /chat`: per workspace and session, and,
+/// because a client picks its own session ids, per workspace and client address at
+/// [`ADDRESS_FACTOR`] times that (visitors behind one office NAT share an address).
+pub struct ChatRateLimiter {
+    pub per_session: ApiRateLimiter<(i64, String)>,
+    pub per_address: ApiRateLimiter<(i64, std::net::IpAddr)>,
+}
+
+pub const ADDRESS_FACTOR: u32 = 10;
+
+impl ChatRateLimiter {
+    /// `None` when `per_minute` is 0 (limits off).
+    pub fn per_minute(per_minute: u32) -> Option<ChatRateLimiter> {
+        Some(ChatRateLimiter {
+            per_session: ApiRateLimiter::per_minute(per_minute)?,
+            per_address: ApiRateLimiter::per_minute(per_minute.saturating_mul(ADDRESS_FACTOR))?,
+        })
+    }
+
+    /// Counts one message; the session's verdict unless the address is over its quota.
+    pub fn check(&self, workspace_id: i64, session: &str, address: Option<std::net::IpAddr>) -> Verdict {
+        if let Some(address) = address {
+            let by_address = self.per_address.check((workspace_id, address));
+            if !by_address.allowed {
+                return by_address;
+            }
+        }
+        self.per_session.check((workspace_id, session.to_owned()))
+    }
+
+    pub fn shrink(&self) {
+        self.per_session.shrink();
+        self.per_address.shrink();
+    }
+}
 
 /// The limiter's verdict on one request.
 #[derive(Debug, Clone, Copy)]

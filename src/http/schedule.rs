@@ -390,15 +390,9 @@ pub async fn add_time_off(
             let (start, end) = match range {
                 Range::Exact(start, end) => (start, end),
                 Range::Days(from, to) => {
-                    use chrono::TimeZone;
                     let tz = crate::booking::workspace_tz(conn, workspace_id)?;
-                    let midnight = |d: chrono::NaiveDate| {
-                        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-                            .earliest()
-                            .map(|t| t.timestamp_millis())
-                            .unwrap_or_default()
-                    };
-                    (midnight(from), to.succ_opt().map(midnight).unwrap_or_default())
+                    let after = to.succ_opt().unwrap_or(to);
+                    (crate::booking::start_of_day(tz, from), crate::booking::start_of_day(tz, after))
                 }
             };
             if end <= start {

@@ -544,3 +544,39 @@ async fn without_the_actor_the_database_alone_refuses_overlaps(backend: Backend)
     let conflicts = outcomes.iter().filter(|o| matches!(o, Err(BookingError::Conflict { .. }))).count();
     assert_eq!((booked, conflicts), (1, RACERS - 1), "{outcomes:?}");
 }
+
+/// The exclusion constraint is PostgreSQL's own: rows written past the engine, straight into
+/// the table, still cannot overlap (cancelled ones excepted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_itself_refuses_overlapping_rows() {
+    let db = TestDb::new(Backend::Postgres);
+    let settings = settings_for(&db, |_| {});
+    let store =
+        tokio::task::spawn_blocking(move || frontdesk::startup::open_database(&settings).unwrap()).await.unwrap();
+    let mut conn = store.conn().unwrap();
+    let workspace = frontdesk::db::workspaces::create(&mut conn, "Raw", true).unwrap().workspace_id;
+    let doctor = booking::Practice::load(&mut conn, workspace).unwrap().doctors[0].id;
+    let row = |starts_at: i64, occupied_until: i64| rows::NewBooking {
+        workspace_id: workspace,
+        doctor_id: doctor,
+        doctor_name: "Dr. Raw".into(),
+        service_id: 1,
+        service_name: "Raw".into(),
+        contact_id: None,
+        conversation_id: None,
+        customer_name: "Raw".into(),
+        customer_email: None,
+        customer_phone: None,
+        starts_at,
+        ends_at: occupied_until,
+        occupied_until,
+        notes: String::new(),
+        source: "test".into(),
+    };
+    let first = rows::insert(&mut conn, &row(1_000, 2_000), 0).unwrap();
+    let overlap = rows::insert(&mut conn, &row(1_500, 2_500), 0).unwrap_err();
+    assert!(rows::is_overlap_violation(&overlap), "{overlap}");
+    rows::insert(&mut conn, &row(2_000, 3_000), 0).expect("half-open ranges: touching is not overlapping");
+    rows::finish(&mut conn, workspace, first.id, "cancelled", 0).unwrap().unwrap();
+    rows::insert(&mut conn, &row(1_000, 2_000), 0).expect("a cancelled booking frees its range");
+}
