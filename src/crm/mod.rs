@@ -93,6 +93,16 @@ pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now:
         &bookings::BookingFilter { conversation_id: Some(conversation_id.to_owned()), limit: 1, ..Default::default() },
     )?
     .is_empty();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let service_refs: Vec<&str> = services.iter().map(String::as_str).collect();
+    let interest = signals::treatment_interest(&text_refs, &service_refs);
+    let facts =
+        ConversationFacts { visitor_messages: text_refs, contact: contact.clone(), services: service_refs, booked };
+    let fired = signals::signals(&facts);
+    if nothing_new(conn, workspace_id, conversation.contact_id, &contact, &fired, interest)? {
+        // Most passes find nothing new: decided on a read, they never take the write lock.
+        return Ok(());
+    }
     write_tx(conn, |conn| {
         let person =
             Person { name: contact.name.as_deref(), email: contact.email.as_deref(), phone: contact.phone.as_deref() };
@@ -118,17 +128,42 @@ pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now:
                 now,
             )?,
         };
-        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let services: Vec<&str> = services.iter().map(String::as_str).collect();
-        let interest = signals::treatment_interest(&texts, &services);
-        let facts = ConversationFacts { visitor_messages: texts.clone(), contact: contact.clone(), services, booked };
         let learned = leads::Learned {
             name: patient.name.as_deref(),
             email: patient.email.as_deref(),
             phone: patient.phone.as_deref(),
             treatment_interest: interest,
         };
-        leads::apply_signals(conn, &lead, &signals::signals(&facts), &learned, now)?;
+        leads::apply_signals(conn, &lead, &fired, &learned, now)?;
         Ok(())
     })
+}
+
+/// Whether a pass would change nothing: the conversation is linked to its patient, the patient
+/// has every detail the chat gave, and the lead has every fired rule, detail and interest.
+fn nothing_new(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    linked: Option<i64>,
+    contact: &ContactDetails,
+    fired: &[signals::Signal],
+    interest: Option<&str>,
+) -> Result<bool, DbError> {
+    let person =
+        Person { name: contact.name.as_deref(), email: contact.email.as_deref(), phone: contact.phone.as_deref() };
+    let Some(patient) = patients::find(conn, workspace_id, &person)? else { return Ok(false) };
+    let patient_complete = (contact.name.is_none() || patient.name.is_some())
+        && (contact.email.is_none() || patient.email.is_some())
+        && (contact.phone.is_none() || patient.phone.is_some());
+    if linked != Some(patient.id) || !patient_complete {
+        return Ok(false);
+    }
+    let Some(lead) = leads::for_contact(conn, workspace_id, patient.id)? else { return Ok(false) };
+    let applied = leads::applied_rules(conn, lead.id)?;
+    let lead_complete = (patient.name.is_none() || lead.name.is_some())
+        && (patient.email.is_none() || lead.email.is_some())
+        && (patient.phone.is_none() || lead.phone.is_some());
+    Ok(lead_complete
+        && interest.is_none_or(|i| lead.treatment_interest.as_deref() == Some(i))
+        && fired.iter().all(|s| applied.contains(&format!("rule:{}", s.rule))))
 }

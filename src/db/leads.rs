@@ -190,6 +190,15 @@ fn record(
     Ok(())
 }
 
+/// The rules already counted for a lead, as `rule:<id>` kinds.
+pub fn applied_rules(conn: &mut DbConn, lead_id: i64) -> Result<Vec<String>, DbError> {
+    Ok(on_backend!(conn, c => lead_events::table
+        .filter(lead_events::lead_id.eq(lead_id))
+        .filter(lead_events::kind.like("rule:%"))
+        .select(lead_events::kind)
+        .load(c))?)
+}
+
 /// What a scoring pass learned about a lead beyond its rules.
 pub struct Learned<'a> {
     pub name: Option<&'a str>,
@@ -208,11 +217,7 @@ pub fn apply_signals(
     learned: &Learned<'_>,
     now: i64,
 ) -> Result<LeadRow, DbError> {
-    let applied: Vec<String> = on_backend!(conn, c => lead_events::table
-        .filter(lead_events::lead_id.eq(lead.id))
-        .filter(lead_events::kind.like("rule:%"))
-        .select(lead_events::kind)
-        .load(c))?;
+    let applied = applied_rules(conn, lead.id)?;
     let mut score = lead.score;
     for signal in signals {
         let kind = format!("rule:{}", signal.rule);
