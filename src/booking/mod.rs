@@ -146,7 +146,9 @@ pub fn start_of_day(tz: Tz, date: NaiveDate) -> i64 {
 }
 
 pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    use chrono::{Datelike, Timelike};
+    let t = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second())
 }
 
 fn local(tz: Tz, ms: i64) -> DateTime<Tz> {
@@ -295,6 +297,9 @@ impl Practice {
     }
 
     pub fn slot_view(&self, slot: &Slot) -> SlotView {
+        use chrono::{Datelike, Timelike};
+        // A month of 20 doctors is ten thousand slots: plain integer formatting, not chrono's
+        // format strings, keeps the answer cheap.
         let at = local(self.tz, slot.starts_at);
         SlotView {
             doctor_id: slot.doctor_id,
@@ -304,8 +309,8 @@ impl Practice {
                 .find(|d| d.id == slot.doctor_id)
                 .map(|d| d.name.clone())
                 .unwrap_or_default(),
-            date: at.format("%Y-%m-%d").to_string(),
-            time: at.format("%H:%M").to_string(),
+            date: format!("{:04}-{:02}-{:02}", at.year(), at.month(), at.day()),
+            time: format!("{:02}:{:02}", at.hour(), at.minute()),
             starts_at: rfc3339(slot.starts_at),
             ends_at: rfc3339(slot.ends_at),
             starts_at_ms: slot.starts_at,

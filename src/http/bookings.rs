@@ -382,5 +382,12 @@ pub async fn availability(
             Ok((booking::availability(conn, workspace_id, &request, now), tz))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "timezone": tz.name(), "data": slots? })))
+    // Serialised straight from the slots: a month of 20 doctors is thousands of them, too many
+    // to build as a `serde_json::Value` first.
+    #[derive(serde::Serialize)]
+    struct Availability<'a> {
+        timezone: &'a str,
+        data: Vec<booking::SlotView>,
+    }
+    Ok(HttpResponse::Ok().json(Availability { timezone: tz.name(), data: slots? }))
 }
