@@ -2,7 +2,9 @@
 //! intent, a named service, urgency, a booking), it has the [`LeadSignals`] port score it.
 //! Requests arriving close together are folded into one pass per conversation, and passes run
 //! one at a time, so two passes never race on the same lead and a burst of messages costs one
-//! read per conversation.
+//! read per conversation. A request that only says the conversation grew longer (engagement)
+//! is dropped unless the conversation is known to have a lead: most conversations never become
+//! leads, and reading every one of them at each threshold would tax ordinary chat.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,19 +20,26 @@ use crate::ports::LeadSignals;
 pub struct Rescore {
     pub workspace_id: i64,
     pub conversation_id: String,
+    /// Only the message count changed: worth a pass only for a conversation with a lead.
+    pub engagement_only: bool,
 }
+
+/// How many conversations with leads the scorer remembers before it starts afresh (they are
+/// learned again from their next signal).
+const REMEMBERED: usize = 100_000;
 
 pub struct LeadScorer {
     signals: Arc<dyn LeadSignals>,
     coalesce: Duration,
     pending: HashSet<(i64, String)>,
     scheduled: bool,
+    with_leads: HashSet<(i64, String)>,
 }
 
 impl LeadScorer {
     /// `coalesce`: how long requests are gathered before a pass.
     pub fn new(signals: Arc<dyn LeadSignals>, coalesce: Duration) -> Self {
-        Self { signals, coalesce, pending: HashSet::new(), scheduled: false }
+        Self { signals, coalesce, pending: HashSet::new(), scheduled: false, with_leads: HashSet::new() }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -41,7 +50,12 @@ impl LeadScorer {
         }
         let signals = self.signals.clone();
         // `wait`: the mailbox holds until this pass is done; requests meanwhile form the next.
-        ctx.wait(async move { signals.rescore(batch).await }.into_actor(self));
+        ctx.wait(async move { signals.rescore(batch).await }.into_actor(self).map(|found, act, _| {
+            if act.with_leads.len() + found.len() > REMEMBERED {
+                act.with_leads.clear();
+            }
+            act.with_leads.extend(found);
+        }));
     }
 }
 
@@ -53,7 +67,11 @@ impl Handler<Rescore> for LeadScorer {
     type Result = ();
 
     fn handle(&mut self, msg: Rescore, ctx: &mut Self::Context) {
-        self.pending.insert((msg.workspace_id, msg.conversation_id));
+        let key = (msg.workspace_id, msg.conversation_id);
+        if msg.engagement_only && !self.with_leads.contains(&key) {
+            return;
+        }
+        self.pending.insert(key);
         if !self.scheduled {
             self.scheduled = true;
             ctx.run_later(self.coalesce, |act, ctx| act.flush(ctx));
@@ -73,10 +91,22 @@ mod tests {
 
     #[async_trait::async_trait]
     impl LeadSignals for Recorder {
-        async fn rescore(&self, mut conversations: Vec<(i64, String)>) {
+        /// Conversation "a" has a lead; "b" has none.
+        async fn rescore(&self, mut conversations: Vec<(i64, String)>) -> Vec<(i64, String)> {
             conversations.sort();
-            self.passes.lock().unwrap().push(conversations);
+            self.passes.lock().unwrap().push(conversations.clone());
+            conversations.into_iter().filter(|(_, id)| id == "a").collect()
         }
+    }
+
+    async fn passes_after(recorder: &Recorder, count: usize) -> Vec<Vec<(i64, String)>> {
+        for _ in 0..200 {
+            if recorder.passes.lock().unwrap().len() >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        recorder.passes.lock().unwrap().clone()
     }
 
     #[actix_rt::test]
@@ -85,16 +115,19 @@ mod tests {
         let scorer = LeadScorer::new(recorder.clone(), Duration::from_millis(30)).start();
         for _ in 0..5 {
             for id in ["a", "b"] {
-                scorer.send(Rescore { workspace_id: 1, conversation_id: id.into() }).await.unwrap();
+                let msg = Rescore { workspace_id: 1, conversation_id: id.into(), engagement_only: false };
+                scorer.send(msg).await.unwrap();
             }
         }
-        for _ in 0..200 {
-            if !recorder.passes.lock().unwrap().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let passes = recorder.passes.lock().unwrap().clone();
+        let passes = passes_after(&recorder, 1).await;
         assert_eq!(passes, vec![vec![(1, "a".to_owned()), (1, "b".to_owned())]]);
+
+        // Engagement alone counts only where a lead is known: "a" is scored again, "b" is not.
+        for id in ["a", "b"] {
+            let msg = Rescore { workspace_id: 1, conversation_id: id.into(), engagement_only: true };
+            scorer.send(msg).await.unwrap();
+        }
+        let passes = passes_after(&recorder, 2).await;
+        assert_eq!(passes[1], vec![(1, "a".to_owned())]);
     }
 }

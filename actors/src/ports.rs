@@ -240,6 +240,7 @@ pub struct Ports {
 /// Where the lead scorer's work is done: reading conversations again and scoring their leads.
 #[async_trait]
 pub trait LeadSignals: Send + Sync + 'static {
-    /// Scores each `(workspace_id, conversation_id)`; failures are the implementation's to log.
-    async fn rescore(&self, conversations: Vec<(i64, String)>);
+    /// Scores each `(workspace_id, conversation_id)` and answers those that have a lead;
+    /// failures are the implementation's to log.
+    async fn rescore(&self, conversations: Vec<(i64, String)>) -> Vec<(i64, String)>;
 }

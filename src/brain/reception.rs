@@ -382,7 +382,8 @@ impl Reception {
             let (id, stored) = (conversation_id.to_owned(), vars.clone());
             self.db.run(move |conn| conversations::set_variables(conn, workspace_id, &id, &stored, now)).await?;
             if let Some(scorer) = &self.scorer {
-                scorer.do_send(Rescore { workspace_id, conversation_id: conversation_id.to_owned() });
+                let conversation_id = conversation_id.to_owned();
+                scorer.do_send(Rescore { workspace_id, conversation_id, engagement_only: false });
             }
             Some(vars)
         } else {

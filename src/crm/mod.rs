@@ -35,35 +35,44 @@ impl DbLeadSignals {
 
 #[async_trait]
 impl LeadSignals for DbLeadSignals {
-    async fn rescore(&self, conversations: Vec<(i64, String)>) {
+    async fn rescore(&self, conversations: Vec<(i64, String)>) -> Vec<(i64, String)> {
         let done = self
             .db
             .run(move |conn| {
-                for (workspace_id, conversation_id) in &conversations {
-                    if let Err(err) = rescore(conn, *workspace_id, conversation_id, now_ms()) {
-                        tracing::warn!(%conversation_id, error = %err, "lead scoring failed");
+                let mut with_leads = Vec::new();
+                for (workspace_id, conversation_id) in conversations {
+                    match rescore(conn, workspace_id, &conversation_id, now_ms()) {
+                        Ok(true) => with_leads.push((workspace_id, conversation_id)),
+                        Ok(false) => {}
+                        Err(err) => tracing::warn!(%conversation_id, error = %err, "lead scoring failed"),
                     }
                 }
-                Ok(())
+                Ok(with_leads)
             })
             .await;
-        if let Err(err) = done {
-            tracing::warn!(error = %err, "lead scoring pass failed");
-        }
         crate::webhooks::outbox::committed();
+        done.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "lead scoring pass failed");
+            Vec::new()
+        })
     }
 }
 
-/// Whether a visitor's message (the `seq`-th of its conversation) can change a lead: it
-/// carries a signal, or the conversation just reached an engagement threshold. Everything else
-/// skips the scorer, so ordinary chat costs it nothing.
-pub fn worth_rescoring(text: &str, seq: i64) -> bool {
-    if (9..=12).contains(&seq) || (19..=22).contains(&seq) {
-        return true;
-    }
+/// What a visitor's message (the `seq`-th of its conversation) means to the lead scorer:
+/// `Some(false)` when it carries a signal, `Some(true)` when it only brings the conversation to
+/// an engagement threshold, `None` when it cannot change a lead (most messages: they cost the
+/// scorer nothing).
+pub fn rescore_trigger(text: &str, seq: i64) -> Option<bool> {
     let contact = signals::extract_contact(text);
-    contact != ContactDetails::default()
-        || !signals::signals(&ConversationFacts { visitor_messages: vec![text], ..Default::default() }).is_empty()
+    let signal = contact != ContactDetails::default()
+        || !signals::signals(&ConversationFacts { visitor_messages: vec![text], ..Default::default() }).is_empty();
+    if signal {
+        Some(false)
+    } else if (9..=12).contains(&seq) || (19..=22).contains(&seq) {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 /// Contact details the brain collected in dialog, kept in the conversation's variables.
@@ -71,9 +80,9 @@ pub fn dialog_contact(variables: &serde_json::Value) -> ContactDetails {
     serde_json::from_value(variables.get("contact").cloned().unwrap_or_default()).unwrap_or_default()
 }
 
-/// One scoring pass over a conversation (see the module docs).
-pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now: i64) -> Result<(), DbError> {
-    let Some(conversation) = conversations::get(conn, workspace_id, conversation_id)? else { return Ok(()) };
+/// One scoring pass over a conversation (see the module docs); answers whether it has a lead.
+pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now: i64) -> Result<bool, DbError> {
+    let Some(conversation) = conversations::get(conn, workspace_id, conversation_id)? else { return Ok(false) };
     let variables: serde_json::Value = serde_json::from_str(&conversation.variables).unwrap_or_default();
     let texts = messages::visitor_texts(conn, workspace_id, conversation_id, MESSAGES_READ)?;
     let mut contact = dialog_contact(&variables);
@@ -84,7 +93,7 @@ pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now:
         contact.phone = contact.phone.or(found.phone);
     }
     if contact.name.is_none() || (contact.email.is_none() && contact.phone.is_none()) {
-        return Ok(());
+        return Ok(false);
     }
     let services: Vec<String> = schedule::services(conn, workspace_id)?.into_iter().map(|s| s.name).collect();
     let booked = !bookings::list(
@@ -101,13 +110,13 @@ pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now:
     let fired = signals::signals(&facts);
     if nothing_new(conn, workspace_id, conversation.contact_id, &contact, &fired, interest)? {
         // Most passes find nothing new: decided on a read, they never take the write lock.
-        return Ok(());
+        return Ok(true);
     }
     write_tx(conn, |conn| {
         let person =
             Person { name: contact.name.as_deref(), email: contact.email.as_deref(), phone: contact.phone.as_deref() };
         let Some((patient, _)) = patients::match_or_create(conn, workspace_id, &person, "chat", now)? else {
-            return Ok(());
+            return Ok(false);
         };
         if conversation.contact_id != Some(patient.id) {
             conversations::set_contact(conn, workspace_id, conversation_id, patient.id)?;
@@ -135,7 +144,7 @@ pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now:
             treatment_interest: interest,
         };
         leads::apply_signals(conn, &lead, &fired, &learned, now)?;
-        Ok(())
+        Ok(true)
     })
 }
 

@@ -43,8 +43,12 @@ impl ConversationStore for DbConversationStore {
         let workspace_id = message.workspace_id;
         let appended = self.writer.append(message).await?;
         if let (Some(scorer), Appended::Inserted(stored)) = (&self.scorer, &appended) {
-            if stored.sender == Sender::Visitor && crate::crm::worth_rescoring(&stored.content, stored.seq) {
-                scorer.do_send(Rescore { workspace_id, conversation_id: stored.conversation_id.clone() });
+            let trigger = (stored.sender == Sender::Visitor)
+                .then(|| crate::crm::rescore_trigger(&stored.content, stored.seq))
+                .flatten();
+            if let Some(engagement_only) = trigger {
+                let conversation_id = stored.conversation_id.clone();
+                scorer.do_send(Rescore { workspace_id, conversation_id, engagement_only });
             }
         }
         Ok(appended)
