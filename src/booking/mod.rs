@@ -717,3 +717,44 @@ pub fn finish(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_begins_at_midnight_or_when_the_clocks_resume() {
+        let tz: Tz = "Europe/London".parse().unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
+        assert_eq!(rfc3339(start_of_day(tz, day)), "2026-06-30T23:00:00Z", "midnight in summer time");
+
+        // Santiago moves its clocks at midnight: on that day 00:00 does not exist.
+        let santiago: Tz = "America/Santiago".parse().unwrap();
+        let skipped = (0..366)
+            .filter_map(|n| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().checked_add_days(chrono::Days::new(n)))
+            .find(|d| santiago.from_local_datetime(&d.and_time(NaiveTime::MIN)).earliest().is_none())
+            .expect("a day without a midnight in Santiago in 2026");
+        let start = start_of_day(santiago, skipped);
+        let local_start = DateTime::<Utc>::from_timestamp_millis(start).unwrap().with_timezone(&santiago);
+        assert_eq!(local_start.date_naive(), skipped);
+        assert_eq!(local_start.time(), NaiveTime::from_hms_opt(1, 0, 0).unwrap(), "the first minute that exists");
+    }
+
+    #[test]
+    fn dates_are_strict_and_instants_are_utc() {
+        assert_eq!(parse_date("2027-03-01"), NaiveDate::from_ymd_opt(2027, 3, 1));
+        assert_eq!(parse_date(" 2027-03-01 "), NaiveDate::from_ymd_opt(2027, 3, 1));
+        assert_eq!(parse_date("2027-3-1"), None);
+        assert_eq!(parse_date("2027-02-30"), None);
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_803_895_200_000), "2027-03-01T10:00:00Z");
+    }
+
+    #[test]
+    fn each_final_status_has_its_event() {
+        assert_eq!(event_for("cancelled"), Some("booking_cancelled"));
+        assert_eq!(event_for("completed"), Some("booking_completed"));
+        assert_eq!(event_for("no_show"), Some("no_show"));
+        assert_eq!(event_for("confirmed"), None);
+    }
+}
