@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod knowledge;
 pub mod net_guard;
 pub mod secrets;
 pub mod startup;

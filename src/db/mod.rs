@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod forms;
 pub mod idempotency;
 pub mod keys;
+pub mod knowledge;
 pub mod leads;
 pub mod messages;
 pub mod patients;

@@ -124,6 +124,11 @@ diesel::table! {
         error -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<BigInt>,
+        attempts -> Integer,
+        chunk_count -> Integer,
+        learned_at -> Nullable<BigInt>,
     }
 }
 
@@ -135,6 +140,8 @@ diesel::table! {
         ordinal -> Integer,
         content -> Text,
         created_at -> BigInt,
+        title -> Text,
+        url -> Nullable<Text>,
     }
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod crm;
 mod durability;
 mod idempotency;
+mod knowledge_queue;
 mod rate_limits;
 mod rest;
 mod schedule;

@@ -1,0 +1,265 @@
+//! Knowledge sources and their chunks, and the learning queue that lives in the sources' rows:
+//! a source waits, one node claims it with a lease (`SKIP LOCKED` on PostgreSQL; SQLite's
+//! writers are serialised), learns it, and hands in its chunks. The hand-in replaces the
+//! source's chunks in one transaction and only while the claim is still that node's, so answers
+//! never mix two versions and a node whose lease lapsed cannot overwrite a newer learning.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::{knowledge_chunks, knowledge_sources};
+use super::{write_tx, DbConn, DbError};
+use crate::on_backend;
+
+/// The kinds of source.
+pub const KINDS: &[&str] = &["url", "file", "text", "qa"];
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = knowledge_sources)]
+pub struct SourceRow {
+    pub id: i64,
+    #[serde(skip)]
+    pub workspace_id: i64,
+    pub bot_id: Option<i64>,
+    pub kind: String,
+    pub title: String,
+    pub url: Option<String>,
+    pub content: Option<String>,
+    pub question: Option<String>,
+    pub answer: Option<String>,
+    pub upload_id: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub claimed_by: Option<String>,
+    #[serde(skip)]
+    pub claimed_until: Option<i64>,
+    pub attempts: i32,
+    pub chunk_count: i32,
+    pub learned_at: Option<i64>,
+}
+
+/// What a new source holds; which fields matter depends on `kind`.
+#[derive(Debug, Clone, Default)]
+pub struct NewSource {
+    pub bot_id: Option<i64>,
+    pub kind: String,
+    pub title: String,
+    pub url: Option<String>,
+    pub content: Option<String>,
+    pub question: Option<String>,
+    pub answer: Option<String>,
+    pub upload_id: Option<String>,
+}
+
+pub fn create(conn: &mut DbConn, workspace_id: i64, new: &NewSource, now: i64) -> Result<SourceRow, DbError> {
+    Ok(on_backend!(conn, c => diesel::insert_into(knowledge_sources::table)
+        .values((
+            knowledge_sources::workspace_id.eq(workspace_id),
+            knowledge_sources::bot_id.eq(new.bot_id),
+            knowledge_sources::kind.eq(&new.kind),
+            knowledge_sources::title.eq(&new.title),
+            knowledge_sources::url.eq(&new.url),
+            knowledge_sources::content.eq(&new.content),
+            knowledge_sources::question.eq(&new.question),
+            knowledge_sources::answer.eq(&new.answer),
+            knowledge_sources::upload_id.eq(&new.upload_id),
+            knowledge_sources::status.eq("waiting"),
+            knowledge_sources::created_at.eq(now),
+            knowledge_sources::updated_at.eq(now),
+        ))
+        .returning(SourceRow::as_returning())
+        .get_result(c))?)
+}
+
+pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<SourceRow>, DbError> {
+    Ok(on_backend!(conn, c => knowledge_sources::table
+        .filter(knowledge_sources::workspace_id.eq(workspace_id))
+        .filter(knowledge_sources::id.eq(id))
+        .select(SourceRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// The workspace's sources, of one bot when given, newest first.
+pub fn list(conn: &mut DbConn, workspace_id: i64, bot_id: Option<i64>) -> Result<Vec<SourceRow>, DbError> {
+    Ok(on_backend!(conn, c => {
+        let mut q = knowledge_sources::table.filter(knowledge_sources::workspace_id.eq(workspace_id)).into_boxed();
+        if let Some(bot_id) = bot_id {
+            q = q.filter(knowledge_sources::bot_id.eq(bot_id));
+        }
+        q.order(knowledge_sources::id.desc()).select(SourceRow::as_select()).load(c)?
+    }))
+}
+
+/// Deletes a source and, by cascade, its chunks.
+pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+    let target = knowledge_sources::table
+        .filter(knowledge_sources::workspace_id.eq(workspace_id))
+        .filter(knowledge_sources::id.eq(id));
+    Ok(on_backend!(conn, c => diesel::delete(target).execute(c))? == 1)
+}
+
+/// Puts a source back in the queue to be learned again; its current chunks keep answering
+/// until the new ones replace them.
+pub fn relearn(conn: &mut DbConn, workspace_id: i64, id: i64, now: i64) -> Result<Option<SourceRow>, DbError> {
+    let target = knowledge_sources::table
+        .filter(knowledge_sources::workspace_id.eq(workspace_id))
+        .filter(knowledge_sources::id.eq(id));
+    Ok(on_backend!(conn, c => diesel::update(target)
+        .set((
+            knowledge_sources::status.eq("waiting"),
+            knowledge_sources::error.eq(None::<String>),
+            knowledge_sources::claimed_by.eq(None::<String>),
+            knowledge_sources::claimed_until.eq(None::<i64>),
+            knowledge_sources::attempts.eq(0),
+            knowledge_sources::updated_at.eq(now),
+        ))
+        .returning(SourceRow::as_returning())
+        .get_result(c)
+        .optional())?)
+}
+
+/// A claim on a source: who holds it and until when. Handing in chunks needs both to match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub source_id: i64,
+    pub node: String,
+    pub until: i64,
+}
+
+/// Claims the oldest source that is waiting, or whose learning lease lapsed, for `lease_ms`.
+pub fn claim_next(
+    conn: &mut DbConn,
+    node: &str,
+    now: i64,
+    lease_ms: i64,
+) -> Result<Option<(SourceRow, Claim)>, DbError> {
+    write_tx(conn, |conn| {
+        let claimable = knowledge_sources::table
+            .filter(
+                knowledge_sources::status
+                    .eq("waiting")
+                    .or(knowledge_sources::status.eq("learning").and(knowledge_sources::claimed_until.lt(now))),
+            )
+            .order(knowledge_sources::id.asc())
+            .limit(1)
+            .select(knowledge_sources::id);
+        let ids: Vec<i64> = match conn {
+            // Other nodes pass over the row this one holds instead of queueing behind it.
+            DbConn::Postgres(c) => claimable.for_update().skip_locked().load(c)?,
+            DbConn::Sqlite(c) => claimable.load(c)?,
+        };
+        let Some(id) = ids.first().copied() else { return Ok(None) };
+        let until = now + lease_ms;
+        let row = on_backend!(conn, c => diesel::update(knowledge_sources::table.filter(knowledge_sources::id.eq(id)))
+            .set((
+                knowledge_sources::status.eq("learning"),
+                knowledge_sources::claimed_by.eq(node),
+                knowledge_sources::claimed_until.eq(until),
+                knowledge_sources::attempts.eq(knowledge_sources::attempts + 1),
+                knowledge_sources::updated_at.eq(now),
+            ))
+            .returning(SourceRow::as_returning())
+            .get_result(c))?;
+        Ok(Some((row, Claim { source_id: id, node: node.to_owned(), until })))
+    })
+}
+
+/// A chunk as learned, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewChunk {
+    pub title: String,
+    pub url: Option<String>,
+    pub text: String,
+}
+
+/// Hands in what a claim learned: the source's chunks are replaced in one transaction and it
+/// becomes `learned`. `false` (and nothing changed) when the claim is no longer current.
+pub fn complete(conn: &mut DbConn, claim: &Claim, chunks: &[NewChunk], now: i64) -> Result<bool, DbError> {
+    write_tx(conn, |conn| {
+        let mine = knowledge_sources::table
+            .filter(knowledge_sources::id.eq(claim.source_id))
+            .filter(knowledge_sources::status.eq("learning"))
+            .filter(knowledge_sources::claimed_by.eq(&claim.node))
+            .filter(knowledge_sources::claimed_until.eq(claim.until));
+        let workspace_id: Option<i64> = on_backend!(conn, c => diesel::update(mine)
+            .set((
+                knowledge_sources::status.eq("learned"),
+                knowledge_sources::error.eq(None::<String>),
+                knowledge_sources::claimed_by.eq(None::<String>),
+                knowledge_sources::claimed_until.eq(None::<i64>),
+                knowledge_sources::chunk_count.eq(chunks.len() as i32),
+                knowledge_sources::learned_at.eq(now),
+                knowledge_sources::updated_at.eq(now),
+            ))
+            .returning(knowledge_sources::workspace_id)
+            .get_result(c)
+            .optional())?;
+        let Some(workspace_id) = workspace_id else { return Ok(false) };
+        let old = knowledge_chunks::table.filter(knowledge_chunks::source_id.eq(claim.source_id));
+        on_backend!(conn, c => diesel::delete(old).execute(c))?;
+        let rows: Vec<_> = chunks
+            .iter()
+            .enumerate()
+            .map(|(ordinal, chunk)| {
+                (
+                    knowledge_chunks::workspace_id.eq(workspace_id),
+                    knowledge_chunks::source_id.eq(claim.source_id),
+                    knowledge_chunks::ordinal.eq(ordinal as i32),
+                    knowledge_chunks::title.eq(&chunk.title),
+                    knowledge_chunks::url.eq(&chunk.url),
+                    knowledge_chunks::content.eq(&chunk.text),
+                    knowledge_chunks::created_at.eq(now),
+                )
+            })
+            .collect();
+        // Bounded batches: SQLite allows at most 32,766 bound parameters per statement.
+        for batch in rows.chunks(500) {
+            on_backend!(conn, c => diesel::insert_into(knowledge_chunks::table).values(batch).execute(c))?;
+        }
+        Ok(true)
+    })
+}
+
+/// Records why learning failed; the source keeps any chunks it had. `false` when the claim is
+/// no longer current.
+pub fn fail(conn: &mut DbConn, claim: &Claim, reason: &str, now: i64) -> Result<bool, DbError> {
+    let mine = knowledge_sources::table
+        .filter(knowledge_sources::id.eq(claim.source_id))
+        .filter(knowledge_sources::claimed_by.eq(&claim.node))
+        .filter(knowledge_sources::claimed_until.eq(claim.until));
+    Ok(on_backend!(conn, c => diesel::update(mine)
+        .set((
+            knowledge_sources::status.eq("failed"),
+            knowledge_sources::error.eq(reason),
+            knowledge_sources::claimed_by.eq(None::<String>),
+            knowledge_sources::claimed_until.eq(None::<i64>),
+            knowledge_sources::updated_at.eq(now),
+        ))
+        .execute(c))?
+        == 1)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = knowledge_chunks)]
+pub struct ChunkRow {
+    pub id: i64,
+    pub source_id: i64,
+    pub ordinal: i32,
+    pub title: String,
+    pub url: Option<String>,
+    pub content: String,
+}
+
+/// A source's chunks in order.
+pub fn chunks(conn: &mut DbConn, workspace_id: i64, source_id: i64) -> Result<Vec<ChunkRow>, DbError> {
+    Ok(on_backend!(conn, c => knowledge_chunks::table
+        .filter(knowledge_chunks::workspace_id.eq(workspace_id))
+        .filter(knowledge_chunks::source_id.eq(source_id))
+        .order(knowledge_chunks::ordinal.asc())
+        .select(ChunkRow::as_select())
+        .load(c))?)
+}

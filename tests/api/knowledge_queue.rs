@@ -1,0 +1,110 @@
+//! The knowledge learning queue in the database: one claim per source even with many workers,
+//! a lapsed claim taken over, a stale claim unable to hand in, and re-learning that replaces a
+//! source's chunks all at once.
+
+use frontdesk::db::knowledge::{self, NewChunk, NewSource};
+use frontdesk::db::{Db, DbConn};
+
+use crate::helpers::{settings_for, Backend, TestDb};
+use crate::on_both_backends;
+
+on_both_backends!(
+    each_waiting_source_is_claimed_by_exactly_one_worker,
+    a_lapsed_claim_is_taken_over_and_the_stale_one_cannot_hand_in,
+    relearning_replaces_the_chunks_at_once,
+);
+
+async fn database(backend: Backend) -> (TestDb, Db, i64) {
+    let db = TestDb::new(backend);
+    let settings = settings_for(&db, |_| {});
+    let store =
+        tokio::task::spawn_blocking(move || frontdesk::startup::open_database(&settings).unwrap()).await.unwrap();
+    let workspace = {
+        let mut conn = store.conn().unwrap();
+        frontdesk::db::workspaces::create(&mut conn, "Knowledge", false).unwrap().workspace_id
+    };
+    (db, store, workspace)
+}
+
+fn text_source(conn: &mut DbConn, workspace: i64, text: &str) -> i64 {
+    let new =
+        NewSource { kind: "text".into(), title: "Notes".into(), content: Some(text.into()), ..NewSource::default() };
+    knowledge::create(conn, workspace, &new, 0).unwrap().id
+}
+
+fn chunk(text: &str) -> NewChunk {
+    NewChunk { title: "Notes".into(), url: None, text: text.into() }
+}
+
+async fn each_waiting_source_is_claimed_by_exactly_one_worker(backend: Backend) {
+    let (_db, store, workspace) = database(backend).await;
+    let ids: Vec<i64> = {
+        let mut conn = store.conn().unwrap();
+        (0..20).map(|i| text_source(&mut conn, workspace, &format!("fact {i}"))).collect()
+    };
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut conn = store.conn().unwrap();
+                let mut claimed = Vec::new();
+                while let Some((row, claim)) =
+                    knowledge::claim_next(&mut conn, &format!("node-{w}"), 1_000, 60_000).unwrap()
+                {
+                    assert_eq!(row.status, "learning");
+                    assert!(knowledge::complete(&mut conn, &claim, &[chunk(row.content.as_deref().unwrap())], 2_000)
+                        .unwrap());
+                    claimed.push(row.id);
+                }
+                claimed
+            })
+        })
+        .collect();
+    let mut claimed: Vec<i64> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    claimed.sort();
+    assert_eq!(claimed, ids, "every source learned once, none twice");
+    let mut conn = store.conn().unwrap();
+    let rows = knowledge::list(&mut conn, workspace, None).unwrap();
+    assert!(rows.iter().all(|r| r.status == "learned" && r.chunk_count == 1 && r.attempts == 1));
+}
+
+async fn a_lapsed_claim_is_taken_over_and_the_stale_one_cannot_hand_in(backend: Backend) {
+    let (_db, store, workspace) = database(backend).await;
+    let mut conn = store.conn().unwrap();
+    let id = text_source(&mut conn, workspace, "opening hours");
+    let (_, stale) = knowledge::claim_next(&mut conn, "node-a", 1_000, 5_000).unwrap().unwrap();
+    assert!(knowledge::claim_next(&mut conn, "node-b", 2_000, 5_000).unwrap().is_none(), "held while the lease runs");
+    // node-a dies; after its lease, node-b takes the source over.
+    let (row, fresh) = knowledge::claim_next(&mut conn, "node-b", 7_000, 5_000).unwrap().unwrap();
+    assert_eq!((row.id, row.attempts), (id, 2));
+    assert!(!knowledge::complete(&mut conn, &stale, &[chunk("stale")], 8_000).unwrap(), "the stale claim is refused");
+    assert!(!knowledge::fail(&mut conn, &stale, "late", 8_000).unwrap());
+    assert!(knowledge::complete(&mut conn, &fresh, &[chunk("fresh")], 9_000).unwrap());
+    let chunks = knowledge::chunks(&mut conn, workspace, id).unwrap();
+    assert_eq!(chunks.iter().map(|c| c.content.as_str()).collect::<Vec<_>>(), ["fresh"]);
+    let row = knowledge::get(&mut conn, workspace, id).unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.learned_at, row.claimed_by), ("learned", Some(9_000), None));
+}
+
+async fn relearning_replaces_the_chunks_at_once(backend: Backend) {
+    let (_db, store, workspace) = database(backend).await;
+    let mut conn = store.conn().unwrap();
+    let id = text_source(&mut conn, workspace, "v1");
+    let (_, claim) = knowledge::claim_next(&mut conn, "node", 1_000, 60_000).unwrap().unwrap();
+    let first: Vec<NewChunk> = (0..1200).map(|i| chunk(&format!("old {i}"))).collect();
+    assert!(knowledge::complete(&mut conn, &claim, &first, 2_000).unwrap());
+    assert_eq!(knowledge::chunks(&mut conn, workspace, id).unwrap().len(), 1200);
+
+    let row = knowledge::relearn(&mut conn, workspace, id, 3_000).unwrap().unwrap();
+    assert_eq!(row.status, "waiting");
+    assert_eq!(knowledge::chunks(&mut conn, workspace, id).unwrap().len(), 1200, "the old chunks answer meanwhile");
+    let (_, claim) = knowledge::claim_next(&mut conn, "node", 4_000, 60_000).unwrap().unwrap();
+    assert!(knowledge::complete(&mut conn, &claim, &[chunk("new 0"), chunk("new 1")], 5_000).unwrap());
+    let now: Vec<String> =
+        knowledge::chunks(&mut conn, workspace, id).unwrap().into_iter().map(|c| c.content).collect();
+    assert_eq!(now, ["new 0", "new 1"]);
+
+    assert!(knowledge::relearn(&mut conn, workspace + 1, id, 6_000).unwrap().is_none(), "another workspace's source");
+    assert!(knowledge::delete(&mut conn, workspace, id).unwrap());
+    assert!(knowledge::chunks(&mut conn, workspace, id).unwrap().is_empty(), "its chunks go with it");
+}
