@@ -1,5 +1,7 @@
-//! The knowledge base (issue 5, in progress): turning sources into chunks ([`chunk`]). The
-//! learning queue's rows are in [`crate::db::knowledge`]; fetching, the retrieval index and the
-//! routes arrive with the rest of the issue.
+//! The knowledge base (issue 5, in progress): turning sources into chunks ([`chunk`]) and a
+//! bot's chunks and Q&A pairs into a BM25 index built from the database's rows ([`index`]). The
+//! learning queue's rows are in [`crate::db::knowledge`]; fetching, the learning worker,
+//! answers with citations and the routes arrive with the rest of the issue.
 
 pub mod chunk;
+pub mod index;
