@@ -263,3 +263,49 @@ pub fn chunks(conn: &mut DbConn, workspace_id: i64, source_id: i64) -> Result<Ve
         .select(ChunkRow::as_select())
         .load(c))?)
 }
+
+/// What a bot answers from: the chunks of its sources and of the workspace-wide ones (no bot),
+/// whatever their status (a source being learned again, or whose re-learning failed, answers
+/// from its last chunks), and its Q&A pairs learned at least once, as `(source_id, question,
+/// answer)`.
+pub type Corpus = (Vec<(i64, ChunkRow)>, Vec<(i64, String, String)>);
+
+pub fn bot_corpus(conn: &mut DbConn, workspace_id: i64, bot_id: i64) -> Result<Corpus, DbError> {
+    let sources = knowledge_sources::table
+        .filter(knowledge_sources::workspace_id.eq(workspace_id))
+        .filter(knowledge_sources::bot_id.eq(bot_id).or(knowledge_sources::bot_id.is_null()))
+        .select(knowledge_sources::id);
+    let chunks: Vec<ChunkRow> = on_backend!(conn, c => knowledge_chunks::table
+        .filter(knowledge_chunks::workspace_id.eq(workspace_id))
+        .filter(knowledge_chunks::source_id.eq_any(sources))
+        .order((knowledge_chunks::source_id.asc(), knowledge_chunks::ordinal.asc()))
+        .select(ChunkRow::as_select())
+        .load(c))?;
+    let qa: Vec<(i64, Option<String>, Option<String>)> = on_backend!(conn, c => knowledge_sources::table
+        .filter(knowledge_sources::workspace_id.eq(workspace_id))
+        .filter(knowledge_sources::bot_id.eq(bot_id).or(knowledge_sources::bot_id.is_null()))
+        .filter(knowledge_sources::kind.eq("qa"))
+        .filter(knowledge_sources::learned_at.is_not_null())
+        .order(knowledge_sources::id.asc())
+        .select((knowledge_sources::id, knowledge_sources::question, knowledge_sources::answer))
+        .load(c))?;
+    Ok((
+        chunks.into_iter().map(|c| (c.id, c)).collect(),
+        qa.into_iter().filter_map(|(id, q, a)| Some((id, q?, a?))).collect(),
+    ))
+}
+
+/// A fingerprint of a bot's sources that changes whenever a source is added, learned again,
+/// changed or deleted: their count, newest change and highest id.
+pub fn bot_version(conn: &mut DbConn, workspace_id: i64, bot_id: i64) -> Result<(i64, i64, i64), DbError> {
+    let (count, changed, highest): (i64, Option<i64>, Option<i64>) = on_backend!(conn, c => knowledge_sources::table
+        .filter(knowledge_sources::workspace_id.eq(workspace_id))
+        .filter(knowledge_sources::bot_id.eq(bot_id).or(knowledge_sources::bot_id.is_null()))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::max(knowledge_sources::updated_at),
+            diesel::dsl::max(knowledge_sources::id),
+        ))
+        .first(c))?;
+    Ok((count, changed.unwrap_or(0), highest.unwrap_or(0)))
+}

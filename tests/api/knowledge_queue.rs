@@ -12,6 +12,7 @@ on_both_backends!(
     each_waiting_source_is_claimed_by_exactly_one_worker,
     a_lapsed_claim_is_taken_over_and_the_stale_one_cannot_hand_in,
     relearning_replaces_the_chunks_at_once,
+    the_bot_index_follows_its_sources,
 );
 
 async fn database(backend: Backend) -> (TestDb, Db, i64) {
@@ -107,4 +108,55 @@ async fn relearning_replaces_the_chunks_at_once(backend: Backend) {
     assert!(knowledge::relearn(&mut conn, workspace + 1, id, 6_000).unwrap().is_none(), "another workspace's source");
     assert!(knowledge::delete(&mut conn, workspace, id).unwrap());
     assert!(knowledge::chunks(&mut conn, workspace, id).unwrap().is_empty(), "its chunks go with it");
+}
+
+/// A bot's index follows its sources: learned chunks are found, a deleted source's are not,
+/// another bot's never, and a Q&A pair answers with its own answer.
+async fn the_bot_index_follows_its_sources(backend: Backend) {
+    use frontdesk::knowledge::cache::KnowledgeCache;
+    let (_db, store, workspace) = database(backend).await;
+    let (bot, other_bot) = {
+        let mut conn = store.conn().unwrap();
+        let settings = frontdesk::db::BotSettings::default();
+        let bot = frontdesk::db::bots::create(&mut conn, workspace, "Main", &settings, &[]).unwrap().id;
+        let other = frontdesk::db::bots::create(&mut conn, workspace, "Other", &settings, &[]).unwrap().id;
+        (bot, other)
+    };
+    let learn = |bot_id: i64, text: &str| {
+        let mut conn = store.conn().unwrap();
+        let new =
+            NewSource { bot_id: Some(bot_id), kind: "text".into(), content: Some(text.into()), ..NewSource::default() };
+        let id = knowledge::create(&mut conn, workspace, &new, 0).unwrap().id;
+        let (_, claim) = knowledge::claim_next(&mut conn, "node", 1, 60_000).unwrap().unwrap();
+        assert!(knowledge::complete(&mut conn, &claim, &[chunk(text)], 2).unwrap());
+        id
+    };
+    let parking = learn(bot, "Free parking is available behind the clinic on Harbour Street.");
+    learn(other_bot, "Whitening costs 350 dollars.");
+    let cache = KnowledgeCache::new(store.clone(), std::time::Duration::ZERO);
+    let index = cache.index(workspace, bot).await.unwrap();
+    assert_eq!(index.search("where can I park?", 3).unwrap()[0].source_id, parking);
+    assert!(index.search("whitening cost", 3).unwrap().is_empty(), "another bot's knowledge stays its own");
+
+    let again = cache.index(workspace, bot).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&index, &again), "unchanged sources: the same index");
+
+    {
+        let mut conn = store.conn().unwrap();
+        let qa = NewSource {
+            bot_id: Some(bot),
+            kind: "qa".into(),
+            question: Some("Do you accept Delta Dental insurance?".into()),
+            answer: Some("Yes, we accept Delta Dental.".into()),
+            ..NewSource::default()
+        };
+        knowledge::create(&mut conn, workspace, &qa, 3).unwrap();
+        let (_, claim) = knowledge::claim_next(&mut conn, "node", 4, 60_000).unwrap().unwrap();
+        assert!(knowledge::complete(&mut conn, &claim, &[], 5).unwrap());
+        assert!(knowledge::delete(&mut conn, workspace, parking).unwrap());
+    }
+    let index = cache.index(workspace, bot).await.unwrap();
+    assert!(index.search("where can I park?", 3).unwrap().is_empty(), "a deleted source's facts are gone");
+    let qa = index.best_qa("do you take delta dental insurance", 0.5).expect("the Q&A pair matches");
+    assert_eq!(qa.answer, "Yes, we accept Delta Dental.");
 }

@@ -1,0 +1,78 @@
+//! Each bot's knowledge index, built from the database and kept while its sources are
+//! unchanged. Every node builds its own from the same rows, so all nodes answer alike; a node
+//! notices a change made anywhere within `check_every` by comparing a cheap fingerprint of the
+//! bot's sources, and rebuilds on the blocking pool.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::index::{IndexedChunk, KnowledgeIndex, QaPair};
+use crate::db::{knowledge, Db, DbError};
+
+type Version = (i64, i64, i64);
+
+struct Entry {
+    version: Version,
+    checked: Instant,
+    index: Arc<KnowledgeIndex>,
+}
+
+pub struct KnowledgeCache {
+    db: Db,
+    check_every: Duration,
+    entries: Mutex<HashMap<i64, Entry>>,
+}
+
+impl KnowledgeCache {
+    pub fn new(db: Db, check_every: Duration) -> Self {
+        Self { db, check_every, entries: Mutex::default() }
+    }
+
+    /// The bot's index, rebuilt first if its sources changed since it was last checked.
+    pub async fn index(&self, workspace_id: i64, bot_id: i64) -> Result<Arc<KnowledgeIndex>, DbError> {
+        let cached = self.lock().get(&bot_id).map(|e| (e.version, e.checked, e.index.clone()));
+        if let Some((_, checked, index)) = &cached {
+            if checked.elapsed() < self.check_every {
+                return Ok(index.clone());
+            }
+        }
+        let version = self.db.run(move |conn| knowledge::bot_version(conn, workspace_id, bot_id)).await?;
+        if let Some((cached_version, _, index)) = cached.filter(|(v, _, _)| *v == version) {
+            self.remember(bot_id, cached_version, index.clone());
+            return Ok(index);
+        }
+        let index = self
+            .db
+            .run(move |conn| {
+                let (chunks, qa) = knowledge::bot_corpus(conn, workspace_id, bot_id)?;
+                let chunks: Vec<IndexedChunk> = chunks
+                    .into_iter()
+                    .map(|(chunk_id, c)| IndexedChunk {
+                        chunk_id,
+                        source_id: c.source_id,
+                        title: c.title,
+                        url: c.url,
+                        text: c.content,
+                    })
+                    .collect();
+                let qa: Vec<QaPair> = qa
+                    .into_iter()
+                    .map(|(source_id, question, answer)| QaPair { source_id, question, answer })
+                    .collect();
+                KnowledgeIndex::build(&chunks, &qa).map_err(|err| DbError::Task(format!("knowledge index: {err}")))
+            })
+            .await?;
+        let index = Arc::new(index);
+        self.remember(bot_id, version, index.clone());
+        Ok(index)
+    }
+
+    fn remember(&self, bot_id: i64, version: Version, index: Arc<KnowledgeIndex>) {
+        self.lock().insert(bot_id, Entry { version, checked: Instant::now(), index });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
