@@ -421,6 +421,69 @@ fn ranges(starts_at: i64, service: &ServiceRow) -> (i64, i64) {
     (ends_at, ends_at + service.buffer_min as i64 * 60_000)
 }
 
+/// What a request wants, as far as finding it free goes.
+struct Wanted<'a> {
+    service: &'a Named,
+    /// `None`: any doctor free then.
+    doctor: Option<&'a Named>,
+    start: Start,
+    /// The visitor whose own hold does not stand in their way.
+    own_conversation: Option<&'a str>,
+    /// A booking being moved, whose own time does not stand in its way.
+    moving: Option<i64>,
+}
+
+/// A time found free: the service, the first doctor free for it, and its ranges.
+struct FreeTime {
+    service: ServiceRow,
+    doctor_id: i64,
+    doctor_name: String,
+    starts_at: i64,
+    ends_at: i64,
+    occupied_until: i64,
+}
+
+/// Takes the workspace's schedule lock, then finds the first doctor free for the whole
+/// appointment; a conflict (without alternatives yet) when none is.
+fn find_free(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    wanted: &Wanted<'_>,
+    now: i64,
+) -> Result<(Practice, FreeTime), BookingError> {
+    lock_workspace(conn, Guarded::Schedule, workspace_id)?;
+    let practice = Practice::load(conn, workspace_id)?;
+    let service = practice.service(wanted.service)?.clone();
+    let doctors = practice.candidates(wanted.doctor)?;
+    let starts_at = practice.instant(wanted.start)?;
+    if starts_at < now {
+        return Err(BookingError::Unprocessable("that date and time have already passed".into()));
+    }
+    let (ends_at, occupied_until) = ranges(starts_at, &service);
+    let range = (starts_at, occupied_until);
+    let calendars = practice.calendars(conn, &doctors, range, now, wanted.own_conversation, wanted.moving)?;
+    let doctor_id = first_free(&calendars, practice.tz, starts_at, &service).ok_or_else(|| conflict(Vec::new()))?;
+    let doctor_name = doctors.iter().find(|d| d.id == doctor_id).map(|d| d.name.clone()).unwrap_or_default();
+    Ok((practice, FreeTime { service, doctor_id, doctor_name, starts_at, ends_at, occupied_until }))
+}
+
+/// A conflict gains the nearest free alternatives, read after its transaction has ended (a
+/// PostgreSQL transaction refused by the exclusion constraint can run nothing more).
+fn with_alternatives<T>(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    wanted: &Wanted<'_>,
+    now: i64,
+    outcome: Result<T, BookingError>,
+) -> Result<T, BookingError> {
+    match outcome {
+        Err(BookingError::Conflict { message, .. }) => {
+            Err(BookingError::Conflict { message, alternatives: alternatives(conn, workspace_id, wanted, now)? })
+        }
+        other => other,
+    }
+}
+
 /// Books an appointment: resolves the service and doctor, checks the time is free, matches or
 /// creates the patient, writes the booking, releases the visitor's hold and queues
 /// `new_booking` (and `new_patient`), all in one transaction.
@@ -430,22 +493,16 @@ pub fn reserve(
     req: &BookingRequest,
     now: i64,
 ) -> Result<BookingRow, BookingError> {
-    let outcome = write_tx(conn, |conn| reserve_in_tx(conn, workspace_id, req, now)).map_err(overlap_is_conflict);
-    match outcome {
-        Err(BookingError::Conflict { message, .. }) => {
-            let alternatives = alternatives(
-                conn,
-                workspace_id,
-                &req.service,
-                req.doctor.as_ref(),
-                req.start,
-                now,
-                req.conversation_id.as_deref(),
-            )?;
-            Err(BookingError::Conflict { message, alternatives })
-        }
-        other => other,
-    }
+    let wanted = Wanted {
+        service: &req.service,
+        doctor: req.doctor.as_ref(),
+        start: req.start,
+        own_conversation: req.conversation_id.as_deref(),
+        moving: None,
+    };
+    let outcome =
+        write_tx(conn, |conn| reserve_in_tx(conn, workspace_id, req, &wanted, now)).map_err(overlap_is_conflict);
+    with_alternatives(conn, workspace_id, &wanted, now, outcome)
 }
 
 /// PostgreSQL's exclusion constraint refusing a row is the same conflict the engine's own check
@@ -465,23 +522,10 @@ fn reserve_in_tx(
     conn: &mut DbConn,
     workspace_id: i64,
     req: &BookingRequest,
+    wanted: &Wanted<'_>,
     now: i64,
 ) -> Result<BookingRow, BookingError> {
-    lock_workspace(conn, Guarded::Schedule, workspace_id)?;
-    let practice = Practice::load(conn, workspace_id)?;
-    let service = practice.service(&req.service)?.clone();
-    let doctors = practice.candidates(req.doctor.as_ref())?;
-    let starts_at = practice.instant(req.start)?;
-    if starts_at < now {
-        return Err(BookingError::Unprocessable("that date and time have already passed".into()));
-    }
-    let (ends_at, occupied_until) = ranges(starts_at, &service);
-    let calendars =
-        practice.calendars(conn, &doctors, (starts_at, occupied_until), now, req.conversation_id.as_deref(), None)?;
-    let Some(doctor_id) = first_free(&calendars, practice.tz, starts_at, &service) else {
-        return Err(conflict(Vec::new()));
-    };
-    let doctor_name = doctors.iter().find(|d| d.id == doctor_id).map(|d| d.name.clone()).unwrap_or_default();
+    let (practice, free) = find_free(conn, workspace_id, wanted, now)?;
     let person = Person {
         name: Some(req.customer_name.as_str()),
         email: req.customer_email.as_deref(),
@@ -492,18 +536,18 @@ fn reserve_in_tx(
         conn,
         &NewBooking {
             workspace_id,
-            doctor_id,
-            doctor_name,
-            service_id: service.id,
-            service_name: service.name.clone(),
+            doctor_id: free.doctor_id,
+            doctor_name: free.doctor_name,
+            service_id: free.service.id,
+            service_name: free.service.name.clone(),
             contact_id: patient.map(|(p, _)| p.id),
             conversation_id: req.conversation_id.clone(),
             customer_name: req.customer_name.trim().to_owned(),
             customer_email: req.customer_email.clone(),
             customer_phone: req.customer_phone.clone(),
-            starts_at,
-            ends_at,
-            occupied_until,
+            starts_at: free.starts_at,
+            ends_at: free.ends_at,
+            occupied_until: free.occupied_until,
             notes: req.notes.clone(),
             source: req.source.clone(),
         },
@@ -520,19 +564,16 @@ fn reserve_in_tx(
 fn alternatives(
     conn: &mut DbConn,
     workspace_id: i64,
-    service: &Named,
-    doctor: Option<&Named>,
-    start: Start,
+    wanted: &Wanted<'_>,
     now: i64,
-    own_conversation: Option<&str>,
 ) -> Result<Vec<SlotView>, BookingError> {
     let practice = Practice::load(conn, workspace_id)?;
-    let Ok(service) = practice.service(service) else { return Ok(Vec::new()) };
-    let Ok(doctors) = practice.candidates(doctor) else { return Ok(Vec::new()) };
-    let wanted = practice.instant(start)?;
+    let Ok(service) = practice.service(wanted.service) else { return Ok(Vec::new()) };
+    let Ok(doctors) = practice.candidates(wanted.doctor) else { return Ok(Vec::new()) };
+    let at = practice.instant(wanted.start)?;
     let window = ALTERNATIVES_DAYS_AROUND * DAY_MS + DAY_MS;
-    let calendars =
-        practice.calendars(conn, &doctors, (wanted - window, wanted + window), now, own_conversation, None)?;
+    let range = (at - window, at + window);
+    let calendars = practice.calendars(conn, &doctors, range, now, wanted.own_conversation, wanted.moving)?;
     let query = SlotQuery {
         tz: practice.tz,
         from: practice.today(now),
@@ -542,7 +583,7 @@ fn alternatives(
         step_min: DEFAULT_STEP_MIN,
         not_before: now,
     };
-    Ok(slots::nearest(&calendars, &query, wanted, ALTERNATIVES, ALTERNATIVES_DAYS_AROUND)
+    Ok(slots::nearest(&calendars, &query, at, ALTERNATIVES, ALTERNATIVES_DAYS_AROUND)
         .iter()
         .map(|s| practice.slot_view(s))
         .collect())
@@ -564,30 +605,19 @@ pub struct HoldRequest {
 
 /// Holds a slot for a visitor between choosing it and confirming (one hold per conversation).
 pub fn hold(conn: &mut DbConn, workspace_id: i64, req: &HoldRequest, now: i64) -> Result<HoldRow, BookingError> {
-    let own = Some(req.conversation_id.as_str());
+    let wanted = Wanted {
+        service: &req.service,
+        doctor: req.doctor.as_ref(),
+        start: req.start,
+        own_conversation: Some(&req.conversation_id),
+        moving: req.moving,
+    };
     let outcome = write_tx(conn, |conn| {
-        lock_workspace(conn, Guarded::Schedule, workspace_id)?;
-        let practice = Practice::load(conn, workspace_id)?;
-        let service = practice.service(&req.service)?.clone();
-        let doctors = practice.candidates(req.doctor.as_ref())?;
-        let starts_at = practice.instant(req.start)?;
-        if starts_at < now {
-            return Err(BookingError::Unprocessable("that date and time have already passed".into()));
-        }
-        let (_, occupied_until) = ranges(starts_at, &service);
-        let calendars = practice.calendars(conn, &doctors, (starts_at, occupied_until), now, own, req.moving)?;
-        let doctor_id = first_free(&calendars, practice.tz, starts_at, &service).ok_or_else(|| conflict(Vec::new()))?;
-        let range = (starts_at, occupied_until);
-        Ok(bookings::hold(conn, workspace_id, &req.conversation_id, doctor_id, range, now + req.hold_ms)?)
+        let (_, free) = find_free(conn, workspace_id, &wanted, now)?;
+        let range = (free.starts_at, free.occupied_until);
+        Ok(bookings::hold(conn, workspace_id, &req.conversation_id, free.doctor_id, range, now + req.hold_ms)?)
     });
-    match outcome {
-        Err(BookingError::Conflict { message, .. }) => {
-            let alternatives =
-                alternatives(conn, workspace_id, &req.service, req.doctor.as_ref(), req.start, now, own)?;
-            Err(BookingError::Conflict { message, alternatives })
-        }
-        other => other,
-    }
+    with_alternatives(conn, workspace_id, &wanted, now, outcome)
 }
 
 /// Moves a confirmed booking to a new time (and optionally another doctor).
@@ -601,24 +631,20 @@ pub fn reschedule(
 ) -> Result<BookingRow, BookingError> {
     let outcome = write_tx(conn, |conn| reschedule_in_tx(conn, workspace_id, id, start, doctor, now))
         .map_err(overlap_is_conflict);
-    match outcome {
-        Err(BookingError::Conflict { message, .. }) => {
-            let Some(row) = bookings::get(conn, workspace_id, id)? else { return Err(BookingError::NotFound) };
-            let service = row.service_id.map(Named::Id).unwrap_or_else(|| Named::Name(row.service_name.clone()));
-            let doctor = doctor.cloned().or(row.doctor_id.map(Named::Id));
-            let alternatives = alternatives(
-                conn,
-                workspace_id,
-                &service,
-                doctor.as_ref(),
-                start,
-                now,
-                row.conversation_id.as_deref(),
-            )?;
-            Err(BookingError::Conflict { message, alternatives })
-        }
-        other => other,
+    if !matches!(outcome, Err(BookingError::Conflict { .. })) {
+        return outcome;
     }
+    let Some(row) = bookings::get(conn, workspace_id, id)? else { return Err(BookingError::NotFound) };
+    let service = row.service_id.map(Named::Id).unwrap_or_else(|| Named::Name(row.service_name.clone()));
+    let doctor = doctor.cloned().or(row.doctor_id.map(Named::Id));
+    let wanted = Wanted {
+        service: &service,
+        doctor: doctor.as_ref(),
+        start,
+        own_conversation: row.conversation_id.as_deref(),
+        moving: Some(id),
+    };
+    with_alternatives(conn, workspace_id, &wanted, now, outcome)
 }
 
 fn reschedule_in_tx(

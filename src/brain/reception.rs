@@ -582,20 +582,7 @@ impl Reception {
                 time: NaiveTime::parse_from_str(&view.time, "%H:%M").unwrap_or_default(),
             })),
             Err(BookingError::Conflict { alternatives, .. }) => {
-                dialog.offered = alternatives.iter().map(offer_of).collect();
-                dialog.awaiting = Some(Awaiting::Time);
-                let options: Vec<String> = dialog.offered.iter().map(say_offer).collect();
-                let reply = if options.is_empty() {
-                    "Sorry, that time isn't available and I can't see anything free nearby. Which other date would \
-                     suit you?"
-                        .to_owned()
-                } else {
-                    format!(
-                        "Sorry, that time isn't available. The nearest free times are {}. Would one of those work?",
-                        join_or(&options)
-                    )
-                };
-                Ok(Err((reply, Action::BookingFlow)))
+                Ok(Err(offer_instead(dialog, &alternatives, "Sorry, that time isn't available.")))
             }
             Err(BookingError::Unprocessable(_)) => {
                 dialog.awaiting = Some(Awaiting::Date);
@@ -739,17 +726,7 @@ impl Reception {
                 ))
             }
             Err(BookingError::Conflict { alternatives, .. }) => {
-                dialog.held = None;
-                dialog.offered = alternatives.iter().map(offer_of).collect();
-                dialog.awaiting = Some(Awaiting::Time);
-                let options: Vec<String> = dialog.offered.iter().map(say_offer).collect();
-                Ok((
-                    format!(
-                        "I'm sorry, that time was taken in the meantime. I can offer {}. Which would you like?",
-                        join_or(&options)
-                    ),
-                    Action::BookingFlow,
-                ))
+                Ok(offer_instead(dialog, &alternatives, "I'm sorry, that time was taken in the meantime."))
             }
             Err(BookingError::Db(err)) => Err(err),
             Err(other) => Ok((format!("Sorry, I couldn't book that: {other}."), Action::BookingFlow)),
@@ -994,14 +971,7 @@ impl Reception {
                 ))
             }
             Err(BookingError::Conflict { alternatives, .. }) => {
-                dialog.held = None;
-                dialog.offered = alternatives.iter().map(offer_of).collect();
-                dialog.awaiting = Some(Awaiting::Time);
-                let options: Vec<String> = dialog.offered.iter().map(say_offer).collect();
-                Ok((
-                    format!("I'm sorry, that time was taken in the meantime. I can offer {}.", join_or(&options)),
-                    Action::BookingFlow,
-                ))
+                Ok(offer_instead(dialog, &alternatives, "I'm sorry, that time was taken in the meantime."))
             }
             Err(BookingError::Db(err)) => Err(err),
             Err(other) => {
@@ -1018,6 +988,24 @@ fn say_when(view: &BookingView) -> String {
         (Ok(date), Ok(time)) => format!("{} at {}", when::say_date(date), when::say_time(time)),
         _ => format!("{} at {}", view.date, view.time),
     }
+}
+
+/// After a refused time: the alternatives become the offer (or, with none nearby, the dialog
+/// asks for another date), and the reply starts with `why`.
+fn offer_instead(dialog: &mut Dialog, alternatives: &[booking::SlotView], why: &str) -> (String, Action) {
+    dialog.held = None;
+    dialog.offered = alternatives.iter().map(offer_of).collect();
+    if dialog.offered.is_empty() {
+        dialog.date = None;
+        dialog.awaiting = Some(Awaiting::Date);
+        return (
+            format!("{why} I can't see anything free nearby. Which other date would suit you?"),
+            Action::BookingFlow,
+        );
+    }
+    dialog.awaiting = Some(Awaiting::Time);
+    let options: Vec<String> = dialog.offered.iter().map(say_offer).collect();
+    (format!("{why} The nearest free times are {}. Would one of those work?", join_or(&options)), Action::BookingFlow)
 }
 
 fn offer_of(slot: &booking::SlotView) -> Offer {

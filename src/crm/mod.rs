@@ -11,6 +11,7 @@ pub mod signals;
 use async_trait::async_trait;
 use frontdesk_actors::LeadSignals;
 
+use crate::db::forms;
 use crate::db::leads::{self, NewLead};
 use crate::db::patients::{self, Person};
 use crate::db::{bookings, conversations, messages, now_ms, schedule, write_tx, Db, DbConn, DbError};
@@ -56,6 +57,44 @@ impl LeadSignals for DbLeadSignals {
             Vec::new()
         })
     }
+}
+
+/// Stores a form's (already checked) answers in one transaction: the patient named by id, or
+/// matched or created from the answers' `name`, `email` and `phone` (with `new_patient`), the
+/// submission, and its `form_submitted` event.
+pub fn submit_form(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    form: &forms::FormView,
+    patient_id: Option<i64>,
+    data: &serde_json::Value,
+    now: i64,
+) -> Result<forms::SubmissionView, DbError> {
+    write_tx(conn, |conn| {
+        let text = |name: &str| data.get(name).and_then(|v| v.as_str());
+        let patient_id = match patient_id {
+            Some(id) => Some(
+                patients::get(conn, workspace_id, id)?
+                    .ok_or_else(|| DbError::Invalid(format!("patient {id} not found")))?
+                    .id,
+            ),
+            None => {
+                let person = Person { name: text("name"), email: text("email"), phone: text("phone") };
+                patients::match_or_create(conn, workspace_id, &person, "form", now)?.map(|(p, _)| p.id)
+            }
+        };
+        let view = forms::submit(conn, workspace_id, form.id, patient_id, data, now)?;
+        let event = serde_json::json!({
+            "submission_id": view.id,
+            "form_id": form.id,
+            "form_name": form.name,
+            "form_kind": form.kind,
+            "patient_id": patient_id,
+            "data": data,
+        });
+        crate::webhooks::outbox::emit(conn, workspace_id, "form_submitted", event, now)?;
+        Ok(view)
+    })
 }
 
 /// What a visitor's message (the `seq`-th of its conversation) means to the lead scorer:

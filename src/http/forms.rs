@@ -8,8 +8,7 @@ use serde::Deserialize;
 use crate::chat::Chat;
 use crate::crm::signals::{normalize_email, normalize_phone};
 use crate::db::forms::{self, FormField};
-use crate::db::patients::{self, Person};
-use crate::db::{now_ms, write_tx, DbError};
+use crate::db::now_ms;
 use crate::error::{ApiError, JsonBody};
 use crate::http::auth::Caller;
 use crate::http::idempotency;
@@ -182,39 +181,10 @@ pub async fn submit_form(
     let key = idempotency::key_of(&req)?.map(|key| format!("{form_id}:{key}"));
     let scope = "form_submissions";
     let created = idempotency::once(&chat, workspace_id, scope, key, &digest, || async {
+        let (patient_id, data) = (submission.patient_id, serde_json::Value::Object(submission.data));
         let view = chat
             .db
-            .run(move |conn| {
-                write_tx(conn, |conn| {
-                    let now = now_ms();
-                    let text = |name: &str| submission.data.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-                    let patient_id = match submission.patient_id {
-                        Some(id) => Some(
-                            patients::get(conn, workspace_id, id)?
-                                .ok_or_else(|| DbError::Invalid(format!("patient {id} not found")))?
-                                .id,
-                        ),
-                        None => {
-                            let (name, email, phone) = (text("name"), text("email"), text("phone"));
-                            let person =
-                                Person { name: name.as_deref(), email: email.as_deref(), phone: phone.as_deref() };
-                            patients::match_or_create(conn, workspace_id, &person, "form", now)?.map(|(p, _)| p.id)
-                        }
-                    };
-                    let data = serde_json::Value::Object(submission.data.clone());
-                    let view = forms::submit(conn, workspace_id, form.id, patient_id, &data, now)?;
-                    let event = serde_json::json!({
-                        "submission_id": view.id,
-                        "form_id": form.id,
-                        "form_name": form.name,
-                        "form_kind": form.kind,
-                        "patient_id": patient_id,
-                        "data": data,
-                    });
-                    outbox::emit(conn, workspace_id, "form_submitted", event, now)?;
-                    Ok(view)
-                })
-            })
+            .run(move |conn| crate::crm::submit_form(conn, workspace_id, &form, patient_id, &data, now_ms()))
             .await?;
         outbox::committed();
         Ok((StatusCode::CREATED, view))

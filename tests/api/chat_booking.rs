@@ -17,6 +17,7 @@ on_both_backends!(
     a_slot_held_in_one_chat_is_not_given_to_another,
     post_chat_is_validated_and_limited_per_session,
     the_dialog_keeps_its_place_through_questions_and_changes,
+    new_session_ids_do_not_escape_the_per_address_limit,
 );
 
 /// One side of a chat: sends a line, returns the bot's answer and the turn's action.
@@ -279,4 +280,16 @@ async fn the_dialog_keeps_its_place_through_questions_and_changes(backend: Backe
     visitor.expect("Yes, book it", "booking_rescheduled", "Done!").await;
     let moved = bookings(&app).await;
     assert_eq!((moved.len(), moved[0]["time"].as_str()), (1, Some("11:00")));
+}
+
+/// Session ids are the client's to choose; a fresh one per message still meets the limit per
+/// client address (ten times the per-session limit).
+async fn new_session_ids_do_not_escape_the_per_address_limit(backend: Backend) {
+    let app = spawn_app_with(backend, |args| args.chat_rate_limit_per_minute = Some(1)).await;
+    for i in 0..10 {
+        let (status, body) = chat(&app, &format!("fresh-{i}"), "hello").await;
+        assert_eq!(status, 200, "message {i}: {body}");
+    }
+    let (status, body) = chat(&app, "fresh-10", "hello").await;
+    assert_eq!(status, 429, "{body}");
 }
