@@ -25,6 +25,8 @@ pub struct VisitorInput {
     pub client_msg_id: Option<String>,
     pub text: String,
     pub media: Option<serde_json::Value>,
+    /// Context for answering this message only (ChatSupport AI's `context`).
+    pub context: Option<serde_json::Value>,
 }
 
 /// Longest `client_msg_id` accepted.
@@ -69,7 +71,7 @@ impl Chat {
                 return Err(ApiError::unprocessable("media must be an object or an array of objects"));
             }
         }
-        Ok(VisitorMessage { client_msg_id, text, media: input.media })
+        Ok(VisitorMessage { client_msg_id, text, media: input.media, context: input.context })
     }
 
     /// A bot of the workspace by public id, or the workspace's first bot when none is named.

@@ -1,32 +1,50 @@
 //! The one guard against server-side request forgery (SSRF) for requests to user-chosen URLs:
-//! webhooks now, knowledge-base fetches later. Every outbound request to such a URL goes through
-//! this module, so the rules about what the server may contact live in one place.
+//! webhooks and knowledge-base fetches. Every outbound request to such a URL goes through this
+//! module, so the rules about what the server may contact live in one place.
 //!
 //! It is responsible for:
-//! - [`check_url`]: whether a URL may be a target at all (https only, no credentials, no IP literal
-//!   or `localhost` host that points inside the network). Run it when the URL is stored and again
-//!   right before each send, because the HTTP client never resolves IP-literal hosts, so this check
-//!   is the only thing standing between an IP literal and the connection.
+//! - [`check_url`]: whether a URL may be a target at all (https unless the policy allows http, no
+//!   credentials, no IP literal or `localhost` host that points inside the network). Run it when
+//!   the URL is stored and again right before each send (and each redirect hop), because the HTTP
+//!   client never resolves IP-literal hosts, so this check is the only thing standing between an IP
+//!   literal and the connection.
 //! - [`GuardedResolver`]: the same address rules applied after DNS, at connection time, so a name
 //!   that resolves to an internal address (or re-resolves to one later: DNS rebinding) is refused.
-//! - [`client`]: the HTTP client for untrusted targets, wired to that resolver and refusing to
-//!   follow redirects or use proxies, either of which would reach targets no check ever saw.
+//! - [`client`] / [`client_with_agent`]: the HTTP client for untrusted targets, wired to that
+//!   resolver and refusing to follow redirects or use proxies, either of which would reach targets
+//!   no check ever saw. Callers that want redirects follow them by hand, checking every hop.
+//! - [`parse_networks`]: reading the operator's allow-list of internal networks from a setting.
 //!
 //! The address rules ([`is_forbidden`]) refuse everything that is not ordinary public unicast:
 //! private, loopback, link-local (cloud metadata lives there), CGNAT, multicast, reserved,
-//! documentation and benchmarking ranges, and IPv6 forms that embed such an IPv4 address.
+//! documentation and benchmarking ranges, and IPv6 forms that embed such an IPv4 address. The only
+//! ways through are the policy's explicit switches: loopback for development, and the operator's
+//! [`TargetPolicy::allowed_networks`] for intranets and tests.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-/// What outbound targets are allowed.
-#[derive(Debug, Clone, Copy, Default)]
+/// What outbound targets are allowed. The default is the strictest: public https targets only.
+#[derive(Debug, Clone, Default)]
 pub struct TargetPolicy {
     /// Development and tests only: allow plain `http://` to loopback hosts and loopback addresses.
     pub allow_loopback: bool,
+    /// Accept plain `http://` to any allowed target (knowledge fetches; webhooks stay https-only).
+    pub allow_http: bool,
+    /// Networks that are allowed even though they are private, loopback or otherwise reserved
+    /// (intranets, tests). See [`is_forbidden`] for how IPv6 forms embedding IPv4 are treated.
+    pub allowed_networks: Arc<[IpNet]>,
+}
+
+impl TargetPolicy {
+    /// Whether `ip` itself, exactly as it will be connected to, lies in an allowed network.
+    fn allows(&self, ip: IpAddr) -> bool {
+        self.allowed_networks.iter().any(|net| net.contains(&ip))
+    }
 }
 
 /// Why a target was refused.
@@ -35,7 +53,7 @@ pub enum TargetError {
     /// The text is not an absolute URL.
     #[error("not a valid URL: {reason}")]
     InvalidUrl { reason: String },
-    /// Anything but `https` (or `http` to loopback, when the policy allows loopback).
+    /// Anything but `https`, or `http` the policy does not allow (see [`check_url`]).
     #[error("only https:// URLs are accepted (got {scheme}://)")]
     SchemeNotAllowed { scheme: String },
     /// The URL has no host to contact.
@@ -152,11 +170,46 @@ fn v6_forbidden(ip: Ipv6Addr, allow_loopback: bool) -> bool {
 }
 
 /// Whether an address must never be contacted under this policy.
+///
+/// An address inside [`TargetPolicy::allowed_networks`] is always allowed. The allow-list is
+/// matched against the address exactly as given, never against an IPv4 address embedded in an
+/// IPv6 one (IPv4-mapped, IPv4-compatible, NAT64, 6to4): those forms are judged by the usual rules,
+/// so allowing `127.0.0.1/32` does not allow `::ffff:127.0.0.1`. Allowing an embedding form takes
+/// listing the IPv6 address or network itself. This keeps the allow-list exactly as wide as
+/// written: an entry for one internal IPv4 host must not open a second spelling of it, or of a
+/// neighbour reached through a translator the operator never thought about.
 pub fn is_forbidden(ip: IpAddr, policy: TargetPolicy) -> bool {
+    forbidden_under(ip, &policy)
+}
+
+/// [`is_forbidden`] by reference, for the hot paths that check many addresses against one policy.
+fn forbidden_under(ip: IpAddr, policy: &TargetPolicy) -> bool {
+    if policy.allows(ip) {
+        return false;
+    }
     match ip {
         IpAddr::V4(v4) => v4_forbidden(v4, policy.allow_loopback),
         IpAddr::V6(v6) => v6_forbidden(v6, policy.allow_loopback),
     }
+}
+
+/// Parses a comma-separated list of networks such as `127.0.0.2/32, 10.0.0.0/8, 192.168.1.5`.
+///
+/// A bare address means just that host (`/32` or `/128`). Host bits below the prefix are cleared,
+/// so `10.1.2.3/8` reads as `10.0.0.0/8`. Empty entries (a trailing comma, an empty setting) are
+/// ignored. The error names the entry that could not be read.
+pub fn parse_networks(list: &str) -> Result<Vec<IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .map(|net| net.trunc())
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("`{entry}` is not an IP network (like 10.0.0.0/8 or fd00::/8) or an IP address"))
+        })
+        .collect()
 }
 
 /// Exactly the addresses [`TargetPolicy::allow_loopback`] lets through.
@@ -207,9 +260,12 @@ impl TargetHost {
 
 /// Validates a target URL; call it when the URL is stored and again before each send.
 ///
-/// Accepts `https` URLs, and `http` only to a loopback host when the policy allows loopback. The
-/// URL must have a host and no `user:pass@`. An IP-literal host is checked with [`is_forbidden`];
-/// `localhost` and `*.localhost` count as loopback. Names are checked at connection time by
+/// Accepts `https` URLs. Plain `http` is accepted when the policy allows http, when it allows
+/// loopback and the host is loopback, or when the host is an IP literal inside the allowed
+/// networks (an intranet host the operator listed is usually not serving TLS). The URL must have a
+/// host and no `user:pass@`. An IP-literal host is checked with [`is_forbidden`]; `localhost` and
+/// `*.localhost` count as loopback and are governed by `allow_loopback` alone, since which
+/// addresses they name is up to the resolver. Names are checked at connection time by
 /// [`GuardedResolver`].
 pub fn check_url(url: &str, policy: TargetPolicy) -> Result<reqwest::Url, TargetError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| TargetError::InvalidUrl { reason: e.to_string() })?;
@@ -224,11 +280,14 @@ pub fn check_url(url: &str, policy: TargetPolicy) -> Result<reqwest::Url, Target
         return Err(TargetError::Credentials { host: host_str.to_owned() });
     }
     let host = TargetHost::classify(host_str);
-    if scheme == "http" && !(policy.allow_loopback && host.is_loopback()) {
+    let http_allowed = policy.allow_http
+        || (policy.allow_loopback && host.is_loopback())
+        || matches!(host, TargetHost::Ip(addr) if policy.allows(addr));
+    if scheme == "http" && !http_allowed {
         return Err(TargetError::SchemeNotAllowed { scheme: scheme.to_owned() });
     }
     match host {
-        TargetHost::Ip(addr) if is_forbidden(addr, policy) => Err(TargetError::ForbiddenAddress { addr }),
+        TargetHost::Ip(addr) if forbidden_under(addr, &policy) => Err(TargetError::ForbiddenAddress { addr }),
         TargetHost::LoopbackName if !policy.allow_loopback => {
             Err(TargetError::ForbiddenHost { host: host_str.to_owned() })
         }
@@ -240,7 +299,7 @@ pub fn check_url(url: &str, policy: TargetPolicy) -> Result<reqwest::Url, Target
 ///
 /// Filtering here, rather than resolving once up front, means the check applies to the very
 /// addresses the connection uses, which is what defeats DNS rebinding.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GuardedResolver {
     policy: TargetPolicy,
 }
@@ -254,22 +313,22 @@ impl GuardedResolver {
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy;
+        let policy = self.policy.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let allowed = resolve_allowed(&host, policy).await?;
+            let allowed = resolve_allowed(&host, &policy).await?;
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
 }
 
-async fn resolve_allowed(host: &str, policy: TargetPolicy) -> Result<Vec<SocketAddr>, TargetError> {
+async fn resolve_allowed(host: &str, policy: &TargetPolicy) -> Result<Vec<SocketAddr>, TargetError> {
     // Port 0: reqwest substitutes the URL's port.
     let resolved = tokio::net::lookup_host((host, 0))
         .await
         .map_err(|e| TargetError::ResolveFailed { host: host.to_owned(), reason: e.to_string() })?;
     let (allowed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) =
-        resolved.partition(|addr| !is_forbidden(addr.ip(), policy));
+        resolved.partition(|addr| !forbidden_under(addr.ip(), policy));
     let refused: Vec<IpAddr> = refused.iter().map(SocketAddr::ip).collect();
     if allowed.is_empty() {
         return Err(TargetError::NoAllowedAddress { host: host.to_owned(), refused });
@@ -286,6 +345,16 @@ async fn resolve_allowed(host: &str, policy: TargetPolicy) -> Result<Vec<SocketA
 /// It does not check IP-literal hosts (reqwest never resolves those): pass every URL through
 /// [`check_url`] before sending.
 pub fn client(policy: TargetPolicy, timeout: Duration) -> reqwest::Client {
+    client_with_agent(policy, timeout, concat!("frontdesk-webhooks/", env!("CARGO_PKG_VERSION")))
+}
+
+/// [`client`] with another `User-Agent`, so each feature identifies itself to the sites it
+/// contacts (site owners filter and rate-limit by agent).
+///
+/// # Panics
+///
+/// If `user_agent` is not a valid header value; callers pass fixed, ASCII agent strings.
+pub fn client_with_agent(policy: TargetPolicy, timeout: Duration, user_agent: &str) -> reqwest::Client {
     reqwest::Client::builder()
         // A redirect is a new target chosen by the remote side, which check_url never saw.
         .redirect(reqwest::redirect::Policy::none())
@@ -294,11 +363,11 @@ pub fn client(policy: TargetPolicy, timeout: Duration) -> reqwest::Client {
         // resolver only ever sees the proxy's name, so the guard would silently stop applying.
         .no_proxy()
         .timeout(timeout)
-        .user_agent(concat!("frontdesk-webhooks/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent)
         .build()
         // Only a TLS backend that fails to initialise makes this fail; rustls with bundled roots
         // does not, so failing here is a build problem, not a runtime condition.
-        .expect("building the webhook HTTP client")
+        .expect("building the guarded HTTP client")
 }
 
 #[cfg(test)]
@@ -307,8 +376,18 @@ mod tests {
     use std::str::FromStr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    const STRICT: TargetPolicy = TargetPolicy { allow_loopback: false };
-    const LOOPBACK: TargetPolicy = TargetPolicy { allow_loopback: true };
+    fn strict() -> TargetPolicy {
+        TargetPolicy::default()
+    }
+
+    fn loopback() -> TargetPolicy {
+        TargetPolicy { allow_loopback: true, ..TargetPolicy::default() }
+    }
+
+    /// A policy allowing exactly `networks` (comma-separated), nothing else.
+    fn allowing(networks: &str) -> TargetPolicy {
+        TargetPolicy { allowed_networks: parse_networks(networks).unwrap().into(), ..TargetPolicy::default() }
+    }
 
     #[test]
     fn addresses_are_judged_by_category() {
@@ -385,27 +464,27 @@ mod tests {
             ("2002:7f00:1::", true, true),
             ("2002:c0a8:101:808::", true, true),
         ];
-        for &(text, strict, loopback) in table {
+        for &(text, forbidden_strict, forbidden_loopback) in table {
             let ip = IpAddr::from_str(text).unwrap();
-            assert_eq!(is_forbidden(ip, STRICT), strict, "{text} without allow_loopback");
-            assert_eq!(is_forbidden(ip, LOOPBACK), loopback, "{text} with allow_loopback");
+            assert_eq!(is_forbidden(ip, strict()), forbidden_strict, "{text} without allow_loopback");
+            assert_eq!(is_forbidden(ip, loopback()), forbidden_loopback, "{text} with allow_loopback");
         }
     }
 
     #[test]
     fn public_https_urls_are_accepted() {
         for url in ["https://example.com/hook", "https://8.8.8.8/x", "https://[2606:4700:4700::1111]:8443/x?a=b"] {
-            let parsed = check_url(url, STRICT).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let parsed = check_url(url, strict()).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(parsed.as_str(), url);
         }
     }
 
     #[test]
     fn plain_http_is_refused_except_to_loopback_when_allowed() {
-        let err = check_url("http://example.com/", STRICT).unwrap_err();
+        let err = check_url("http://example.com/", strict()).unwrap_err();
         assert_eq!(err, TargetError::SchemeNotAllowed { scheme: "http".into() });
         assert!(err.to_string().contains("only https:// URLs are accepted"), "{err}");
-        assert!(check_url("http://example.com/", LOOPBACK).is_err());
+        assert!(check_url("http://example.com/", loopback()).is_err());
 
         for url in [
             "http://127.0.0.1:8080/x",
@@ -414,67 +493,181 @@ mod tests {
             "http://[::ffff:127.0.0.1]:9/",
             "http://api.localhost./",
         ] {
-            assert!(check_url(url, STRICT).is_err(), "{url} without allow_loopback");
-            let parsed = check_url(url, LOOPBACK).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(check_url(url, strict()).is_err(), "{url} without allow_loopback");
+            let parsed = check_url(url, loopback()).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(parsed.scheme(), "http");
         }
         // Loopback https is refused for the loopback, not the scheme.
         assert_eq!(
-            check_url("https://localhost/", STRICT),
+            check_url("https://localhost/", strict()),
             Err(TargetError::ForbiddenHost { host: "localhost".into() })
         );
-        assert!(check_url("https://localhost/", LOOPBACK).is_ok());
+        assert!(check_url("https://localhost/", loopback()).is_ok());
     }
 
     #[test]
     fn allow_loopback_does_not_open_private_ranges() {
-        assert!(check_url("http://10.0.0.1/", LOOPBACK).is_err());
+        assert!(check_url("http://10.0.0.1/", loopback()).is_err());
         assert_eq!(
-            check_url("https://10.0.0.1/", LOOPBACK),
+            check_url("https://10.0.0.1/", loopback()),
             Err(TargetError::ForbiddenAddress { addr: "10.0.0.1".parse().unwrap() })
         );
-        assert!(check_url("http://192.168.0.1:8080/", LOOPBACK).is_err());
+        assert!(check_url("http://192.168.0.1:8080/", loopback()).is_err());
     }
 
     #[test]
     fn forbidden_ip_literals_are_refused_in_any_spelling() {
         let metadata: IpAddr = "169.254.169.254".parse().unwrap();
-        let err = check_url("https://169.254.169.254/latest", STRICT).unwrap_err();
+        let err = check_url("https://169.254.169.254/latest", strict()).unwrap_err();
         assert_eq!(err, TargetError::ForbiddenAddress { addr: metadata });
         assert!(err.to_string().contains("169.254.169.254"), "{err}");
 
         // The URL parser normalises the short, hex and integer spellings of IPv4 addresses.
         for url in ["https://0xa9fea9fe/", "https://2852039166/", "https://169.254.43518/"] {
-            assert_eq!(check_url(url, LOOPBACK), Err(TargetError::ForbiddenAddress { addr: metadata }), "{url}");
+            assert_eq!(check_url(url, loopback()), Err(TargetError::ForbiddenAddress { addr: metadata }), "{url}");
         }
-        assert!(check_url("https://0x7f.1/", STRICT).is_err());
+        assert!(check_url("https://0x7f.1/", strict()).is_err());
 
-        let err = check_url("https://[::ffff:169.254.169.254]/", LOOPBACK).unwrap_err();
+        let err = check_url("https://[::ffff:169.254.169.254]/", loopback()).unwrap_err();
         assert!(matches!(err, TargetError::ForbiddenAddress { addr: IpAddr::V6(_) }), "{err:?}");
-        assert!(check_url("https://[fd00::1]/", LOOPBACK).is_err());
-        assert!(check_url("https://[64:ff9b::a00:1]/", STRICT).is_err());
+        assert!(check_url("https://[fd00::1]/", loopback()).is_err());
+        assert!(check_url("https://[64:ff9b::a00:1]/", strict()).is_err());
     }
 
     #[test]
     fn credentials_are_refused() {
-        let err = check_url("https://user:pw@example.com/", STRICT).unwrap_err();
+        let err = check_url("https://user:pw@example.com/", strict()).unwrap_err();
         assert_eq!(err, TargetError::Credentials { host: "example.com".into() });
         assert!(err.to_string().contains("example.com"), "{err}");
-        assert!(check_url("https://user@example.com/", STRICT).is_err());
-        assert!(check_url("https://:pw@example.com/", STRICT).is_err());
+        assert!(check_url("https://user@example.com/", strict()).is_err());
+        assert!(check_url("https://:pw@example.com/", strict()).is_err());
     }
 
     #[test]
     fn other_schemes_and_non_urls_are_refused() {
         assert_eq!(
-            check_url("ftp://example.com/file", LOOPBACK),
+            check_url("ftp://example.com/file", loopback()),
             Err(TargetError::SchemeNotAllowed { scheme: "ftp".into() })
         );
-        assert!(check_url("file:///etc/passwd", LOOPBACK).is_err());
-        assert!(check_url("gopher://localhost:6379/", LOOPBACK).is_err());
-        assert!(matches!(check_url("not a url", LOOPBACK), Err(TargetError::InvalidUrl { .. })));
-        assert!(matches!(check_url("", LOOPBACK), Err(TargetError::InvalidUrl { .. })));
-        assert!(check_url("https://", LOOPBACK).is_err());
+        assert!(check_url("file:///etc/passwd", loopback()).is_err());
+        assert!(check_url("gopher://localhost:6379/", loopback()).is_err());
+        assert!(matches!(check_url("not a url", loopback()), Err(TargetError::InvalidUrl { .. })));
+        assert!(matches!(check_url("", loopback()), Err(TargetError::InvalidUrl { .. })));
+        assert!(check_url("https://", loopback()).is_err());
+    }
+
+    #[test]
+    fn networks_are_parsed_from_a_setting() {
+        let nets = parse_networks(" 127.0.0.2/32, 10.1.2.3/8,192.168.1.5 ,fd00::/8, ::1,").unwrap();
+        let shown: Vec<String> = nets.iter().map(IpNet::to_string).collect();
+        assert_eq!(shown, ["127.0.0.2/32", "10.0.0.0/8", "192.168.1.5/32", "fd00::/8", "::1/128"]);
+        assert_eq!(parse_networks(""), Ok(vec![]));
+        assert_eq!(parse_networks(" , "), Ok(vec![]));
+
+        for bad in ["10.0.0.0/33", "intranet", "10.0.0.0/8; 10.1.0.0/16", "300.1.1.1", "fd00::/129"] {
+            let err = parse_networks(&format!("127.0.0.1, {bad}")).unwrap_err();
+            assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn allowed_networks_open_exactly_the_listed_addresses() {
+        let policy = allowing("127.0.0.2/32, 10.0.0.0/8, fd00:1::/32");
+        // (address, forbidden)
+        let table: &[(&str, bool)] = &[
+            ("127.0.0.2", false),
+            ("10.0.0.1", false),
+            ("10.255.255.255", false),
+            ("fd00:1::5", false),
+            // Public addresses stay allowed.
+            ("8.8.8.8", false),
+            ("::ffff:8.8.8.8", false),
+            ("11.0.0.0", false),
+            // Neighbours of the listed networks stay forbidden.
+            ("127.0.0.1", true),
+            ("127.0.0.3", true),
+            ("::1", true),
+            ("192.168.1.1", true),
+            ("169.254.169.254", true),
+            ("fd00:2::1", true),
+            // IPv6 spellings of an allowed IPv4 address are judged on their own.
+            ("::ffff:127.0.0.2", true),
+            ("::ffff:10.0.0.1", true),
+            ("::10.0.0.1", true),
+            ("64:ff9b::a00:1", true),
+            ("2002:a00:1::", true),
+        ];
+        for &(text, forbidden) in table {
+            let ip = IpAddr::from_str(text).unwrap();
+            assert_eq!(is_forbidden(ip, policy.clone()), forbidden, "{text}");
+        }
+
+        // Listing the IPv6 form itself is how an operator allows it.
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert!(!is_forbidden(mapped, allowing("::ffff:127.0.0.1/128")));
+        assert!(is_forbidden("127.0.0.1".parse().unwrap(), allowing("::ffff:127.0.0.1/128")));
+    }
+
+    #[test]
+    fn allowed_ip_literals_may_use_plain_http() {
+        let policy = allowing("127.0.0.2/32, 10.0.0.0/8");
+        for url in ["http://127.0.0.2:8080/x", "http://10.1.2.3/", "https://10.1.2.3/", "https://127.0.0.2/"] {
+            assert!(check_url(url, policy.clone()).is_ok(), "{url}");
+        }
+        // Only IP literals: a name's addresses are unknown until connection time.
+        assert_eq!(
+            check_url("http://intranet.example/", policy.clone()),
+            Err(TargetError::SchemeNotAllowed { scheme: "http".into() })
+        );
+        assert!(check_url("https://intranet.example/", policy.clone()).is_ok());
+        assert_eq!(
+            check_url("https://127.0.0.1/", policy.clone()),
+            Err(TargetError::ForbiddenAddress { addr: "127.0.0.1".parse().unwrap() })
+        );
+        for url in ["http://127.0.0.1/", "http://[::ffff:127.0.0.2]/", "http://localhost/", "http://192.168.0.1/"] {
+            assert!(check_url(url, policy.clone()).is_err(), "{url}");
+        }
+        // The loopback host names stay governed by allow_loopback alone.
+        assert_eq!(
+            check_url("https://localhost/", allowing("127.0.0.0/8, ::1")),
+            Err(TargetError::ForbiddenHost { host: "localhost".into() })
+        );
+    }
+
+    #[test]
+    fn allow_http_opens_the_scheme_not_the_addresses() {
+        let policy = TargetPolicy { allow_http: true, ..allowing("127.0.0.1/32") };
+        assert!(check_url("http://example.com/page", policy.clone()).is_ok());
+        assert!(check_url("http://8.8.8.8/", policy.clone()).is_ok());
+        assert!(check_url("http://127.0.0.1:9/", policy.clone()).is_ok());
+        for (url, addr) in [
+            ("http://169.254.169.254/latest", "169.254.169.254"),
+            ("http://10.0.0.1/", "10.0.0.1"),
+            ("http://[::ffff:127.0.0.1]:9/", "::ffff:127.0.0.1"),
+        ] {
+            assert_eq!(
+                check_url(url, policy.clone()),
+                Err(TargetError::ForbiddenAddress { addr: addr.parse().unwrap() }),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            check_url("http://localhost/", policy.clone()),
+            Err(TargetError::ForbiddenHost { host: "localhost".into() })
+        );
+        assert!(check_url("ftp://example.com/", policy).is_err());
+    }
+
+    #[tokio::test]
+    async fn resolver_applies_the_allow_list_to_resolved_addresses() {
+        let addrs: Vec<SocketAddr> =
+            match GuardedResolver::new(allowing("127.0.0.1/32")).resolve(name("localhost")).await {
+                Ok(addrs) => addrs.collect(),
+                Err(err) => panic!("{err}"),
+            };
+        assert!(!addrs.is_empty());
+        let expected: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(addrs.iter().all(|addr| addr.ip() == expected), "{addrs:?}");
     }
 
     fn name(host: &str) -> Name {
@@ -483,7 +676,7 @@ mod tests {
 
     #[tokio::test]
     async fn resolver_refuses_loopback_names_without_allow_loopback() {
-        let err = match GuardedResolver::new(STRICT).resolve(name("localhost")).await {
+        let err = match GuardedResolver::new(strict()).resolve(name("localhost")).await {
             Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
             Err(err) => err,
         };
@@ -500,7 +693,7 @@ mod tests {
 
     #[tokio::test]
     async fn resolver_returns_only_loopback_with_allow_loopback() {
-        let addrs: Vec<SocketAddr> = match GuardedResolver::new(LOOPBACK).resolve(name("localhost")).await {
+        let addrs: Vec<SocketAddr> = match GuardedResolver::new(loopback()).resolve(name("localhost")).await {
             Ok(addrs) => addrs.collect(),
             Err(err) => panic!("{err}"),
         };
@@ -534,14 +727,28 @@ mod tests {
         let (port, server) = redirecting_server().await;
         let url = format!("http://localhost:{port}/hook");
 
-        let err = client(STRICT, Duration::from_secs(5)).get(&url).send().await.unwrap_err();
+        let err = client(strict(), Duration::from_secs(5)).get(&url).send().await.unwrap_err();
         assert!(err.is_connect(), "{err:?}");
 
-        let response = client(LOOPBACK, Duration::from_secs(5)).get(&url).send().await.unwrap();
+        let response = client(loopback(), Duration::from_secs(5)).get(&url).send().await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::FOUND);
         assert_eq!(response.url().as_str(), url);
         let head = server.await.unwrap().to_ascii_lowercase();
         let agent = format!("user-agent: frontdesk-webhooks/{}\r\n", env!("CARGO_PKG_VERSION"));
         assert!(head.contains(&agent), "{head}");
+    }
+
+    #[tokio::test]
+    async fn client_with_agent_identifies_as_asked() {
+        let (port, server) = redirecting_server().await;
+        let url = format!("http://127.0.0.1:{port}/page");
+        let response = client_with_agent(allowing("127.0.0.1/32"), Duration::from_secs(5), "frontdesk-test/9")
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::FOUND);
+        let head = server.await.unwrap().to_ascii_lowercase();
+        assert!(head.contains("user-agent: frontdesk-test/9\r\n"), "{head}");
     }
 }

@@ -95,7 +95,7 @@ impl Application {
             ports,
             SessionConfig { idle_timeout: settings.session_idle, context_window: CONTEXT_WINDOW, ..Default::default() },
         );
-        let policy = TargetPolicy { allow_loopback: settings.webhook_allow_loopback };
+        let policy = TargetPolicy { allow_loopback: settings.webhook_allow_loopback, ..Default::default() };
         WebhookDispatcher::new(
             db.clone(),
             secrets.clone(),
@@ -110,7 +110,7 @@ impl Application {
                 poll: settings.webhook_poll,
                 batch: 200,
                 disable_after: settings.webhook_disable_after,
-                policy,
+                policy: policy.clone(),
             },
         )
         .start();

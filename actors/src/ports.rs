@@ -58,6 +58,9 @@ pub struct StoredMessage {
     pub reply_to: Option<i64>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// What a bot's reply was based on (its citations), when the brain said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// A message the session has given a `seq` and wants persisted.
@@ -72,6 +75,7 @@ pub struct NewMessage {
     pub client_msg_id: Option<String>,
     pub reply_to: Option<i64>,
     pub created_at: i64,
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// What persisting a message did.
@@ -140,6 +144,9 @@ pub struct BrainRequest {
     /// The conversation so far, oldest first, ending with the visitor's message.
     pub history: Vec<StoredMessage>,
     pub variables: serde_json::Value,
+    /// Context given with this message alone (ChatSupport AI's `context`: company rules,
+    /// policies, tone, scraped text), to be honoured for this answer only.
+    pub context: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -152,6 +159,8 @@ pub struct BrainError(pub String);
 pub enum BrainOutput {
     Text(String),
     Variables(serde_json::Value),
+    /// What the reply is based on (e.g. `{"citations": [...]}`), stored with the reply.
+    Metadata(serde_json::Value),
 }
 
 impl From<String> for BrainOutput {

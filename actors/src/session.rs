@@ -64,6 +64,8 @@ pub struct VisitorMessage {
     pub client_msg_id: String,
     pub text: String,
     pub media: Option<serde_json::Value>,
+    /// Context for answering this one message only (ChatSupport AI's per-request `context`).
+    pub context: Option<serde_json::Value>,
 }
 
 /// The acknowledgement of a visitor message.
@@ -104,6 +106,14 @@ struct TurnVariables {
     variables: serde_json::Value,
 }
 
+/// What the running turn's reply is based on (its citations).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TurnMetadata {
+    turn: u64,
+    metadata: serde_json::Value,
+}
+
 /// The running turn's stream ended; `failed` when the brain erred or panicked.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -134,6 +144,13 @@ struct Turn {
     id: u64,
     question: StoredMessage,
     text: String,
+    metadata: Option<serde_json::Value>,
+}
+
+/// A visitor message waiting for its answer, with the context given for it alone.
+struct QueuedTurn {
+    question: StoredMessage,
+    context: Option<serde_json::Value>,
 }
 
 pub struct ConversationSession {
@@ -147,7 +164,7 @@ pub struct ConversationSession {
     last_activity: Instant,
     next_turn_id: u64,
     turn: Option<Turn>,
-    queued_turns: VecDeque<StoredMessage>,
+    queued_turns: VecDeque<QueuedTurn>,
     /// Callers waiting for the reply to a visitor message, by that message's id.
     reply_waiters: HashMap<i64, Vec<oneshot::Sender<StoredMessage>>>,
 }
@@ -208,7 +225,7 @@ impl ConversationSession {
         if self.turn.is_some() {
             return;
         }
-        let Some(question) = self.queued_turns.pop_front() else { return };
+        let Some(QueuedTurn { question, context: request_context }) = self.queued_turns.pop_front() else { return };
         let Ok(context) = self.ready() else { return };
         let request = BrainRequest {
             workspace_id: context.workspace_id,
@@ -224,10 +241,11 @@ impl ConversationSession {
                 .chain(std::iter::once(question.clone()))
                 .collect(),
             variables: context.variables.clone(),
+            context: request_context,
         };
         let turn = self.next_turn_id;
         self.next_turn_id += 1;
-        self.turn = Some(Turn { id: turn, question, text: String::new() });
+        self.turn = Some(Turn { id: turn, question, text: String::new(), metadata: None });
 
         let me = ctx.address();
         let mut chunks = self.ports.brain.reply(request);
@@ -239,6 +257,7 @@ impl ConversationSession {
                     Ok(BrainOutput::Text(text)) if text.is_empty() => {}
                     Ok(BrainOutput::Text(text)) => me.do_send(TurnChunk { turn, text }),
                     Ok(BrainOutput::Variables(variables)) => me.do_send(TurnVariables { turn, variables }),
+                    Ok(BrainOutput::Metadata(metadata)) => me.do_send(TurnMetadata { turn, metadata }),
                     Err(err) => {
                         tracing::warn!(error = %err, "brain failed mid-reply");
                         failed = true;
@@ -324,6 +343,7 @@ impl Handler<VisitorMessage> for ConversationSession {
         self.last_activity = Instant::now();
         let now = self.ports.clock.now_ms();
         let id = self.id.clone();
+        let request_context = msg.context;
         let new = match self.open() {
             Ok(context) => NewMessage {
                 workspace_id: context.workspace_id,
@@ -335,6 +355,7 @@ impl Handler<VisitorMessage> for ConversationSession {
                 client_msg_id: Some(msg.client_msg_id),
                 reply_to: None,
                 created_at: now,
+                metadata: None,
             },
             Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
         };
@@ -357,7 +378,7 @@ impl Handler<VisitorMessage> for ConversationSession {
                     act.remember(message.clone());
                     act.ports.bus.publish(&act.id, ConversationEvent::Message { message: message.clone() });
                     let reply = act.wait_for_reply(message.id);
-                    act.queued_turns.push_back(message.clone());
+                    act.queued_turns.push_back(QueuedTurn { question: message.clone(), context: request_context });
                     act.start_next_turn(ctx);
                     Ok(Posted { message, duplicate: false, reply })
                 }
@@ -412,6 +433,16 @@ impl Handler<TurnVariables> for ConversationSession {
     }
 }
 
+impl Handler<TurnMetadata> for ConversationSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: TurnMetadata, _ctx: &mut Self::Context) {
+        if let Some(turn) = self.turn.as_mut().filter(|turn| turn.id == msg.turn) {
+            turn.metadata = Some(msg.metadata);
+        }
+    }
+}
+
 impl Handler<TurnFinished> for ConversationSession {
     type Result = ();
 
@@ -440,6 +471,7 @@ impl Handler<TurnFinished> for ConversationSession {
             client_msg_id: None,
             reply_to: Some(turn.question.id),
             created_at: self.ports.clock.now_ms(),
+            metadata: turn.metadata,
         };
         let store = self.ports.store.clone();
         let question_id = turn.question.id;

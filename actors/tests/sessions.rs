@@ -67,6 +67,7 @@ impl ConversationStore for MemStore {
             client_msg_id: message.client_msg_id,
             reply_to: message.reply_to,
             created_at: message.created_at,
+            metadata: message.metadata,
         };
         list.push(stored.clone());
         Ok(Appended::Inserted(stored))
@@ -123,7 +124,7 @@ fn registry(idle: Duration) -> (SessionRegistry, Arc<MemStore>, Arc<MemBus>) {
 }
 
 fn say(id: &str, text: &str) -> VisitorMessage {
-    VisitorMessage { client_msg_id: id.into(), text: text.into(), media: None }
+    VisitorMessage { client_msg_id: id.into(), text: text.into(), media: None, context: None }
 }
 
 #[actix_rt::test]

@@ -77,7 +77,7 @@ pub async fn chat(
         verdict.write_headers(response.headers_mut());
         return Ok(response);
     }
-    let visitor = chat.validate(VisitorInput { client_msg_id: None, text: message, media: None })?;
+    let visitor = chat.validate(VisitorInput { text: message, ..VisitorInput::default() })?;
 
     let bot = chat.workspace_bot(workspace_id, None).await?;
     let external_id = format!("{SESSION_PREFIX}{session_id}");

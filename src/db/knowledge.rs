@@ -39,6 +39,11 @@ pub struct SourceRow {
     pub attempts: i32,
     pub chunk_count: i32,
     pub learned_at: Option<i64>,
+    pub crawl_max_pages: i32,
+    pub crawl_max_depth: i32,
+    pub use_sitemap: bool,
+    pub pages_learned: i32,
+    pub relearn_count: i32,
 }
 
 /// What a new source holds; which fields matter depends on `kind`.
@@ -52,6 +57,10 @@ pub struct NewSource {
     pub question: Option<String>,
     pub answer: Option<String>,
     pub upload_id: Option<String>,
+    /// URL sources: pages in all (1 = just the URL) and link depth followed from it.
+    pub crawl_max_pages: i32,
+    pub crawl_max_depth: i32,
+    pub use_sitemap: bool,
 }
 
 pub fn create(conn: &mut DbConn, workspace_id: i64, new: &NewSource, now: i64) -> Result<SourceRow, DbError> {
@@ -66,6 +75,9 @@ pub fn create(conn: &mut DbConn, workspace_id: i64, new: &NewSource, now: i64) -
             knowledge_sources::question.eq(&new.question),
             knowledge_sources::answer.eq(&new.answer),
             knowledge_sources::upload_id.eq(&new.upload_id),
+            knowledge_sources::crawl_max_pages.eq(new.crawl_max_pages.max(1)),
+            knowledge_sources::crawl_max_depth.eq(new.crawl_max_depth.max(0)),
+            knowledge_sources::use_sitemap.eq(new.use_sitemap),
             knowledge_sources::status.eq("waiting"),
             knowledge_sources::created_at.eq(now),
             knowledge_sources::updated_at.eq(now),
@@ -115,6 +127,7 @@ pub fn relearn(conn: &mut DbConn, workspace_id: i64, id: i64, now: i64) -> Resul
             knowledge_sources::claimed_by.eq(None::<String>),
             knowledge_sources::claimed_until.eq(None::<i64>),
             knowledge_sources::attempts.eq(0),
+            knowledge_sources::relearn_count.eq(knowledge_sources::relearn_count + 1),
             knowledge_sources::updated_at.eq(now),
         ))
         .returning(SourceRow::as_returning())
@@ -168,6 +181,20 @@ pub fn claim_next(
     })
 }
 
+/// Extends a claim that is still current by `lease_ms` from `now`; the new claim replaces the
+/// old one. `None` when the claim was lost (taken over after a lapse, or the source deleted).
+pub fn renew(conn: &mut DbConn, claim: &Claim, now: i64, lease_ms: i64) -> Result<Option<Claim>, DbError> {
+    let mine = knowledge_sources::table
+        .filter(knowledge_sources::id.eq(claim.source_id))
+        .filter(knowledge_sources::status.eq("learning"))
+        .filter(knowledge_sources::claimed_by.eq(&claim.node))
+        .filter(knowledge_sources::claimed_until.eq(claim.until));
+    let until = now + lease_ms;
+    let renewed =
+        on_backend!(conn, c => diesel::update(mine).set(knowledge_sources::claimed_until.eq(until)).execute(c))?;
+    Ok((renewed == 1).then(|| Claim { until, ..claim.clone() }))
+}
+
 /// A chunk as learned, before it is stored.
 #[derive(Debug, Clone)]
 pub struct NewChunk {
@@ -178,7 +205,13 @@ pub struct NewChunk {
 
 /// Hands in what a claim learned: the source's chunks are replaced in one transaction and it
 /// becomes `learned`. `false` (and nothing changed) when the claim is no longer current.
-pub fn complete(conn: &mut DbConn, claim: &Claim, chunks: &[NewChunk], now: i64) -> Result<bool, DbError> {
+pub fn complete(
+    conn: &mut DbConn,
+    claim: &Claim,
+    chunks: &[NewChunk],
+    pages: usize,
+    now: i64,
+) -> Result<bool, DbError> {
     write_tx(conn, |conn| {
         let mine = knowledge_sources::table
             .filter(knowledge_sources::id.eq(claim.source_id))
@@ -192,6 +225,7 @@ pub fn complete(conn: &mut DbConn, claim: &Claim, chunks: &[NewChunk], now: i64)
                 knowledge_sources::claimed_by.eq(None::<String>),
                 knowledge_sources::claimed_until.eq(None::<i64>),
                 knowledge_sources::chunk_count.eq(chunks.len() as i32),
+                knowledge_sources::pages_learned.eq(pages as i32),
                 knowledge_sources::learned_at.eq(now),
                 knowledge_sources::updated_at.eq(now),
             ))

@@ -20,6 +20,7 @@ pub struct MessageRow {
     pub client_msg_id: Option<String>,
     pub reply_to: Option<i64>,
     pub created_at: i64,
+    pub metadata: Option<String>,
 }
 
 impl From<MessageRow> for StoredMessage {
@@ -34,6 +35,7 @@ impl From<MessageRow> for StoredMessage {
             client_msg_id: row.client_msg_id,
             reply_to: row.reply_to,
             created_at: row.created_at,
+            metadata: row.metadata.and_then(|m| serde_json::from_str(&m).ok()),
         }
     }
 }
@@ -53,6 +55,7 @@ fn row_of(
     diesel::dsl::Eq<messages::client_msg_id, Option<&str>>,
     diesel::dsl::Eq<messages::reply_to, Option<i64>>,
     diesel::dsl::Eq<messages::created_at, i64>,
+    diesel::dsl::Eq<messages::metadata, Option<String>>,
 ) {
     (
         messages::workspace_id.eq(message.workspace_id),
@@ -64,6 +67,7 @@ fn row_of(
         messages::client_msg_id.eq(message.client_msg_id.as_deref()),
         messages::reply_to.eq(message.reply_to),
         messages::created_at.eq(message.created_at),
+        messages::metadata.eq(message.metadata.as_ref().map(|m| m.to_string())),
     )
 }
 
@@ -78,6 +82,7 @@ fn stored(id: i64, message: &NewMessage) -> StoredMessage {
         client_msg_id: message.client_msg_id.clone(),
         reply_to: message.reply_to,
         created_at: message.created_at,
+        metadata: message.metadata.clone(),
     }
 }
 

@@ -19,6 +19,8 @@ pub mod patients;
 pub mod schedule;
 pub mod schema;
 pub mod store;
+pub mod unanswered;
+pub mod uploads;
 pub mod webhooks;
 pub mod workspaces;
 pub mod writer;

@@ -105,6 +105,7 @@ diesel::table! {
         reply_to -> Nullable<BigInt>,
         status -> Text,
         created_at -> BigInt,
+        metadata -> Nullable<Text>,
     }
 }
 
@@ -129,6 +130,25 @@ diesel::table! {
         attempts -> Integer,
         chunk_count -> Integer,
         learned_at -> Nullable<BigInt>,
+        crawl_max_pages -> Integer,
+        crawl_max_depth -> Integer,
+        use_sitemap -> Bool,
+        pages_learned -> Integer,
+        relearn_count -> Integer,
+    }
+}
+
+diesel::table! {
+    unanswered_questions (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        bot_id -> BigInt,
+        question -> Text,
+        normalized -> Text,
+        times_asked -> Integer,
+        conversation_id -> Nullable<Text>,
+        first_asked_at -> BigInt,
+        last_asked_at -> BigInt,
     }
 }
 
@@ -393,6 +413,8 @@ diesel::joinable!(knowledge_sources -> workspaces (workspace_id));
 diesel::joinable!(knowledge_sources -> bots (bot_id));
 diesel::joinable!(knowledge_chunks -> workspaces (workspace_id));
 diesel::joinable!(knowledge_chunks -> knowledge_sources (source_id));
+diesel::joinable!(unanswered_questions -> workspaces (workspace_id));
+diesel::joinable!(unanswered_questions -> bots (bot_id));
 diesel::joinable!(doctors -> workspaces (workspace_id));
 diesel::joinable!(services -> workspaces (workspace_id));
 diesel::joinable!(working_hours -> workspaces (workspace_id));
@@ -438,6 +460,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     knowledge_sources,
     knowledge_chunks,
+    unanswered_questions,
     doctors,
     services,
     working_hours,

@@ -106,7 +106,7 @@ pub async fn send(
         Some(id) => Some(id),
         None => idempotency::key_of(&req)?,
     };
-    let message = chat.validate(VisitorInput { client_msg_id, text: body.text, media: body.media })?;
+    let message = chat.validate(VisitorInput { client_msg_id, text: body.text, media: body.media, context: None })?;
     let row = chat.conversation(caller.workspace_id, &path).await?;
     let posted = chat.post(&row.id, message).await?;
     let reply = if options.0.wait {

@@ -106,7 +106,7 @@ async fn create_endpoint(
     workspace_id: i64,
     body: CreateEndpoint,
 ) -> Result<EndpointView, ApiError> {
-    check_target(&body.url, admin.policy)?;
+    check_target(&body.url, admin.policy.clone())?;
     check_events(&body.events)?;
     check_description(&body.description)?;
     let secret = signing::new_secret();
@@ -179,7 +179,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     if let Some(url) = &body.url {
-        check_target(url, admin.policy)?;
+        check_target(url, admin.policy.clone())?;
     }
     if let Some(events) = &body.events {
         check_events(events)?;

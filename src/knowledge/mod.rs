@@ -6,4 +6,7 @@
 
 pub mod cache;
 pub mod chunk;
+pub mod extract;
+pub mod fetch;
+pub mod files;
 pub mod index;

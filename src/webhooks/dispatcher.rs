@@ -68,7 +68,7 @@ pub struct WebhookDispatcher {
 
 impl WebhookDispatcher {
     pub fn new(db: Db, secrets: SecretBox, clock: Arc<dyn Clock>, config: DispatchConfig) -> Self {
-        let client = net_guard::client(config.policy, config.timeout);
+        let client = net_guard::client(config.policy.clone(), config.timeout);
         Self { db, secrets, client, clock, config: Arc::new(config), running: false, again: false }
     }
 }
@@ -270,7 +270,7 @@ async fn send(
     delivery: &DueDelivery,
     now: i64,
 ) -> Result<Answer, String> {
-    let url = net_guard::check_url(&delivery.url, config.policy).map_err(|e| e.to_string())?;
+    let url = net_guard::check_url(&delivery.url, config.policy.clone()).map_err(|e| e.to_string())?;
     let secret = secrets.open(&delivery.secret).map_err(|e| e.to_string())?;
     let previous = match (&delivery.previous_secret, delivery.previous_secret_expires_at) {
         (Some(sealed), Some(until)) if until > now => Some(secrets.open(sealed).map_err(|e| e.to_string())?),

@@ -307,9 +307,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSocket {
         match frame {
             ws::Message::Text(text) => match ClientFrame::parse(&text) {
                 Ok(ClientFrame::Hello(hello)) => self.hello(ctx, hello.bot_id, hello.conversation_id, hello.last_seq),
-                Ok(ClientFrame::Message(m)) => {
-                    self.message(ctx, VisitorInput { client_msg_id: m.client_msg_id, text: m.text, media: m.media })
-                }
+                Ok(ClientFrame::Message(m)) => self.message(
+                    ctx,
+                    VisitorInput { client_msg_id: m.client_msg_id, text: m.text, media: m.media, context: None },
+                ),
                 Ok(ClientFrame::Typing(typing)) => self.typing(ctx, typing.on),
                 Ok(ClientFrame::Ping) => Self::send(ctx, &ServerFrame::Pong),
                 Err(error) => Self::error(ctx, &error, None),

@@ -53,8 +53,14 @@ async fn each_waiting_source_is_claimed_by_exactly_one_worker(backend: Backend) 
                     knowledge::claim_next(&mut conn, &format!("node-{w}"), 1_000, 60_000).unwrap()
                 {
                     assert_eq!(row.status, "learning");
-                    assert!(knowledge::complete(&mut conn, &claim, &[chunk(row.content.as_deref().unwrap())], 2_000)
-                        .unwrap());
+                    assert!(knowledge::complete(
+                        &mut conn,
+                        &claim,
+                        &[chunk(row.content.as_deref().unwrap())],
+                        1,
+                        2_000
+                    )
+                    .unwrap());
                     claimed.push(row.id);
                 }
                 claimed
@@ -78,9 +84,12 @@ async fn a_lapsed_claim_is_taken_over_and_the_stale_one_cannot_hand_in(backend: 
     // node-a dies; after its lease, node-b takes the source over.
     let (row, fresh) = knowledge::claim_next(&mut conn, "node-b", 7_000, 5_000).unwrap().unwrap();
     assert_eq!((row.id, row.attempts), (id, 2));
-    assert!(!knowledge::complete(&mut conn, &stale, &[chunk("stale")], 8_000).unwrap(), "the stale claim is refused");
+    assert!(
+        !knowledge::complete(&mut conn, &stale, &[chunk("stale")], 1, 8_000).unwrap(),
+        "the stale claim is refused"
+    );
     assert!(!knowledge::fail(&mut conn, &stale, "late", 8_000).unwrap());
-    assert!(knowledge::complete(&mut conn, &fresh, &[chunk("fresh")], 9_000).unwrap());
+    assert!(knowledge::complete(&mut conn, &fresh, &[chunk("fresh")], 1, 9_000).unwrap());
     let chunks = knowledge::chunks(&mut conn, workspace, id).unwrap();
     assert_eq!(chunks.iter().map(|c| c.content.as_str()).collect::<Vec<_>>(), ["fresh"]);
     let row = knowledge::get(&mut conn, workspace, id).unwrap().unwrap();
@@ -93,14 +102,14 @@ async fn relearning_replaces_the_chunks_at_once(backend: Backend) {
     let id = text_source(&mut conn, workspace, "v1");
     let (_, claim) = knowledge::claim_next(&mut conn, "node", 1_000, 60_000).unwrap().unwrap();
     let first: Vec<NewChunk> = (0..1200).map(|i| chunk(&format!("old {i}"))).collect();
-    assert!(knowledge::complete(&mut conn, &claim, &first, 2_000).unwrap());
+    assert!(knowledge::complete(&mut conn, &claim, &first, 1, 2_000).unwrap());
     assert_eq!(knowledge::chunks(&mut conn, workspace, id).unwrap().len(), 1200);
 
     let row = knowledge::relearn(&mut conn, workspace, id, 3_000).unwrap().unwrap();
     assert_eq!(row.status, "waiting");
     assert_eq!(knowledge::chunks(&mut conn, workspace, id).unwrap().len(), 1200, "the old chunks answer meanwhile");
     let (_, claim) = knowledge::claim_next(&mut conn, "node", 4_000, 60_000).unwrap().unwrap();
-    assert!(knowledge::complete(&mut conn, &claim, &[chunk("new 0"), chunk("new 1")], 5_000).unwrap());
+    assert!(knowledge::complete(&mut conn, &claim, &[chunk("new 0"), chunk("new 1")], 1, 5_000).unwrap());
     let now: Vec<String> =
         knowledge::chunks(&mut conn, workspace, id).unwrap().into_iter().map(|c| c.content).collect();
     assert_eq!(now, ["new 0", "new 1"]);
@@ -128,7 +137,7 @@ async fn the_bot_index_follows_its_sources(backend: Backend) {
             NewSource { bot_id: Some(bot_id), kind: "text".into(), content: Some(text.into()), ..NewSource::default() };
         let id = knowledge::create(&mut conn, workspace, &new, 0).unwrap().id;
         let (_, claim) = knowledge::claim_next(&mut conn, "node", 1, 60_000).unwrap().unwrap();
-        assert!(knowledge::complete(&mut conn, &claim, &[chunk(text)], 2).unwrap());
+        assert!(knowledge::complete(&mut conn, &claim, &[chunk(text)], 1, 2).unwrap());
         id
     };
     let parking = learn(bot, "Free parking is available behind the clinic on Harbour Street.");
@@ -152,7 +161,7 @@ async fn the_bot_index_follows_its_sources(backend: Backend) {
         };
         knowledge::create(&mut conn, workspace, &qa, 3).unwrap();
         let (_, claim) = knowledge::claim_next(&mut conn, "node", 4, 60_000).unwrap().unwrap();
-        assert!(knowledge::complete(&mut conn, &claim, &[], 5).unwrap());
+        assert!(knowledge::complete(&mut conn, &claim, &[], 1, 5).unwrap());
         assert!(knowledge::delete(&mut conn, workspace, parking).unwrap());
     }
     let index = cache.index(workspace, bot).await.unwrap();
