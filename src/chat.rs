@@ -132,6 +132,48 @@ impl Chat {
         }
     }
 
+    /// The conversation a seed API's own session id names (`external_id`, prefixed by the API so
+    /// APIs never share one), started on first use and kept across messages.
+    pub async fn session_conversation(
+        &self,
+        bot: &BotRow,
+        external_id: String,
+        channel: &'static str,
+    ) -> Result<ConversationRow, ApiError> {
+        let find = |external_id: String| {
+            let bot_id = bot.id;
+            self.db.run(move |conn| conversations::by_external_id(conn, bot_id, &external_id))
+        };
+        match find(external_id.clone()).await? {
+            Some(row) if row.status == "closed" => {
+                Err(ApiError::conflict("this session's conversation is closed; start a new session"))
+            }
+            Some(row) => Ok(row),
+            None => match self.start(bot, Some(external_id.clone()), channel, serde_json::json!({})).await {
+                Ok(row) => Ok(row),
+                // Two first messages of one session raced: the other created it.
+                Err(_) => find(external_id).await?.ok_or_else(|| ApiError::internal("session vanished")),
+            },
+        }
+    }
+
+    /// Posts a visitor message and waits up to `wait` for the bot's stored reply; returns the
+    /// stored question and the reply.
+    pub async fn ask(
+        &self,
+        conversation_id: &str,
+        message: VisitorMessage,
+        wait: Duration,
+    ) -> Result<(StoredMessage, StoredMessage), ApiError> {
+        let posted = self.post(conversation_id, message).await?;
+        let reply = tokio::time::timeout(wait, posted.reply)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| ApiError::unavailable("the bot did not answer in time; send the message again"))?;
+        Ok((posted.message, reply))
+    }
+
     /// A conversation of the workspace; another workspace's conversation is "not found".
     pub async fn conversation(&self, workspace_id: i64, id: &str) -> Result<ConversationRow, ApiError> {
         let id = id.to_owned();

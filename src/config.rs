@@ -91,6 +91,29 @@ pub struct SettingsArgs {
     /// the limit off [default: 30].
     #[arg(long, global = true, env = "FRONTDESK_CHAT_RATE_LIMIT_PER_MINUTE")]
     pub chat_rate_limit_per_minute: Option<u32>,
+    /// Networks the knowledge base may fetch from although they are private or loopback
+    /// (intranets, tests), comma-separated CIDRs or addresses [default: none].
+    #[arg(long, global = true, env = "FRONTDESK_FETCH_ALLOW")]
+    pub fetch_allow: Option<String>,
+    /// Seconds one knowledge fetch (each redirect hop) may take [default: 20].
+    #[arg(long, global = true, env = "FRONTDESK_FETCH_TIMEOUT_SECS")]
+    pub fetch_timeout_secs: Option<u64>,
+    /// Largest page or document the knowledge base downloads, in bytes [default: 10485760].
+    #[arg(long, global = true, env = "FRONTDESK_FETCH_MAX_BYTES")]
+    pub fetch_max_bytes: Option<usize>,
+    /// Most pages one URL source may crawl [default: 50].
+    #[arg(long, global = true, env = "FRONTDESK_CRAWL_MAX_PAGES")]
+    pub crawl_max_pages: Option<usize>,
+    /// Deepest link depth one URL source may crawl [default: 3].
+    #[arg(long, global = true, env = "FRONTDESK_CRAWL_MAX_DEPTH")]
+    pub crawl_max_depth: Option<usize>,
+    /// Largest uploaded file in bytes; larger gets 413 [default: 20971520].
+    #[arg(long, global = true, env = "FRONTDESK_UPLOAD_MAX_BYTES")]
+    pub upload_max_bytes: Option<u64>,
+    /// Seconds a node's claim on a source it is learning holds without renewal; after a crash
+    /// another node (or the restarted one) takes the source over after this [default: 60].
+    #[arg(long, global = true, env = "FRONTDESK_LEARN_LEASE_SECS")]
+    pub learn_lease_secs: Option<u64>,
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
@@ -128,6 +151,13 @@ pub struct Settings {
     pub webhook_poll: Duration,
     pub booking_hold: Duration,
     pub chat_rate_limit_per_minute: u32,
+    pub fetch_allow: Vec<ipnet::IpNet>,
+    pub fetch_timeout: Duration,
+    pub fetch_max_bytes: usize,
+    pub crawl_max_pages: usize,
+    pub crawl_max_depth: usize,
+    pub upload_max_bytes: u64,
+    pub learn_lease: Duration,
     pub demo: bool,
 }
 
@@ -239,6 +269,30 @@ impl Settings {
                 "FRONTDESK_CHAT_RATE_LIMIT_PER_MINUTE",
             )?
             .unwrap_or(30),
+            fetch_allow: match pick(args.fetch_allow.clone(), from_file("FETCH_ALLOW"), "FRONTDESK_FETCH_ALLOW")? {
+                Some(list) => crate::net_guard::parse_networks(&list)
+                    .map_err(|err| anyhow::anyhow!("FRONTDESK_FETCH_ALLOW: {err}"))?,
+                None => Vec::new(),
+            },
+            fetch_timeout: Duration::from_secs(
+                pick(args.fetch_timeout_secs, from_file("FETCH_TIMEOUT_SECS"), "FRONTDESK_FETCH_TIMEOUT_SECS")?
+                    .unwrap_or(20)
+                    .max(1),
+            ),
+            fetch_max_bytes: pick(args.fetch_max_bytes, from_file("FETCH_MAX_BYTES"), "FRONTDESK_FETCH_MAX_BYTES")?
+                .unwrap_or(10 << 20),
+            crawl_max_pages: pick(args.crawl_max_pages, from_file("CRAWL_MAX_PAGES"), "FRONTDESK_CRAWL_MAX_PAGES")?
+                .unwrap_or(50)
+                .max(1),
+            crawl_max_depth: pick(args.crawl_max_depth, from_file("CRAWL_MAX_DEPTH"), "FRONTDESK_CRAWL_MAX_DEPTH")?
+                .unwrap_or(3),
+            upload_max_bytes: pick(args.upload_max_bytes, from_file("UPLOAD_MAX_BYTES"), "FRONTDESK_UPLOAD_MAX_BYTES")?
+                .unwrap_or(20 << 20),
+            learn_lease: Duration::from_secs(
+                pick(args.learn_lease_secs, from_file("LEARN_LEASE_SECS"), "FRONTDESK_LEARN_LEASE_SECS")?
+                    .unwrap_or(60)
+                    .max(1),
+            ),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
         })
     }

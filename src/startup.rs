@@ -26,6 +26,12 @@ use crate::db::{Backend, Db, MessageWriter};
 use crate::http;
 use crate::http::rate_limit::{ApiRateLimiter, ChatRateLimiter};
 use crate::http::webhooks::WebhookAdmin;
+use crate::knowledge::cache::KnowledgeCache;
+use crate::knowledge::chunk::ChunkConfig;
+use crate::knowledge::fetch::{FetchLimits, Fetcher};
+use crate::knowledge::files::FileStore;
+use crate::knowledge::learn::{LearnConfig, Learner, LearnerWaker};
+use crate::knowledge::Knowledge;
 use crate::net_guard::TargetPolicy;
 use crate::webhooks::dispatcher::{DispatchConfig, WebhookDispatcher};
 
@@ -85,9 +91,11 @@ impl Application {
         let desk = Arc::new(BookingDesk::new(db.clone()));
         let scorer = LeadScorer::new(Arc::new(DbLeadSignals::new(db.clone())), crate::crm::COALESCE).start();
         let reception = Arc::new(Reception::new(db.clone(), desk.clone(), Some(scorer.clone()), settings.booking_hold));
+        let node_id = format!("{}-{}", hostname(), std::process::id());
+        let knowledge = web::Data::new(start_knowledge(&settings, &db, &node_id)?);
         let ports = Ports {
             store: Arc::new(DbConversationStore::new(db.clone(), writer, CONTEXT_WINDOW, Some(scorer.clone()))),
-            brain: Arc::new(BuiltinBrain::new(bots.clone(), Some(reception))),
+            brain: Arc::new(BuiltinBrain::new(bots.clone(), Some(reception), Some(knowledge.clone().into_inner()))),
             bus: bus.clone(),
             clock: Arc::new(SystemClock),
         };
@@ -101,7 +109,7 @@ impl Application {
             secrets.clone(),
             Arc::new(SystemClock),
             DispatchConfig {
-                node_id: format!("{}-{}", hostname(), std::process::id()),
+                node_id: node_id.clone(),
                 schedule: settings.webhook_retry_schedule.clone(),
                 timeout: settings.webhook_timeout,
                 // Room for a few attempts per lane; a node killed mid-round holds its claims no
@@ -150,6 +158,7 @@ impl Application {
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(webhook_admin.clone())
+                .app_data(knowledge.clone())
                 .app_data(limits)
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .app_data(web::QueryConfig::default().error_handler(http::query_error))
@@ -185,6 +194,45 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The knowledge base and its learning worker (started on the current runtime).
+fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Result<Knowledge> {
+    let policy =
+        TargetPolicy { allow_http: true, allowed_networks: settings.fetch_allow.clone().into(), ..Default::default() };
+    let limits =
+        FetchLimits { timeout: settings.fetch_timeout, max_bytes: settings.fetch_max_bytes, ..FetchLimits::default() };
+    let files = FileStore::open(&settings.data_dir)
+        .map_err(|err| anyhow::anyhow!("cannot use {} for uploads: {err}", settings.data_dir.display()))?;
+    let waker = LearnerWaker::default();
+    Learner::new(
+        db.clone(),
+        Fetcher::new(policy.clone(), limits),
+        files.clone(),
+        LearnConfig {
+            // Several servers may share a host (and tests share a process): the suffix keeps
+            // their claims apart.
+            node: format!("{node_id}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            lease: settings.learn_lease,
+            poll: Duration::from_secs(1),
+            concurrency: 2,
+            max_pages: settings.crawl_max_pages,
+            max_depth: settings.crawl_max_depth,
+            chunking: ChunkConfig::default(),
+        },
+    )
+    .start(waker.clone());
+    Ok(Knowledge {
+        db: db.clone(),
+        cache: Arc::new(KnowledgeCache::new(db.clone(), Duration::from_secs(2))),
+        files,
+        fetcher: Arc::new(Fetcher::new(policy.clone(), limits)),
+        waker,
+        policy,
+        upload_max_bytes: settings.upload_max_bytes,
+        crawl_max_pages: settings.crawl_max_pages,
+        crawl_max_depth: settings.crawl_max_depth,
+    })
 }
 
 fn hostname() -> String {

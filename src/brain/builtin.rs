@@ -15,27 +15,129 @@ use futures::stream::BoxStream;
 
 use super::reception::Reception;
 use super::BotSettingsCache;
+use crate::db::bots::Fact;
 use crate::db::BotSettings;
+use crate::knowledge::answer::Basis;
+use crate::knowledge::Knowledge;
 
 pub struct BuiltinBrain {
     bots: Arc<BotSettingsCache>,
     reception: Option<Arc<Reception>>,
+    knowledge: Option<Arc<Knowledge>>,
 }
 
 impl BuiltinBrain {
-    /// `reception` handles booking by chat; without it the brain only answers questions.
-    pub fn new(bots: Arc<BotSettingsCache>, reception: Option<Arc<Reception>>) -> Self {
-        Self { bots, reception }
+    /// `reception` handles booking by chat and `knowledge` answers from the knowledge base;
+    /// without them the brain answers from the bot's settings alone.
+    pub fn new(
+        bots: Arc<BotSettingsCache>,
+        reception: Option<Arc<Reception>>,
+        knowledge: Option<Arc<Knowledge>>,
+    ) -> Self {
+        Self { bots, reception, knowledge }
     }
+}
+
+/// A reply and what it was based on.
+struct Reply {
+    text: String,
+    metadata: Option<serde_json::Value>,
+}
+
+impl Reply {
+    fn plain(text: String) -> Self {
+        Reply { text, metadata: None }
+    }
+}
+
+/// The answer to a question outside any dialog, in order of trust: greetings and thanks; a
+/// curated Q&A pair; the bot's own facts and policies (and the request's context); a passage of
+/// the knowledge base, cited; and otherwise `reply_unknown` with the offer of a person, the
+/// question recorded as unanswered.
+async fn answer_question(
+    settings: &BotSettings,
+    knowledge: Option<&Knowledge>,
+    request: &BrainRequest,
+    question: &str,
+) -> Reply {
+    let settings_answer = answer(settings, question);
+    if settings_answer == settings.greeting_reply || settings_answer == settings.thanks_reply {
+        return Reply::plain(settings_answer);
+    }
+    let grounded = match knowledge {
+        Some(knowledge) => match knowledge.ask(request.workspace_id, request.bot_id, question).await {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::warn!(error = %err, "knowledge base unavailable; answering without it");
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(found) = grounded.as_ref().filter(|g| g.basis == Basis::Qa) {
+        return Reply { text: found.text.clone(), metadata: Some(found.metadata()) };
+    }
+    if settings_answer != settings.reply_unknown {
+        return Reply::plain(settings_answer);
+    }
+    if let Some(found) = grounded {
+        return Reply { text: found.text.clone(), metadata: Some(found.metadata()) };
+    }
+    if let Some(knowledge) = knowledge {
+        let recorded =
+            knowledge.record_unanswered(request.workspace_id, request.bot_id, question, &request.conversation_id).await;
+        if let Err(err) = recorded {
+            tracing::warn!(error = %err, "could not record an unanswered question");
+        }
+    }
+    let text = match settings.handoff_offer.trim() {
+        "" => settings.reply_unknown.clone(),
+        offer => format!("{} {offer}", settings.reply_unknown),
+    };
+    Reply { text, metadata: Some(serde_json::json!({ "unanswered": true, "handoff_offered": true })) }
+}
+
+/// The bot's settings with a request's own context (ChatSupport AI's `context`) laid over them
+/// for this answer: its policies and company description become facts, its scraped text too.
+fn with_request_context(settings: &BotSettings, context: Option<&serde_json::Value>) -> BotSettings {
+    let mut settings = settings.clone();
+    let Some(context) = context else { return settings };
+    let rules = &context["rules"];
+    let text = |value: &serde_json::Value| value.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let mut facts = Vec::new();
+    if let Some(policies) = rules["policies"].as_array() {
+        for policy in policies {
+            if let (Some(title), Some(content)) = (text(&policy["title"]), text(&policy["content"])) {
+                facts.push(Fact { title, content });
+            }
+        }
+    }
+    if let Some(description) = text(&rules["companyDescription"]) {
+        let name = text(&rules["companyName"]).unwrap_or_else(|| "us".to_owned());
+        facts.push(Fact { title: format!("About {name} company who are you what do you do"), content: description });
+    }
+    if let Some(scraped) = text(&context["scrapedData"]) {
+        for paragraph in scraped.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+            facts.push(Fact { title: String::new(), content: paragraph.to_owned() });
+        }
+    }
+    if let Some(tone) = text(&rules["tone"]) {
+        settings.tone = tone;
+    }
+    // The request's own rules come first: on a tie they win over the bot's stored facts.
+    facts.extend(settings.policies);
+    settings.policies = facts;
+    settings
 }
 
 impl Brain for BuiltinBrain {
     fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<BrainOutput, BrainError>> {
         let bots = self.bots.clone();
         let reception = self.reception.clone();
+        let knowledge = self.knowledge.clone();
         Box::pin(async_stream::stream! {
             let settings = match bots.get(request.workspace_id, request.bot_id).await {
-                Ok(settings) => settings,
+                Ok(settings) => Arc::new(with_request_context(&settings, request.context.as_ref())),
                 Err(err) => {
                     yield Err(BrainError(err.to_string()));
                     return;
@@ -58,10 +160,13 @@ impl Brain for BuiltinBrain {
                         // then the dialog's question is asked again.
                         let mut reply = turn.reply;
                         if !turn.progressed {
-                            let aside = answer(&settings, &question.content);
-                            let known = [&settings.reply_unknown, &settings.greeting_reply, &settings.thanks_reply];
-                            if !known.contains(&&aside) {
-                                reply = format!("{aside}\n\n{reply}");
+                            let aside = answer_question(&settings, knowledge.as_deref(), &request, &question.content).await;
+                            let known = [&settings.greeting_reply, &settings.thanks_reply];
+                            if aside.metadata.as_ref().is_none_or(|m| m["unanswered"] != true) && !known.contains(&&aside.text) {
+                                reply = format!("{}\n\n{reply}", aside.text);
+                                if let Some(metadata) = aside.metadata {
+                                    yield Ok(BrainOutput::Metadata(metadata));
+                                }
                             }
                         }
                         for chunk in chunks(&reply) {
@@ -76,7 +181,11 @@ impl Brain for BuiltinBrain {
                     }
                 }
             }
-            for chunk in chunks(&answer(&settings, &question.content)) {
+            let reply = answer_question(&settings, knowledge.as_deref(), &request, &question.content).await;
+            if let Some(metadata) = reply.metadata {
+                yield Ok(BrainOutput::Metadata(metadata));
+            }
+            for chunk in chunks(&reply.text) {
                 yield Ok(BrainOutput::Text(chunk));
             }
         })

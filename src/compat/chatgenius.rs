@@ -81,28 +81,9 @@ pub async fn chat(
 
     let bot = chat.workspace_bot(workspace_id, None).await?;
     let external_id = format!("{SESSION_PREFIX}{session_id}");
-    let find = |external_id: String| {
-        let bot_id = bot.id;
-        chat.db.run(move |conn| conversations::by_external_id(conn, bot_id, &external_id))
-    };
-    let conversation = match find(external_id.clone()).await? {
-        Some(row) if row.status == "closed" => {
-            return Err(ApiError::conflict("this session's conversation is closed; start a new session_id"))
-        }
-        Some(row) => row,
-        None => match chat.start(&bot, Some(external_id.clone()), "chatgenius", serde_json::json!({})).await {
-            Ok(row) => row,
-            // Two first messages of one session raced: the other created it.
-            Err(_) => find(external_id).await?.ok_or_else(|| ApiError::internal("session vanished"))?,
-        },
-    };
-    let posted = chat.post(&conversation.id, visitor).await?;
-    let question_id = posted.message.id;
-    let reply = tokio::time::timeout(REPLY_WAIT, posted.reply)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| ApiError::unavailable("the bot did not answer in time; send the message again"))?;
+    let conversation = chat.session_conversation(&bot, external_id, "chatgenius").await?;
+    let (question, reply) = chat.ask(&conversation.id, visitor, REPLY_WAIT).await?;
+    let question_id = question.id;
     let (id, bot_id) = (conversation.id.clone(), bot.id);
     let row = chat.db.run(move |conn| conversations::get_for_bot(conn, bot_id, &id)).await?;
     let variables: serde_json::Value = row.and_then(|r| serde_json::from_str(&r.variables).ok()).unwrap_or_default();

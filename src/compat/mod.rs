@@ -2,3 +2,6 @@
 //! translated into the same core calls the REST API makes.
 
 pub mod chatgenius;
+pub mod chatorex;
+pub mod chatsupport;
+pub mod cxgenie;

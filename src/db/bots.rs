@@ -26,6 +26,8 @@ pub struct BotSettings {
     pub welcome_message: String,
     /// The answer when nothing the bot knows matches the question.
     pub reply_unknown: String,
+    /// Said after `reply_unknown` when the bot could not answer: how to reach a person.
+    pub handoff_offer: String,
     /// The answer to a greeting.
     pub greeting_reply: String,
     /// The answer to thanks.
@@ -40,8 +42,9 @@ impl Default for BotSettings {
     fn default() -> Self {
         BotSettings {
             welcome_message: "Hi! How can I help you today?".into(),
-            reply_unknown: "I'm not sure about that. Could you rephrase, or leave your email and a person from \
-                            our team will get back to you?"
+            reply_unknown: "I'm not sure about that.".into(),
+            handoff_offer: "Could you rephrase, or leave your email and a person from our team will get back to \
+                            you?"
                 .into(),
             greeting_reply: "Hello! How can I help you today?".into(),
             thanks_reply: "You're welcome! Is there anything else I can help you with?".into(),

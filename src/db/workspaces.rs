@@ -131,3 +131,12 @@ pub fn by_external_key(conn: &mut DbConn, key: &str) -> Result<Option<i64>, DbEr
         .first(c)
         .optional())?)
 }
+
+/// The workspace whose token this is (CX Genie's `workspace_token`).
+pub fn by_token(conn: &mut DbConn, token: &str) -> Result<Option<i64>, DbError> {
+    Ok(on_backend!(conn, c => workspaces::table
+        .filter(workspaces::token_hash.eq(secrets::hash(token)))
+        .select(workspaces::id)
+        .first(c)
+        .optional())?)
+}

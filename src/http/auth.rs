@@ -69,7 +69,7 @@ pub async fn require_api_key(
     Ok(response)
 }
 
-fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+pub(crate) fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthorized("missing Authorization header: send `Authorization: Bearer <api key>`")
     })?;
@@ -80,4 +80,33 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
         }
         _ => Err(ApiError::unauthorized("Authorization header must be `Bearer <api key>`")),
     }
+}
+
+/// The workspace of a CX Genie `workspace_token`, or 401.
+pub async fn workspace_of_token(chat: &Chat, token: &str) -> Result<i64, ApiError> {
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        return Err(ApiError::unauthorized("missing `workspace_token`"));
+    }
+    chat.db
+        .run(move |conn| crate::db::workspaces::by_token(conn, &token))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid workspace_token"))
+}
+
+/// For routes outside the `/api` scope that both API-key and workspace-token clients use (an
+/// uploaded file's URL): `Authorization: Bearer` with either credential, or `?workspace_token=`.
+pub async fn workspace_of_any(req: &HttpRequest, chat: &Chat) -> Result<i64, ApiError> {
+    let from_query = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(name, _)| name == "workspace_token")
+        .map(|(_, value)| value.into_owned());
+    if let Some(token) = from_query {
+        return workspace_of_token(chat, &token).await;
+    }
+    let credential = bearer(req)?;
+    let key = credential.clone();
+    if let Some((workspace_id, _)) = chat.db.run(move |conn| keys::authenticate(conn, &key)).await? {
+        return Ok(workspace_id);
+    }
+    workspace_of_token(chat, &credential).await
 }

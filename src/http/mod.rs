@@ -9,6 +9,7 @@ pub mod events;
 pub mod forms;
 pub mod health;
 pub mod idempotency;
+pub mod knowledge;
 pub mod leads;
 pub mod patients;
 pub mod rate_limit;
@@ -18,7 +19,7 @@ pub mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::compat::chatgenius;
+use crate::compat::{chatgenius, chatorex, chatsupport, cxgenie};
 use crate::error::ApiError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -29,6 +30,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/doctors/public", web::get().to(chatgenius::public_doctors))
         .route("/api/external/booking", web::post().to(chatgenius::external_booking))
         .route("/chat", web::post().to(chatgenius::chat))
+        // Authenticated by workspace token (CX Genie) or by either credential (a file's URL).
+        .route("/api/v2/public-api/bot-data", web::post().to(cxgenie::create_bot_data))
+        .route("/api/v2/public-api/bot-data/{id}", web::get().to(cxgenie::get_bot_data))
+        .route("/api/v2/public-api/upload/multiple", web::post().to(cxgenie::upload_multiple))
+        .route("/api/files/{id}", web::get().to(knowledge::download))
         .service(
             web::scope("/api")
                 .wrap(actix_web::middleware::from_fn(auth::require_api_key))
@@ -81,6 +87,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/conversations/{id}/messages", web::post().to(conversations::send))
                 .route("/conversations/{id}/messages", web::get().to(conversations::list_messages))
                 .route("/conversations/{id}/events", web::get().to(events::stream))
+                .route("/knowledge/sources", web::get().to(knowledge::list_sources))
+                .route("/knowledge/sources", web::post().to(knowledge::create_source))
+                .route("/knowledge/sources/{id}", web::get().to(knowledge::get_source))
+                .route("/knowledge/sources/{id}", web::delete().to(knowledge::delete_source))
+                .route("/knowledge/sources/{id}/relearn", web::post().to(knowledge::relearn_source))
+                .route("/knowledge/sources/{id}/chunks", web::get().to(knowledge::source_chunks))
+                .route("/knowledge/search", web::get().to(knowledge::search))
+                .route("/knowledge/unanswered", web::get().to(knowledge::list_unanswered))
+                .route("/knowledge/unanswered/{id}/answer", web::post().to(knowledge::answer_unanswered))
+                .route("/knowledge/unanswered/{id}", web::delete().to(knowledge::dismiss_unanswered))
+                .route("/files", web::post().to(knowledge::upload))
+                .route("/sources", web::get().to(chatorex::list))
+                .route("/sources", web::post().to(chatorex::create))
+                .route("/sources", web::delete().to(chatorex::delete))
+                .route("/widget/chat", web::post().to(chatsupport::chat))
+                .route("/scrape", web::post().to(chatsupport::scrape))
                 .route("/webhooks", web::post().to(webhooks::create))
                 .route("/webhooks", web::get().to(webhooks::list))
                 .route("/webhooks/{id}", web::get().to(webhooks::get))

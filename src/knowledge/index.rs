@@ -217,6 +217,12 @@ impl KnowledgeIndex {
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
     }
+
+    /// The stemmed content words of `text`, exactly as questions are reduced for search: for
+    /// judging how much of a question a passage covers.
+    pub fn terms(&self, text: &str) -> BTreeSet<String> {
+        content_terms(&mut self.query_analyzer.clone(), text)
+    }
 }
 
 /// Must stay token-for-token identical to tantivy's "en_stem" except for the stop-word step, otherwise query

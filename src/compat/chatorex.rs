@@ -1,0 +1,131 @@
+//! Chatorex's knowledge routes: `GET /api/sources` (`?chatbot_id=` to filter), `POST
+//! /api/sources` (`type` `url`, `text` or `file`; JSON, or multipart with the file in a `file`
+//! part) and `DELETE /api/sources?id=`. Sources are frontdesk's own ([`crate::knowledge`]);
+//! a Chatorex source shows as frontdesk's view with `chatbot_id` beside `bot_id`.
+
+use actix_multipart::Multipart;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::chat::Chat;
+use crate::db::knowledge::SourceRow;
+use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::http::auth::Caller;
+use crate::http::knowledge::{receive_files, views};
+use crate::knowledge::{Knowledge, SourceInput};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub chatbot_id: Option<String>,
+}
+
+async fn shown(chat: &Chat, workspace_id: i64, rows: Vec<SourceRow>) -> Result<Vec<serde_json::Value>, ApiError> {
+    Ok(views(chat, workspace_id, rows)
+        .await?
+        .into_iter()
+        .map(|view| {
+            let mut value = serde_json::to_value(&view).unwrap_or_default();
+            value["chatbot_id"] = value["bot_id"].clone();
+            value
+        })
+        .collect())
+}
+
+pub async fn list(
+    chat: web::Data<Chat>,
+    knowledge: web::Data<Knowledge>,
+    caller: Caller,
+    query: QueryParams<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let rows = knowledge.sources(caller.workspace_id, query.0.chatbot_id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sources": shown(&chat, caller.workspace_id, rows).await? })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceBody {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub chatbot_id: Option<String>,
+    pub url: Option<String>,
+    pub title: Option<String>,
+    /// The text of a `text` source (`text` is accepted as another name for it).
+    #[serde(alias = "text")]
+    pub content: Option<String>,
+    /// A file uploaded before (`POST /api/files`), for a `file` source sent as JSON.
+    pub upload_id: Option<String>,
+    pub max_pages: Option<i64>,
+    pub max_depth: Option<i64>,
+    #[serde(default)]
+    pub sitemap: bool,
+}
+
+pub async fn create(
+    req: HttpRequest,
+    chat: web::Data<Chat>,
+    knowledge: web::Data<Knowledge>,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = caller.workspace_id;
+    let is_multipart = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let input = if is_multipart {
+        let received =
+            receive_files(&knowledge, Multipart::new(req.headers(), payload), |_| async move { Ok(workspace_id) })
+                .await?;
+        let kind = received.field("type").unwrap_or("file");
+        if kind != "file" {
+            return Err(ApiError::bad_request("a multipart source must have `type` file"));
+        }
+        let [file] = received.files.as_slice() else {
+            return Err(ApiError::bad_request("send exactly one file part (named `file`) for a file source"));
+        };
+        SourceInput {
+            bot: received.field("chatbot_id").map(str::to_owned),
+            kind: "file".into(),
+            title: received.field("title").map(str::to_owned),
+            upload_id: Some(file.id.clone()),
+            ..SourceInput::default()
+        }
+    } else {
+        let mut payload = payload.into_inner();
+        let body = JsonBody::<SourceBody>::from_request(&req, &mut payload).await?.0;
+        SourceInput {
+            bot: body.chatbot_id,
+            kind: body.kind,
+            title: body.title,
+            url: body.url,
+            content: body.content,
+            upload_id: body.upload_id,
+            crawl_max_pages: body.max_pages,
+            crawl_max_depth: body.max_depth,
+            use_sitemap: body.sitemap,
+            ..SourceInput::default()
+        }
+    };
+    let row = knowledge.add_source(workspace_id, input).await?;
+    let source = shown(&chat, workspace_id, vec![row]).await?.remove(0);
+    Ok(HttpResponse::Created().json(serde_json::json!({ "source": source })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    pub id: Option<String>,
+}
+
+pub async fn delete(
+    knowledge: web::Data<Knowledge>,
+    caller: Caller,
+    query: QueryParams<DeleteQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = query.0.id.ok_or_else(|| ApiError::bad_request("missing query parameter `id`"))?;
+    let id: i64 = raw.parse().map_err(|_| ApiError::not_found("knowledge source not found"))?;
+    knowledge.delete(caller.workspace_id, id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "id": raw })))
+}
