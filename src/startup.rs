@@ -205,10 +205,12 @@ fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Resul
     let files = FileStore::open(&settings.data_dir)
         .map_err(|err| anyhow::anyhow!("cannot use {} for uploads: {err}", settings.data_dir.display()))?;
     let waker = LearnerWaker::default();
+    let cache = Arc::new(KnowledgeCache::new(db.clone(), Duration::from_secs(2)));
     Learner::new(
         db.clone(),
         Fetcher::new(policy.clone(), limits),
         files.clone(),
+        cache.clone(),
         LearnConfig {
             // Several servers may share a host (and tests share a process): the suffix keeps
             // their claims apart.
@@ -224,7 +226,7 @@ fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Resul
     .start(waker.clone());
     Ok(Knowledge {
         db: db.clone(),
-        cache: Arc::new(KnowledgeCache::new(db.clone(), Duration::from_secs(2))),
+        cache,
         files,
         fetcher: Arc::new(Fetcher::new(policy.clone(), limits)),
         waker,

@@ -17,7 +17,6 @@ use super::reception::Reception;
 use super::BotSettingsCache;
 use crate::db::bots::Fact;
 use crate::db::BotSettings;
-use crate::knowledge::answer::Basis;
 use crate::knowledge::Knowledge;
 
 pub struct BuiltinBrain {
@@ -51,8 +50,9 @@ impl Reply {
 }
 
 /// The answer to a question outside any dialog, in order of trust: greetings and thanks; a
-/// curated Q&A pair; the bot's own facts and policies (and the request's context); a passage of
-/// the knowledge base, cited; and otherwise `reply_unknown` with the offer of a person, the
+/// curated Q&A pair; a passage of the knowledge base covering the question, cited (richer and
+/// more specific than the settings' short facts); the bot's own facts and policies (and the
+/// request's context); and otherwise `reply_unknown` with the offer of a person, the
 /// question recorded as unanswered.
 async fn answer_question(
     settings: &BotSettings,
@@ -74,14 +74,11 @@ async fn answer_question(
         },
         None => None,
     };
-    if let Some(found) = grounded.as_ref().filter(|g| g.basis == Basis::Qa) {
+    if let Some(found) = grounded {
         return Reply { text: found.text.clone(), metadata: Some(found.metadata()) };
     }
     if settings_answer != settings.reply_unknown {
         return Reply::plain(settings_answer);
-    }
-    if let Some(found) = grounded {
-        return Reply { text: found.text.clone(), metadata: Some(found.metadata()) };
     }
     if let Some(knowledge) = knowledge {
         let recorded =

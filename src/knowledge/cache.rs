@@ -13,6 +13,7 @@ use crate::db::{knowledge, Db, DbError};
 type Version = (i64, i64, i64);
 
 struct Entry {
+    workspace_id: i64,
     version: Version,
     checked: Instant,
     index: Arc<KnowledgeIndex>,
@@ -39,7 +40,7 @@ impl KnowledgeCache {
         }
         let version = self.db.run(move |conn| knowledge::bot_version(conn, workspace_id, bot_id)).await?;
         if let Some((cached_version, _, index)) = cached.filter(|(v, _, _)| *v == version) {
-            self.remember(bot_id, cached_version, index.clone());
+            self.remember(workspace_id, bot_id, cached_version, index.clone());
             return Ok(index);
         }
         let index = self
@@ -64,12 +65,19 @@ impl KnowledgeCache {
             })
             .await?;
         let index = Arc::new(index);
-        self.remember(bot_id, version, index.clone());
+        self.remember(workspace_id, bot_id, version, index.clone());
         Ok(index)
     }
 
-    fn remember(&self, bot_id: i64, version: Version, index: Arc<KnowledgeIndex>) {
-        self.lock().insert(bot_id, Entry { version, checked: Instant::now(), index });
+    fn remember(&self, workspace_id: i64, bot_id: i64, version: Version, index: Arc<KnowledgeIndex>) {
+        self.lock().insert(bot_id, Entry { workspace_id, version, checked: Instant::now(), index });
+    }
+
+    /// Makes the workspace's bots check their sources on their next question: called on the
+    /// node that changed them, so it answers from the change at once (other nodes notice
+    /// within `check_every`).
+    pub fn forget_workspace(&self, workspace_id: i64) {
+        self.lock().retain(|_, entry| entry.workspace_id != workspace_id);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {

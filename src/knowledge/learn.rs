@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
+use super::cache::KnowledgeCache;
 use super::chunk::{chunk_sections, text_to_sections, ChunkConfig, Section};
 use super::extract::{self, Extracted};
 use super::fetch::{CrawlLimits, CrawledPage, Fetcher};
@@ -53,6 +54,8 @@ pub struct Learner {
     db: Db,
     fetcher: Fetcher,
     files: FileStore,
+    /// This node's answers, told when a source it learned changed.
+    cache: Arc<KnowledgeCache>,
     config: LearnConfig,
 }
 
@@ -64,8 +67,8 @@ struct Learned {
 }
 
 impl Learner {
-    pub fn new(db: Db, fetcher: Fetcher, files: FileStore, config: LearnConfig) -> Self {
-        Self { db, fetcher, files, config }
+    pub fn new(db: Db, fetcher: Fetcher, files: FileStore, cache: Arc<KnowledgeCache>, config: LearnConfig) -> Self {
+        Self { db, fetcher, files, cache, config }
     }
 
     /// Starts the worker's loops on the current runtime; they end with it.
@@ -133,7 +136,7 @@ impl Learner {
             }
         };
         match handed_in {
-            Ok(true) => {}
+            Ok(true) => self.cache.forget_workspace(source.workspace_id),
             Ok(false) => tracing::warn!("the claim lapsed before the result was handed in; it was discarded"),
             Err(err) => tracing::warn!(error = %err, "could not hand in what was learned"),
         }

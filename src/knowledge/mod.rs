@@ -108,6 +108,7 @@ impl Knowledge {
     /// Deletes a source and its chunks; its facts stop being answered at once.
     pub async fn delete(&self, workspace_id: i64, id: i64) -> Result<(), ApiError> {
         if self.db.run(move |conn| rows::delete(conn, workspace_id, id)).await? {
+            self.cache.forget_workspace(workspace_id);
             Ok(())
         } else {
             Err(ApiError::not_found("knowledge source not found"))

@@ -94,8 +94,10 @@ pub struct TestApp {
     pub a: CreatedWorkspace,
     /// Another workspace, for tenancy checks.
     pub b: CreatedWorkspace,
-    /// Kept until the server has stopped, then removed (dropped after `Drop::drop` below).
-    _db: TestDb,
+    /// Kept until the server has stopped, then removed (dropped after `Drop::drop` below);
+    /// taken over by the next server on [`TestApp::restart`].
+    _db: Option<TestDb>,
+    settings: Settings,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -126,10 +128,16 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         .await
         .unwrap()
     };
+    serve(db, settings, a, b)
+}
+
+/// Runs the server on its own actix system (stopping it ends every task it started).
+fn serve(db: TestDb, settings: Settings, a: CreatedWorkspace, b: CreatedWorkspace) -> TestApp {
     let (tx, rx) = std::sync::mpsc::channel();
+    let build = settings.clone();
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            let app = Application::build(settings).await.expect("server builds");
+            let app = Application::build(build).await.expect("server builds");
             tx.send((app.port(), app.handle())).unwrap();
             app.run().await.expect("server runs");
         })
@@ -141,7 +149,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
         a,
         b,
-        _db: db,
+        _db: Some(db),
+        settings,
         handle,
     }
 }
@@ -149,7 +158,25 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
 impl TestApp {
     /// The server's database, for checks the API cannot make.
     pub fn database(&self) -> frontdesk::db::Db {
-        frontdesk::db::Db::connect(&self._db.url, 2).expect("test database")
+        frontdesk::db::Db::connect(&self.db().url, 2).expect("test database")
+    }
+
+    fn db(&self) -> &TestDb {
+        self._db.as_ref().expect("the test database")
+    }
+
+    /// The server's data folder (uploads live under it).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.db().dir.path().to_path_buf()
+    }
+
+    /// Stops this server (everything it was doing ends with it, as in a crash) and starts a
+    /// new one on the same database and data folder.
+    pub async fn restart(mut self) -> TestApp {
+        let db = self._db.take().expect("the test database");
+        let (settings, a, b) = (self.settings.clone(), self.a.clone(), self.b.clone());
+        drop(self);
+        serve(db, settings, a, b)
     }
 
     pub fn url(&self, path: &str) -> String {
