@@ -84,7 +84,7 @@ const BLOCK_ELEMENTS: &[&str] = &[
     "html",
 ];
 
-/// Readable sections, the <title>, and the same-site links of an HTML page fetched from `base_url`.
+/// Readable sections, the `<title>`, and the same-site links of an HTML page fetched from `base_url`.
 pub fn html_to_page(html: &str, base_url: &str) -> Page {
     let document = Html::parse_document(html);
 
