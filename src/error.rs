@@ -70,6 +70,16 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
     }
 
+    /// A "not found" said in the words of the route's own API (a seed API's "widget not found");
+    /// any other error is kept as it is, so a database failure never turns into a 404.
+    pub fn not_found_as(self, message: &str) -> Self {
+        if self.status == StatusCode::NOT_FOUND {
+            Self::not_found(message)
+        } else {
+            self
+        }
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }

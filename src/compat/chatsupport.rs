@@ -76,7 +76,7 @@ pub async fn chat(
     let bot = chat
         .workspace_bot(caller.workspace_id, Some(widget_id))
         .await
-        .map_err(|_| ApiError::not_found("widget not found"))?;
+        .map_err(|err| err.not_found_as("widget not found"))?;
     let context = context.map(|c| serde_json::to_value(c).unwrap_or_default());
     let visitor = chat.validate(VisitorInput { text: message, context, ..VisitorInput::default() })?;
     let session = match session_id {
@@ -117,7 +117,7 @@ pub async fn scrape(
         Some(id) => Some(
             chat.workspace_bot(caller.workspace_id, Some(id))
                 .await
-                .map_err(|_| ApiError::not_found("widget not found"))?,
+                .map_err(|err| err.not_found_as("widget not found"))?,
         ),
         None => None,
     };

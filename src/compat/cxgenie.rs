@@ -193,7 +193,7 @@ pub async fn get_bot_data(
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = workspace_of_token(&chat, &token(&req, query.0.workspace_token)?).await?;
     let id: i64 = path.parse().map_err(|_| ApiError::not_found("training data not found"))?;
-    let row = knowledge.source(workspace_id, id).await.map_err(|_| ApiError::not_found("training data not found"))?;
+    let row = knowledge.source(workspace_id, id).await.map_err(|err| err.not_found_as("training data not found"))?;
     let kind = match row.kind.as_str() {
         "qa" => DataType::QAndA,
         "text" => DataType::Text,
