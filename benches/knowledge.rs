@@ -408,7 +408,8 @@ fn cpu_pct(ticks: Option<u64>, before: Option<u64>, secs: f64) -> Option<f64> {
 // Retrieval (in-process)
 
 fn retrieval(args: &[String]) -> Result<(), String> {
-    let flags = parse_flags(args, &["chunks", "qa", "questions", "seed"])?;
+    let flags = parse_flags(args, &["chunks", "qa", "questions", "seed", "dims"])?;
+    let dims: usize = num(&flags, "dims", 384)?;
     let n_chunks: usize = num(&flags, "chunks", 10_000)?;
     let n_qa: usize = num(&flags, "qa", 200)?;
     let n_questions: usize = num(&flags, "questions", 2_000)?;
@@ -432,6 +433,7 @@ fn retrieval(args: &[String]) -> Result<(), String> {
             title: format!("{page_title} › {section}"),
             url: Some(format!("https://clinic.test/{}/{}", i / 6, i % 6)),
             text: vocab.prose(&mut rng, chars),
+            embedding: None,
         });
     }
     let mut qa = Vec::with_capacity(n_qa);
@@ -508,7 +510,7 @@ fn retrieval(args: &[String]) -> Result<(), String> {
     let series_started = Instant::now();
     for (i, q) in questions.iter().enumerate() {
         let t = Instant::now();
-        let found = answer::from_qa(&index, q).or_else(|| answer::from_passages(&index, q));
+        let found = answer::from_qa(&index, q).or_else(|| answer::from_passages(&index, q, None));
         let took = t.elapsed();
         if i >= WARMUP {
             answer_ns.push(took.as_nanos() as u64);
@@ -556,6 +558,53 @@ fn retrieval(args: &[String]) -> Result<(), String> {
             "chunks": n_chunks, "limit": 8, "latency_ms": search_summary,
             "mean_hits": round3(hits_total as f64 / n_questions.max(1) as f64), "no_hits": empty,
         }),
+    );
+    if dims > 0 {
+        hybrid_retrieval(&mut rng, chunks, &qa, &questions, dims)?;
+    }
+    Ok(())
+}
+
+/// The same questions with every chunk and question carrying a random unit vector of `dims`
+/// dimensions: what hybrid ranking adds in-process (the endpoint's own time is not included:
+/// it is the model server's).
+fn hybrid_retrieval(
+    rng: &mut StdRng,
+    mut chunks: Vec<IndexedChunk>,
+    qa: &[QaPair],
+    questions: &[String],
+    dims: usize,
+) -> Result<(), String> {
+    let unit = |rng: &mut StdRng| {
+        let v: Vec<f32> = (0..dims).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        frontdesk::knowledge::embed::normalized(v).expect("a random vector is not zero")
+    };
+    for chunk in &mut chunks {
+        chunk.embedding = Some(unit(rng));
+    }
+    let started = Instant::now();
+    let index = KnowledgeIndex::build(&chunks, qa).map_err(|e| e.to_string())?;
+    let build_secs = started.elapsed().as_secs_f64();
+    let vectors: Vec<Vec<f32>> = questions.iter().map(|_| unit(rng)).collect();
+    let mut answer_ns = Vec::with_capacity(questions.len());
+    for (i, (q, vector)) in questions.iter().zip(&vectors).enumerate() {
+        let semantic = answer::Semantic { query: vector, min_similarity: 0.82 };
+        let t = Instant::now();
+        let found = answer::from_qa(&index, q).or_else(|| answer::from_passages(&index, q, Some(semantic)));
+        let took = t.elapsed();
+        std::hint::black_box(found);
+        if i >= WARMUP {
+            answer_ns.push(took.as_nanos() as u64);
+        }
+    }
+    let answer_summary = summary(&answer_ns);
+    println!(
+        "## hybrid answer ({dims}-dim vectors on every chunk, build {build_secs:.3} s): {}",
+        fmt_summary(&answer_summary)
+    );
+    result(
+        "hybrid-answer",
+        json!({ "chunks": chunks.len(), "dims": dims, "build_secs": round3(build_secs), "latency_ms": answer_summary }),
     );
     Ok(())
 }

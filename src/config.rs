@@ -114,6 +114,28 @@ pub struct SettingsArgs {
     /// another node (or the restarted one) takes the source over after this [default: 60].
     #[arg(long, global = true, env = "FRONTDESK_LEARN_LEASE_SECS")]
     pub learn_lease_secs: Option<u64>,
+    /// Embeddings model; when set, knowledge retrieval is hybrid (full text and vectors)
+    /// [default: none, full text only].
+    #[arg(long, global = true, env = "FRONTDESK_EMBEDDINGS_MODEL")]
+    pub embeddings_model: Option<String>,
+    /// Base URL of the OpenAI-compatible embeddings API (`…/v1`) [default: OPENAI_BASE_URL, else
+    /// https://api.openai.com/v1].
+    #[arg(long, global = true, env = "FRONTDESK_EMBEDDINGS_URL")]
+    pub embeddings_url: Option<String>,
+    /// API key for the embeddings API [default: OPENAI_API_KEY].
+    #[arg(long, global = true, env = "FRONTDESK_EMBEDDINGS_API_KEY", hide_env_values = true)]
+    pub embeddings_api_key: Option<String>,
+    /// Send `input_type` (`query` or `passage`) with each request, for models such as E5 that
+    /// embed questions and passages differently (OpenAI itself refuses the field) [default: false].
+    #[arg(long, global = true, env = "FRONTDESK_EMBEDDINGS_INPUT_TYPE")]
+    pub embeddings_input_type: Option<bool>,
+    /// Cosine similarity from which a passage answers a question that shares too few words with
+    /// it; depends on the model (E5: about 0.82; OpenAI text-embedding-3: about 0.5) [default: 0.82].
+    #[arg(long, global = true, env = "FRONTDESK_EMBEDDINGS_MIN_SIMILARITY")]
+    pub embeddings_min_similarity: Option<f32>,
+    /// Seconds one embeddings request may take [default: 30].
+    #[arg(long, global = true, env = "FRONTDESK_EMBEDDINGS_TIMEOUT_SECS")]
+    pub embeddings_timeout_secs: Option<u64>,
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
@@ -158,7 +180,33 @@ pub struct Settings {
     pub crawl_max_depth: usize,
     pub upload_max_bytes: u64,
     pub learn_lease: Duration,
+    pub embeddings: Option<EmbeddingsSettings>,
     pub demo: bool,
+}
+
+/// Where knowledge vectors come from, when they are configured.
+#[derive(Clone)]
+pub struct EmbeddingsSettings {
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    pub input_type: bool,
+    pub min_similarity: f32,
+    pub timeout: Duration,
+}
+
+// The key must never reach a log line.
+impl std::fmt::Debug for EmbeddingsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddingsSettings")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("input_type", &self.input_type)
+            .field("min_similarity", &self.min_similarity)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -170,16 +218,6 @@ impl Settings {
             None => HashMap::new(),
         };
         let from_file = |name: &str| file.get(name).cloned();
-        fn pick<T: std::str::FromStr>(given: Option<T>, file: Option<String>, name: &str) -> anyhow::Result<Option<T>> {
-            match (given, file) {
-                (Some(v), _) => Ok(Some(v)),
-                (None, Some(raw)) => raw
-                    .parse::<T>()
-                    .map(Some)
-                    .map_err(|_| anyhow::anyhow!("setting {name} in the config file has an invalid value `{raw}`")),
-                (None, None) => Ok(None),
-            }
-        }
         let data_dir: PathBuf =
             pick(args.data_dir.clone(), from_file("DATA_DIR"), "FRONTDESK_DATA_DIR")?.unwrap_or("./data".into());
         let database_url = pick(args.database_url.clone(), from_file("DATABASE_URL"), "DATABASE_URL")?
@@ -293,9 +331,78 @@ impl Settings {
                     .unwrap_or(60)
                     .max(1),
             ),
+            embeddings: embeddings_settings(args, &from_file)?,
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
         })
     }
+}
+
+/// The first of a flag or environment variable (`given`) and the config file's value.
+fn pick<T: std::str::FromStr>(given: Option<T>, file: Option<String>, name: &str) -> anyhow::Result<Option<T>> {
+    match (given, file) {
+        (Some(v), _) => Ok(Some(v)),
+        (None, Some(raw)) => raw
+            .parse::<T>()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("setting {name} in the config file has an invalid value `{raw}`")),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The embeddings endpoint, when a model is named; its URL and key fall back to the model
+/// brain's.
+fn embeddings_settings(
+    args: &SettingsArgs,
+    from_file: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<EmbeddingsSettings>> {
+    let Some(model) = pick(args.embeddings_model.clone(), from_file("EMBEDDINGS_MODEL"), "FRONTDESK_EMBEDDINGS_MODEL")?
+    else {
+        return Ok(None);
+    };
+    let model = model.trim().to_owned();
+    anyhow::ensure!(!model.is_empty(), "FRONTDESK_EMBEDDINGS_MODEL is empty");
+    let base_url = match pick(args.embeddings_url.clone(), from_file("EMBEDDINGS_URL"), "FRONTDESK_EMBEDDINGS_URL")? {
+        Some(url) => url,
+        None => pick(args.openai_base_url.clone(), from_file("OPENAI_BASE_URL"), "OPENAI_BASE_URL")?
+            .unwrap_or_else(|| "https://api.openai.com/v1".to_owned()),
+    };
+    let parsed = reqwest::Url::parse(&base_url)
+        .map_err(|err| anyhow::anyhow!("FRONTDESK_EMBEDDINGS_URL `{base_url}` is not a URL: {err}"))?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "http" | "https"),
+        "FRONTDESK_EMBEDDINGS_URL must be an http(s) URL, not `{base_url}`"
+    );
+    let api_key =
+        match pick(args.embeddings_api_key.clone(), from_file("EMBEDDINGS_API_KEY"), "FRONTDESK_EMBEDDINGS_API_KEY")? {
+            Some(key) => Some(key),
+            None => pick(args.openai_api_key.clone(), from_file("OPENAI_API_KEY"), "OPENAI_API_KEY")?,
+        };
+    let min_similarity = pick(
+        args.embeddings_min_similarity,
+        from_file("EMBEDDINGS_MIN_SIMILARITY"),
+        "FRONTDESK_EMBEDDINGS_MIN_SIMILARITY",
+    )?
+    .unwrap_or(0.82);
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&min_similarity),
+        "FRONTDESK_EMBEDDINGS_MIN_SIMILARITY must be between 0 and 1, not {min_similarity}"
+    );
+    let timeout_secs =
+        pick(args.embeddings_timeout_secs, from_file("EMBEDDINGS_TIMEOUT_SECS"), "FRONTDESK_EMBEDDINGS_TIMEOUT_SECS")?
+            .unwrap_or(30);
+    Ok(Some(EmbeddingsSettings {
+        base_url: base_url.trim_end_matches('/').to_owned(),
+        model,
+        api_key,
+        input_type: pick(
+            args.embeddings_input_type,
+            from_file("EMBEDDINGS_INPUT_TYPE"),
+            "FRONTDESK_EMBEDDINGS_INPUT_TYPE",
+        )?
+        .unwrap_or(false),
+        min_similarity,
+        timeout: Duration::from_secs(timeout_secs.max(1)),
+    }))
 }
 
 /// Parses `0,5000,300000` (milliseconds) into a retry schedule.
@@ -372,6 +479,29 @@ mod tests {
         assert_eq!(settings.rate_limit_per_minute, 200);
         assert!(settings.redis_url.is_none());
         assert!(settings.demo);
+        assert!(settings.embeddings.is_none());
+    }
+
+    #[test]
+    fn embeddings_fall_back_to_the_model_brain_endpoint_and_never_show_their_key() {
+        let args = SettingsArgs {
+            embeddings_model: Some("text-embedding-3-small".into()),
+            openai_base_url: Some("http://127.0.0.1:8000/v1/".into()),
+            openai_api_key: Some("sk-secret".into()),
+            ..Default::default()
+        };
+        let embeddings = Settings::resolve(&args).unwrap().embeddings.unwrap();
+        assert_eq!(embeddings.base_url, "http://127.0.0.1:8000/v1");
+        assert_eq!(embeddings.api_key.as_deref(), Some("sk-secret"));
+        assert_eq!(embeddings.min_similarity, 0.82);
+        assert!(!embeddings.input_type);
+        assert!(!format!("{embeddings:?}").contains("sk-secret"));
+
+        let (_dir, mut args) = with_file("EMBEDDINGS_MODEL = \"e5\"\nEMBEDDINGS_MIN_SIMILARITY = 1.5\n");
+        assert!(Settings::resolve(&args).unwrap_err().to_string().contains("FRONTDESK_EMBEDDINGS_MIN_SIMILARITY"));
+        args.embeddings_min_similarity = Some(0.5);
+        args.embeddings_url = Some("ftp://host/v1".into());
+        assert!(Settings::resolve(&args).unwrap_err().to_string().contains("http(s)"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::http::rate_limit::{ApiRateLimiter, ChatRateLimiter};
 use crate::http::webhooks::WebhookAdmin;
 use crate::knowledge::cache::KnowledgeCache;
 use crate::knowledge::chunk::ChunkConfig;
+use crate::knowledge::embed::Embedder;
 use crate::knowledge::fetch::{FetchLimits, Fetcher};
 use crate::knowledge::files::FileStore;
 use crate::knowledge::learn::{LearnConfig, Learner, LearnerWaker};
@@ -205,12 +206,23 @@ fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Resul
     let files = FileStore::open(&settings.data_dir)
         .map_err(|err| anyhow::anyhow!("cannot use {} for uploads: {err}", settings.data_dir.display()))?;
     let waker = LearnerWaker::default();
-    let cache = Arc::new(KnowledgeCache::new(db.clone(), Duration::from_secs(2)));
+    let embedder = match &settings.embeddings {
+        Some(embeddings) => {
+            tracing::info!(model = %embeddings.model, url = %embeddings.base_url, "knowledge retrieval is hybrid");
+            Some(Arc::new(
+                Embedder::new(embeddings.clone()).map_err(|err| anyhow::anyhow!("embeddings client: {err}"))?,
+            ))
+        }
+        None => None,
+    };
+    let model = embedder.as_ref().map(|e| e.model().to_owned());
+    let cache = Arc::new(KnowledgeCache::new(db.clone(), Duration::from_secs(2), model));
     Learner::new(
         db.clone(),
         Fetcher::new(policy.clone(), limits),
         files.clone(),
         cache.clone(),
+        embedder.clone(),
         LearnConfig {
             // Several servers may share a host (and tests share a process): the suffix keeps
             // their claims apart.
@@ -234,6 +246,7 @@ fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Resul
         upload_max_bytes: settings.upload_max_bytes,
         crawl_max_pages: settings.crawl_max_pages,
         crawl_max_depth: settings.crawl_max_depth,
+        embedder,
     })
 }
 

@@ -201,14 +201,18 @@ pub struct NewChunk {
     pub title: String,
     pub url: Option<String>,
     pub text: String,
+    /// Its vector (stored form) when embeddings are configured and the endpoint answered.
+    pub embedding: Option<Vec<u8>>,
 }
 
-/// Hands in what a claim learned: the source's chunks are replaced in one transaction and it
-/// becomes `learned`. `false` (and nothing changed) when the claim is no longer current.
+/// Hands in what a claim learned: the source's chunks (with their vectors, made by
+/// `embedding_model`) are replaced in one transaction and it becomes `learned`. `false` (and
+/// nothing changed) when the claim is no longer current.
 pub fn complete(
     conn: &mut DbConn,
     claim: &Claim,
     chunks: &[NewChunk],
+    embedding_model: Option<&str>,
     pages: usize,
     now: i64,
 ) -> Result<bool, DbError> {
@@ -247,6 +251,8 @@ pub fn complete(
                     knowledge_chunks::url.eq(&chunk.url),
                     knowledge_chunks::content.eq(&chunk.text),
                     knowledge_chunks::created_at.eq(now),
+                    knowledge_chunks::embedding.eq(&chunk.embedding),
+                    knowledge_chunks::embedding_model.eq(chunk.embedding.as_ref().and(embedding_model)),
                 )
             })
             .collect();
@@ -300,20 +306,35 @@ pub fn chunks(conn: &mut DbConn, workspace_id: i64, source_id: i64) -> Result<Ve
 
 /// What a bot answers from: the chunks of its sources and of the workspace-wide ones (no bot),
 /// whatever their status (a source being learned again, or whose re-learning failed, answers
-/// from its last chunks), and its Q&A pairs learned at least once, as `(source_id, question,
-/// answer)`.
-pub type Corpus = (Vec<(i64, ChunkRow)>, Vec<(i64, String, String)>);
+/// from its last chunks), and its Q&A pairs learned at least once.
+pub struct Corpus {
+    pub chunks: Vec<CorpusChunk>,
+    /// `(source_id, question, answer)`.
+    pub qa: Vec<(i64, String, String)>,
+}
 
-pub fn bot_corpus(conn: &mut DbConn, workspace_id: i64, bot_id: i64) -> Result<Corpus, DbError> {
+pub struct CorpusChunk {
+    pub row: ChunkRow,
+    /// Its vector in stored form, only when made by the model asked for.
+    pub embedding: Option<Vec<u8>>,
+}
+
+/// The bot's corpus; vectors are kept only when `embedding_model` made them.
+pub fn bot_corpus(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    bot_id: i64,
+    embedding_model: Option<&str>,
+) -> Result<Corpus, DbError> {
     let sources = knowledge_sources::table
         .filter(knowledge_sources::workspace_id.eq(workspace_id))
         .filter(knowledge_sources::bot_id.eq(bot_id).or(knowledge_sources::bot_id.is_null()))
         .select(knowledge_sources::id);
-    let chunks: Vec<ChunkRow> = on_backend!(conn, c => knowledge_chunks::table
+    let chunks: Vec<(ChunkRow, Option<Vec<u8>>, Option<String>)> = on_backend!(conn, c => knowledge_chunks::table
         .filter(knowledge_chunks::workspace_id.eq(workspace_id))
         .filter(knowledge_chunks::source_id.eq_any(sources))
         .order((knowledge_chunks::source_id.asc(), knowledge_chunks::ordinal.asc()))
-        .select(ChunkRow::as_select())
+        .select((ChunkRow::as_select(), knowledge_chunks::embedding, knowledge_chunks::embedding_model))
         .load(c))?;
     let qa: Vec<(i64, Option<String>, Option<String>)> = on_backend!(conn, c => knowledge_sources::table
         .filter(knowledge_sources::workspace_id.eq(workspace_id))
@@ -323,10 +344,65 @@ pub fn bot_corpus(conn: &mut DbConn, workspace_id: i64, bot_id: i64) -> Result<C
         .order(knowledge_sources::id.asc())
         .select((knowledge_sources::id, knowledge_sources::question, knowledge_sources::answer))
         .load(c))?;
-    Ok((
-        chunks.into_iter().map(|c| (c.id, c)).collect(),
-        qa.into_iter().filter_map(|(id, q, a)| Some((id, q?, a?))).collect(),
-    ))
+    Ok(Corpus {
+        chunks: chunks
+            .into_iter()
+            .map(|(row, embedding, model)| CorpusChunk {
+                row,
+                embedding: embedding.filter(|_| embedding_model.is_some() && model.as_deref() == embedding_model),
+            })
+            .collect(),
+        qa: qa.into_iter().filter_map(|(id, q, a)| Some((id, q?, a?))).collect(),
+    })
+}
+
+/// A chunk that has no vector from `model` yet (learned before embeddings were configured,
+/// while the endpoint was down, or by another model), for the background backfill.
+#[derive(Debug, Clone, Queryable)]
+pub struct UnembeddedChunk {
+    pub id: i64,
+    pub source_id: i64,
+    pub title: String,
+    pub content: String,
+}
+
+/// Up to `limit` chunks of any workspace without a vector from `model`, oldest first.
+pub fn chunks_without_vectors(conn: &mut DbConn, model: &str, limit: i64) -> Result<Vec<UnembeddedChunk>, DbError> {
+    Ok(on_backend!(conn, c => knowledge_chunks::table
+        .filter(knowledge_chunks::embedding_model.is_null().or(knowledge_chunks::embedding_model.ne(model)))
+        .order(knowledge_chunks::id.asc())
+        .limit(limit)
+        .select((knowledge_chunks::id, knowledge_chunks::source_id, knowledge_chunks::title, knowledge_chunks::content))
+        .load(c))?)
+}
+
+/// Stores vectors computed for existing chunks, `(chunk_id, source_id, vector)`, and marks
+/// their sources changed so every node's index picks them up. A chunk replaced meanwhile by a
+/// re-learning is simply not found; its successor came with its own vector.
+pub fn store_vectors(
+    conn: &mut DbConn,
+    model: &str,
+    vectors: &[(i64, i64, Vec<u8>)],
+    now: i64,
+) -> Result<usize, DbError> {
+    write_tx(conn, |conn| {
+        let mut stored = 0;
+        let mut sources = std::collections::BTreeSet::new();
+        for (chunk_id, source_id, vector) in vectors {
+            let target = knowledge_chunks::table.filter(knowledge_chunks::id.eq(chunk_id));
+            let updated = on_backend!(conn, c => diesel::update(target)
+                .set((knowledge_chunks::embedding.eq(vector), knowledge_chunks::embedding_model.eq(model)))
+                .execute(c))?;
+            if updated == 1 {
+                stored += 1;
+                sources.insert(*source_id);
+            }
+        }
+        let sources: Vec<i64> = sources.into_iter().collect();
+        let changed = knowledge_sources::table.filter(knowledge_sources::id.eq_any(&sources));
+        on_backend!(conn, c => diesel::update(changed).set(knowledge_sources::updated_at.eq(now)).execute(c))?;
+        Ok(stored)
+    })
 }
 
 /// A fingerprint of a bot's sources that changes whenever a source is added, learned again,

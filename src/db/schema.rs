@@ -162,6 +162,8 @@ diesel::table! {
         created_at -> BigInt,
         title -> Text,
         url -> Nullable<Text>,
+        embedding -> Nullable<Binary>,
+        embedding_model -> Nullable<Text>,
     }
 }
 

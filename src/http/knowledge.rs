@@ -253,18 +253,18 @@ pub async fn search(
         return Err(ApiError::bad_request("invalid query parameter `limit`: 1 to 50"));
     }
     let bot = chat.workspace_bot(caller.workspace_id, bot_id).await?;
-    let index = knowledge.cache.index(caller.workspace_id, bot.id).await?;
-    let hits = index.search(&q, limit).map_err(ApiError::internal)?;
-    let answer = knowledge.ask(caller.workspace_id, bot.id, &q).await?;
+    let found = knowledge.search(caller.workspace_id, bot.id, &q, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "answer": answer.map(|a| serde_json::json!({ "text": a.text, "metadata": a.metadata() })),
-        "hits": hits.iter().map(|hit| serde_json::json!({
+        "answer": found.answer.map(|a| serde_json::json!({ "text": a.text, "metadata": a.metadata() })),
+        "retrieval": if found.hybrid { "hybrid" } else { "full_text" },
+        "hits": found.hits.iter().map(|hit| serde_json::json!({
             "source_id": hit.source_id,
             "chunk_id": hit.chunk_id,
             "title": hit.title,
             "url": hit.url,
             "text": hit.text,
             "score": hit.score,
+            "similarity": hit.similarity,
         })).collect::<Vec<_>>(),
     })))
 }

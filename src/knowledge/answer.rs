@@ -3,6 +3,10 @@
 //! passage is quoted (its most relevant sentences, not the whole chunk) with its source named
 //! in the text and returned as a citation. Below the confidence bar there is no answer at all,
 //! so the caller can say it does not know rather than guess.
+//!
+//! With vectors (embeddings configured) the passages are ranked by both full text and meaning,
+//! and a passage that covers too few of the question's words still answers when its meaning is
+//! close enough (the configured minimum similarity).
 
 use std::collections::BTreeSet;
 
@@ -52,17 +56,20 @@ pub struct Grounded {
     pub text: String,
     pub basis: Basis,
     pub citations: Vec<Citation>,
-    /// Q&A similarity or passage coverage, 0..1.
+    /// Q&A similarity, or the better of passage coverage and vector similarity, 0..1.
     pub confidence: f32,
+    /// The passage's cosine similarity to the question, when retrieval was hybrid.
+    pub similarity: Option<f32>,
 }
 
 impl Grounded {
     /// What is stored with the reply message.
     pub fn metadata(&self) -> serde_json::Value {
-        serde_json::json!({
-            "knowledge": { "basis": self.basis, "confidence": self.confidence },
-            "citations": self.citations,
-        })
+        let mut knowledge = serde_json::json!({ "basis": self.basis, "confidence": self.confidence });
+        if let Some(similarity) = self.similarity {
+            knowledge["similarity"] = similarity.into();
+        }
+        serde_json::json!({ "knowledge": knowledge, "citations": self.citations })
     }
 }
 
@@ -74,28 +81,40 @@ pub fn from_qa(index: &KnowledgeIndex, question: &str) -> Option<Grounded> {
         basis: Basis::Qa,
         citations: vec![Citation { source_id: hit.source_id, chunk_id: None, title: hit.question, url: None }],
         confidence: hit.similarity,
+        similarity: None,
     })
 }
 
-/// The best passage for `question`, quoted with its source, if one covers enough of it.
-pub fn from_passages(index: &KnowledgeIndex, question: &str) -> Option<Grounded> {
+/// How far a passage's meaning must be from a question's to answer it without sharing its
+/// words: the question's unit vector and the minimum cosine similarity.
+#[derive(Debug, Clone, Copy)]
+pub struct Semantic<'a> {
+    pub query: &'a [f32],
+    pub min_similarity: f32,
+}
+
+/// The best passage for `question`, quoted with its source, if one covers enough of it (or,
+/// with `semantic`, is close enough in meaning).
+pub fn from_passages(index: &KnowledgeIndex, question: &str, semantic: Option<Semantic<'_>>) -> Option<Grounded> {
     let asked = index.terms(question);
-    if asked.is_empty() {
+    if asked.is_empty() && semantic.is_none() {
         return None;
     }
-    let hits = match index.search(question, CANDIDATES) {
+    let hits = match index.hybrid_search(question, semantic.map(|s| s.query), CANDIDATES) {
         Ok(hits) => hits,
         Err(err) => {
             tracing::warn!(error = %err, "knowledge search failed");
             return None;
         }
     };
-    // BM25 order first; among the top hits, the first that covers enough of the question wins,
-    // so a long chunk repeating one word does not beat one that mentions every word.
+    // Ranked order first; among the top hits, the first that covers enough of the question (or
+    // means closely enough the same) wins, so a long chunk repeating one word does not beat one
+    // that mentions every word.
+    let min_similarity = semantic.map_or(f32::INFINITY, |s| s.min_similarity);
     let (hit, coverage) = hits
         .iter()
         .map(|hit| (hit, coverage(&asked, &index.terms(&format!("{} {}", hit.title, hit.text)))))
-        .find(|(_, coverage)| *coverage >= MIN_COVERAGE)?;
+        .find(|(hit, coverage)| *coverage >= MIN_COVERAGE || hit.similarity.is_some_and(|s| s >= min_similarity))?;
     let quote = quote(index, hit, &asked);
     let source = match &hit.url {
         Some(url) => format!("{} ({url})", display_title(hit)),
@@ -110,11 +129,15 @@ pub fn from_passages(index: &KnowledgeIndex, question: &str) -> Option<Grounded>
             title: display_title(hit),
             url: hit.url.clone(),
         }],
-        confidence: coverage,
+        confidence: coverage.max(hit.similarity.unwrap_or(0.0)),
+        similarity: hit.similarity,
     })
 }
 
 fn coverage(asked: &BTreeSet<String>, found: &BTreeSet<String>) -> f32 {
+    if asked.is_empty() {
+        return 0.0;
+    }
     asked.intersection(found).count() as f32 / asked.len() as f32
 }
 
@@ -189,6 +212,7 @@ mod tests {
                 title: "Prices".into(),
                 url: Some("https://clinic.test/prices".into()),
                 text: long.into(),
+                embedding: None,
             },
             IndexedChunk {
                 chunk_id: 2,
@@ -196,6 +220,7 @@ mod tests {
                 title: "Parking".into(),
                 url: None,
                 text: "Free parking is behind the building.".into(),
+                embedding: None,
             },
         ];
         let qa = vec![QaPair {
@@ -219,7 +244,7 @@ mod tests {
     #[test]
     fn a_passage_is_quoted_by_its_relevant_sentences_with_its_source() {
         let index = index();
-        let found = from_passages(&index, "How much does teeth whitening cost?").unwrap();
+        let found = from_passages(&index, "How much does teeth whitening cost?", None).unwrap();
         assert!(found.text.starts_with("Teeth whitening costs $350 and takes about an hour."), "{}", found.text);
         assert!(found.text.contains("The price includes a follow-up visit."), "{}", found.text);
         assert!(!found.text.contains("Children"), "{}", found.text);
@@ -233,16 +258,48 @@ mod tests {
 
     #[test]
     fn short_passages_are_quoted_whole_and_uncited_urls_left_out() {
-        let found = from_passages(&index(), "Is there parking?").unwrap();
+        let found = from_passages(&index(), "Is there parking?", None).unwrap();
         assert_eq!(found.text, "Free parking is behind the building.\n\nSource: Parking");
     }
 
     #[test]
     fn questions_the_knowledge_does_not_cover_get_no_answer() {
         let index = index();
-        assert!(from_passages(&index, "Do you sell bicycles?").is_none());
-        assert!(from_passages(&index, "What is the price of bicycle repairs in winter?").is_none());
-        assert!(from_passages(&index, "?!").is_none());
+        assert!(from_passages(&index, "Do you sell bicycles?", None).is_none());
+        assert!(from_passages(&index, "What is the price of bicycle repairs in winter?", None).is_none());
+        assert!(from_passages(&index, "?!", None).is_none());
+    }
+
+    #[test]
+    fn with_vectors_a_close_meaning_answers_and_a_distant_one_does_not() {
+        let chunks = vec![
+            IndexedChunk {
+                chunk_id: 1,
+                source_id: 10,
+                title: "Parking".into(),
+                url: None,
+                text: "Free parking is behind the building.".into(),
+                embedding: Some(vec![0.0, 1.0]),
+            },
+            IndexedChunk {
+                chunk_id: 2,
+                source_id: 11,
+                title: "Prices".into(),
+                url: None,
+                text: "Whitening costs $350.".into(),
+                embedding: Some(vec![1.0, 0.0]),
+            },
+        ];
+        let index = KnowledgeIndex::build(&chunks, &[]).unwrap();
+        let question = "Where do I leave my car?";
+        assert!(from_passages(&index, question, None).is_none(), "no shared words");
+        let close = Semantic { query: &[0.1, 0.995], min_similarity: 0.8 };
+        let found = from_passages(&index, question, Some(close)).unwrap();
+        assert_eq!(found.citations[0].chunk_id, Some(1));
+        assert!(found.similarity.unwrap() > 0.99);
+        assert_eq!(found.metadata()["knowledge"]["similarity"], found.similarity.unwrap());
+        let distant = Semantic { query: &[0.7, 0.714], min_similarity: 0.8 };
+        assert!(from_passages(&index, question, Some(distant)).is_none());
     }
 
     #[test]

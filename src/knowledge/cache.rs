@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::embed;
 use super::index::{IndexedChunk, KnowledgeIndex, QaPair};
 use crate::db::{knowledge, Db, DbError};
 
@@ -22,12 +23,14 @@ struct Entry {
 pub struct KnowledgeCache {
     db: Db,
     check_every: Duration,
+    /// Only this model's vectors are loaded (none without embeddings).
+    embedding_model: Option<String>,
     entries: Mutex<HashMap<i64, Entry>>,
 }
 
 impl KnowledgeCache {
-    pub fn new(db: Db, check_every: Duration) -> Self {
-        Self { db, check_every, entries: Mutex::default() }
+    pub fn new(db: Db, check_every: Duration, embedding_model: Option<String>) -> Self {
+        Self { db, check_every, embedding_model, entries: Mutex::default() }
     }
 
     /// The bot's index, rebuilt first if its sources changed since it was last checked.
@@ -43,21 +46,25 @@ impl KnowledgeCache {
             self.remember(workspace_id, bot_id, cached_version, index.clone());
             return Ok(index);
         }
+        let model = self.embedding_model.clone();
         let index = self
             .db
             .run(move |conn| {
-                let (chunks, qa) = knowledge::bot_corpus(conn, workspace_id, bot_id)?;
-                let chunks: Vec<IndexedChunk> = chunks
+                let corpus = knowledge::bot_corpus(conn, workspace_id, bot_id, model.as_deref())?;
+                let chunks: Vec<IndexedChunk> = corpus
+                    .chunks
                     .into_iter()
-                    .map(|(chunk_id, c)| IndexedChunk {
-                        chunk_id,
-                        source_id: c.source_id,
-                        title: c.title,
-                        url: c.url,
-                        text: c.content,
+                    .map(|c| IndexedChunk {
+                        chunk_id: c.row.id,
+                        source_id: c.row.source_id,
+                        title: c.row.title,
+                        url: c.row.url,
+                        text: c.row.content,
+                        embedding: c.embedding.as_deref().and_then(embed::from_bytes).and_then(embed::normalized),
                     })
                     .collect();
-                let qa: Vec<QaPair> = qa
+                let qa: Vec<QaPair> = corpus
+                    .qa
                     .into_iter()
                     .map(|(source_id, question, answer)| QaPair { source_id, question, answer })
                     .collect();
@@ -78,6 +85,11 @@ impl KnowledgeCache {
     /// within `check_every`).
     pub fn forget_workspace(&self, workspace_id: i64) {
         self.lock().retain(|_, entry| entry.workspace_id != workspace_id);
+    }
+
+    /// Makes every bot check its sources on its next question (vectors were added anywhere).
+    pub fn forget_all(&self) {
+        self.lock().clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {

@@ -5,6 +5,10 @@
 //! same rows. [`KnowledgeIndex::search`] ranks chunks for a visitor's free-text question (title hits weigh more
 //! than body hits) and [`KnowledgeIndex::best_qa`] finds a curated Q&A pair whose question is close enough to
 //! be answered verbatim.
+//!
+//! When chunks carry vectors (embeddings are configured), [`KnowledgeIndex::hybrid_search`] ranks by both: the
+//! full-text and the nearest-vector lists are fused by reciprocal rank, so a passage that says the same thing in
+//! other words still ranks, and one that shares words but not meaning sinks.
 
 use std::collections::BTreeSet;
 
@@ -48,6 +52,8 @@ pub struct IndexedChunk {
     pub title: String,
     pub url: Option<String>,
     pub text: String,
+    /// Unit-length vector, when the chunk has one from the configured model.
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// A Q&A pair (answered with its exact answer when the question matches well).
@@ -58,7 +64,8 @@ pub struct QaPair {
     pub answer: String,
 }
 
-/// A chunk returned by [`KnowledgeIndex::search`], with its BM25 score.
+/// A chunk returned by a search, with its ranking score: BM25 for [`KnowledgeIndex::search`], the fused
+/// reciprocal-rank score for [`KnowledgeIndex::hybrid_search`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub chunk_id: i64,
@@ -67,7 +74,16 @@ pub struct Hit {
     pub url: Option<String>,
     pub text: String,
     pub score: f32,
+    /// Cosine similarity to the question, when both have vectors.
+    pub similarity: Option<f32>,
 }
+
+/// Reciprocal-rank fusion's damping constant: the usual 60 keeps one list's first place from
+/// drowning the other list's.
+const RRF_K: f32 = 60.0;
+
+/// How deep each list is read before fusing.
+const FUSION_DEPTH: usize = 20;
 
 /// A Q&A pair returned by [`KnowledgeIndex::best_qa`], with its similarity (0..1) to the visitor's question.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +118,13 @@ pub struct KnowledgeIndex {
     /// Chunk contents live here rather than in tantivy's doc store: hits only need a position to look them up.
     chunks: Vec<IndexedChunk>,
     qa: Vec<PreparedQa>,
+    /// The chunks' vectors, all of length `dimension`, one after another in one allocation so
+    /// that a scan reads memory in order; `vector_positions[i]` is the chunk of the i-th.
+    vectors: Vec<f32>,
+    vector_positions: Vec<usize>,
+    /// Where each chunk's vector starts in `vectors`, by chunk position.
+    vector_of: Vec<Option<usize>>,
+    dimension: Option<usize>,
     /// The "en_stem" pipeline plus stop-word removal, applied to questions only.
     query_analyzer: TextAnalyzer,
 }
@@ -142,13 +165,112 @@ impl KnowledgeIndex {
             .map(|pair| PreparedQa { terms: content_terms(&mut query_analyzer, &pair.question), pair: pair.clone() })
             .collect();
 
-        Ok(KnowledgeIndex { reader, title, text, ord, chunks: chunks.to_vec(), qa, query_analyzer })
+        // Vectors of another length (a model changed under a running server) cannot be compared;
+        // the most common length wins and the rest wait for the backfill to redo them.
+        let mut lengths = std::collections::BTreeMap::<usize, usize>::new();
+        for vector in chunks.iter().filter_map(|c| c.embedding.as_ref()) {
+            *lengths.entry(vector.len()).or_default() += 1;
+        }
+        let dimension = lengths.iter().max_by_key(|(len, count)| (**count, **len)).map(|(len, _)| *len);
+        let (mut vectors, mut vector_positions, mut vector_of) = (Vec::new(), Vec::new(), vec![None; chunks.len()]);
+        for (position, chunk) in chunks.iter().enumerate() {
+            if let Some(vector) = chunk.embedding.as_ref().filter(|v| Some(v.len()) == dimension) {
+                vector_of[position] = Some(vectors.len());
+                vector_positions.push(position);
+                vectors.extend_from_slice(vector);
+            }
+        }
+        let chunks = chunks.iter().map(|c| IndexedChunk { embedding: None, ..c.clone() }).collect();
+
+        Ok(KnowledgeIndex {
+            reader,
+            title,
+            text,
+            ord,
+            chunks,
+            qa,
+            vectors,
+            vector_positions,
+            vector_of,
+            dimension,
+            query_analyzer,
+        })
+    }
+
+    /// Whether any chunk has a vector, i.e. whether a question's vector is worth computing.
+    pub fn has_vectors(&self) -> bool {
+        self.dimension.is_some()
+    }
+
+    /// Chunks ranked by full text and by vector, fused by reciprocal rank; `query` is the
+    /// question's unit vector, without which this is [`KnowledgeIndex::search`].
+    pub fn hybrid_search(&self, question: &str, query: Option<&[f32]>, limit: usize) -> Result<Vec<Hit>, IndexError> {
+        let Some(query) = query.filter(|q| Some(q.len()) == self.dimension) else {
+            return self.search(question, limit);
+        };
+        let lexical = self.lexical(question, FUSION_DEPTH)?;
+        let nearest = self.nearest(query, FUSION_DEPTH);
+        let mut fused: Vec<(usize, f32)> = Vec::new();
+        for list in [lexical.iter().map(|(p, _)| *p).collect::<Vec<_>>(), nearest.iter().map(|(p, _)| *p).collect()] {
+            for (rank, position) in list.into_iter().enumerate() {
+                let share = 1.0 / (RRF_K + rank as f32 + 1.0);
+                match fused.iter_mut().find(|(p, _)| *p == position) {
+                    Some((_, score)) => *score += share,
+                    None => fused.push((position, share)),
+                }
+            }
+        }
+        // Ties go to the earlier chunk, so every node ranks alike.
+        fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        fused.truncate(limit);
+        Ok(fused.into_iter().map(|(position, score)| self.hit(position, score, Some(query))).collect())
+    }
+
+    /// The `limit` chunks whose vectors are closest to `query` (cosine), closest first.
+    fn nearest(&self, query: &[f32], limit: usize) -> Vec<(usize, f32)> {
+        let mut scored: Vec<(usize, f32)> = self
+            .vectors
+            .chunks_exact(query.len())
+            .zip(&self.vector_positions)
+            .map(|(vector, position)| (*position, dot(vector, query)))
+            .collect();
+        let by_similarity = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if scored.len() > limit && limit > 0 {
+            scored.select_nth_unstable_by(limit - 1, by_similarity);
+            scored.truncate(limit);
+        }
+        scored.sort_by(by_similarity);
+        scored.truncate(limit);
+        scored
+    }
+
+    fn hit(&self, position: usize, score: f32, query: Option<&[f32]>) -> Hit {
+        let chunk = &self.chunks[position];
+        let similarity = query.and_then(|query| {
+            let start = self.vector_of[position]?;
+            Some(dot(&self.vectors[start..start + query.len()], query))
+        });
+        Hit {
+            chunk_id: chunk.chunk_id,
+            source_id: chunk.source_id,
+            title: chunk.title.clone(),
+            url: chunk.url.clone(),
+            text: chunk.text.clone(),
+            score,
+            similarity,
+        }
     }
 
     /// Top `limit` chunks for a visitor's question, best first (BM25). Questions are free text: escape/sanitize
     /// them so that characters meaningful to tantivy's query parser (quotes, colons, parentheses, +, -, ~, ^, *,
     /// etc.) never cause an error; an empty or stop-word-only question returns no hits.
     pub fn search(&self, question: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
+        let ranked = self.lexical(question, limit)?;
+        Ok(ranked.into_iter().map(|(position, score)| self.hit(position, score, None)).collect())
+    }
+
+    /// Positions of the top `limit` chunks by BM25, with their scores.
+    fn lexical(&self, question: &str, limit: usize) -> Result<Vec<(usize, f32)>, IndexError> {
         // The query is assembled from analyzed terms instead of going through tantivy's query parser, so visitor
         // input is never interpreted as query syntax; punctuation is simply dropped by the tokenizer.
         let terms = content_terms(&mut self.query_analyzer.clone(), question);
@@ -166,24 +288,18 @@ impl KnowledgeIndex {
 
         let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
-        let mut hits = Vec::with_capacity(top.len());
+        let mut ranked = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
-            let chunk = doc
+            let position = doc
                 .get_first(self.ord)
                 .and_then(|value| value.as_u64())
-                .and_then(|position| self.chunks.get(usize::try_from(position).ok()?))
+                .and_then(|position| usize::try_from(position).ok())
+                .filter(|position| *position < self.chunks.len())
                 .ok_or(IndexError::DanglingDocument)?;
-            hits.push(Hit {
-                chunk_id: chunk.chunk_id,
-                source_id: chunk.source_id,
-                title: chunk.title.clone(),
-                url: chunk.url.clone(),
-                text: chunk.text.clone(),
-                score,
-            });
+            ranked.push((position, score));
         }
-        Ok(hits)
+        Ok(ranked)
     }
 
     /// The best Q&A pair if its question is close enough to the visitor's: Jaccard similarity of the stemmed,
@@ -245,6 +361,22 @@ fn content_terms(analyzer: &mut TextAnalyzer, text: &str) -> BTreeSet<String> {
     terms
 }
 
+/// Eight independent sums, so the compiler can keep them in one SIMD register: a single running
+/// sum is a chain of dependent additions it may not reorder.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut sums = [0.0f32; LANES];
+    let (a_body, a_tail) = a.split_at(a.len() - a.len() % LANES);
+    let (b_body, b_tail) = b.split_at(a_body.len().min(b.len()));
+    for (x, y) in a_body.chunks_exact(LANES).zip(b_body.chunks_exact(LANES)) {
+        for lane in 0..LANES {
+            sums[lane] += x[lane] * y[lane];
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    sums.iter().sum::<f32>() + tail
+}
+
 fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f32 {
     let union = a.union(b).count();
     if union == 0 {
@@ -265,6 +397,7 @@ mod tests {
             title: title.to_owned(),
             url: Some(format!("https://example.test/{chunk_id}")),
             text: text.to_owned(),
+            embedding: None,
         }
     }
 
@@ -332,9 +465,65 @@ mod tests {
                 url: Some("https://example.test/5".into()),
                 text: "Free parking is available behind the building.".into(),
                 score: hit.score,
+                similarity: None,
             }
         );
         assert!(hit.score > 0.0);
+    }
+
+    /// Chunks with hand-made vectors on three axes of meaning: money, time, cars.
+    fn with_vectors() -> KnowledgeIndex {
+        let mut chunks = vec![
+            chunk(1, "Prices", "Teeth whitening costs $250."),
+            chunk(2, "Opening hours", "We are open Monday to Friday, 8am to 6pm."),
+            chunk(3, "Parking", "Free parking is available behind the building."),
+            chunk(4, "Whitening prices history", "Whitening prices have changed over the years."),
+        ];
+        let axes = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.6, 0.8, 0.0]];
+        for (chunk, axis) in chunks.iter_mut().zip(axes) {
+            chunk.embedding = Some(axis.to_vec());
+        }
+        KnowledgeIndex::build(&chunks, &[]).unwrap()
+    }
+
+    #[test]
+    fn vectors_find_a_passage_that_shares_no_word_with_the_question() {
+        let index = with_vectors();
+        assert!(index.has_vectors());
+        assert!(index.search("Where do I leave my car?", 5).unwrap().iter().all(|hit| hit.chunk_id != 3));
+        let hits = index.hybrid_search("Where do I leave my car?", Some(&[0.0, 0.1, 0.995]), 5).unwrap();
+        assert_eq!(hits[0].chunk_id, 3, "{hits:?}");
+        assert!(hits[0].similarity.unwrap() > 0.99);
+        assert!(hits.windows(2).all(|pair| pair[0].score >= pair[1].score), "best first");
+    }
+
+    #[test]
+    fn fusion_lifts_the_passage_both_rankings_agree_on() {
+        let index = with_vectors();
+        // Full text alone prefers the history chunk (two title words); meaning points at prices.
+        let lexical = index.search("whitening prices", 4).unwrap();
+        assert_eq!(lexical[0].chunk_id, 4, "{lexical:?}");
+        let hybrid = index.hybrid_search("whitening prices", Some(&[1.0, 0.0, 0.0]), 4).unwrap();
+        assert_eq!(hybrid[0].chunk_id, 1, "{hybrid:?}");
+    }
+
+    #[test]
+    fn dot_products_of_any_length_match_the_plain_sum() {
+        for len in [1, 3, 8, 13, 384] {
+            let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..len).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() < 1e-4, "{len}");
+        }
+    }
+
+    #[test]
+    fn a_question_vector_of_another_length_falls_back_to_full_text() {
+        let index = with_vectors();
+        let hits = index.hybrid_search("parking", Some(&[1.0, 0.0]), 5).unwrap();
+        assert_eq!(hits[0].chunk_id, 3);
+        assert!(hits.iter().all(|hit| hit.similarity.is_none()));
+        assert!(!dental().has_vectors());
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! learned by one node at a time, and a source whose node died is claimed again once its lease
 //! lapses, so nothing is left waiting after a crash. Parsing and extraction run on the blocking
 //! pool; the worker's own loop only waits on the network and the database.
+//!
+//! With embeddings configured, the worker also gives each chunk its vector before handing the
+//! chunks in. If the endpoint is down the source is learned without vectors (full text answers
+//! meanwhile) and a backfill loop computes the missing ones, and those of chunks learned before
+//! embeddings were turned on or under another model, once the endpoint answers. Every node runs
+//! the backfill; two nodes may embed the same chunk, which costs a request and changes nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +21,7 @@ use tracing::Instrument;
 
 use super::cache::KnowledgeCache;
 use super::chunk::{chunk_sections, text_to_sections, ChunkConfig, Section};
+use super::embed::{self, Embedder};
 use super::extract::{self, Extracted};
 use super::fetch::{CrawlLimits, CrawledPage, Fetcher};
 use super::files::FileStore;
@@ -56,8 +63,13 @@ pub struct Learner {
     files: FileStore,
     /// This node's answers, told when a source it learned changed.
     cache: Arc<KnowledgeCache>,
+    embedder: Option<Arc<Embedder>>,
     config: LearnConfig,
 }
+
+/// The backfill's pause when it has nothing to do, and its longest pause after failures.
+const BACKFILL_IDLE: Duration = Duration::from_secs(5);
+const BACKFILL_MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// What learning one source produced.
 #[derive(Debug)]
@@ -67,8 +79,15 @@ struct Learned {
 }
 
 impl Learner {
-    pub fn new(db: Db, fetcher: Fetcher, files: FileStore, cache: Arc<KnowledgeCache>, config: LearnConfig) -> Self {
-        Self { db, fetcher, files, cache, config }
+    pub fn new(
+        db: Db,
+        fetcher: Fetcher,
+        files: FileStore,
+        cache: Arc<KnowledgeCache>,
+        embedder: Option<Arc<Embedder>>,
+        config: LearnConfig,
+    ) -> Self {
+        Self { db, fetcher, files, cache, embedder, config }
     }
 
     /// Starts the worker's loops on the current runtime; they end with it.
@@ -79,6 +98,57 @@ impl Learner {
             let waker = waker.clone();
             tokio::spawn(async move { learner.run(waker).await });
         }
+        if learner.embedder.is_some() {
+            tokio::spawn(async move { learner.backfill().await });
+        }
+    }
+
+    /// Gives vectors to chunks that have none from the configured model, a batch at a time.
+    async fn backfill(self: Arc<Self>) {
+        let Some(embedder) = self.embedder.clone() else { return };
+        let mut pause = BACKFILL_IDLE;
+        loop {
+            match self.backfill_batch(&embedder).await {
+                Ok(0) => pause = BACKFILL_IDLE,
+                Ok(done) => {
+                    tracing::info!(done, model = embedder.model(), "knowledge vectors backfilled");
+                    pause = Duration::ZERO;
+                }
+                Err(err) => {
+                    pause = (pause * 2).clamp(BACKFILL_IDLE, BACKFILL_MAX_BACKOFF);
+                    tracing::warn!(error = %err, retry_in = ?pause, "knowledge vectors not backfilled");
+                }
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    async fn backfill_batch(&self, embedder: &Embedder) -> Result<usize, String> {
+        let model = embedder.model().to_owned();
+        let pending = {
+            let model = model.clone();
+            self.db
+                .run(move |conn| knowledge::chunks_without_vectors(conn, &model, embed::BATCH as i64))
+                .await
+                .map_err(|err| err.to_string())?
+        };
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let texts: Vec<String> = pending.iter().map(|c| embed::passage_text(&c.title, &c.content)).collect();
+        let vectors = embedder.passages(&texts).await.map_err(|err| err.to_string())?;
+        let rows: Vec<(i64, i64, Vec<u8>)> =
+            pending.iter().zip(&vectors).map(|(c, v)| (c.id, c.source_id, embed::to_bytes(v))).collect();
+        let stored = self
+            .db
+            .run(move |conn| knowledge::store_vectors(conn, &model, &rows, now_ms()))
+            .await
+            .map_err(|err| err.to_string())?;
+        if stored > 0 {
+            self.cache.forget_all();
+        }
+        // Chunks replaced meanwhile are not stored, but they are gone from the backlog too.
+        Ok(pending.len())
     }
 
     async fn run(self: Arc<Self>, waker: LearnerWaker) {
@@ -112,7 +182,10 @@ impl Learner {
     async fn learn_claimed(&self, source: SourceRow, claim: Claim) {
         let current = Arc::new(Mutex::new(Some(claim)));
         let renewal = tokio::spawn(renew_while_learning(self.db.clone(), current.clone(), self.config.lease));
-        let outcome = self.produce(&source).await;
+        let outcome = match self.produce(&source).await {
+            Ok(learned) => Ok(self.with_vectors(learned).await),
+            Err(reason) => Err(reason),
+        };
         renewal.abort();
         let Some(claim) = current.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
             tracing::warn!("lost the claim while learning; another node has the source now");
@@ -121,9 +194,12 @@ impl Learner {
         let handed_in = match outcome {
             Ok(learned) => {
                 let chunks = learned.chunks.len();
+                let model = self.embedder.as_ref().map(|e| e.model().to_owned());
                 let result = self
                     .db
-                    .run(move |conn| knowledge::complete(conn, &claim, &learned.chunks, learned.pages, now_ms()))
+                    .run(move |conn| {
+                        knowledge::complete(conn, &claim, &learned.chunks, model.as_deref(), learned.pages, now_ms())
+                    })
                     .await;
                 if matches!(result, Ok(true)) {
                     tracing::info!(chunks, pages = learned.pages, "source learned");
@@ -140,6 +216,25 @@ impl Learner {
             Ok(false) => tracing::warn!("the claim lapsed before the result was handed in; it was discarded"),
             Err(err) => tracing::warn!(error = %err, "could not hand in what was learned"),
         }
+    }
+
+    /// The chunks with their vectors when embeddings are configured and the endpoint answers;
+    /// otherwise as they are, for the backfill to complete later.
+    async fn with_vectors(&self, mut learned: Learned) -> Learned {
+        let Some(embedder) = &self.embedder else { return learned };
+        if learned.chunks.is_empty() {
+            return learned;
+        }
+        let texts: Vec<String> = learned.chunks.iter().map(|c| embed::passage_text(&c.title, &c.text)).collect();
+        match embedder.passages(&texts).await {
+            Ok(vectors) => {
+                for (chunk, vector) in learned.chunks.iter_mut().zip(vectors) {
+                    chunk.embedding = Some(embed::to_bytes(&vector));
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "chunks learned without vectors; the backfill will add them"),
+        }
+        learned
     }
 
     /// The source's chunks, or why there are none.
@@ -256,6 +351,7 @@ fn chunks_of(document: &Extracted, url: Option<&str>, chunking: ChunkConfig) -> 
             title: chunk_title(&document.title, &chunk.title),
             url: url.map(str::to_owned),
             text: chunk.text,
+            embedding: None,
         })
         .collect()
 }

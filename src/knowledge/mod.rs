@@ -5,11 +5,14 @@
 //! (behind the SSRF guard) and reading files kept by [`files`] with [`extract`], split by
 //! [`chunk`]. A bot's chunks and Q&A pairs become a BM25 index ([`index`]) built from the
 //! database and cached per bot ([`cache`]), which [`answer`] turns into replies with citations.
+//! When an embeddings endpoint is configured, [`embed`] gives chunks vectors as they are learned
+//! (and backfills those without), and retrieval becomes hybrid.
 //! [`Knowledge`] is the one entry point the routes and the brain use.
 
 pub mod answer;
 pub mod cache;
 pub mod chunk;
+pub mod embed;
 pub mod extract;
 pub mod fetch;
 pub mod files;
@@ -22,9 +25,11 @@ use crate::db::knowledge::{self as rows, NewSource, SourceRow};
 use crate::db::{bots, now_ms, unanswered, uploads, Db, DbError};
 use crate::error::ApiError;
 use crate::net_guard::{self, TargetPolicy};
-use answer::Grounded;
+use answer::{Grounded, Semantic};
 use cache::KnowledgeCache;
+use embed::Embedder;
 use files::FileStore;
+use index::{Hit, KnowledgeIndex};
 use learn::LearnerWaker;
 
 /// Longest text or answer a source may hold, in characters.
@@ -45,6 +50,16 @@ pub struct Knowledge {
     pub upload_max_bytes: u64,
     pub crawl_max_pages: usize,
     pub crawl_max_depth: usize,
+    /// Vectors for hybrid retrieval, when an embeddings endpoint is configured.
+    pub embedder: Option<Arc<Embedder>>,
+}
+
+/// What a search found: the ranked passages, the answer the built-in brain would give, and
+/// whether vectors took part.
+pub struct Retrieval {
+    pub hits: Vec<Hit>,
+    pub answer: Option<Grounded>,
+    pub hybrid: bool,
 }
 
 /// A source as a caller describes it, before validation; `bot` is the bot's public id.
@@ -125,7 +140,46 @@ impl Knowledge {
     /// best passage; `None` when nothing is confident enough.
     pub async fn ask(&self, workspace_id: i64, bot_id: i64, question: &str) -> Result<Option<Grounded>, DbError> {
         let index = self.cache.index(workspace_id, bot_id).await?;
-        Ok(answer::from_qa(&index, question).or_else(|| answer::from_passages(&index, question)))
+        if let Some(found) = answer::from_qa(&index, question) {
+            return Ok(Some(found));
+        }
+        let query = self.query_vector(&index, question).await;
+        Ok(answer::from_passages(&index, question, self.semantic(query.as_deref())))
+    }
+
+    /// The `limit` best passages for `question` and the answer they give, ranked by full text
+    /// and, with embeddings, by meaning too.
+    pub async fn search(
+        &self,
+        workspace_id: i64,
+        bot_id: i64,
+        question: &str,
+        limit: usize,
+    ) -> Result<Retrieval, ApiError> {
+        let index = self.cache.index(workspace_id, bot_id).await?;
+        let query = self.query_vector(&index, question).await;
+        let hits = index.hybrid_search(question, query.as_deref(), limit).map_err(ApiError::internal)?;
+        let answer = answer::from_qa(&index, question)
+            .or_else(|| answer::from_passages(&index, question, self.semantic(query.as_deref())));
+        Ok(Retrieval { hits, answer, hybrid: query.is_some() })
+    }
+
+    /// The question's vector, when the bot's chunks have vectors to compare it with; a slow or
+    /// failing endpoint costs the visitor nothing but the vectors (full text still answers).
+    async fn query_vector(&self, index: &KnowledgeIndex, question: &str) -> Option<Vec<f32>> {
+        let embedder = self.embedder.as_ref().filter(|_| index.has_vectors())?;
+        match embedder.query(question).await {
+            Ok(vector) => Some(vector),
+            Err(err) => {
+                tracing::warn!(error = %err, "question not embedded; answering from full text alone");
+                None
+            }
+        }
+    }
+
+    fn semantic<'a>(&self, query: Option<&'a [f32]>) -> Option<Semantic<'a>> {
+        let embedder = self.embedder.as_ref()?;
+        Some(Semantic { query: query?, min_similarity: embedder.min_similarity() })
     }
 
     /// Adds a question the bot could not answer to the workspace's list.

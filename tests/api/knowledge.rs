@@ -34,7 +34,7 @@ async fn app(backend: Backend) -> TestApp {
     .await
 }
 
-async fn add(app: &TestApp, body: Value) -> Value {
+pub async fn add(app: &TestApp, body: Value) -> Value {
     let (status, source) = app.post(&app.a.api_key, "/api/knowledge/sources", body).await;
     assert_eq!(status, 202, "{source}");
     assert_eq!(source["status"], "waiting", "{source}");
@@ -42,7 +42,7 @@ async fn add(app: &TestApp, body: Value) -> Value {
 }
 
 /// Polls a source until learning ends; returns its final view.
-async fn settled(app: &TestApp, id: &Value) -> Value {
+pub async fn settled(app: &TestApp, id: &Value) -> Value {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let (status, source) = app.get(&app.a.api_key, &format!("/api/knowledge/sources/{id}")).await;
@@ -55,14 +55,14 @@ async fn settled(app: &TestApp, id: &Value) -> Value {
     }
 }
 
-async fn learned(app: &TestApp, id: &Value) -> Value {
+pub async fn learned(app: &TestApp, id: &Value) -> Value {
     let source = settled(app, id).await;
     assert_eq!(source["status"], "learned", "{source}");
     source
 }
 
 /// Asks in a fresh conversation; returns the bot's stored reply.
-async fn ask(app: &TestApp, question: &str) -> Value {
+pub async fn ask(app: &TestApp, question: &str) -> Value {
     let conversation = app.start_conversation().await;
     let (status, body) = app
         .post(
@@ -76,7 +76,7 @@ async fn ask(app: &TestApp, question: &str) -> Value {
 }
 
 /// Asks until the reply satisfies `expected` (a bot notices learned sources within seconds).
-async fn ask_until(app: &TestApp, question: &str, expected: impl Fn(&Value) -> bool) -> Value {
+pub async fn ask_until(app: &TestApp, question: &str, expected: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let reply = ask(app, question).await;
@@ -88,11 +88,11 @@ async fn ask_until(app: &TestApp, question: &str, expected: impl Fn(&Value) -> b
     }
 }
 
-fn says(reply: &Value, text: &str) -> bool {
+pub fn says(reply: &Value, text: &str) -> bool {
     reply["content"].as_str().unwrap_or_default().contains(text)
 }
 
-fn cites(reply: &Value, url: &str) -> bool {
+pub fn cites(reply: &Value, url: &str) -> bool {
     reply["metadata"]["citations"].as_array().is_some_and(|c| c.iter().any(|c| c["url"] == url))
 }
 

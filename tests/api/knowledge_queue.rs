@@ -34,7 +34,7 @@ fn text_source(conn: &mut DbConn, workspace: i64, text: &str) -> i64 {
 }
 
 fn chunk(text: &str) -> NewChunk {
-    NewChunk { title: "Notes".into(), url: None, text: text.into() }
+    NewChunk { title: "Notes".into(), url: None, text: text.into(), embedding: None }
 }
 
 async fn each_waiting_source_is_claimed_by_exactly_one_worker(backend: Backend) {
@@ -57,6 +57,7 @@ async fn each_waiting_source_is_claimed_by_exactly_one_worker(backend: Backend) 
                         &mut conn,
                         &claim,
                         &[chunk(row.content.as_deref().unwrap())],
+                        None,
                         1,
                         2_000
                     )
@@ -85,11 +86,11 @@ async fn a_lapsed_claim_is_taken_over_and_the_stale_one_cannot_hand_in(backend: 
     let (row, fresh) = knowledge::claim_next(&mut conn, "node-b", 7_000, 5_000).unwrap().unwrap();
     assert_eq!((row.id, row.attempts), (id, 2));
     assert!(
-        !knowledge::complete(&mut conn, &stale, &[chunk("stale")], 1, 8_000).unwrap(),
+        !knowledge::complete(&mut conn, &stale, &[chunk("stale")], None, 1, 8_000).unwrap(),
         "the stale claim is refused"
     );
     assert!(!knowledge::fail(&mut conn, &stale, "late", 8_000).unwrap());
-    assert!(knowledge::complete(&mut conn, &fresh, &[chunk("fresh")], 1, 9_000).unwrap());
+    assert!(knowledge::complete(&mut conn, &fresh, &[chunk("fresh")], None, 1, 9_000).unwrap());
     let chunks = knowledge::chunks(&mut conn, workspace, id).unwrap();
     assert_eq!(chunks.iter().map(|c| c.content.as_str()).collect::<Vec<_>>(), ["fresh"]);
     let row = knowledge::get(&mut conn, workspace, id).unwrap().unwrap();
@@ -102,14 +103,14 @@ async fn relearning_replaces_the_chunks_at_once(backend: Backend) {
     let id = text_source(&mut conn, workspace, "v1");
     let (_, claim) = knowledge::claim_next(&mut conn, "node", 1_000, 60_000).unwrap().unwrap();
     let first: Vec<NewChunk> = (0..1200).map(|i| chunk(&format!("old {i}"))).collect();
-    assert!(knowledge::complete(&mut conn, &claim, &first, 1, 2_000).unwrap());
+    assert!(knowledge::complete(&mut conn, &claim, &first, None, 1, 2_000).unwrap());
     assert_eq!(knowledge::chunks(&mut conn, workspace, id).unwrap().len(), 1200);
 
     let row = knowledge::relearn(&mut conn, workspace, id, 3_000).unwrap().unwrap();
     assert_eq!(row.status, "waiting");
     assert_eq!(knowledge::chunks(&mut conn, workspace, id).unwrap().len(), 1200, "the old chunks answer meanwhile");
     let (_, claim) = knowledge::claim_next(&mut conn, "node", 4_000, 60_000).unwrap().unwrap();
-    assert!(knowledge::complete(&mut conn, &claim, &[chunk("new 0"), chunk("new 1")], 1, 5_000).unwrap());
+    assert!(knowledge::complete(&mut conn, &claim, &[chunk("new 0"), chunk("new 1")], None, 1, 5_000).unwrap());
     let now: Vec<String> =
         knowledge::chunks(&mut conn, workspace, id).unwrap().into_iter().map(|c| c.content).collect();
     assert_eq!(now, ["new 0", "new 1"]);
@@ -137,12 +138,12 @@ async fn the_bot_index_follows_its_sources(backend: Backend) {
             NewSource { bot_id: Some(bot_id), kind: "text".into(), content: Some(text.into()), ..NewSource::default() };
         let id = knowledge::create(&mut conn, workspace, &new, 0).unwrap().id;
         let (_, claim) = knowledge::claim_next(&mut conn, "node", 1, 60_000).unwrap().unwrap();
-        assert!(knowledge::complete(&mut conn, &claim, &[chunk(text)], 1, 2).unwrap());
+        assert!(knowledge::complete(&mut conn, &claim, &[chunk(text)], None, 1, 2).unwrap());
         id
     };
     let parking = learn(bot, "Free parking is available behind the clinic on Harbour Street.");
     learn(other_bot, "Whitening costs 350 dollars.");
-    let cache = KnowledgeCache::new(store.clone(), std::time::Duration::ZERO);
+    let cache = KnowledgeCache::new(store.clone(), std::time::Duration::ZERO, None);
     let index = cache.index(workspace, bot).await.unwrap();
     assert_eq!(index.search("where can I park?", 3).unwrap()[0].source_id, parking);
     assert!(index.search("whitening cost", 3).unwrap().is_empty(), "another bot's knowledge stays its own");
@@ -161,7 +162,7 @@ async fn the_bot_index_follows_its_sources(backend: Backend) {
         };
         knowledge::create(&mut conn, workspace, &qa, 3).unwrap();
         let (_, claim) = knowledge::claim_next(&mut conn, "node", 4, 60_000).unwrap().unwrap();
-        assert!(knowledge::complete(&mut conn, &claim, &[], 1, 5).unwrap());
+        assert!(knowledge::complete(&mut conn, &claim, &[], None, 1, 5).unwrap());
         assert!(knowledge::delete(&mut conn, workspace, parking).unwrap());
     }
     let index = cache.index(workspace, bot).await.unwrap();

@@ -11,6 +11,7 @@ mod chat_booking;
 mod cli;
 mod crm;
 mod durability;
+mod embeddings;
 mod idempotency;
 mod knowledge;
 mod knowledge_queue;
