@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frontdesk_actors::{
-    CloseConversation, EventBus, Posted, SessionRegistry, StoredMessage, VisitorMessage, VisitorTyping,
+    AgentMessage, AgentRef, AgentTyping, ChangedBy, CloseConversation, EventBus, HandBack, MarkRead, Posted,
+    RequestHandoff, Sender, SessionRegistry, StoredMessage, TakeOver, VisitorMessage, VisitorTyping,
 };
 use tokio::sync::broadcast::error::RecvError;
 
@@ -209,6 +210,59 @@ impl Chat {
         Ok(self.registry.send(conversation_id, CloseConversation).await?)
     }
 
+    /// An agent takes the conversation over; 409 when another agent has it.
+    pub async fn take_over(&self, conversation_id: &str, agent: AgentRef, by: ChangedBy) -> Result<(), ApiError> {
+        Ok(self.registry.send(conversation_id, TakeOver { agent, actor: by }).await?)
+    }
+
+    /// The conversation goes back to the bot.
+    pub async fn hand_back(
+        &self,
+        conversation_id: &str,
+        agent: Option<AgentRef>,
+        by: ChangedBy,
+        reason: Option<String>,
+    ) -> Result<(), ApiError> {
+        let reason = check_reason(reason)?;
+        Ok(self.registry.send(conversation_id, HandBack { agent, actor: by, reason, silent_before: None }).await?)
+    }
+
+    /// Puts the conversation in the queue for a person.
+    pub async fn request_handoff(
+        &self,
+        conversation_id: &str,
+        by: ChangedBy,
+        reason: Option<String>,
+    ) -> Result<(), ApiError> {
+        let reason = check_reason(reason)?;
+        Ok(self.registry.send(conversation_id, RequestHandoff { actor: by, reason }).await?)
+    }
+
+    /// A message from the agent who owns the conversation; returns it and whether it repeated
+    /// an earlier `client_msg_id`.
+    pub async fn agent_says(
+        &self,
+        conversation_id: &str,
+        agent: AgentRef,
+        client_msg_id: Option<String>,
+        text: String,
+        media: Option<serde_json::Value>,
+    ) -> Result<(StoredMessage, bool), ApiError> {
+        let checked = self.validate(VisitorInput { client_msg_id, text, media, context: None })?;
+        let message =
+            AgentMessage { agent, client_msg_id: checked.client_msg_id, text: checked.text, media: checked.media };
+        Ok(self.registry.send(conversation_id, message).await?)
+    }
+
+    pub async fn agent_typing(&self, conversation_id: &str, agent: AgentRef, on: bool) -> Result<(), ApiError> {
+        Ok(self.registry.send(conversation_id, AgentTyping { agent, on }).await?)
+    }
+
+    /// `reader` has read up to `seq` (clamped to the last message); returns the position.
+    pub async fn mark_read(&self, conversation_id: &str, reader: Sender, seq: i64) -> Result<i64, ApiError> {
+        Ok(self.registry.send(conversation_id, MarkRead { reader, seq }).await?)
+    }
+
     /// Stored messages after `after`, in `seq` order.
     pub async fn history_after(
         &self,
@@ -250,5 +304,12 @@ impl Chat {
             return Ok(Vec::new());
         }
         self.history_after(workspace_id, conversation_id, after, limit).await
+    }
+}
+
+fn check_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    match reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()) {
+        Some(r) if r.chars().count() > 500 => Err(ApiError::unprocessable("`reason` is longer than 500 characters")),
+        other => Ok(other),
     }
 }

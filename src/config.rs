@@ -136,6 +136,13 @@ pub struct SettingsArgs {
     /// Seconds one embeddings request may take [default: 30].
     #[arg(long, global = true, env = "FRONTDESK_EMBEDDINGS_TIMEOUT_SECS")]
     pub embeddings_timeout_secs: Option<u64>,
+    /// Seconds an agent who owns a conversation may stay silent before it goes back to the bot;
+    /// 0 never [default: 600].
+    #[arg(long, global = true, env = "FRONTDESK_AGENT_SILENCE_SECS")]
+    pub agent_silence_secs: Option<u64>,
+    /// Give queued conversations to online agents in turn (round-robin) [default: false].
+    #[arg(long, global = true, env = "FRONTDESK_AUTO_ASSIGN")]
+    pub auto_assign: Option<bool>,
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
@@ -181,6 +188,9 @@ pub struct Settings {
     pub upload_max_bytes: u64,
     pub learn_lease: Duration,
     pub embeddings: Option<EmbeddingsSettings>,
+    /// An agent's silence after which their conversation goes back to the bot (`None`: never).
+    pub agent_silence: Option<Duration>,
+    pub auto_assign: bool,
     pub demo: bool,
 }
 
@@ -332,6 +342,13 @@ impl Settings {
                     .max(1),
             ),
             embeddings: embeddings_settings(args, &from_file)?,
+            agent_silence: match pick(args.agent_silence_secs, from_file("AGENT_SILENCE_SECS"), "FRONTDESK_AGENT_SILENCE_SECS")?
+                .unwrap_or(600)
+            {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            auto_assign: pick(args.auto_assign, from_file("AUTO_ASSIGN"), "FRONTDESK_AUTO_ASSIGN")?.unwrap_or(false),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
         })
     }

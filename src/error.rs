@@ -128,6 +128,7 @@ impl From<SessionError> for ApiError {
                 ApiError::unavailable("conversation temporarily unavailable, try again shortly")
             }
             SessionError::Failed(why) => ApiError::internal(why),
+            SessionError::Conflict(why) => ApiError::conflict(why),
         }
     }
 }

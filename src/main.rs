@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use frontdesk::config::{Settings, SettingsArgs};
-use frontdesk::db::{keys, workspaces};
+use frontdesk::db::{agents, keys, now_ms, workspaces};
 use frontdesk::startup::{open_database, Application};
 use frontdesk::telemetry;
 
@@ -34,6 +34,27 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Manage the people who answer conversations.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Create an agent; prints the agent and its token (shown only now) as JSON.
+    Create {
+        #[arg(long)]
+        workspace: i64,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// `agent` (conversations only) or `admin` (everything an API key reaches).
+        #[arg(long, default_value = "agent", value_parser = ["agent", "admin"])]
+        role: String,
     },
 }
 
@@ -83,6 +104,17 @@ fn main() -> anyhow::Result<()> {
             let mut conn = db.conn()?;
             let key = keys::create(&mut conn, workspace, &name)?;
             println!("{}", serde_json::json!({ "workspace_id": workspace, "api_key": key }));
+            Ok(())
+        }
+        Command::Agent { command: AgentCommand::Create { workspace, name, email, role } } => {
+            let db = open_database(&settings)?;
+            let mut conn = db.conn()?;
+            anyhow::ensure!(workspaces::get(&mut conn, workspace)?.is_some(), "workspace {workspace} does not exist");
+            let email = email.trim().to_lowercase();
+            anyhow::ensure!(email.contains('@'), "--email must be an email address");
+            let (agent, token) = agents::create(&mut conn, workspace, name.trim(), &email, &role, now_ms())?
+                .ok_or_else(|| anyhow::anyhow!("workspace {workspace} already has an agent with this email"))?;
+            println!("{}", serde_json::json!({ "agent": agent, "token": token }));
             Ok(())
         }
     }

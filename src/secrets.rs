@@ -10,6 +10,8 @@ use subtle::ConstantTimeEq;
 pub const API_KEY_PREFIX: &str = "fdk_";
 /// Prefix of workspace tokens (CX Genie's `workspace_token`).
 pub const WORKSPACE_TOKEN_PREFIX: &str = "fdw_";
+/// An agent's own token: what their console or socket signs in with.
+pub const AGENT_TOKEN_PREFIX: &str = "fda_";
 /// Prefix of external API keys (ChatGenius's `api_key` in a booking body).
 pub const EXTERNAL_KEY_PREFIX: &str = "fdx_";
 

@@ -96,7 +96,10 @@ impl Application {
         let knowledge = web::Data::new(start_knowledge(&settings, &db, &node_id)?);
         let ports = Ports {
             store: Arc::new(DbConversationStore::new(db.clone(), writer, CONTEXT_WINDOW, Some(scorer.clone()))),
-            brain: Arc::new(BuiltinBrain::new(bots.clone(), Some(reception), Some(knowledge.clone().into_inner()))),
+            brain: Arc::new(
+                BuiltinBrain::new(bots.clone(), Some(reception), Some(knowledge.clone().into_inner()))
+                    .with_agents(db.clone()),
+            ),
             bus: bus.clone(),
             clock: Arc::new(SystemClock),
         };
@@ -126,6 +129,13 @@ impl Application {
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
         let limits = settings.limits();
         let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits, desk });
+        let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::default());
+        crate::handoff::HandoffRules {
+            chat: chat.clone().into_inner(),
+            silence: settings.agent_silence,
+            auto_assign: settings.auto_assign,
+        }
+        .start();
 
         let limiter = ApiRateLimiter::<i64>::per_minute(settings.rate_limit_per_minute).map(web::Data::new);
         let chat_limiter = ChatRateLimiter::per_minute(settings.chat_rate_limit_per_minute).map(web::Data::new);
@@ -158,6 +168,7 @@ impl Application {
             let app = App::new()
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
+                .app_data(agent_sockets.clone())
                 .app_data(webhook_admin.clone())
                 .app_data(knowledge.clone())
                 .app_data(limits)

@@ -15,11 +15,12 @@ pub mod session;
 pub use booking::{BookingDesk, DeskError};
 pub use leads::{LeadScorer, Rescore};
 pub use ports::{
-    Appended, Brain, BrainError, BrainOutput, BrainRequest, Clock, ConversationEvent, ConversationSnapshot,
-    ConversationStatus, ConversationStore, EventBus, LeadSignals, NewMessage, Ports, Sender, StoreError, StoredMessage,
-    SystemClock,
+    inbox_topic, AgentRef, Appended, Brain, ChangedBy, BrainError, BrainOutput, BrainRequest, Clock, ConversationEvent,
+    ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, LeadSignals, NewMessage, Owner,
+    OwnershipChange, OwnershipOutcome, Ports, Sender, StoreError, StoredMessage, SystemClock,
 };
 pub use registry::SessionRegistry;
 pub use session::{
-    CloseConversation, ConversationSession, Posted, SessionConfig, SessionError, VisitorMessage, VisitorTyping,
+    AgentMessage, AgentTyping, CloseConversation, ConversationSession, HandBack, MarkRead, Posted, RequestHandoff,
+    SessionConfig, SessionError, TakeOver, VisitorMessage, VisitorTyping,
 };

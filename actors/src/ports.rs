@@ -42,6 +42,95 @@ impl Sender {
     }
 }
 
+/// Who answers a conversation: the bot, nobody yet (a person was asked for), or one agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Owner {
+    Bot,
+    Queued,
+    Agent,
+}
+
+impl Owner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Owner::Bot => "bot",
+            Owner::Queued => "queued",
+            Owner::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "bot" => Some(Owner::Bot),
+            "queued" => Some(Owner::Queued),
+            "agent" => Some(Owner::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// An agent as conversations show them: enough to say who joined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// Who caused an ownership change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangedBy {
+    /// The visitor asked for a person.
+    Visitor,
+    /// An agent, by their socket or REST.
+    Agent,
+    /// An integration through the API.
+    Api,
+    /// A rule of the bot (e.g. too many unanswered questions in a row).
+    Rule,
+    /// The server itself (an agent's silence ran out, round-robin assignment).
+    System,
+}
+
+impl ChangedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangedBy::Visitor => "visitor",
+            ChangedBy::Agent => "agent",
+            ChangedBy::Api => "api",
+            ChangedBy::Rule => "rule",
+            ChangedBy::System => "system",
+        }
+    }
+}
+
+/// A conditional change of owner: applied only if the current owner is one of `from` (and, for
+/// `silent_before`, only if the agent has been silent since before that time), atomically with
+/// its record and its webhook event.
+#[derive(Debug, Clone)]
+pub struct OwnershipChange {
+    pub workspace_id: i64,
+    pub conversation_id: String,
+    pub from: Vec<Owner>,
+    pub to: Owner,
+    /// The agent who takes over (`to` is `Agent`) or who acts.
+    pub agent: Option<AgentRef>,
+    pub actor: ChangedBy,
+    pub reason: Option<String>,
+    /// Hand back only if the owning agent's last activity is older than this (ms).
+    pub silent_before: Option<i64>,
+    pub at: i64,
+}
+
+/// What a conditional ownership change did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnershipOutcome {
+    Changed { previous: Owner, previous_agent: Option<AgentRef> },
+    /// The conversation was not in a state the change applies to; this is its state.
+    Refused { owner: Owner, agent: Option<AgentRef>, closed: bool },
+}
+
 /// A message as it is stored: `seq` orders it within its conversation, gap-free from 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredMessage {
@@ -49,6 +138,9 @@ pub struct StoredMessage {
     pub conversation_id: String,
     pub seq: i64,
     pub sender: Sender,
+    /// The agent who wrote it, for an agent's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<i64>,
     pub content: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<serde_json::Value>,
@@ -70,6 +162,7 @@ pub struct NewMessage {
     pub conversation_id: String,
     pub seq: i64,
     pub sender: Sender,
+    pub agent_id: Option<i64>,
     pub content: String,
     pub media: Option<serde_json::Value>,
     pub client_msg_id: Option<String>,
@@ -102,6 +195,9 @@ pub struct ConversationSnapshot {
     pub workspace_id: i64,
     pub bot_id: i64,
     pub status: ConversationStatus,
+    pub owner: Owner,
+    /// The agent who owns it, when an agent does.
+    pub agent: Option<AgentRef>,
     pub variables: serde_json::Value,
     /// The highest `seq` stored (0 for an empty conversation).
     pub last_seq: i64,
@@ -133,6 +229,19 @@ pub trait ConversationStore: Send + Sync + 'static {
     ) -> Result<Option<StoredMessage>, StoreError>;
     /// Marks the conversation closed.
     async fn close(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError>;
+    /// Changes the owner if the conversation is in a state the change applies to.
+    async fn change_owner(&self, change: OwnershipChange) -> Result<OwnershipOutcome, StoreError>;
+    /// Records that `reader` has read up to `seq`; an agent's activity also counts as not silent.
+    async fn mark_read(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        reader: Sender,
+        seq: i64,
+        at: i64,
+    ) -> Result<(), StoreError>;
+    /// Notes that the owning agent was active (wrote or typed) at `at`.
+    async fn agent_active(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError>;
 }
 
 /// What a brain is asked to answer.
@@ -161,6 +270,8 @@ pub enum BrainOutput {
     Variables(serde_json::Value),
     /// What the reply is based on (e.g. `{"citations": [...]}`), stored with the reply.
     Metadata(serde_json::Value),
+    /// After this reply, put the conversation in the queue for a person.
+    Handoff { actor: ChangedBy, reason: String },
 }
 
 impl From<String> for BrainOutput {
@@ -188,6 +299,28 @@ pub enum ConversationEvent {
     Typing { conversation_id: String, sender: Sender, on: bool },
     /// The conversation was closed.
     Closed { conversation_id: String },
+    /// The conversation changed hands (a person was asked for, an agent took over or left).
+    OwnerChanged {
+        conversation_id: String,
+        owner: Owner,
+        previous: Owner,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<AgentRef>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous_agent: Option<AgentRef>,
+        actor: ChangedBy,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        at: i64,
+    },
+    /// `reader` has read the conversation up to `seq`.
+    Read { conversation_id: String, reader: Sender, seq: i64 },
+}
+
+/// The bus topic on which a workspace's conversations announce what an inbox shows: stored
+/// messages, owner changes and closings (not streamed deltas, typing or read receipts).
+pub fn inbox_topic(workspace_id: i64) -> String {
+    format!("inbox:{workspace_id}")
 }
 
 impl ConversationEvent {
@@ -198,6 +331,19 @@ impl ConversationEvent {
             ConversationEvent::Done { message }
         } else {
             ConversationEvent::Message { message }
+        }
+    }
+
+    /// The event's `type`, as serialised.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConversationEvent::Message { .. } => "message",
+            ConversationEvent::Delta { .. } => "delta",
+            ConversationEvent::Done { .. } => "done",
+            ConversationEvent::Typing { .. } => "typing",
+            ConversationEvent::Closed { .. } => "closed",
+            ConversationEvent::OwnerChanged { .. } => "owner_changed",
+            ConversationEvent::Read { .. } => "read",
         }
     }
 

@@ -5,19 +5,27 @@
 //! only after the store says it is durable, published to every subscriber through the bus, and
 //! then answered by the brain one turn at a time. Chunks of the reply go out as `Delta` events;
 //! the finished reply is persisted with its own `seq` and published as `Done`.
+//!
+//! It also holds who answers the conversation (the bot, the queue for a person, or one agent).
+//! Ownership changes go through the store as conditional updates, one at a time in this
+//! mailbox, so two agents racing to take over get one winner and one clear conflict. While an
+//! agent owns the conversation the bot never starts a turn, and a reply streaming at the moment
+//! of takeover is cut off: its stream is dropped and what it had said is stored marked
+//! `interrupted`.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures::future::AbortHandle;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::ports::{
-    Appended, BrainOutput, BrainRequest, ConversationEvent, ConversationSnapshot, ConversationStatus, NewMessage,
-    Ports, Sender, StoredMessage,
+    inbox_topic, AgentRef, Appended, BrainOutput, ChangedBy, BrainRequest, ConversationEvent, ConversationSnapshot,
+    ConversationStatus, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StoredMessage,
 };
 use crate::registry::Registration;
 
@@ -54,6 +62,9 @@ pub enum SessionError {
     /// The store refused the write for a reason other than being unreachable.
     #[error("conversation storage failed: {0}")]
     Failed(String),
+    /// The conversation is not in a state that allows this (another agent owns it, …).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A visitor's message, as every transport hands it to the session.
@@ -90,6 +101,60 @@ pub struct VisitorTyping {
 #[rtype(result = "Result<(), SessionError>")]
 pub struct CloseConversation;
 
+/// Put the conversation in the queue for a person (idempotent while it waits there).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct RequestHandoff {
+    pub actor: ChangedBy,
+    pub reason: Option<String>,
+}
+
+/// An agent takes the conversation over from the bot or the queue; the bot falls silent at once.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct TakeOver {
+    pub agent: AgentRef,
+    pub actor: ChangedBy,
+}
+
+/// The conversation goes back to the bot, from an agent or the queue.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct HandBack {
+    /// The agent handing back, when one does.
+    pub agent: Option<AgentRef>,
+    pub actor: ChangedBy,
+    pub reason: Option<String>,
+    /// Only if the owning agent has been silent since before this time (ms): the silence rule.
+    pub silent_before: Option<i64>,
+}
+
+/// A message from the agent who owns the conversation.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(StoredMessage, bool), SessionError>")]
+pub struct AgentMessage {
+    pub agent: AgentRef,
+    pub client_msg_id: String,
+    pub text: String,
+    pub media: Option<serde_json::Value>,
+}
+
+/// The owning agent started or stopped typing.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct AgentTyping {
+    pub agent: AgentRef,
+    pub on: bool,
+}
+
+/// `reader` (the visitor, or an agent) has read up to `seq`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<i64, SessionError>")]
+pub struct MarkRead {
+    pub reader: Sender,
+    pub seq: i64,
+}
+
 /// A chunk of the running turn's reply (sent by the turn's task to its session).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -114,6 +179,15 @@ struct TurnMetadata {
     metadata: serde_json::Value,
 }
 
+/// The running turn's brain asked for a person once its reply is out.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TurnHandoff {
+    turn: u64,
+    actor: ChangedBy,
+    reason: String,
+}
+
 /// The running turn's stream ended; `failed` when the brain erred or panicked.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -127,6 +201,8 @@ struct Context {
     workspace_id: i64,
     bot_id: i64,
     status: ConversationStatus,
+    owner: Owner,
+    agent: Option<AgentRef>,
     variables: serde_json::Value,
     next_seq: i64,
     recent: VecDeque<StoredMessage>,
@@ -145,6 +221,9 @@ struct Turn {
     question: StoredMessage,
     text: String,
     metadata: Option<serde_json::Value>,
+    /// Stops the brain's stream when the turn is cut off.
+    abort: AbortHandle,
+    handoff: Option<(ChangedBy, String)>,
 }
 
 /// A visitor message waiting for its answer, with the context given for it alone.
@@ -225,6 +304,11 @@ impl ConversationSession {
         if self.turn.is_some() {
             return;
         }
+        if self.ready().is_ok_and(|context| context.owner == Owner::Agent) {
+            // A person answers now; what was queued waits for them (its callers get their reply).
+            self.queued_turns.clear();
+            return;
+        }
         let Some(QueuedTurn { question, context: request_context }) = self.queued_turns.pop_front() else { return };
         let Ok(context) = self.ready() else { return };
         let request = BrainRequest {
@@ -245,7 +329,8 @@ impl ConversationSession {
         };
         let turn = self.next_turn_id;
         self.next_turn_id += 1;
-        self.turn = Some(Turn { id: turn, question, text: String::new(), metadata: None });
+        let (abort, registration) = AbortHandle::new_pair();
+        self.turn = Some(Turn { id: turn, question, text: String::new(), metadata: None, abort, handoff: None });
 
         let me = ctx.address();
         let mut chunks = self.ports.brain.reply(request);
@@ -258,6 +343,7 @@ impl ConversationSession {
                     Ok(BrainOutput::Text(text)) => me.do_send(TurnChunk { turn, text }),
                     Ok(BrainOutput::Variables(variables)) => me.do_send(TurnVariables { turn, variables }),
                     Ok(BrainOutput::Metadata(metadata)) => me.do_send(TurnMetadata { turn, metadata }),
+                    Ok(BrainOutput::Handoff { actor, reason }) => me.do_send(TurnHandoff { turn, actor, reason }),
                     Err(err) => {
                         tracing::warn!(error = %err, "brain failed mid-reply");
                         failed = true;
@@ -268,16 +354,134 @@ impl ConversationSession {
             me.do_send(TurnFinished { turn, failed });
         };
         let guard = ctx.address();
+        // Abortable: a takeover drops the brain's stream (and whatever request it is waiting on).
+        let drive = futures::future::Abortable::new(AssertUnwindSafe(drive).catch_unwind(), registration);
         actix::spawn(
             async move {
                 // A panicking brain must end the turn, not leave the conversation waiting forever.
-                if AssertUnwindSafe(drive).catch_unwind().await.is_err() {
+                if let Ok(Err(_)) = drive.await {
                     tracing::error!("brain panicked mid-reply");
                     guard.do_send(TurnFinished { turn, failed: true });
                 }
             }
             .instrument(span),
         );
+    }
+
+    /// Publishes to the conversation's subscribers and, for what an inbox shows, to its
+    /// workspace's agents.
+    fn publish(&self, event: ConversationEvent) {
+        let for_inbox = matches!(
+            event,
+            ConversationEvent::Message { .. }
+                | ConversationEvent::Done { .. }
+                | ConversationEvent::OwnerChanged { .. }
+                | ConversationEvent::Closed { .. }
+        );
+        if for_inbox {
+            if let State::Ready(context) = &self.state {
+                self.ports.bus.publish(&inbox_topic(context.workspace_id), event.clone());
+            }
+        }
+        self.ports.bus.publish(&self.id, event);
+    }
+
+    /// Cuts off the reply in progress (an agent took over): its stream is dropped, and what it
+    /// had said is stored marked `interrupted`, answering whoever waited for it.
+    fn interrupt_turn(&mut self, ctx: &mut actix::Context<Self>) {
+        self.queued_turns.clear();
+        let Some(turn) = self.turn.take() else { return };
+        turn.abort.abort();
+        let Ok(context) = self.ready() else { return };
+        if turn.text.trim().is_empty() {
+            return;
+        }
+        let mut metadata = turn.metadata.unwrap_or_else(|| serde_json::json!({}));
+        if let Some(object) = metadata.as_object_mut() {
+            object.insert("interrupted".into(), true.into());
+        }
+        let new = NewMessage {
+            workspace_id: context.workspace_id,
+            conversation_id: self.id.clone(),
+            seq: context.next_seq,
+            sender: Sender::Bot,
+            agent_id: None,
+            content: turn.text,
+            media: None,
+            client_msg_id: None,
+            reply_to: Some(turn.question.id),
+            created_at: self.ports.clock.now_ms(),
+            metadata: Some(metadata),
+        };
+        let store = self.ports.store.clone();
+        let question_id = turn.question.id;
+        ctx.wait(async move { store.append(new).await }.into_actor(self).map(move |stored, act, _ctx| match stored {
+            Ok(Appended::Inserted(message)) | Ok(Appended::Duplicate(message)) => {
+                act.remember(message.clone());
+                act.reply_to_waiters(question_id, &message);
+                act.publish(ConversationEvent::Done { message });
+            }
+            Err(err) => tracing::error!(error = %err, "interrupted reply could not be stored"),
+        }));
+    }
+
+    /// Applies a conditional ownership change through the store, then to this session: the
+    /// new owner is announced, and a takeover cuts off the bot.
+    fn change_owner(&mut self, change: OwnershipChange) -> AtomicResponse<Self, Result<(), SessionError>> {
+        self.last_activity = Instant::now();
+        let store = self.ports.store.clone();
+        let (to, agent, actor, reason, at) =
+            (change.to, change.agent.clone(), change.actor, change.reason.clone(), change.at);
+        let wanted_agent = agent.as_ref().map(|a| a.id);
+        // Asking again for what already holds is not a conflict.
+        let idempotent = move |owner: Owner, current: &Option<AgentRef>| match to {
+            Owner::Queued => owner == Owner::Queued,
+            Owner::Agent => owner == Owner::Agent && current.as_ref().map(|a| a.id) == wanted_agent,
+            Owner::Bot => false,
+        };
+        AtomicResponse::new(Box::pin(async move { store.change_owner(change).await }.into_actor(self).map(
+            move |outcome, act, ctx| {
+                match outcome.map_err(session_error)? {
+                    OwnershipOutcome::Changed { previous, previous_agent } => {
+                        if let State::Ready(context) = &mut act.state {
+                            context.owner = to;
+                            context.agent = if to == Owner::Agent { agent.clone() } else { None };
+                        }
+                        act.publish(ConversationEvent::OwnerChanged {
+                            conversation_id: act.id.clone(),
+                            owner: to,
+                            previous,
+                            agent: agent.clone(),
+                            previous_agent,
+                            actor,
+                            reason,
+                            at,
+                        });
+                        if to == Owner::Agent {
+                            act.interrupt_turn(ctx);
+                        } else {
+                            act.start_next_turn(ctx);
+                        }
+                        Ok(())
+                    }
+                    OwnershipOutcome::Refused { closed: true, .. } => Err(SessionError::Closed),
+                    OwnershipOutcome::Refused { owner, agent: current, .. } if idempotent(owner, &current) => Ok(()),
+                    OwnershipOutcome::Refused { owner, agent: current, .. } => {
+                        // Keep this session's copy in step with what the store says.
+                        if let State::Ready(context) = &mut act.state {
+                            context.owner = owner;
+                            context.agent = current.clone();
+                        }
+                        Err(SessionError::Conflict(match (owner, current) {
+                            (Owner::Agent, Some(agent)) => {
+                                format!("conversation is already taken over by {} (agent {})", agent.name, agent.id)
+                            }
+                            (owner, _) => format!("conversation is owned by {}", owner.as_str()),
+                        }))
+                    }
+                }
+            },
+        )))
     }
 
     fn reply_to_waiters(&mut self, question_id: i64, reply: &StoredMessage) {
@@ -329,6 +533,8 @@ fn context_from(snapshot: ConversationSnapshot, window: usize) -> Context {
         workspace_id: snapshot.workspace_id,
         bot_id: snapshot.bot_id,
         status: snapshot.status,
+        owner: snapshot.owner,
+        agent: snapshot.agent,
         variables: snapshot.variables,
         next_seq: snapshot.last_seq + 1,
         recent,
@@ -350,6 +556,7 @@ impl Handler<VisitorMessage> for ConversationSession {
                 conversation_id: id,
                 seq: context.next_seq,
                 sender: Sender::Visitor,
+                agent_id: None,
                 content: msg.text,
                 media: msg.media,
                 client_msg_id: Some(msg.client_msg_id),
@@ -376,7 +583,8 @@ impl Handler<VisitorMessage> for ConversationSession {
             .map(|stored, act, ctx| match stored {
                 Ok((Appended::Inserted(message), _)) => {
                     act.remember(message.clone());
-                    act.ports.bus.publish(&act.id, ConversationEvent::Message { message: message.clone() });
+                    act.publish(ConversationEvent::Message { message: message.clone() });
+                    // With an agent in charge, the agent's next message is the reply.
                     let reply = act.wait_for_reply(message.id);
                     act.queued_turns.push_back(QueuedTurn { question: message.clone(), context: request_context });
                     act.start_next_turn(ctx);
@@ -414,9 +622,7 @@ impl Handler<TurnChunk> for ConversationSession {
         let Some(turn) = self.turn.as_mut().filter(|turn| turn.id == msg.turn) else { return };
         turn.text.push_str(&msg.text);
         let reply_to = Some(turn.question.id);
-        self.ports
-            .bus
-            .publish(&self.id, ConversationEvent::Delta { conversation_id: self.id.clone(), reply_to, text: msg.text });
+        self.publish(ConversationEvent::Delta { conversation_id: self.id.clone(), reply_to, text: msg.text });
     }
 }
 
@@ -439,6 +645,16 @@ impl Handler<TurnMetadata> for ConversationSession {
     fn handle(&mut self, msg: TurnMetadata, _ctx: &mut Self::Context) {
         if let Some(turn) = self.turn.as_mut().filter(|turn| turn.id == msg.turn) {
             turn.metadata = Some(msg.metadata);
+        }
+    }
+}
+
+impl Handler<TurnHandoff> for ConversationSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: TurnHandoff, _ctx: &mut Self::Context) {
+        if let Some(turn) = self.turn.as_mut().filter(|turn| turn.id == msg.turn) {
+            turn.handoff = Some((msg.actor, msg.reason));
         }
     }
 }
@@ -466,6 +682,7 @@ impl Handler<TurnFinished> for ConversationSession {
             conversation_id: self.id.clone(),
             seq: context.next_seq,
             sender: Sender::Bot,
+            agent_id: None,
             content: text,
             media: None,
             client_msg_id: None,
@@ -475,19 +692,28 @@ impl Handler<TurnFinished> for ConversationSession {
         };
         let store = self.ports.store.clone();
         let question_id = turn.question.id;
+        let handoff = turn.handoff;
         ctx.wait(async move { store.append(new).await }.into_actor(self).map(move |stored, act, ctx| {
             match stored {
                 Ok(Appended::Inserted(message)) | Ok(Appended::Duplicate(message)) => {
                     act.remember(message.clone());
                     act.reply_to_waiters(question_id, &message);
-                    act.ports.bus.publish(&act.id, ConversationEvent::Done { message });
+                    act.publish(ConversationEvent::Done { message });
                 }
                 Err(err) => {
                     tracing::error!(conversation_id = %act.id, error = %err, "bot reply could not be stored");
                     act.reply_waiters.remove(&question_id);
                 }
             }
-            act.start_next_turn(ctx);
+            match handoff {
+                // The reply told the visitor a person is asked for; now ask, through the mailbox
+                // like any other request, so it is ordered after this reply.
+                Some((actor, reason)) => {
+                    ctx.address().do_send(RequestHandoff { actor, reason: Some(reason) });
+                    act.start_next_turn(ctx);
+                }
+                None => act.start_next_turn(ctx),
+            }
         }));
     }
 }
@@ -498,10 +724,7 @@ impl Handler<VisitorTyping> for ConversationSession {
     fn handle(&mut self, msg: VisitorTyping, _ctx: &mut Self::Context) -> Self::Result {
         self.open()?;
         self.last_activity = Instant::now();
-        self.ports.bus.publish(
-            &self.id,
-            ConversationEvent::Typing { conversation_id: self.id.clone(), sender: Sender::Visitor, on: msg.on },
-        );
+        self.publish(ConversationEvent::Typing { conversation_id: self.id.clone(), sender: Sender::Visitor, on: msg.on });
         Ok(())
     }
 }
@@ -528,12 +751,193 @@ impl Handler<CloseConversation> for ConversationSession {
                     context.status = ConversationStatus::Closed;
                 }
                 // A reply still streaming is dropped: nothing is said in a closed conversation.
-                act.turn = None;
                 act.queued_turns.clear();
                 act.reply_waiters.clear();
-                act.ports.bus.publish(&act.id, ConversationEvent::Closed { conversation_id: act.id.clone() });
+                if let Some(turn) = act.turn.take() {
+                    turn.abort.abort();
+                }
+                act.publish(ConversationEvent::Closed { conversation_id: act.id.clone() });
                 Ok(())
             },
         )))
+    }
+}
+
+impl Handler<RequestHandoff> for ConversationSession {
+    type Result = AtomicResponse<Self, Result<(), SessionError>>;
+
+    fn handle(&mut self, msg: RequestHandoff, _ctx: &mut Self::Context) -> Self::Result {
+        let context = match self.open() {
+            Ok(context) => context,
+            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
+        };
+        let change = OwnershipChange {
+            workspace_id: context.workspace_id,
+            conversation_id: self.id.clone(),
+            from: vec![Owner::Bot],
+            to: Owner::Queued,
+            agent: None,
+            actor: msg.actor,
+            reason: msg.reason,
+            silent_before: None,
+            at: self.ports.clock.now_ms(),
+        };
+        self.change_owner(change)
+    }
+}
+
+impl Handler<TakeOver> for ConversationSession {
+    type Result = AtomicResponse<Self, Result<(), SessionError>>;
+
+    fn handle(&mut self, msg: TakeOver, _ctx: &mut Self::Context) -> Self::Result {
+        let context = match self.open() {
+            Ok(context) => context,
+            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
+        };
+        let change = OwnershipChange {
+            workspace_id: context.workspace_id,
+            conversation_id: self.id.clone(),
+            from: vec![Owner::Bot, Owner::Queued],
+            to: Owner::Agent,
+            agent: Some(msg.agent),
+            actor: msg.actor,
+            reason: None,
+            silent_before: None,
+            at: self.ports.clock.now_ms(),
+        };
+        self.change_owner(change)
+    }
+}
+
+impl Handler<HandBack> for ConversationSession {
+    type Result = AtomicResponse<Self, Result<(), SessionError>>;
+
+    fn handle(&mut self, msg: HandBack, _ctx: &mut Self::Context) -> Self::Result {
+        let context = match self.open() {
+            Ok(context) => context,
+            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
+        };
+        let change = OwnershipChange {
+            workspace_id: context.workspace_id,
+            conversation_id: self.id.clone(),
+            from: if msg.silent_before.is_some() { vec![Owner::Agent] } else { vec![Owner::Agent, Owner::Queued] },
+            to: Owner::Bot,
+            agent: msg.agent,
+            actor: msg.actor,
+            reason: msg.reason,
+            silent_before: msg.silent_before,
+            at: self.ports.clock.now_ms(),
+        };
+        self.change_owner(change)
+    }
+}
+
+impl ConversationSession {
+    /// The context, if `agent` owns the conversation; a clear conflict otherwise.
+    fn owned_by(&self, agent: &AgentRef) -> Result<&Context, SessionError> {
+        let context = self.open()?;
+        match (&context.owner, &context.agent) {
+            (Owner::Agent, Some(owner)) if owner.id == agent.id => Ok(context),
+            (Owner::Agent, Some(owner)) => Err(SessionError::Conflict(format!(
+                "conversation is taken over by {} (agent {}); only they can write in it",
+                owner.name, owner.id
+            ))),
+            _ => Err(SessionError::Conflict("take the conversation over before writing in it".into())),
+        }
+    }
+}
+
+impl Handler<AgentMessage> for ConversationSession {
+    type Result = AtomicResponse<Self, Result<(StoredMessage, bool), SessionError>>;
+
+    fn handle(&mut self, msg: AgentMessage, _ctx: &mut Self::Context) -> Self::Result {
+        let _entered = self.span.clone().entered();
+        self.last_activity = Instant::now();
+        let now = self.ports.clock.now_ms();
+        let new = match self.owned_by(&msg.agent) {
+            Ok(context) => NewMessage {
+                workspace_id: context.workspace_id,
+                conversation_id: self.id.clone(),
+                seq: context.next_seq,
+                sender: Sender::Agent,
+                agent_id: Some(msg.agent.id),
+                content: msg.text,
+                media: msg.media,
+                client_msg_id: Some(msg.client_msg_id),
+                reply_to: None,
+                created_at: now,
+                metadata: Some(serde_json::json!({ "agent": msg.agent })),
+            },
+            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
+        };
+        let store = self.ports.store.clone();
+        let (workspace_id, id) = (new.workspace_id, self.id.clone());
+        AtomicResponse::new(Box::pin(
+            async move {
+                let appended = store.append(new).await?;
+                if let Err(err) = store.agent_active(workspace_id, &id, now).await {
+                    tracing::warn!(error = %err, "agent activity not recorded");
+                }
+                Ok(appended)
+            }
+            .into_actor(self)
+            .map(|stored, act, _ctx| match stored.map_err(session_error)? {
+                Appended::Inserted(message) => {
+                    act.remember(message.clone());
+                    act.publish(ConversationEvent::Message { message: message.clone() });
+                    // Whoever waited for an answer to the visitor's messages has it now.
+                    for (_, waiters) in act.reply_waiters.drain() {
+                        for waiter in waiters {
+                            let _ = waiter.send(message.clone());
+                        }
+                    }
+                    Ok((message, false))
+                }
+                Appended::Duplicate(message) => Ok((message, true)),
+            }),
+        ))
+    }
+}
+
+impl Handler<AgentTyping> for ConversationSession {
+    type Result = Result<(), SessionError>;
+
+    fn handle(&mut self, msg: AgentTyping, ctx: &mut Self::Context) -> Self::Result {
+        let workspace_id = self.owned_by(&msg.agent)?.workspace_id;
+        self.last_activity = Instant::now();
+        self.publish(ConversationEvent::Typing { conversation_id: self.id.clone(), sender: Sender::Agent, on: msg.on });
+        let (store, id, now) = (self.ports.store.clone(), self.id.clone(), self.ports.clock.now_ms());
+        ctx.spawn(
+            async move {
+                if let Err(err) = store.agent_active(workspace_id, &id, now).await {
+                    tracing::warn!(error = %err, "agent activity not recorded");
+                }
+            }
+            .into_actor(self),
+        );
+        Ok(())
+    }
+}
+
+impl Handler<MarkRead> for ConversationSession {
+    type Result = AtomicResponse<Self, Result<i64, SessionError>>;
+
+    fn handle(&mut self, msg: MarkRead, _ctx: &mut Self::Context) -> Self::Result {
+        let (workspace_id, last) = match self.ready() {
+            Ok(context) => (context.workspace_id, context.next_seq - 1),
+            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
+        };
+        // Reading past the end reads everything there is.
+        let seq = msg.seq.clamp(0, last);
+        let (store, id, now, reader) = (self.ports.store.clone(), self.id.clone(), self.ports.clock.now_ms(), msg.reader);
+        AtomicResponse::new(Box::pin(
+            async move { store.mark_read(workspace_id, &id, reader, seq, now).await }.into_actor(self).map(
+                move |done, act, _ctx| {
+                    done.map_err(session_error)?;
+                    act.publish(ConversationEvent::Read { conversation_id: act.id.clone(), reader, seq });
+                    Ok(seq)
+                },
+            ),
+        ))
     }
 }

@@ -1,5 +1,6 @@
 //! The live runtime against in-memory ports: ordering, dedup, isolation of a panicking
-//! session, idle stop and rehydration.
+//! session, idle stop and rehydration, and ownership: a takeover cuts a streaming reply off,
+//! two agents racing get one winner, the bot is silent while an agent owns the conversation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,9 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use frontdesk_actors::{
-    Appended, Brain, BrainError, BrainOutput, BrainRequest, ConversationEvent, ConversationSnapshot,
-    ConversationStatus, ConversationStore, EventBus, NewMessage, Ports, SessionConfig, SessionError, SessionRegistry,
-    StoreError, StoredMessage, SystemClock, VisitorMessage,
+    AgentMessage, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, ConversationEvent,
+    ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, HandBack, NewMessage, Owner,
+    OwnershipChange, OwnershipOutcome, Ports, Sender, SessionConfig, SessionError, SessionRegistry, StoreError,
+    StoredMessage, SystemClock, TakeOver, VisitorMessage,
 };
 use futures::stream::BoxStream;
 use tokio::sync::broadcast;
@@ -19,6 +21,7 @@ use tokio::sync::broadcast;
 struct MemStore {
     messages: Mutex<HashMap<String, Vec<StoredMessage>>>,
     loads: Mutex<usize>,
+    owners: Mutex<HashMap<String, (Owner, Option<AgentRef>)>>,
 }
 
 impl MemStore {
@@ -40,6 +43,8 @@ impl ConversationStore for MemStore {
             workspace_id: 1,
             bot_id: 1,
             status: ConversationStatus::Open,
+            owner: Owner::Bot,
+            agent: None,
             variables: serde_json::json!({}),
             last_seq: recent.last().map(|m| m.seq).unwrap_or(0),
             recent,
@@ -62,6 +67,7 @@ impl ConversationStore for MemStore {
             conversation_id: message.conversation_id,
             seq: message.seq,
             sender: message.sender,
+            agent_id: message.agent_id,
             content: message.content,
             media: message.media,
             client_msg_id: message.client_msg_id,
@@ -80,14 +86,43 @@ impl ConversationStore for MemStore {
     async fn close(&self, _: i64, _: &str, _: i64) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn change_owner(&self, change: OwnershipChange) -> Result<OwnershipOutcome, StoreError> {
+        tokio::task::yield_now().await;
+        let mut owners = self.owners.lock().unwrap();
+        let (owner, agent) = owners.entry(change.conversation_id.clone()).or_insert((Owner::Bot, None)).clone();
+        if !change.from.contains(&owner) {
+            return Ok(OwnershipOutcome::Refused { owner, agent, closed: false });
+        }
+        let new_agent = if change.to == Owner::Agent { change.agent.clone() } else { None };
+        owners.insert(change.conversation_id.clone(), (change.to, new_agent));
+        Ok(OwnershipOutcome::Changed { previous: owner, previous_agent: agent })
+    }
+
+    async fn mark_read(&self, _: i64, _: &str, _: Sender, _: i64, _: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn agent_active(&self, _: i64, _: &str, _: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
-/// Echoes the visitor's last message back in two chunks.
+/// Echoes the visitor's last message back in two chunks; "slow" gets a long reply streamed a
+/// word every 30 ms.
 struct EchoBrain;
 
 impl Brain for EchoBrain {
     fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<BrainOutput, BrainError>> {
         let text = request.history.last().map(|m| m.content.clone()).unwrap_or_default();
+        if text == "slow" {
+            return Box::pin(async_stream::stream! {
+                for i in 0..100 {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    yield Ok(BrainOutput::Text(format!("word{i} ")));
+                }
+            });
+        }
         Box::pin(futures::stream::iter(vec![Ok("echo: ".to_owned().into()), Ok(text.into())]))
     }
 }
@@ -206,4 +241,79 @@ async fn an_idle_session_stops_and_is_rehydrated_by_the_next_message() {
 async fn an_unknown_conversation_is_not_found() {
     let (registry, _, _) = registry(Duration::from_secs(60));
     assert_eq!(registry.send("nope", say("1", "hi")).await.unwrap_err(), SessionError::NotFound);
+}
+
+fn agent(id: i64) -> AgentRef {
+    AgentRef { id, name: format!("Agent {id}") }
+}
+
+#[actix_rt::test]
+async fn a_takeover_cuts_the_streaming_reply_and_the_bot_stays_silent_until_handed_back() {
+    let (registry, store, bus) = registry(Duration::from_secs(60));
+    let mut events = bus.subscribe("a");
+    let posted = registry.send("a", say("1", "slow")).await.unwrap();
+    // Wait until the reply is streaming.
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+        if matches!(*event, ConversationEvent::Delta { .. }) {
+            break;
+        }
+    }
+    registry.send("a", TakeOver { agent: agent(7), actor: ChangedBy::Agent }).await.unwrap();
+
+    // The caller waiting for the reply gets what was said, marked interrupted.
+    let cut = tokio::time::timeout(Duration::from_secs(5), posted.reply).await.unwrap().unwrap();
+    assert_eq!(cut.metadata.as_ref().unwrap()["interrupted"], true, "{cut:?}");
+    assert!(cut.content.starts_with("word0 ") && !cut.content.contains("word99"), "{}", cut.content);
+
+    // After the owner change nothing more streams, and a visitor message gets no bot reply.
+    let mut after_takeover = Vec::new();
+    let mut owner_seen = false;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    registry.send("a", say("2", "hello?")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(event) = events.try_recv() {
+        if matches!(*event, ConversationEvent::OwnerChanged { owner: Owner::Agent, .. }) {
+            owner_seen = true;
+        } else if owner_seen {
+            after_takeover.push(event);
+        }
+    }
+    assert!(owner_seen);
+    assert!(after_takeover.iter().all(|e| !matches!(**e, ConversationEvent::Delta { .. })), "{after_takeover:?}");
+    let senders: Vec<Sender> = store.stored("a").iter().map(|m| m.sender).collect();
+    assert_eq!(senders, vec![Sender::Visitor, Sender::Bot, Sender::Visitor], "no bot reply while the agent owns it");
+
+    // The agent answers; after handing back, the bot answers again.
+    let (answer, _) = registry
+        .send("a", AgentMessage { agent: agent(7), client_msg_id: "a1".into(), text: "Hi, I'm here".into(), media: None })
+        .await
+        .unwrap();
+    assert_eq!(answer.sender, Sender::Agent);
+    assert_eq!(answer.agent_id, Some(7));
+    let hand_back = HandBack { agent: Some(agent(7)), actor: ChangedBy::Agent, reason: None, silent_before: None };
+    registry.send("a", hand_back).await.unwrap();
+    let again = registry.send("a", say("3", "thanks")).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), again.reply).await.unwrap().unwrap();
+    assert_eq!(reply.content, "echo: thanks");
+}
+
+#[actix_rt::test]
+async fn two_agents_racing_to_take_over_get_one_winner_and_one_conflict() {
+    let (registry, _, _) = registry(Duration::from_secs(60));
+    let (first, second) = futures::join!(
+        registry.send("b", TakeOver { agent: agent(1), actor: ChangedBy::Agent }),
+        registry.send("b", TakeOver { agent: agent(2), actor: ChangedBy::Agent }),
+    );
+    let outcomes = [first, second];
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
+    let loser = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert!(matches!(loser, SessionError::Conflict(why) if why.contains("already taken over")), "{loser:?}");
+    // The loser cannot write in it either.
+    let winner = if outcomes[0].is_ok() { 1 } else { 2 };
+    let loser_id = 3 - winner;
+    let refused = registry
+        .send("b", AgentMessage { agent: agent(loser_id), client_msg_id: "x".into(), text: "me too".into(), media: None })
+        .await;
+    assert!(matches!(refused, Err(SessionError::Conflict(_))), "{refused:?}");
 }

@@ -10,19 +10,21 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use frontdesk_actors::{Brain, BrainError, BrainOutput, BrainRequest, Sender};
+use frontdesk_actors::{Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Sender};
 use futures::stream::BoxStream;
 
 use super::reception::Reception;
 use super::BotSettingsCache;
 use crate::db::bots::Fact;
-use crate::db::BotSettings;
+use crate::db::{agents, BotSettings, Db};
 use crate::knowledge::Knowledge;
 
 pub struct BuiltinBrain {
     bots: Arc<BotSettingsCache>,
     reception: Option<Arc<Reception>>,
     knowledge: Option<Arc<Knowledge>>,
+    /// Where agents' presence is read, to tell a visitor who asks for a person whether one is in.
+    agents: Option<Db>,
 }
 
 impl BuiltinBrain {
@@ -33,8 +35,39 @@ impl BuiltinBrain {
         reception: Option<Arc<Reception>>,
         knowledge: Option<Arc<Knowledge>>,
     ) -> Self {
-        Self { bots, reception, knowledge }
+        Self { bots, reception, knowledge, agents: None }
     }
+
+    /// Lets the brain hand conversations to people: a visitor asking for one (or the bot's
+    /// unanswered-questions rule) puts the conversation in the agents' queue.
+    pub fn with_agents(mut self, db: Db) -> Self {
+        self.agents = Some(db);
+        self
+    }
+}
+
+/// Words that, alone or together, ask for a person rather than the bot.
+fn asks_for_person(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let has = |w: &str| words.contains(&w);
+    has("human")
+        || has("agent")
+        || has("representative")
+        || has("operator")
+        || ((has("real") || has("live")) && (has("person") || has("someone") || has("people")))
+        || ((has("talk") || has("speak") || has("chat")) && (has("person") || has("someone") || has("staff") || has("team")))
+}
+
+/// Consecutive bot replies, most recent first, that could not answer.
+fn unanswered_streak(request: &BrainRequest) -> usize {
+    request
+        .history
+        .iter()
+        .rev()
+        .filter(|m| m.sender == Sender::Bot)
+        .take_while(|m| m.metadata.as_ref().is_some_and(|meta| meta["unanswered"] == true))
+        .count()
 }
 
 /// A reply and what it was based on.
@@ -132,6 +165,7 @@ impl Brain for BuiltinBrain {
         let bots = self.bots.clone();
         let reception = self.reception.clone();
         let knowledge = self.knowledge.clone();
+        let agents_db = self.agents.clone();
         Box::pin(async_stream::stream! {
             let settings = match bots.get(request.workspace_id, request.bot_id).await {
                 Ok(settings) => Arc::new(with_request_context(&settings, request.context.as_ref())),
@@ -144,6 +178,18 @@ impl Brain for BuiltinBrain {
                 yield Ok(BrainOutput::Text(settings.reply_unknown.clone()));
                 return;
             };
+            if let Some(db) = agents_db.as_ref().filter(|_| asks_for_person(&question.content)) {
+                let workspace_id = request.workspace_id;
+                let online = db.run(move |conn| agents::online(conn, workspace_id)).await.map(|a| a.len()).unwrap_or(0);
+                let text = if online > 0 { &settings.handoff_waiting } else { &settings.handoff_offline };
+                yield Ok(BrainOutput::Metadata(serde_json::json!({ "handoff": { "agents_online": online } })));
+                for chunk in chunks(text) {
+                    pace(settings.stream_delay_ms).await;
+                    yield Ok(BrainOutput::Text(chunk));
+                }
+                yield Ok(BrainOutput::Handoff { actor: ChangedBy::Visitor, reason: "the visitor asked for a person".into() });
+                return;
+            }
             if let Some(reception) = reception {
                 let turn = reception
                     .turn(request.workspace_id, &request.conversation_id, question.id, &question.content, &request.variables)
@@ -167,6 +213,7 @@ impl Brain for BuiltinBrain {
                             }
                         }
                         for chunk in chunks(&reply) {
+                            pace(settings.stream_delay_ms).await;
                             yield Ok(BrainOutput::Text(chunk));
                         }
                         return;
@@ -179,11 +226,20 @@ impl Brain for BuiltinBrain {
                 }
             }
             let reply = answer_question(&settings, knowledge.as_deref(), &request, &question.content).await;
+            let unanswered = reply.metadata.as_ref().is_some_and(|m| m["unanswered"] == true);
             if let Some(metadata) = reply.metadata {
                 yield Ok(BrainOutput::Metadata(metadata));
             }
             for chunk in chunks(&reply.text) {
+                pace(settings.stream_delay_ms).await;
                 yield Ok(BrainOutput::Text(chunk));
+            }
+            let limit = settings.handoff_after_unanswered as usize;
+            if agents_db.is_some() && unanswered && limit > 0 && unanswered_streak(&request) + 1 >= limit {
+                yield Ok(BrainOutput::Handoff {
+                    actor: ChangedBy::Rule,
+                    reason: format!("{limit} questions in a row the bot could not answer"),
+                });
             }
         })
     }
@@ -299,6 +355,17 @@ pub fn answer(settings: &BotSettings, question: &str) -> String {
 
 /// Splits a reply into chunks of a few words (keeping the spaces), the way a model streams.
 /// Larger chunks would mean fewer frames; smaller ones, a livelier widget.
+/// The bot's typing pace: a pause before each chunk when the bot is set to stream like a
+/// person types (`stream_delay_ms`), none by default.
+async fn pace(delay_ms: u32) {
+    if delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(u64::from(delay_ms.min(MAX_STREAM_DELAY_MS)))).await;
+    }
+}
+
+/// The longest pause between chunks a bot may be set to.
+pub const MAX_STREAM_DELAY_MS: u32 = 2_000;
+
 pub fn chunks(text: &str) -> Vec<String> {
     const WORDS_PER_CHUNK: usize = 6;
     let mut out = Vec::new();
@@ -316,6 +383,21 @@ pub fn chunks(text: &str) -> Vec<String> {
         out.push(current);
     }
     out
+}
+
+#[cfg(test)]
+mod handoff_tests {
+    use super::asks_for_person;
+
+    #[test]
+    fn asking_for_a_person_is_recognised_and_other_questions_are_not() {
+        for asked in ["Can I talk to a human?", "agent please", "I want to speak to someone", "real person!", "Let me chat with your team"] {
+            assert!(asks_for_person(asked), "{asked}");
+        }
+        for other in ["What are your opening hours?", "Is parking free?", "Who is the dentist?", "personal data policy"] {
+            assert!(!asks_for_person(other), "{other}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,17 @@ pub struct BotSettings {
     pub policies: Vec<Fact>,
     /// How the bot should sound (used by model-backed brains).
     pub tone: String,
+    /// Said when a visitor asks for a person and an agent is online.
+    pub handoff_waiting: String,
+    /// Said when a visitor asks for a person and no agent is online: an offer to take their
+    /// contact details.
+    pub handoff_offline: String,
+    /// After this many questions in a row the bot could not answer, it asks for a person
+    /// itself (0: never).
+    pub handoff_after_unanswered: u32,
+    /// Pause before each streamed chunk of a reply, in ms (0: as fast as it is written; at
+    /// most 2000): replies then appear at a reading pace.
+    pub stream_delay_ms: u32,
 }
 
 impl Default for BotSettings {
@@ -51,6 +62,12 @@ impl Default for BotSettings {
             company_facts: Vec::new(),
             policies: Vec::new(),
             tone: "friendly".into(),
+            handoff_waiting: "I'm asking a member of our team to join this chat; they'll be with you shortly.".into(),
+            handoff_offline: "No one from our team is online right now. Leave your name and your email or phone \
+                              number, and we'll get back to you as soon as we're in."
+                .into(),
+            handoff_after_unanswered: 0,
+            stream_delay_ms: 0,
         }
     }
 }

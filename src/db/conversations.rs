@@ -2,10 +2,12 @@
 //! or by bot, closing, and the snapshot a session rehydrates from.
 
 use diesel::prelude::*;
-use frontdesk_actors::{ConversationSnapshot, ConversationStatus, Sender};
+use frontdesk_actors::{
+    AgentRef, ConversationSnapshot, ConversationStatus, Owner, OwnershipChange, OwnershipOutcome, Sender,
+};
 use serde::Serialize;
 
-use super::schema::{bots, conversations, messages};
+use super::schema::{agents, bots, conversation_transitions, conversations, messages};
 use super::{messages as message_rows, write_tx, DbConn, DbError};
 use crate::on_backend;
 use crate::webhooks::outbox;
@@ -21,10 +23,16 @@ pub struct ConversationRow {
     pub channel: String,
     pub status: String,
     pub owner: String,
+    pub assigned_agent_id: Option<i64>,
     pub variables: String,
     pub created_at: i64,
     pub updated_at: i64,
     pub closed_at: Option<i64>,
+    pub owner_changed_at: Option<i64>,
+    pub handoff_requested_at: Option<i64>,
+    pub agent_active_at: Option<i64>,
+    pub agent_read_seq: i64,
+    pub visitor_read_seq: i64,
 }
 
 /// A conversation as the API shows it.
@@ -33,12 +41,20 @@ pub struct ConversationView {
     pub id: String,
     pub bot_id: String,
     pub status: String,
+    /// `bot`, `queued` (a person was asked for) or `agent`.
     pub owner: String,
+    /// The agent who owns it, when an agent does.
+    pub agent: Option<AgentRef>,
     pub channel: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     pub variables: serde_json::Value,
     pub last_seq: i64,
+    /// Highest `seq` the agents and the visitor have read.
+    pub agent_read_seq: i64,
+    pub visitor_read_seq: i64,
+    pub owner_changed_at: Option<i64>,
+    pub handoff_requested_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
     pub closed_at: Option<i64>,
@@ -142,10 +158,15 @@ pub fn view(conn: &mut DbConn, row: &ConversationRow) -> Result<ConversationView
         bot_id: bot_public_id,
         status: row.status.clone(),
         owner: row.owner.clone(),
+        agent: agent_ref(conn, row.workspace_id, row.assigned_agent_id)?,
         channel: row.channel.clone(),
         external_id: row.external_id.clone(),
         variables: serde_json::from_str(&row.variables).unwrap_or_default(),
         last_seq: message_rows::last_seq(conn, &row.id)?,
+        agent_read_seq: row.agent_read_seq,
+        visitor_read_seq: row.visitor_read_seq,
+        owner_changed_at: row.owner_changed_at,
+        handoff_requested_at: row.handoff_requested_at,
         created_at: row.created_at,
         updated_at: row.updated_at,
         closed_at: row.closed_at,
@@ -159,12 +180,13 @@ pub fn close(conn: &mut DbConn, workspace_id: i64, id: &str, at: i64) -> Result<
             .filter(conversations::workspace_id.eq(workspace_id))
             .filter(conversations::id.eq(id))
             .filter(conversations::status.ne("closed"));
-        let changed = on_backend!(conn, c => diesel::update(target)
+        let owner: Option<String> = on_backend!(conn, c => diesel::update(target)
             .set((conversations::status.eq("closed"), conversations::closed_at.eq(at), conversations::updated_at.eq(at)))
-            .execute(c))?;
-        if changed == 0 {
-            return Ok(false);
-        }
+            .returning(conversations::owner)
+            .get_result(c)
+            .optional())?;
+        let Some(owner) = owner else { return Ok(false) };
+        record_transition(conn, workspace_id, id, &owner, "closed", None, "api", None, at)?;
         let data = serde_json::json!({ "conversation_id": id, "closed_at": at });
         outbox::emit(conn, workspace_id, "conversation_closed", data, at)
     })
@@ -180,11 +202,15 @@ pub fn snapshot(conn: &mut DbConn, id: &str, window: i64) -> Result<Option<Conve
     let Some(row) = row else { return Ok(None) };
     let recent = message_rows::recent(conn, id, window)?;
     let last_seq = recent.last().map(|m| m.seq).unwrap_or(0);
+    let owner = Owner::parse(&row.owner).unwrap_or(Owner::Bot);
+    let agent = if owner == Owner::Agent { agent_ref(conn, row.workspace_id, row.assigned_agent_id)? } else { None };
     Ok(Some(ConversationSnapshot {
         id: row.id,
         workspace_id: row.workspace_id,
         bot_id: row.bot_id,
         status: if row.status == "closed" { ConversationStatus::Closed } else { ConversationStatus::Open },
+        owner,
+        agent,
         variables: serde_json::from_str(&row.variables).unwrap_or_default(),
         last_seq,
         recent,
@@ -213,4 +239,174 @@ pub fn set_contact(conn: &mut DbConn, workspace_id: i64, id: &str, contact_id: i
         conversations::table.filter(conversations::workspace_id.eq(workspace_id)).filter(conversations::id.eq(id));
     on_backend!(conn, c => diesel::update(target).set(conversations::contact_id.eq(contact_id)).execute(c))?;
     Ok(())
+}
+
+/// The agent as conversations show them, if it (still) exists in the workspace.
+fn agent_ref(conn: &mut DbConn, workspace_id: i64, agent_id: Option<i64>) -> Result<Option<AgentRef>, DbError> {
+    let Some(agent_id) = agent_id else { return Ok(None) };
+    let name: Option<String> = on_backend!(conn, c => agents::table
+        .filter(agents::workspace_id.eq(workspace_id))
+        .filter(agents::id.eq(agent_id))
+        .select(agents::name)
+        .first(c)
+        .optional())?;
+    Ok(name.map(|name| AgentRef { id: agent_id, name }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_transition(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    conversation_id: &str,
+    from: &str,
+    to: &str,
+    agent_id: Option<i64>,
+    actor: &str,
+    reason: Option<&str>,
+    at: i64,
+) -> Result<(), DbError> {
+    on_backend!(conn, c => diesel::insert_into(conversation_transitions::table)
+        .values((
+            conversation_transitions::workspace_id.eq(workspace_id),
+            conversation_transitions::conversation_id.eq(conversation_id),
+            conversation_transitions::from_owner.eq(from),
+            conversation_transitions::to_owner.eq(to),
+            conversation_transitions::agent_id.eq(agent_id),
+            conversation_transitions::actor.eq(actor),
+            conversation_transitions::reason.eq(reason),
+            conversation_transitions::created_at.eq(at),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Applies a conditional change of owner: the conversation's row is locked (PostgreSQL) or the
+/// database is (SQLite's writers are serialised), its state checked against the change, and
+/// the update, its record and its webhook event committed together. Of two agents racing to
+/// take over, the second finds the first's ownership and is refused.
+pub fn change_owner(conn: &mut DbConn, change: &OwnershipChange) -> Result<OwnershipOutcome, DbError> {
+    write_tx(conn, |conn| {
+        let mine = conversations::table
+            .filter(conversations::workspace_id.eq(change.workspace_id))
+            .filter(conversations::id.eq(&change.conversation_id));
+        let row: ConversationRow = match conn {
+            DbConn::Postgres(c) => mine.select(ConversationRow::as_select()).for_update().first(c)?,
+            DbConn::Sqlite(c) => mine.select(ConversationRow::as_select()).first(c)?,
+        };
+        let owner = Owner::parse(&row.owner).unwrap_or(Owner::Bot);
+        let current_agent = if owner == Owner::Agent { agent_ref(conn, row.workspace_id, row.assigned_agent_id)? } else { None };
+        let silent_enough = match change.silent_before {
+            Some(cutoff) => row.agent_active_at.is_none_or(|active| active < cutoff),
+            None => true,
+        };
+        if row.status == "closed" || !change.from.contains(&owner) || !silent_enough {
+            return Ok(OwnershipOutcome::Refused { owner, agent: current_agent, closed: row.status == "closed" });
+        }
+        let at = change.at;
+        let agent_id = change.agent.as_ref().map(|a| a.id);
+        let assigned = if change.to == Owner::Agent { agent_id } else { None };
+        let handoff_at = match change.to {
+            Owner::Queued => Some(at),
+            Owner::Agent => row.handoff_requested_at,
+            Owner::Bot => None,
+        };
+        on_backend!(conn, c => diesel::update(mine)
+            .set((
+                conversations::owner.eq(change.to.as_str()),
+                conversations::assigned_agent_id.eq(assigned),
+                conversations::owner_changed_at.eq(at),
+                conversations::handoff_requested_at.eq(handoff_at),
+                conversations::agent_active_at.eq(assigned.map(|_| at)),
+                conversations::updated_at.eq(at),
+            ))
+            .execute(c))?;
+        record_transition(
+            conn,
+            change.workspace_id,
+            &change.conversation_id,
+            owner.as_str(),
+            change.to.as_str(),
+            agent_id,
+            change.actor.as_str(),
+            change.reason.as_deref(),
+            at,
+        )?;
+        let event = match change.to {
+            Owner::Queued => "handoff_requested",
+            Owner::Agent => "agent_assigned",
+            Owner::Bot => "handed_back",
+        };
+        let data = serde_json::json!({
+            "conversation_id": change.conversation_id,
+            "owner": change.to,
+            "previous_owner": owner,
+            "agent": change.agent,
+            "previous_agent": current_agent,
+            "by": change.actor,
+            "reason": change.reason,
+            "at": at,
+        });
+        outbox::emit(conn, change.workspace_id, event, data, at)?;
+        Ok(OwnershipOutcome::Changed { previous: owner, previous_agent: current_agent })
+    })
+}
+
+/// Moves the visitor's or the agents' read position forward (never back).
+pub fn mark_read(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    id: &str,
+    reader: Sender,
+    seq: i64,
+    at: i64,
+) -> Result<(), DbError> {
+    let mine = conversations::table.filter(conversations::workspace_id.eq(workspace_id)).filter(conversations::id.eq(id));
+    match reader {
+        Sender::Visitor => {
+            on_backend!(conn, c => diesel::update(mine.filter(conversations::visitor_read_seq.lt(seq)))
+                .set(conversations::visitor_read_seq.eq(seq))
+                .execute(c))?;
+        }
+        _ => {
+            on_backend!(conn, c => diesel::update(mine.filter(conversations::agent_read_seq.lt(seq)))
+                .set((conversations::agent_read_seq.eq(seq), conversations::agent_active_at.eq(at)))
+                .execute(c))?;
+        }
+    }
+    Ok(())
+}
+
+/// Notes the owning agent's activity, which keeps the silence rule from handing back.
+pub fn agent_active(conn: &mut DbConn, workspace_id: i64, id: &str, at: i64) -> Result<(), DbError> {
+    let mine = conversations::table
+        .filter(conversations::workspace_id.eq(workspace_id))
+        .filter(conversations::id.eq(id))
+        .filter(conversations::owner.eq("agent"));
+    on_backend!(conn, c => diesel::update(mine).set(conversations::agent_active_at.eq(at)).execute(c))?;
+    Ok(())
+}
+
+/// Conversations whose agent has been silent since before `cutoff`, of every workspace, as
+/// `(workspace_id, conversation_id)`: the silence rule's work list.
+pub fn silent_agents(conn: &mut DbConn, cutoff: i64, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
+    Ok(on_backend!(conn, c => conversations::table
+        .filter(conversations::owner.eq("agent"))
+        .filter(conversations::status.ne("closed"))
+        .filter(conversations::agent_active_at.lt(cutoff))
+        .order(conversations::agent_active_at.asc())
+        .limit(limit)
+        .select((conversations::workspace_id, conversations::id))
+        .load(c))?)
+}
+
+/// Open conversations waiting for a person, oldest request first, of every workspace, as
+/// `(workspace_id, conversation_id)`: the round-robin's work list.
+pub fn queued(conn: &mut DbConn, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
+    Ok(on_backend!(conn, c => conversations::table
+        .filter(conversations::owner.eq("queued"))
+        .filter(conversations::status.ne("closed"))
+        .order(conversations::handoff_requested_at.asc())
+        .limit(limit)
+        .select((conversations::workspace_id, conversations::id))
+        .load(c))?)
 }

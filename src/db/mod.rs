@@ -7,10 +7,12 @@
 //! written once and compiled for each backend with [`on_backend!`].
 
 pub mod bookings;
+pub mod agents;
 pub mod bots;
 pub mod conversations;
 pub mod forms;
 pub mod idempotency;
+pub mod inbox;
 pub mod keys;
 pub mod knowledge;
 pub mod leads;

@@ -51,6 +51,9 @@ diesel::table! {
         token_hash -> Nullable<Text>,
         presence -> Text,
         created_at -> BigInt,
+        updated_at -> BigInt,
+        last_seen_at -> Nullable<BigInt>,
+        last_assigned_at -> Nullable<BigInt>,
     }
 }
 
@@ -88,6 +91,25 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         closed_at -> Nullable<BigInt>,
+        owner_changed_at -> Nullable<BigInt>,
+        handoff_requested_at -> Nullable<BigInt>,
+        agent_active_at -> Nullable<BigInt>,
+        agent_read_seq -> BigInt,
+        visitor_read_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    conversation_transitions (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        conversation_id -> Text,
+        from_owner -> Text,
+        to_owner -> Text,
+        agent_id -> Nullable<BigInt>,
+        actor -> Text,
+        reason -> Nullable<Text>,
+        created_at -> BigInt,
     }
 }
 
@@ -451,6 +473,7 @@ diesel::joinable!(uploads -> workspaces (workspace_id));
 diesel::joinable!(flows -> workspaces (workspace_id));
 diesel::joinable!(flows -> bots (bot_id));
 diesel::joinable!(idempotency_keys -> workspaces (workspace_id));
+diesel::joinable!(conversation_transitions -> conversations (conversation_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
@@ -480,4 +503,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     uploads,
     flows,
     idempotency_keys,
+    conversation_transitions,
 );

@@ -3,7 +3,8 @@
 use actix::Addr;
 use async_trait::async_trait;
 use frontdesk_actors::{
-    Appended, ConversationSnapshot, ConversationStore, NewMessage, Sender, StoreError, StoredMessage,
+    Appended, ConversationSnapshot, ConversationStore, NewMessage, OwnershipChange, OwnershipOutcome, Sender,
+    StoreError, StoredMessage,
 };
 
 use frontdesk_actors::{LeadScorer, Rescore};
@@ -72,5 +73,34 @@ impl ConversationStore for DbConversationStore {
             crate::webhooks::outbox::committed();
         }
         Ok(())
+    }
+
+    async fn change_owner(&self, change: OwnershipChange) -> Result<OwnershipOutcome, StoreError> {
+        let outcome =
+            self.db.run(move |conn| conversations::change_owner(conn, &change)).await.map_err(store_error)?;
+        if matches!(outcome, OwnershipOutcome::Changed { .. }) {
+            crate::webhooks::outbox::committed();
+        }
+        Ok(outcome)
+    }
+
+    async fn mark_read(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        reader: Sender,
+        seq: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let id = conversation_id.to_owned();
+        self.db
+            .run(move |conn| conversations::mark_read(conn, workspace_id, &id, reader, seq, at))
+            .await
+            .map_err(store_error)
+    }
+
+    async fn agent_active(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError> {
+        let id = conversation_id.to_owned();
+        self.db.run(move |conn| conversations::agent_active(conn, workspace_id, &id, at)).await.map_err(store_error)
     }
 }

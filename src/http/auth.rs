@@ -1,4 +1,8 @@
-//! Who is calling: `Authorization: Bearer <api key>` resolved to a workspace.
+//! Who is calling: `Authorization: Bearer <api key>` (or an agent's own token) resolved to a
+//! workspace.
+//!
+//! An agent's token (`fda_…`) acts as that agent: with the `agent` role it reaches only the
+//! conversation routes and `/api/agents/me`; an `admin` reaches everything an API key does.
 //!
 //! [`require_api_key`] runs as middleware on the `/api` scope, before any handler reads a body,
 //! so a request with bad credentials always gets 401, whatever else is wrong with it. Handlers
@@ -18,18 +22,24 @@ use crate::db::keys;
 use crate::error::ApiError;
 use crate::http::rate_limit::ApiRateLimiter;
 
-/// A caller authenticated by an API key: everything it touches is scoped to this workspace.
-#[derive(Debug, Clone, Copy)]
+/// A caller authenticated by an API key or an agent token: everything it touches is scoped to
+/// this workspace.
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub workspace_id: i64,
+    /// The agent acting, when the credential was an agent's token.
+    pub agent: Option<frontdesk_actors::AgentRef>,
 }
+
+/// Path prefixes an agent token with the `agent` role may use.
+const AGENT_ROUTES: &[&str] = &["/api/conversations", "/api/agents/me"];
 
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(req.extensions().get::<Caller>().copied().ok_or_else(|| ApiError::unauthorized("missing API key")))
+        ready(req.extensions().get::<Caller>().cloned().ok_or_else(|| ApiError::unauthorized("missing API key")))
     }
 }
 
@@ -41,12 +51,28 @@ pub async fn require_api_key(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let chat = req.app_data::<web::Data<Chat>>().cloned().ok_or_else(|| ApiError::internal("chat state missing"))?;
     let token = bearer(req.request())?;
-    let (workspace_id, key_id) = chat
-        .db
-        .run(move |conn| keys::authenticate(conn, &token))
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+    let (workspace_id, key_id, agent) = if token.starts_with(crate::secrets::AGENT_TOKEN_PREFIX) {
+        let agent = chat
+            .db
+            .run(move |conn| crate::db::agents::authenticate(conn, &token))
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::unauthorized("invalid agent token"))?;
+        let path = req.path();
+        if agent.role != "admin" && !AGENT_ROUTES.iter().any(|prefix| path.starts_with(prefix)) {
+            return Err(ApiError::forbidden("an agent token reaches only the conversation routes").into());
+        }
+        // Agents have their own quota, apart from the API keys' ids.
+        (agent.workspace_id, -agent.id, Some(agent.as_ref()))
+    } else {
+        let (workspace_id, key_id) = chat
+            .db
+            .run(move |conn| keys::authenticate(conn, &token))
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
+        (workspace_id, key_id, None)
+    };
     tracing::Span::current().record("workspace_id", workspace_id);
     let verdict = req.app_data::<web::Data<ApiRateLimiter>>().map(|limiter| limiter.check(key_id));
     if let Some(verdict) = verdict.filter(|v| !v.allowed) {
@@ -61,7 +87,7 @@ pub async fn require_api_key(
         verdict.write_headers(response.headers_mut());
         return Ok(req.into_response(response));
     }
-    req.extensions_mut().insert(Caller { workspace_id });
+    req.extensions_mut().insert(Caller { workspace_id, agent });
     let mut response = next.call(req).await?.map_into_boxed_body();
     if let Some(verdict) = verdict {
         verdict.write_headers(response.headers_mut());

@@ -28,13 +28,7 @@ pub struct EventsQuery {
 
 /// One SSE frame for an event; stored messages get their `seq` as id.
 pub fn frame(event: &ConversationEvent) -> Bytes {
-    let kind = match event {
-        ConversationEvent::Message { .. } => "message",
-        ConversationEvent::Delta { .. } => "delta",
-        ConversationEvent::Done { .. } => "done",
-        ConversationEvent::Typing { .. } => "typing",
-        ConversationEvent::Closed { .. } => "closed",
-    };
+    let kind = event.kind();
     let data = serde_json::to_string(event).unwrap_or_default();
     match event.stored_message() {
         Some(message) => Bytes::from(format!("id: {}\nevent: {kind}\ndata: {data}\n\n", message.seq)),

@@ -1,6 +1,7 @@
 //! The REST surface: one module per resource, all answering JSON and failing per
 //! [`crate::error`]. [`routes`] mounts everything, the widget socket included.
 
+pub mod agents;
 pub mod auth;
 pub mod bookings;
 pub mod bots;
@@ -26,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/ws/widget", web::get().to(crate::ws::visitor::connect))
+        .route("/ws/agent", web::get().to(crate::ws::agent::connect))
         // ChatGenius's routes without a bearer key: registered before the authenticated scope.
         .route("/api/doctors/public", web::get().to(chatgenius::public_doctors))
         .route("/api/external/booking", web::post().to(chatgenius::external_booking))
@@ -81,6 +83,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/bots", web::post().to(bots::create))
                 .route("/bots/{bot_id}", web::get().to(bots::get))
                 .route("/bots/{bot_id}", web::patch().to(bots::update))
+                .route("/agents", web::post().to(agents::create))
+                .route("/agents", web::get().to(agents::list))
+                .route("/agents/me", web::get().to(agents::me))
+                .route("/agents/me/presence", web::put().to(agents::set_my_presence))
+                .route("/agents/{id}", web::get().to(agents::get))
+                .route("/agents/{id}", web::patch().to(agents::update))
+                .route("/agents/{id}", web::delete().to(agents::delete))
+                .route("/conversations", web::get().to(agents::list_conversations))
+                .route("/conversations/{id}/detail", web::get().to(agents::detail))
+                .route("/conversations/{id}/takeover", web::post().to(agents::take_over))
+                .route("/conversations/{id}/handback", web::post().to(agents::hand_back))
+                .route("/conversations/{id}/handoff", web::post().to(agents::request_handoff))
+                .route("/conversations/{id}/agent-messages", web::post().to(agents::send_as_agent))
+                .route("/conversations/{id}/read", web::post().to(agents::mark_read))
                 .route("/conversations", web::post().to(conversations::start))
                 .route("/conversations/{id}", web::get().to(conversations::get))
                 .route("/conversations/{id}/close", web::post().to(conversations::close))

@@ -23,6 +23,7 @@ pub const EVENTS: &[&str] = &[
     "message_created",
     "handoff_requested",
     "agent_assigned",
+    "handed_back",
     "conversation_closed",
     "lead_stage_changed",
     "webhook_endpoint_disabled",

@@ -2,4 +2,5 @@
 //! actix-ws; the design asks for it, so it stays inside this module and a later move touches
 //! nothing else.
 
+pub mod agent;
 pub mod visitor;

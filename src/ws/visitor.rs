@@ -2,8 +2,9 @@
 //!
 //! Protocol (JSON text frames, each with a `type`; see the README):
 //! client → `hello` {bot_id, conversation_id?, last_seq?}, `message` {client_msg_id?, text,
-//! media?}, `typing` {on}, `ping`; server → `ready`, `ack`, `message`, `delta`, `done`, `typing`,
-//! `closed`, `error`, `pong`. A frame that cannot be read gets an `error` frame and the socket
+//! media?}, `typing` {on}, `read` {seq}, `ping`; server → `ready`, `ack`, `message`, `delta`,
+//! `done`, `typing` (an agent's), `read` (an agent read up to `seq`), `agent_joined` and
+//! `agent_left` (with the agent's `id` and display `name`), `closed`, `error`, `pong`. A frame that cannot be read gets an `error` frame and the socket
 //! stays open; a frame over the size limit closes it with 1009. The server pings every 15 s and
 //! drops a socket silent for 45 s.
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use frontdesk_actors::{ConversationEvent, Sender, StoredMessage};
+use frontdesk_actors::{ConversationEvent, Owner, Sender, StoredMessage};
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -32,7 +33,16 @@ enum ClientFrame {
     Hello(Hello),
     Message(MessageFrame),
     Typing(Typing),
+    Read(Read),
     Ping,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Read {
+    #[serde(rename = "type")]
+    _type: String,
+    seq: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,8 +86,9 @@ impl ClientFrame {
             "hello" => fields(value).map(ClientFrame::Hello),
             "message" => fields(value).map(ClientFrame::Message),
             "typing" => fields(value).map(ClientFrame::Typing),
+            "read" => fields(value).map(ClientFrame::Read),
             "ping" => Ok(ClientFrame::Ping),
-            other => Err(format!("unknown frame type `{other}`: expected hello, message, typing or ping")),
+            other => Err(format!("unknown frame type `{other}`: expected hello, message, typing, read or ping")),
         }
     }
 }
@@ -159,9 +170,30 @@ impl VisitorSocket {
         if let Some(message) = event.stored_message() {
             self.last_seq = self.last_seq.max(message.seq);
         }
-        if let Ok(text) = serde_json::to_string(event) {
-            ctx.text(text);
-        }
+        let frame = match event {
+            // What the visitor sees of a change of hands: a person joining or leaving.
+            ConversationEvent::OwnerChanged { conversation_id, owner, previous, agent, previous_agent, .. } => {
+                if *previous == Owner::Agent {
+                    if let Some(left) = previous_agent {
+                        let frame = serde_json::json!({ "type": "agent_left", "conversation_id": conversation_id, "agent": left });
+                        ctx.text(frame.to_string());
+                    }
+                }
+                match (owner, agent) {
+                    (Owner::Agent, Some(joined)) => {
+                        serde_json::json!({ "type": "agent_joined", "conversation_id": conversation_id, "agent": joined })
+                    }
+                    _ => return,
+                }
+            }
+            // The visitor's own read receipts are not news to them.
+            ConversationEvent::Read { reader: Sender::Visitor, .. } => return,
+            other => match serde_json::to_value(other) {
+                Ok(value) => value,
+                Err(_) => return,
+            },
+        };
+        ctx.text(frame.to_string());
     }
 
     /// Sends every stored message after `last_seq`, from the database, before anything live.
@@ -254,6 +286,22 @@ impl VisitorSocket {
         ));
     }
 
+    fn read(&mut self, ctx: &mut ws::WebsocketContext<Self>, seq: i64) {
+        let Some(joined) = &self.joined else { return Self::error(ctx, "send a hello frame first", None) };
+        if seq < 0 {
+            return Self::error(ctx, "invalid field `seq`: must not be negative", None);
+        }
+        let chat = self.chat.clone();
+        let id = joined.conversation_id.clone();
+        ctx.spawn(async move { chat.mark_read(&id, Sender::Visitor, seq).await }.into_actor(self).map(
+            |done, _act, ctx| {
+                if let Err(err) = done {
+                    Self::error(ctx, err.message(), None);
+                }
+            },
+        ));
+    }
+
     fn typing(&mut self, ctx: &mut ws::WebsocketContext<Self>, on: bool) {
         let Some(joined) = &self.joined else { return Self::error(ctx, "send a hello frame first", None) };
         let chat = self.chat.clone();
@@ -312,6 +360,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSocket {
                     VisitorInput { client_msg_id: m.client_msg_id, text: m.text, media: m.media, context: None },
                 ),
                 Ok(ClientFrame::Typing(typing)) => self.typing(ctx, typing.on),
+                Ok(ClientFrame::Read(read)) => self.read(ctx, read.seq),
                 Ok(ClientFrame::Ping) => Self::send(ctx, &ServerFrame::Pong),
                 Err(error) => Self::error(ctx, &error, None),
             },

@@ -25,6 +25,13 @@ async fn workspace_and_key_commands_print_working_credentials(backend: Backend) 
     let second = run_cli(&["key", "create", "--workspace", &workspace], &envs);
     let second_key = second["api_key"].as_str().unwrap().to_owned();
     assert_ne!(second_key, created["api_key"].as_str().unwrap());
+    let agent = run_cli(
+        &["agent", "create", "--workspace", &workspace, "--name", "Dana Reyes", "--email", "Dana@Clinic.test"],
+        &envs,
+    );
+    let agent_token = agent["token"].as_str().unwrap().to_owned();
+    assert!(agent_token.starts_with("fda_"), "{agent}");
+    assert_eq!(agent["agent"]["email"], "dana@clinic.test");
 
     let (mut server, base) = spawn_binary(&envs);
     let http = reqwest::Client::new();
@@ -35,6 +42,10 @@ async fn workspace_and_key_commands_print_working_credentials(backend: Backend) 
         assert_eq!(body["name"], "Acme Clinic");
         assert_eq!(body["public_id"], created["public_id"]);
     }
+    let (status, me) =
+        status_json(http.get(format!("{base}/api/agents/me")).bearer_auth(&agent_token).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["name"], "Dana Reyes");
     let (status, _) = status_json(
         http.post(format!("{base}/api/conversations"))
             .bearer_auth(&second_key)

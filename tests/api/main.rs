@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod agents;
 mod bad_input;
 mod bookings;
 mod chat_booking;

@@ -1,0 +1,11 @@
+DROP TABLE conversation_transitions;
+DROP INDEX conversations_silent_agents;
+DROP INDEX conversations_inbox;
+ALTER TABLE conversations DROP COLUMN visitor_read_seq;
+ALTER TABLE conversations DROP COLUMN agent_read_seq;
+ALTER TABLE conversations DROP COLUMN agent_active_at;
+ALTER TABLE conversations DROP COLUMN handoff_requested_at;
+ALTER TABLE conversations DROP COLUMN owner_changed_at;
+ALTER TABLE agents DROP COLUMN last_assigned_at;
+ALTER TABLE agents DROP COLUMN last_seen_at;
+ALTER TABLE agents DROP COLUMN updated_at;

@@ -1,0 +1,92 @@
+//! The rules that move conversations between people and the bot without anyone asking: an
+//! agent silent for too long hands their conversation back to the bot, and (when turned on)
+//! queued conversations go to online agents in turn.
+//!
+//! One loop per node. Every change goes through the conversation's session and the store's
+//! conditional update, so with several nodes a conversation is still moved once: the second
+//! node to try finds it already moved and is refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use frontdesk_actors::{ChangedBy, HandBack, TakeOver};
+
+use crate::chat::Chat;
+use crate::db::{agents, conversations, now_ms};
+
+/// How often the rules are checked.
+const EVERY: Duration = Duration::from_secs(1);
+/// Conversations looked at per check.
+const BATCH: i64 = 100;
+
+pub struct HandoffRules {
+    pub chat: Arc<Chat>,
+    pub silence: Option<Duration>,
+    pub auto_assign: bool,
+}
+
+impl HandoffRules {
+    /// Runs the rules on the current runtime until it ends.
+    pub fn start(self) {
+        if self.silence.is_none() && !self.auto_assign {
+            return;
+        }
+        actix_rt::spawn(async move {
+            let mut every = tokio::time::interval(EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Some(silence) = self.silence {
+                    self.hand_back_silent(silence).await;
+                }
+                if self.auto_assign {
+                    self.assign_queued().await;
+                }
+            }
+        });
+    }
+
+    async fn hand_back_silent(&self, silence: Duration) {
+        let cutoff = now_ms() - silence.as_millis() as i64;
+        let silent = match self.chat.db.run(move |conn| conversations::silent_agents(conn, cutoff, BATCH)).await {
+            Ok(silent) => silent,
+            Err(err) => return tracing::warn!(error = %err, "silent agents not checked"),
+        };
+        for (_, conversation_id) in silent {
+            let hand_back = HandBack {
+                agent: None,
+                actor: ChangedBy::System,
+                reason: Some(format!("the agent was silent for {} s", silence.as_secs())),
+                silent_before: Some(cutoff),
+            };
+            match self.chat.registry.send(&conversation_id, hand_back).await {
+                Ok(()) => tracing::info!(%conversation_id, "handed back to the bot after the agent's silence"),
+                // The agent spoke, or someone else moved it, in the meantime.
+                Err(err) => tracing::debug!(%conversation_id, error = %err, "not handed back"),
+            }
+        }
+    }
+
+    async fn assign_queued(&self) {
+        let queued = match self.chat.db.run(move |conn| conversations::queued(conn, BATCH)).await {
+            Ok(queued) => queued,
+            Err(err) => return tracing::warn!(error = %err, "queued conversations not checked"),
+        };
+        for (workspace_id, conversation_id) in queued {
+            let online = match self.chat.db.run(move |conn| agents::online(conn, workspace_id)).await {
+                Ok(online) => online,
+                Err(err) => return tracing::warn!(error = %err, "online agents not read"),
+            };
+            // The online agent given a conversation longest ago goes first.
+            let Some(agent) = online.into_iter().next() else { continue };
+            let take_over = TakeOver { agent: agent.as_ref(), actor: ChangedBy::System };
+            if self.chat.registry.send(&conversation_id, take_over).await.is_ok() {
+                let id = agent.id;
+                if let Err(err) = self.chat.db.run(move |conn| agents::assigned(conn, workspace_id, id, now_ms())).await {
+                    tracing::warn!(error = %err, "round-robin position not saved");
+                }
+                tracing::info!(%conversation_id, agent_id = id, "queued conversation assigned");
+            }
+        }
+    }
+}

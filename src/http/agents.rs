@@ -1,0 +1,358 @@
+//! `/api/agents` (the people who answer conversations) and the agents' REST view of
+//! conversations: the inbox list, taking over, handing back, asking for a person, writing as
+//! an agent, marking read, and the ownership history. Tools without a socket use these; the
+//! agent socket (`/ws/agent`) does the same through [`crate::chat::Chat`].
+//!
+//! Agent accounts are managed with an API key or an admin's agent token (the auth middleware
+//! keeps other agents' tokens to the conversation routes and `/api/agents/me`).
+//!
+//! The acting agent is the caller when it signed in with an agent token; with an API key the
+//! body names it (`agent_id`), and it must be an agent of the same workspace.
+
+use actix_web::{web, HttpResponse};
+use frontdesk_actors::{AgentRef, ChangedBy, Sender};
+use serde::Deserialize;
+
+use crate::chat::Chat;
+use crate::db::inbox::{self, Cursor, InboxFilter};
+use crate::db::{agents, now_ms};
+use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::http::auth::Caller;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    pub name: String,
+    pub email: String,
+    pub role: Option<String>,
+}
+
+fn check_role(role: &str) -> Result<(), ApiError> {
+    if agents::ROLES.contains(&role) {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(format!("`role` must be one of {}", agents::ROLES.join(", "))))
+    }
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::unprocessable("`name` must be 1 to 100 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+pub async fn create(chat: web::Data<Chat>, caller: Caller, body: JsonBody<NewAgent>) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let name = check_name(&body.name)?;
+    let email = body.email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 || email.contains(char::is_whitespace) {
+        return Err(ApiError::unprocessable("`email` must be an email address"));
+    }
+    let role = body.role.unwrap_or_else(|| "agent".into());
+    check_role(&role)?;
+    let workspace_id = caller.workspace_id;
+    let created = chat.db.run(move |conn| agents::create(conn, workspace_id, &name, &email, &role, now_ms())).await?;
+    let (agent, token) = created.ok_or_else(|| ApiError::conflict("an agent with this email already exists"))?;
+    Ok(HttpResponse::Created().json(serde_json::json!({ "agent": agent, "token": token })))
+}
+
+pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let workspace_id = caller.workspace_id;
+    let rows = chat.db.run(move |conn| agents::list(conn, workspace_id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": rows })))
+}
+
+async fn agent_of(chat: &Chat, workspace_id: i64, id: i64) -> Result<agents::AgentRow, ApiError> {
+    chat.db
+        .run(move |conn| agents::get(conn, workspace_id, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent not found"))
+}
+
+pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(agent_of(&chat, caller.workspace_id, *path).await?))
+}
+
+pub async fn me(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let agent = caller.agent.as_ref().ok_or_else(|| ApiError::bad_request("`/api/agents/me` needs an agent token"))?;
+    Ok(HttpResponse::Ok().json(agent_of(&chat, caller.workspace_id, agent.id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentChanges {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub presence: Option<String>,
+}
+
+async fn apply_changes(chat: &Chat, workspace_id: i64, id: i64, changes: AgentChanges) -> Result<HttpResponse, ApiError> {
+    let name = changes.name.as_deref().map(check_name).transpose()?;
+    if let Some(role) = &changes.role {
+        check_role(role)?;
+    }
+    if let Some(presence) = &changes.presence {
+        if !agents::PRESENCES.contains(&presence.as_str()) {
+            return Err(ApiError::unprocessable(format!("`presence` must be one of {}", agents::PRESENCES.join(", "))));
+        }
+    }
+    let updated = chat
+        .db
+        .run(move |conn| {
+            agents::update(
+                conn,
+                workspace_id,
+                id,
+                name.as_deref(),
+                changes.role.as_deref(),
+                changes.presence.as_deref(),
+                now_ms(),
+            )
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent not found"))?;
+    Ok(HttpResponse::Ok().json(updated))
+}
+
+pub async fn update(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: JsonBody<AgentChanges>,
+) -> Result<HttpResponse, ApiError> {
+    apply_changes(&chat, caller.workspace_id, *path, body.0).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    pub presence: String,
+}
+
+/// An agent sets their own presence (`online`, `away`, `offline`).
+pub async fn set_my_presence(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    body: JsonBody<Presence>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = caller.agent.as_ref().ok_or_else(|| ApiError::bad_request("this route needs an agent token"))?;
+    let changes = AgentChanges { name: None, role: None, presence: Some(body.0.presence) };
+    apply_changes(&chat, caller.workspace_id, agent.id, changes).await
+}
+
+pub async fn delete(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    if chat.db.run(move |conn| agents::delete(conn, workspace_id, id)).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found("agent not found"))
+    }
+}
+
+/// The agent acting in a request: the caller's own, or the one the body names (API keys only).
+pub async fn acting_agent(chat: &Chat, caller: &Caller, named: Option<i64>) -> Result<AgentRef, ApiError> {
+    match (&caller.agent, named) {
+        (Some(me), None) => Ok(me.clone()),
+        (Some(me), Some(id)) if id == me.id => Ok(me.clone()),
+        (Some(_), Some(_)) => Err(ApiError::forbidden("an agent token acts only as its own agent")),
+        (None, Some(id)) => Ok(agent_of(chat, caller.workspace_id, id).await?.as_ref()),
+        (None, None) => Err(ApiError::bad_request("`agent_id` is required with an API key")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConversations {
+    pub status: Option<String>,
+    pub owner: Option<String>,
+    pub agent_id: Option<i64>,
+    pub unread: Option<bool>,
+    /// Started at or after this time: RFC 3339 or milliseconds since the epoch.
+    pub from: Option<String>,
+    /// Started before this time.
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+fn parse_time(field: &str, value: Option<String>) -> Result<Option<i64>, ApiError> {
+    let Some(value) = value else { return Ok(None) };
+    if let Ok(ms) = value.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    chrono::DateTime::parse_from_rfc3339(&value).map(|t| Some(t.timestamp_millis())).map_err(|_| {
+        ApiError::bad_request(format!("invalid query parameter `{field}`: an RFC 3339 time or milliseconds"))
+    })
+}
+
+/// `GET /api/conversations`: the workspace's conversations, newest first, filtered, a page at a
+/// time; `next_cursor` fetches the next page (null on the last).
+pub async fn list_conversations(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    query: QueryParams<ListConversations>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.0;
+    if let Some(status) = &q.status {
+        if !["open", "closed"].contains(&status.as_str()) {
+            return Err(ApiError::bad_request("invalid query parameter `status`: open or closed"));
+        }
+    }
+    if let Some(owner) = &q.owner {
+        if !["bot", "queued", "agent"].contains(&owner.as_str()) {
+            return Err(ApiError::bad_request("invalid query parameter `owner`: bot, queued or agent"));
+        }
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("invalid query parameter `limit`: 1 to 200"));
+    }
+    let cursor = match &q.cursor {
+        Some(text) => Some(Cursor::decode(text).ok_or_else(|| ApiError::bad_request("invalid query parameter `cursor`"))?),
+        None => None,
+    };
+    let filter = InboxFilter {
+        status: q.status,
+        owner: q.owner,
+        agent_id: q.agent_id,
+        unread: q.unread,
+        from: parse_time("from", q.from)?,
+        to: parse_time("to", q.to)?,
+    };
+    let workspace_id = caller.workspace_id;
+    let (items, next) =
+        chat.db.run(move |conn| inbox::page(conn, workspace_id, &filter, cursor.as_ref(), limit)).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "conversations": items, "next_cursor": next.map(|c| c.encode()) })))
+}
+
+/// `GET /api/conversations/{id}/detail`: the conversation as the inbox shows it, with its
+/// messages (up to 200 most recent) and its ownership history.
+pub async fn detail(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let row = chat.conversation(caller.workspace_id, &path).await?;
+    let (workspace_id, id) = (caller.workspace_id, row.id.clone());
+    let (item, messages, transitions) = chat
+        .db
+        .run(move |conn| {
+            let messages = crate::db::messages::recent(conn, &id, 200)?;
+            let transitions = inbox::transitions(conn, workspace_id, &id)?;
+            Ok((inbox::item(conn, row)?, messages, transitions))
+        })
+        .await?;
+    let mut body = serde_json::to_value(item).map_err(ApiError::internal)?;
+    body["messages"] = serde_json::to_value(messages).map_err(ApiError::internal)?;
+    body["transitions"] = serde_json::to_value(transitions).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActAs {
+    pub agent_id: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// The conversation's view after an action.
+async fn view_after(chat: &Chat, workspace_id: i64, id: &str) -> Result<HttpResponse, ApiError> {
+    let row = chat.conversation(workspace_id, id).await?;
+    Ok(HttpResponse::Ok().json(chat.view(row).await?))
+}
+
+fn optional_body<T: Default>(body: Option<JsonBody<T>>) -> T {
+    body.map(|b| b.0).unwrap_or_default()
+}
+
+pub async fn take_over(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Option<JsonBody<ActAs>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = optional_body(body);
+    let row = chat.conversation(caller.workspace_id, &path).await?;
+    let agent = acting_agent(&chat, &caller, body.agent_id).await?;
+    chat.take_over(&row.id, agent, ChangedBy::Agent).await?;
+    view_after(&chat, caller.workspace_id, &row.id).await
+}
+
+pub async fn hand_back(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Option<JsonBody<ActAs>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = optional_body(body);
+    let row = chat.conversation(caller.workspace_id, &path).await?;
+    let agent = match (&caller.agent, body.agent_id) {
+        (None, None) => None,
+        _ => Some(acting_agent(&chat, &caller, body.agent_id).await?),
+    };
+    let by = if agent.is_some() { ChangedBy::Agent } else { ChangedBy::Api };
+    chat.hand_back(&row.id, agent, by, body.reason).await?;
+    view_after(&chat, caller.workspace_id, &row.id).await
+}
+
+pub async fn request_handoff(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Option<JsonBody<ActAs>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = optional_body(body);
+    let row = chat.conversation(caller.workspace_id, &path).await?;
+    chat.request_handoff(&row.id, ChangedBy::Api, body.reason).await?;
+    view_after(&chat, caller.workspace_id, &row.id).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSend {
+    pub agent_id: Option<i64>,
+    pub text: String,
+    pub client_msg_id: Option<String>,
+    pub media: Option<serde_json::Value>,
+}
+
+/// `POST /api/conversations/{id}/agent-messages`: a message from the agent who owns it.
+pub async fn send_as_agent(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonBody<AgentSend>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let row = chat.conversation(caller.workspace_id, &path).await?;
+    let agent = acting_agent(&chat, &caller, body.agent_id).await?;
+    let (message, duplicate) = chat.agent_says(&row.id, agent, body.client_msg_id, body.text, body.media).await?;
+    let body = serde_json::json!({ "message": message, "duplicate": duplicate });
+    Ok(if duplicate { HttpResponse::Ok() } else { HttpResponse::Created() }.json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadUpTo {
+    pub agent_id: Option<i64>,
+    /// The highest `seq` read; the conversation's last message when left out.
+    pub seq: Option<i64>,
+}
+
+/// `POST /api/conversations/{id}/read`: the agents have read the conversation up to `seq`.
+pub async fn mark_read(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Option<JsonBody<ReadUpTo>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.map(|b| b.0).unwrap_or(ReadUpTo { agent_id: None, seq: None });
+    let row = chat.conversation(caller.workspace_id, &path).await?;
+    if caller.agent.is_some() || body.agent_id.is_some() {
+        acting_agent(&chat, &caller, body.agent_id).await?;
+    }
+    if body.seq.is_some_and(|seq| seq < 0) {
+        return Err(ApiError::unprocessable("`seq` must not be negative"));
+    }
+    let seq = chat.mark_read(&row.id, Sender::Agent, body.seq.unwrap_or(i64::MAX)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "conversation_id": row.id, "agent_read_seq": seq })))
+}
