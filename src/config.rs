@@ -342,8 +342,12 @@ impl Settings {
                     .max(1),
             ),
             embeddings: embeddings_settings(args, &from_file)?,
-            agent_silence: match pick(args.agent_silence_secs, from_file("AGENT_SILENCE_SECS"), "FRONTDESK_AGENT_SILENCE_SECS")?
-                .unwrap_or(600)
+            agent_silence: match pick(
+                args.agent_silence_secs,
+                from_file("AGENT_SILENCE_SECS"),
+                "FRONTDESK_AGENT_SILENCE_SECS",
+            )?
+            .unwrap_or(600)
             {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),

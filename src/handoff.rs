@@ -82,7 +82,8 @@ impl HandoffRules {
             let take_over = TakeOver { agent: agent.as_ref(), actor: ChangedBy::System };
             if self.chat.registry.send(&conversation_id, take_over).await.is_ok() {
                 let id = agent.id;
-                if let Err(err) = self.chat.db.run(move |conn| agents::assigned(conn, workspace_id, id, now_ms())).await {
+                if let Err(err) = self.chat.db.run(move |conn| agents::assigned(conn, workspace_id, id, now_ms())).await
+                {
                     tracing::warn!(error = %err, "round-robin position not saved");
                 }
                 tracing::info!(%conversation_id, agent_id = id, "queued conversation assigned");

@@ -126,9 +126,16 @@ pub struct OwnershipChange {
 /// What a conditional ownership change did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OwnershipOutcome {
-    Changed { previous: Owner, previous_agent: Option<AgentRef> },
+    Changed {
+        previous: Owner,
+        previous_agent: Option<AgentRef>,
+    },
     /// The conversation was not in a state the change applies to; this is its state.
-    Refused { owner: Owner, agent: Option<AgentRef>, closed: bool },
+    Refused {
+        owner: Owner,
+        agent: Option<AgentRef>,
+        closed: bool,
+    },
 }
 
 /// A message as it is stored: `seq` orders it within its conversation, gap-free from 1.
@@ -271,7 +278,10 @@ pub enum BrainOutput {
     /// What the reply is based on (e.g. `{"citations": [...]}`), stored with the reply.
     Metadata(serde_json::Value),
     /// After this reply, put the conversation in the queue for a person.
-    Handoff { actor: ChangedBy, reason: String },
+    Handoff {
+        actor: ChangedBy,
+        reason: String,
+    },
 }
 
 impl From<String> for BrainOutput {

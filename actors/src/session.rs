@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::ports::{
-    inbox_topic, AgentRef, Appended, BrainOutput, ChangedBy, BrainRequest, ConversationEvent, ConversationSnapshot,
+    inbox_topic, AgentRef, Appended, BrainOutput, BrainRequest, ChangedBy, ConversationEvent, ConversationSnapshot,
     ConversationStatus, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StoredMessage,
 };
 use crate::registry::Registration;
@@ -724,7 +724,11 @@ impl Handler<VisitorTyping> for ConversationSession {
     fn handle(&mut self, msg: VisitorTyping, _ctx: &mut Self::Context) -> Self::Result {
         self.open()?;
         self.last_activity = Instant::now();
-        self.publish(ConversationEvent::Typing { conversation_id: self.id.clone(), sender: Sender::Visitor, on: msg.on });
+        self.publish(ConversationEvent::Typing {
+            conversation_id: self.id.clone(),
+            sender: Sender::Visitor,
+            on: msg.on,
+        });
         Ok(())
     }
 }
@@ -929,7 +933,8 @@ impl Handler<MarkRead> for ConversationSession {
         };
         // Reading past the end reads everything there is.
         let seq = msg.seq.clamp(0, last);
-        let (store, id, now, reader) = (self.ports.store.clone(), self.id.clone(), self.ports.clock.now_ms(), msg.reader);
+        let (store, id, now, reader) =
+            (self.ports.store.clone(), self.id.clone(), self.ports.clock.now_ms(), msg.reader);
         AtomicResponse::new(Box::pin(
             async move { store.mark_read(workspace_id, &id, reader, seq, now).await }.into_actor(self).map(
                 move |done, act, _ctx| {

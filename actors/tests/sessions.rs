@@ -286,7 +286,10 @@ async fn a_takeover_cuts_the_streaming_reply_and_the_bot_stays_silent_until_hand
 
     // The agent answers; after handing back, the bot answers again.
     let (answer, _) = registry
-        .send("a", AgentMessage { agent: agent(7), client_msg_id: "a1".into(), text: "Hi, I'm here".into(), media: None })
+        .send(
+            "a",
+            AgentMessage { agent: agent(7), client_msg_id: "a1".into(), text: "Hi, I'm here".into(), media: None },
+        )
         .await
         .unwrap();
     assert_eq!(answer.sender, Sender::Agent);
@@ -313,7 +316,10 @@ async fn two_agents_racing_to_take_over_get_one_winner_and_one_conflict() {
     let winner = if outcomes[0].is_ok() { 1 } else { 2 };
     let loser_id = 3 - winner;
     let refused = registry
-        .send("b", AgentMessage { agent: agent(loser_id), client_msg_id: "x".into(), text: "me too".into(), media: None })
+        .send(
+            "b",
+            AgentMessage { agent: agent(loser_id), client_msg_id: "x".into(), text: "me too".into(), media: None },
+        )
         .await;
     assert!(matches!(refused, Err(SessionError::Conflict(_))), "{refused:?}");
 }

@@ -56,7 +56,8 @@ fn asks_for_person(text: &str) -> bool {
         || has("representative")
         || has("operator")
         || ((has("real") || has("live")) && (has("person") || has("someone") || has("people")))
-        || ((has("talk") || has("speak") || has("chat")) && (has("person") || has("someone") || has("staff") || has("team")))
+        || ((has("talk") || has("speak") || has("chat"))
+            && (has("person") || has("someone") || has("staff") || has("team")))
 }
 
 /// Consecutive bot replies, most recent first, that could not answer.
@@ -391,10 +392,17 @@ mod handoff_tests {
 
     #[test]
     fn asking_for_a_person_is_recognised_and_other_questions_are_not() {
-        for asked in ["Can I talk to a human?", "agent please", "I want to speak to someone", "real person!", "Let me chat with your team"] {
+        for asked in [
+            "Can I talk to a human?",
+            "agent please",
+            "I want to speak to someone",
+            "real person!",
+            "Let me chat with your team",
+        ] {
             assert!(asks_for_person(asked), "{asked}");
         }
-        for other in ["What are your opening hours?", "Is parking free?", "Who is the dentist?", "personal data policy"] {
+        for other in ["What are your opening hours?", "Is parking free?", "Who is the dentist?", "personal data policy"]
+        {
             assert!(!asks_for_person(other), "{other}");
         }
     }

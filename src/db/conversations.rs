@@ -294,7 +294,8 @@ pub fn change_owner(conn: &mut DbConn, change: &OwnershipChange) -> Result<Owner
             DbConn::Sqlite(c) => mine.select(ConversationRow::as_select()).first(c)?,
         };
         let owner = Owner::parse(&row.owner).unwrap_or(Owner::Bot);
-        let current_agent = if owner == Owner::Agent { agent_ref(conn, row.workspace_id, row.assigned_agent_id)? } else { None };
+        let current_agent =
+            if owner == Owner::Agent { agent_ref(conn, row.workspace_id, row.assigned_agent_id)? } else { None };
         let silent_enough = match change.silent_before {
             Some(cutoff) => row.agent_active_at.is_none_or(|active| active < cutoff),
             None => true,
@@ -360,7 +361,8 @@ pub fn mark_read(
     seq: i64,
     at: i64,
 ) -> Result<(), DbError> {
-    let mine = conversations::table.filter(conversations::workspace_id.eq(workspace_id)).filter(conversations::id.eq(id));
+    let mine =
+        conversations::table.filter(conversations::workspace_id.eq(workspace_id)).filter(conversations::id.eq(id));
     match reader {
         Sender::Visitor => {
             on_backend!(conn, c => diesel::update(mine.filter(conversations::visitor_read_seq.lt(seq)))

@@ -88,7 +88,12 @@ pub struct AgentChanges {
     pub presence: Option<String>,
 }
 
-async fn apply_changes(chat: &Chat, workspace_id: i64, id: i64, changes: AgentChanges) -> Result<HttpResponse, ApiError> {
+async fn apply_changes(
+    chat: &Chat,
+    workspace_id: i64,
+    id: i64,
+    changes: AgentChanges,
+) -> Result<HttpResponse, ApiError> {
     let name = changes.name.as_deref().map(check_name).transpose()?;
     if let Some(role) = &changes.role {
         check_role(role)?;
@@ -210,7 +215,9 @@ pub async fn list_conversations(
         return Err(ApiError::bad_request("invalid query parameter `limit`: 1 to 200"));
     }
     let cursor = match &q.cursor {
-        Some(text) => Some(Cursor::decode(text).ok_or_else(|| ApiError::bad_request("invalid query parameter `cursor`"))?),
+        Some(text) => {
+            Some(Cursor::decode(text).ok_or_else(|| ApiError::bad_request("invalid query parameter `cursor`"))?)
+        }
         None => None,
     };
     let filter = InboxFilter {
@@ -224,8 +231,7 @@ pub async fn list_conversations(
     let workspace_id = caller.workspace_id;
     let (items, next) =
         chat.db.run(move |conn| inbox::page(conn, workspace_id, &filter, cursor.as_ref(), limit)).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "conversations": items, "next_cursor": next.map(|c| c.encode()) })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "conversations": items, "next_cursor": next.map(|c| c.encode()) })))
 }
 
 /// `GET /api/conversations/{id}/detail`: the conversation as the inbox shows it, with its

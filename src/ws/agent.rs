@@ -215,21 +215,34 @@ fn conversation_of(event: &ConversationEvent) -> &str {
 }
 
 impl AgentSocket {
-    fn set_presence(&mut self, ctx: &mut ws::WebsocketContext<Self>, presence: &str, reference: Option<serde_json::Value>) {
-        let (db, workspace_id, id, presence) = (self.chat.db.clone(), self.workspace_id, self.agent.id, presence.to_owned());
+    fn set_presence(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        presence: &str,
+        reference: Option<serde_json::Value>,
+    ) {
+        let (db, workspace_id, id, presence) =
+            (self.chat.db.clone(), self.workspace_id, self.agent.id, presence.to_owned());
         let update = async move {
             db.run(move |conn| agents::update(conn, workspace_id, id, None, None, Some(&presence), now_ms())).await
         };
         ctx.spawn(update.into_actor(self).map(move |done, _act, ctx| match done {
-            Ok(Some(agent)) if reference.is_some() => ack(ctx, reference, serde_json::json!({ "presence": agent.presence })),
+            Ok(Some(agent)) if reference.is_some() => {
+                ack(ctx, reference, serde_json::json!({ "presence": agent.presence }))
+            }
             Ok(_) => {}
             Err(err) => error(ctx, reference, &format!("presence not saved: {err}")),
         }));
     }
 
     /// Runs a conversation action for the agent and answers with `ack` or `error`.
-    fn act<F, Fut, T>(&mut self, ctx: &mut ws::WebsocketContext<Self>, reference: Option<serde_json::Value>, id: String, action: F)
-    where
+    fn act<F, Fut, T>(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reference: Option<serde_json::Value>,
+        id: String,
+        action: F,
+    ) where
         F: FnOnce(web::Data<Chat>, String, AgentRef) -> Fut + 'static,
         Fut: std::future::Future<Output = Result<T, ApiError>> + 'static,
         T: serde::Serialize + 'static,
@@ -374,7 +387,12 @@ impl AgentSocket {
             }
             "typing" => {
                 let Some(on) = frame.on else { return error(ctx, reference, "`typing` needs `on`") };
-                self.act(ctx, reference, id, move |chat, id, agent| async move { chat.agent_typing(&id, agent, on).await })
+                self.act(
+                    ctx,
+                    reference,
+                    id,
+                    move |chat, id, agent| async move { chat.agent_typing(&id, agent, on).await },
+                )
             }
             "read" => {
                 let seq = frame.seq.unwrap_or(i64::MAX).max(0);
@@ -454,7 +472,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSocket {
             }
             Err(ws::ProtocolError::Overflow) => {
                 error(ctx, None, "frame is larger than the server accepts");
-                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Size, description: Some("frame too large".into()) }));
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Size,
+                    description: Some("frame too large".into()),
+                }));
                 ctx.stop();
             }
             Err(_) => ctx.stop(),

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{spawn_app_with, Backend, Socket, TestApp, Widget};
 use crate::on_both_backends;
+use crate::webhook_receiver::Receiver;
 
 on_both_backends!(
     a_person_takes_over_mid_reply_talks_with_the_visitor_and_hands_back,
@@ -21,6 +22,7 @@ on_both_backends!(
     agents_see_and_touch_only_their_own_workspace,
     the_rest_inbox_filters_and_pages_every_conversation_once,
     with_nobody_online_the_bot_offers_to_take_contact_details,
+    every_change_of_hands_is_a_signed_webhook_and_round_robin_assigns_the_queue,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -134,6 +136,10 @@ async fn a_person_takes_over_mid_reply_talks_with_the_visitor_and_hands_back(bac
     widget.send(json!({ "type": "message", "text": "Can I talk to a human please?" })).await;
     let done = widget.until("done").await.pop().unwrap();
     assert!(done["message"]["content"].as_str().unwrap().contains("member of our team"), "{done}");
+    // A conversation the socket had not shown yet is introduced before its first event.
+    let introduced = agent.until(|f| of(f, &conversation)).await;
+    assert_eq!(introduced["type"], "conversation", "{introduced}");
+    assert_eq!(introduced["conversation"]["owner"], "bot");
     let queued = agent.until(|f| f["type"] == "owner_changed" && of(f, &conversation)).await;
     assert_eq!(queued["owner"], "queued", "{queued}");
     assert_eq!(queued["actor"], "visitor");
@@ -164,7 +170,8 @@ async fn a_person_takes_over_mid_reply_talks_with_the_visitor_and_hands_back(bac
     agent.command(json!({ "type": "typing", "conversation_id": conversation, "on": true })).await;
     let typing = widget.until("typing").await.pop().unwrap();
     assert_eq!(typing["sender"], "agent");
-    let sent = agent.command(json!({ "type": "send", "conversation_id": conversation, "text": "Hi, Dana here." })).await;
+    let sent =
+        agent.command(json!({ "type": "send", "conversation_id": conversation, "text": "Hi, Dana here." })).await;
     assert_eq!(sent["result"]["message"]["sender"], "agent", "{sent}");
     let from_agent = widget.until("message").await.pop().unwrap();
     assert_eq!(from_agent["message"]["content"], "Hi, Dana here.");
@@ -210,7 +217,9 @@ async fn a_person_takes_over_mid_reply_talks_with_the_visitor_and_hands_back(bac
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["from"].as_str().unwrap().into(), t["to"].as_str().unwrap().into(), t["by"].as_str().unwrap().into()))
+        .map(|t| {
+            (t["from"].as_str().unwrap().into(), t["to"].as_str().unwrap().into(), t["by"].as_str().unwrap().into())
+        })
         .collect();
     let expected = [("bot", "queued", "visitor"), ("queued", "agent", "agent"), ("agent", "bot", "agent")];
     assert_eq!(moves, expected.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())));
@@ -296,16 +305,14 @@ async fn agents_see_and_touch_only_their_own_workspace(backend: Backend) {
         ("GET", format!("/api/conversations/{conversation}/detail")),
         ("POST", format!("/api/conversations/{conversation}/read")),
     ] {
-        let (status, body) = if method == "POST" {
-            app.post(&b_token, &path, json!({})).await
-        } else {
-            app.get(&b_token, &path).await
-        };
+        let (status, body) =
+            if method == "POST" { app.post(&b_token, &path, json!({})).await } else { app.get(&b_token, &path).await };
         assert_eq!(status, 404, "{path}: {body}");
     }
     // A's API key cannot act as B's agent, nor an agent as someone else.
-    let (status, _) =
-        app.post(&app.a.api_key, &format!("/api/conversations/{conversation}/takeover"), json!({ "agent_id": b_id })).await;
+    let (status, _) = app
+        .post(&app.a.api_key, &format!("/api/conversations/{conversation}/takeover"), json!({ "agent_id": b_id }))
+        .await;
     assert_eq!(status, 404);
     let (status, _) =
         app.post(&a_token, &format!("/api/conversations/{conversation}/takeover"), json!({ "agent_id": b_id })).await;
@@ -434,4 +441,81 @@ async fn with_nobody_online_the_bot_offers_to_take_contact_details(backend: Back
         assert!(Instant::now() < deadline, "no lead: {leads}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+async fn every_change_of_hands_is_a_signed_webhook_and_round_robin_assigns_the_queue(backend: Backend) {
+    let app = spawn_app_with(backend, |args| {
+        args.agent_silence_secs = Some(0);
+        args.auto_assign = Some(true);
+        args.webhook_allow_loopback = Some(true);
+        args.webhook_poll_ms = Some(50);
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let events = json!(["handoff_requested", "agent_assigned", "handed_back", "conversation_closed"]);
+    let (status, body) =
+        app.post(&app.a.api_key, "/api/webhooks", json!({ "url": receiver.url("/hooks"), "events": events })).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Two agents online; three conversations ask for a person: the queue goes round the agents.
+    let (first, first_token) = new_agent(&app, &app.a.api_key, "Round One").await;
+    let (second, second_token) = new_agent(&app, &app.a.api_key, "Round Two").await;
+    for token in [&first_token, &second_token] {
+        let (status, body) = app.put_json(token, "/api/agents/me/presence", json!({ "presence": "online" })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut assigned = Vec::new();
+    for _ in 0..3 {
+        let conversation = app.start_conversation().await;
+        let (status, view) = app
+            .post(&app.a.api_key, &format!("/api/conversations/{conversation}/handoff"), json!({ "reason": "VIP" }))
+            .await;
+        assert_eq!(status, 200, "{view}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (_, view) = app.get(&app.a.api_key, &format!("/api/conversations/{conversation}")).await;
+            if view["owner"] == "agent" {
+                assigned.push(view["agent"]["id"].as_i64().unwrap());
+                break;
+            }
+            assert!(Instant::now() < deadline, "never assigned: {view}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if assigned.len() == 3 {
+            let (status, _) = app
+                .post(
+                    &app.a.api_key,
+                    &format!("/api/conversations/{conversation}/handback"),
+                    json!({ "reason": "done" }),
+                )
+                .await;
+            assert_eq!(status, 200);
+            app.post(&app.a.api_key, &format!("/api/conversations/{conversation}/close"), json!({})).await;
+        }
+    }
+    assert!(assigned[0] != assigned[1] && assigned[2] == assigned[0], "not in turn: {assigned:?} ({first}, {second})");
+
+    // handoff_requested ×3, agent_assigned ×3, handed_back, conversation_closed.
+    let got = receiver.wait_for(8, Duration::from_secs(30)).await;
+    let mut names: Vec<String> = got.iter().map(|r| r.json()["event"].as_str().unwrap().to_owned()).collect();
+    names.sort();
+    let expected = [
+        "agent_assigned",
+        "agent_assigned",
+        "agent_assigned",
+        "conversation_closed",
+        "handed_back",
+        "handoff_requested",
+        "handoff_requested",
+        "handoff_requested",
+    ];
+    assert_eq!(names, expected);
+    let assignment = got.iter().map(|r| r.json()).find(|e| e["event"] == "agent_assigned").unwrap();
+    assert_eq!(assignment["data"]["owner"], "agent");
+    assert_eq!(assignment["data"]["previous_owner"], "queued");
+    assert_eq!(assignment["data"]["by"], "system");
+    assert!(assignment["data"]["agent"]["name"].as_str().unwrap().starts_with("Round"), "{assignment}");
+    let request = got.iter().map(|r| r.json()).find(|e| e["event"] == "handoff_requested").unwrap();
+    assert_eq!(request["data"]["by"], "api");
+    assert_eq!(request["data"]["reason"], "VIP");
 }

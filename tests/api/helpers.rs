@@ -193,6 +193,11 @@ impl TestApp {
         status_json(res).await
     }
 
+    pub async fn put_json(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        let res = self.http.put(self.url(path)).bearer_auth(key).json(&body).send().await.expect("request");
+        status_json(res).await
+    }
+
     /// Starts a conversation in workspace A over REST; returns its id.
     pub async fn start_conversation(&self) -> String {
         let (status, body) = self.post(&self.a.api_key, "/api/conversations", json!({})).await;
