@@ -23,6 +23,7 @@ on_both_backends!(
     the_rest_inbox_filters_and_pages_every_conversation_once,
     with_nobody_online_the_bot_offers_to_take_contact_details,
     every_change_of_hands_is_a_signed_webhook_and_round_robin_assigns_the_queue,
+    the_bot_asks_for_a_person_after_questions_it_could_not_answer,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -518,4 +519,27 @@ async fn every_change_of_hands_is_a_signed_webhook_and_round_robin_assigns_the_q
     let request = got.iter().map(|r| r.json()).find(|e| e["event"] == "handoff_requested").unwrap();
     assert_eq!(request["data"]["by"], "api");
     assert_eq!(request["data"]["reason"], "VIP");
+}
+
+async fn the_bot_asks_for_a_person_after_questions_it_could_not_answer(backend: Backend) {
+    let app = app(backend).await;
+    set_bot(&app, json!({ "handoff_after_unanswered": 2 })).await;
+    let conversation = app.start_conversation().await;
+    let first = app.say(&conversation, "Do you repair bicycles?").await;
+    assert_eq!(first["reply"]["metadata"]["unanswered"], true, "{first}");
+    let (_, view) = app.get(&app.a.api_key, &format!("/api/conversations/{conversation}")).await;
+    assert_eq!(view["owner"], "bot", "one unanswered question is not yet enough");
+    app.say(&conversation, "What about scooters?").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, detail) = app.get(&app.a.api_key, &format!("/api/conversations/{conversation}/detail")).await;
+        if detail["owner"] == "queued" {
+            let last = detail["transitions"].as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["by"], "rule", "{last}");
+            assert!(last["reason"].as_str().unwrap().contains("2 questions"), "{last}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{detail}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
