@@ -767,26 +767,43 @@ impl Handler<CloseConversation> for ConversationSession {
     }
 }
 
+impl ConversationSession {
+    /// Asks the store to move the open conversation from one of `from` to `to`.
+    #[allow(clippy::too_many_arguments)]
+    fn move_to(
+        &mut self,
+        from: Vec<Owner>,
+        to: Owner,
+        agent: Option<AgentRef>,
+        actor: ChangedBy,
+        reason: Option<String>,
+        silent_before: Option<i64>,
+    ) -> AtomicResponse<Self, Result<(), SessionError>> {
+        let workspace_id = match self.open() {
+            Ok(context) => context.workspace_id,
+            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
+        };
+        let at = self.ports.clock.now_ms();
+        let conversation_id = self.id.clone();
+        self.change_owner(OwnershipChange {
+            workspace_id,
+            conversation_id,
+            from,
+            to,
+            agent,
+            actor,
+            reason,
+            silent_before,
+            at,
+        })
+    }
+}
+
 impl Handler<RequestHandoff> for ConversationSession {
     type Result = AtomicResponse<Self, Result<(), SessionError>>;
 
     fn handle(&mut self, msg: RequestHandoff, _ctx: &mut Self::Context) -> Self::Result {
-        let context = match self.open() {
-            Ok(context) => context,
-            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
-        };
-        let change = OwnershipChange {
-            workspace_id: context.workspace_id,
-            conversation_id: self.id.clone(),
-            from: vec![Owner::Bot],
-            to: Owner::Queued,
-            agent: None,
-            actor: msg.actor,
-            reason: msg.reason,
-            silent_before: None,
-            at: self.ports.clock.now_ms(),
-        };
-        self.change_owner(change)
+        self.move_to(vec![Owner::Bot], Owner::Queued, None, msg.actor, msg.reason, None)
     }
 }
 
@@ -794,22 +811,7 @@ impl Handler<TakeOver> for ConversationSession {
     type Result = AtomicResponse<Self, Result<(), SessionError>>;
 
     fn handle(&mut self, msg: TakeOver, _ctx: &mut Self::Context) -> Self::Result {
-        let context = match self.open() {
-            Ok(context) => context,
-            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
-        };
-        let change = OwnershipChange {
-            workspace_id: context.workspace_id,
-            conversation_id: self.id.clone(),
-            from: vec![Owner::Bot, Owner::Queued],
-            to: Owner::Agent,
-            agent: Some(msg.agent),
-            actor: msg.actor,
-            reason: None,
-            silent_before: None,
-            at: self.ports.clock.now_ms(),
-        };
-        self.change_owner(change)
+        self.move_to(vec![Owner::Bot, Owner::Queued], Owner::Agent, Some(msg.agent), msg.actor, None, None)
     }
 }
 
@@ -817,22 +819,9 @@ impl Handler<HandBack> for ConversationSession {
     type Result = AtomicResponse<Self, Result<(), SessionError>>;
 
     fn handle(&mut self, msg: HandBack, _ctx: &mut Self::Context) -> Self::Result {
-        let context = match self.open() {
-            Ok(context) => context,
-            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
-        };
-        let change = OwnershipChange {
-            workspace_id: context.workspace_id,
-            conversation_id: self.id.clone(),
-            from: if msg.silent_before.is_some() { vec![Owner::Agent] } else { vec![Owner::Agent, Owner::Queued] },
-            to: Owner::Bot,
-            agent: msg.agent,
-            actor: msg.actor,
-            reason: msg.reason,
-            silent_before: msg.silent_before,
-            at: self.ports.clock.now_ms(),
-        };
-        self.change_owner(change)
+        // The silence rule applies only to an agent's conversation, not to one still queued.
+        let from = if msg.silent_before.is_some() { vec![Owner::Agent] } else { vec![Owner::Agent, Owner::Queued] };
+        self.move_to(from, Owner::Bot, msg.agent, msg.actor, msg.reason, msg.silent_before)
     }
 }
 

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -32,8 +32,6 @@ use crate::chat::Chat;
 use crate::db::{agents, inbox, now_ms};
 use crate::error::ApiError;
 
-const HEARTBEAT: Duration = Duration::from_secs(15);
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 /// Open conversations in the first snapshot; older ones are a REST page away.
 const SNAPSHOT_SIZE: usize = 500;
 const HISTORY_PAGE: i64 = 200;
@@ -143,13 +141,7 @@ impl Actor for AgentSocket {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(HEARTBEAT, |act, ctx| {
-            if act.heard_from.elapsed() > CLIENT_TIMEOUT {
-                ctx.stop();
-            } else {
-                ctx.ping(b"");
-            }
-        });
+        super::keep_alive(ctx, |act| act.heard_from);
         self.sockets.opened(self.agent.id);
         // Subscribed before the snapshot is read, so nothing falls between the two.
         let events = self.chat.bus.subscribe(&inbox_topic(self.workspace_id));

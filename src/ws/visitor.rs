@@ -9,7 +9,7 @@
 //! drops a socket silent for 45 s.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -22,8 +22,6 @@ use tokio_stream::wrappers::BroadcastStream;
 use crate::chat::{Chat, VisitorInput};
 use crate::error::{describe_json_error, ApiError};
 
-const HEARTBEAT: Duration = Duration::from_secs(15);
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 const REPLAY_PAGE: i64 = 200;
 
 /// What a client frame asks for. Parsed in two steps (the `type`, then that frame's fields)
@@ -145,13 +143,7 @@ impl Actor for VisitorSocket {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(HEARTBEAT, |act, ctx| {
-            if act.heard_from.elapsed() > CLIENT_TIMEOUT {
-                ctx.stop();
-            } else {
-                ctx.ping(b"");
-            }
-        });
+        super::keep_alive(ctx, |act| act.heard_from);
     }
 }
 
