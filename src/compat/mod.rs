@@ -5,3 +5,4 @@ pub mod chatgenius;
 pub mod chatorex;
 pub mod chatsupport;
 pub mod cxgenie;
+pub mod cxgenie_customers;

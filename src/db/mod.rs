@@ -10,6 +10,7 @@ pub mod bookings;
 pub mod agents;
 pub mod bots;
 pub mod conversations;
+pub mod customers;
 pub mod forms;
 pub mod idempotency;
 pub mod inbox;

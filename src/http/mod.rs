@@ -36,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v2/public-api/bot-data", web::post().to(cxgenie::create_bot_data))
         .route("/api/v2/public-api/bot-data/{id}", web::get().to(cxgenie::get_bot_data))
         .route("/api/v2/public-api/upload/multiple", web::post().to(cxgenie::upload_multiple))
+        .configure(crate::compat::cxgenie_customers::configure)
         .route("/api/files/{id}", web::get().to(knowledge::download))
         .service(
             web::scope("/api")

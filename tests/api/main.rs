@@ -11,6 +11,7 @@ mod bookings;
 mod chat_booking;
 mod cli;
 mod crm;
+mod cxgenie_customers;
 mod durability;
 mod embeddings;
 mod idempotency;
