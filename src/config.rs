@@ -136,6 +136,25 @@ pub struct SettingsArgs {
     /// Seconds one embeddings request may take [default: 30].
     #[arg(long, global = true, env = "FRONTDESK_EMBEDDINGS_TIMEOUT_SECS")]
     pub embeddings_timeout_secs: Option<u64>,
+    /// Model for the model brain (any OpenAI-compatible chat model); a bot may name its own in
+    /// its settings [default: none, the built-in brain answers].
+    #[arg(long, global = true, env = "FRONTDESK_MODEL")]
+    pub model: Option<String>,
+    /// Sampling temperature of the model [default: 0.3].
+    #[arg(long, global = true, env = "FRONTDESK_MODEL_TEMPERATURE")]
+    pub model_temperature: Option<f32>,
+    /// Most tokens of one model reply [default: 512].
+    #[arg(long, global = true, env = "FRONTDESK_MODEL_MAX_TOKENS")]
+    pub model_max_tokens: Option<u32>,
+    /// Seconds a model reply may take in all, and to its first token [default: 30].
+    #[arg(long, global = true, env = "FRONTDESK_MODEL_TIMEOUT_SECS")]
+    pub model_timeout_secs: Option<u64>,
+    /// Tokens of conversation history sent with each question (oldest dropped first) [default: 2000].
+    #[arg(long, global = true, env = "FRONTDESK_MODEL_HISTORY_TOKENS")]
+    pub model_history_tokens: Option<u32>,
+    /// Model tokens a workspace may use per calendar month (UTC); 0 no limit [default: 0].
+    #[arg(long, global = true, env = "FRONTDESK_MONTHLY_TOKEN_CAP")]
+    pub monthly_token_cap: Option<u64>,
     /// Seconds an agent who owns a conversation may stay silent before it goes back to the bot;
     /// 0 never [default: 600].
     #[arg(long, global = true, env = "FRONTDESK_AGENT_SILENCE_SECS")]
@@ -161,8 +180,6 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub redis_url: Option<String>,
-    pub openai_base_url: Option<String>,
-    pub openai_api_key: Option<String>,
     pub log_format: LogFormat,
     pub workers: usize,
     pub max_body_bytes: usize,
@@ -188,10 +205,42 @@ pub struct Settings {
     pub upload_max_bytes: u64,
     pub learn_lease: Duration,
     pub embeddings: Option<EmbeddingsSettings>,
+    /// The model brain's defaults; bots may override them.
+    pub model: ModelDefaults,
     /// An agent's silence after which their conversation goes back to the bot (`None`: never).
     pub agent_silence: Option<Duration>,
     pub auto_assign: bool,
     pub demo: bool,
+}
+
+/// The model brain's global settings (OPENAI_BASE_URL, OPENAI_API_KEY, FRONTDESK_MODEL_*).
+#[derive(Clone)]
+pub struct ModelDefaults {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    /// `None`: no global model; only bots that name one use a model.
+    pub model: Option<String>,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    pub timeout: Duration,
+    pub history_tokens: u32,
+    pub monthly_token_cap: Option<u64>,
+}
+
+// The key must never reach a log line.
+impl std::fmt::Debug for ModelDefaults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelDefaults")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .field("temperature", &self.temperature)
+            .field("max_tokens", &self.max_tokens)
+            .field("timeout", &self.timeout)
+            .field("history_tokens", &self.history_tokens)
+            .field("monthly_token_cap", &self.monthly_token_cap)
+            .finish()
+    }
 }
 
 /// Where knowledge vectors come from, when they are configured.
@@ -247,8 +296,6 @@ impl Settings {
             data_dir,
             database_url,
             redis_url: pick(args.redis_url.clone(), from_file("REDIS_URL"), "REDIS_URL")?,
-            openai_base_url: pick(args.openai_base_url.clone(), from_file("OPENAI_BASE_URL"), "OPENAI_BASE_URL")?,
-            openai_api_key: pick(args.openai_api_key.clone(), from_file("OPENAI_API_KEY"), "OPENAI_API_KEY")?,
             log_format,
             workers: pick(args.workers, from_file("WORKERS"), "FRONTDESK_WORKERS")?.unwrap_or(cores).max(1),
             max_body_bytes: pick(args.max_body_bytes, from_file("MAX_BODY_BYTES"), "FRONTDESK_MAX_BODY_BYTES")?
@@ -342,6 +389,7 @@ impl Settings {
                     .max(1),
             ),
             embeddings: embeddings_settings(args, &from_file)?,
+            model: model_defaults(args, &from_file)?,
             agent_silence: match pick(
                 args.agent_silence_secs,
                 from_file("AGENT_SILENCE_SECS"),
@@ -368,6 +416,40 @@ fn pick<T: std::str::FromStr>(given: Option<T>, file: Option<String>, name: &str
             .map_err(|_| anyhow::anyhow!("setting {name} in the config file has an invalid value `{raw}`")),
         (None, None) => Ok(None),
     }
+}
+
+fn model_defaults(args: &SettingsArgs, from_file: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<ModelDefaults> {
+    let base_url = pick(args.openai_base_url.clone(), from_file("OPENAI_BASE_URL"), "OPENAI_BASE_URL")?
+        .unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
+    let parsed = reqwest::Url::parse(&base_url)
+        .map_err(|err| anyhow::anyhow!("OPENAI_BASE_URL `{base_url}` is not a URL: {err}"))?;
+    anyhow::ensure!(matches!(parsed.scheme(), "http" | "https"), "OPENAI_BASE_URL must be an http(s) URL");
+    let temperature =
+        pick(args.model_temperature, from_file("MODEL_TEMPERATURE"), "FRONTDESK_MODEL_TEMPERATURE")?.unwrap_or(0.3);
+    anyhow::ensure!((0.0..=2.0).contains(&temperature), "FRONTDESK_MODEL_TEMPERATURE must be between 0 and 2");
+    let max_tokens =
+        pick(args.model_max_tokens, from_file("MODEL_MAX_TOKENS"), "FRONTDESK_MODEL_MAX_TOKENS")?.unwrap_or(512);
+    anyhow::ensure!(max_tokens > 0, "FRONTDESK_MODEL_MAX_TOKENS must be positive");
+    Ok(ModelDefaults {
+        base_url: base_url.trim_end_matches('/').to_owned(),
+        api_key: pick(args.openai_api_key.clone(), from_file("OPENAI_API_KEY"), "OPENAI_API_KEY")?,
+        model: pick(args.model.clone(), from_file("MODEL"), "FRONTDESK_MODEL")?.filter(|m| !m.trim().is_empty()),
+        temperature,
+        max_tokens,
+        timeout: Duration::from_secs(
+            pick(args.model_timeout_secs, from_file("MODEL_TIMEOUT_SECS"), "FRONTDESK_MODEL_TIMEOUT_SECS")?
+                .unwrap_or(30)
+                .max(1),
+        ),
+        history_tokens: pick(
+            args.model_history_tokens,
+            from_file("MODEL_HISTORY_TOKENS"),
+            "FRONTDESK_MODEL_HISTORY_TOKENS",
+        )?
+        .unwrap_or(2000),
+        monthly_token_cap: pick(args.monthly_token_cap, from_file("MONTHLY_TOKEN_CAP"), "FRONTDESK_MONTHLY_TOKEN_CAP")?
+            .filter(|cap| *cap > 0),
+    })
 }
 
 /// The embeddings endpoint, when a model is named; its URL and key fall back to the model

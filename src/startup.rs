@@ -13,6 +13,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::booking::desk::BookingDesk;
 use crate::brain::builtin::BuiltinBrain;
+use crate::brain::model::ModelBrain;
 use crate::brain::reception::Reception;
 use crate::brain::BotSettingsCache;
 use crate::chat::Chat;
@@ -78,9 +79,6 @@ impl Application {
         if settings.redis_url.is_some() {
             tracing::warn!("REDIS_URL is set, but this build coordinates in-process only: run a single node");
         }
-        if settings.openai_base_url.is_some() {
-            tracing::warn!("OPENAI_BASE_URL is set, but this build answers with the built-in brain only");
-        }
 
         let writers = settings.db_writers.unwrap_or(match db.backend() {
             Backend::Sqlite => 1,
@@ -96,10 +94,18 @@ impl Application {
         let knowledge = web::Data::new(start_knowledge(&settings, &db, &node_id)?);
         let ports = Ports {
             store: Arc::new(DbConversationStore::new(db.clone(), writer, CONTEXT_WINDOW, Some(scorer.clone()))),
-            brain: Arc::new(
-                BuiltinBrain::new(bots.clone(), Some(reception), Some(knowledge.clone().into_inner()))
-                    .with_agents(db.clone()),
-            ),
+            // The model brain answers for bots with a model and hands everything else (and its
+            // own failures) to the built-in brain.
+            brain: Arc::new(ModelBrain::new(
+                settings.model.clone(),
+                bots.clone(),
+                Some(knowledge.clone().into_inner()),
+                Arc::new(
+                    BuiltinBrain::new(bots.clone(), Some(reception), Some(knowledge.clone().into_inner()))
+                        .with_agents(db.clone()),
+                ),
+                db.clone(),
+            )),
             bus: bus.clone(),
             clock: Arc::new(SystemClock),
         };
@@ -130,6 +136,7 @@ impl Application {
         let limits = settings.limits();
         let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits, desk });
         let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::default());
+        let model_defaults = web::Data::new(settings.model.clone());
         crate::handoff::HandoffRules {
             chat: chat.clone().into_inner(),
             silence: settings.agent_silence,
@@ -169,6 +176,7 @@ impl Application {
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(agent_sockets.clone())
+                .app_data(model_defaults.clone())
                 .app_data(webhook_admin.clone())
                 .app_data(knowledge.clone())
                 .app_data(limits)

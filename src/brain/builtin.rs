@@ -47,7 +47,7 @@ impl BuiltinBrain {
 }
 
 /// Words that, alone or together, ask for a person rather than the bot.
-fn asks_for_person(text: &str) -> bool {
+pub(crate) fn asks_for_person(text: &str) -> bool {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
     let has = |w: &str| words.contains(&w);

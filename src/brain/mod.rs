@@ -6,6 +6,7 @@
 //! so a reply costs no database round trip once the bot has been seen.
 
 pub mod builtin;
+pub mod model;
 pub mod reception;
 pub mod when;
 

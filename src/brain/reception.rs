@@ -156,7 +156,7 @@ fn has_phrase(text: &str, phrases: &[&str]) -> bool {
     phrases.iter().any(|p| text.contains(&format!(" {p} ")))
 }
 
-fn detect_intent(text: &str) -> Option<Intent> {
+pub(crate) fn detect_intent(text: &str) -> Option<Intent> {
     let w = words(text);
     if has_any(&w, &["cancel", "cancellation", "cancelling", "canceling"])
         && !has_phrase(text, &["cancellation policy", "cancellation fee"])

@@ -47,6 +47,24 @@ pub struct BotSettings {
     /// Pause before each streamed chunk of a reply, in ms (0: as fast as it is written; at
     /// most 2000): replies then appear at a reading pace.
     pub stream_delay_ms: u32,
+    /// This bot's model, over the server's defaults; `null` uses the server's model if it has
+    /// one, the built-in brain otherwise.
+    pub model: Option<BotModel>,
+}
+
+/// A bot's own model settings; what is left out comes from the server's. The key is never
+/// stored: `api_key_env` names the environment variable that holds it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotModel {
+    /// `false` keeps this bot on the built-in brain even when the server has a model.
+    pub enabled: Option<bool>,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub timeout_secs: Option<u64>,
 }
 
 impl Default for BotSettings {
@@ -68,6 +86,7 @@ impl Default for BotSettings {
                 .into(),
             handoff_after_unanswered: 0,
             stream_delay_ms: 0,
+            model: None,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod schema;
 pub mod store;
 pub mod unanswered;
+pub mod usage;
 pub mod uploads;
 pub mod webhooks;
 pub mod workspaces;

@@ -100,6 +100,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    model_usage (workspace_id, month) {
+        workspace_id -> BigInt,
+        month -> Text,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+        replies -> BigInt,
+        failures -> BigInt,
+    }
+}
+
+diesel::table! {
     conversation_transitions (id) {
         id -> BigInt,
         workspace_id -> BigInt,
@@ -474,6 +485,7 @@ diesel::joinable!(flows -> workspaces (workspace_id));
 diesel::joinable!(flows -> bots (bot_id));
 diesel::joinable!(idempotency_keys -> workspaces (workspace_id));
 diesel::joinable!(conversation_transitions -> conversations (conversation_id));
+diesel::joinable!(model_usage -> workspaces (workspace_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
@@ -504,4 +516,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     flows,
     idempotency_keys,
     conversation_transitions,
+    model_usage,
 );

@@ -151,3 +151,43 @@ fn validate_origins(origins: &[String]) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// `YYYY-MM` (UTC); this month when left out.
+    pub month: Option<String>,
+}
+
+/// `GET /api/usage`: the workspace's model tokens for a month, and its cap.
+pub async fn usage(
+    chat: web::Data<Chat>,
+    settings: web::Data<crate::config::ModelDefaults>,
+    caller: Caller,
+    query: crate::error::QueryParams<UsageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let month = match query.0.month {
+        Some(month) => {
+            let valid =
+                chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_ok() && month.len() == 7;
+            if !valid {
+                return Err(ApiError::bad_request("invalid query parameter `month`: YYYY-MM"));
+            }
+            month
+        }
+        None => crate::db::usage::month_of(crate::db::now_ms()),
+    };
+    let workspace_id = caller.workspace_id;
+    let used = chat.db.run(move |conn| crate::db::usage::get(conn, workspace_id, &month)).await?;
+    let cap = settings.monthly_token_cap;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "month": used.month,
+        "prompt_tokens": used.prompt_tokens,
+        "completion_tokens": used.completion_tokens,
+        "total_tokens": used.total_tokens(),
+        "replies": used.replies,
+        "failures": used.failures,
+        "monthly_token_cap": cap,
+        "capped": cap.is_some_and(|cap| used.total_tokens() as u64 >= cap),
+    })))
+}

@@ -42,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/api")
                 .wrap(actix_web::middleware::from_fn(auth::require_api_key))
                 .route("/workspace", web::get().to(bots::workspace))
+                .route("/usage", web::get().to(bots::usage))
                 .route("/workspace", web::patch().to(schedule::update_workspace))
                 .route("/doctors", web::get().to(schedule::list_doctors))
                 .route("/doctors", web::post().to(schedule::create_doctor))

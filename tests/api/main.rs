@@ -17,6 +17,7 @@ mod embeddings;
 mod idempotency;
 mod knowledge;
 mod knowledge_queue;
+mod model;
 mod pdf;
 mod rate_limits;
 mod rest;

@@ -1,0 +1,589 @@
+//! The model brain: any OpenAI-compatible chat model (OpenAI, vLLM, llama.cpp, Ollama…) through
+//! async-openai, streamed token by token, grounded in the bot's settings, the request's
+//! context and the knowledge base's best passages.
+//!
+//! The built-in brain stays underneath it. It answers when the bot has no model, when the
+//! workspace's monthly token cap is reached, for the turns the model cannot do yet (a booking
+//! dialog, a visitor asking for a person), and whenever the model fails: a connection error, a
+//! 429 or 5xx, a timeout or an empty stream is retried once after a short pause, then the
+//! built-in brain answers and the failure is logged and counted. A conversation never hangs on
+//! the model: the whole reply is bounded by the timeout.
+//!
+//! The stream is read into frontdesk's own chunk type (async-openai's "bring your own types"),
+//! which tolerates what local servers leave out or repeat.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::Client;
+use frontdesk_actors::{Brain, BrainError, BrainOutput, BrainRequest, Sender, StoredMessage};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::builtin::{asks_for_person, BuiltinBrain};
+use super::reception;
+use super::BotSettingsCache;
+use crate::config::ModelDefaults;
+use crate::db::{now_ms, usage, BotSettings, Db};
+use crate::knowledge::index::Hit;
+use crate::knowledge::Knowledge;
+
+/// Passages of the knowledge base given to the model with each question.
+const PASSAGES: usize = 4;
+/// Pause before the one retry.
+const RETRY_AFTER: Duration = Duration::from_millis(400);
+
+/// What one model call is made with, the bot's settings laid over the server's.
+#[derive(Clone)]
+struct Endpoint {
+    base_url: String,
+    api_key: Option<String>,
+    model: String,
+    temperature: f32,
+    max_tokens: u32,
+    timeout: Duration,
+}
+
+type Clients = Arc<Mutex<HashMap<(String, Option<String>), Client<OpenAIConfig>>>>;
+
+pub struct ModelBrain {
+    defaults: ModelDefaults,
+    bots: Arc<BotSettingsCache>,
+    knowledge: Option<Arc<Knowledge>>,
+    fallback: Arc<BuiltinBrain>,
+    db: Db,
+    /// One client per endpoint and key, so connections are reused across replies.
+    clients: Clients,
+}
+
+impl ModelBrain {
+    pub fn new(
+        defaults: ModelDefaults,
+        bots: Arc<BotSettingsCache>,
+        knowledge: Option<Arc<Knowledge>>,
+        fallback: Arc<BuiltinBrain>,
+        db: Db,
+    ) -> Self {
+        Self { defaults, bots, knowledge, fallback, db, clients: Clients::default() }
+    }
+}
+
+/// The bot's model, if it has one (its own, or the server's).
+fn endpoint_for(defaults: &ModelDefaults, settings: &BotSettings) -> Option<Endpoint> {
+    let own = settings.model.clone().unwrap_or_default();
+    if own.enabled == Some(false) {
+        return None;
+    }
+    let model = own.model.clone().or_else(|| defaults.model.clone())?;
+    let api_key = match &own.api_key_env {
+        Some(name) => std::env::var(name).ok(),
+        None => defaults.api_key.clone(),
+    };
+    Some(Endpoint {
+        base_url: own.base_url.clone().unwrap_or_else(|| defaults.base_url.clone()),
+        api_key,
+        model,
+        temperature: own.temperature.unwrap_or(defaults.temperature),
+        max_tokens: own.max_tokens.unwrap_or(defaults.max_tokens),
+        timeout: own.timeout_secs.map(Duration::from_secs).unwrap_or(defaults.timeout),
+    })
+}
+
+fn client_for(clients: &Clients, endpoint: &Endpoint) -> Client<OpenAIConfig> {
+    let key = (endpoint.base_url.clone(), endpoint.api_key.clone());
+    let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
+    clients
+        .entry(key)
+        .or_insert_with(|| {
+            // Local servers take any key; OpenAI's own needs one, and says so if it is missing.
+            let config = OpenAIConfig::new()
+                .with_api_base(endpoint.base_url.trim_end_matches('/'))
+                .with_api_key(endpoint.api_key.clone().unwrap_or_default());
+            // Without async-openai's default retry layer (three retries with backoff): the
+            // brain retries once on its own terms, then the built-in brain answers.
+            let transport = async_openai::middleware::ReqwestService::new(reqwest_openai::Client::new());
+            Client::with_config(config).with_http_service(transport)
+        })
+        .clone()
+}
+
+/// A streamed chunk, as leniently as servers send it.
+#[derive(Debug, Default, Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: i64,
+    #[serde(default)]
+    completion_tokens: i64,
+}
+
+/// Why a model call did not give a reply.
+#[derive(Debug)]
+struct Failure {
+    reason: String,
+    /// Worth one more try (network, 429, 5xx, timeout, empty stream).
+    retry: bool,
+}
+
+fn failure(err: &OpenAIError) -> Failure {
+    let retry = match err {
+        OpenAIError::ApiError(response) => {
+            let status = response.status_code.as_u16();
+            status == 429 || status >= 500
+        }
+        OpenAIError::InvalidArgument(_) => false,
+        _ => true,
+    };
+    Failure { reason: err.to_string(), retry }
+}
+
+/// What went to the model, for the reply's metadata.
+struct Prompt {
+    messages: Vec<serde_json::Value>,
+    history_used: usize,
+    history_budget: u32,
+    passages: Vec<Hit>,
+}
+
+/// A rough token count (four characters a token), enough to keep within a budget.
+fn estimate_tokens(text: &str) -> u32 {
+    (text.chars().count() as u32).div_ceil(4) + 4
+}
+
+fn system_prompt(settings: &BotSettings, context: Option<&serde_json::Value>, passages: &[Hit]) -> String {
+    let rules = context.map(|c| &c["rules"]);
+    fn text(value: Option<&serde_json::Value>) -> Option<&str> {
+        value.and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty())
+    }
+    let company = text(rules.map(|r| &r["companyName"])).unwrap_or("the business");
+    let tone = text(rules.map(|r| &r["tone"])).unwrap_or(settings.tone.as_str());
+    let mut prompt = format!(
+        "You are the front-desk assistant of {company}, chatting with a visitor on its website. Be {tone}, \
+         brief and accurate. Answer only from the facts, policies and passages below; when they do not say, \
+         say you do not know and offer to put the visitor in touch with a person. Cite a passage you used as \
+         [n]. Never invent prices, times or names.\n"
+    );
+    if let Some(description) = text(rules.map(|r| &r["companyDescription"])) {
+        prompt.push_str(&format!("\nAbout {company}: {description}\n"));
+    }
+    let mut facts: Vec<(String, String)> =
+        settings.company_facts.iter().chain(&settings.policies).map(|f| (f.title.clone(), f.content.clone())).collect();
+    if let Some(policies) = rules.and_then(|r| r["policies"].as_array()) {
+        for policy in policies {
+            if let (Some(title), Some(content)) = (text(Some(&policy["title"])), text(Some(&policy["content"]))) {
+                facts.push((title.to_owned(), content.to_owned()));
+            }
+        }
+    }
+    if !facts.is_empty() {
+        prompt.push_str("\nFacts and policies:\n");
+        for (title, content) in facts {
+            prompt.push_str(&format!("- {title}: {content}\n"));
+        }
+    }
+    if let Some(scraped) = text(context.map(|c| &c["scrapedData"])) {
+        prompt.push_str(&format!("\nFrom the website:\n{scraped}\n"));
+    }
+    if !passages.is_empty() {
+        prompt.push_str("\nPassages:\n");
+        for (n, hit) in passages.iter().enumerate() {
+            let source = match &hit.url {
+                Some(url) => format!("{} ({url})", hit.title),
+                None => hit.title.clone(),
+            };
+            prompt.push_str(&format!("[{}] source {}: {source}\n{}\n", n + 1, hit.source_id, hit.text.trim()));
+        }
+    }
+    prompt
+}
+
+/// The system prompt, then as much of the conversation as fits the budget (the oldest dropped
+/// first; the question always goes).
+fn assemble(settings: &BotSettings, request: &BrainRequest, passages: Vec<Hit>, budget: u32) -> Prompt {
+    let mut spent = 0;
+    let mut turns: Vec<&StoredMessage> = Vec::new();
+    for (i, message) in request.history.iter().rev().enumerate() {
+        if message.sender == Sender::System {
+            continue;
+        }
+        let cost = estimate_tokens(&message.content);
+        if i > 0 && spent + cost > budget {
+            break;
+        }
+        spent += cost;
+        turns.push(message);
+    }
+    turns.reverse();
+    let mut messages = vec![
+        serde_json::json!({ "role": "system", "content": system_prompt(settings, request.context.as_ref(), &passages) }),
+    ];
+    for message in &turns {
+        let role = if message.sender == Sender::Visitor { "user" } else { "assistant" };
+        messages.push(serde_json::json!({ "role": role, "content": message.content }));
+    }
+    Prompt { messages, history_used: turns.len(), history_budget: budget, passages }
+}
+
+/// The passages the reply cites as `[n]`.
+fn cited(text: &str, passages: &[Hit]) -> Vec<serde_json::Value> {
+    passages
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| text.contains(&format!("[{}]", n + 1)))
+        .map(|(_, hit)| {
+            serde_json::json!({ "source_id": hit.source_id, "chunk_id": hit.chunk_id, "title": hit.title, "url": hit.url })
+        })
+        .collect()
+}
+
+/// Whether the conversation is in the middle of a booking dialog, which the built-in
+/// reception runs (its state lives in the `reception` variable while it has an intent).
+fn in_booking_dialog(variables: &serde_json::Value) -> bool {
+    variables.get("reception").and_then(|r| r.get("intent")).is_some_and(|intent| !intent.is_null())
+}
+
+impl Brain for ModelBrain {
+    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<BrainOutput, BrainError>> {
+        let bots = self.bots.clone();
+        let defaults = self.defaults.clone();
+        let clients = self.clients.clone();
+        let call = ModelCall {
+            knowledge: self.knowledge.clone(),
+            fallback: self.fallback.clone(),
+            db: self.db.clone(),
+            cap: self.defaults.monthly_token_cap,
+            budget: self.defaults.history_tokens,
+        };
+        Box::pin(async_stream::stream! {
+            let settings = match bots.get(request.workspace_id, request.bot_id).await {
+                Ok(settings) => settings,
+                Err(err) => {
+                    yield Err(BrainError(err.to_string()));
+                    return;
+                }
+            };
+            let endpoint = endpoint_for(&defaults, &settings);
+            let client = endpoint.as_ref().map(|e| client_for(&clients, e));
+            let mut outputs = call.run(settings, request, endpoint, client);
+            while let Some(output) = outputs.next().await {
+                yield output;
+            }
+        })
+    }
+}
+
+/// One reply's worth of work, owned by its stream.
+struct ModelCall {
+    knowledge: Option<Arc<Knowledge>>,
+    fallback: Arc<BuiltinBrain>,
+    db: Db,
+    cap: Option<u64>,
+    budget: u32,
+}
+
+impl ModelCall {
+    fn run(
+        self,
+        settings: Arc<BotSettings>,
+        request: BrainRequest,
+        endpoint: Option<Endpoint>,
+        client: Option<Client<OpenAIConfig>>,
+    ) -> BoxStream<'static, Result<BrainOutput, BrainError>> {
+        Box::pin(async_stream::stream! {
+            let question = request.history.iter().rev().find(|m| m.sender == Sender::Visitor).map(|m| m.content.clone());
+            let (Some(endpoint), Some(client), Some(question)) = (endpoint, client, question) else {
+                let mut inner = builtin_with_note(&self.fallback, request, None);
+                while let Some(output) = inner.next().await {
+                    yield output;
+                }
+                return;
+            };
+            // Turns the model cannot do yet stay with the built-in brain (its booking dialog and
+            // the hand-over to a person).
+            let builtin_turn = in_booking_dialog(&request.variables)
+                || reception::detect_intent(&question).is_some()
+                || asks_for_person(&question);
+            let month = usage::month_of(now_ms());
+            let capped = match self.cap {
+                Some(cap) if !builtin_turn => {
+                    let (workspace_id, month) = (request.workspace_id, month.clone());
+                    match self.db.run(move |conn| usage::get(conn, workspace_id, &month)).await {
+                        Ok(used) => used.total_tokens() as u64 >= cap,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "token usage unreadable; not capping");
+                            false
+                        }
+                    }
+                }
+                _ => false,
+            };
+            if builtin_turn || capped {
+                if capped {
+                    tracing::warn!(workspace_id = request.workspace_id, %month, "monthly token cap reached; the built-in brain answers");
+                }
+                let note = capped.then(|| serde_json::json!({ "skipped": "monthly token cap reached" }));
+                let mut inner = builtin_with_note(&self.fallback, request, note);
+                while let Some(output) = inner.next().await {
+                    yield output;
+                }
+                return;
+            }
+            let passages = match &self.knowledge {
+                Some(knowledge) => knowledge
+                    .search(request.workspace_id, request.bot_id, &question, PASSAGES)
+                    .await
+                    .map(|found| found.hits)
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(error = %err.message(), "knowledge unavailable for the model");
+                        Vec::new()
+                    }),
+                None => Vec::new(),
+            };
+            let prompt = assemble(&settings, &request, passages, self.budget);
+            let body = serde_json::json!({
+                "model": endpoint.model,
+                "messages": prompt.messages,
+                "temperature": endpoint.temperature,
+                "max_tokens": endpoint.max_tokens,
+                "stream": true,
+                "stream_options": { "include_usage": true },
+            });
+            let deadline = tokio::time::Instant::now() + endpoint.timeout;
+            let mut last_failure = None;
+            for attempt in 0..2 {
+                if attempt > 0 {
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+                let opened = tokio::time::timeout_at(deadline, client.chat().create_stream_byot::<_, Chunk>(body.clone())).await;
+                let mut chunks = match opened {
+                    Ok(Ok(chunks)) => chunks,
+                    Ok(Err(err)) => {
+                        let failed = failure(&err);
+                        let retry = failed.retry;
+                        last_failure = Some(failed);
+                        if retry { continue } else { break }
+                    }
+                    Err(_) => {
+                        last_failure = Some(Failure { reason: format!("no answer within {:?}", endpoint.timeout), retry: true });
+                        continue;
+                    }
+                };
+                let mut text = String::new();
+                let mut finished = None;
+                let mut used: Option<Usage> = None;
+                let mut model_name = None;
+                let mut broke = None;
+                loop {
+                    match tokio::time::timeout_at(deadline, chunks.next()).await {
+                        Err(_) => {
+                            broke = Some(format!("the reply took longer than {:?}", endpoint.timeout));
+                            break;
+                        }
+                        Ok(None) => break,
+                        Ok(Some(Err(err))) => {
+                            broke = Some(err.to_string());
+                            break;
+                        }
+                        Ok(Some(Ok(chunk))) => {
+                            if chunk.model.is_some() {
+                                model_name = chunk.model;
+                            }
+                            if chunk.usage.is_some() {
+                                used = chunk.usage;
+                            }
+                            for choice in chunk.choices {
+                                if let Some(piece) = choice.delta.and_then(|d| d.content).filter(|c| !c.is_empty()) {
+                                    text.push_str(&piece);
+                                    yield Ok(BrainOutput::Text(piece));
+                                }
+                                if choice.finish_reason.is_some() {
+                                    finished = choice.finish_reason;
+                                }
+                            }
+                        }
+                    }
+                }
+                if text.is_empty() {
+                    // Nothing said: an empty stream (or one that broke first) is a failure, worth a retry.
+                    last_failure = Some(Failure {
+                        reason: broke.unwrap_or_else(|| "the model sent an empty stream".into()),
+                        retry: true,
+                    });
+                    continue;
+                }
+                let usage = used.unwrap_or(Usage {
+                    prompt_tokens: prompt.messages.iter().map(|m| estimate_tokens(m["content"].as_str().unwrap_or_default()) as i64).sum(),
+                    completion_tokens: estimate_tokens(&text) as i64,
+                });
+                let mut model = serde_json::json!({
+                    "name": model_name.unwrap_or_else(|| endpoint.model.clone()),
+                    "usage": {
+                        "prompt_tokens": usage.prompt_tokens,
+                        "completion_tokens": usage.completion_tokens,
+                        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+                        "estimated": used.is_none(),
+                    },
+                    "history_messages": prompt.history_used,
+                    "history_budget_tokens": prompt.history_budget,
+                    "finish_reason": finished,
+                });
+                if let Some(reason) = &broke {
+                    // Text went out already: it stays, and the break is on record.
+                    model["error"] = reason.clone().into();
+                    tracing::warn!(%reason, "model reply broke off");
+                }
+                let citations = cited(&text, &prompt.passages);
+                yield Ok(BrainOutput::Metadata(serde_json::json!({ "model": model, "citations": citations })));
+                let added = usage::MonthUsage {
+                    prompt_tokens: usage.prompt_tokens,
+                    completion_tokens: usage.completion_tokens,
+                    replies: 1,
+                    ..usage::MonthUsage::default()
+                };
+                record(&self.db, request.workspace_id, &month, added).await;
+                return;
+            }
+            let reason = last_failure.map(|f| f.reason).unwrap_or_else(|| "unknown".into());
+            tracing::warn!(%reason, model = %endpoint.model, "model failed; the built-in brain answers");
+            record(&self.db, request.workspace_id, &month, usage::MonthUsage { failures: 1, ..usage::MonthUsage::default() }).await;
+            let note = serde_json::json!({ "name": endpoint.model, "fallback": true, "error": reason });
+            let mut inner = builtin_with_note(&self.fallback, request, Some(note));
+            while let Some(output) = inner.next().await {
+                yield output;
+            }
+        })
+    }
+}
+
+/// The built-in brain's reply, with what happened to the model (`note`) recorded under
+/// `model` in the reply's metadata.
+fn builtin_with_note(
+    fallback: &BuiltinBrain,
+    request: BrainRequest,
+    note: Option<serde_json::Value>,
+) -> BoxStream<'static, Result<BrainOutput, BrainError>> {
+    let mut inner = fallback.reply(request);
+    Box::pin(async_stream::stream! {
+        let mut noted = false;
+        while let Some(output) = inner.next().await {
+            match (output, &note) {
+                (Ok(BrainOutput::Metadata(mut metadata)), Some(note)) => {
+                    if let Some(object) = metadata.as_object_mut() {
+                        object.insert("model".into(), note.clone());
+                    }
+                    noted = true;
+                    yield Ok(BrainOutput::Metadata(metadata));
+                }
+                (other, _) => yield other,
+            }
+        }
+        if let (Some(note), false) = (note, noted) {
+            yield Ok(BrainOutput::Metadata(serde_json::json!({ "model": note })));
+        }
+    })
+}
+
+async fn record(db: &Db, workspace_id: i64, month: &str, added: usage::MonthUsage) {
+    let month = month.to_owned();
+    if let Err(err) = db.run(move |conn| usage::add(conn, workspace_id, &month, &added)).await {
+        tracing::warn!(error = %err, "model usage not recorded");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: i64, sender: Sender, content: &str) -> StoredMessage {
+        StoredMessage {
+            id: seq,
+            conversation_id: "c".into(),
+            seq,
+            sender,
+            agent_id: None,
+            content: content.into(),
+            media: None,
+            client_msg_id: None,
+            reply_to: None,
+            created_at: 0,
+            metadata: None,
+        }
+    }
+
+    fn request(history: Vec<StoredMessage>) -> BrainRequest {
+        BrainRequest {
+            workspace_id: 1,
+            bot_id: 1,
+            conversation_id: "c".into(),
+            history,
+            variables: serde_json::json!({}),
+            context: None,
+        }
+    }
+
+    #[test]
+    fn the_oldest_history_is_dropped_first_and_the_question_always_goes() {
+        let long = "x".repeat(400); // about 100 tokens
+        let mut history: Vec<StoredMessage> = (1..=9)
+            .map(|seq| message(seq, if seq % 2 == 1 { Sender::Visitor } else { Sender::Bot }, &format!("{seq} {long}")))
+            .collect();
+        history.push(message(10, Sender::Visitor, "the question"));
+        let prompt = assemble(&BotSettings::default(), &request(history), Vec::new(), 350);
+        assert_eq!(prompt.history_used, 4, "the question and the three newest that fit");
+        assert_eq!(prompt.messages[0]["role"], "system");
+        assert!(prompt.messages[1]["content"].as_str().unwrap().starts_with("7 "), "{:?}", prompt.messages[1]);
+        assert_eq!(prompt.messages.last().unwrap()["content"], "the question");
+        assert_eq!(prompt.messages.last().unwrap()["role"], "user");
+
+        let tiny = assemble(&BotSettings::default(), &request(vec![message(1, Sender::Visitor, &long)]), Vec::new(), 1);
+        assert_eq!(tiny.history_used, 1, "a question over the budget still goes");
+    }
+
+    #[test]
+    fn the_prompt_carries_the_request_context_and_numbered_passages() {
+        let context = serde_json::json!({ "rules": { "companyName": "Acme Dental", "tone": "formal",
+            "policies": [{ "title": "Refunds", "content": "Refunds within 14 days." }] } });
+        let hit = Hit {
+            chunk_id: 5,
+            source_id: 9,
+            title: "Parking".into(),
+            url: Some("https://acme.test/parking".into()),
+            text: "Free parking behind the building.".into(),
+            score: 1.0,
+            similarity: None,
+        };
+        let system = system_prompt(&BotSettings::default(), Some(&context), std::slice::from_ref(&hit));
+        assert!(system.contains("front-desk assistant of Acme Dental") && system.contains("Be formal"), "{system}");
+        assert!(system.contains("- Refunds: Refunds within 14 days."), "{system}");
+        assert!(system.contains("[1] source 9: Parking (https://acme.test/parking)\nFree parking behind the building."));
+        assert_eq!(cited("It is free [1].", std::slice::from_ref(&hit))[0]["chunk_id"], 5);
+        assert!(cited("It is free.", &[hit]).is_empty());
+    }
+}

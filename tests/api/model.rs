@@ -1,0 +1,345 @@
+//! The model brain against a scripted OpenAI-compatible server on loopback: a grounded reply
+//! streamed token by token to the widget and stored with its usage and citations; failures
+//! retried once, then answered by the built-in brain; the monthly cap; a takeover that cuts the
+//! model off mid-stream.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::helpers::{spawn_app_with, Backend, TestApp, Widget};
+use crate::knowledge::{add, learned};
+use crate::on_both_backends;
+
+on_both_backends!(
+    a_grounded_reply_streams_token_by_token_and_is_stored_with_its_usage,
+    failures_are_retried_once_then_the_builtin_brain_answers,
+    the_monthly_cap_hands_visitors_to_the_builtin_brain,
+    a_takeover_cuts_the_model_off_mid_stream,
+);
+
+/// What the scripted server does with the next request.
+#[derive(Clone)]
+enum Script {
+    /// Streams these pieces, `gap` apart, then a finish reason and (optionally) usage.
+    Reply { pieces: Vec<String>, gap: Duration, usage: Option<(i64, i64)> },
+    /// Answers with this status and an OpenAI-style error.
+    Status(u16),
+    /// A stream with no content and no finish reason.
+    Empty,
+    /// Accepts and never answers.
+    Hang,
+}
+
+fn reply(pieces: &[&str], usage: Option<(i64, i64)>) -> Script {
+    Script::Reply { pieces: pieces.iter().map(|p| p.to_string()).collect(), gap: Duration::from_millis(20), usage }
+}
+
+#[derive(Default)]
+struct Seen {
+    requests: Vec<(Option<String>, Value)>,
+    /// Streams whose client went away before the end.
+    abandoned: usize,
+}
+
+struct ScriptedModel {
+    addr: SocketAddr,
+    script: Arc<Mutex<VecDeque<Script>>>,
+    seen: Arc<Mutex<Seen>>,
+    served: Arc<AtomicUsize>,
+}
+
+impl ScriptedModel {
+    async fn start() -> ScriptedModel {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let script: Arc<Mutex<VecDeque<Script>>> = Arc::default();
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let served = Arc::new(AtomicUsize::new(0));
+        let (script_, seen_, served_) = (script.clone(), seen.clone(), served.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (script, seen, served) = (script_.clone(), seen_.clone(), served_.clone());
+                tokio::spawn(async move {
+                    let Some((authorization, body)) = read_request(&mut stream).await else { return };
+                    seen.lock().unwrap().requests.push((authorization, body));
+                    served.fetch_add(1, Ordering::SeqCst);
+                    let next = script.lock().unwrap().pop_front().unwrap_or_else(|| reply(&["(unscripted)"], None));
+                    if !serve(&mut stream, next).await {
+                        seen.lock().unwrap().abandoned += 1;
+                    }
+                });
+            }
+        });
+        ScriptedModel { addr, script, seen, served }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    fn push(&self, steps: impl IntoIterator<Item = Script>) {
+        self.script.lock().unwrap().extend(steps);
+    }
+
+    fn requests(&self) -> Vec<(Option<String>, Value)> {
+        self.seen.lock().unwrap().requests.clone()
+    }
+}
+
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<(Option<String>, Value)> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_string();
+            let header = |name: &str| {
+                head.lines().find_map(|line| {
+                    let (key, value) = line.split_once(':')?;
+                    key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+                })
+            };
+            let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                let body = serde_json::from_slice(&data[end + 4..end + 4 + length]).ok()?;
+                return Some((header("authorization"), body));
+            }
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Writes the scripted answer; `false` when the client went away first.
+async fn serve(stream: &mut tokio::net::TcpStream, script: Script) -> bool {
+    let chunk = |delta: Value, finish: Value, usage: Value| {
+        let mut chunk = json!({
+            "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "scripted-model-v1",
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+        });
+        if !usage.is_null() {
+            chunk["usage"] = usage;
+        }
+        format!("data: {chunk}\n\n")
+    };
+    let head =
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
+    match script {
+        Script::Status(code) => {
+            let body = json!({ "error": { "message": "scripted failure", "type": "server_error" } }).to_string();
+            let response = format!(
+                "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).await.is_ok()
+        }
+        Script::Hang => {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            true
+        }
+        Script::Empty => {
+            let body =
+                format!("{head}{}data: [DONE]\n\n", chunk(json!({ "role": "assistant" }), Value::Null, Value::Null));
+            stream.write_all(body.as_bytes()).await.is_ok()
+        }
+        Script::Reply { pieces, gap, usage } => {
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return false;
+            }
+            for piece in pieces {
+                tokio::time::sleep(gap).await;
+                let frame = chunk(json!({ "content": piece }), Value::Null, Value::Null);
+                if stream.write_all(frame.as_bytes()).await.is_err() || stream.flush().await.is_err() {
+                    return false;
+                }
+            }
+            let usage = usage.map_or(Value::Null, |(prompt, completion)| {
+                json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion })
+            });
+            let end = format!("{}{}data: [DONE]\n\n", chunk(json!({}), json!("stop"), Value::Null), chunk_usage(usage));
+            stream.write_all(end.as_bytes()).await.is_ok()
+        }
+    }
+}
+
+/// The final usage-only chunk OpenAI sends with `include_usage` (no choices).
+fn chunk_usage(usage: Value) -> String {
+    if usage.is_null() {
+        return String::new();
+    }
+    let chunk = json!({ "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "scripted-model-v1", "choices": [], "usage": usage });
+    format!("data: {chunk}\n\n")
+}
+
+async fn app(
+    backend: Backend,
+    model: &ScriptedModel,
+    configure: impl FnOnce(&mut frontdesk::config::SettingsArgs),
+) -> TestApp {
+    let url = model.url();
+    spawn_app_with(backend, move |args| {
+        args.openai_base_url = Some(url);
+        args.openai_api_key = Some("sk-test-key".into());
+        args.model = Some("test-model".into());
+        args.model_timeout_secs = Some(2);
+        args.agent_silence_secs = Some(0);
+        configure(args);
+    })
+    .await
+}
+
+async fn ask(app: &TestApp, conversation: &str, text: &str) -> Value {
+    let reply = app.say(conversation, text).await;
+    reply["reply"].clone()
+}
+
+async fn usage(app: &TestApp) -> Value {
+    let (status, body) = app.get(&app.a.api_key, "/api/usage").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn a_grounded_reply_streams_token_by_token_and_is_stored_with_its_usage(backend: Backend) {
+    let model = ScriptedModel::start().await;
+    let app = app(backend, &model, |_| {}).await;
+    let source = add(
+        &app,
+        json!({ "type": "text", "title": "Parking", "content": "Free parking is available behind the building." }),
+    )
+    .await;
+    learned(&app, &source["id"]).await;
+
+    model.push([reply(&["Parking is ", "free, behind ", "the building [1]."], Some((120, 9)))]);
+    let mut widget = Widget::connect(&app).await;
+    let ready = widget.hello(&app.a.bot_id, None, None).await;
+    widget.until("done").await; // the welcome
+    widget.send(json!({ "type": "message", "text": "Where can I park?" })).await;
+    let frames = widget.until("done").await;
+    let deltas: Vec<&str> =
+        frames.iter().filter(|f| f["type"] == "delta").map(|f| f["text"].as_str().unwrap()).collect();
+    assert_eq!(deltas, ["Parking is ", "free, behind ", "the building [1]."], "token by token");
+    let done = &frames.last().unwrap()["message"];
+    assert_eq!(done["content"], "Parking is free, behind the building [1].");
+    let metadata = &done["metadata"];
+    assert_eq!(metadata["model"]["name"], "scripted-model-v1", "{metadata}");
+    assert_eq!(metadata["model"]["usage"]["total_tokens"], 129);
+    assert_eq!(metadata["model"]["usage"]["estimated"], false);
+    assert_eq!(metadata["citations"][0]["title"], "Parking", "{metadata}");
+
+    // What the model was sent: the bot's rules and the passage, then the conversation.
+    let (authorization, request) = model.requests().pop().unwrap();
+    assert_eq!(authorization.as_deref(), Some("Bearer sk-test-key"));
+    assert_eq!(request["model"], "test-model");
+    assert_eq!(request["stream"], true);
+    let messages = request["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system");
+    let system = messages[0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("[1] source") && system.contains("Free parking is available behind the building."),
+        "{system}"
+    );
+    assert!(system.contains("Harbour Street"), "the bot's facts are in the prompt: {system}");
+    assert_eq!(messages.last().unwrap()["role"], "user");
+    assert_eq!(messages.last().unwrap()["content"], "Where can I park?");
+    assert_eq!(messages[1]["role"], "assistant", "the welcome is part of the history");
+    assert_eq!(metadata["model"]["history_messages"], messages.len() - 1);
+
+    let used = usage(&app).await;
+    assert_eq!(used["total_tokens"], 129, "{used}");
+    assert_eq!(used["replies"], 1);
+    let _ = ready;
+}
+
+async fn failures_are_retried_once_then_the_builtin_brain_answers(backend: Backend) {
+    let model = ScriptedModel::start().await;
+    let app = app(backend, &model, |_| {}).await;
+    let conversation = app.start_conversation().await;
+
+    // A 500 and then a reply: the retry answers.
+    model.push([Script::Status(500), reply(&["We open at 8."], Some((50, 4)))]);
+    let answer = ask(&app, &conversation, "When do you open?").await;
+    assert_eq!(answer["content"], "We open at 8.", "{answer}");
+    assert_eq!(model.served.load(Ordering::SeqCst), 2);
+
+    // Twice unavailable, twice empty, twice silent, or refused: the built-in brain answers.
+    for (failing, calls) in [
+        (vec![Script::Status(503), Script::Status(503)], 2),
+        (vec![Script::Empty, Script::Empty], 2),
+        (vec![Script::Hang, Script::Hang], 1),
+        (vec![Script::Status(401)], 1),
+    ] {
+        let before = model.served.load(Ordering::SeqCst);
+        model.push(failing);
+        let started = Instant::now();
+        let answer = ask(&app, &conversation, "Where are you located?").await;
+        let served = model.served.load(Ordering::SeqCst) - before;
+        assert!(answer["content"].as_str().unwrap().contains("Harbour Street"), "after {served} calls: {answer}");
+        assert_eq!(answer["metadata"]["model"]["fallback"], true, "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(20), "the conversation waited {:?}", started.elapsed());
+        // A hang uses up the whole time budget on its first try, so there is no second.
+        assert!(model.served.load(Ordering::SeqCst) - before >= calls, "calls");
+        model.script.lock().unwrap().clear();
+    }
+    let used = usage(&app).await;
+    assert_eq!(used["failures"], 4, "{used}");
+    assert_eq!(used["replies"], 1);
+}
+
+async fn the_monthly_cap_hands_visitors_to_the_builtin_brain(backend: Backend) {
+    let model = ScriptedModel::start().await;
+    let app = app(backend, &model, |args| args.monthly_token_cap = Some(100)).await;
+    let conversation = app.start_conversation().await;
+    model.push([reply(&["Hello from the model."], Some((90, 30)))]);
+    let first = ask(&app, &conversation, "Tell me about your clinic").await;
+    assert_eq!(first["content"], "Hello from the model.");
+    let served = model.served.load(Ordering::SeqCst);
+    let second = ask(&app, &conversation, "Where are you located?").await;
+    assert!(second["content"].as_str().unwrap().contains("Harbour Street"), "{second}");
+    assert_eq!(second["metadata"]["model"]["skipped"], "monthly token cap reached", "{second}");
+    assert_eq!(model.served.load(Ordering::SeqCst), served, "the model was not called over the cap");
+    let used = usage(&app).await;
+    assert_eq!(used["capped"], true, "{used}");
+    assert_eq!(used["monthly_token_cap"], 100);
+    let (status, body) = app.get(&app.a.api_key, "/api/usage?month=2026-13").await;
+    assert_eq!(status, 400, "{body}");
+}
+
+async fn a_takeover_cuts_the_model_off_mid_stream(backend: Backend) {
+    let model = ScriptedModel::start().await;
+    let app = app(backend, &model, |args| args.model_timeout_secs = Some(30)).await;
+    let pieces: Vec<String> = (0..40).map(|i| format!("word{i} ")).collect();
+    model.push([Script::Reply { pieces, gap: Duration::from_millis(100), usage: None }]);
+    let (status, body) =
+        app.post(&app.a.api_key, "/api/agents", json!({ "name": "Ana", "email": "ana@clinic.test" })).await;
+    assert_eq!(status, 201, "{body}");
+    let agent_id = body["agent"]["id"].as_i64().unwrap();
+
+    let mut widget = Widget::connect(&app).await;
+    let ready = widget.hello(&app.a.bot_id, None, None).await;
+    let conversation = ready["conversation_id"].as_str().unwrap().to_owned();
+    widget.until("done").await; // the welcome
+    widget.send(json!({ "type": "message", "text": "Tell me everything" })).await;
+    widget.until("delta").await;
+    let (status, body) = app
+        .post(&app.a.api_key, &format!("/api/conversations/{conversation}/takeover"), json!({ "agent_id": agent_id }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let frames = widget.until("done").await;
+    let cut = &frames.last().unwrap()["message"];
+    assert_eq!(cut["metadata"]["interrupted"], true, "{cut}");
+    assert!(!cut["content"].as_str().unwrap().contains("word39"), "{cut}");
+    // The model's stream was dropped: the server saw its client go.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while model.seen.lock().unwrap().abandoned == 0 {
+        assert!(Instant::now() < deadline, "the model stream was never dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
