@@ -96,16 +96,23 @@ impl Application {
             store: Arc::new(DbConversationStore::new(db.clone(), writer, CONTEXT_WINDOW, Some(scorer.clone()))),
             // The model brain answers for bots with a model and hands everything else (and its
             // own failures) to the built-in brain.
-            brain: Arc::new(ModelBrain::new(
-                settings.model.clone(),
-                bots.clone(),
-                Some(knowledge.clone().into_inner()),
-                Arc::new(
-                    BuiltinBrain::new(bots.clone(), Some(reception), Some(knowledge.clone().into_inner()))
-                        .with_agents(db.clone()),
-                ),
-                db.clone(),
-            )),
+            brain: Arc::new(
+                ModelBrain::new(
+                    settings.model.clone(),
+                    bots.clone(),
+                    Some(knowledge.clone().into_inner()),
+                    Arc::new(
+                        BuiltinBrain::new(bots.clone(), Some(reception), Some(knowledge.clone().into_inner()))
+                            .with_agents(db.clone()),
+                    ),
+                    db.clone(),
+                )
+                .with_tools(crate::brain::tools::Tools {
+                    db: db.clone(),
+                    desk: desk.clone(),
+                    knowledge: Some(knowledge.clone().into_inner()),
+                }),
+            ),
             bus: bus.clone(),
             clock: Arc::new(SystemClock),
         };

@@ -7,6 +7,7 @@
 
 pub mod builtin;
 pub mod model;
+pub mod tools;
 pub mod reception;
 pub mod when;
 

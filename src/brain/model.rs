@@ -2,9 +2,14 @@
 //! async-openai, streamed token by token, grounded in the bot's settings, the request's
 //! context and the knowledge base's best passages.
 //!
+//! With its [`tools`](super::tools) the model searches the knowledge base, checks availability,
+//! books and cancels, captures contact details and asks for a person; tool results go back to it
+//! until it answers in words (at most four rounds), and every call and result is stored with the
+//! reply.
+//!
 //! The built-in brain stays underneath it. It answers when the bot has no model, when the
-//! workspace's monthly token cap is reached, for the turns the model cannot do yet (a booking
-//! dialog, a visitor asking for a person), and whenever the model fails: a connection error, a
+//! workspace's monthly token cap is reached, for a booking dialog it started itself and for a
+//! visitor asking for a person (it knows who is online), and whenever the model fails: a connection error, a
 //! 429 or 5xx, a timeout or an empty stream is retried once after a short pause, then the
 //! built-in brain answers and the failure is logged and counted. A conversation never hangs on
 //! the model: the whole reply is bounded by the timeout.
@@ -26,6 +31,7 @@ use serde::Deserialize;
 
 use super::builtin::{asks_for_person, BuiltinBrain};
 use super::reception;
+use super::tools::{self, Tools};
 use super::BotSettingsCache;
 use crate::config::ModelDefaults;
 use crate::db::{now_ms, usage, BotSettings, Db};
@@ -36,6 +42,8 @@ use crate::knowledge::Knowledge;
 const PASSAGES: usize = 4;
 /// Pause before the one retry.
 const RETRY_AFTER: Duration = Duration::from_millis(400);
+/// Rounds of tool calls before the model must answer in words.
+const MAX_TOOL_STEPS: usize = 4;
 
 /// What one model call is made with, the bot's settings laid over the server's.
 #[derive(Clone)]
@@ -54,6 +62,8 @@ pub struct ModelBrain {
     defaults: ModelDefaults,
     bots: Arc<BotSettingsCache>,
     knowledge: Option<Arc<Knowledge>>,
+    /// What the model may do by calling functions; `None` offers no tools.
+    tools: Option<Arc<Tools>>,
     fallback: Arc<BuiltinBrain>,
     db: Db,
     /// One client per endpoint and key, so connections are reused across replies.
@@ -68,7 +78,13 @@ impl ModelBrain {
         fallback: Arc<BuiltinBrain>,
         db: Db,
     ) -> Self {
-        Self { defaults, bots, knowledge, fallback, db, clients: Clients::default() }
+        Self { defaults, bots, knowledge, tools: None, fallback, db, clients: Clients::default() }
+    }
+
+    /// Offers the model its tools (booking, leads, knowledge, hand-over).
+    pub fn with_tools(mut self, tools: Tools) -> Self {
+        self.tools = Some(Arc::new(tools));
+        self
     }
 }
 
@@ -134,6 +150,80 @@ struct ChunkChoice {
 struct Delta {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallChunk>>,
+}
+
+/// A piece of a tool call. The id and name come in the first piece of each call; some servers
+/// repeat them in every piece, which must not double them.
+#[derive(Debug, Default, Deserialize)]
+struct ToolCallChunk {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionChunk>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct FunctionChunk {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+/// A tool call put together from its pieces.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ToolCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+/// What one model request gave.
+#[derive(Debug, Default)]
+struct Step {
+    text: String,
+    calls: Vec<ToolCall>,
+    finish: Option<String>,
+    usage: Option<Usage>,
+    broke: Option<String>,
+}
+
+impl Step {
+    fn add_tool_call(&mut self, piece: ToolCallChunk) {
+        let index = piece.index.unwrap_or(self.calls.len().saturating_sub(1));
+        while self.calls.len() <= index {
+            self.calls.push(ToolCall::default());
+        }
+        let call = &mut self.calls[index];
+        if let Some(id) = piece.id.filter(|id| !id.is_empty()) {
+            call.id = id;
+        }
+        if let Some(function) = piece.function {
+            if let Some(name) = function.name.filter(|n| !n.is_empty()) {
+                call.name = name;
+            }
+            if let Some(arguments) = function.arguments {
+                call.arguments.push_str(&arguments);
+            }
+        }
+    }
+
+    /// The calls with a name, each with an id (servers that send none get one).
+    fn finished_calls(&self) -> Vec<ToolCall> {
+        self.calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.name.is_empty())
+            .map(|(i, c)| ToolCall {
+                id: if c.id.is_empty() { format!("call_{i}") } else { c.id.clone() },
+                ..c.clone()
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -276,6 +366,7 @@ impl Brain for ModelBrain {
         let clients = self.clients.clone();
         let call = ModelCall {
             knowledge: self.knowledge.clone(),
+            tools: self.tools.clone(),
             fallback: self.fallback.clone(),
             db: self.db.clone(),
             cap: self.defaults.monthly_token_cap,
@@ -302,6 +393,7 @@ impl Brain for ModelBrain {
 /// One reply's worth of work, owned by its stream.
 struct ModelCall {
     knowledge: Option<Arc<Knowledge>>,
+    tools: Option<Arc<Tools>>,
     fallback: Arc<BuiltinBrain>,
     db: Db,
     cap: Option<u64>,
@@ -325,10 +417,12 @@ impl ModelCall {
                 }
                 return;
             };
-            // Turns the model cannot do yet stay with the built-in brain (its booking dialog and
-            // the hand-over to a person).
+            // A visitor asking for a person is answered by the built-in brain, which knows
+            // whether anyone is online.
+            // With tools the model books itself; a dialog the built-in reception started stays
+            // with it to the end.
             let builtin_turn = in_booking_dialog(&request.variables)
-                || reception::detect_intent(&question).is_some()
+                || (self.tools.is_none() && reception::detect_intent(&question).is_some())
                 || asks_for_person(&question);
             let month = usage::month_of(now_ms());
             let capped = match self.cap {
@@ -367,88 +461,159 @@ impl ModelCall {
                 None => Vec::new(),
             };
             let prompt = assemble(&settings, &request, passages, self.budget);
-            let body = serde_json::json!({
-                "model": endpoint.model,
-                "messages": prompt.messages,
-                "temperature": endpoint.temperature,
-                "max_tokens": endpoint.max_tokens,
-                "stream": true,
-                "stream_options": { "include_usage": true },
-            });
+            let mut messages = prompt.messages.clone();
             let deadline = tokio::time::Instant::now() + endpoint.timeout;
+            let scope_variables = request.variables.clone();
+            let mut said = String::new();
+            let mut total = Usage::default();
+            let mut estimated = false;
+            let mut model_name = None;
+            let mut finished = None;
+            let mut broke: Option<String> = None;
+            let mut tool_log: Vec<serde_json::Value> = Vec::new();
+            let mut handoff: Option<String> = None;
             let mut last_failure = None;
-            for attempt in 0..2 {
-                if attempt > 0 {
-                    tokio::time::sleep(RETRY_AFTER).await;
+            let mut answered = false;
+            for step in 0..=MAX_TOOL_STEPS {
+                // The last step goes without tools, so the model has to answer in words.
+                let offer_tools = self.tools.is_some() && step < MAX_TOOL_STEPS;
+                let mut body = serde_json::json!({
+                    "model": endpoint.model,
+                    "messages": messages,
+                    "temperature": endpoint.temperature,
+                    "max_tokens": endpoint.max_tokens,
+                    "stream": true,
+                    "stream_options": { "include_usage": true },
+                });
+                if offer_tools {
+                    body["tools"] = tools::definitions().into();
+                    body["tool_choice"] = "auto".into();
                 }
-                let opened = tokio::time::timeout_at(deadline, client.chat().create_stream_byot::<_, Chunk>(body.clone())).await;
-                let mut chunks = match opened {
-                    Ok(Ok(chunks)) => chunks,
-                    Ok(Err(err)) => {
-                        let failed = failure(&err);
-                        let retry = failed.retry;
-                        last_failure = Some(failed);
-                        if retry { continue } else { break }
+                let mut outcome: Option<Step> = None;
+                for attempt in 0..2 {
+                    if attempt > 0 {
+                        tokio::time::sleep(RETRY_AFTER).await;
                     }
-                    Err(_) => {
-                        last_failure = Some(Failure { reason: format!("no answer within {:?}", endpoint.timeout), retry: true });
+                    let opened = tokio::time::timeout_at(deadline, client.chat().create_stream_byot::<_, Chunk>(body.clone())).await;
+                    let mut chunks = match opened {
+                        Ok(Ok(chunks)) => chunks,
+                        Ok(Err(err)) => {
+                            let failed = failure(&err);
+                            let retry = failed.retry;
+                            last_failure = Some(failed);
+                            if retry { continue } else { break }
+                        }
+                        Err(_) => {
+                            last_failure = Some(Failure { reason: format!("no answer within {:?}", endpoint.timeout), retry: true });
+                            continue;
+                        }
+                    };
+                    let mut step_result = Step::default();
+                    loop {
+                        match tokio::time::timeout_at(deadline, chunks.next()).await {
+                            Err(_) => {
+                                step_result.broke = Some(format!("the reply took longer than {:?}", endpoint.timeout));
+                                break;
+                            }
+                            Ok(None) => break,
+                            Ok(Some(Err(err))) => {
+                                step_result.broke = Some(err.to_string());
+                                break;
+                            }
+                            Ok(Some(Ok(chunk))) => {
+                                if chunk.model.is_some() {
+                                    model_name = chunk.model;
+                                }
+                                if chunk.usage.is_some() {
+                                    step_result.usage = chunk.usage;
+                                }
+                                for choice in chunk.choices {
+                                    if let Some(delta) = choice.delta {
+                                        if let Some(piece) = delta.content.filter(|c| !c.is_empty()) {
+                                            step_result.text.push_str(&piece);
+                                            yield Ok(BrainOutput::Text(piece));
+                                        }
+                                        for call in delta.tool_calls.unwrap_or_default() {
+                                            step_result.add_tool_call(call);
+                                        }
+                                    }
+                                    if choice.finish_reason.is_some() {
+                                        step_result.finish = choice.finish_reason;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if step_result.text.is_empty() && step_result.calls.is_empty() {
+                        // Nothing said and nothing asked: an empty stream (or one that broke
+                        // first) is a failure, worth a retry.
+                        last_failure = Some(Failure {
+                            reason: step_result.broke.unwrap_or_else(|| "the model sent an empty stream".into()),
+                            retry: true,
+                        });
                         continue;
                     }
-                };
-                let mut text = String::new();
-                let mut finished = None;
-                let mut used: Option<Usage> = None;
-                let mut model_name = None;
-                let mut broke = None;
-                loop {
-                    match tokio::time::timeout_at(deadline, chunks.next()).await {
-                        Err(_) => {
-                            broke = Some(format!("the reply took longer than {:?}", endpoint.timeout));
-                            break;
-                        }
-                        Ok(None) => break,
-                        Ok(Some(Err(err))) => {
-                            broke = Some(err.to_string());
-                            break;
-                        }
-                        Ok(Some(Ok(chunk))) => {
-                            if chunk.model.is_some() {
-                                model_name = chunk.model;
-                            }
-                            if chunk.usage.is_some() {
-                                used = chunk.usage;
-                            }
-                            for choice in chunk.choices {
-                                if let Some(piece) = choice.delta.and_then(|d| d.content).filter(|c| !c.is_empty()) {
-                                    text.push_str(&piece);
-                                    yield Ok(BrainOutput::Text(piece));
-                                }
-                                if choice.finish_reason.is_some() {
-                                    finished = choice.finish_reason;
-                                }
-                            }
-                        }
+                    outcome = Some(step_result);
+                    break;
+                }
+                let Some(step_result) = outcome else { break };
+                answered = true;
+                said.push_str(&step_result.text);
+                match step_result.usage {
+                    Some(used) => {
+                        total.prompt_tokens += used.prompt_tokens;
+                        total.completion_tokens += used.completion_tokens;
+                    }
+                    None => {
+                        estimated = true;
+                        total.prompt_tokens += messages.iter().map(|m| estimate_tokens(&m["content"].to_string()) as i64).sum::<i64>();
+                        total.completion_tokens += estimate_tokens(&step_result.text) as i64;
                     }
                 }
-                if text.is_empty() {
-                    // Nothing said: an empty stream (or one that broke first) is a failure, worth a retry.
-                    last_failure = Some(Failure {
-                        reason: broke.unwrap_or_else(|| "the model sent an empty stream".into()),
-                        retry: true,
-                    });
-                    continue;
+                finished = step_result.finish.clone();
+                if let Some(reason) = step_result.broke.clone() {
+                    broke = Some(reason);
+                    break;
                 }
-                let usage = used.unwrap_or(Usage {
-                    prompt_tokens: prompt.messages.iter().map(|m| estimate_tokens(m["content"].as_str().unwrap_or_default()) as i64).sum(),
-                    completion_tokens: estimate_tokens(&text) as i64,
-                });
+                let calls = step_result.finished_calls();
+                let (Some(tool_box), false) = (&self.tools, calls.is_empty()) else { break };
+                // Some servers refuse a null content on an assistant message that calls tools.
+                messages.push(serde_json::json!({
+                    "role": "assistant",
+                    "content": step_result.text,
+                    "tool_calls": calls.iter().map(|c| serde_json::json!({
+                        "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments }
+                    })).collect::<Vec<_>>(),
+                }));
+                let scope = tools::Scope {
+                    workspace_id: request.workspace_id,
+                    bot_id: request.bot_id,
+                    conversation_id: &request.conversation_id,
+                    variables: &scope_variables,
+                };
+                for call in calls {
+                    let (result, effects) = tool_box.call(&scope, &call.name, &call.arguments).await;
+                    tracing::info!(tool = %call.name, "model called a tool");
+                    if let Some(variables) = effects.variables {
+                        yield Ok(BrainOutput::Variables(variables));
+                    }
+                    if effects.handoff.is_some() {
+                        handoff = effects.handoff;
+                    }
+                    tool_log.push(serde_json::json!({
+                        "id": call.id, "name": call.name, "arguments": serde_json::from_str::<serde_json::Value>(&call.arguments).unwrap_or(serde_json::Value::String(call.arguments.clone())), "result": result,
+                    }));
+                    messages.push(serde_json::json!({ "role": "tool", "tool_call_id": call.id, "content": result.to_string() }));
+                }
+            }
+            if answered && !said.is_empty() {
                 let mut model = serde_json::json!({
                     "name": model_name.unwrap_or_else(|| endpoint.model.clone()),
                     "usage": {
-                        "prompt_tokens": usage.prompt_tokens,
-                        "completion_tokens": usage.completion_tokens,
-                        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-                        "estimated": used.is_none(),
+                        "prompt_tokens": total.prompt_tokens,
+                        "completion_tokens": total.completion_tokens,
+                        "total_tokens": total.prompt_tokens + total.completion_tokens,
+                        "estimated": estimated,
                     },
                     "history_messages": prompt.history_used,
                     "history_budget_tokens": prompt.history_budget,
@@ -459,16 +624,25 @@ impl ModelCall {
                     model["error"] = reason.clone().into();
                     tracing::warn!(%reason, "model reply broke off");
                 }
-                let citations = cited(&text, &prompt.passages);
-                yield Ok(BrainOutput::Metadata(serde_json::json!({ "model": model, "citations": citations })));
+                let mut metadata = serde_json::json!({ "model": model, "citations": cited(&said, &prompt.passages) });
+                if !tool_log.is_empty() {
+                    metadata["tools"] = tool_log.into();
+                }
+                yield Ok(BrainOutput::Metadata(metadata));
+                if let Some(reason) = handoff {
+                    yield Ok(BrainOutput::Handoff { actor: tools::HANDOFF_BY, reason });
+                }
                 let added = usage::MonthUsage {
-                    prompt_tokens: usage.prompt_tokens,
-                    completion_tokens: usage.completion_tokens,
+                    prompt_tokens: total.prompt_tokens,
+                    completion_tokens: total.completion_tokens,
                     replies: 1,
                     ..usage::MonthUsage::default()
                 };
                 record(&self.db, request.workspace_id, &month, added).await;
                 return;
+            }
+            if answered && last_failure.is_none() {
+                last_failure = Some(Failure { reason: "the model called tools but said nothing".into(), retry: false });
             }
             let reason = last_failure.map(|f| f.reason).unwrap_or_else(|| "unknown".into());
             tracing::warn!(%reason, model = %endpoint.model, "model failed; the built-in brain answers");

@@ -22,6 +22,8 @@ on_both_backends!(
     failures_are_retried_once_then_the_builtin_brain_answers,
     the_monthly_cap_hands_visitors_to_the_builtin_brain,
     a_takeover_cuts_the_model_off_mid_stream,
+    the_model_books_through_its_tools_and_the_booking_fires_its_webhook,
+    tool_rounds_are_capped_and_hand_overs_and_foreign_bookings_are_guarded,
 );
 
 /// What the scripted server does with the next request.
@@ -35,6 +37,16 @@ enum Script {
     Empty,
     /// Accepts and never answers.
     Hang,
+    /// Asks for these tool calls `(id, name, arguments)`, the arguments split across pieces;
+    /// `repeat` sends the id and name again in every piece, as some local servers do.
+    Tools { calls: Vec<(String, String, Value)>, repeat: bool },
+}
+
+fn tools(calls: &[(&str, &str, Value)], repeat: bool) -> Script {
+    Script::Tools {
+        calls: calls.iter().map(|(id, name, args)| (id.to_string(), name.to_string(), args.clone())).collect(),
+        repeat,
+    }
 }
 
 fn reply(pieces: &[&str], usage: Option<(i64, i64)>) -> Script {
@@ -148,6 +160,26 @@ async fn serve(stream: &mut tokio::net::TcpStream, script: Script) -> bool {
         Script::Empty => {
             let body =
                 format!("{head}{}data: [DONE]\n\n", chunk(json!({ "role": "assistant" }), Value::Null, Value::Null));
+            stream.write_all(body.as_bytes()).await.is_ok()
+        }
+        Script::Tools { calls, repeat } => {
+            let mut body = head.to_owned();
+            for (index, (id, name, arguments)) in calls.iter().enumerate() {
+                let text = arguments.to_string();
+                let (first, second) = text.split_at(text.len() / 2);
+                for (n, piece) in [first, second].into_iter().enumerate() {
+                    let mut call = json!({ "index": index, "function": { "arguments": piece } });
+                    if n == 0 || repeat {
+                        call["id"] = json!(id);
+                        call["type"] = json!("function");
+                        call["function"]["name"] = json!(name);
+                    }
+                    body.push_str(&chunk(json!({ "tool_calls": [call] }), Value::Null, Value::Null));
+                }
+            }
+            body.push_str(&chunk(json!({}), json!("tool_calls"), Value::Null));
+            body.push_str(&chunk_usage(json!({ "prompt_tokens": 40, "completion_tokens": 10, "total_tokens": 50 })));
+            body.push_str("data: [DONE]\n\n");
             stream.write_all(body.as_bytes()).await.is_ok()
         }
         Script::Reply { pieces, gap, usage } => {
@@ -340,6 +372,133 @@ async fn a_takeover_cuts_the_model_off_mid_stream(backend: Backend) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while model.seen.lock().unwrap().abandoned == 0 {
         assert!(Instant::now() < deadline, "the model stream was never dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A weekday at least a week ahead, when the demo practice is open.
+fn open_day() -> String {
+    let mut day = chrono::Utc::now().date_naive() + chrono::Days::new(8);
+    while matches!(chrono::Datelike::weekday(&day), chrono::Weekday::Sat | chrono::Weekday::Sun) {
+        day = day + chrono::Days::new(1);
+    }
+    day.format("%Y-%m-%d").to_string()
+}
+
+async fn the_model_books_through_its_tools_and_the_booking_fires_its_webhook(backend: Backend) {
+    let model = ScriptedModel::start().await;
+    let app = app(backend, &model, |args| {
+        args.webhook_allow_loopback = Some(true);
+        args.webhook_poll_ms = Some(50);
+    })
+    .await;
+    let receiver = crate::webhook_receiver::Receiver::start().await;
+    let (status, body) = app
+        .post(&app.a.api_key, "/api/webhooks", json!({ "url": receiver.url("/hooks"), "events": ["new_booking"] }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let day = open_day();
+    model.push([
+        tools(&[("call_1", "check_availability", json!({ "service": "Teeth Cleaning", "date": day }))], false),
+        tools(
+            &[(
+                "call_2",
+                "book_appointment",
+                json!({ "service": "Teeth Cleaning", "date": day, "time": "10:00", "name": "Maria Lopez",
+                        "email": "maria@example.com" }),
+            )],
+            true,
+        ),
+        reply(&["You're booked for ", "10:00."], Some((200, 8))),
+    ]);
+    let conversation = app.start_conversation().await;
+    let answer =
+        ask(&app, &conversation, "Can I get a teeth cleaning next week at 10? I'm Maria, maria@example.com").await;
+    assert_eq!(answer["content"], "You're booked for 10:00.", "{answer}");
+    let log = answer["metadata"]["tools"].as_array().unwrap();
+    assert_eq!(log.len(), 2, "{answer}");
+    assert_eq!(log[0]["name"], "check_availability");
+    assert!(log[0]["result"]["slots"].as_array().unwrap().iter().any(|s| s["time"] == "10:00"), "{}", log[0]);
+    assert_eq!(log[1]["name"], "book_appointment", "the repeated id and name did not double: {}", log[1]);
+    assert_eq!(log[1]["arguments"]["name"], "Maria Lopez");
+    let booked = &log[1]["result"]["booked"];
+    assert_eq!(booked["time"], "10:00", "{}", log[1]);
+    assert_eq!(booked["source"], "chat");
+    assert_eq!(answer["metadata"]["model"]["usage"]["total_tokens"], 50 + 50 + 208);
+
+    // The booking is real: in the API, and announced by its webhook.
+    let (_, listed) = app.get(&app.a.api_key, &format!("/api/bookings/{}", booked["id"])).await;
+    assert_eq!(listed["customer_email"], "maria@example.com", "{listed}");
+    assert_eq!(listed["conversation_id"], conversation.as_str());
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].json()["event"], "new_booking");
+
+    // What went back to the model: its own calls (content "", never null) and each result.
+    let requests = model.requests();
+    let third = &requests[requests.len() - 1].1["messages"];
+    let calls: Vec<&Value> =
+        third.as_array().unwrap().iter().filter(|m| m["role"] == "assistant" && m["tool_calls"].is_array()).collect();
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|m| m["content"] == ""), "{calls:?}");
+    assert_eq!(calls[1]["tool_calls"][0]["function"]["name"], "book_appointment");
+    let results: Vec<&Value> = third.as_array().unwrap().iter().filter(|m| m["role"] == "tool").collect();
+    assert_eq!(results[1]["tool_call_id"], "call_2");
+    assert!(results[1]["content"].as_str().unwrap().contains("\"booked\""), "{}", results[1]);
+    assert!(requests[0].1["tools"].as_array().unwrap().len() >= 6, "the tools were offered");
+}
+
+async fn tool_rounds_are_capped_and_hand_overs_and_foreign_bookings_are_guarded(backend: Backend) {
+    let model = ScriptedModel::start().await;
+    let app = app(backend, &model, |_| {}).await;
+
+    // A model that keeps calling tools is made to answer after four rounds.
+    let search = || tools(&[("s", "search_knowledge", json!({ "query": "parking" }))], false);
+    model.push([search(), search(), search(), search(), reply(&["Done looking."], None)]);
+    let conversation = app.start_conversation().await;
+    let before = model.requests().len();
+    let answer = ask(&app, &conversation, "Look it up for me").await;
+    assert_eq!(answer["content"], "Done looking.", "{answer}");
+    let requests = model.requests();
+    assert_eq!(requests.len() - before, 5);
+    assert!(requests.last().unwrap().1.get("tools").is_none(), "the last round offers no tools");
+    assert_eq!(answer["metadata"]["tools"].as_array().unwrap().len(), 4);
+
+    // A booking made elsewhere cannot be cancelled from this conversation.
+    let (status, booking) = app
+        .post(
+            &app.a.api_key,
+            "/api/bookings",
+            json!({ "service": "Teeth Cleaning", "date": open_day(), "time": "11:00", "customer_name": "Someone Else",
+                    "customer_email": "else@example.com" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{booking}");
+    let id = booking["id"].as_i64().unwrap();
+    model.push([
+        tools(&[("c", "cancel_booking", json!({ "booking_id": id }))], false),
+        reply(&["I could not cancel that one."], None),
+    ]);
+    let answer = ask(&app, &conversation, "Cancel booking please").await;
+    let result = &answer["metadata"]["tools"][0]["result"];
+    assert!(result["error"].as_str().unwrap().contains("no booking"), "{answer}");
+    let (_, still) = app.get(&app.a.api_key, &format!("/api/bookings/{id}")).await;
+    assert_eq!(still["status"], "confirmed", "{still}");
+
+    // request_human puts the conversation in the queue after the reply.
+    model.push([
+        tools(&[("h", "request_human", json!({ "reason": "billing dispute" }))], false),
+        reply(&["A colleague will join shortly."], None),
+    ]);
+    let answer = ask(&app, &conversation, "This bill is wrong").await;
+    assert_eq!(answer["content"], "A colleague will join shortly.");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, view) = app.get(&app.a.api_key, &format!("/api/conversations/{conversation}/detail")).await;
+        if view["owner"] == "queued" {
+            assert_eq!(view["transitions"].as_array().unwrap().last().unwrap()["reason"], "billing dispute");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{view}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
