@@ -152,6 +152,10 @@ pub struct SettingsArgs {
     /// Tokens of conversation history sent with each question (oldest dropped first) [default: 2000].
     #[arg(long, global = true, env = "FRONTDESK_MODEL_HISTORY_TOKENS")]
     pub model_history_tokens: Option<u32>,
+    /// Replace visitors' email addresses and phone numbers by placeholders before text goes to the
+    /// model (put back in its reply and tool calls) [default: false].
+    #[arg(long, global = true, env = "FRONTDESK_MODEL_REDACT_PII")]
+    pub model_redact_pii: Option<bool>,
     /// Model tokens a workspace may use per calendar month (UTC); 0 no limit [default: 0].
     #[arg(long, global = true, env = "FRONTDESK_MONTHLY_TOKEN_CAP")]
     pub monthly_token_cap: Option<u64>,
@@ -225,6 +229,7 @@ pub struct ModelDefaults {
     pub timeout: Duration,
     pub history_tokens: u32,
     pub monthly_token_cap: Option<u64>,
+    pub redact_pii: bool,
 }
 
 // The key must never reach a log line.
@@ -239,6 +244,7 @@ impl std::fmt::Debug for ModelDefaults {
             .field("timeout", &self.timeout)
             .field("history_tokens", &self.history_tokens)
             .field("monthly_token_cap", &self.monthly_token_cap)
+            .field("redact_pii", &self.redact_pii)
             .finish()
     }
 }
@@ -447,6 +453,8 @@ fn model_defaults(args: &SettingsArgs, from_file: &dyn Fn(&str) -> Option<String
             "FRONTDESK_MODEL_HISTORY_TOKENS",
         )?
         .unwrap_or(2000),
+        redact_pii: pick(args.model_redact_pii, from_file("MODEL_REDACT_PII"), "FRONTDESK_MODEL_REDACT_PII")?
+            .unwrap_or(false),
         monthly_token_cap: pick(args.monthly_token_cap, from_file("MONTHLY_TOKEN_CAP"), "FRONTDESK_MONTHLY_TOKEN_CAP")?
             .filter(|cap| *cap > 0),
     })

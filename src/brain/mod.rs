@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod model;
 pub mod tools;
 pub mod reception;
+pub mod redact;
 pub mod when;
 
 use std::collections::HashMap;

@@ -31,6 +31,7 @@ use serde::Deserialize;
 
 use super::builtin::{asks_for_person, BuiltinBrain};
 use super::reception;
+use super::redact::{Redactor, StreamRestorer};
 use super::tools::{self, Tools};
 use super::BotSettingsCache;
 use crate::config::ModelDefaults;
@@ -54,6 +55,7 @@ struct Endpoint {
     temperature: f32,
     max_tokens: u32,
     timeout: Duration,
+    redact_pii: bool,
 }
 
 type Clients = Arc<Mutex<HashMap<(String, Option<String>), Client<OpenAIConfig>>>>;
@@ -106,6 +108,7 @@ fn endpoint_for(defaults: &ModelDefaults, settings: &BotSettings) -> Option<Endp
         temperature: own.temperature.unwrap_or(defaults.temperature),
         max_tokens: own.max_tokens.unwrap_or(defaults.max_tokens),
         timeout: own.timeout_secs.map(Duration::from_secs).unwrap_or(defaults.timeout),
+        redact_pii: own.redact_pii.unwrap_or(defaults.redact_pii),
     })
 }
 
@@ -461,7 +464,17 @@ impl ModelCall {
                 None => Vec::new(),
             };
             let prompt = assemble(&settings, &request, passages, self.budget);
+            let mut redactor = Redactor::default();
             let mut messages = prompt.messages.clone();
+            if endpoint.redact_pii {
+                // The conversation, not the system prompt: the business's own address and
+                // phone are no one's private data, and the model needs them to answer.
+                for message in messages.iter_mut().skip(1) {
+                    if let Some(content) = message["content"].as_str().map(str::to_owned) {
+                        message["content"] = redactor.redact(&content).into();
+                    }
+                }
+            }
             let deadline = tokio::time::Instant::now() + endpoint.timeout;
             let scope_variables = request.variables.clone();
             let mut said = String::new();
@@ -509,6 +522,7 @@ impl ModelCall {
                         }
                     };
                     let mut step_result = Step::default();
+                    let mut restorer = StreamRestorer::default();
                     loop {
                         match tokio::time::timeout_at(deadline, chunks.next()).await {
                             Err(_) => {
@@ -530,8 +544,11 @@ impl ModelCall {
                                 for choice in chunk.choices {
                                     if let Some(delta) = choice.delta {
                                         if let Some(piece) = delta.content.filter(|c| !c.is_empty()) {
-                                            step_result.text.push_str(&piece);
-                                            yield Ok(BrainOutput::Text(piece));
+                                            let piece = restorer.push(&redactor, &piece);
+                                            if !piece.is_empty() {
+                                                step_result.text.push_str(&piece);
+                                                yield Ok(BrainOutput::Text(piece));
+                                            }
                                         }
                                         for call in delta.tool_calls.unwrap_or_default() {
                                             step_result.add_tool_call(call);
@@ -543,6 +560,11 @@ impl ModelCall {
                                 }
                             }
                         }
+                    }
+                    let rest = restorer.finish(&redactor);
+                    if !rest.is_empty() {
+                        step_result.text.push_str(&rest);
+                        yield Ok(BrainOutput::Text(rest));
                     }
                     if step_result.text.is_empty() && step_result.calls.is_empty() {
                         // Nothing said and nothing asked: an empty stream (or one that broke
@@ -580,7 +602,7 @@ impl ModelCall {
                 // Some servers refuse a null content on an assistant message that calls tools.
                 messages.push(serde_json::json!({
                     "role": "assistant",
-                    "content": step_result.text,
+                    "content": if endpoint.redact_pii { redactor.redact(&step_result.text) } else { step_result.text.clone() },
                     "tool_calls": calls.iter().map(|c| serde_json::json!({
                         "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments }
                     })).collect::<Vec<_>>(),
@@ -592,7 +614,9 @@ impl ModelCall {
                     variables: &scope_variables,
                 };
                 for call in calls {
-                    let (result, effects) = tool_box.call(&scope, &call.name, &call.arguments).await;
+                    // The model saw placeholders; the tools get what they stand for.
+                    let arguments = redactor.restore(&call.arguments);
+                    let (result, effects) = tool_box.call(&scope, &call.name, &arguments).await;
                     tracing::info!(tool = %call.name, "model called a tool");
                     if let Some(variables) = effects.variables {
                         yield Ok(BrainOutput::Variables(variables));
@@ -601,9 +625,10 @@ impl ModelCall {
                         handoff = effects.handoff;
                     }
                     tool_log.push(serde_json::json!({
-                        "id": call.id, "name": call.name, "arguments": serde_json::from_str::<serde_json::Value>(&call.arguments).unwrap_or(serde_json::Value::String(call.arguments.clone())), "result": result,
+                        "id": call.id, "name": call.name, "arguments": serde_json::from_str::<serde_json::Value>(&arguments).unwrap_or(serde_json::Value::String(arguments.clone())), "result": result,
                     }));
-                    messages.push(serde_json::json!({ "role": "tool", "tool_call_id": call.id, "content": result.to_string() }));
+                    let content = if endpoint.redact_pii { redactor.redact(&result.to_string()) } else { result.to_string() };
+                    messages.push(serde_json::json!({ "role": "tool", "tool_call_id": call.id, "content": content }));
                 }
             }
             if answered && !said.is_empty() {
@@ -619,6 +644,9 @@ impl ModelCall {
                     "history_budget_tokens": prompt.history_budget,
                     "finish_reason": finished,
                 });
+                if endpoint.redact_pii {
+                    model["redacted"] = (!redactor.is_empty()).into();
+                }
                 if let Some(reason) = &broke {
                     // Text went out already: it stays, and the break is on record.
                     model["error"] = reason.clone().into();

@@ -65,6 +65,8 @@ pub struct BotModel {
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
     pub timeout_secs: Option<u64>,
+    /// Email addresses and phone numbers replaced by placeholders before text goes to the model.
+    pub redact_pii: Option<bool>,
 }
 
 impl Default for BotSettings {

@@ -24,6 +24,7 @@ on_both_backends!(
     a_takeover_cuts_the_model_off_mid_stream,
     the_model_books_through_its_tools_and_the_booking_fires_its_webhook,
     tool_rounds_are_capped_and_hand_overs_and_foreign_bookings_are_guarded,
+    emails_and_phones_never_reach_the_model_when_redaction_is_on,
 );
 
 /// What the scripted server does with the next request.
@@ -501,4 +502,35 @@ async fn tool_rounds_are_capped_and_hand_overs_and_foreign_bookings_are_guarded(
         assert!(Instant::now() < deadline, "{view}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn emails_and_phones_never_reach_the_model_when_redaction_is_on(backend: Backend) {
+    let model = ScriptedModel::start().await;
+    let app = app(backend, &model, |args| args.model_redact_pii = Some(true)).await;
+    model.push([
+        tools(
+            &[("k", "capture_contact", json!({ "name": "Maria Lopez", "email": "[email_1]", "phone": "[phone_1]" }))],
+            false,
+        ),
+        reply(&["Thanks! We'll write to [em", "ail_1] or call [phone_1]."], None),
+    ]);
+    let conversation = app.start_conversation().await;
+    let said = "I'm Maria Lopez, maria.lopez@example.com, +1 (555) 123-4567";
+    let answer = ask(&app, &conversation, said).await;
+    assert_eq!(
+        answer["content"], "Thanks! We'll write to maria.lopez@example.com or call +1 (555) 123-4567.",
+        "{answer}"
+    );
+    assert_eq!(answer["metadata"]["model"]["redacted"], true);
+    let arguments = &answer["metadata"]["tools"][0]["arguments"];
+    assert_eq!(arguments["email"], "maria.lopez@example.com", "the tool got the real address: {answer}");
+    for (_, request) in model.requests() {
+        let sent = request.to_string();
+        assert!(!sent.contains("maria.lopez@example.com") && !sent.contains("123-4567"), "leaked: {sent}");
+    }
+    let last = model.requests().pop().unwrap().1;
+    assert!(last.to_string().contains("[email_1]"), "{last}");
+    // The details were captured for real: the conversation's contact, and a lead.
+    let (_, view) = app.get(&app.a.api_key, &format!("/api/conversations/{conversation}")).await;
+    assert_eq!(view["variables"]["contact"]["email"], "maria.lopez@example.com", "{view}");
 }
