@@ -14,6 +14,9 @@ use tokio::sync::broadcast;
 /// Events a slow listener may fall behind before it must catch up from the database. Small on
 /// purpose: every live conversation with a listener pays for these slots.
 const CHANNEL_CAPACITY: usize = 16;
+/// A workspace's inbox carries the events of all its conversations at once, and an agent's
+/// socket that falls behind it can only reload the inbox, so it gets far more room.
+const INBOX_CAPACITY: usize = 4096;
 
 #[derive(Default)]
 pub struct LocalBus {
@@ -52,7 +55,8 @@ impl EventBus for LocalBus {
         if let Some(sender) = channels.get(conversation_id) {
             return sender.subscribe();
         }
-        let (sender, receiver) = broadcast::channel(CHANNEL_CAPACITY);
+        let capacity = if conversation_id.starts_with("inbox:") { INBOX_CAPACITY } else { CHANNEL_CAPACITY };
+        let (sender, receiver) = broadcast::channel(capacity);
         channels.insert(conversation_id.to_owned(), sender);
         receiver
     }
