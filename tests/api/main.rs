@@ -20,6 +20,7 @@ mod knowledge_queue;
 mod model;
 mod pdf;
 mod rate_limits;
+mod real_model;
 mod rest;
 mod schedule;
 mod site;
