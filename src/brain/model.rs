@@ -56,6 +56,7 @@ struct Endpoint {
     max_tokens: u32,
     timeout: Duration,
     redact_pii: bool,
+    first_tool: Option<String>,
 }
 
 type Clients = Arc<Mutex<HashMap<(String, Option<String>), Client<OpenAIConfig>>>>;
@@ -109,6 +110,7 @@ fn endpoint_for(defaults: &ModelDefaults, settings: &BotSettings) -> Option<Endp
         max_tokens: own.max_tokens.unwrap_or(defaults.max_tokens),
         timeout: own.timeout_secs.map(Duration::from_secs).unwrap_or(defaults.timeout),
         redact_pii: own.redact_pii.unwrap_or(defaults.redact_pii),
+        first_tool: own.first_tool.clone().filter(|name| !name.trim().is_empty()),
     })
 }
 
@@ -500,7 +502,10 @@ impl ModelCall {
                 });
                 if offer_tools {
                     body["tools"] = tools::definitions().into();
-                    body["tool_choice"] = "auto".into();
+                    body["tool_choice"] = match (&endpoint.first_tool, step) {
+                        (Some(name), 0) => serde_json::json!({ "type": "function", "function": { "name": name } }),
+                        _ => "auto".into(),
+                    };
                 }
                 let mut outcome: Option<Step> = None;
                 for attempt in 0..2 {

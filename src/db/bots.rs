@@ -67,6 +67,9 @@ pub struct BotModel {
     pub timeout_secs: Option<u64>,
     /// Email addresses and phone numbers replaced by placeholders before text goes to the model.
     pub redact_pii: Option<bool>,
+    /// A tool the model must call first in every reply (small models call tools reliably only
+    /// when told which); later rounds are the model's choice.
+    pub first_tool: Option<String>,
 }
 
 impl Default for BotSettings {
