@@ -225,3 +225,24 @@ pub fn visitor_texts(
     texts.reverse();
     Ok(texts)
 }
+
+/// Model tokens spent on the conversation's replies, from each reply's `metadata.model.usage`:
+/// `(prompt_tokens, completion_tokens, replies)`.
+pub fn model_tokens(conn: &mut DbConn, workspace_id: i64, conversation_id: &str) -> Result<(i64, i64, i64), DbError> {
+    let metadata: Vec<Option<String>> = on_backend!(conn, c => messages::table
+        .filter(messages::workspace_id.eq(workspace_id))
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::sender.eq(Sender::Bot.as_str()))
+        .filter(messages::metadata.is_not_null())
+        .select(messages::metadata)
+        .load(c))?;
+    let mut totals = (0, 0, 0);
+    for usage in metadata.iter().flatten().filter_map(|m| serde_json::from_str::<serde_json::Value>(m).ok()) {
+        let usage = &usage["model"]["usage"];
+        if let (Some(prompt), Some(completion)) = (usage["prompt_tokens"].as_i64(), usage["completion_tokens"].as_i64())
+        {
+            totals = (totals.0 + prompt, totals.1 + completion, totals.2 + 1);
+        }
+    }
+    Ok(totals)
+}

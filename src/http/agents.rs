@@ -235,19 +235,28 @@ pub async fn list_conversations(
 }
 
 /// `GET /api/conversations/{id}/detail`: the conversation as the inbox shows it, with its
-/// messages (up to 200 most recent) and its ownership history.
+/// messages (up to 200 most recent), its ownership history and the model tokens its replies
+/// used.
 pub async fn detail(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;
     let (workspace_id, id) = (caller.workspace_id, row.id.clone());
-    let (item, messages, transitions) = chat
+    let (item, messages, transitions, tokens) = chat
         .db
         .run(move |conn| {
             let messages = crate::db::messages::recent(conn, &id, 200)?;
             let transitions = inbox::transitions(conn, workspace_id, &id)?;
-            Ok((inbox::item(conn, row)?, messages, transitions))
+            let tokens = crate::db::messages::model_tokens(conn, workspace_id, &id)?;
+            Ok((inbox::item(conn, row)?, messages, transitions, tokens))
         })
         .await?;
     let mut body = serde_json::to_value(item).map_err(ApiError::internal)?;
+    let (prompt_tokens, completion_tokens, replies) = tokens;
+    body["model_usage"] = serde_json::json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "replies": replies,
+    });
     body["messages"] = serde_json::to_value(messages).map_err(ApiError::internal)?;
     body["transitions"] = serde_json::to_value(transitions).map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().json(body))

@@ -288,7 +288,12 @@ async fn a_grounded_reply_streams_token_by_token_and_is_stored_with_its_usage(ba
     let used = usage(&app).await;
     assert_eq!(used["total_tokens"], 129, "{used}");
     assert_eq!(used["replies"], 1);
-    let _ = ready;
+    let conversation = ready["conversation_id"].as_str().unwrap();
+    let (_, detail) = app.get(&app.a.api_key, &format!("/api/conversations/{conversation}/detail")).await;
+    assert_eq!(
+        detail["model_usage"],
+        json!({ "prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129, "replies": 1 })
+    );
 }
 
 async fn failures_are_retried_once_then_the_builtin_brain_answers(backend: Backend) {
