@@ -73,21 +73,7 @@ pub struct SessionRow {
     pub closed_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = messages)]
-pub struct MessageRow {
-    pub id: i64,
-    pub conversation_id: String,
-    pub seq: i64,
-    pub sender: String,
-    pub agent_id: Option<i64>,
-    pub content: String,
-    pub media: Option<String>,
-    pub client_msg_id: Option<String>,
-    pub reply_to: Option<i64>,
-    pub created_at: i64,
-    pub metadata: Option<String>,
-}
+pub use super::messages::MessageRow;
 
 /// Where a customer list page starts (it runs newest first, by `created_at` then `id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
