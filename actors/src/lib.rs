@@ -15,7 +15,7 @@ pub mod session;
 pub use booking::{BookingDesk, DeskError};
 pub use leads::{LeadScorer, Rescore};
 pub use ports::{
-    inbox_topic, AgentRef, Appended, Brain, ChangedBy, BrainError, BrainOutput, BrainRequest, Clock, ConversationEvent,
+    inbox_topic, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Clock, ConversationEvent,
     ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, LeadSignals, NewMessage, Owner,
     OwnershipChange, OwnershipOutcome, Ports, Sender, StoreError, StoredMessage, SystemClock,
 };

@@ -7,9 +7,9 @@
 
 pub mod builtin;
 pub mod model;
-pub mod tools;
 pub mod reception;
 pub mod redact;
+pub mod tools;
 pub mod when;
 
 use std::collections::HashMap;

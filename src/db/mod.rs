@@ -6,8 +6,8 @@
 //! Queries that need backend-specific SQL (upserts, `RETURNING`, immediate transactions) are
 //! written once and compiled for each backend with [`on_backend!`].
 
-pub mod bookings;
 pub mod agents;
+pub mod bookings;
 pub mod bots;
 pub mod conversations;
 pub mod customers;
@@ -23,8 +23,8 @@ pub mod schedule;
 pub mod schema;
 pub mod store;
 pub mod unanswered;
-pub mod usage;
 pub mod uploads;
+pub mod usage;
 pub mod webhooks;
 pub mod workspaces;
 pub mod writer;

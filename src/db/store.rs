@@ -76,8 +76,7 @@ impl ConversationStore for DbConversationStore {
     }
 
     async fn change_owner(&self, change: OwnershipChange) -> Result<OwnershipOutcome, StoreError> {
-        let outcome =
-            self.db.run(move |conn| conversations::change_owner(conn, &change)).await.map_err(store_error)?;
+        let outcome = self.db.run(move |conn| conversations::change_owner(conn, &change)).await.map_err(store_error)?;
         if matches!(outcome, OwnershipOutcome::Changed { .. }) {
             crate::webhooks::outbox::committed();
         }
