@@ -60,7 +60,7 @@ use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{percentile, proc_cpu_ticks, round1, round3};
+use common::{percentile, proc_rss_kib, result, round1, round3, Api, CpuMark};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -173,34 +173,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
 }
 
 fn main() -> ExitCode {
-    // `cargo bench` hands harness = false targets a `--bench` flag: not ours.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let opts = match parse_args(&args) {
-        Ok(opts) => Arc::new(opts),
-        Err(e) => {
-            eprintln!("agents: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("agents: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(opts)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("agents: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn result(phase: &str, mut value: Value) {
-    value["phase"] = json!(phase);
-    println!("RESULT {value}");
+    common::run_main("agents", USAGE, |args| parse_args(args).map(Arc::new), run)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -233,31 +206,6 @@ fn fmt_summary(v: &Value) -> String {
 fn tail_counts(samples_us: &[u64]) -> Value {
     let over = |ms: u64| samples_us.iter().filter(|&&us| us > ms * 1000).count();
     json!({ "over_10ms": over(10), "over_50ms": over(50), "over_100ms": over(100), "over_1s": over(1000) })
-}
-
-fn proc_rss_kib(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-struct CpuMark {
-    at: Instant,
-    server: Option<u64>,
-    client: Option<u64>,
-}
-
-impl CpuMark {
-    fn now(pid: Option<&str>) -> Self {
-        Self { at: Instant::now(), server: pid.and_then(proc_cpu_ticks), client: proc_cpu_ticks("self") }
-    }
-
-    /// (server %, client %) of one core between two marks (USER_HZ = 100: a tick is 10 ms).
-    fn since(&self, earlier: &CpuMark) -> (Option<f64>, Option<f64>) {
-        let secs = self.at.duration_since(earlier.at).as_secs_f64().max(1e-3);
-        let pct = |a: Option<u64>, b: Option<u64>| Some(round1(a?.saturating_sub(b?) as f64 / 100.0 / secs * 100.0));
-        (pct(self.server, earlier.server), pct(self.client, earlier.client))
-    }
 }
 
 /// Up to 8 distinct error kinds with their counts.
@@ -856,25 +804,6 @@ async fn agent(
 
 // ---------------------------------------------------------------------------------------------
 // REST setup
-
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
-        let mut request = self.client.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| format!("{method} {path}: {e}"))?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The run

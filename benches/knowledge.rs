@@ -53,7 +53,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{percentile, proc_cpu_ticks, round1, round3};
+use common::{percentile, proc_cpu_ticks, result, round1, round3, Api};
 
 const USAGE: &str = "\
 usage: knowledge retrieval [options] | knowledge ingest --url http://HOST:PORT --key API_KEY [options]
@@ -122,11 +122,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn result(phase: &str, mut value: Value) {
-    value["phase"] = json!(phase);
-    println!("RESULT {value}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -724,24 +719,7 @@ async fn serve_site(listener: tokio::net::TcpListener, site: Arc<Site>, log: Arc
 // ---------------------------------------------------------------------------------------------
 // Ingestion (through the server)
 
-struct Api {
-    client: reqwest::Client,
-    url: String,
-    key: String,
-}
-
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
-        let mut request = self.client.request(method.clone(), format!("{}{path}", self.url)).bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| format!("{method} {path}: {e}"))?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
-    }
-
     async fn add_source(&self, body: &Value) -> Result<i64, String> {
         let (status, answer) = self.call(reqwest::Method::POST, "/api/knowledge/sources", Some(body)).await?;
         if status != 202 || answer["status"] != "waiting" {
@@ -804,7 +782,7 @@ fn ingest(args: &[String]) -> Result<(), String> {
     let run = Ingest {
         api: Api {
             client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().map_err(|e| e.to_string())?,
-            url,
+            base: url,
             key: flags.get("key").ok_or("`--key` is required")?.to_string(),
         },
         pid: flags.get("pid").map(|p| p.to_string()),
@@ -1059,7 +1037,7 @@ impl Ingest {
             let response = self
                 .api
                 .client
-                .get(format!("{}{path}", self.api.url))
+                .get(format!("{}{path}", self.api.base))
                 .bearer_auth(&self.api.key)
                 .send()
                 .await

@@ -39,7 +39,7 @@ use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{fmt_lat, percentile, proc_cpu_ticks, round1, round3};
+use common::{fmt_lat, percentile, proc_cpu_ticks, proc_rss_kib, round1, round3};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -288,12 +288,6 @@ async fn close_quietly(mut ws: Ws) {
 
 // ---------------------------------------------------------------------------------------------
 // /proc readings
-
-fn proc_rss_kib(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 struct CpuMark {
     at: Instant,

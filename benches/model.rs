@@ -57,7 +57,7 @@ use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{percentile, proc_cpu_ticks, round1, round3};
+use common::{percentile, proc_rss_kib, result, round1, round3, CpuMark};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -157,38 +157,11 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
 }
 
 fn main() -> ExitCode {
-    // `cargo bench` hands harness = false targets a `--bench` flag: not ours.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let opts = match parse_args(&args) {
-        Ok(opts) => Arc::new(opts),
-        Err(e) => {
-            eprintln!("model: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("model: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(opts)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("model: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run_main("model", USAGE, |args| parse_args(args).map(Arc::new), run)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Statistics and /proc
-
-fn result(phase: &str, mut value: Value) {
-    value["phase"] = json!(phase);
-    println!("RESULT {value}");
-}
 
 /// p50 / p90 / p99 / max / mean in milliseconds, and n, of signed microsecond samples.
 fn summary(samples_us: &mut [i64]) -> Value {
@@ -212,12 +185,6 @@ fn fmt_summary(v: &Value) -> String {
         "p50 {} ms, p90 {} ms, p99 {} ms, max {} ms (min {}, mean {}, n={})",
         v["p50"], v["p90"], v["p99"], v["max"], v["min"], v["mean"], v["n"]
     )
-}
-
-fn proc_rss_kib(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn signed_us(from: Instant, to: Instant) -> i64 {
@@ -643,19 +610,18 @@ async fn run(opts: Arc<Opts>) -> Result<(), String> {
 
     // The questions.
     let sampler = pid.map(|p| Sampler::start(p.to_string(), state.clone()));
-    let cpu_before = (Instant::now(), pid.and_then(proc_cpu_ticks), proc_cpu_ticks("self"));
+    let cpu_before = CpuMark::now(pid);
     let t0 = Instant::now() + Duration::from_millis(20);
     let _ = go_tx.send(Some(t0));
     let mut seen = Vec::with_capacity(tasks.len());
     for task in tasks {
         seen.push(task.await.unwrap_or_else(|e| Seen { error: Some(format!("task: {e}")), ..Seen::default() }));
     }
-    let cpu_after = (Instant::now(), pid.and_then(proc_cpu_ticks), proc_cpu_ticks("self"));
+    let cpu_after = CpuMark::now(pid);
+    let window = cpu_after.at.duration_since(cpu_before.at).as_secs_f64();
     let samples = sampler.map(Sampler::finish).unwrap_or_default();
     sleep(Duration::from_millis(500)).await;
     let rss_after = pid.and_then(proc_rss_kib);
-    let window = cpu_after.0.duration_since(cpu_before.0).as_secs_f64().max(1e-3);
-    let pct = |a: Option<u64>, b: Option<u64>| Some(round1(a?.saturating_sub(b?) as f64 / 100.0 / window * 100.0));
 
     // Match and measure.
     let log = std::mem::take(&mut *state.log.lock().unwrap_or_else(|p| p.into_inner()));
@@ -709,7 +675,7 @@ async fn run(opts: Arc<Opts>) -> Result<(), String> {
     let before = summary(&mut before_model);
     let trip = summary(&mut round_trip);
     let acks = summary(&mut ack);
-    let (server_cpu, client_cpu) = (pct(cpu_after.1, cpu_before.1), pct(cpu_after.2, cpu_before.2));
+    let (server_cpu, client_cpu) = cpu_after.since(&cpu_before);
 
     println!("\n== model brain: {n} conversations, one question each ({} s ramp) ==", opts.ramp);
     println!("  widgets open: {} of {n} in {:.2} s", seen.len(), open_secs);

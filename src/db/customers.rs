@@ -55,23 +55,8 @@ impl ContactRow {
     }
 }
 
-/// A conversation as CX Genie's sessions need it.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = conversations)]
-pub struct SessionRow {
-    pub id: String,
-    pub workspace_id: i64,
-    pub bot_id: i64,
-    pub contact_id: Option<i64>,
-    pub external_id: Option<String>,
-    pub channel: String,
-    pub status: String,
-    pub owner: String,
-    pub assigned_agent_id: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub closed_at: Option<i64>,
-}
+/// A conversation, as CX Genie calls it.
+pub type SessionRow = super::conversations::ConversationRow;
 
 pub use super::messages::MessageRow;
 
