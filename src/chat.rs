@@ -8,17 +8,19 @@ use std::time::Duration;
 
 use frontdesk_actors::{
     AgentMessage, AgentRef, AgentTyping, ChangedBy, CloseConversation, EventBus, HandBack, MarkRead, Posted,
-    RequestHandoff, Sender, SessionRegistry, StoredMessage, TakeOver, VisitorMessage, VisitorTyping,
+    RequestHandoff, Sender, SessionRegistry, StoredMessage, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
 };
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::booking::desk::BookingDesk;
+use crate::brain::tools::Tools;
 use crate::brain::BotSettingsCache;
 use crate::config::Limits;
 use crate::db::bots::BotRow;
 use crate::db::conversations::{self, ConversationRow, ConversationView, NewConversation};
 use crate::db::{bots, messages, now_ms, Db};
 use crate::error::ApiError;
+use crate::flows::FlowCatalog;
 
 /// A visitor's message as a transport received it, before validation.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +43,10 @@ pub struct Chat {
     pub limits: Limits,
     /// Serialises each workspace's bookings (the booking actor).
     pub desk: Arc<BookingDesk>,
+    /// Deployed flows, to know whether a new conversation opens with a flow.
+    pub flows: Arc<FlowCatalog>,
+    /// What a flow's dry run looks things up with.
+    pub flow_tools: Arc<Tools>,
 }
 
 impl Chat {
@@ -102,6 +108,12 @@ impl Chat {
         variables: serde_json::Value,
     ) -> Result<ConversationRow, ApiError> {
         let settings = self.bots.get(bot.workspace_id, bot.id).await?;
+        // A conversation that a flow will run opens with the flow's words, not the welcome.
+        let flow_channel = crate::db::flows::deployment_channel(channel);
+        let welcome = match self.flows.deployed(bot.workspace_id, bot.id, flow_channel).await? {
+            Some(_) => None,
+            None => Some(settings.welcome_message.clone()),
+        };
         let (workspace_id, bot_id, bot_public_id) = (bot.workspace_id, bot.id, bot.public_id.clone());
         let created = self
             .db
@@ -115,7 +127,7 @@ impl Chat {
                         external_id: external_id.as_deref(),
                         channel,
                         variables: &variables,
-                        welcome: Some(settings.welcome_message.as_str()),
+                        welcome: welcome.as_deref(),
                         now: now_ms(),
                     },
                 )
@@ -200,6 +212,15 @@ impl Chat {
     /// Posts a validated visitor message; returns once it is stored, with a handle on the reply.
     pub async fn post(&self, conversation_id: &str, message: VisitorMessage) -> Result<Posted, ApiError> {
         Ok(self.registry.send(conversation_id, message).await?)
+    }
+
+    /// Merges a patch into the conversation's variables; answers them as they now stand.
+    pub async fn update_variables(
+        &self,
+        conversation_id: &str,
+        patch: serde_json::Value,
+    ) -> Result<serde_json::Value, ApiError> {
+        Ok(self.registry.send(conversation_id, UpdateVariables { patch }).await?)
     }
 
     pub async fn typing(&self, conversation_id: &str, on: bool) -> Result<(), ApiError> {

@@ -28,16 +28,17 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     /// Further fields of the body beside `error` (a conflict's alternatives).
-    extra: Option<(&'static str, serde_json::Value)>,
+    extra: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), extra: None }
+        ApiError { status, message: message.into(), extra: Vec::new() }
     }
     /// Adds a field to the error body, beside `error`.
     pub fn with(mut self, field: &'static str, value: serde_json::Value) -> Self {
-        self.extra = Some((field, value));
+        self.extra.retain(|(name, _)| *name != field);
+        self.extra.push((field, value));
         self
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -98,7 +99,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut body = serde_json::json!({ "error": self.message });
-        if let Some((field, value)) = &self.extra {
+        for (field, value) in &self.extra {
             body[*field] = value.clone();
         }
         HttpResponse::build(self.status).json(body)

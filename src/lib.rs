@@ -16,6 +16,7 @@ pub mod crm;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod flows;
 pub mod handoff;
 pub mod http;
 pub mod knowledge;

@@ -24,6 +24,7 @@ use crate::crypto::SecretBox;
 use crate::db::store::DbConversationStore;
 use crate::db::workspaces::{self, CreatedWorkspace};
 use crate::db::{Backend, Db, MessageWriter};
+use crate::flows::{FlowBrain, FlowCatalog};
 use crate::http;
 use crate::http::rate_limit::{ApiRateLimiter, ChatRateLimiter};
 use crate::http::webhooks::WebhookAdmin;
@@ -92,27 +93,35 @@ impl Application {
         let reception = Arc::new(Reception::new(db.clone(), desk.clone(), Some(scorer.clone()), settings.booking_hold));
         let node_id = format!("{}-{}", hostname(), std::process::id());
         let knowledge = web::Data::new(start_knowledge(&settings, &db, &node_id)?);
+        let flows = Arc::new(FlowCatalog::new(db.clone()));
+        let tools = || crate::brain::tools::Tools {
+            db: db.clone(),
+            desk: desk.clone(),
+            knowledge: Some(knowledge.clone().into_inner()),
+        };
+        // The model brain answers for bots with a model and hands everything else (and its own
+        // failures) to the built-in brain; a deployed flow, in front of both, runs first.
+        let model_brain = ModelBrain::new(
+            settings.model.clone(),
+            bots.clone(),
+            Some(knowledge.clone().into_inner()),
+            Arc::new(
+                BuiltinBrain::new(bots.clone(), Some(reception), Some(knowledge.clone().into_inner()))
+                    .with_agents(db.clone()),
+            ),
+            db.clone(),
+        )
+        .with_tools(tools());
+        let flow_tools = Arc::new(tools());
         let ports = Ports {
             store: Arc::new(DbConversationStore::new(db.clone(), writer, CONTEXT_WINDOW, Some(scorer.clone()))),
-            // The model brain answers for bots with a model and hands everything else (and its
-            // own failures) to the built-in brain.
-            brain: Arc::new(
-                ModelBrain::new(
-                    settings.model.clone(),
-                    bots.clone(),
-                    Some(knowledge.clone().into_inner()),
-                    Arc::new(
-                        BuiltinBrain::new(bots.clone(), Some(reception), Some(knowledge.clone().into_inner()))
-                            .with_agents(db.clone()),
-                    ),
-                    db.clone(),
-                )
-                .with_tools(crate::brain::tools::Tools {
-                    db: db.clone(),
-                    desk: desk.clone(),
-                    knowledge: Some(knowledge.clone().into_inner()),
-                }),
-            ),
+            brain: Arc::new(FlowBrain {
+                catalog: flows.clone(),
+                inner: Arc::new(model_brain),
+                tools: flow_tools.clone(),
+                knowledge: Some(knowledge.clone().into_inner()),
+                http_policy: flow_http_policy(&settings),
+            }),
             bus: bus.clone(),
             clock: Arc::new(SystemClock),
         };
@@ -141,7 +150,7 @@ impl Application {
         .start();
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
         let limits = settings.limits();
-        let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits, desk });
+        let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits, desk, flows, flow_tools });
         let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::default());
         let model_defaults = web::Data::new(settings.model.clone());
         crate::handoff::HandoffRules {
@@ -274,6 +283,16 @@ fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Resul
         crawl_max_depth: settings.crawl_max_depth,
         embedder,
     })
+}
+
+/// What a flow's HTTP block may call: public https targets, loopback when webhooks may use it
+/// (development and tests), and the operator's allowed internal networks.
+fn flow_http_policy(settings: &Settings) -> TargetPolicy {
+    TargetPolicy {
+        allow_loopback: settings.webhook_allow_loopback,
+        allow_http: false,
+        allowed_networks: settings.fetch_allow.clone().into(),
+    }
 }
 
 fn hostname() -> String {

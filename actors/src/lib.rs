@@ -15,12 +15,12 @@ pub mod session;
 pub use booking::{BookingDesk, DeskError};
 pub use leads::{LeadScorer, Rescore};
 pub use ports::{
-    inbox_topic, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Clock, ConversationEvent,
-    ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, LeadSignals, NewMessage, Owner,
-    OwnershipChange, OwnershipOutcome, Ports, Sender, StoreError, StoredMessage, SystemClock,
+    inbox_topic, merge_variables, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Clock,
+    ConversationEvent, ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, LeadSignals, NewMessage,
+    Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StoreError, StoredMessage, SystemClock,
 };
 pub use registry::SessionRegistry;
 pub use session::{
     AgentMessage, AgentTyping, CloseConversation, ConversationSession, HandBack, MarkRead, Posted, RequestHandoff,
-    SessionConfig, SessionError, TakeOver, VisitorMessage, VisitorTyping,
+    SessionConfig, SessionError, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
 };

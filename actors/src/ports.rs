@@ -201,6 +201,8 @@ pub struct ConversationSnapshot {
     pub id: String,
     pub workspace_id: i64,
     pub bot_id: i64,
+    /// Where the conversation came from (`widget`, `api`, `rest`, a seed API's name).
+    pub channel: String,
     pub status: ConversationStatus,
     pub owner: Owner,
     /// The agent who owns it, when an agent does.
@@ -249,6 +251,48 @@ pub trait ConversationStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Notes that the owning agent was active (wrote or typed) at `at`.
     async fn agent_active(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError>;
+    /// Merges `patch` into the conversation's variables (see [`merge_variables`]) and returns
+    /// them as stored.
+    async fn merge_variables(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        patch: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError>;
+}
+
+/// Merges a patch into a conversation's variables, two levels deep: each top-level key of the
+/// patch replaces the stored one, except that an object merges into a stored object key by key,
+/// so `{"contact": {"email": …}}` keeps the contact's name. `null` removes what it names.
+pub fn merge_variables(stored: &mut serde_json::Value, patch: serde_json::Value) {
+    use serde_json::Value;
+    if !stored.is_object() {
+        *stored = Value::Object(Default::default());
+    }
+    let (Some(target), Value::Object(patch)) = (stored.as_object_mut(), patch) else { return };
+    for (key, value) in patch {
+        match (target.get_mut(&key), value) {
+            (_, Value::Null) => {
+                target.remove(&key);
+            }
+            (Some(Value::Object(inner)), Value::Object(fields)) => {
+                for (field, value) in fields {
+                    if value.is_null() {
+                        inner.remove(&field);
+                    } else {
+                        inner.insert(field, value);
+                    }
+                }
+            }
+            (_, Value::Object(fields)) => {
+                let fields = fields.into_iter().filter(|(_, v)| !v.is_null()).collect();
+                target.insert(key, Value::Object(fields));
+            }
+            (_, value) => {
+                target.insert(key, value);
+            }
+        }
+    }
 }
 
 /// What a brain is asked to answer.
@@ -257,6 +301,8 @@ pub struct BrainRequest {
     pub workspace_id: i64,
     pub bot_id: i64,
     pub conversation_id: String,
+    /// The conversation's channel (see [`ConversationSnapshot::channel`]).
+    pub channel: String,
     /// The conversation so far, oldest first, ending with the visitor's message.
     pub history: Vec<StoredMessage>,
     pub variables: serde_json::Value,

@@ -155,6 +155,14 @@ pub struct MarkRead {
     pub seq: i64,
 }
 
+/// Merge a patch into the conversation's variables (the API's and agents' edits); answers the
+/// variables as they now stand.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<serde_json::Value, SessionError>")]
+pub struct UpdateVariables {
+    pub patch: serde_json::Value,
+}
+
 /// A chunk of the running turn's reply (sent by the turn's task to its session).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -200,6 +208,7 @@ struct TurnFinished {
 struct Context {
     workspace_id: i64,
     bot_id: i64,
+    channel: String,
     status: ConversationStatus,
     owner: Owner,
     agent: Option<AgentRef>,
@@ -315,6 +324,7 @@ impl ConversationSession {
             workspace_id: context.workspace_id,
             bot_id: context.bot_id,
             conversation_id: self.id.clone(),
+            channel: context.channel.clone(),
             // The context as it stood when this question was asked (later messages wait their
             // turn), ending with the question even if a burst pushed it out of the window.
             history: context
@@ -532,6 +542,7 @@ fn context_from(snapshot: ConversationSnapshot, window: usize) -> Context {
     Context {
         workspace_id: snapshot.workspace_id,
         bot_id: snapshot.bot_id,
+        channel: snapshot.channel,
         status: snapshot.status,
         owner: snapshot.owner,
         agent: snapshot.agent,
@@ -930,6 +941,30 @@ impl Handler<MarkRead> for ConversationSession {
                     done.map_err(session_error)?;
                     act.publish(ConversationEvent::Read { conversation_id: act.id.clone(), reader, seq });
                     Ok(seq)
+                },
+            ),
+        ))
+    }
+}
+
+impl Handler<UpdateVariables> for ConversationSession {
+    type Result = AtomicResponse<Self, Result<serde_json::Value, SessionError>>;
+
+    fn handle(&mut self, msg: UpdateVariables, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_activity = Instant::now();
+        let workspace_id = match self.ready() {
+            Ok(context) => context.workspace_id,
+            Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
+        };
+        let (store, id) = (self.ports.store.clone(), self.id.clone());
+        AtomicResponse::new(Box::pin(
+            async move { store.merge_variables(workspace_id, &id, msg.patch).await }.into_actor(self).map(
+                |merged, act, _ctx| {
+                    let merged = merged.map_err(session_error)?;
+                    if let State::Ready(context) = &mut act.state {
+                        context.variables = merged.clone();
+                    }
+                    Ok(merged)
                 },
             ),
         ))

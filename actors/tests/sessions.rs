@@ -42,6 +42,7 @@ impl ConversationStore for MemStore {
             id: id.into(),
             workspace_id: 1,
             bot_id: 1,
+            channel: "widget".into(),
             status: ConversationStatus::Open,
             owner: Owner::Bot,
             agent: None,
@@ -105,6 +106,17 @@ impl ConversationStore for MemStore {
 
     async fn agent_active(&self, _: i64, _: &str, _: i64) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn merge_variables(
+        &self,
+        _: i64,
+        _: &str,
+        patch: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        let mut variables = serde_json::json!({});
+        frontdesk_actors::merge_variables(&mut variables, patch);
+        Ok(variables)
     }
 }
 

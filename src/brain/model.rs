@@ -749,6 +749,7 @@ mod tests {
             workspace_id: 1,
             bot_id: 1,
             conversation_id: "c".into(),
+            channel: "widget".into(),
             history,
             variables: serde_json::json!({}),
             context: None,

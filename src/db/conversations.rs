@@ -208,6 +208,7 @@ pub fn snapshot(conn: &mut DbConn, id: &str, window: i64) -> Result<Option<Conve
         id: row.id,
         workspace_id: row.workspace_id,
         bot_id: row.bot_id,
+        channel: row.channel,
         status: if row.status == "closed" { ConversationStatus::Closed } else { ConversationStatus::Open },
         owner,
         agent,
@@ -231,6 +232,47 @@ pub fn set_variables(
         .set((conversations::variables.eq(variables.to_string()), conversations::updated_at.eq(now)))
         .execute(c))?;
     Ok(())
+}
+
+/// The bot's open conversation whose `external_id` starts with `prefix` (a seed API's visitor).
+pub fn open_with_external_prefix(
+    conn: &mut DbConn,
+    bot_id: i64,
+    prefix: &str,
+) -> Result<Option<ConversationRow>, DbError> {
+    let escaped: String = prefix
+        .chars()
+        .flat_map(|c| match c {
+            '\\' | '%' | '_' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("{escaped}%");
+    Ok(on_backend!(conn, c => conversations::table
+        .filter(conversations::bot_id.eq(bot_id))
+        .filter(conversations::external_id.like(&pattern).escape('\\'))
+        .filter(conversations::status.eq("open"))
+        .select(ConversationRow::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// Merges `patch` into the conversation's variables in one transaction (see
+/// [`frontdesk_actors::merge_variables`]); `None`-safe: an unknown conversation is an error.
+pub fn merge_variables(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    id: &str,
+    patch: serde_json::Value,
+    now: i64,
+) -> Result<serde_json::Value, DbError> {
+    write_tx(conn, |conn| {
+        let row = get(conn, workspace_id, id)?.ok_or_else(|| DbError::Invalid("conversation not found".into()))?;
+        let mut variables: serde_json::Value = serde_json::from_str(&row.variables).unwrap_or_default();
+        frontdesk_actors::merge_variables(&mut variables, patch);
+        set_variables(conn, workspace_id, id, &variables, now)?;
+        Ok(variables)
+    })
 }
 
 /// Links a conversation to the patient it turned out to be.

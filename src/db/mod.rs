@@ -11,6 +11,7 @@ pub mod bookings;
 pub mod bots;
 pub mod conversations;
 pub mod customers;
+pub mod flows;
 pub mod forms;
 pub mod idempotency;
 pub mod inbox;

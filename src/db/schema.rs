@@ -422,6 +422,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    flow_versions (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        flow_id -> BigInt,
+        version -> BigInt,
+        definition -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    flow_deployments (bot_id, channel) {
+        bot_id -> BigInt,
+        channel -> Text,
+        workspace_id -> BigInt,
+        flow_id -> BigInt,
+        version_id -> BigInt,
+        deployed_at -> BigInt,
+    }
+}
+
+diesel::table! {
     idempotency_keys (workspace_id, scope, idem_key) {
         workspace_id -> BigInt,
         idem_key -> Text,
@@ -483,6 +505,8 @@ diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(uploads -> workspaces (workspace_id));
 diesel::joinable!(flows -> workspaces (workspace_id));
 diesel::joinable!(flows -> bots (bot_id));
+diesel::joinable!(flow_versions -> flows (flow_id));
+diesel::joinable!(flow_deployments -> flow_versions (version_id));
 diesel::joinable!(idempotency_keys -> workspaces (workspace_id));
 diesel::joinable!(conversation_transitions -> conversations (conversation_id));
 diesel::joinable!(model_usage -> workspaces (workspace_id));
@@ -514,6 +538,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_attempts,
     uploads,
     flows,
+    flow_versions,
+    flow_deployments,
     idempotency_keys,
     conversation_transitions,
     model_usage,

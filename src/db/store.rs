@@ -102,4 +102,17 @@ impl ConversationStore for DbConversationStore {
         let id = conversation_id.to_owned();
         self.db.run(move |conn| conversations::agent_active(conn, workspace_id, &id, at)).await.map_err(store_error)
     }
+
+    async fn merge_variables(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        patch: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        let id = conversation_id.to_owned();
+        self.db
+            .run(move |conn| conversations::merge_variables(conn, workspace_id, &id, patch, crate::db::now_ms()))
+            .await
+            .map_err(store_error)
+    }
 }

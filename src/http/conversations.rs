@@ -43,7 +43,7 @@ pub async fn start(
     idempotency::once(&chat, caller.workspace_id, "conversations", key, &digest, || async {
         let bot = chat.workspace_bot(caller.workspace_id, body.bot_id).await?;
         let variables = serde_json::Value::Object(body.variables.unwrap_or_default());
-        let row = chat.start(&bot, body.external_id, "api", variables).await?;
+        let row = chat.start(&bot, body.external_id, "rest", variables).await?;
         Ok((StatusCode::CREATED, chat.view(row).await?))
     })
     .await
@@ -165,4 +165,59 @@ pub async fn list_messages(
     let next_after = messages.last().map(|m| m.seq).unwrap_or(query.after);
     let has_more = messages.len() as i64 == limit;
     Ok(HttpResponse::Ok().json(MessagePage { messages, next_after, has_more }))
+}
+
+/// The conversation's variables: `system`, `contact`, `conversation`, the flow's own (`flow`)
+/// and its position (`flow_run`).
+pub async fn variables(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = chat.conversation(caller.workspace_id, &path).await?;
+    let variables: serde_json::Value = serde_json::from_str(&row.variables).unwrap_or_default();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "conversation_id": row.id, "variables": variables })))
+}
+
+/// Variable groups the API may set; `flow_run` is the engine's own.
+const SETTABLE: &[&str] = &["system", "contact", "conversation", "flow"];
+
+/// Merges variables into the conversation, through its session so the next turn sees them:
+/// each group's keys are set, `null` removes one. Contact details go to the CRM.
+pub async fn update_variables(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonBody<serde_json::Map<String, serde_json::Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let patch = body.0;
+    for (group, value) in &patch {
+        if !SETTABLE.contains(&group.as_str()) {
+            return Err(ApiError::unprocessable(format!(
+                "`{group}` cannot be set; variable groups are {}",
+                SETTABLE.join(", ")
+            )));
+        }
+        if !value.is_object() {
+            return Err(ApiError::unprocessable(format!("`{group}` must be an object of variables")));
+        }
+    }
+    if let Some(contact) = patch.get("contact") {
+        let text = |field: &str| contact.get(field).and_then(|v| v.as_str()).map(str::trim);
+        if let Some(email) = text("email").filter(|e| crate::crm::signals::normalize_email(e).is_none()) {
+            return Err(ApiError::unprocessable(format!("contact.email `{email}` is not an email address")));
+        }
+        if let Some(phone) = text("phone").filter(|p| crate::crm::signals::normalize_phone(p).is_none()) {
+            return Err(ApiError::unprocessable(format!("contact.phone `{phone}` is not a phone number")));
+        }
+    }
+    let row = chat.conversation(caller.workspace_id, &path).await?;
+    let touches_contact = patch.contains_key("contact");
+    let variables = chat.update_variables(&row.id, serde_json::Value::Object(patch)).await?;
+    if touches_contact {
+        let (workspace_id, id) = (caller.workspace_id, row.id.clone());
+        chat.db.run(move |conn| crate::crm::rescore(conn, workspace_id, &id, crate::db::now_ms())).await?;
+        crate::webhooks::outbox::committed();
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "conversation_id": row.id, "variables": variables })))
 }

@@ -7,6 +7,7 @@ pub mod bookings;
 pub mod bots;
 pub mod conversations;
 pub mod events;
+pub mod flows;
 pub mod forms;
 pub mod health;
 pub mod idempotency;
@@ -20,7 +21,7 @@ pub mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::compat::{chatgenius, chatorex, chatsupport, cxgenie};
+use crate::compat::{chataibot, chatgenius, chatorex, chatsupport, cxgenie};
 use crate::error::ApiError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -105,6 +106,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/conversations/{id}/messages", web::post().to(conversations::send))
                 .route("/conversations/{id}/messages", web::get().to(conversations::list_messages))
                 .route("/conversations/{id}/events", web::get().to(events::stream))
+                .route("/conversations/{id}/variables", web::get().to(conversations::variables))
+                .route("/conversations/{id}/variables", web::patch().to(conversations::update_variables))
+                .route("/v1/conversations", web::post().to(chataibot::start))
+                .route("/v1/conversation/{id}/messages", web::post().to(chataibot::send))
+                .route("/v1/conversation/{id}/messages", web::get().to(conversations::list_messages))
+                .route("/v1/conversation/{id}/events", web::get().to(events::stream))
+                .route("/flows", web::post().to(flows::create))
+                .route("/flows", web::get().to(flows::list))
+                .route("/flows/validate", web::post().to(flows::validate))
+                .route("/flows/{id}", web::get().to(flows::get))
+                .route("/flows/{id}", web::put().to(flows::update))
+                .route("/flows/{id}", web::delete().to(flows::delete))
+                .route("/flows/{id}/versions", web::get().to(flows::versions))
+                .route("/flows/{id}/versions/{version}", web::get().to(flows::version))
+                .route("/flows/{id}/deploy", web::post().to(flows::deploy))
+                .route("/flows/{id}/undeploy", web::post().to(flows::undeploy))
+                .route("/flows/{id}/dry-run", web::post().to(flows::dry_run))
                 .route("/knowledge/sources", web::get().to(knowledge::list_sources))
                 .route("/knowledge/sources", web::post().to(knowledge::create_source))
                 .route("/knowledge/sources/{id}", web::get().to(knowledge::get_source))

@@ -14,6 +14,7 @@ mod crm;
 mod cxgenie_customers;
 mod durability;
 mod embeddings;
+mod flows;
 mod idempotency;
 mod knowledge;
 mod knowledge_queue;

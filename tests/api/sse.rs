@@ -9,15 +9,19 @@ use crate::on_both_backends;
 on_both_backends!(resumes_from_last_event_id_then_streams_live);
 
 /// Reads SSE events (id, event, data) until `stop` says so.
-struct Events {
+pub struct Events {
     body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buffer: String,
 }
 
 impl Events {
     async fn open(app: &TestApp, conversation: &str, last_event_id: Option<&str>) -> Events {
-        let mut req =
-            app.http.get(app.url(&format!("/api/conversations/{conversation}/events"))).bearer_auth(&app.a.api_key);
+        Events::open_at(app, &format!("/api/conversations/{conversation}/events"), last_event_id).await
+    }
+
+    /// Opens the stream at `path` (a route serving a conversation's events).
+    pub async fn open_at(app: &TestApp, path: &str, last_event_id: Option<&str>) -> Events {
+        let mut req = app.http.get(app.url(path)).bearer_auth(&app.a.api_key);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
@@ -27,7 +31,7 @@ impl Events {
         Events { body: Box::pin(res.bytes_stream()), buffer: String::new() }
     }
 
-    async fn next(&mut self) -> (Option<i64>, String, Value) {
+    pub async fn next(&mut self) -> (Option<i64>, String, Value) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();

@@ -1,0 +1,2 @@
+DROP TABLE flow_deployments;
+DROP TABLE flow_versions;
