@@ -13,6 +13,8 @@
 
 pub mod definition;
 pub mod engine;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,1 @@
+//! Unit tests of the flow engine with in-memory effects.
