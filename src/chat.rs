@@ -108,12 +108,16 @@ impl Chat {
         variables: serde_json::Value,
     ) -> Result<ConversationRow, ApiError> {
         let settings = self.bots.get(bot.workspace_id, bot.id).await?;
-        // A conversation that a flow will run opens with the flow's words, not the welcome.
-        let flow_channel = crate::db::flows::deployment_channel(channel);
-        let welcome = match self.flows.deployed(bot.workspace_id, bot.id, flow_channel).await? {
-            Some(_) => None,
-            None => Some(settings.welcome_message.clone()),
-        };
+        // An API-channel conversation that a flow will run opens with the flow's words, not the
+        // welcome (the caller's own UI greets); a widget still shows the welcome until the
+        // visitor's first message starts the flow.
+        let flow_opens = channel == crate::compat::chataibot::CHANNEL
+            && self
+                .flows
+                .deployed(bot.workspace_id, bot.id, crate::db::flows::deployment_channel(channel))
+                .await?
+                .is_some();
+        let welcome = (!flow_opens).then(|| settings.welcome_message.clone());
         let (workspace_id, bot_id, bot_public_id) = (bot.workspace_id, bot.id, bot.public_id.clone());
         let created = self
             .db

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp, Widget};
 use crate::on_both_backends;
 use crate::sse::Events;
 use crate::webhook_receiver::{Receiver, Reply};
@@ -17,6 +17,7 @@ on_both_backends!(
     an_intake_flow_books_a_real_slot_and_resumes_after_a_restart,
     a_running_conversation_keeps_its_version_and_invalid_flows_are_refused,
     the_api_channel_refuses_bad_starts_and_a_dry_run_changes_nothing,
+    the_same_flow_runs_on_the_widget_and_over_rest,
 );
 
 fn lead_flow() -> Value {
@@ -432,4 +433,34 @@ async fn the_api_channel_refuses_bad_starts_and_a_dry_run_changes_nothing(backen
     assert!(dry["effects"].as_array().unwrap().iter().any(|e| e["effect"] == "lead"), "{dry}");
     let (_, leads) = app.get(&app.a.api_key, "/api/leads").await;
     assert!(leads.as_array().unwrap().iter().all(|l| l["email"] != "sam@example.com"), "no lead from a dry run");
+}
+
+async fn the_same_flow_runs_on_the_widget_and_over_rest(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let flow = json!({ "start": "name", "blocks": [
+        { "id": "name", "type": "question", "text": "What's your name?", "variable": "contact.name", "next": "where" },
+        { "id": "where", "type": "answer", "source": "model", "question": "Where are you located?", "next": "bye" },
+        { "id": "bye", "type": "end", "text": "Bye, {{contact.name}}." }
+    ]});
+    deployed_flow(&app, flow, &["widget", "rest"]).await;
+
+    let mut widget = Widget::connect(&app).await;
+    widget.hello(&app.a.bot_id, None, None).await;
+    let welcome = widget.until("done").await;
+    assert_eq!(welcome.last().unwrap()["message"]["seq"], 1, "the widget still greets");
+    widget.send(json!({ "type": "message", "text": "hi" })).await;
+    let asked = widget.until("done").await;
+    assert_eq!(asked.last().unwrap()["message"]["content"], "What's your name?");
+    widget.send(json!({ "type": "message", "text": "Ann" })).await;
+    let done = widget.until("done").await;
+    let text = done.last().unwrap()["message"]["content"].as_str().unwrap().to_owned();
+    assert!(text.contains("Harbour Street") && text.ends_with("Bye, Ann."), "{text}");
+
+    let conversation = app.start_conversation().await;
+    assert_eq!(app.say(&conversation, "hello").await["reply"]["content"], "What's your name?");
+    let bye = app.say(&conversation, "Bob").await;
+    assert!(bye["reply"]["content"].as_str().unwrap().ends_with("Bye, Bob."), "{bye}");
+    // After the flow, the ordinary bot.
+    let after = app.say(&conversation, "What are your opening hours?").await;
+    assert!(after["reply"]["content"].as_str().unwrap().contains("Monday to Friday"), "{after}");
 }
