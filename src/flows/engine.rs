@@ -457,7 +457,7 @@ pub async fn turn(flow: &Flow, variables: &mut Value, input: &str, effects: &dyn
                 }
                 assign(variables, &a.variable, found);
                 cursor = if free { a.next.clone() } else { a.none.clone().or_else(|| a.next.clone()) };
-                persist(variables, effects, &mut out).await;
+                checkpoint(&mut run, &cursor, variables, effects, &mut out).await;
             }
             Kind::Book(b) => {
                 let arguments = json!({
@@ -495,7 +495,7 @@ pub async fn turn(flow: &Flow, variables: &mut Value, input: &str, effects: &dyn
                         };
                     }
                 }
-                persist(variables, effects, &mut out).await;
+                checkpoint(&mut run, &cursor, variables, effects, &mut out).await;
             }
             Kind::Lead(l) => {
                 for (field, template) in &l.fields {
@@ -510,6 +510,7 @@ pub async fn turn(flow: &Flow, variables: &mut Value, input: &str, effects: &dyn
                     Err(error) => trace["error"] = json!(error),
                 }
                 cursor = l.next.clone();
+                checkpoint(&mut run, &cursor, variables, effects, &mut out).await;
             }
             Kind::Handoff(h) => {
                 if let Some(text) = &h.text {
@@ -549,7 +550,7 @@ pub async fn turn(flow: &Flow, variables: &mut Value, input: &str, effects: &dyn
                         cursor = h.failed.clone().or_else(|| h.next.clone());
                     }
                 }
-                persist(variables, effects, &mut out).await;
+                checkpoint(&mut run, &cursor, variables, effects, &mut out).await;
             }
             Kind::Jump(j) => cursor = Some(j.to.clone()),
             Kind::End(e) => {
@@ -563,9 +564,27 @@ pub async fn turn(flow: &Flow, variables: &mut Value, input: &str, effects: &dyn
         }
         out.trace.push(trace);
     }
+    // Mid-turn checkpoints placed the run after their step; where it stands now is decided.
+    if run.waiting.is_some() || run.ended.is_some() {
+        run.resume = None;
+    }
     run.store(variables);
     persist(variables, effects, &mut out).await;
     out
+}
+
+/// Persists the variables with the run placed at `cursor`, after a step that did something: a
+/// crash before the turn ends then resumes after that step, never repeating it.
+async fn checkpoint(
+    run: &mut Run,
+    cursor: &Option<String>,
+    variables: &mut Value,
+    effects: &dyn Effects,
+    out: &mut TurnOutput,
+) {
+    run.resume = cursor.clone();
+    run.store(variables);
+    persist(variables, effects, out).await;
 }
 
 async fn persist(variables: &Value, effects: &dyn Effects, out: &mut TurnOutput) {
