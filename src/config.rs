@@ -169,6 +169,10 @@ pub struct SettingsArgs {
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
+    /// Prefix of every Redis key and channel, so clusters (or tests) can share one Redis
+    /// [default: frontdesk:].
+    #[arg(long, global = true, env = "FRONTDESK_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +219,7 @@ pub struct Settings {
     pub agent_silence: Option<Duration>,
     pub auto_assign: bool,
     pub demo: bool,
+    pub redis_prefix: String,
 }
 
 /// The model brain's global settings (OPENAI_BASE_URL, OPENAI_API_KEY, FRONTDESK_MODEL_*).
@@ -407,6 +412,8 @@ impl Settings {
                 secs => Some(Duration::from_secs(secs)),
             },
             auto_assign: pick(args.auto_assign, from_file("AUTO_ASSIGN"), "FRONTDESK_AUTO_ASSIGN")?.unwrap_or(false),
+            redis_prefix: pick(args.redis_prefix.clone(), from_file("REDIS_PREFIX"), "FRONTDESK_REDIS_PREFIX")?
+                .unwrap_or_else(|| "frontdesk:".into()),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
         })
     }

@@ -17,6 +17,7 @@ use crate::brain::model::ModelBrain;
 use crate::brain::reception::Reception;
 use crate::brain::BotSettingsCache;
 use crate::chat::Chat;
+use crate::cluster::redis::Redis;
 use crate::cluster::LocalBus;
 use crate::config::Settings;
 use crate::crm::DbLeadSignals;
@@ -37,6 +38,15 @@ use crate::knowledge::learn::{LearnConfig, Learner, LearnerWaker};
 use crate::knowledge::Knowledge;
 use crate::net_guard::TargetPolicy;
 use crate::webhooks::dispatcher::{DispatchConfig, WebhookDispatcher};
+
+/// How often a node announces itself in Redis.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// This node, and the cluster's Redis when there is one.
+pub struct Cluster {
+    pub node_id: String,
+    pub redis: Option<Arc<Redis>>,
+}
 
 /// Messages a session keeps as context for the brain.
 const CONTEXT_WINDOW: usize = 20;
@@ -77,9 +87,6 @@ impl Application {
             .await??
         };
         let (db, demo, secrets) = opened;
-        if settings.redis_url.is_some() {
-            tracing::warn!("REDIS_URL is set, but this build coordinates in-process only: run a single node");
-        }
 
         let writers = settings.db_writers.unwrap_or(match db.backend() {
             Backend::Sqlite => 1,
@@ -91,7 +98,9 @@ impl Application {
         let desk = Arc::new(BookingDesk::new(db.clone()));
         let scorer = LeadScorer::new(Arc::new(DbLeadSignals::new(db.clone())), crate::crm::COALESCE).start();
         let reception = Arc::new(Reception::new(db.clone(), desk.clone(), Some(scorer.clone()), settings.booking_hold));
-        let node_id = format!("{}-{}", hostname(), std::process::id());
+        // Unique even for several servers in one process (tests) or on one host.
+        let node_id =
+            format!("{}-{}-{}", hostname(), std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6]);
         let knowledge = web::Data::new(start_knowledge(&settings, &db, &node_id)?);
         let flows = Arc::new(FlowCatalog::new(db.clone()));
         let tools = || crate::brain::tools::Tools {
@@ -160,8 +169,20 @@ impl Application {
         }
         .start();
 
-        let limiter = ApiRateLimiter::<i64>::per_minute(settings.rate_limit_per_minute).map(web::Data::new);
-        let chat_limiter = ChatRateLimiter::per_minute(settings.chat_rate_limit_per_minute).map(web::Data::new);
+        let redis = match &settings.redis_url {
+            Some(url) => {
+                let redis = Redis::connect(url, &settings.redis_prefix, &node_id)?;
+                redis.start_heartbeat(HEARTBEAT);
+                tracing::info!(node_id = %node_id, "cluster mode: rate limits are shared through Redis");
+                Some(redis)
+            }
+            None => None,
+        };
+        let limiter = ApiRateLimiter::<i64>::per_minute(settings.rate_limit_per_minute)
+            .map(|limiter| web::Data::new(limiter.shared(redis.clone(), "api")));
+        let chat_limiter = ChatRateLimiter::per_minute(settings.chat_rate_limit_per_minute)
+            .map(|limiter| web::Data::new(limiter.shared(redis.clone())));
+        let cluster = web::Data::new(Cluster { node_id: node_id.clone(), redis });
         let sweep_limiter = limiter.clone();
         let sweep_chat_limiter = chat_limiter.clone();
         let sweep_db = chat.db.clone();
@@ -192,6 +213,7 @@ impl Application {
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(agent_sockets.clone())
+                .app_data(cluster.clone())
                 .app_data(model_defaults.clone())
                 .app_data(webhook_admin.clone())
                 .app_data(knowledge.clone())

@@ -1,6 +1,8 @@
 //! Coordination between the parts of a node (and, with Redis, between nodes): event fan-out
-//! to every subscriber of a conversation. Without `REDIS_URL`, everything is in-process.
+//! to every subscriber of a conversation, and (with `REDIS_URL`) membership and shared rate
+//! limits across nodes. Without `REDIS_URL`, everything is in-process.
 
 pub mod local;
+pub mod redis;
 
 pub use local::LocalBus;

@@ -64,7 +64,10 @@ pub async fn chat(
         .await?
         .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
     let address = req.peer_addr().map(|a| a.ip());
-    let verdict = limiter.map(|l| l.check(workspace_id, &session_id, address));
+    let verdict = match limiter {
+        Some(limiter) => Some(limiter.check(workspace_id, &session_id, address).await),
+        None => None,
+    };
     if let Some(verdict) = verdict.filter(|v| !v.allowed) {
         let error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

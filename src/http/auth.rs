@@ -74,7 +74,10 @@ pub async fn require_api_key(
         (workspace_id, key_id, None)
     };
     tracing::Span::current().record("workspace_id", workspace_id);
-    let verdict = req.app_data::<web::Data<ApiRateLimiter>>().map(|limiter| limiter.check(key_id));
+    let verdict = match req.app_data::<web::Data<ApiRateLimiter>>() {
+        Some(limiter) => Some(limiter.check(key_id).await),
+        None => None,
+    };
     if let Some(verdict) = verdict.filter(|v| !v.allowed) {
         let error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

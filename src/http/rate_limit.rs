@@ -4,20 +4,28 @@
 //! `X-RateLimit-Remaining` (requests that may be sent right now) and `X-RateLimit-Reset`
 //! (seconds until the whole quota is available again). A request over the quota gets 429 with
 //! `Retry-After` (seconds). Requests refused with 401 never reach the limiter, so they cost
-//! nothing. Several nodes share limits only once the Redis limiter (issue 9) replaces this one.
+//! nothing. With Redis, every node counts against the same quota (GCRA in Redis, see
+//! [`crate::cluster::redis`]); while Redis cannot be reached, each node falls back to its own
+//! in-process limiter, so a request is never refused or failed for Redis's sake.
 
+use std::fmt::Debug;
 use std::hash::Hash;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::cluster::redis::Redis;
+
 /// A per-minute quota per key: an API key's id by default, a chat session for `POST /chat`.
 pub struct ApiRateLimiter<K: Hash + Eq + Clone = i64> {
     per_minute: u32,
     limiter: DefaultKeyedRateLimiter<K, StateInformationMiddleware>,
+    /// The cluster's shared quota, and the name of this quota's keys in it.
+    shared: Option<(Arc<Redis>, &'static str)>,
 }
 
 /// The quotas of ChatGenius's unauthenticated `POST /chat`: per workspace and session, and,
@@ -39,15 +47,23 @@ impl ChatRateLimiter {
         })
     }
 
+    /// Shares both quotas through the cluster's Redis.
+    pub fn shared(self, redis: Option<Arc<Redis>>) -> Self {
+        ChatRateLimiter {
+            per_session: self.per_session.shared(redis.clone(), "chat"),
+            per_address: self.per_address.shared(redis, "chat-address"),
+        }
+    }
+
     /// Counts one message; the session's verdict unless the address is over its quota.
-    pub fn check(&self, workspace_id: i64, session: &str, address: Option<std::net::IpAddr>) -> Verdict {
+    pub async fn check(&self, workspace_id: i64, session: &str, address: Option<std::net::IpAddr>) -> Verdict {
         if let Some(address) = address {
-            let by_address = self.per_address.check((workspace_id, address));
+            let by_address = self.per_address.check((workspace_id, address)).await;
             if !by_address.allowed {
                 return by_address;
             }
         }
-        self.per_session.check((workspace_id, session.to_owned()))
+        self.per_session.check((workspace_id, session.to_owned())).await
     }
 
     pub fn shrink(&self) {
@@ -68,16 +84,33 @@ pub struct Verdict {
     pub retry_after_secs: u64,
 }
 
-impl<K: Hash + Eq + Clone> ApiRateLimiter<K> {
+impl<K: Hash + Eq + Clone + Debug> ApiRateLimiter<K> {
     /// `None` when `per_minute` is 0 (limits off).
     pub fn per_minute(per_minute: u32) -> Option<ApiRateLimiter<K>> {
         let n = NonZeroU32::new(per_minute)?;
         let limiter = RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
-        Some(ApiRateLimiter { per_minute, limiter })
+        Some(ApiRateLimiter { per_minute, limiter, shared: None })
     }
 
-    /// Counts one request of `key_id`.
-    pub fn check(&self, key_id: K) -> Verdict {
+    /// Counts this quota in the cluster's Redis (under `scope`), when there is one.
+    pub fn shared(mut self, redis: Option<Arc<Redis>>, scope: &'static str) -> Self {
+        self.shared = redis.map(|redis| (redis, scope));
+        self
+    }
+
+    /// Counts one request of `key_id`: in Redis when shared and reachable, otherwise here.
+    pub async fn check(&self, key_id: K) -> Verdict {
+        if let Some((redis, scope)) = &self.shared {
+            match redis.gcra(&format!("{scope}:{key_id:?}"), self.per_minute).await {
+                Ok(verdict) => return verdict,
+                Err(error) => tracing::debug!(%error, "rate limit decided on this node"),
+            }
+        }
+        self.check_here(key_id)
+    }
+
+    /// Counts one request of `key_id` in this node's own limiter.
+    pub fn check_here(&self, key_id: K) -> Verdict {
         let seconds_per_cell = 60.0 / f64::from(self.per_minute);
         match self.limiter.check_key(&key_id) {
             Ok(state) => {

@@ -133,16 +133,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
 
 /// Runs the server on its own actix system (stopping it ends every task it started).
 fn serve(db: TestDb, settings: Settings, a: CreatedWorkspace, b: CreatedWorkspace) -> TestApp {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let build = settings.clone();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let app = Application::build(build).await.expect("server builds");
-            tx.send((app.port(), app.handle())).unwrap();
-            app.run().await.expect("server runs");
-        })
-    });
-    let (port, handle) = rx.recv_timeout(Duration::from_secs(30)).expect("server started");
+    let (port, handle) = start_server(settings.clone());
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
         ws_url: format!("ws://127.0.0.1:{port}/ws/widget"),
@@ -155,7 +146,40 @@ fn serve(db: TestDb, settings: Settings, a: CreatedWorkspace, b: CreatedWorkspac
     }
 }
 
+/// Another node of the same deployment: its own server on its own port, sharing the first
+/// node's database (and Redis, when it has one). Stopped when dropped.
+pub struct Node {
+    pub base: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let _ = std::thread::spawn(move || futures::executor::block_on(handle.stop(false))).join();
+    }
+}
+
+/// Starts a server with `settings` on its own actix system; answers its port and handle.
+fn start_server(settings: Settings) -> (u16, actix_web::dev::ServerHandle) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let app = Application::build(settings).await.expect("server builds");
+            tx.send((app.port(), app.handle())).unwrap();
+            app.run().await.expect("server runs");
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(30)).expect("server started")
+}
+
 impl TestApp {
+    /// Starts another node on this app's database and settings.
+    pub fn node(&self) -> Node {
+        let (port, handle) = start_server(self.settings.clone());
+        Node { base: format!("http://127.0.0.1:{port}"), handle }
+    }
+
     /// The server's database, for checks the API cannot make.
     pub fn database(&self) -> frontdesk::db::Db {
         frontdesk::db::Db::connect(&self.db().url, 2).expect("test database")

@@ -10,6 +10,7 @@ mod bad_input;
 mod bookings;
 mod chat_booking;
 mod cli;
+mod cluster;
 mod crm;
 mod cxgenie_customers;
 mod durability;

@@ -1,0 +1,176 @@
+//! Redis, when `REDIS_URL` is set: the nodes' membership (a heartbeat in one sorted set) and the
+//! quotas every node shares (GCRA in one Lua script).
+//!
+//! Redis is a coordinator here, never the record: when it cannot be reached the node keeps
+//! serving, each quota falls back to the node's own limiter, and `/readyz` and the log say so.
+//! After a failed call the node leaves Redis alone for [`BACKOFF`] rather than making every
+//! request wait for a connection that is not there.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use crate::http::rate_limit::Verdict;
+
+/// How long one Redis call may take before the node decides without it.
+const CALL_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long the node stays off Redis after a failed call.
+const BACKOFF: Duration = Duration::from_secs(1);
+
+/// GCRA ("generic cell rate algorithm") on one key, atomically: the key holds the theoretical
+/// arrival time (TAT) of the next request in ms. A request is allowed if it arrives no earlier
+/// than TAT minus the period, and then moves TAT on by one interval (period / limit). A refused
+/// request changes nothing. The clock is Redis's own, so nodes need no synchronised clocks.
+/// Returns {allowed, remaining, retry_after_ms, reset_ms}.
+const GCRA: &str = r"
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local interval = period / limit
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local next_tat = tat + interval
+local allow_at = next_tat - period
+if allow_at > now then
+  return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
+end
+redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(next_tat - now))
+return {1, math.floor((period - (next_tat - now)) / interval), 0, math.ceil(next_tat - now)}
+";
+
+/// A node's connection to Redis, and what it knows of Redis's health.
+pub struct Redis {
+    conn: ConnectionManager,
+    prefix: String,
+    node_id: String,
+    gcra: Script,
+    healthy: AtomicBool,
+    /// Until when (ms since `started`) calls are skipped after a failure.
+    resting_until: AtomicI64,
+    started: Instant,
+    last_error: Mutex<Option<String>>,
+    /// How long a node's last heartbeat counts (three beats).
+    window_ms: AtomicI64,
+}
+
+impl Redis {
+    /// Connects lazily: a node starts even while Redis is down, and uses it once it is up.
+    pub fn connect(url: &str, prefix: &str, node_id: &str) -> anyhow::Result<Arc<Redis>> {
+        let client = redis::Client::open(url).map_err(|err| anyhow::anyhow!("REDIS_URL: {err}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|err| anyhow::anyhow!("Redis client: {err}"))?;
+        Ok(Arc::new(Redis {
+            conn,
+            prefix: prefix.to_owned(),
+            node_id: node_id.to_owned(),
+            gcra: Script::new(GCRA),
+            healthy: AtomicBool::new(true),
+            resting_until: AtomicI64::new(0),
+            started: Instant::now(),
+            last_error: Mutex::new(None),
+            window_ms: AtomicI64::new(15_000),
+        }))
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// A key (or channel) of this cluster.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Whether the last call reached Redis, and the error of the last one that did not.
+    pub fn health(&self) -> (bool, Option<String>) {
+        let error = self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (self.healthy.load(Ordering::Relaxed), error)
+    }
+
+    fn elapsed_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    /// Runs one call unless Redis is resting after a failure; notes the outcome.
+    async fn call<T, F>(&self, call: F) -> Result<T, String>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        if self.elapsed_ms() < self.resting_until.load(Ordering::Relaxed) {
+            return Err("Redis is unreachable (resting after a failure)".into());
+        }
+        let outcome = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", CALL_TIMEOUT.as_millis())),
+        };
+        match &outcome {
+            Ok(_) => {
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!("Redis is reachable again: shared rate limits resume");
+                }
+            }
+            Err(error) => {
+                self.resting_until.store(self.elapsed_ms() + BACKOFF.as_millis() as i64, Ordering::Relaxed);
+                if self.healthy.swap(false, Ordering::Relaxed) {
+                    tracing::error!(%error, "Redis is unreachable: rate limits fall back to this node's own");
+                }
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
+            }
+        }
+        outcome
+    }
+
+    /// Counts one request against `key`'s quota of `per_minute`, shared by every node.
+    pub async fn gcra(&self, key: &str, per_minute: u32) -> Result<Verdict, String> {
+        let mut conn = self.conn.clone();
+        let key = self.key(&format!("rl:{key}"));
+        let mut invocation = self.gcra.prepare_invoke();
+        invocation.key(key).arg(per_minute).arg(60_000);
+        let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) =
+            self.call(invocation.invoke_async(&mut conn)).await?;
+        let seconds = |ms: i64| (ms.max(0) as u64).div_ceil(1000);
+        Ok(Verdict {
+            allowed: allowed == 1,
+            limit: per_minute,
+            remaining: remaining.clamp(0, i64::from(per_minute)) as u32,
+            reset_secs: seconds(reset_ms),
+            retry_after_secs: seconds(retry_ms).max(u64::from(allowed != 1)),
+        })
+    }
+
+    /// Announces this node every `every`; a node missing three beats is gone.
+    pub fn start_heartbeat(self: &Arc<Self>, every: Duration) {
+        let redis = self.clone();
+        let window = every.as_millis() as i64 * 3;
+        redis.window_ms.store(window, Ordering::Relaxed);
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let mut conn = redis.conn.clone();
+                let now = crate::db::now_ms();
+                let mut beat = redis::pipe();
+                beat.zadd(redis.key("nodes"), &redis.node_id, now).ignore();
+                beat.zrembyscore(redis.key("nodes"), "-inf", now - window).ignore();
+                let _ = redis.call(beat.query_async::<()>(&mut conn)).await;
+            }
+        });
+    }
+
+    /// The nodes whose heartbeat is current (this one included, once it has beaten).
+    pub async fn nodes(&self) -> Result<Vec<String>, String> {
+        let mut conn = self.conn.clone();
+        let since = crate::db::now_ms() - self.window_ms.load(Ordering::Relaxed);
+        self.call(conn.zrangebyscore(self.key("nodes"), since, "+inf")).await
+    }
+}

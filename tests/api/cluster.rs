@@ -1,0 +1,191 @@
+//! Several nodes on one database and one Redis: quotas shared by every node, and a node that
+//! keeps serving (on its own limiter) while Redis is down and shares again once it is back.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app_with, status_json, Backend, TestApp};
+use crate::on_both_backends;
+
+on_both_backends!(a_node_serves_through_a_redis_outage_and_shares_quotas_again_after);
+
+/// The machine's Redis, with a key prefix of the test's own.
+fn shared_redis(args: &mut frontdesk::config::SettingsArgs) {
+    args.redis_url = Some("redis://127.0.0.1:6379".into());
+    args.redis_prefix = Some(format!("frontdesk-test-{}:", uuid::Uuid::new_v4().simple()));
+}
+
+/// A Redis server of the test's own, on a free port, that the test may stop and start.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = PrivateRedis { port, child: None };
+        redis.up();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (CI installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// `n` requests for the workspace with A's key at `base`; answers the statuses and the last
+/// response's rate-limit headers.
+async fn burst(app: &TestApp, base: &str, n: usize) -> (Vec<u16>, Vec<(String, String)>) {
+    let mut statuses = Vec::new();
+    let mut headers = Vec::new();
+    for _ in 0..n {
+        let res = app.http.get(format!("{base}/api/workspace")).bearer_auth(&app.a.api_key).send().await.unwrap();
+        statuses.push(res.status().as_u16());
+        headers = res
+            .headers()
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("x-ratelimit") || name.as_str() == "retry-after")
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect();
+    }
+    (statuses, headers)
+}
+
+async fn readyz(app: &TestApp, base: &str) -> Value {
+    let (status, body) = status_json(app.http.get(format!("{base}/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "Redis is not needed to serve: {body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_one_quota_per_key() {
+    let app = spawn_app_with(Backend::Postgres, |args| {
+        shared_redis(args);
+        args.rate_limit_per_minute = Some(200);
+    })
+    .await;
+    let (b, c) = (app.node(), app.node());
+    let bases = [app.base.clone(), b.base.clone(), c.base.clone()];
+
+    // 400 requests with one key, spread over the three nodes, 30 at a time.
+    let started = Instant::now();
+    let statuses: Vec<u16> = futures::stream::iter(0..400)
+        .map(|i| {
+            let request = app.http.get(format!("{}/api/workspace", bases[i % 3])).bearer_auth(&app.a.api_key);
+            async move { request.send().await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(30)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(ok + limited, 400, "only 200s and 429s: {statuses:?}");
+    // GCRA lets exactly the quota through at once, then one more request per 300 ms (200 a
+    // minute) for as long as the burst lasted. Each node counting alone would let all 400 pass.
+    let refilled = (elapsed.as_millis() / 300) as usize + 1;
+    assert!(ok >= 200 && ok <= 200 + refilled, "{ok} succeeded in {elapsed:?}");
+
+    // A refused request says when to come back; every node knows the others.
+    let res = app.http.get(format!("{}/api/workspace", bases[1])).bearer_auth(&app.a.api_key).send().await.unwrap();
+    if res.status() == 429 {
+        let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    }
+    assert_eq!(res.headers()["x-ratelimit-limit"], "200");
+    // A wrong key is refused before the limiter and costs nothing.
+    let res = app.http.get(format!("{}/api/workspace", bases[2])).bearer_auth("fdk_wrong").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().get("x-ratelimit-limit").is_none());
+
+    let mut nodes = Vec::new();
+    for _ in 0..50 {
+        let ready = readyz(&app, &bases[0]).await;
+        assert_eq!(ready["redis"]["status"], "ok", "{ready}");
+        nodes = ready["redis"]["nodes"].as_array().unwrap().clone();
+        if nodes.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+}
+
+async fn a_node_serves_through_a_redis_outage_and_shares_quotas_again_after(backend: Backend) {
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
+    let app = spawn_app_with(backend, |args| {
+        args.redis_url = Some(url);
+        args.redis_prefix = Some("frontdesk-test:".into());
+        args.rate_limit_per_minute = Some(5);
+    })
+    .await;
+    let other = app.node();
+
+    // Shared: five requests between the two nodes, then the quota is spent on both.
+    let (first, _) = burst(&app, &app.base, 3).await;
+    let (second, headers) = burst(&app, &other.base, 3).await;
+    assert_eq!([first, second].concat(), [200, 200, 200, 200, 200, 429], "one quota for both nodes");
+    assert!(headers.iter().any(|(name, value)| name == "retry-after" && value != "0"), "{headers:?}");
+
+    // Redis goes away: no 500, each node counts on its own, and says so.
+    redis.down();
+    let (during, headers) = burst(&app, &app.base, 6).await;
+    assert_eq!(during, [200, 200, 200, 200, 200, 429], "this node's own limiter: {headers:?}");
+    let ready = readyz(&app, &app.base).await;
+    assert_eq!(ready["redis"]["status"], "unreachable", "{ready}");
+    assert!(ready["redis"]["rate_limits"].as_str().unwrap().starts_with("local fallback"), "{ready}");
+    let (elsewhere, _) = burst(&app, &other.base, 5).await;
+    assert_eq!(elsewhere, [200; 5], "the other node has its own count meanwhile");
+
+    // Redis is back (empty): the nodes share its quota again.
+    redis.up();
+    let mut recovered = false;
+    for _ in 0..50 {
+        let ready = readyz(&app, &app.base).await;
+        if ready["redis"]["status"] == "ok" {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "readyz reports Redis again");
+    let (first, _) = burst(&app, &other.base, 2).await;
+    let (second, _) = burst(&app, &app.base, 4).await;
+    assert_eq!([first, second].concat(), [200, 200, 200, 200, 200, 429], "shared again");
+}
