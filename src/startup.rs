@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
-use frontdesk_actors::{LeadScorer, Ports, SessionConfig, SessionRegistry, SystemClock};
+use frontdesk_actors::{EventBus, LeadScorer, Ports, SessionConfig, SessionRegistry, SystemClock};
 use tracing_actix_web::TracingLogger;
 
 use crate::booking::desk::BookingDesk;
@@ -17,6 +17,7 @@ use crate::brain::model::ModelBrain;
 use crate::brain::reception::Reception;
 use crate::brain::BotSettingsCache;
 use crate::chat::Chat;
+use crate::cluster::bus::RedisBus;
 use crate::cluster::redis::Redis;
 use crate::cluster::LocalBus;
 use crate::config::Settings;
@@ -102,6 +103,21 @@ impl Application {
         let node_id =
             format!("{}-{}-{}", hostname(), std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6]);
         let knowledge = web::Data::new(start_knowledge(&settings, &db, &node_id)?);
+        let redis = match &settings.redis_url {
+            Some(url) => {
+                let redis = Redis::connect(url, &settings.redis_prefix, &node_id)?;
+                redis.start_heartbeat(HEARTBEAT);
+                tracing::info!(node_id = %node_id, "cluster mode: events and rate limits go through Redis");
+                Some(redis)
+            }
+            None => None,
+        };
+        // Conversation events reach this node's subscribers directly and, clustered, every
+        // other node's through Redis.
+        let events: Arc<dyn EventBus> = match &redis {
+            Some(redis) => Arc::new(RedisBus::start(redis.clone(), bus.clone())),
+            None => bus.clone(),
+        };
         let flows = Arc::new(FlowCatalog::new(db.clone()));
         let tools = || crate::brain::tools::Tools {
             db: db.clone(),
@@ -131,7 +147,7 @@ impl Application {
                 knowledge: Some(knowledge.clone().into_inner()),
                 http_policy: flow_http_policy(&settings),
             }),
-            bus: bus.clone(),
+            bus: events.clone(),
             clock: Arc::new(SystemClock),
         };
         let registry = SessionRegistry::new(
@@ -159,7 +175,7 @@ impl Application {
         .start();
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
         let limits = settings.limits();
-        let chat = web::Data::new(Chat { db, registry, bus: bus.clone(), bots, limits, desk, flows, flow_tools });
+        let chat = web::Data::new(Chat { db, registry, bus: events, bots, limits, desk, flows, flow_tools });
         let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::default());
         let model_defaults = web::Data::new(settings.model.clone());
         crate::handoff::HandoffRules {
@@ -169,15 +185,6 @@ impl Application {
         }
         .start();
 
-        let redis = match &settings.redis_url {
-            Some(url) => {
-                let redis = Redis::connect(url, &settings.redis_prefix, &node_id)?;
-                redis.start_heartbeat(HEARTBEAT);
-                tracing::info!(node_id = %node_id, "cluster mode: rate limits are shared through Redis");
-                Some(redis)
-            }
-            None => None,
-        };
         let limiter = ApiRateLimiter::<i64>::per_minute(settings.rate_limit_per_minute)
             .map(|limiter| web::Data::new(limiter.shared(redis.clone(), "api")));
         let chat_limiter = ChatRateLimiter::per_minute(settings.chat_rate_limit_per_minute)

@@ -2,6 +2,7 @@
 //! to every subscriber of a conversation, and (with `REDIS_URL`) membership and shared rate
 //! limits across nodes. Without `REDIS_URL`, everything is in-process.
 
+pub mod bus;
 pub mod local;
 pub mod redis;
 

@@ -44,6 +44,7 @@ return {1, math.floor((period - (next_tat - now)) / interval), 0, math.ceil(next
 
 /// A node's connection to Redis, and what it knows of Redis's health.
 pub struct Redis {
+    client: redis::Client,
     conn: ConnectionManager,
     prefix: String,
     node_id: String,
@@ -55,6 +56,8 @@ pub struct Redis {
     last_error: Mutex<Option<String>>,
     /// How long a node's last heartbeat counts (three beats).
     window_ms: AtomicI64,
+    /// Whether this node hears the other nodes' events right now.
+    pub listening: AtomicBool,
 }
 
 impl Redis {
@@ -66,9 +69,10 @@ impl Redis {
             .set_response_timeout(Some(CALL_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|err| anyhow::anyhow!("Redis client: {err}"))?;
         Ok(Arc::new(Redis {
+            client,
             conn,
             prefix: prefix.to_owned(),
             node_id: node_id.to_owned(),
@@ -78,6 +82,7 @@ impl Redis {
             started: Instant::now(),
             last_error: Mutex::new(None),
             window_ms: AtomicI64::new(15_000),
+            listening: AtomicBool::new(false),
         }))
     }
 
@@ -146,6 +151,26 @@ impl Redis {
             reset_secs: seconds(reset_ms),
             retry_after_secs: seconds(retry_ms).max(u64::from(allowed != 1)),
         })
+    }
+
+    /// Publishes `payload` on `channel` (a key of this cluster).
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        self.call(conn.publish::<_, _, ()>(self.key(channel), payload)).await
+    }
+
+    /// A dedicated connection subscribed to `channel`, for as long as the returned stream lasts.
+    pub async fn subscription(&self, channel: &str) -> Result<redis::aio::PubSubStream, String> {
+        let connect = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(self.key(channel)).await?;
+            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+        };
+        match tokio::time::timeout(CALL_TIMEOUT * 3, connect).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("no answer from Redis".into()),
+        }
     }
 
     /// Announces this node every `every`; a node missing three beats is gone.

@@ -25,12 +25,20 @@ pub async fn readyz(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpR
         if let Some(redis) = &cluster.redis {
             let nodes = redis.nodes().await;
             let (reachable, error) = redis.health();
+            let events = if redis.listening.load(std::sync::atomic::Ordering::Relaxed) {
+                "listening"
+            } else {
+                "not listening: this node hears only its own conversations' events"
+            };
             body["redis"] = match nodes {
-                Ok(nodes) if reachable => json!({ "status": "ok", "nodes": nodes, "rate_limits": "shared" }),
+                Ok(nodes) if reachable => {
+                    json!({ "status": "ok", "nodes": nodes, "rate_limits": "shared", "events": events })
+                }
                 _ => json!({
                     "status": "unreachable",
                     "error": error,
                     "rate_limits": "local fallback: each node counts its own requests",
+                    "events": events,
                 }),
             };
         }

@@ -1,5 +1,6 @@
-//! Several nodes on one database and one Redis: quotas shared by every node, and a node that
-//! keeps serving (on its own limiter) while Redis is down and shares again once it is back.
+//! Several nodes on one database and one Redis: a conversation's events reach listeners on
+//! every node, quotas are shared by every node, and a node keeps serving (on its own limiter)
+//! while Redis is down and shares again once it is back.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use serde_json::Value;
 
 use crate::helpers::{spawn_app_with, status_json, Backend, TestApp};
 use crate::on_both_backends;
+use crate::sse::Events;
 
 on_both_backends!(a_node_serves_through_a_redis_outage_and_shares_quotas_again_after);
 
@@ -188,4 +190,54 @@ async fn a_node_serves_through_a_redis_outage_and_shares_quotas_again_after(back
     let (first, _) = burst(&app, &other.base, 2).await;
     let (second, _) = burst(&app, &app.base, 4).await;
     assert_eq!([first, second].concat(), [200, 200, 200, 200, 200, 429], "shared again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversations_events_reach_listeners_on_other_nodes() {
+    let app = spawn_app_with(Backend::Postgres, shared_redis).await;
+    let (b, c) = (app.node(), app.node());
+    for base in [&b.base, &c.base] {
+        let mut listening = false;
+        for _ in 0..50 {
+            if readyz(&app, base).await["redis"]["events"] == "listening" {
+                listening = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(listening, "{base} hears the cluster's events");
+    }
+    let conversation = app.start_conversation().await; // on the first node; the welcome is seq 1
+
+    // A long-poll on node C and an SSE stream on node B, both waiting for what comes next.
+    let poll = {
+        let request = app
+            .http
+            .get(format!("{}/api/conversations/{conversation}/messages?after=1&wait=30", c.base))
+            .bearer_auth(&app.a.api_key);
+        tokio::spawn(async move { status_json(request.send().await.unwrap()).await })
+    };
+    let mut events = Events::open_url(&app, &format!("{}/api/conversations/{conversation}/events", b.base), None).await;
+    let (id, kind, _) = events.next().await;
+    assert_eq!((id, kind.as_str()), (Some(1), "done"), "the catch-up from the database");
+
+    app.say(&conversation, "Where are you located?").await;
+
+    // B sees the reply stream live: deltas are never stored, so only the bus brings them.
+    let mut kinds = Vec::new();
+    loop {
+        let (_, kind, data) = events.next().await;
+        kinds.push(kind.clone());
+        if kind == "done" {
+            assert!(data["message"]["content"].as_str().unwrap().contains("Harbour Street"), "{data}");
+            break;
+        }
+    }
+    assert_eq!(kinds.first().map(String::as_str), Some("message"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "delta"), "{kinds:?}");
+    // C's long-poll woke up with the visitor's message instead of waiting out its 30 s empty.
+    let (status, page) = poll.await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["messages"][0]["seq"], 2, "{page}");
+    assert_eq!(page["messages"][0]["content"], "Where are you located?");
 }

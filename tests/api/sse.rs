@@ -21,7 +21,12 @@ impl Events {
 
     /// Opens the stream at `path` (a route serving a conversation's events).
     pub async fn open_at(app: &TestApp, path: &str, last_event_id: Option<&str>) -> Events {
-        let mut req = app.http.get(app.url(path)).bearer_auth(&app.a.api_key);
+        Events::open_url(app, &app.url(path), last_event_id).await
+    }
+
+    /// Opens the stream at a full URL (another node's, say), with workspace A's key.
+    pub async fn open_url(app: &TestApp, url: &str, last_event_id: Option<&str>) -> Events {
+        let mut req = app.http.get(url).bearer_auth(&app.a.api_key);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }

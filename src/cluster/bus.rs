@@ -1,0 +1,99 @@
+//! `RedisBus`: conversation events for every node. Each event is delivered to this node's own
+//! subscribers at once (through the [`LocalBus`]) and published once on the cluster's channel;
+//! every other node hands what it hears to its own subscribers.
+//!
+//! One channel carries every conversation, so a node hears the whole cluster's events and keeps
+//! those someone on it listens to (a map lookup for the rest): no subscription bookkeeping to
+//! get wrong when listeners come and go, at the price of traffic that grows with the number of
+//! nodes. Redis pub/sub delivers at most once (nothing while a node is disconnected), which is
+//! what the `EventBus` port promises: subscribers see a gap in `seq` and refill from the
+//! database. Events are published in the order they happen on this node, by one task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use frontdesk_actors::{ConversationEvent, EventBus};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+use super::redis::Redis;
+use super::LocalBus;
+
+/// The channel (under the cluster's prefix) every event travels on.
+const CHANNEL: &str = "events";
+/// Events waiting to be published; beyond this (Redis very slow) new ones are dropped.
+const OUTBOX: usize = 65_536;
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    node: String,
+    topic: String,
+    event: ConversationEvent,
+}
+
+pub struct RedisBus {
+    local: Arc<LocalBus>,
+    node_id: String,
+    outbox: mpsc::Sender<String>,
+}
+
+impl RedisBus {
+    /// Starts publishing this node's events and hearing the others' (on the current runtime).
+    pub fn start(redis: Arc<Redis>, local: Arc<LocalBus>) -> RedisBus {
+        let (outbox, mut pending) = mpsc::channel::<String>(OUTBOX);
+        let publisher = redis.clone();
+        actix_rt::spawn(async move {
+            while let Some(payload) = pending.recv().await {
+                if let Err(error) = publisher.publish(CHANNEL, &payload).await {
+                    tracing::debug!(%error, "an event did not reach the other nodes");
+                }
+            }
+        });
+        let listener = local.clone();
+        let node_id = redis.node_id().to_owned();
+        let me = node_id.clone();
+        actix_rt::spawn(async move {
+            loop {
+                match redis.subscription(CHANNEL).await {
+                    Ok(mut messages) => {
+                        tracing::info!("listening to the other nodes' events");
+                        redis.listening.store(true, std::sync::atomic::Ordering::Relaxed);
+                        while let Some(message) = messages.next().await {
+                            let Ok(envelope) = serde_json::from_slice::<Envelope>(message.get_payload_bytes()) else {
+                                continue;
+                            };
+                            if envelope.node != me {
+                                listener.publish(&envelope.topic, envelope.event);
+                            }
+                        }
+                        redis.listening.store(false, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!("lost the other nodes' events; reconnecting");
+                    }
+                    Err(error) => tracing::debug!(%error, "cannot hear the other nodes' events yet"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        RedisBus { local, node_id, outbox }
+    }
+}
+
+impl EventBus for RedisBus {
+    fn publish(&self, topic: &str, event: ConversationEvent) {
+        let envelope = Envelope { node: self.node_id.clone(), topic: topic.to_owned(), event };
+        match serde_json::to_string(&envelope) {
+            Ok(payload) => {
+                if self.outbox.try_send(payload).is_err() {
+                    tracing::warn!("the cluster's event outbox is full; an event stays on this node");
+                }
+            }
+            Err(error) => tracing::error!(%error, "an event could not be serialised"),
+        }
+        self.local.publish(topic, envelope.event);
+    }
+
+    fn subscribe(&self, topic: &str) -> broadcast::Receiver<Arc<ConversationEvent>> {
+        self.local.subscribe(topic)
+    }
+}
