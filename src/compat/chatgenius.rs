@@ -65,7 +65,10 @@ pub async fn chat(
         .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
     let address = req.peer_addr().map(|a| a.ip());
     let verdict = match limiter {
-        Some(limiter) => Some(limiter.check(workspace_id, &session_id, address).await),
+        Some(limiter) => {
+            let quotas = chat.db.run(move |conn| workspaces::quotas(conn, workspace_id)).await?;
+            Some(limiter.check(workspace_id, &session_id, address, quotas.chat_rate_limit_per_minute).await)
+        }
         None => None,
     };
     if let Some(verdict) = verdict.filter(|v| !v.allowed) {

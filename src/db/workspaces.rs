@@ -1,7 +1,7 @@
 //! Workspaces (tenants): creation with every credential a seed API authenticates with.
 
 use diesel::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bots::{self, BotSettings, Fact};
 use super::schema::workspaces;
@@ -17,6 +17,56 @@ pub struct WorkspaceRow {
     pub name: String,
     pub timezone: String,
     pub created_at: i64,
+}
+
+/// A workspace's own quotas (requests per minute), in place of the server's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    /// Per API key on the authenticated API.
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Per session on `POST /chat`.
+    #[serde(default)]
+    pub chat_rate_limit_per_minute: Option<u32>,
+}
+
+impl Quotas {
+    /// The quotas kept in a workspace's `settings` JSON.
+    pub fn of_settings(settings: &str) -> Quotas {
+        serde_json::from_str::<serde_json::Value>(settings)
+            .ok()
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or_default()
+    }
+}
+
+pub fn quotas(conn: &mut DbConn, id: i64) -> Result<Quotas, DbError> {
+    let settings: Option<String> = on_backend!(conn, c => workspaces::table
+        .filter(workspaces::id.eq(id))
+        .select(workspaces::settings)
+        .first(c)
+        .optional())?;
+    Ok(settings.map(|s| Quotas::of_settings(&s)).unwrap_or_default())
+}
+
+/// Stores the workspace's quotas in its settings, keeping whatever else they hold.
+pub fn set_quotas(conn: &mut DbConn, id: i64, quotas: Quotas) -> Result<(), DbError> {
+    write_tx(conn, |conn| {
+        let settings: String = on_backend!(conn, c => workspaces::table
+            .filter(workspaces::id.eq(id))
+            .select(workspaces::settings)
+            .first(c))?;
+        let mut value: serde_json::Value = serde_json::from_str(&settings).unwrap_or_else(|_| serde_json::json!({}));
+        if !value.is_object() {
+            value = serde_json::json!({});
+        }
+        value["rate_limit_per_minute"] = serde_json::json!(quotas.rate_limit_per_minute);
+        value["chat_rate_limit_per_minute"] = serde_json::json!(quotas.chat_rate_limit_per_minute);
+        on_backend!(conn, c => diesel::update(workspaces::table.filter(workspaces::id.eq(id)))
+            .set(workspaces::settings.eq(value.to_string()))
+            .execute(c))?;
+        Ok(())
+    })
 }
 
 /// A new workspace and its secrets in clear: printed once, never stored so.

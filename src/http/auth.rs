@@ -51,7 +51,7 @@ pub async fn require_api_key(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let chat = req.app_data::<web::Data<Chat>>().cloned().ok_or_else(|| ApiError::internal("chat state missing"))?;
     let token = bearer(req.request())?;
-    let (workspace_id, key_id, agent) = if token.starts_with(crate::secrets::AGENT_TOKEN_PREFIX) {
+    let (workspace_id, key_id, agent, quota) = if token.starts_with(crate::secrets::AGENT_TOKEN_PREFIX) {
         let agent = chat
             .db
             .run(move |conn| crate::db::agents::authenticate(conn, &token))
@@ -63,19 +63,19 @@ pub async fn require_api_key(
             return Err(ApiError::forbidden("an agent token reaches only the conversation routes").into());
         }
         // Agents have their own quota, apart from the API keys' ids.
-        (agent.workspace_id, -agent.id, Some(agent.as_ref()))
+        (agent.workspace_id, -agent.id, Some(agent.as_ref()), None)
     } else {
-        let (workspace_id, key_id) = chat
+        let (workspace_id, key_id, quotas) = chat
             .db
-            .run(move |conn| keys::authenticate(conn, &token))
+            .run(move |conn| keys::authenticate_with_quotas(conn, &token))
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
-        (workspace_id, key_id, None)
+        (workspace_id, key_id, None, quotas.rate_limit_per_minute)
     };
     tracing::Span::current().record("workspace_id", workspace_id);
     let verdict = match req.app_data::<web::Data<ApiRateLimiter>>() {
-        Some(limiter) => Some(limiter.check(key_id).await),
+        Some(limiter) => Some(limiter.check(key_id, quota).await),
         None => None,
     };
     if let Some(verdict) = verdict.filter(|v| !v.allowed) {

@@ -38,13 +38,18 @@ impl From<BotRow> for BotView {
 }
 
 pub async fn workspace(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let id = caller.workspace_id;
-    let row = chat
-        .db
-        .run(move |conn| workspaces::get(conn, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("workspace not found"))?;
-    Ok(HttpResponse::Ok().json(row))
+    workspace_view(&chat, caller.workspace_id).await
+}
+
+/// The workspace with its own quotas (`null`: the server's).
+pub async fn workspace_view(chat: &Chat, id: i64) -> Result<HttpResponse, ApiError> {
+    let (row, quotas) =
+        chat.db.run(move |conn| Ok((workspaces::get(conn, id)?, workspaces::quotas(conn, id)?))).await?;
+    let row = row.ok_or_else(|| ApiError::not_found("workspace not found"))?;
+    let mut body = serde_json::to_value(row).map_err(ApiError::internal)?;
+    body["rate_limit_per_minute"] = serde_json::json!(quotas.rate_limit_per_minute);
+    body["chat_rate_limit_per_minute"] = serde_json::json!(quotas.chat_rate_limit_per_minute);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {

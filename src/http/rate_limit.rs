@@ -24,6 +24,9 @@ use crate::cluster::redis::Redis;
 pub struct ApiRateLimiter<K: Hash + Eq + Clone = i64> {
     per_minute: u32,
     limiter: DefaultKeyedRateLimiter<K, StateInformationMiddleware>,
+    /// This node's limiters for workspaces with quotas of their own, by quota.
+    others:
+        std::sync::Mutex<std::collections::HashMap<u32, Arc<DefaultKeyedRateLimiter<K, StateInformationMiddleware>>>>,
     /// The cluster's shared quota, and the name of this quota's keys in it.
     shared: Option<(Arc<Redis>, &'static str)>,
 }
@@ -55,15 +58,23 @@ impl ChatRateLimiter {
         }
     }
 
-    /// Counts one message; the session's verdict unless the address is over its quota.
-    pub async fn check(&self, workspace_id: i64, session: &str, address: Option<std::net::IpAddr>) -> Verdict {
+    /// Counts one message, against the workspace's own quota if it has one; the session's
+    /// verdict unless the address is over its quota.
+    pub async fn check(
+        &self,
+        workspace_id: i64,
+        session: &str,
+        address: Option<std::net::IpAddr>,
+        quota: Option<u32>,
+    ) -> Verdict {
         if let Some(address) = address {
-            let by_address = self.per_address.check((workspace_id, address)).await;
+            let by_address =
+                self.per_address.check((workspace_id, address), quota.map(|q| q.saturating_mul(ADDRESS_FACTOR))).await;
             if !by_address.allowed {
                 return by_address;
             }
         }
-        self.per_session.check((workspace_id, session.to_owned())).await
+        self.per_session.check((workspace_id, session.to_owned()), quota).await
     }
 
     pub fn shrink(&self) {
@@ -89,7 +100,7 @@ impl<K: Hash + Eq + Clone + Debug> ApiRateLimiter<K> {
     pub fn per_minute(per_minute: u32) -> Option<ApiRateLimiter<K>> {
         let n = NonZeroU32::new(per_minute)?;
         let limiter = RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
-        Some(ApiRateLimiter { per_minute, limiter, shared: None })
+        Some(ApiRateLimiter { per_minute, limiter, others: Default::default(), shared: None })
     }
 
     /// Counts this quota in the cluster's Redis (under `scope`), when there is one.
@@ -98,27 +109,34 @@ impl<K: Hash + Eq + Clone + Debug> ApiRateLimiter<K> {
         self
     }
 
-    /// Counts one request of `key_id`: in Redis when shared and reachable, otherwise here.
-    pub async fn check(&self, key_id: K) -> Verdict {
+    /// Counts one request of `key_id` against the server's quota, or `quota` when its
+    /// workspace has its own: in Redis when shared and reachable, otherwise here.
+    pub async fn check(&self, key_id: K, quota: Option<u32>) -> Verdict {
+        let per_minute = quota.filter(|q| *q > 0).unwrap_or(self.per_minute);
         if let Some((redis, scope)) = &self.shared {
-            match redis.gcra(&format!("{scope}:{key_id:?}"), self.per_minute).await {
+            match redis.gcra(&format!("{scope}:{key_id:?}"), per_minute).await {
                 Ok(verdict) => return verdict,
                 Err(error) => tracing::debug!(%error, "rate limit decided on this node"),
             }
         }
-        self.check_here(key_id)
+        self.check_here(key_id, per_minute)
     }
 
-    /// Counts one request of `key_id` in this node's own limiter.
-    pub fn check_here(&self, key_id: K) -> Verdict {
-        let seconds_per_cell = 60.0 / f64::from(self.per_minute);
-        match self.limiter.check_key(&key_id) {
+    /// Counts one request of `key_id` in this node's own limiter for `per_minute`.
+    fn check_here(&self, key_id: K, per_minute: u32) -> Verdict {
+        let seconds_per_cell = 60.0 / f64::from(per_minute);
+        let outcome = if per_minute == self.per_minute {
+            self.limiter.check_key(&key_id)
+        } else {
+            self.limiter_for(per_minute).check_key(&key_id)
+        };
+        match outcome {
             Ok(state) => {
                 let remaining = state.remaining_burst_capacity();
-                let used = self.per_minute.saturating_sub(remaining);
+                let used = per_minute.saturating_sub(remaining);
                 Verdict {
                     allowed: true,
-                    limit: self.per_minute,
+                    limit: per_minute,
                     remaining,
                     reset_secs: (f64::from(used) * seconds_per_cell).ceil() as u64,
                     retry_after_secs: 0,
@@ -129,19 +147,34 @@ impl<K: Hash + Eq + Clone + Debug> ApiRateLimiter<K> {
                 let retry = wait.as_secs_f64().ceil().max(1.0) as u64;
                 Verdict {
                     allowed: false,
-                    limit: self.per_minute,
+                    limit: per_minute,
                     remaining: 0,
-                    reset_secs: (f64::from(self.per_minute) * seconds_per_cell).ceil() as u64,
+                    reset_secs: (f64::from(per_minute) * seconds_per_cell).ceil() as u64,
                     retry_after_secs: retry,
                 }
             }
         }
     }
 
+    fn limiter_for(&self, per_minute: u32) -> Arc<DefaultKeyedRateLimiter<K, StateInformationMiddleware>> {
+        let mut others = self.others.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        others
+            .entry(per_minute)
+            .or_insert_with(|| {
+                let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+                Arc::new(RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>())
+            })
+            .clone()
+    }
+
     /// Drops the state of keys whose quota is full again (called periodically).
     pub fn shrink(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+        for limiter in self.others.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }
 

@@ -289,7 +289,21 @@ pub async fn delete_service(
 pub struct WorkspaceChanges {
     /// An IANA time zone, e.g. `America/New_York`: hours and dates are read in it.
     pub timezone: Option<String>,
+    /// Requests per minute per API key for this workspace; `null` returns to the server's.
+    #[serde(default, deserialize_with = "present")]
+    pub rate_limit_per_minute: Option<Option<u32>>,
+    /// Messages per minute per session on `POST /chat`; `null` returns to the server's.
+    #[serde(default, deserialize_with = "present")]
+    pub chat_rate_limit_per_minute: Option<Option<u32>>,
 }
+
+/// A field that was sent (`Some`, possibly `null`) as opposed to left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(deserializer).map(Some)
+}
+
+/// Most requests per minute a workspace's quota may be set to.
+const MAX_QUOTA: u32 = 100_000;
 
 pub async fn update_workspace(
     chat: web::Data<Chat>,
@@ -297,15 +311,39 @@ pub async fn update_workspace(
     body: JsonBody<WorkspaceChanges>,
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = caller.workspace_id;
-    if let Some(timezone) = body.0.timezone {
+    let changes = body.0;
+    for (name, quota) in [
+        ("rate_limit_per_minute", changes.rate_limit_per_minute),
+        ("chat_rate_limit_per_minute", changes.chat_rate_limit_per_minute),
+    ] {
+        if let Some(Some(n)) = quota {
+            if !(1..=MAX_QUOTA).contains(&n) {
+                return Err(ApiError::unprocessable(format!("{name} must be 1 to {MAX_QUOTA}, or null")));
+            }
+        }
+    }
+    if changes.rate_limit_per_minute.is_some() || changes.chat_rate_limit_per_minute.is_some() {
+        chat.db
+            .run(move |conn| {
+                let mut quotas = workspaces::quotas(conn, workspace_id)?;
+                if let Some(quota) = changes.rate_limit_per_minute {
+                    quotas.rate_limit_per_minute = quota;
+                }
+                if let Some(quota) = changes.chat_rate_limit_per_minute {
+                    quotas.chat_rate_limit_per_minute = quota;
+                }
+                workspaces::set_quotas(conn, workspace_id, quotas)
+            })
+            .await?;
+    }
+    if let Some(timezone) = changes.timezone {
         let tz: chrono_tz::Tz = timezone.parse().map_err(|_| {
             ApiError::unprocessable(format!("unknown time zone `{timezone}`: use an IANA name such as Europe/London"))
         })?;
         let name = tz.name().to_owned();
         chat.db.run(move |conn| schedule::set_timezone(conn, workspace_id, &name)).await?;
     }
-    let row = chat.db.run(move |conn| workspaces::get(conn, workspace_id)).await?;
-    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("workspace not found"))?))
+    crate::http::bots::workspace_view(&chat, workspace_id).await
 }
 
 /// Time off: an exact range (`starts_at`/`ends_at`, RFC 3339), or whole days at the practice
