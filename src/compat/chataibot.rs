@@ -138,88 +138,85 @@ pub async fn start(
     caller: Caller,
     body: Result<JsonBody<StartBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    start_conversation(req, chat, caller, body).await.map_err(failed)
-}
+    async {
+        let JsonBody(body, digest) = body?;
+        if !body.channel.eq_ignore_ascii_case("API") {
+            return Err(ApiError::bad_request(format!("channel must be \"API\" (got \"{}\")", body.channel)));
+        }
+        let visitor = body.from.user_external_id.trim().to_owned();
+        if visitor.is_empty() || visitor.len() > MAX_VISITOR_ID {
+            return Err(ApiError::bad_request(format!(
+                "from.user_external_id is required: the visitor's own id, 1 to {MAX_VISITOR_ID} characters"
+            )));
+        }
+        if body.from.kind.as_deref().is_some_and(|kind| !kind.eq_ignore_ascii_case("VISITOR")) {
+            return Err(ApiError::bad_request("from.type must be \"VISITOR\""));
+        }
+        let first = match &body.message {
+            Some(message) => {
+                let text = visitor_text(message)?;
+                Some(chat.validate(VisitorInput { client_msg_id: None, text, media: None, context: None })?)
+            }
+            None => None,
+        };
+        let contact = contact_variables(body.variables.contact.unwrap_or_default())?;
+        let mut variables = Map::new();
+        variables.insert("system".into(), Value::Object(body.variables.system.unwrap_or_default()));
+        variables.insert("contact".into(), Value::Object(contact.clone()));
+        variables.insert("conversation".into(), Value::Object(body.variables.conversation.unwrap_or_default()));
+        let workspace_id = caller.workspace_id;
+        let bot_key = body.bot_key.trim().to_owned();
+        let found = chat.db.run(move |conn| bots::get(conn, workspace_id, &bot_key)).await?;
+        let bot =
+            found.ok_or_else(|| ApiError::not_found(format!("bot_key `{}` names no bot", body.bot_key.trim())))?;
 
-async fn start_conversation(
-    req: HttpRequest,
-    chat: web::Data<Chat>,
-    caller: Caller,
-    body: Result<JsonBody<StartBody>, ApiError>,
-) -> Result<HttpResponse, ApiError> {
-    let JsonBody(body, digest) = body?;
-    if !body.channel.eq_ignore_ascii_case("API") {
-        return Err(ApiError::bad_request(format!("channel must be \"API\" (got \"{}\")", body.channel)));
+        let key = idempotency::key_of(&req)?;
+        let created = idempotency::once(&chat, workspace_id, "chataibot-conversations", key, &digest, || async {
+            let prefix = format!("chataibot:{visitor}:");
+            let (bot_id, lookup) = (bot.id, prefix.clone());
+            let open = chat.db.run(move |conn| conversations::open_with_external_prefix(conn, bot_id, &lookup)).await?;
+            if let Some(open) = open {
+                return Err(ApiError::conflict(format!(
+                    "visitor `{visitor}` already has an open conversation with this bot ({}); \
+                     send messages to it, or close it first",
+                    open.id
+                ))
+                .with("conversation_id", json!(open.id)));
+            }
+            let external_id = format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            let row = chat.start(&bot, Some(external_id), CHANNEL, Value::Object(variables)).await?;
+            if contact.contains_key("name") && (contact.contains_key("email") || contact.contains_key("phone")) {
+                // The contact given becomes (or finds) the CRM's contact for this visitor.
+                let id = row.id.clone();
+                chat.db.run(move |conn| crate::crm::rescore(conn, workspace_id, &id, crate::db::now_ms())).await?;
+                crate::webhooks::outbox::committed();
+            }
+            if let Some(message) = first {
+                chat.post(&row.id, message).await?;
+            }
+            let account = chat.db.run(move |conn| workspaces::get(conn, workspace_id)).await?.map(|w| w.public_id);
+            let text = |field: &str| contact.get(field).cloned().unwrap_or(Value::Null);
+            let body = json!({
+                "ok": true,
+                "conversation": {
+                    "id": row.id,
+                    "created_at": timestamp(row.created_at),
+                    "assignee": assignee(&bot.public_id),
+                },
+                "contact": {
+                    "name": text("name"),
+                    "email": text("email"),
+                    "phone": text("phone"),
+                    "visitor_key": format!("{visitor}_{}", account.unwrap_or_default()),
+                },
+            });
+            Ok((StatusCode::OK, body))
+        })
+        .await?;
+        Ok(created.respond())
     }
-    let visitor = body.from.user_external_id.trim().to_owned();
-    if visitor.is_empty() || visitor.len() > MAX_VISITOR_ID {
-        return Err(ApiError::bad_request(format!(
-            "from.user_external_id is required: the visitor's own id, 1 to {MAX_VISITOR_ID} characters"
-        )));
-    }
-    if body.from.kind.as_deref().is_some_and(|kind| !kind.eq_ignore_ascii_case("VISITOR")) {
-        return Err(ApiError::bad_request("from.type must be \"VISITOR\""));
-    }
-    let first = match &body.message {
-        Some(message) => {
-            let text = visitor_text(message)?;
-            Some(chat.validate(VisitorInput { client_msg_id: None, text, media: None, context: None })?)
-        }
-        None => None,
-    };
-    let contact = contact_variables(body.variables.contact.unwrap_or_default())?;
-    let mut variables = Map::new();
-    variables.insert("system".into(), Value::Object(body.variables.system.unwrap_or_default()));
-    variables.insert("contact".into(), Value::Object(contact.clone()));
-    variables.insert("conversation".into(), Value::Object(body.variables.conversation.unwrap_or_default()));
-    let workspace_id = caller.workspace_id;
-    let bot_key = body.bot_key.trim().to_owned();
-    let found = chat.db.run(move |conn| bots::get(conn, workspace_id, &bot_key)).await?;
-    let bot = found.ok_or_else(|| ApiError::not_found(format!("bot_key `{}` names no bot", body.bot_key.trim())))?;
-
-    let key = idempotency::key_of(&req)?;
-    let created = idempotency::once(&chat, workspace_id, "chataibot-conversations", key, &digest, || async {
-        let prefix = format!("chataibot:{visitor}:");
-        let (bot_id, lookup) = (bot.id, prefix.clone());
-        let open = chat.db.run(move |conn| conversations::open_with_external_prefix(conn, bot_id, &lookup)).await?;
-        if let Some(open) = open {
-            return Err(ApiError::conflict(format!(
-                "visitor `{visitor}` already has an open conversation with this bot ({}); send messages to it, or close it first",
-                open.id
-            ))
-            .with("conversation_id", json!(open.id)));
-        }
-        let external_id = format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let row = chat.start(&bot, Some(external_id), CHANNEL, Value::Object(variables)).await?;
-        if contact.contains_key("name") && (contact.contains_key("email") || contact.contains_key("phone")) {
-            // The contact given becomes (or finds) the CRM's contact for this visitor.
-            let id = row.id.clone();
-            chat.db.run(move |conn| crate::crm::rescore(conn, workspace_id, &id, crate::db::now_ms())).await?;
-            crate::webhooks::outbox::committed();
-        }
-        if let Some(message) = first {
-            chat.post(&row.id, message).await?;
-        }
-        let account = chat.db.run(move |conn| workspaces::get(conn, workspace_id)).await?.map(|w| w.public_id);
-        let text = |field: &str| contact.get(field).cloned().unwrap_or(Value::Null);
-        let body = json!({
-            "ok": true,
-            "conversation": {
-                "id": row.id,
-                "created_at": timestamp(row.created_at),
-                "assignee": assignee(&bot.public_id),
-            },
-            "contact": {
-                "name": text("name"),
-                "email": text("email"),
-                "phone": text("phone"),
-                "visitor_key": format!("{visitor}_{}", account.unwrap_or_default()),
-            },
-        });
-        Ok((StatusCode::OK, body))
-    })
-    .await?;
-    Ok(created.respond())
+    .await
+    .map_err(failed)
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,26 +240,24 @@ pub async fn send(
     path: web::Path<String>,
     body: Result<JsonBody<SendBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    send_message(req, chat, caller, path, body).await.map_err(failed)
-}
-
-async fn send_message(
-    req: HttpRequest,
-    chat: web::Data<Chat>,
-    caller: Caller,
-    path: web::Path<String>,
-    body: Result<JsonBody<SendBody>, ApiError>,
-) -> Result<HttpResponse, ApiError> {
-    let body = body?.0;
-    if body.user.as_ref().is_some_and(|user| !user.kind.eq_ignore_ascii_case("VISITOR")) {
-        return Err(ApiError::bad_request(
-            "user.type must be \"VISITOR\"; agents write through /api/conversations/{id}/agent-messages",
-        ));
+    async {
+        let body = body?.0;
+        if body.user.as_ref().is_some_and(|user| !user.kind.eq_ignore_ascii_case("VISITOR")) {
+            return Err(ApiError::bad_request(
+                "user.type must be \"VISITOR\"; agents write through /api/conversations/{id}/agent-messages",
+            ));
+        }
+        let text = visitor_text(&body.message)?;
+        let message = chat.validate(VisitorInput {
+            client_msg_id: idempotency::key_of(&req)?,
+            text,
+            media: None,
+            context: None,
+        })?;
+        let row = chat.conversation(caller.workspace_id, &path).await?;
+        let posted = chat.post(&row.id, message).await?;
+        Ok(HttpResponse::Ok().json(json!({ "ok": true, "message_id": posted.message.id.to_string() })))
     }
-    let text = visitor_text(&body.message)?;
-    let message =
-        chat.validate(VisitorInput { client_msg_id: idempotency::key_of(&req)?, text, media: None, context: None })?;
-    let row = chat.conversation(caller.workspace_id, &path).await?;
-    let posted = chat.post(&row.id, message).await?;
-    Ok(HttpResponse::Ok().json(json!({ "ok": true, "message_id": posted.message.id.to_string() })))
+    .await
+    .map_err(failed)
 }

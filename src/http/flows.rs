@@ -226,6 +226,17 @@ pub async fn versions(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64
     Ok(HttpResponse::Ok().json(json!({ "data": data })))
 }
 
+/// The flow's version with this number.
+async fn numbered(chat: &Chat, flow: &FlowRow, number: i64) -> Result<VersionRow, ApiError> {
+    let (workspace_id, id) = (flow.workspace_id, flow.id);
+    chat.db
+        .run(move |conn| flow_rows::versions(conn, workspace_id, id))
+        .await?
+        .into_iter()
+        .find(|v| v.version == number)
+        .ok_or_else(|| ApiError::not_found(format!("the flow has no version {number}")))
+}
+
 pub async fn version(
     chat: web::Data<Chat>,
     caller: Caller,
@@ -233,14 +244,7 @@ pub async fn version(
 ) -> Result<HttpResponse, ApiError> {
     let (flow_id, number) = path.into_inner();
     let row = flow_of(&chat, &caller, flow_id).await?;
-    let (workspace_id, id) = (caller.workspace_id, row.id);
-    let found = chat
-        .db
-        .run(move |conn| flow_rows::versions(conn, workspace_id, id))
-        .await?
-        .into_iter()
-        .find(|v| v.version == number)
-        .ok_or_else(|| ApiError::not_found(format!("the flow has no version {number}")))?;
+    let found = numbered(&chat, &row, number).await?;
     let definition = Some(found.document());
     Ok(HttpResponse::Ok().json(VersionView { row: found, definition }))
 }
@@ -355,16 +359,7 @@ pub async fn dry_run(
     let row = flow_of(&chat, &caller, *path).await?;
     let document = match (body.definition, body.version) {
         (Some(document), _) => document,
-        (None, Some(number)) => {
-            let (workspace_id, id) = (caller.workspace_id, row.id);
-            chat.db
-                .run(move |conn| flow_rows::versions(conn, workspace_id, id))
-                .await?
-                .into_iter()
-                .find(|v| v.version == number)
-                .ok_or_else(|| ApiError::not_found(format!("the flow has no version {number}")))?
-                .document()
-        }
+        (None, Some(number)) => numbered(&chat, &row, number).await?.document(),
         (None, None) => serde_json::from_str(&row.definition).unwrap_or_default(),
     };
     let flow = checked(&document)?;
