@@ -2,9 +2,11 @@
 //! agent silent for too long hands their conversation back to the bot, and (when turned on)
 //! queued conversations go to online agents in turn.
 //!
-//! One loop per node. Every change goes through the conversation's session and the store's
-//! conditional update, so with several nodes a conversation is still moved once: the second
-//! node to try finds it already moved and is refused.
+//! With Redis, one node of the cluster leads these rules at a time (a lead renewed every check,
+//! lost after a few missed ones), so assignments go round the agents in one order for the whole
+//! cluster. Without Redis, or while it is down, every node runs them: each change still goes
+//! through the conversation's session and the store's conditional update, so a conversation is
+//! moved once and the second node to try is refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use frontdesk_actors::{ChangedBy, HandBack, TakeOver};
 
 use crate::chat::Chat;
+use crate::cluster::redis::Redis;
 use crate::db::{agents, conversations, now_ms};
 
 /// How often the rules are checked.
@@ -23,7 +26,11 @@ pub struct HandoffRules {
     pub chat: Arc<Chat>,
     pub silence: Option<Duration>,
     pub auto_assign: bool,
+    pub redis: Option<Arc<Redis>>,
 }
+
+/// The name of the lead these rules take in Redis.
+pub const ROLE: &str = "handoff";
 
 impl HandoffRules {
     /// Runs the rules on the current runtime until it ends.
@@ -36,6 +43,15 @@ impl HandoffRules {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
+                if let Some(redis) = &self.redis {
+                    match redis.lead(ROLE, EVERY * 3).await {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        // Cut off from Redis: run the rules here too; conditional updates keep
+                        // each move single.
+                        Err(_) => {}
+                    }
+                }
                 if let Some(silence) = self.silence {
                     self.hand_back_silent(silence).await;
                 }

@@ -47,6 +47,8 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 pub struct Cluster {
     pub node_id: String,
     pub redis: Option<Arc<Redis>>,
+    /// What the cluster's event bus has carried (clustered only).
+    pub bus: Option<Arc<crate::cluster::bus::BusStats>>,
 }
 
 /// Messages a session keeps as context for the brain.
@@ -114,9 +116,13 @@ impl Application {
         };
         // Conversation events reach this node's subscribers directly and, clustered, every
         // other node's through Redis.
-        let events: Arc<dyn EventBus> = match &redis {
-            Some(redis) => Arc::new(RedisBus::start(redis.clone(), bus.clone())),
-            None => bus.clone(),
+        let (events, bus_stats): (Arc<dyn EventBus>, _) = match &redis {
+            Some(redis) => {
+                let cluster_bus = RedisBus::start(redis.clone(), bus.clone());
+                let stats = cluster_bus.stats.clone();
+                (Arc::new(cluster_bus), Some(stats))
+            }
+            None => (bus.clone(), None),
         };
         let flows = Arc::new(FlowCatalog::new(db.clone()));
         let tools = || crate::brain::tools::Tools {
@@ -182,6 +188,7 @@ impl Application {
             chat: chat.clone().into_inner(),
             silence: settings.agent_silence,
             auto_assign: settings.auto_assign,
+            redis: redis.clone(),
         }
         .start();
 
@@ -189,7 +196,7 @@ impl Application {
             .map(|limiter| web::Data::new(limiter.shared(redis.clone(), "api")));
         let chat_limiter = ChatRateLimiter::per_minute(settings.chat_rate_limit_per_minute)
             .map(|limiter| web::Data::new(limiter.shared(redis.clone())));
-        let cluster = web::Data::new(Cluster { node_id: node_id.clone(), redis });
+        let cluster = web::Data::new(Cluster { node_id: node_id.clone(), redis, bus: bus_stats });
         let sweep_limiter = limiter.clone();
         let sweep_chat_limiter = chat_limiter.clone();
         let sweep_db = chat.db.clone();

@@ -9,6 +9,7 @@
 //! what the `EventBus` port promises: subscribers see a gap in `seq` and refill from the
 //! database. Events are published in the order they happen on this node, by one task.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,27 +30,48 @@ const OUTBOX: usize = 65_536;
 struct Envelope {
     node: String,
     topic: String,
+    /// When it was published (ms since the epoch, the publishing node's clock).
+    at: i64,
     event: ConversationEvent,
+}
+
+/// What the bus has carried, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct BusStats {
+    pub published: AtomicU64,
+    pub received: AtomicU64,
+    /// From publishing on one node to delivery on this one, of the last event heard (ms).
+    pub last_lag_ms: AtomicI64,
+    pub max_lag_ms: AtomicI64,
+    pub dropped: AtomicU64,
 }
 
 pub struct RedisBus {
     local: Arc<LocalBus>,
     node_id: String,
     outbox: mpsc::Sender<String>,
+    pub stats: Arc<BusStats>,
 }
 
 impl RedisBus {
     /// Starts publishing this node's events and hearing the others' (on the current runtime).
     pub fn start(redis: Arc<Redis>, local: Arc<LocalBus>) -> RedisBus {
         let (outbox, mut pending) = mpsc::channel::<String>(OUTBOX);
+        let stats = Arc::new(BusStats::default());
         let publisher = redis.clone();
+        let published = stats.clone();
         actix_rt::spawn(async move {
             while let Some(payload) = pending.recv().await {
-                if let Err(error) = publisher.publish(CHANNEL, &payload).await {
-                    tracing::debug!(%error, "an event did not reach the other nodes");
-                }
+                match publisher.publish(CHANNEL, &payload).await {
+                    Ok(()) => published.published.fetch_add(1, Ordering::Relaxed),
+                    Err(error) => {
+                        tracing::debug!(%error, "an event did not reach the other nodes");
+                        published.dropped.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
             }
         });
+        let heard = stats.clone();
         let listener = local.clone();
         let node_id = redis.node_id().to_owned();
         let me = node_id.clone();
@@ -64,6 +86,10 @@ impl RedisBus {
                                 continue;
                             };
                             if envelope.node != me {
+                                let lag = (crate::db::now_ms() - envelope.at).max(0);
+                                heard.received.fetch_add(1, Ordering::Relaxed);
+                                heard.last_lag_ms.store(lag, Ordering::Relaxed);
+                                heard.max_lag_ms.fetch_max(lag, Ordering::Relaxed);
                                 listener.publish(&envelope.topic, envelope.event);
                             }
                         }
@@ -75,16 +101,17 @@ impl RedisBus {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
-        RedisBus { local, node_id, outbox }
+        RedisBus { local, node_id, outbox, stats }
     }
 }
 
 impl EventBus for RedisBus {
     fn publish(&self, topic: &str, event: ConversationEvent) {
-        let envelope = Envelope { node: self.node_id.clone(), topic: topic.to_owned(), event };
+        let envelope = Envelope { node: self.node_id.clone(), topic: topic.to_owned(), at: crate::db::now_ms(), event };
         match serde_json::to_string(&envelope) {
             Ok(payload) => {
                 if self.outbox.try_send(payload).is_err() {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("the cluster's event outbox is full; an event stays on this node");
                 }
             }

@@ -42,6 +42,20 @@ redis.call('SET', KEYS[1], string.format('%.3f', next_tat), 'PX', math.ceil(next
 return {1, math.floor((period - (next_tat - now)) / interval), 0, math.ceil(next_tat - now)}
 ";
 
+/// Takes or keeps a named lead for ARGV[2] ms: 1 if this node (ARGV[1]) holds it now.
+const LEAD: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
 /// A node's connection to Redis, and what it knows of Redis's health.
 pub struct Redis {
     client: redis::Client,
@@ -49,6 +63,7 @@ pub struct Redis {
     prefix: String,
     node_id: String,
     gcra: Script,
+    lead: Script,
     healthy: AtomicBool,
     /// Until when (ms since `started`) calls are skipped after a failure.
     resting_until: AtomicI64,
@@ -77,6 +92,7 @@ impl Redis {
             prefix: prefix.to_owned(),
             node_id: node_id.to_owned(),
             gcra: Script::new(GCRA),
+            lead: Script::new(LEAD),
             healthy: AtomicBool::new(true),
             resting_until: AtomicI64::new(0),
             started: Instant::now(),
@@ -151,6 +167,23 @@ impl Redis {
             reset_secs: seconds(reset_ms),
             retry_after_secs: seconds(retry_ms).max(u64::from(allowed != 1)),
         })
+    }
+
+    /// Whether this node leads `role` (one node of the cluster at a time): takes the lead if
+    /// nobody holds it, keeps it for `ttl` if this node does. A leader that stops renewing
+    /// (dead, or cut off from Redis) loses it after `ttl`.
+    pub async fn lead(&self, role: &str, ttl: Duration) -> Result<bool, String> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.lead.prepare_invoke();
+        invocation.key(self.key(&format!("leader:{role}"))).arg(&self.node_id).arg(ttl.as_millis() as u64);
+        let held: i64 = self.call(invocation.invoke_async(&mut conn)).await?;
+        Ok(held == 1)
+    }
+
+    /// The node leading `role`, if any.
+    pub async fn leader(&self, role: &str) -> Result<Option<String>, String> {
+        let mut conn = self.conn.clone();
+        self.call(conn.get(self.key(&format!("leader:{role}")))).await
     }
 
     /// Publishes `payload` on `channel` (a key of this cluster).

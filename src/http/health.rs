@@ -32,7 +32,14 @@ pub async fn readyz(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpR
             };
             body["redis"] = match nodes {
                 Ok(nodes) if reachable => {
-                    json!({ "status": "ok", "nodes": nodes, "rate_limits": "shared", "events": events })
+                    let leader = redis.leader(crate::handoff::ROLE).await.ok().flatten();
+                    json!({
+                        "status": "ok",
+                        "nodes": nodes,
+                        "rate_limits": "shared",
+                        "events": events,
+                        "leaders": { crate::handoff::ROLE: leader },
+                    })
                 }
                 _ => json!({
                     "status": "unreachable",
@@ -47,4 +54,78 @@ pub async fn readyz(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpR
         HttpResponse::ServiceUnavailable()
             .json(json!({ "status": "unavailable", "database": backend, "error": "database unreachable" }))
     }
+}
+
+/// Prometheus text: this node's live conversations and, clustered, Redis, the nodes and the
+/// event bus (events carried and the lag from publishing on one node to delivery on this one).
+pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpResponse {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ =
+            writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{}\"}} {value}", cluster.node_id);
+    };
+    metric(
+        "frontdesk_live_conversations",
+        "gauge",
+        "Conversations with a live session on this node.",
+        chat.registry.live().to_string(),
+    );
+    if let Some(redis) = &cluster.redis {
+        let nodes = redis.nodes().await;
+        let (reachable, _) = redis.health();
+        metric(
+            "frontdesk_redis_up",
+            "gauge",
+            "1 while this node reaches Redis.",
+            u8::from(reachable && nodes.is_ok()).to_string(),
+        );
+        metric(
+            "frontdesk_cluster_nodes",
+            "gauge",
+            "Nodes with a current heartbeat.",
+            nodes.map(|n| n.len()).unwrap_or(0).to_string(),
+        );
+        let leader = redis.leader(crate::handoff::ROLE).await.ok().flatten();
+        metric(
+            "frontdesk_handoff_leader",
+            "gauge",
+            "1 while this node runs the hand-off rules for the cluster.",
+            u8::from(leader.as_deref() == Some(cluster.node_id.as_str())).to_string(),
+        );
+    }
+    if let Some(bus) = &cluster.bus {
+        metric(
+            "frontdesk_bus_published_total",
+            "counter",
+            "Events this node published to the other nodes.",
+            bus.published.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "frontdesk_bus_received_total",
+            "counter",
+            "Events this node heard from the other nodes.",
+            bus.received.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "frontdesk_bus_dropped_total",
+            "counter",
+            "Events that did not reach Redis.",
+            bus.dropped.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "frontdesk_bus_lag_ms",
+            "gauge",
+            "Publish-to-delivery time of the last event heard.",
+            bus.last_lag_ms.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "frontdesk_bus_lag_max_ms",
+            "gauge",
+            "Longest publish-to-delivery time since start.",
+            bus.max_lag_ms.load(Ordering::Relaxed).to_string(),
+        );
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

@@ -27,6 +27,7 @@ use crate::error::ApiError;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/ws/widget", web::get().to(crate::ws::visitor::connect))
         .route("/ws/agent", web::get().to(crate::ws::agent::connect))
         // ChatGenius's routes without a bearer key: registered before the authenticated scope.

@@ -177,16 +177,18 @@ async fn a_node_serves_through_a_redis_outage_and_shares_quotas_again_after(back
 
     // Redis is back (empty): the nodes share its quota again.
     redis.up();
-    let mut recovered = false;
-    for _ in 0..50 {
-        let ready = readyz(&app, &app.base).await;
-        if ready["redis"]["status"] == "ok" {
-            recovered = true;
-            break;
+    for base in [&app.base, &other.base] {
+        let mut recovered = false;
+        for _ in 0..50 {
+            let ready = readyz(&app, base).await;
+            if ready["redis"]["status"] == "ok" {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(recovered, "{base}'s readyz reports Redis again");
     }
-    assert!(recovered, "readyz reports Redis again");
     let (first, _) = burst(&app, &other.base, 2).await;
     let (second, _) = burst(&app, &app.base, 4).await;
     assert_eq!([first, second].concat(), [200, 200, 200, 200, 200, 429], "shared again");
@@ -240,4 +242,79 @@ async fn a_conversations_events_reach_listeners_on_other_nodes() {
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["messages"][0]["seq"], 2, "{page}");
     assert_eq!(page["messages"][0]["content"], "Where are you located?");
+
+    // B's metrics count what it heard from the others.
+    let metrics = app.http.get(format!("{}/metrics", b.base)).send().await.unwrap().text().await.unwrap();
+    let received: u64 = metric(&metrics, "frontdesk_bus_received_total");
+    assert!(received >= 3, "the message, its deltas and the reply: {metrics}");
+    assert_eq!(metric(&metrics, "frontdesk_cluster_nodes"), 3, "{metrics}");
+    assert_eq!(metric(&metrics, "frontdesk_redis_up"), 1, "{metrics}");
+}
+
+/// A metric's value in Prometheus text.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find(|line| line.starts_with(&format!("{name}{{")))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_leads_the_hand_off_rules_and_another_takes_over_when_it_stops() {
+    // The first node runs no rules; the two others compete for the lead.
+    let app = spawn_app_with(Backend::Postgres, |args| {
+        shared_redis(args);
+        args.agent_silence_secs = Some(0);
+        args.auto_assign = Some(false);
+    })
+    .await;
+    let rules = |settings: &mut frontdesk::config::Settings| {
+        settings.agent_silence = Some(Duration::from_secs(600));
+        settings.auto_assign = true;
+    };
+    let mut nodes = vec![app.node_with(rules), app.node_with(rules)];
+    let leader_seen_by = |base: String| {
+        let app = &app;
+        async move { readyz(app, &base).await["redis"]["leaders"]["handoff"].as_str().map(str::to_owned) }
+    };
+    let mut leader = None;
+    for _ in 0..50 {
+        let seen = [
+            leader_seen_by(app.base.clone()).await,
+            leader_seen_by(nodes[0].base.clone()).await,
+            leader_seen_by(nodes[1].base.clone()).await,
+        ];
+        if seen[0].is_some() && seen.iter().all(|s| *s == seen[0]) {
+            leader = seen[0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let leader = leader.expect("every node sees the same leader");
+    let mut leading = None;
+    for (i, node) in nodes.iter().enumerate() {
+        let metrics = app.http.get(format!("{}/metrics", node.base)).send().await.unwrap().text().await.unwrap();
+        if metric(&metrics, "frontdesk_handoff_leader") == 1 {
+            assert!(leading.is_none(), "one leader only");
+            leading = Some(i);
+        }
+    }
+    let leading = leading.expect("the leader says so in its metrics");
+
+    // The leader stops; within a few missed renewals the other node leads.
+    drop(nodes.remove(leading));
+    let mut next = None;
+    for _ in 0..100 {
+        match leader_seen_by(app.base.clone()).await {
+            Some(now) if now != leader => {
+                next = Some(now);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(next.is_some(), "a new leader after {leader} stopped");
+    let metrics = app.http.get(format!("{}/metrics", nodes[0].base)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&metrics, "frontdesk_handoff_leader"), 1, "{metrics}");
 }

@@ -176,7 +176,14 @@ fn start_server(settings: Settings) -> (u16, actix_web::dev::ServerHandle) {
 impl TestApp {
     /// Starts another node on this app's database and settings.
     pub fn node(&self) -> Node {
-        let (port, handle) = start_server(self.settings.clone());
+        self.node_with(|_| {})
+    }
+
+    /// Starts another node on this app's database, with some settings changed.
+    pub fn node_with(&self, configure: impl FnOnce(&mut Settings)) -> Node {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let (port, handle) = start_server(settings);
         Node { base: format!("http://127.0.0.1:{port}"), handle }
     }
 
