@@ -3,11 +3,16 @@
 //!
 //! ```text
 //! cargo bench --bench agents -- --url http://127.0.0.1:PORT --key API_KEY [--bot BOT_ID]
-//!     [--agents 20] [--conversations 1000] [--rate 150] [--secs 60] [--warmup 10] [--pid SERVER_PID]
+//!     [--agent-url http://127.0.0.1:PORT2] [--agents 20] [--conversations 1000] [--rate 150]
+//!     [--secs 60] [--warmup 10] [--pid SERVER_PID]
 //! ```
 //!
 //! Against a running server (base URL and an API key of the workspace; the bot is the
-//! workspace's first unless `--bot` names one):
+//! workspace's first unless `--bot` names one). The visitors' widget sockets go to `--url`; the
+//! agents' REST calls (step 1) and `/ws/agent` sockets (step 3) go to `--agent-url`, by default
+//! the same server. In a cluster (nodes sharing one database and Redis), pointing it at another
+//! node times the message's trip across nodes: stored on the visitors' node, published through
+//! Redis, delivered by the agents' node (`benches/run_cluster.sh`).
 //!
 //! 1. Creates `--agents` agents with `POST /api/agents` (each gets its own `fda_…` token).
 //! 2. Opens `--conversations` widget sockets (`/ws/widget`, `hello` → `ready`, each its own new
@@ -68,6 +73,8 @@ const USAGE: &str = "\
 usage: agents --url http://HOST:PORT --key API_KEY [options]
 
   --url URL            the server's base URL (http:// only; the sockets use ws:// on the same address)
+  --agent-url URL      where the agents are created and open /ws/agent, e.g. another node of a
+                       cluster (http:// only; default: --url)
   --key KEY            an API key of the workspace (Authorization: Bearer)
   --bot BOT_ID         the widget's bot (default: the workspace's first bot)
   --agents N           agents, each with its own socket (default 20)
@@ -88,6 +95,9 @@ usage: agents --url http://HOST:PORT --key API_KEY [options]
 struct Opts {
     base: String,
     addr: String,
+    /// The agents' server: REST and `/ws/agent` (`--agent-url`, default `--url`).
+    agent_base: String,
+    agent_addr: String,
     key: String,
     bot: Option<String>,
     agents: usize,
@@ -111,9 +121,21 @@ fn num<T: std::str::FromStr>(flags: &Flags, name: &str, default: T) -> Result<T,
     }
 }
 
+/// `http://host:port` → (the base URL without a trailing slash, `host:port`).
+fn base_and_addr(url: &str) -> Result<(String, String), String> {
+    let base = url.trim_end_matches('/').to_string();
+    let Some(addr) = base.strip_prefix("http://") else { return Err(format!("`{base}`: give http://host:port")) };
+    if addr.is_empty() || !addr.contains(':') || addr.contains('/') {
+        return Err(format!("`{base}`: give http://host:port"));
+    }
+    let addr = addr.to_string();
+    Ok((base, addr))
+}
+
 fn parse_args(args: &[String]) -> Result<Opts, String> {
     let known = [
         "url",
+        "agent-url",
         "key",
         "bot",
         "agents",
@@ -137,14 +159,16 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         let Some(value) = it.next() else { return Err(format!("`{arg}` needs a value")) };
         flags.insert(name, value);
     }
-    let base = flags.get("url").ok_or("`--url` is required")?.trim_end_matches('/').to_string();
-    let Some(addr) = base.strip_prefix("http://") else { return Err(format!("`{base}`: give http://host:port")) };
-    if addr.is_empty() || !addr.contains(':') || addr.contains('/') {
-        return Err(format!("`{base}`: give http://host:port"));
-    }
+    let (base, addr) = base_and_addr(flags.get("url").ok_or("`--url` is required")?)?;
+    let (agent_base, agent_addr) = match flags.get("agent-url") {
+        Some(url) => base_and_addr(url)?,
+        None => (base.clone(), addr.clone()),
+    };
     let opts = Opts {
-        addr: addr.to_string(),
-        base: base.clone(),
+        addr,
+        base,
+        agent_addr,
+        agent_base,
         key: flags.get("key").ok_or("`--key` is required")?.to_string(),
         bot: flags.get("bot").map(|b| b.to_string()),
         agents: num(&flags, "agents", 20)?,
@@ -247,10 +271,11 @@ fn ws_config() -> WebSocketConfig {
     }
 }
 
-async fn connect(opts: &Opts, path: &str) -> Result<Ws, String> {
-    let tcp = TcpStream::connect(&opts.addr).await.map_err(|e| format!("connect: {}", e.kind()))?;
+/// A WebSocket to `addr` (`host:port`, from `--url` or `--agent-url`).
+async fn connect(addr: &str, path: &str) -> Result<Ws, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect: {}", e.kind()))?;
     let _ = tcp.set_nodelay(true);
-    let url = format!("ws://{}{path}", opts.addr);
+    let url = format!("ws://{addr}{path}");
     let (ws, _) = client_async_with_config(url.as_str(), tcp, Some(ws_config()))
         .await
         .map_err(|e| format!("handshake: {}", short_ws_error(&e)))?;
@@ -341,7 +366,7 @@ struct WidgetMessage {
 
 /// Connect, `hello`, wait for `ready`: the new conversation's id.
 async fn open_widget(opts: &Opts, bot: &str) -> Result<(Ws, String), String> {
-    let mut ws = connect(opts, "/ws/widget").await?;
+    let mut ws = connect(&opts.addr, "/ws/widget").await?;
     let hello = json!({"type": "hello", "bot_id": bot}).to_string();
     ws.send(Message::Text(hello)).await.map_err(|e| format!("send hello: {}", short_ws_error(&e)))?;
     loop {
@@ -718,7 +743,7 @@ async fn agent(
     let mut cx = AgentCtx { t0: None, window: None };
     let began = Instant::now();
     let signed_in = async {
-        let mut ws = connect(&opts, &format!("/ws/agent?token={token}")).await?;
+        let mut ws = connect(&opts.agent_addr, &format!("/ws/agent?token={token}")).await?;
         let inbox = agent_until(&mut ws, &mut stats, &cx, |f| f.kind == "inbox").await?;
         let inbox_us = us_since(began, Instant::now());
         let mut subscribe_us = Vec::with_capacity(conversations.len());
@@ -814,6 +839,8 @@ async fn run(opts: Arc<Opts>) -> Result<(), String> {
         base: opts.base.clone(),
         key: opts.key.clone(),
     };
+    // The agents' node (`--agent-url`); the same server unless told otherwise.
+    let agent_api = Api { client: api.client.clone(), base: opts.agent_base.clone(), key: opts.key.clone() };
     let bot: Arc<str> = match &opts.bot {
         Some(bot) => bot.as_str().into(),
         None => {
@@ -833,13 +860,13 @@ async fn run(opts: Arc<Opts>) -> Result<(), String> {
     for a in 0..opts.agents {
         let body =
             json!({"name": format!("Bench Agent {}", a + 1), "email": format!("agent{a}-{stamp}@bench.example")});
-        let (status, answer) = api.call(reqwest::Method::POST, "/api/agents", Some(&body)).await?;
+        let (status, answer) = agent_api.call(reqwest::Method::POST, "/api/agents", Some(&body)).await?;
         let token = answer["token"].as_str().filter(|t| status == 201 && t.starts_with("fda_"));
         let Some(token) = token else { return Err(format!("POST /api/agents answered {status}: {answer}")) };
         tokens.push(token.to_string());
     }
     let agents_secs = created_at.elapsed().as_secs_f64();
-    println!("## {} agents created in {agents_secs:.2} s", opts.agents);
+    println!("## {} agents created in {agents_secs:.2} s on {}", opts.agents, opts.agent_base);
 
     // 2. The visitors, each its own conversation.
     let cpu_before_open = CpuMark::now(opts.pid.as_deref());
@@ -944,6 +971,7 @@ async fn run(opts: Arc<Opts>) -> Result<(), String> {
     result(
         "setup",
         json!({
+            "url": opts.base, "agent_url": opts.agent_base,
             "agents": opts.agents, "agents_created_secs": round3(agents_secs),
             "conversations": opts.conversations, "opened": opened, "open_failed": opts.conversations - opened,
             "open_secs": round3(open_secs), "open_per_sec": round1(opened as f64 / open_secs.max(1e-6)),

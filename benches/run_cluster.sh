@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Cross-node delivery: the human agents' benchmark (benches/agents.rs) with the visitors on one
+# node and the agents on another, three nodes sharing one PostgreSQL database and one Redis;
+# and, for comparison, the same load on one node.
+#
+#   benches/run_cluster.sh [cluster] [single]     # both by default
+#
+# For a quick check:
+#
+#   CONVERSATIONS=100 AGENTS=5 RATES=50 SECS=5 WARMUP=3 RESULTS_DIR=/tmp benches/run_cluster.sh
+#
+# Each run (one per part and rate) gets a fresh PostgreSQL database (dropped afterwards), made by
+# `frontdesk migrate` and a workspace from `frontdesk workspace create --demo`, and a fresh Redis
+# key prefix (FRONTDESK_REDIS_PREFIX, its keys deleted afterwards). Every node runs with
+# REDIS_URL set, the REST rate limiter off, one worker, its own port and data directory, all
+# nodes pinned to core SERVER_CORE; the benchmark runs pinned to core CLIENT_CORE. Before the
+# benchmark starts, every node's /readyz must show Redis `ok`, events `listening` and all the
+# run's nodes.
+#
+# * cluster: three nodes, A, B and C. The visitors' widget sockets go to node A (`--url`), where
+#   their conversations are written; the agents are created over REST on node B and open their
+#   /ws/agent sockets there (`--agent-url`), so every message an agent sees was stored on A,
+#   published through Redis, and delivered by B. Node C serves nothing: it is a member that hears
+#   (and ignores) the whole cluster's events.
+# * single: one node, visitors and agents both on it (REDIS_URL set all the same, so it publishes
+#   every event to Redis too: only the placement differs).
+#
+# The load is the agents benchmark's: AGENTS agents, CONVERSATIONS widget conversations, each
+# watched by one agent, RATE visitor messages/s in all for WARMUP + SECS seconds; each rate in
+# RATES is a run of its own. `RESULT {json}` lines (the benchmark's, and a `nodes` line per run
+# with each node's CPU over the run and its bus counters from /metrics), with the machine's
+# description, go to $RESULTS_DIR/$DATE-cluster.txt (default benches/results), and are repeated
+# at the end.
+set -euo pipefail
+
+PARTS=("$@")
+[[ ${#PARTS[@]} == 0 ]] && PARTS=(cluster single)
+for part in "${PARTS[@]}"; do
+    case "$part" in
+    cluster | single) ;;
+    *)
+        echo "usage: $0 [cluster] [single]" >&2
+        exit 2
+        ;;
+    esac
+done
+
+AGENTS=${AGENTS:-20}
+CONVERSATIONS=${CONVERSATIONS:-1000}
+RATES=${RATES-"150"} # visitor messages per second over all conversations, one run each
+SECS=${SECS:-60}     # measured window
+WARMUP=${WARMUP:-10} # sending before it
+DRAIN=${DRAIN:-5}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+SERVER_CORE=${SERVER_CORE:-0}
+CLIENT_CORE=${CLIENT_CORE:-1}
+RUN_TIMEOUT=${RUN_TIMEOUT:-900}
+DATE=${DATE:-$(date +%F)}
+
+cd "$(dirname "$0")/.."
+RESULTS_DIR=${RESULTS_DIR:-benches/results}
+RESULTS=$RESULTS_DIR/$DATE-cluster.txt
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/frontdesk-target}
+
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
+ulimit -n 20000
+BACKEND=postgres
+
+if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+    echo "Redis does not answer at $REDIS_URL; start it, e.g.:" >&2
+    echo "  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no" >&2
+    exit 1
+fi
+prepare_binaries agents
+
+NODE_PIDS=()
+NODE_PORTS=()
+PREFIX=""
+
+# stop_nodes: every node of the run, then (stop_server) the run's database; and the Redis keys.
+stop_nodes() {
+    local pid
+    for pid in "${NODE_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${NODE_PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    NODE_PIDS=()
+    NODE_PORTS=()
+    stop_server
+    if [[ -n "$PREFIX" ]]; then
+        redis-cli -u "$REDIS_URL" --scan --pattern "$PREFIX*" | while read -r k; do
+            redis-cli -u "$REDIS_URL" del "$k" >/dev/null
+        done
+        PREFIX=""
+    fi
+}
+
+cleanup_cluster() {
+    stop_nodes
+    rm -rf "$WORK"
+}
+trap cleanup_cluster EXIT
+
+machine() {
+    echo "# $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "# $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr), open files $(ulimit -n)"
+    echo "# $(rustc --version 2>/dev/null || true); $1"
+    if [[ -n "${FRONTDESK_BIN:-}" ]]; then
+        echo "# server: FRONTDESK_BIN=$FRONTDESK_BIN, built $(date -u -r "$FRONTDESK_BIN" +%FT%TZ)"
+    fi
+}
+
+# CPU ticks (user + system) a process has used.
+ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# start_nodes N: a fresh database and Redis prefix, a workspace made with the CLI, then N nodes;
+# sets NODE_PIDS, NODE_PORTS, KEY, BOT and RUN_DIR once every node is ready and sees all N.
+start_nodes() {
+    local n=$1
+    RUN_NO=$((RUN_NO + 1))
+    RUN_DIR=$WORK/run$RUN_NO
+    mkdir -p "$RUN_DIR"
+    DB_NAME=frontdesk_bench_cluster_$$_$RUN_NO
+    PREFIX="fdbench-$$-$RUN_NO:"
+    psql "$PG_URL/postgres" -qAtc "create database $DB_NAME" >/dev/null
+    local env=(DATABASE_URL="$PG_URL/$DB_NAME" REDIS_URL="$REDIS_URL" FRONTDESK_REDIS_PREFIX="$PREFIX"
+        FRONTDESK_DEMO=false FRONTDESK_RATE_LIMIT_PER_MINUTE=0 RUST_LOG=warn)
+    mkdir -p "$RUN_DIR/cli"
+    env "${env[@]}" FRONTDESK_DATA_DIR="$RUN_DIR/cli" "$SERVER" migrate >/dev/null
+    local created
+    created=$(env "${env[@]}" FRONTDESK_DATA_DIR="$RUN_DIR/cli" "$SERVER" workspace create --name "Cluster bench" --demo)
+    KEY=$(grep -o '"api_key": *"[^"]*"' <<<"$created" | head -n1 | cut -d'"' -f4)
+    BOT=$(grep -o '"bot_id": *"[^"]*"' <<<"$created" | head -n1 | cut -d'"' -f4)
+    if [[ -z "$KEY" || -z "$BOT" ]]; then
+        echo "frontdesk workspace create printed no api_key or bot_id" >&2
+        exit 1
+    fi
+    local i pid port
+    for i in $(seq 0 $((n - 1))); do
+        mkdir -p "$RUN_DIR/node$i/data"
+        env "${env[@]}" FRONTDESK_DATA_DIR="$RUN_DIR/node$i/data" FRONTDESK_BIND=127.0.0.1:0 FRONTDESK_WORKERS=1 \
+            taskset -c "$SERVER_CORE" "$SERVER" serve >"$RUN_DIR/node$i/stdout" 2>"$RUN_DIR/node$i/stderr" &
+        NODE_PIDS+=($!)
+    done
+    for i in $(seq 0 $((n - 1))); do
+        pid=${NODE_PIDS[$i]}
+        port=""
+        for _ in $(seq 300); do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                echo "node $i exited during startup:" >&2
+                tail -n 20 "$RUN_DIR/node$i/stderr" >&2
+                exit 1
+            fi
+            port=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$RUN_DIR/node$i/stdout" | head -n1 | sed 's/.*://' || true)
+            [[ -n "$port" ]] && break
+            sleep 0.1
+        done
+        if [[ -z "$port" ]]; then
+            echo "node $i did not print its port within 30 s" >&2
+            exit 1
+        fi
+        NODE_PORTS+=("$port")
+    done
+    # Ready: Redis ok, the bus listening, and every node of this run in the membership.
+    local ready
+    for i in $(seq 0 $((n - 1))); do
+        ready=""
+        for _ in $(seq 300); do
+            if curl -fsS "http://127.0.0.1:${NODE_PORTS[$i]}/readyz" 2>/dev/null |
+                jq -e --argjson n "$n" '.redis.status == "ok" and .redis.events == "listening" and (.redis.nodes | length) == $n' >/dev/null 2>&1; then
+                ready=yes
+                break
+            fi
+            sleep 0.1
+        done
+        if [[ -z "$ready" ]]; then
+            echo "node $i (port ${NODE_PORTS[$i]}) not ready with Redis within 30 s:" >&2
+            curl -sS "http://127.0.0.1:${NODE_PORTS[$i]}/readyz" >&2 || true
+            exit 1
+        fi
+    done
+    sleep 1
+}
+
+# metric NODE NAME: a counter or gauge from the node's /metrics.
+metric() {
+    curl -fsS "http://127.0.0.1:${NODE_PORTS[$1]}/metrics" 2>/dev/null | awk -v m="$2" '$1 ~ "^"m"[{]" {print $2}' | head -n1
+}
+
+version="PostgreSQL $(psql "$PG_URL/postgres" -qAtc "show server_version" 2>/dev/null || echo "?"), Redis $(redis-cli -u "$REDIS_URL" info server | sed -n 's/^redis_version:\([^\r]*\).*/\1/p')"
+machine "$version; every node on core $SERVER_CORE (1 worker each), benchmark on core $CLIENT_CORE, PostgreSQL and Redis unpinned; AGENTS=$AGENTS CONVERSATIONS=$CONVERSATIONS RATES=\"$RATES\" SECS=$SECS WARMUP=$WARMUP DRAIN=$DRAIN" >"$RESULTS"
+echo "# cluster: visitors on node A, agents (REST and /ws/agent) on node B, node C serves nothing; single: one node serves both" >>"$RESULTS"
+
+for part in "${PARTS[@]}"; do
+    if [[ "$part" == cluster ]]; then nodes=3; else nodes=1; fi
+    for rate in $RATES; do
+        start_nodes "$nodes"
+        visitors_port=${NODE_PORTS[0]}
+        agents_port=${NODE_PORTS[$((nodes > 1 ? 1 : 0))]}
+        echo >&2
+        echo "## $part: $nodes node(s) on ports ${NODE_PORTS[*]} (pids ${NODE_PIDS[*]}); visitors on $visitors_port, agents on $agents_port; $AGENTS agents, $CONVERSATIONS conversations, $rate msg/s" >&2
+        echo "# $part rate-$rate: load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS"
+        before=()
+        for pid in "${NODE_PIDS[@]}"; do before+=("$(ticks "$pid")"); done
+        began=$(date +%s.%N)
+        out=$RUN_DIR/agents.out
+        status=0
+        timeout --kill-after=10 "$RUN_TIMEOUT" taskset -c "$CLIENT_CORE" "$BENCH" \
+            --url "http://127.0.0.1:$visitors_port" --agent-url "http://127.0.0.1:$agents_port" \
+            --key "$KEY" --bot "$BOT" --pid "${NODE_PIDS[0]}" --agents "$AGENTS" \
+            --conversations "$CONVERSATIONS" --rate "$rate" --secs "$SECS" --warmup "$WARMUP" --drain "$DRAIN" |
+            tee "$out" || status=$?
+        took=$(echo "$(date +%s.%N) - $began" | bc)
+        hz=$(getconf CLK_TCK)
+        node_json=()
+        errors_all=0
+        warns_all=0
+        for i in $(seq 0 $((nodes - 1))); do
+            pid=${NODE_PIDS[$i]}
+            cpu=$(echo "scale=1; ($(ticks "$pid") - ${before[$i]}) * 100 / $hz / $took" | bc)
+            errors=$(grep -c 'ERROR' "$RUN_DIR/node$i/stderr" || true)
+            warns=$(grep -c 'WARN' "$RUN_DIR/node$i/stderr" || true)
+            errors_all=$((errors_all + errors))
+            warns_all=$((warns_all + warns))
+            echo "  node $i: $cpu % of a core over the run ($took s); log: $errors ERROR, $warns WARN lines" >&2
+            if [[ "$errors" != 0 || "$warns" != 0 ]]; then
+                sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//' "$RUN_DIR/node$i/stderr" | grep -E 'ERROR|WARN' | cut -c1-200 |
+                    sort | uniq -c | sort -rn | head -n 5 >&2
+            fi
+            node_json+=("{\"node\":$i,\"port\":${NODE_PORTS[$i]},\"cpu_pct_whole_run\":${cpu:-null},\"errors\":$errors,\"warns\":$warns,\"bus_published\":$(metric "$i" frontdesk_bus_published_total || true),\"bus_received\":$(metric "$i" frontdesk_bus_received_total || true),\"bus_dropped\":$(metric "$i" frontdesk_bus_dropped_total || true),\"bus_lag_max_ms\":$(metric "$i" frontdesk_bus_lag_max_ms || true)}")
+        done
+        if [[ $status != 0 ]]; then
+            echo "  benchmark exited with status $status" >&2
+        fi
+        sed -n "s/^RESULT /RESULT $part rate-$rate server_errors=$errors_all server_warns=$warns_all /p" "$out" >>"$RESULTS"
+        # Missing metrics leave empty values: make them null so the line stays JSON.
+        nodes_line=$(IFS=,; echo "[${node_json[*]}]" | sed -E 's/:,/:null,/g; s/:}/:null}/g')
+        echo "RESULT $part rate-$rate {\"phase\":\"nodes\",\"run_secs\":$took,\"nodes\":$nodes_line}" >>"$RESULTS"
+        stop_nodes
+    done
+done
+
+echo
+echo "## $RESULTS"
+cat "$RESULTS"
