@@ -96,36 +96,37 @@ pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> Http
         );
     }
     if let Some(bus) = &cluster.bus {
-        metric(
-            "frontdesk_bus_published_total",
-            "counter",
-            "Events this node published to the other nodes.",
-            bus.published.load(Ordering::Relaxed).to_string(),
-        );
-        metric(
-            "frontdesk_bus_received_total",
-            "counter",
-            "Events this node heard from the other nodes.",
-            bus.received.load(Ordering::Relaxed).to_string(),
-        );
-        metric(
-            "frontdesk_bus_dropped_total",
-            "counter",
-            "Events that did not reach Redis.",
-            bus.dropped.load(Ordering::Relaxed).to_string(),
-        );
-        metric(
-            "frontdesk_bus_lag_ms",
-            "gauge",
-            "Publish-to-delivery time of the last event heard.",
-            bus.last_lag_ms.load(Ordering::Relaxed).to_string(),
-        );
-        metric(
-            "frontdesk_bus_lag_max_ms",
-            "gauge",
-            "Longest publish-to-delivery time since start.",
-            bus.max_lag_ms.load(Ordering::Relaxed).to_string(),
-        );
+        let load = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed).to_string();
+        let lag = |value: &std::sync::atomic::AtomicI64| value.load(Ordering::Relaxed).to_string();
+        for (name, kind, help, value) in [
+            (
+                "frontdesk_bus_published_total",
+                "counter",
+                "Events this node published to the other nodes.",
+                load(&bus.published),
+            ),
+            (
+                "frontdesk_bus_received_total",
+                "counter",
+                "Events this node heard from the other nodes.",
+                load(&bus.received),
+            ),
+            ("frontdesk_bus_dropped_total", "counter", "Events that did not reach Redis.", load(&bus.dropped)),
+            (
+                "frontdesk_bus_lag_ms",
+                "gauge",
+                "Publish-to-delivery time of the last event heard.",
+                lag(&bus.last_lag_ms),
+            ),
+            (
+                "frontdesk_bus_lag_max_ms",
+                "gauge",
+                "Longest publish-to-delivery time since start.",
+                lag(&bus.max_lag_ms),
+            ),
+        ] {
+            metric(name, kind, help, value);
+        }
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }
