@@ -47,6 +47,8 @@ pub struct Chat {
     pub flows: Arc<FlowCatalog>,
     /// What a flow's dry run looks things up with.
     pub flow_tools: Arc<Tools>,
+    /// Turns true when the server shuts down gracefully (sockets close with a reconnect hint).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Chat {

@@ -130,9 +130,29 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         if let Some(demo) = &app.demo {
             print_demo_banner(&base, demo);
         }
+        let graceful = app.graceful();
+        actix_rt::spawn(async move {
+            wait_for_stop_signal().await;
+            tracing::info!("shutting down: sockets are told to reconnect, requests in flight finish");
+            graceful.run().await;
+        });
         app.run().await?;
         Ok(())
     })
+}
+
+/// SIGTERM (a process manager or a rolling restart) or SIGINT (Ctrl-C).
+async fn wait_for_stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
 }
 
 fn print_demo_banner(base: &str, demo: &workspaces::CreatedWorkspace) {

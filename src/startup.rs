@@ -57,6 +57,7 @@ const CONTEXT_WINDOW: usize = 20;
 pub struct Application {
     port: u16,
     server: Server,
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
     /// The demo workspace, when this start created it (its secrets are shown only now).
     pub demo: Option<CreatedWorkspace>,
 }
@@ -181,7 +182,18 @@ impl Application {
         .start();
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
         let limits = settings.limits();
-        let chat = web::Data::new(Chat { db, registry, bus: events, bots, limits, desk, flows, flow_tools });
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let chat = web::Data::new(Chat {
+            db,
+            registry,
+            bus: events,
+            bots,
+            limits,
+            desk,
+            flows,
+            flow_tools,
+            shutdown: shutdown_rx,
+        });
         let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::default());
         let model_defaults = web::Data::new(settings.model.clone());
         crate::handoff::HandoffRules {
@@ -249,9 +261,11 @@ impl Application {
         // A reply is several small frames; Nagle would hold them for the peer's delayed ACK (~40 ms).
         .tcp_nodelay(true)
         .shutdown_timeout(5)
+        // `frontdesk serve` handles SIGTERM and SIGINT itself, through `GracefulShutdown`.
+        .disable_signals()
         .listen(listener)?
         .run();
-        Ok(Application { port, server, demo })
+        Ok(Application { port, server, shutdown: Arc::new(shutdown), demo })
     }
 
     pub fn port(&self) -> u16 {
@@ -263,8 +277,32 @@ impl Application {
         self.server.handle()
     }
 
+    /// A handle to shut the server down gracefully from elsewhere.
+    pub fn graceful(&self) -> GracefulShutdown {
+        GracefulShutdown { signal: self.shutdown.clone(), server: self.server.handle() }
+    }
+
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// A graceful shutdown: sockets are closed with code 1012 and a reconnect hint (so widgets and
+/// agent consoles go to another node, or back to this one once it is up, and resume from their
+/// last `seq`), then the server stops accepting and finishes the requests in flight. Every
+/// acknowledged message is already stored, so nothing needs flushing.
+#[derive(Clone)]
+pub struct GracefulShutdown {
+    signal: Arc<tokio::sync::watch::Sender<bool>>,
+    server: ServerHandle,
+}
+
+impl GracefulShutdown {
+    pub async fn run(&self) {
+        self.signal.send_replace(true);
+        // Time for the close frames to leave before the connections are dropped.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.server.stop(true).await;
     }
 }
 

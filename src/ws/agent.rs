@@ -141,7 +141,7 @@ impl Actor for AgentSocket {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        super::keep_alive(ctx, |act| act.heard_from);
+        super::keep_alive(ctx, |act| act.heard_from, self.chat.shutdown.clone());
         self.sockets.opened(self.agent.id);
         // Subscribed before the snapshot is read, so nothing falls between the two.
         let events = self.chat.bus.subscribe(&inbox_topic(self.workspace_id));

@@ -143,7 +143,7 @@ impl Actor for VisitorSocket {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        super::keep_alive(ctx, |act| act.heard_from);
+        super::keep_alive(ctx, |act| act.heard_from, self.chat.shutdown.clone());
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use diesel::{Connection, RunQueryDsl};
 use frontdesk::config::{Settings, SettingsArgs};
 use frontdesk::db::workspaces::{self, CreatedWorkspace};
-use frontdesk::startup::{open_database, Application};
+use frontdesk::startup::{open_database, Application, GracefulShutdown};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -99,6 +99,7 @@ pub struct TestApp {
     _db: Option<TestDb>,
     settings: Settings,
     handle: actix_web::dev::ServerHandle,
+    graceful: GracefulShutdown,
 }
 
 impl Drop for TestApp {
@@ -133,7 +134,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
 
 /// Runs the server on its own actix system (stopping it ends every task it started).
 fn serve(db: TestDb, settings: Settings, a: CreatedWorkspace, b: CreatedWorkspace) -> TestApp {
-    let (port, handle) = start_server(settings.clone());
+    let (port, handle, graceful) = start_server(settings.clone());
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
         ws_url: format!("ws://127.0.0.1:{port}/ws/widget"),
@@ -143,6 +144,7 @@ fn serve(db: TestDb, settings: Settings, a: CreatedWorkspace, b: CreatedWorkspac
         _db: Some(db),
         settings,
         handle,
+        graceful,
     }
 }
 
@@ -160,13 +162,13 @@ impl Drop for Node {
     }
 }
 
-/// Starts a server with `settings` on its own actix system; answers its port and handle.
-fn start_server(settings: Settings) -> (u16, actix_web::dev::ServerHandle) {
+/// Starts a server with `settings` on its own actix system; answers its port and handles.
+fn start_server(settings: Settings) -> (u16, actix_web::dev::ServerHandle, GracefulShutdown) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
             let app = Application::build(settings).await.expect("server builds");
-            tx.send((app.port(), app.handle())).unwrap();
+            tx.send((app.port(), app.handle(), app.graceful())).unwrap();
             app.run().await.expect("server runs");
         })
     });
@@ -174,6 +176,12 @@ fn start_server(settings: Settings) -> (u16, actix_web::dev::ServerHandle) {
 }
 
 impl TestApp {
+    /// Shuts the server down as `frontdesk serve` does on SIGTERM (sockets told to reconnect,
+    /// requests in flight finished).
+    pub async fn shut_down_gracefully(&self) {
+        self.graceful.run().await;
+    }
+
     /// Starts another node on this app's database and settings.
     pub fn node(&self) -> Node {
         self.node_with(|_| {})
@@ -183,7 +191,7 @@ impl TestApp {
     pub fn node_with(&self, configure: impl FnOnce(&mut Settings)) -> Node {
         let mut settings = self.settings.clone();
         configure(&mut settings);
-        let (port, handle) = start_server(settings);
+        let (port, handle, _) = start_server(settings);
         Node { base: format!("http://127.0.0.1:{port}"), handle }
     }
 

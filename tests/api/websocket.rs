@@ -11,8 +11,44 @@ on_both_backends!(
     a_bot_with_allowed_origins_refuses_other_pages,
     resume_replays_exactly_the_missed_messages,
     resending_a_client_msg_id_never_stores_twice,
-    malformed_frames_get_an_error_and_the_socket_stays_usable
+    malformed_frames_get_an_error_and_the_socket_stays_usable,
+    a_graceful_restart_tells_the_widget_to_reconnect_and_it_resumes,
 );
+
+async fn a_graceful_restart_tells_the_widget_to_reconnect_and_it_resumes(backend: Backend) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = spawn_app(backend).await;
+    let mut widget = Widget::connect(&app).await;
+    let ready = widget.hello(&app.a.bot_id, None, None).await;
+    let conversation = ready["conversation_id"].as_str().unwrap().to_owned();
+    widget.until("done").await; // the welcome, seq 1
+    widget.send(json!({ "type": "message", "client_msg_id": "before", "text": "Hello" })).await;
+    widget.until("done").await; // seq 2 and 3
+
+    app.shut_down_gracefully().await;
+    let close = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), widget.socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.expect("a close frame with a reason"),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Restart, "1012: service restart");
+    assert!(close.reason.contains("reconnect"), "{}", close.reason);
+
+    // The widget reconnects (here: to the same server, back up) and resumes from its last seq.
+    let app = app.restart().await;
+    let mut widget = Widget::connect(&app).await;
+    let ready = widget.hello(&app.a.bot_id, Some(&conversation), Some(3)).await;
+    assert_eq!(ready["resumed"], true, "{ready}");
+    widget.send(json!({ "type": "message", "client_msg_id": "after", "text": "Where are you located?" })).await;
+    let frames = widget.until("done").await;
+    let done = frames.last().unwrap();
+    assert_eq!(done["message"]["seq"], 5, "nothing lost or repeated across the restart: {done}");
+}
 
 async fn streams_a_reply_in_chunks(backend: Backend) {
     let app = spawn_app(backend).await;
