@@ -220,13 +220,34 @@ impl Chat {
         Ok(self.registry.send(conversation_id, message).await?)
     }
 
-    /// Merges a patch into the conversation's variables; answers them as they now stand.
+    /// Merges a patch into the conversation's variables, through its session so the next turn
+    /// sees them; answers them as they now stand. Contact details are checked first and, once
+    /// stored, saved to the CRM.
     pub async fn update_variables(
         &self,
+        workspace_id: i64,
         conversation_id: &str,
         patch: serde_json::Value,
     ) -> Result<serde_json::Value, ApiError> {
-        Ok(self.registry.send(conversation_id, UpdateVariables { patch }).await?)
+        let contact = patch.get("contact").filter(|c| !c.is_null());
+        if let Some(contact) = contact {
+            crate::crm::check_contact(contact, "contact").map_err(ApiError::unprocessable)?;
+        }
+        let touches_contact = contact.is_some();
+        let variables = self.registry.send(conversation_id, UpdateVariables { patch }).await?;
+        if touches_contact {
+            self.save_contact(workspace_id, conversation_id).await?;
+        }
+        Ok(variables)
+    }
+
+    /// Saves the contact in the conversation's variables to the CRM: the patient it matches or
+    /// a new one, and its lead (when it has a name and an email or phone).
+    pub async fn save_contact(&self, workspace_id: i64, conversation_id: &str) -> Result<bool, ApiError> {
+        let id = conversation_id.to_owned();
+        let lead = self.db.run(move |conn| crate::crm::rescore(conn, workspace_id, &id, now_ms())).await?;
+        crate::webhooks::outbox::committed();
+        Ok(lead)
     }
 
     pub async fn typing(&self, conversation_id: &str, on: bool) -> Result<(), ApiError> {

@@ -17,7 +17,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::chat::{Chat, VisitorInput};
-use crate::crm::signals::{normalize_email, normalize_phone};
 use crate::db::conversations;
 use crate::db::{bots, workspaces};
 use crate::error::{ApiError, JsonBody};
@@ -97,25 +96,15 @@ fn visitor_text(message: &MessageIn) -> Result<String, ApiError> {
     Ok(message.data.body.clone())
 }
 
-/// The contact as given, its email and phone checked and kept as written.
+/// The contact as given (empty fields left out), its email and phone checked and kept as written.
 fn contact_variables(contact: ContactIn) -> Result<Map<String, Value>, ApiError> {
     let mut out = Map::new();
-    let clean = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    if let Some(name) = clean(contact.name) {
-        out.insert("name".into(), name.into());
-    }
-    if let Some(email) = clean(contact.email) {
-        if normalize_email(&email).is_none() {
-            return Err(ApiError::unprocessable(format!("variables.contact.email `{email}` is not an email address")));
+    for (field, value) in [("name", contact.name), ("email", contact.email), ("phone", contact.phone)] {
+        if let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            out.insert(field.into(), value.into());
         }
-        out.insert("email".into(), email.into());
     }
-    if let Some(phone) = clean(contact.phone) {
-        if normalize_phone(&phone).is_none() {
-            return Err(ApiError::unprocessable(format!("variables.contact.phone `{phone}` is not a phone number")));
-        }
-        out.insert("phone".into(), phone.into());
-    }
+    crate::crm::check_contact(&Value::Object(out.clone()), "variables.contact").map_err(ApiError::unprocessable)?;
     Ok(out)
 }
 
@@ -187,9 +176,7 @@ pub async fn start(
             let row = chat.start(&bot, Some(external_id), CHANNEL, Value::Object(variables)).await?;
             if contact.contains_key("name") && (contact.contains_key("email") || contact.contains_key("phone")) {
                 // The contact given becomes (or finds) the CRM's contact for this visitor.
-                let id = row.id.clone();
-                chat.db.run(move |conn| crate::crm::rescore(conn, workspace_id, &id, crate::db::now_ms())).await?;
-                crate::webhooks::outbox::committed();
+                chat.save_contact(workspace_id, &row.id).await?;
             }
             if let Some(message) = first {
                 chat.post(&row.id, message).await?;

@@ -114,6 +114,19 @@ pub fn rescore_trigger(text: &str, seq: i64) -> Option<bool> {
     }
 }
 
+/// Checks contact variables given by an API caller: an `email` or `phone` that is there must be
+/// one. Answers what is wrong, naming the field under `prefix` (e.g. `contact.email`).
+pub fn check_contact(contact: &serde_json::Value, prefix: &str) -> Result<(), String> {
+    let text = |field: &str| contact.get(field).and_then(|v| v.as_str()).map(str::trim).filter(|v| !v.is_empty());
+    if let Some(email) = text("email").filter(|e| signals::normalize_email(e).is_none()) {
+        return Err(format!("{prefix}.email `{email}` is not an email address"));
+    }
+    if let Some(phone) = text("phone").filter(|p| signals::normalize_phone(p).is_none()) {
+        return Err(format!("{prefix}.phone `{phone}` is not a phone number"));
+    }
+    Ok(())
+}
+
 /// Contact details the brain collected in dialog, kept in the conversation's variables.
 pub fn dialog_contact(variables: &serde_json::Value) -> ContactDetails {
     serde_json::from_value(variables.get("contact").cloned().unwrap_or_default()).unwrap_or_default()

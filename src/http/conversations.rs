@@ -202,22 +202,7 @@ pub async fn update_variables(
             return Err(ApiError::unprocessable(format!("`{group}` must be an object of variables")));
         }
     }
-    if let Some(contact) = patch.get("contact") {
-        let text = |field: &str| contact.get(field).and_then(|v| v.as_str()).map(str::trim);
-        if let Some(email) = text("email").filter(|e| crate::crm::signals::normalize_email(e).is_none()) {
-            return Err(ApiError::unprocessable(format!("contact.email `{email}` is not an email address")));
-        }
-        if let Some(phone) = text("phone").filter(|p| crate::crm::signals::normalize_phone(p).is_none()) {
-            return Err(ApiError::unprocessable(format!("contact.phone `{phone}` is not a phone number")));
-        }
-    }
     let row = chat.conversation(caller.workspace_id, &path).await?;
-    let touches_contact = patch.contains_key("contact");
-    let variables = chat.update_variables(&row.id, serde_json::Value::Object(patch)).await?;
-    if touches_contact {
-        let (workspace_id, id) = (caller.workspace_id, row.id.clone());
-        chat.db.run(move |conn| crate::crm::rescore(conn, workspace_id, &id, crate::db::now_ms())).await?;
-        crate::webhooks::outbox::committed();
-    }
+    let variables = chat.update_variables(caller.workspace_id, &row.id, serde_json::Value::Object(patch)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "conversation_id": row.id, "variables": variables })))
 }

@@ -241,6 +241,29 @@ async fn a_lead_qualification_flow_runs_over_the_api_channel(backend: Backend) {
     let patched: Value = patched.json().await.unwrap();
     assert_eq!(patched["variables"]["conversation"], json!({ "note": "VIP" }));
     assert_eq!(patched["variables"]["contact"]["name"], "Jane Doe", "merged, not replaced");
+    let (_, patients) = app.get(&app.a.api_key, "/api/patients").await;
+    let patient = patients
+        .as_array()
+        .or(patients["data"].as_array())
+        .unwrap()
+        .iter()
+        .find(|p| p["email"] == "jane@example.com")
+        .cloned();
+    assert!(
+        patient.is_some_and(|p| p["phone"].as_str().is_some_and(|phone| phone.contains("555"))),
+        "the CRM has the new phone: {patients}"
+    );
+    let (status, _) = app
+        .http
+        .patch(app.url(&format!("/api/conversations/{}/variables", visitor.conversation)))
+        .bearer_auth(&app.a.api_key)
+        .json(&json!({ "contact": { "email": "not an address" } }))
+        .send()
+        .await
+        .map(|res| (res.status().as_u16(), res))
+        .unwrap();
+    assert_eq!(status, 422, "a bad email is refused");
+    assert_eq!(visitor.variables().await["contact"]["email"], "jane@example.com", "and changes nothing");
     let (status, refused) = app
         .http
         .patch(app.url(&format!("/api/conversations/{}/variables", visitor.conversation)))
