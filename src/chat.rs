@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use frontdesk_actors::{
     AgentMessage, AgentRef, AgentTyping, ChangedBy, CloseConversation, EventBus, HandBack, MarkRead, Posted,
-    RequestHandoff, Sender, SessionRegistry, StoredMessage, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
+    RequestHandoff, Sender, StoredMessage, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
 };
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::booking::desk::BookingDesk;
 use crate::brain::tools::Tools;
 use crate::brain::BotSettingsCache;
+use crate::cluster::ownership::{Command, Conversations};
 use crate::config::Limits;
 use crate::db::bots::BotRow;
 use crate::db::conversations::{self, ConversationRow, ConversationView, NewConversation};
@@ -37,7 +38,8 @@ const MAX_CLIENT_MSG_ID: usize = 128;
 
 pub struct Chat {
     pub db: Db,
-    pub registry: SessionRegistry,
+    /// Every conversation's live session, on this node or (clustered) on the node that owns it.
+    pub conversations: Conversations,
     pub bus: Arc<dyn EventBus>,
     pub bots: Arc<BotSettingsCache>,
     pub limits: Limits,
@@ -217,7 +219,7 @@ impl Chat {
 
     /// Posts a validated visitor message; returns once it is stored, with a handle on the reply.
     pub async fn post(&self, conversation_id: &str, message: VisitorMessage) -> Result<Posted, ApiError> {
-        Ok(self.registry.send(conversation_id, message).await?)
+        Ok(self.conversations.dispatch(conversation_id, Command::Visitor(message)).await?.posted()?)
     }
 
     /// Merges a patch into the conversation's variables, through its session so the next turn
@@ -234,7 +236,11 @@ impl Chat {
             crate::crm::check_contact(contact, "contact").map_err(ApiError::unprocessable)?;
         }
         let touches_contact = contact.is_some();
-        let variables = self.registry.send(conversation_id, UpdateVariables { patch }).await?;
+        let variables = self
+            .conversations
+            .dispatch(conversation_id, Command::UpdateVariables(UpdateVariables { patch }))
+            .await?
+            .variables()?;
         if touches_contact {
             self.save_contact(workspace_id, conversation_id).await?;
         }
@@ -251,16 +257,17 @@ impl Chat {
     }
 
     pub async fn typing(&self, conversation_id: &str, on: bool) -> Result<(), ApiError> {
-        Ok(self.registry.send(conversation_id, VisitorTyping { on }).await?)
+        Ok(self.conversations.dispatch(conversation_id, Command::VisitorTyping(VisitorTyping { on })).await?.done()?)
     }
 
     pub async fn close(&self, conversation_id: &str) -> Result<(), ApiError> {
-        Ok(self.registry.send(conversation_id, CloseConversation).await?)
+        Ok(self.conversations.dispatch(conversation_id, Command::Close(CloseConversation)).await?.done()?)
     }
 
     /// An agent takes the conversation over; 409 when another agent has it.
     pub async fn take_over(&self, conversation_id: &str, agent: AgentRef, by: ChangedBy) -> Result<(), ApiError> {
-        Ok(self.registry.send(conversation_id, TakeOver { agent, actor: by }).await?)
+        let take_over = Command::TakeOver(TakeOver { agent, actor: by });
+        Ok(self.conversations.dispatch(conversation_id, take_over).await?.done()?)
     }
 
     /// The conversation goes back to the bot.
@@ -272,7 +279,8 @@ impl Chat {
         reason: Option<String>,
     ) -> Result<(), ApiError> {
         let reason = check_reason(reason)?;
-        Ok(self.registry.send(conversation_id, HandBack { agent, actor: by, reason, silent_before: None }).await?)
+        let hand_back = Command::HandBack(HandBack { agent, actor: by, reason, silent_before: None });
+        Ok(self.conversations.dispatch(conversation_id, hand_back).await?.done()?)
     }
 
     /// Puts the conversation in the queue for a person.
@@ -283,7 +291,8 @@ impl Chat {
         reason: Option<String>,
     ) -> Result<(), ApiError> {
         let reason = check_reason(reason)?;
-        Ok(self.registry.send(conversation_id, RequestHandoff { actor: by, reason }).await?)
+        let request = Command::RequestHandoff(RequestHandoff { actor: by, reason });
+        Ok(self.conversations.dispatch(conversation_id, request).await?.done()?)
     }
 
     /// A message from the agent who owns the conversation; returns it and whether it repeated
@@ -299,16 +308,17 @@ impl Chat {
         let checked = self.validate(VisitorInput { client_msg_id, text, media, context: None })?;
         let message =
             AgentMessage { agent, client_msg_id: checked.client_msg_id, text: checked.text, media: checked.media };
-        Ok(self.registry.send(conversation_id, message).await?)
+        Ok(self.conversations.dispatch(conversation_id, Command::Agent(message)).await?.agent_message()?)
     }
 
     pub async fn agent_typing(&self, conversation_id: &str, agent: AgentRef, on: bool) -> Result<(), ApiError> {
-        Ok(self.registry.send(conversation_id, AgentTyping { agent, on }).await?)
+        let typing = Command::AgentTyping(AgentTyping { agent, on });
+        Ok(self.conversations.dispatch(conversation_id, typing).await?.done()?)
     }
 
     /// `reader` has read up to `seq` (clamped to the last message); returns the position.
     pub async fn mark_read(&self, conversation_id: &str, reader: Sender, seq: i64) -> Result<i64, ApiError> {
-        Ok(self.registry.send(conversation_id, MarkRead { reader, seq }).await?)
+        Ok(self.conversations.dispatch(conversation_id, Command::MarkRead(MarkRead { reader, seq })).await?.read()?)
     }
 
     /// Stored messages after `after`, in `seq` order.

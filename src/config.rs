@@ -173,6 +173,10 @@ pub struct SettingsArgs {
     /// [default: frontdesk:].
     #[arg(long, global = true, env = "FRONTDESK_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
+    /// With Redis: how long a node's hold on a conversation lasts without renewal (ms), so how
+    /// soon another node takes over the conversations of a node that died [default: 5000].
+    #[arg(long, global = true, env = "FRONTDESK_LEASE_MS")]
+    pub lease_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +224,8 @@ pub struct Settings {
     pub auto_assign: bool,
     pub demo: bool,
     pub redis_prefix: String,
+    /// How long a conversation's lease lasts without renewal (cluster mode).
+    pub lease: Duration,
 }
 
 /// The model brain's global settings (OPENAI_BASE_URL, OPENAI_API_KEY, FRONTDESK_MODEL_*).
@@ -414,6 +420,9 @@ impl Settings {
             auto_assign: pick(args.auto_assign, from_file("AUTO_ASSIGN"), "FRONTDESK_AUTO_ASSIGN")?.unwrap_or(false),
             redis_prefix: pick(args.redis_prefix.clone(), from_file("REDIS_PREFIX"), "FRONTDESK_REDIS_PREFIX")?
                 .unwrap_or_else(|| "frontdesk:".into()),
+            lease: Duration::from_millis(
+                pick(args.lease_ms, from_file("LEASE_MS"), "FRONTDESK_LEASE_MS")?.unwrap_or(5000).clamp(300, 600_000),
+            ),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
         })
     }

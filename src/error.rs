@@ -130,6 +130,7 @@ impl From<SessionError> for ApiError {
             }
             SessionError::Failed(why) => ApiError::internal(why),
             SessionError::Conflict(why) => ApiError::conflict(why),
+            SessionError::Moved => ApiError::unavailable("conversation is moving to another node, try again shortly"),
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use frontdesk_actors::{ChangedBy, HandBack, TakeOver};
 
 use crate::chat::Chat;
+use crate::cluster::ownership::Command;
 use crate::cluster::redis::Redis;
 use crate::db::{agents, conversations, now_ms};
 
@@ -75,8 +76,8 @@ impl HandoffRules {
                 reason: Some(format!("the agent was silent for {} s", silence.as_secs())),
                 silent_before: Some(cutoff),
             };
-            match self.chat.registry.send(&conversation_id, hand_back).await {
-                Ok(()) => tracing::info!(%conversation_id, "handed back to the bot after the agent's silence"),
+            match self.chat.conversations.dispatch(&conversation_id, Command::HandBack(hand_back)).await {
+                Ok(_) => tracing::info!(%conversation_id, "handed back to the bot after the agent's silence"),
                 // The agent spoke, or someone else moved it, in the meantime.
                 Err(err) => tracing::debug!(%conversation_id, error = %err, "not handed back"),
             }
@@ -96,7 +97,7 @@ impl HandoffRules {
             // The online agent given a conversation longest ago goes first.
             let Some(agent) = online.into_iter().next() else { continue };
             let take_over = TakeOver { agent: agent.as_ref(), actor: ChangedBy::System };
-            if self.chat.registry.send(&conversation_id, take_over).await.is_ok() {
+            if self.chat.conversations.dispatch(&conversation_id, Command::TakeOver(take_over)).await.is_ok() {
                 let id = agent.id;
                 if let Err(err) = self.chat.db.run(move |conn| agents::assigned(conn, workspace_id, id, now_ms())).await
                 {

@@ -9,6 +9,8 @@ use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use frontdesk_actors::{EventBus, LeadScorer, Ports, SessionConfig, SessionRegistry, SystemClock};
+
+use crate::cluster::ownership::Conversations;
 use tracing_actix_web::TracingLogger;
 
 use crate::booking::desk::BookingDesk;
@@ -58,6 +60,7 @@ pub struct Application {
     port: u16,
     server: Server,
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    chat: Arc<Chat>,
     /// The demo workspace, when this start created it (its secrets are shown only now).
     pub demo: Option<CreatedWorkspace>,
 }
@@ -161,6 +164,14 @@ impl Application {
             ports,
             SessionConfig { idle_timeout: settings.session_idle, context_window: CONTEXT_WINDOW, ..Default::default() },
         );
+        // Clustered, a conversation's session runs on the node holding its lease; the others
+        // forward to it.
+        let conversations = match &redis {
+            Some(redis) => {
+                Conversations::clustered(registry, redis.clone(), db.clone(), events.clone(), settings.lease)
+            }
+            None => Conversations::single(registry),
+        };
         let policy = TargetPolicy { allow_loopback: settings.webhook_allow_loopback, ..Default::default() };
         WebhookDispatcher::new(
             db.clone(),
@@ -185,7 +196,7 @@ impl Application {
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let chat = web::Data::new(Chat {
             db,
-            registry,
+            conversations,
             bus: events,
             bots,
             limits,
@@ -212,6 +223,7 @@ impl Application {
         let sweep_limiter = limiter.clone();
         let sweep_chat_limiter = chat_limiter.clone();
         let sweep_db = chat.db.clone();
+        let graceful_chat = chat.clone().into_inner();
         actix_rt::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
@@ -265,7 +277,7 @@ impl Application {
         .disable_signals()
         .listen(listener)?
         .run();
-        Ok(Application { port, server, shutdown: Arc::new(shutdown), demo })
+        Ok(Application { port, server, shutdown: Arc::new(shutdown), chat: graceful_chat, demo })
     }
 
     pub fn port(&self) -> u16 {
@@ -279,7 +291,7 @@ impl Application {
 
     /// A handle to shut the server down gracefully from elsewhere.
     pub fn graceful(&self) -> GracefulShutdown {
-        GracefulShutdown { signal: self.shutdown.clone(), server: self.server.handle() }
+        GracefulShutdown { signal: self.shutdown.clone(), server: self.server.handle(), chat: self.chat.clone() }
     }
 
     pub async fn run(self) -> std::io::Result<()> {
@@ -289,19 +301,27 @@ impl Application {
 
 /// A graceful shutdown: sockets are closed with code 1012 and a reconnect hint (so widgets and
 /// agent consoles go to another node, or back to this one once it is up, and resume from their
-/// last `seq`), then the server stops accepting and finishes the requests in flight. Every
-/// acknowledged message is already stored, so nothing needs flushing.
+/// last `seq`); every live conversation finishes the reply it is giving and its session stops,
+/// handing the conversation over (clustered: its lease is released, and the next node to need
+/// it takes it from the database); then the server stops accepting and finishes the requests
+/// in flight. Every acknowledged message is already stored, so nothing else needs flushing.
 #[derive(Clone)]
 pub struct GracefulShutdown {
     signal: Arc<tokio::sync::watch::Sender<bool>>,
     server: ServerHandle,
+    chat: Arc<Chat>,
 }
+
+/// How long a shutdown waits for live conversations to finish their replies.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl GracefulShutdown {
     pub async fn run(&self) {
         self.signal.send_replace(true);
         // Time for the close frames to leave before the connections are dropped.
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // Sessions run on the server's workers: they must be done before the workers stop.
+        self.chat.conversations.drain(DRAIN_TIMEOUT).await;
         self.server.stop(true).await;
     }
 }

@@ -19,8 +19,8 @@ pub use ports::{
     ConversationEvent, ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, LeadSignals, NewMessage,
     Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StoreError, StoredMessage, SystemClock,
 };
-pub use registry::SessionRegistry;
+pub use registry::{OnStop, SessionRegistry};
 pub use session::{
-    AgentMessage, AgentTyping, CloseConversation, ConversationSession, HandBack, MarkRead, Posted, RequestHandoff,
-    SessionConfig, SessionError, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
+    AgentMessage, AgentTyping, CloseConversation, ConversationSession, Drain, HandBack, MarkRead, Posted,
+    RequestHandoff, SessionConfig, SessionError, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
 };

@@ -121,6 +121,8 @@ pub struct OwnershipChange {
     /// Hand back only if the owning agent's last activity is older than this (ms).
     pub silent_before: Option<i64>,
     pub at: i64,
+    /// The writing session's fencing token (see [`NewMessage::fence`]).
+    pub fence: Option<i64>,
 }
 
 /// What a conditional ownership change did.
@@ -176,6 +178,10 @@ pub struct NewMessage {
     pub reply_to: Option<i64>,
     pub created_at: i64,
     pub metadata: Option<serde_json::Value>,
+    /// The fencing token of the session that writes, when conversations are owned across
+    /// nodes: the store refuses the write ([`StoreError::Fenced`]) once a newer owner has
+    /// claimed the conversation. `None` on a single node, where nothing can be stale.
+    pub fence: Option<i64>,
 }
 
 /// What persisting a message did.
@@ -220,6 +226,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("storage error: {0}")]
     Other(String),
+    /// A newer owner has claimed the conversation: this session's fencing token is stale.
+    #[error("conversation is owned by a newer session (fencing token {0} is stale)")]
+    Fenced(i64),
 }
 
 /// Durable state of conversations. Every call is scoped by the conversation's workspace.
@@ -237,7 +246,13 @@ pub trait ConversationStore: Send + Sync + 'static {
         message_id: i64,
     ) -> Result<Option<StoredMessage>, StoreError>;
     /// Marks the conversation closed.
-    async fn close(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError>;
+    async fn close(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        at: i64,
+        fence: Option<i64>,
+    ) -> Result<(), StoreError>;
     /// Changes the owner if the conversation is in a state the change applies to.
     async fn change_owner(&self, change: OwnershipChange) -> Result<OwnershipOutcome, StoreError>;
     /// Records that `reader` has read up to `seq`; an agent's activity also counts as not silent.
@@ -258,6 +273,7 @@ pub trait ConversationStore: Send + Sync + 'static {
         workspace_id: i64,
         conversation_id: &str,
         patch: serde_json::Value,
+        fence: Option<i64>,
     ) -> Result<serde_json::Value, StoreError>;
 }
 

@@ -5,6 +5,11 @@
 //! message once on a fresh session when the one it found died under it. That retry is how a
 //! panic in one session is survived: the next message restarts it from the database, and no
 //! other session notices.
+//!
+//! Across nodes, the node's ownership layer decides where a conversation lives and hands the
+//! registry the session's fencing token: a session is started with it, a session holding an
+//! older token is replaced, and the registry tells the layer when a session stops so the
+//! conversation's lease can be released.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,19 +19,35 @@ use actix::prelude::*;
 use crate::ports::Ports;
 use crate::session::{ConversationSession, SessionConfig, SessionError};
 
-type Sessions = Arc<Mutex<HashMap<String, Addr<ConversationSession>>>>;
+use crate::session::Drain;
+
+/// A live session and the fencing token it writes with.
+struct Live {
+    addr: Addr<ConversationSession>,
+    fence: Option<i64>,
+}
+
+type Sessions = Arc<Mutex<HashMap<String, Live>>>;
+
+/// Called with a conversation's id when its session has stopped.
+pub type OnStop = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Lets a stopping session remove itself, and only itself, from the registry.
 #[derive(Clone)]
 pub struct Registration {
     sessions: Sessions,
+    on_stop: Option<OnStop>,
 }
 
 impl Registration {
     pub(crate) fn release(&self, conversation_id: &str, addr: &Addr<ConversationSession>) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if sessions.get(conversation_id).is_some_and(|live| live == addr) {
+        if sessions.get(conversation_id).is_some_and(|live| &live.addr == addr) {
             sessions.remove(conversation_id);
+            drop(sessions);
+            if let Some(on_stop) = &self.on_stop {
+                on_stop(conversation_id);
+            }
         }
     }
 }
@@ -36,11 +57,39 @@ pub struct SessionRegistry {
     sessions: Sessions,
     ports: Ports,
     config: SessionConfig,
+    on_stop: Option<OnStop>,
 }
 
 impl SessionRegistry {
     pub fn new(ports: Ports, config: SessionConfig) -> Self {
-        Self { sessions: Arc::default(), ports, config }
+        Self { sessions: Arc::default(), ports, config, on_stop: None }
+    }
+
+    /// Has `on_stop` called whenever one of this registry's sessions stops.
+    pub fn on_stop(mut self, on_stop: OnStop) -> Self {
+        self.on_stop = Some(on_stop);
+        self
+    }
+
+    /// Asks every live session to finish what it is doing and stop (the node is shutting
+    /// down); answers how many were asked.
+    pub fn drain(&self) -> usize {
+        let sessions = self.lock();
+        for live in sessions.values() {
+            live.addr.do_send(Drain);
+        }
+        sessions.len()
+    }
+
+    /// Stops the conversation's session at once, if it is live here (its lease was lost).
+    pub fn evict(&self, conversation_id: &str) {
+        if let Some(live) = self.lock().remove(conversation_id) {
+            // Stopping the actor from outside: it finishes the message in hand, then stops.
+            live.addr.do_send(Drain);
+        }
+        if let Some(on_stop) = &self.on_stop {
+            on_stop(conversation_id);
+        }
     }
 
     pub fn ports(&self) -> &Ports {
@@ -54,31 +103,45 @@ impl SessionRegistry {
 
     /// Whether this conversation has a live session here.
     pub fn is_live(&self, conversation_id: &str) -> bool {
-        self.lock().get(conversation_id).is_some_and(|addr| addr.connected())
+        self.lock().get(conversation_id).is_some_and(|live| live.addr.connected())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Addr<ConversationSession>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
         // A poisoned map is still a valid map: a panic elsewhere must not stop every conversation.
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The conversation's live session, started (on the current arbiter) if there is none.
     pub fn session(&self, conversation_id: &str) -> Addr<ConversationSession> {
+        self.session_fenced(conversation_id, None)
+    }
+
+    /// The conversation's live session writing with `fence`; a live session with an older
+    /// token is told to stop and replaced by one started with `fence`.
+    pub fn session_fenced(&self, conversation_id: &str, fence: Option<i64>) -> Addr<ConversationSession> {
         let mut sessions = self.lock();
-        if let Some(addr) = sessions.get(conversation_id).filter(|addr| addr.connected()) {
-            return addr.clone();
+        if let Some(live) = sessions.get(conversation_id).filter(|live| live.addr.connected()) {
+            if live.fence >= fence {
+                return live.addr.clone();
+            }
+            live.addr.do_send(Drain);
         }
-        let registration = Registration { sessions: self.sessions.clone() };
-        let addr =
-            ConversationSession::new(conversation_id.to_owned(), self.ports.clone(), self.config.clone(), registration)
-                .start();
-        sessions.insert(conversation_id.to_owned(), addr.clone());
+        let registration = Registration { sessions: self.sessions.clone(), on_stop: self.on_stop.clone() };
+        let addr = ConversationSession::new(
+            conversation_id.to_owned(),
+            self.ports.clone(),
+            self.config.clone(),
+            registration,
+            fence,
+        )
+        .start();
+        sessions.insert(conversation_id.to_owned(), Live { addr: addr.clone(), fence });
         addr
     }
 
     fn forget(&self, conversation_id: &str, dead: &Addr<ConversationSession>) {
         let mut sessions = self.lock();
-        if sessions.get(conversation_id).is_some_and(|live| live == dead) {
+        if sessions.get(conversation_id).is_some_and(|live| &live.addr == dead) {
             sessions.remove(conversation_id);
         }
     }
@@ -91,9 +154,24 @@ impl SessionRegistry {
         T: Send + 'static,
         ConversationSession: Handler<M>,
     {
+        self.send_fenced(conversation_id, None, message).await
+    }
+
+    /// [`Self::send`] to the session writing with `fence`.
+    pub async fn send_fenced<M, T>(
+        &self,
+        conversation_id: &str,
+        fence: Option<i64>,
+        message: M,
+    ) -> Result<T, SessionError>
+    where
+        M: Message<Result = Result<T, SessionError>> + Clone + Send + 'static,
+        T: Send + 'static,
+        ConversationSession: Handler<M>,
+    {
         let mut last_error = String::new();
         for _ in 0..2 {
-            let addr = self.session(conversation_id);
+            let addr = self.session_fenced(conversation_id, fence);
             match addr.send(message.clone()).await {
                 Ok(answer) => return answer,
                 Err(err) => {

@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures::future::AbortHandle;
 use futures::{FutureExt, StreamExt};
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::ports::{
     inbox_topic, AgentRef, Appended, BrainOutput, BrainRequest, ChangedBy, ConversationEvent, ConversationSnapshot,
-    ConversationStatus, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StoredMessage,
+    ConversationStatus, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StoreError, StoredMessage,
 };
 use crate::registry::Registration;
 
@@ -51,7 +52,7 @@ impl Default for SessionConfig {
 }
 
 /// Why a session could not do what it was asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum SessionError {
     #[error("conversation not found")]
     NotFound,
@@ -65,10 +66,14 @@ pub enum SessionError {
     /// The conversation is not in a state that allows this (another agent owns it, …).
     #[error("{0}")]
     Conflict(String),
+    /// Another node's session owns the conversation now (this one's writes were fenced off);
+    /// asking again reaches the owner.
+    #[error("conversation moved to another node; send again")]
+    Moved,
 }
 
 /// A visitor's message, as every transport hands it to the session.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Posted, SessionError>")]
 pub struct VisitorMessage {
     /// The client's id for this message: resending it never creates a second message.
@@ -90,19 +95,19 @@ pub struct Posted {
 }
 
 /// The visitor started or stopped typing.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct VisitorTyping {
     pub on: bool,
 }
 
 /// Close the conversation: no message is taken after it.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct CloseConversation;
 
 /// Put the conversation in the queue for a person (idempotent while it waits there).
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct RequestHandoff {
     pub actor: ChangedBy,
@@ -110,7 +115,7 @@ pub struct RequestHandoff {
 }
 
 /// An agent takes the conversation over from the bot or the queue; the bot falls silent at once.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct TakeOver {
     pub agent: AgentRef,
@@ -118,7 +123,7 @@ pub struct TakeOver {
 }
 
 /// The conversation goes back to the bot, from an agent or the queue.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct HandBack {
     /// The agent handing back, when one does.
@@ -130,7 +135,7 @@ pub struct HandBack {
 }
 
 /// A message from the agent who owns the conversation.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(StoredMessage, bool), SessionError>")]
 pub struct AgentMessage {
     pub agent: AgentRef,
@@ -140,7 +145,7 @@ pub struct AgentMessage {
 }
 
 /// The owning agent started or stopped typing.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct AgentTyping {
     pub agent: AgentRef,
@@ -148,7 +153,7 @@ pub struct AgentTyping {
 }
 
 /// `reader` (the visitor, or an agent) has read up to `seq`.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<i64, SessionError>")]
 pub struct MarkRead {
     pub reader: Sender,
@@ -157,11 +162,17 @@ pub struct MarkRead {
 
 /// Merge a patch into the conversation's variables (the API's and agents' edits); answers the
 /// variables as they now stand.
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, Message, Serialize, Deserialize)]
 #[rtype(result = "Result<serde_json::Value, SessionError>")]
 pub struct UpdateVariables {
     pub patch: serde_json::Value,
 }
+
+/// The node is shutting down: finish the turn in progress (and what is queued), then stop, so
+/// the conversation's lease is released and another node takes it from the database.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
 
 /// A chunk of the running turn's reply (sent by the turn's task to its session).
 #[derive(Message)]
@@ -255,10 +266,20 @@ pub struct ConversationSession {
     queued_turns: VecDeque<QueuedTurn>,
     /// Callers waiting for the reply to a visitor message, by that message's id.
     reply_waiters: HashMap<i64, Vec<oneshot::Sender<StoredMessage>>>,
+    /// The fencing token every write carries (`None` on a single node).
+    fence: Option<i64>,
+    /// Asked to stop once its turn is done (the node is shutting down).
+    draining: bool,
 }
 
 impl ConversationSession {
-    pub(crate) fn new(id: String, ports: Ports, config: SessionConfig, registration: Registration) -> Self {
+    pub(crate) fn new(
+        id: String,
+        ports: Ports,
+        config: SessionConfig,
+        registration: Registration,
+        fence: Option<i64>,
+    ) -> Self {
         let span = tracing::info_span!("conversation", conversation_id = %id, workspace_id = tracing::field::Empty);
         Self {
             id,
@@ -272,7 +293,25 @@ impl ConversationSession {
             turn: None,
             queued_turns: VecDeque::new(),
             reply_waiters: HashMap::new(),
+            fence,
+            draining: false,
         }
+    }
+
+    /// The session's error for a failed write. A fenced write means a newer session on another
+    /// node owns the conversation now: this one stops, so the next message finds the owner.
+    fn write_failed(&mut self, err: StoreError, ctx: &mut actix::Context<Self>) -> SessionError {
+        if let StoreError::Fenced(token) = err {
+            tracing::warn!(fence = token, "another node owns this conversation now; this session stops");
+            self.reply_waiters.clear();
+            ctx.stop();
+        }
+        session_error(err)
+    }
+
+    /// Whether the session has nothing in progress (no turn running or waiting).
+    fn idle(&self) -> bool {
+        self.turn.is_none() && self.queued_turns.is_empty()
     }
 
     fn ready(&self) -> Result<&Context, SessionError> {
@@ -316,9 +355,13 @@ impl ConversationSession {
         if self.ready().is_ok_and(|context| context.owner == Owner::Agent) {
             // A person answers now; what was queued waits for them (its callers get their reply).
             self.queued_turns.clear();
-            return;
         }
-        let Some(QueuedTurn { question, context: request_context }) = self.queued_turns.pop_front() else { return };
+        let Some(QueuedTurn { question, context: request_context }) = self.queued_turns.pop_front() else {
+            if self.draining {
+                ctx.stop();
+            }
+            return;
+        };
         let Ok(context) = self.ready() else { return };
         let request = BrainRequest {
             workspace_id: context.workspace_id,
@@ -422,16 +465,20 @@ impl ConversationSession {
             reply_to: Some(turn.question.id),
             created_at: self.ports.clock.now_ms(),
             metadata: Some(metadata),
+            fence: self.fence,
         };
         let store = self.ports.store.clone();
         let question_id = turn.question.id;
-        ctx.wait(async move { store.append(new).await }.into_actor(self).map(move |stored, act, _ctx| match stored {
+        ctx.wait(async move { store.append(new).await }.into_actor(self).map(move |stored, act, ctx| match stored {
             Ok(Appended::Inserted(message)) | Ok(Appended::Duplicate(message)) => {
                 act.remember(message.clone());
                 act.reply_to_waiters(question_id, &message);
                 act.publish(ConversationEvent::Done { message });
             }
-            Err(err) => tracing::error!(error = %err, "interrupted reply could not be stored"),
+            Err(err) => {
+                tracing::error!(error = %err, "interrupted reply could not be stored");
+                act.write_failed(err, ctx);
+            }
         }));
     }
 
@@ -451,7 +498,7 @@ impl ConversationSession {
         };
         AtomicResponse::new(Box::pin(async move { store.change_owner(change).await }.into_actor(self).map(
             move |outcome, act, ctx| {
-                match outcome.map_err(session_error)? {
+                match outcome.map_err(|err| act.write_failed(err, ctx))? {
                     OwnershipOutcome::Changed { previous, previous_agent } => {
                         if let State::Ready(context) = &mut act.state {
                             context.owner = to;
@@ -494,6 +541,16 @@ impl ConversationSession {
         )))
     }
 
+    /// The visitor's last message, when the bot owes it a reply that never came: a session
+    /// rehydrated soon after its question (within the idle timeout, so not a conversation
+    /// simply left alone) whose previous session died mid-turn, on this node or a failed one.
+    fn orphaned_question(&self) -> Option<StoredMessage> {
+        let context = self.open().ok()?;
+        let last = context.recent.back()?;
+        let recent = self.ports.clock.now_ms() - last.created_at < self.config.idle_timeout.as_millis() as i64;
+        (context.owner == Owner::Bot && last.sender == Sender::Visitor && recent).then(|| last.clone())
+    }
+
     fn reply_to_waiters(&mut self, question_id: i64, reply: &StoredMessage) {
         for waiter in self.reply_waiters.remove(&question_id).unwrap_or_default() {
             let _ = waiter.send(reply.clone());
@@ -515,6 +572,11 @@ impl Actor for ConversationSession {
                 Ok(None) => State::Missing,
                 Err(err) => State::Failed(err.to_string()),
             };
+            if let Some(question) = act.orphaned_question() {
+                tracing::info!(seq = question.seq, "answering a question whose reply was cut off");
+                act.queued_turns.push_back(QueuedTurn { question, context: None });
+                act.start_next_turn(ctx);
+            }
             if !matches!(act.state, State::Ready(_)) {
                 // Answer what is already queued, then make room for a fresh attempt.
                 ctx.run_later(Duration::from_millis(50), |_, ctx| ctx.stop());
@@ -522,8 +584,7 @@ impl Actor for ConversationSession {
         }));
         let tick = (self.config.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(15));
         ctx.run_interval(tick, |act, ctx| {
-            let busy = act.turn.is_some() || !act.queued_turns.is_empty();
-            if !busy && act.last_activity.elapsed() >= act.config.idle_timeout {
+            if act.idle() && act.last_activity.elapsed() >= act.config.idle_timeout {
                 ctx.stop();
             }
         });
@@ -574,6 +635,7 @@ impl Handler<VisitorMessage> for ConversationSession {
                 reply_to: None,
                 created_at: now,
                 metadata: None,
+                fence: self.fence,
             },
             Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
         };
@@ -613,16 +675,17 @@ impl Handler<VisitorMessage> for ConversationSession {
                     };
                     Ok(Posted { message, duplicate: true, reply })
                 }
-                Err(err) => Err(session_error(err)),
+                Err(err) => Err(act.write_failed(err, ctx)),
             }),
         ))
     }
 }
 
-fn session_error(err: crate::ports::StoreError) -> SessionError {
+fn session_error(err: StoreError) -> SessionError {
     match err {
-        crate::ports::StoreError::Unavailable(why) => SessionError::Unavailable(why),
-        crate::ports::StoreError::Other(why) => SessionError::Failed(why),
+        StoreError::Unavailable(why) => SessionError::Unavailable(why),
+        StoreError::Other(why) => SessionError::Failed(why),
+        StoreError::Fenced(_) => SessionError::Moved,
     }
 }
 
@@ -700,6 +763,7 @@ impl Handler<TurnFinished> for ConversationSession {
             reply_to: Some(turn.question.id),
             created_at: self.ports.clock.now_ms(),
             metadata: turn.metadata,
+            fence: self.fence,
         };
         let store = self.ports.store.clone();
         let question_id = turn.question.id;
@@ -714,6 +778,7 @@ impl Handler<TurnFinished> for ConversationSession {
                 Err(err) => {
                     tracing::error!(conversation_id = %act.id, error = %err, "bot reply could not be stored");
                     act.reply_waiters.remove(&question_id);
+                    act.write_failed(err, ctx);
                 }
             }
             match handoff {
@@ -759,9 +824,10 @@ impl Handler<CloseConversation> for ConversationSession {
         let store = self.ports.store.clone();
         let id = self.id.clone();
         let now = self.ports.clock.now_ms();
-        AtomicResponse::new(Box::pin(async move { store.close(workspace_id, &id, now).await }.into_actor(self).map(
-            |closed, act, _ctx| {
-                closed.map_err(session_error)?;
+        let fence = self.fence;
+        AtomicResponse::new(Box::pin(
+            async move { store.close(workspace_id, &id, now, fence).await }.into_actor(self).map(|closed, act, ctx| {
+                closed.map_err(|err| act.write_failed(err, ctx))?;
                 if let State::Ready(context) = &mut act.state {
                     context.status = ConversationStatus::Closed;
                 }
@@ -773,8 +839,8 @@ impl Handler<CloseConversation> for ConversationSession {
                 }
                 act.publish(ConversationEvent::Closed { conversation_id: act.id.clone() });
                 Ok(())
-            },
-        )))
+            }),
+        ))
     }
 }
 
@@ -806,6 +872,7 @@ impl ConversationSession {
             reason,
             silent_before,
             at,
+            fence: self.fence,
         })
     }
 }
@@ -871,6 +938,7 @@ impl Handler<AgentMessage> for ConversationSession {
                 reply_to: None,
                 created_at: now,
                 metadata: Some(serde_json::json!({ "agent": msg.agent })),
+                fence: self.fence,
             },
             Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
         };
@@ -885,7 +953,7 @@ impl Handler<AgentMessage> for ConversationSession {
                 Ok(appended)
             }
             .into_actor(self)
-            .map(|stored, act, _ctx| match stored.map_err(session_error)? {
+            .map(|stored, act, ctx| match stored.map_err(|err| act.write_failed(err, ctx))? {
                 Appended::Inserted(message) => {
                     act.remember(message.clone());
                     act.publish(ConversationEvent::Message { message: message.clone() });
@@ -956,11 +1024,11 @@ impl Handler<UpdateVariables> for ConversationSession {
             Ok(context) => context.workspace_id,
             Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
         };
-        let (store, id) = (self.ports.store.clone(), self.id.clone());
+        let (store, id, fence) = (self.ports.store.clone(), self.id.clone(), self.fence);
         AtomicResponse::new(Box::pin(
-            async move { store.merge_variables(workspace_id, &id, msg.patch).await }.into_actor(self).map(
-                |merged, act, _ctx| {
-                    let merged = merged.map_err(session_error)?;
+            async move { store.merge_variables(workspace_id, &id, msg.patch, fence).await }.into_actor(self).map(
+                |merged, act, ctx| {
+                    let merged = merged.map_err(|err| act.write_failed(err, ctx))?;
                     if let State::Ready(context) = &mut act.state {
                         context.variables = merged.clone();
                     }
@@ -968,5 +1036,16 @@ impl Handler<UpdateVariables> for ConversationSession {
                 },
             ),
         ))
+    }
+}
+
+impl Handler<Drain> for ConversationSession {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Drain, ctx: &mut Self::Context) {
+        self.draining = true;
+        if self.idle() {
+            ctx.stop();
+        }
     }
 }

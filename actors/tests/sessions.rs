@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use frontdesk_actors::{
-    AgentMessage, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, ConversationEvent,
-    ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, HandBack, NewMessage, Owner,
-    OwnershipChange, OwnershipOutcome, Ports, Sender, SessionConfig, SessionError, SessionRegistry, StoreError,
+    AgentMessage, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Clock,
+    ConversationEvent, ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, HandBack, NewMessage,
+    Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, SessionConfig, SessionError, SessionRegistry, StoreError,
     StoredMessage, SystemClock, TakeOver, VisitorMessage,
 };
 use futures::stream::BoxStream;
@@ -22,9 +22,27 @@ struct MemStore {
     messages: Mutex<HashMap<String, Vec<StoredMessage>>>,
     loads: Mutex<usize>,
     owners: Mutex<HashMap<String, (Owner, Option<AgentRef>)>>,
+    /// Each conversation's highest fencing token, as a database keeps it.
+    fences: Mutex<HashMap<String, i64>>,
 }
 
 impl MemStore {
+    /// A new owner's token: higher than any before, so every older session is fenced off.
+    fn claim(&self, conversation: &str) -> i64 {
+        let mut fences = self.fences.lock().unwrap();
+        let fence = fences.entry(conversation.into()).or_default();
+        *fence += 1;
+        *fence
+    }
+
+    fn check_fence(&self, conversation: &str, fence: Option<i64>) -> Result<(), StoreError> {
+        let current = self.fences.lock().unwrap().get(conversation).copied().unwrap_or(0);
+        match fence {
+            Some(token) if token < current => Err(StoreError::Fenced(token)),
+            _ => Ok(()),
+        }
+    }
+
     fn stored(&self, conversation: &str) -> Vec<StoredMessage> {
         self.messages.lock().unwrap().get(conversation).cloned().unwrap_or_default()
     }
@@ -55,6 +73,7 @@ impl ConversationStore for MemStore {
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
         tokio::task::yield_now().await;
         assert!(message.content != "boom", "the store blew up");
+        self.check_fence(&message.conversation_id, message.fence)?;
         let mut all = self.messages.lock().unwrap();
         let list = all.entry(message.conversation_id.clone()).or_default();
         if let Some(id) = &message.client_msg_id {
@@ -84,12 +103,13 @@ impl ConversationStore for MemStore {
         Ok(self.stored(conversation).into_iter().find(|m| m.reply_to == Some(id)))
     }
 
-    async fn close(&self, _: i64, _: &str, _: i64) -> Result<(), StoreError> {
-        Ok(())
+    async fn close(&self, _: i64, conversation: &str, _: i64, fence: Option<i64>) -> Result<(), StoreError> {
+        self.check_fence(conversation, fence)
     }
 
     async fn change_owner(&self, change: OwnershipChange) -> Result<OwnershipOutcome, StoreError> {
         tokio::task::yield_now().await;
+        self.check_fence(&change.conversation_id, change.fence)?;
         let mut owners = self.owners.lock().unwrap();
         let (owner, agent) = owners.entry(change.conversation_id.clone()).or_insert((Owner::Bot, None)).clone();
         if !change.from.contains(&owner) {
@@ -111,9 +131,11 @@ impl ConversationStore for MemStore {
     async fn merge_variables(
         &self,
         _: i64,
-        _: &str,
+        conversation: &str,
         patch: serde_json::Value,
+        fence: Option<i64>,
     ) -> Result<serde_json::Value, StoreError> {
+        self.check_fence(conversation, fence)?;
         let mut variables = serde_json::json!({});
         frontdesk_actors::merge_variables(&mut variables, patch);
         Ok(variables)
@@ -162,8 +184,15 @@ impl EventBus for MemBus {
 }
 
 fn registry(idle: Duration) -> (SessionRegistry, Arc<MemStore>, Arc<MemBus>) {
-    let store = Arc::new(MemStore::default());
-    let bus = Arc::new(MemBus::default());
+    registry_on(Arc::new(MemStore::default()), Arc::new(MemBus::default()), idle)
+}
+
+/// A node's registry on a store and bus other nodes may share.
+fn registry_on(
+    store: Arc<MemStore>,
+    bus: Arc<MemBus>,
+    idle: Duration,
+) -> (SessionRegistry, Arc<MemStore>, Arc<MemBus>) {
     let ports =
         Ports { store: store.clone(), brain: Arc::new(EchoBrain), bus: bus.clone(), clock: Arc::new(SystemClock) };
     let config = SessionConfig { idle_timeout: idle, ..SessionConfig::default() };
@@ -334,4 +363,90 @@ async fn two_agents_racing_to_take_over_get_one_winner_and_one_conflict() {
         )
         .await;
     assert!(matches!(refused, Err(SessionError::Conflict(_))), "{refused:?}");
+}
+
+#[actix_rt::test]
+async fn a_stale_owner_is_fenced_off_and_stops_while_the_new_owner_carries_on() {
+    let (node_a, store, bus) = registry(Duration::from_secs(60));
+    let (node_b, _, _) = registry_on(store.clone(), bus, Duration::from_secs(60));
+    let first = store.claim("a");
+    node_a.send_fenced("a", Some(first), say("1", "on a")).await.unwrap().reply.await.unwrap();
+
+    // Node B takes the conversation over (A's lease ran out) and rehydrates from the store.
+    let second = store.claim("a");
+    let on_b = node_b.send_fenced("a", Some(second), say("2", "on b")).await.unwrap();
+    assert_eq!(on_b.message.seq, 3, "B carries on after what A stored");
+    on_b.reply.await.unwrap();
+
+    // A still believes it owns the conversation: its write is refused and its session stops.
+    let stale = node_a.send_fenced("a", Some(first), say("3", "late on a")).await;
+    assert_eq!(stale.unwrap_err(), SessionError::Moved);
+    for _ in 0..100 {
+        if !node_a.is_live("a") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!node_a.is_live("a"), "the fenced session stopped");
+    let stored = store.stored("a");
+    assert!(stored.iter().all(|m| m.content != "late on a"), "nothing written by the stale owner");
+    assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+
+    // A session started with a newer token replaces an older one on the same node.
+    let third = store.claim("a");
+    let again = node_b.send_fenced("a", Some(third), say("4", "newer")).await.unwrap();
+    assert_eq!(again.message.seq, 5);
+}
+
+#[actix_rt::test]
+async fn a_rehydrated_session_answers_the_question_its_predecessor_never_answered() {
+    let (registry, store, _) = registry(Duration::from_secs(60));
+    // What a node that died mid-reply leaves behind: the question stored, no answer.
+    let question = StoredMessage {
+        id: 7,
+        conversation_id: "a".into(),
+        seq: 1,
+        sender: Sender::Visitor,
+        agent_id: None,
+        content: "are you open?".into(),
+        media: None,
+        client_msg_id: Some("q".into()),
+        reply_to: None,
+        created_at: SystemClock.now_ms(),
+        metadata: None,
+    };
+    store.messages.lock().unwrap().insert("a".into(), vec![question]);
+    let next = registry.send("a", say("n", "and on sunday?")).await.unwrap();
+    assert_eq!(next.message.seq, 2);
+    next.reply.await.unwrap();
+    let stored = store.stored("a");
+    let replies: Vec<(Option<i64>, &str)> =
+        stored.iter().filter(|m| m.sender == Sender::Bot).map(|m| (m.reply_to, m.content.as_str())).collect();
+    assert_eq!(
+        replies,
+        vec![(Some(7), "echo: are you open?"), (Some(next.message.id), "echo: and on sunday?")],
+        "the orphaned question is answered first, then the new one"
+    );
+    assert_eq!(stored.len(), 4);
+}
+
+#[actix_rt::test]
+async fn a_draining_session_finishes_its_reply_then_stops_and_says_so() {
+    let stopped = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (registry, store, _) = registry(Duration::from_secs(60));
+    let heard = stopped.clone();
+    let registry = registry.on_stop(Arc::new(move |id: &str| heard.lock().unwrap().push(id.to_owned())));
+    let posted = registry.send("a", say("1", "slow")).await.unwrap();
+    assert_eq!(registry.drain(), 1);
+    let reply = tokio::time::timeout(Duration::from_secs(10), posted.reply).await.unwrap().unwrap();
+    assert_eq!(reply.content.split_whitespace().count(), 100, "the whole reply, not a cut-off one");
+    for _ in 0..100 {
+        if !stopped.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*stopped.lock().unwrap(), vec!["a".to_owned()]);
+    assert!(!registry.is_live("a"));
+    assert_eq!(store.stored("a").len(), 2);
 }

@@ -63,7 +63,7 @@ impl RedisBus {
         actix_rt::spawn(async move {
             while let Some(payload) = pending.recv().await {
                 match publisher.publish(CHANNEL, &payload).await {
-                    Ok(()) => published.published.fetch_add(1, Ordering::Relaxed),
+                    Ok(_) => published.published.fetch_add(1, Ordering::Relaxed),
                     Err(error) => {
                         tracing::debug!(%error, "an event did not reach the other nodes");
                         published.dropped.fetch_add(1, Ordering::Relaxed)

@@ -1,5 +1,6 @@
-//! Redis, when `REDIS_URL` is set: the nodes' membership (a heartbeat in one sorted set) and the
-//! quotas every node shares (GCRA in one Lua script).
+//! Redis, when `REDIS_URL` is set: the nodes' membership (a heartbeat in one sorted set), the
+//! quotas every node shares (GCRA in one Lua script), and leases (a role's leader, a
+//! conversation's owner) taken and renewed atomically in Lua.
 //!
 //! Redis is a coordinator here, never the record: when it cannot be reached the node keeps
 //! serving, each quota falls back to the node's own limiter, and `/readyz` and the log say so.
@@ -56,6 +57,23 @@ end
 return 0
 ";
 
+/// Takes a lease for ARGV[1] for ARGV[2] ms if nobody holds it; answers the holder (ARGV[1]
+/// itself when it was taken).
+const ACQUIRE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return ARGV[1]
+end
+return redis.call('GET', KEYS[1])
+";
+
+/// Gives a lease up, only if ARGV[1] still holds it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
 /// A node's connection to Redis, and what it knows of Redis's health.
 pub struct Redis {
     client: redis::Client,
@@ -64,6 +82,8 @@ pub struct Redis {
     node_id: String,
     gcra: Script,
     lead: Script,
+    acquire: Script,
+    release: Script,
     healthy: AtomicBool,
     /// Until when (ms since `started`) calls are skipped after a failure.
     resting_until: AtomicI64,
@@ -93,6 +113,8 @@ impl Redis {
             node_id: node_id.to_owned(),
             gcra: Script::new(GCRA),
             lead: Script::new(LEAD),
+            acquire: Script::new(ACQUIRE),
+            release: Script::new(RELEASE),
             healthy: AtomicBool::new(true),
             resting_until: AtomicI64::new(0),
             started: Instant::now(),
@@ -173,23 +195,52 @@ impl Redis {
     /// nobody holds it, keeps it for `ttl` if this node does. A leader that stops renewing
     /// (dead, or cut off from Redis) loses it after `ttl`.
     pub async fn lead(&self, role: &str, ttl: Duration) -> Result<bool, String> {
+        self.hold(&format!("leader:{role}"), ttl).await
+    }
+
+    /// Keeps this node's hold on `name` (a lease or a lead) for `ttl`, taking it again if it
+    /// lapsed and nobody took it meanwhile; false if another node holds it.
+    pub async fn hold(&self, name: &str, ttl: Duration) -> Result<bool, String> {
         let mut conn = self.conn.clone();
         let mut invocation = self.lead.prepare_invoke();
-        invocation.key(self.key(&format!("leader:{role}"))).arg(&self.node_id).arg(ttl.as_millis() as u64);
+        invocation.key(self.key(name)).arg(&self.node_id).arg(ttl.as_millis() as u64);
         let held: i64 = self.call(invocation.invoke_async(&mut conn)).await?;
         Ok(held == 1)
     }
 
-    /// The node leading `role`, if any.
-    pub async fn leader(&self, role: &str) -> Result<Option<String>, String> {
+    /// Takes `name` for this node for `ttl` unless another node holds it (`SET NX PX`);
+    /// answers the holder, this node's id when it took it.
+    pub async fn acquire(&self, name: &str, ttl: Duration) -> Result<String, String> {
         let mut conn = self.conn.clone();
-        self.call(conn.get(self.key(&format!("leader:{role}")))).await
+        let mut invocation = self.acquire.prepare_invoke();
+        invocation.key(self.key(name)).arg(&self.node_id).arg(ttl.as_millis() as u64);
+        self.call(invocation.invoke_async(&mut conn)).await
     }
 
-    /// Publishes `payload` on `channel` (a key of this cluster).
-    pub async fn publish(&self, channel: &str, payload: &str) -> Result<(), String> {
+    /// Gives `name` up if this node holds it.
+    pub async fn release(&self, name: &str) -> Result<(), String> {
         let mut conn = self.conn.clone();
-        self.call(conn.publish::<_, _, ()>(self.key(channel), payload)).await
+        let mut invocation = self.release.prepare_invoke();
+        invocation.key(self.key(name)).arg(&self.node_id);
+        self.call(invocation.invoke_async::<i64>(&mut conn)).await.map(drop)
+    }
+
+    /// The node leading `role`, if any.
+    pub async fn leader(&self, role: &str) -> Result<Option<String>, String> {
+        self.holder(&format!("leader:{role}")).await
+    }
+
+    /// The node holding `name` (a lease or a lead), if any.
+    pub async fn holder(&self, name: &str) -> Result<Option<String>, String> {
+        let mut conn = self.conn.clone();
+        self.call(conn.get(self.key(name))).await
+    }
+
+    /// Publishes `payload` on `channel` (a key of this cluster); answers how many subscribers
+    /// received it.
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<i64, String> {
+        let mut conn = self.conn.clone();
+        self.call(conn.publish::<_, _, i64>(self.key(channel), payload)).await
     }
 
     /// A dedicated connection subscribed to `channel`, for as long as the returned stream lasts.

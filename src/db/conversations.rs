@@ -173,9 +173,40 @@ pub fn view(conn: &mut DbConn, row: &ConversationRow) -> Result<ConversationView
     })
 }
 
+/// Makes the caller the conversation's owner across nodes: raises its fencing token, so every
+/// session writing with an older one is refused from now on, and answers the new token
+/// (`None` for an unknown conversation). Called by a node that has just taken the
+/// conversation's lease, before its session loads the conversation.
+pub fn claim(conn: &mut DbConn, id: &str) -> Result<Option<i64>, DbError> {
+    let target = conversations::table.filter(conversations::id.eq(id));
+    Ok(on_backend!(conn, c => diesel::update(target)
+        .set(conversations::fence.eq(conversations::fence + 1))
+        .returning(conversations::fence)
+        .get_result(c)
+        .optional())?)
+}
+
+/// Refuses, inside a write's transaction, a write whose fencing token is older than the
+/// conversation's (`None`: a single node's write, never stale). On PostgreSQL the row is
+/// share-locked until the write commits, so a [`claim`] made meanwhile waits for it, and the
+/// new owner's session then reads what was written.
+pub fn check_fence(conn: &mut DbConn, id: &str, fence: Option<i64>) -> Result<(), DbError> {
+    let Some(token) = fence else { return Ok(()) };
+    let current = conversations::table.filter(conversations::id.eq(id)).select(conversations::fence);
+    let current: Option<i64> = match conn {
+        DbConn::Postgres(c) => current.for_share().first(c).optional()?,
+        DbConn::Sqlite(c) => current.first(c).optional()?,
+    };
+    match current {
+        Some(current) if current > token => Err(DbError::Fenced(token)),
+        _ => Ok(()),
+    }
+}
+
 /// Closes the conversation and queues `conversation_closed`, in one transaction.
-pub fn close(conn: &mut DbConn, workspace_id: i64, id: &str, at: i64) -> Result<bool, DbError> {
+pub fn close(conn: &mut DbConn, workspace_id: i64, id: &str, at: i64, fence: Option<i64>) -> Result<bool, DbError> {
     write_tx(conn, |conn| {
+        check_fence(conn, id, fence)?;
         let target = conversations::table
             .filter(conversations::workspace_id.eq(workspace_id))
             .filter(conversations::id.eq(id))
@@ -265,8 +296,10 @@ pub fn merge_variables(
     id: &str,
     patch: serde_json::Value,
     now: i64,
+    fence: Option<i64>,
 ) -> Result<serde_json::Value, DbError> {
     write_tx(conn, |conn| {
+        check_fence(conn, id, fence)?;
         let row = get(conn, workspace_id, id)?.ok_or_else(|| DbError::Invalid("conversation not found".into()))?;
         let mut variables: serde_json::Value = serde_json::from_str(&row.variables).unwrap_or_default();
         frontdesk_actors::merge_variables(&mut variables, patch);
@@ -328,6 +361,7 @@ fn record_transition(
 /// take over, the second finds the first's ownership and is refused.
 pub fn change_owner(conn: &mut DbConn, change: &OwnershipChange) -> Result<OwnershipOutcome, DbError> {
     write_tx(conn, |conn| {
+        check_fence(conn, &change.conversation_id, change.fence)?;
         let mine = conversations::table
             .filter(conversations::workspace_id.eq(change.workspace_id))
             .filter(conversations::id.eq(&change.conversation_id));

@@ -154,6 +154,9 @@ pub enum DbError {
     Task(String),
     #[error("{0}")]
     Invalid(String),
+    /// The write came from a conversation session whose fencing token is stale.
+    #[error("conversation is owned by a newer session (fencing token {0} is stale)")]
+    Fenced(i64),
 }
 
 impl DbError {

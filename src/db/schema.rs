@@ -96,6 +96,7 @@ diesel::table! {
         agent_active_at -> Nullable<BigInt>,
         agent_read_seq -> BigInt,
         visitor_read_seq -> BigInt,
+        fence -> BigInt,
     }
 }
 

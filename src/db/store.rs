@@ -27,6 +27,7 @@ impl DbConversationStore {
 
 fn store_error(err: DbError) -> StoreError {
     match err {
+        DbError::Fenced(token) => StoreError::Fenced(token),
         DbError::Pool(_) | DbError::Task(_) => StoreError::Unavailable(err.to_string()),
         other => StoreError::Other(other.to_string()),
     }
@@ -65,10 +66,19 @@ impl ConversationStore for DbConversationStore {
         self.db.run(move |conn| messages::reply_to(conn, workspace_id, &id, message_id)).await.map_err(store_error)
     }
 
-    async fn close(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError> {
+    async fn close(
+        &self,
+        workspace_id: i64,
+        conversation_id: &str,
+        at: i64,
+        fence: Option<i64>,
+    ) -> Result<(), StoreError> {
         let id = conversation_id.to_owned();
-        let queued =
-            self.db.run(move |conn| conversations::close(conn, workspace_id, &id, at)).await.map_err(store_error)?;
+        let queued = self
+            .db
+            .run(move |conn| conversations::close(conn, workspace_id, &id, at, fence))
+            .await
+            .map_err(store_error)?;
         if queued {
             crate::webhooks::outbox::committed();
         }
@@ -108,10 +118,11 @@ impl ConversationStore for DbConversationStore {
         workspace_id: i64,
         conversation_id: &str,
         patch: serde_json::Value,
+        fence: Option<i64>,
     ) -> Result<serde_json::Value, StoreError> {
         let id = conversation_id.to_owned();
         self.db
-            .run(move |conn| conversations::merge_variables(conn, workspace_id, &id, patch, crate::db::now_ms()))
+            .run(move |conn| conversations::merge_variables(conn, workspace_id, &id, patch, crate::db::now_ms(), fence))
             .await
             .map_err(store_error)
     }

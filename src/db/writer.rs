@@ -6,13 +6,14 @@
 //! messages a second be acknowledged with every one of them durable. If a batch fails, its
 //! messages are retried one transaction each, so one bad row cannot fail its neighbours.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::thread;
 
 use frontdesk_actors::{Appended, StoreError};
 use tokio::sync::oneshot;
 
-use super::{messages, write_tx, Db, DbConn, DbError};
+use super::{conversations, messages, write_tx, Db, DbConn, DbError};
 use crate::webhooks::outbox;
 use frontdesk_actors::NewMessage;
 
@@ -88,18 +89,29 @@ fn write_batch(db: &Db, batch: Vec<Job>) {
         }
     };
     let together = write_tx(&mut conn, |conn| {
-        let rows: Vec<NewMessage> = batch.iter().map(|job| job.message.clone()).collect();
+        let stale = stale_writes(conn, &batch)?;
+        let rows: Vec<NewMessage> = batch
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !stale.contains(index))
+            .map(|(_, job)| job.message.clone())
+            .collect();
         let outcomes = messages::insert_batch_or_find(conn, &rows)?;
         let queued = announce(conn, &rows, &outcomes)?;
-        Ok((outcomes, queued))
+        Ok((stale, outcomes, queued))
     });
     match together {
-        Ok((outcomes, queued)) => {
+        Ok((stale, outcomes, queued)) => {
             if queued > 0 {
                 outbox::committed();
             }
-            for (job, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = job.done.send(Ok(outcome));
+            let mut outcomes = outcomes.into_iter();
+            for (index, job) in batch.into_iter().enumerate() {
+                let answer = match stale.contains(&index) {
+                    true => Err(StoreError::Fenced(job.message.fence.unwrap_or_default())),
+                    false => outcomes.next().ok_or_else(|| StoreError::Other("message lost in its batch".into())),
+                };
+                let _ = job.done.send(answer);
             }
         }
         Err(err) if batch.len() == 1 => {
@@ -109,6 +121,7 @@ fn write_batch(db: &Db, batch: Vec<Job>) {
         Err(_) => {
             for job in batch {
                 let alone = write_tx(&mut conn, |conn| {
+                    conversations::check_fence(conn, &job.message.conversation_id, job.message.fence)?;
                     let outcome = messages::insert_or_find(conn, &job.message)?;
                     let queued = announce(conn, std::slice::from_ref(&job.message), std::slice::from_ref(&outcome))?;
                     Ok((outcome, queued))
@@ -120,6 +133,33 @@ fn write_batch(db: &Db, batch: Vec<Job>) {
             }
         }
     }
+}
+
+/// The jobs of the batch whose session has lost its conversation to a newer owner: each
+/// conversation's token is checked once, in the batch's transaction.
+fn stale_writes(conn: &mut DbConn, batch: &[Job]) -> Result<HashSet<usize>, DbError> {
+    let mut verdicts: HashMap<(&str, i64), bool> = HashMap::new();
+    let mut stale = HashSet::new();
+    for (index, job) in batch.iter().enumerate() {
+        let Some(token) = job.message.fence else { continue };
+        let conversation = job.message.conversation_id.as_str();
+        let refused = match verdicts.get(&(conversation, token)) {
+            Some(refused) => *refused,
+            None => {
+                let refused = match conversations::check_fence(conn, conversation, Some(token)) {
+                    Ok(()) => false,
+                    Err(DbError::Fenced(_)) => true,
+                    Err(other) => return Err(other),
+                };
+                verdicts.insert((conversation, token), refused);
+                refused
+            }
+        };
+        if refused {
+            stale.insert(index);
+        }
+    }
+    Ok(stale)
 }
 
 /// Queues `message_created` for every newly stored message, in the batch's transaction.
@@ -140,6 +180,9 @@ fn announce(conn: &mut DbConn, rows: &[NewMessage], outcomes: &[Appended]) -> Re
 }
 
 fn to_store_error(err: DbError) -> StoreError {
+    if let DbError::Fenced(token) = err {
+        return StoreError::Fenced(token);
+    }
     tracing::error!(error = %err, "message could not be stored");
     match err {
         DbError::Pool(_) => StoreError::Unavailable(err.to_string()),

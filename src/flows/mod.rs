@@ -341,7 +341,9 @@ impl Effects for LiveEffects<'_> {
         self.brain
             .tools
             .db
-            .run(move |conn| conversations::merge_variables(conn, workspace_id, &id, Value::Object(patch), now_ms()))
+            .run(move |conn| {
+                conversations::merge_variables(conn, workspace_id, &id, Value::Object(patch), now_ms(), None)
+            })
             .await
             .map(drop)
             .map_err(|err| err.to_string())

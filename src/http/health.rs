@@ -19,8 +19,11 @@ pub async fn readyz(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpR
             "status": "ready",
             "database": backend,
             "node_id": cluster.node_id,
-            "live_conversations": chat.registry.live(),
+            "live_conversations": chat.conversations.registry().live(),
         });
+        if let Some(leases) = chat.conversations.leases_held() {
+            body["leases_held"] = leases.into();
+        }
         // Redis coordinates but is not needed to serve: a node without it reports, and serves.
         if let Some(redis) = &cluster.redis {
             let nodes = redis.nodes().await;
@@ -70,8 +73,39 @@ pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> Http
         "frontdesk_live_conversations",
         "gauge",
         "Conversations with a live session on this node.",
-        chat.registry.live().to_string(),
+        chat.conversations.registry().live().to_string(),
     );
+    if let Some(leases) = chat.conversations.leases_held() {
+        metric(
+            "frontdesk_leases_held",
+            "gauge",
+            "Conversations this node owns in the cluster (holds the lease of).",
+            leases.to_string(),
+        );
+    }
+    if let Some(stats) = chat.conversations.stats() {
+        let load = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed).to_string();
+        for (name, help, value) in [
+            (
+                "frontdesk_commands_forwarded_total",
+                "Commands sent to the node owning the conversation.",
+                load(&stats.forwarded),
+            ),
+            (
+                "frontdesk_commands_served_total",
+                "Commands other nodes forwarded to this node as the owner.",
+                load(&stats.served),
+            ),
+            (
+                "frontdesk_leases_acquired_total",
+                "Conversations this node took (lease and fencing claim).",
+                load(&stats.acquired),
+            ),
+            ("frontdesk_leases_lost_total", "Leases another node took while this node held them.", load(&stats.lost)),
+        ] {
+            metric(name, "counter", help, value);
+        }
+    }
     if let Some(redis) = &cluster.redis {
         let nodes = redis.nodes().await;
         let (reachable, _) = redis.health();

@@ -2,13 +2,12 @@
 //! every node, quotas are shared by every node, and a node keeps serving (on its own limiter)
 //! while Redis is down and shares again once it is back.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app_with, status_json, Backend, TestApp};
+use crate::helpers::{spawn_app_with, status_json, Backend, PrivateRedis, TestApp};
 use crate::on_both_backends;
 use crate::sse::Events;
 
@@ -18,55 +17,6 @@ on_both_backends!(a_node_serves_through_a_redis_outage_and_shares_quotas_again_a
 fn shared_redis(args: &mut frontdesk::config::SettingsArgs) {
     args.redis_url = Some("redis://127.0.0.1:6379".into());
     args.redis_prefix = Some(format!("frontdesk-test-{}:", uuid::Uuid::new_v4().simple()));
-}
-
-/// A Redis server of the test's own, on a free port, that the test may stop and start.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = PrivateRedis { port, child: None };
-        redis.up();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn up(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (CI installs it)");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.down();
-    }
 }
 
 /// `n` requests for the workspace with A's key at `base`; answers the statuses and the last
@@ -317,4 +267,127 @@ async fn one_node_leads_the_hand_off_rules_and_another_takes_over_when_it_stops(
     assert!(next.is_some(), "a new leader after {leader} stopped");
     let metrics = app.http.get(format!("{}/metrics", nodes[0].base)).send().await.unwrap().text().await.unwrap();
     assert_eq!(metric(&metrics, "frontdesk_handoff_leader"), 1, "{metrics}");
+}
+
+/// Posts a visitor message through `base` (any node); answers the status and body.
+async fn say_on(app: &TestApp, base: &str, conversation: &str, client_msg_id: &str, text: &str) -> (u16, Value) {
+    let request = app
+        .http
+        .post(format!("{base}/api/conversations/{conversation}/messages"))
+        .bearer_auth(&app.a.api_key)
+        .json(&serde_json::json!({ "text": text, "client_msg_id": client_msg_id }));
+    status_json(request.send().await.unwrap()).await
+}
+
+async fn metrics_of(app: &TestApp, base: &str) -> String {
+    app.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap()
+}
+
+/// Waits until every node hears the others (its command channel and the events).
+async fn wait_listening(app: &TestApp, bases: &[&str]) {
+    for base in bases {
+        let mut listening = false;
+        for _ in 0..50 {
+            if readyz(app, base).await["redis"]["events"] == "listening" {
+                listening = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(listening, "{base} hears the cluster");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_lives_on_one_node_the_others_forward_to_it_and_a_dead_owner_is_replaced() {
+    let app = spawn_app_with(Backend::Postgres, |args| {
+        shared_redis(args);
+        args.lease_ms = Some(1000);
+    })
+    .await;
+    let (b, c) = (app.node(), app.node());
+    wait_listening(&app, &[&app.base, &b.base, &c.base]).await;
+    let conversation = app.start_conversation().await;
+
+    // The first message arrives on B: B takes the conversation (its lease and fencing token).
+    let (status, first) = say_on(&app, &b.base, &conversation, "m1", "Where are you located?").await;
+    assert_eq!(status, 201, "{first}");
+    assert!(first["reply"]["content"].as_str().unwrap().contains("Harbour Street"), "{first}");
+    // The next ones arrive on A and C, which forward them to B; their replies come back
+    // through the conversation's events.
+    for (base, id, text) in [(&app.base, "m2", "What are your hours?"), (&c.base, "m3", "Do you take Aetna?")] {
+        let (status, body) = say_on(&app, base, &conversation, id, text).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["reply"]["reply_to"], body["message"]["id"], "{body}");
+    }
+    let held: Vec<u64> = [&app.base, &b.base, &c.base]
+        .iter()
+        .map(|base| async { metric(&metrics_of(&app, base).await, "frontdesk_leases_held") })
+        .collect::<futures::stream::FuturesOrdered<_>>()
+        .collect()
+        .await;
+    assert_eq!(held, [0, 1, 0], "only B runs the conversation");
+    for base in [&app.base, &c.base] {
+        assert!(metric(&metrics_of(&app, base).await, "frontdesk_commands_forwarded_total") >= 1);
+    }
+    assert!(metric(&metrics_of(&app, &b.base).await, "frontdesk_commands_served_total") >= 2);
+    // A resend through another node is the same message, not a second one.
+    let (status, again) = say_on(&app, &c.base, &conversation, "m1", "Where are you located?").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["message"]["id"], first["message"]["id"]);
+    assert_eq!(again["reply"]["id"], first["reply"]["id"], "the stored reply comes with the duplicate");
+
+    // B dies without handing anything over. Within its lease's time another node takes the
+    // conversation from the database and carries on after what B stored.
+    drop(b);
+    let (status, after) = say_on(&app, &c.base, &conversation, "m4", "Can I book a cleaning?").await;
+    assert_eq!(status, 201, "{after}");
+    assert_eq!(after["message"]["seq"], 8, "{after}");
+    assert!(after["reply"].is_object(), "{after}");
+    let held_now = metric(&metrics_of(&app, &app.base).await, "frontdesk_leases_held")
+        + metric(&metrics_of(&app, &c.base).await, "frontdesk_leases_held");
+    assert_eq!(held_now, 1, "one new owner");
+
+    let messages = app.messages(&conversation).await;
+    let seqs: Vec<i64> = messages.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=9).collect::<Vec<_>>(), "gap-free, nothing twice: {messages:?}");
+    let visitor: Vec<&str> =
+        messages.iter().filter(|m| m["sender"] == "visitor").map(|m| m["client_msg_id"].as_str().unwrap()).collect();
+    assert_eq!(visitor, ["m1", "m2", "m3", "m4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_owner_cannot_write_after_another_node_claims_the_conversation() {
+    let app = spawn_app_with(Backend::Postgres, |args| {
+        shared_redis(args);
+        args.lease_ms = Some(60_000);
+    })
+    .await;
+    let b = app.node();
+    wait_listening(&app, &[&app.base, &b.base]).await;
+    let conversation = app.start_conversation().await;
+    let (status, body) = say_on(&app, &app.base, &conversation, "m1", "hello").await;
+    assert_eq!(status, 201, "{body}");
+
+    // Another node claims the conversation behind A's back (as after A's lease ran out while A
+    // was paused): the database's fencing token moves on.
+    let db = app.database();
+    let id = conversation.clone();
+    let token = db.run(move |conn| frontdesk::db::conversations::claim(conn, &id)).await.unwrap().unwrap();
+    assert!(token >= 2, "A's claim was {}", token - 1);
+
+    // A still holds the Redis lease and its live session with the old token: that session's
+    // write is refused and it stops; A claims the conversation again with a newer token and a
+    // fresh session (rehydrated from the database) stores the message, once.
+    let (status, body) = say_on(&app, &app.base, &conversation, "m2", "are you there?").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["message"]["seq"], 4, "{body}");
+    assert_eq!(metric(&metrics_of(&app, &app.base).await, "frontdesk_leases_acquired_total"), 2);
+    let messages = app.messages(&conversation).await;
+    let seqs: Vec<i64> = messages.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "{messages:?}");
+    let id = conversation.clone();
+    let next = db.run(move |conn| frontdesk::db::conversations::claim(conn, &id)).await.unwrap().unwrap();
+    assert_eq!(next, token + 2, "A's second claim came after the other one");
 }

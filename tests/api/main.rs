@@ -15,6 +15,7 @@ mod crm;
 mod cxgenie_customers;
 mod durability;
 mod embeddings;
+mod failover;
 mod flows;
 mod idempotency;
 mod knowledge;

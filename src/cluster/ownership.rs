@@ -1,0 +1,631 @@
+//! Where each conversation lives: its one live session, on one node at a time.
+//!
+//! Every command for a conversation (a visitor's or agent's message, typing, a takeover, …) goes
+//! through [`Conversations::dispatch`]. On a single node that is the node's session registry.
+//! With Redis, a conversation is owned by the node that holds its lease (`lease:<id>`, taken
+//! with `SET NX PX`, renewed every third of its time to live, released when the session stops):
+//!
+//! - a node that needs a conversation nobody holds takes the lease, then claims the
+//!   conversation in the database, which raises its fencing token; the session it starts writes
+//!   with that token, and the database refuses every write carrying an older one, so a node that
+//!   lost its lease (paused, cut off) can never write over the new owner;
+//! - a node that finds another node holding the lease forwards the command to it over Redis
+//!   (`node:<id>` channels) and answers with the owner's answer; a visitor's message gets its
+//!   reply through the conversation's events, which every node hears;
+//! - when the owner died, nobody hears the forwarded command: the node waits until the lease
+//!   expires, takes it, and the new session rehydrates from the database (answering a question
+//!   the dead node never answered);
+//! - while Redis is unreachable, a node takes a conversation by claiming it in the database
+//!   alone: writes stay fenced, so two nodes passing one conversation back and forth are slower
+//!   but never write over each other.
+//!
+//! Retrying a command is safe: messages carry their `client_msg_id`, and every other command is
+//! idempotent, so a command whose answer was lost is simply sent again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use frontdesk_actors::{
+    AgentMessage, AgentTyping, CloseConversation, ConversationEvent, EventBus, HandBack, MarkRead, Posted,
+    RequestHandoff, Sender, SessionError, SessionRegistry, StoredMessage, TakeOver, UpdateVariables, VisitorMessage,
+    VisitorTyping,
+};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, oneshot};
+
+use super::redis::Redis;
+use crate::db::{conversations, Db};
+
+/// How long a forwarded command may wait for the owner's answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after a lease should have expired a command keeps trying to reach the conversation.
+const TAKEOVER_GRACE: Duration = Duration::from_secs(3);
+/// How long a forwarded visitor message's caller may wait for the reply through the events.
+const REPLY_WAIT: Duration = Duration::from_secs(300);
+
+/// Something to do in a conversation, as one node asks another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum Command {
+    Visitor(VisitorMessage),
+    VisitorTyping(VisitorTyping),
+    Close(CloseConversation),
+    TakeOver(TakeOver),
+    HandBack(HandBack),
+    RequestHandoff(RequestHandoff),
+    Agent(AgentMessage),
+    AgentTyping(AgentTyping),
+    MarkRead(MarkRead),
+    UpdateVariables(UpdateVariables),
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A visitor's message is stored; its reply comes through `Posted::reply`.
+    Posted(Posted),
+    /// An agent's message is stored (`true`: it repeated an earlier `client_msg_id`).
+    AgentMessage(StoredMessage, bool),
+    /// How far the reader has now read.
+    Read(i64),
+    /// The conversation's variables as they now stand.
+    Variables(serde_json::Value),
+    Done,
+}
+
+impl Outcome {
+    fn unexpected(self) -> SessionError {
+        SessionError::Failed(format!("unexpected answer from the conversation: {self:?}"))
+    }
+
+    pub fn posted(self) -> Result<Posted, SessionError> {
+        match self {
+            Outcome::Posted(posted) => Ok(posted),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn agent_message(self) -> Result<(StoredMessage, bool), SessionError> {
+        match self {
+            Outcome::AgentMessage(message, duplicate) => Ok((message, duplicate)),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn read(self) -> Result<i64, SessionError> {
+        match self {
+            Outcome::Read(seq) => Ok(seq),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn variables(self) -> Result<serde_json::Value, SessionError> {
+        match self {
+            Outcome::Variables(variables) => Ok(variables),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn done(self) -> Result<(), SessionError> {
+        match self {
+            Outcome::Done => Ok(()),
+            other => Err(other.unexpected()),
+        }
+    }
+}
+
+/// An [`Outcome`] as it travels between nodes (a reply already stored travels with it).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum WireOutcome {
+    Posted { message: Box<StoredMessage>, duplicate: bool, reply: Option<Box<StoredMessage>> },
+    AgentMessage { message: Box<StoredMessage>, duplicate: bool },
+    Read { seq: i64 },
+    Variables { variables: serde_json::Value },
+    Done,
+}
+
+/// What one node says to another on its `node:<id>` channel.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Envelope {
+    Request { id: u64, from: String, conversation_id: String, command: Command },
+    Response { id: u64, answer: Answer },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Answer {
+    Done {
+        result: Result<WireOutcome, SessionError>,
+    },
+    /// The node does not (or no longer) own the conversation: ask again from the start.
+    NotOwner,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct OwnershipStats {
+    /// Commands this node sent to the owning node.
+    pub forwarded: AtomicU64,
+    /// Commands other nodes sent here as the owner.
+    pub served: AtomicU64,
+    /// Conversations this node took (a fresh lease and claim).
+    pub acquired: AtomicU64,
+    /// Leases this node found taken by another node when renewing (its sessions stopped).
+    pub lost: AtomicU64,
+}
+
+/// The conversations of this node: the session registry, and with Redis the leases.
+pub struct Conversations {
+    registry: SessionRegistry,
+    cluster: Option<Arc<Owners>>,
+}
+
+/// This node's side of conversation ownership across nodes.
+struct Owners {
+    redis: Arc<Redis>,
+    db: Db,
+    bus: Arc<dyn EventBus>,
+    registry: SessionRegistry,
+    lease: Duration,
+    /// The conversations this node holds, with the fencing token its sessions write with.
+    held: Mutex<HashMap<String, i64>>,
+    /// Forwarded commands waiting for the owner's answer, by request id.
+    pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    next_request: AtomicU64,
+    draining: AtomicBool,
+    stats: Arc<OwnershipStats>,
+}
+
+/// Where a command for a conversation goes.
+enum Route {
+    /// This node owns it, writing with this fencing token.
+    Here(i64),
+    /// Another node owns it.
+    There(String),
+    /// No such conversation.
+    Missing,
+}
+
+/// How forwarding a command went.
+enum Forwarded {
+    Answered(Box<Result<Outcome, SessionError>>),
+    NotOwner,
+    /// Nobody heard it, or the owner did not answer: it may be dead.
+    Unanswered,
+}
+
+impl Conversations {
+    /// A single node's conversations: every session is local.
+    pub fn single(registry: SessionRegistry) -> Conversations {
+        Conversations { registry, cluster: None }
+    }
+
+    /// A cluster node's conversations; starts listening for other nodes' commands and renewing
+    /// this node's leases (on the current runtime). The registry must have been built with
+    /// [`Conversations::on_session_stop`] as its stop hook, which [`Conversations::clustered`]
+    /// arranges.
+    pub fn clustered(
+        registry: SessionRegistry,
+        redis: Arc<Redis>,
+        db: Db,
+        bus: Arc<dyn EventBus>,
+        lease: Duration,
+    ) -> Conversations {
+        let owners = Arc::new_cyclic(|me: &std::sync::Weak<Owners>| {
+            let me = me.clone();
+            // A session that stops gives its conversation's lease back at once.
+            let registry = registry.clone().on_stop(Arc::new(move |conversation_id: &str| {
+                if let Some(owners) = me.upgrade() {
+                    owners.session_stopped(conversation_id);
+                }
+            }));
+            Owners {
+                redis,
+                db,
+                bus,
+                registry,
+                lease,
+                held: Mutex::default(),
+                pending: Mutex::default(),
+                next_request: AtomicU64::new(1),
+                draining: AtomicBool::new(false),
+                stats: Arc::default(),
+            }
+        });
+        owners.clone().listen();
+        owners.clone().renew();
+        Conversations { registry: owners.registry.clone(), cluster: Some(owners) }
+    }
+
+    /// The node's session registry.
+    pub fn registry(&self) -> &SessionRegistry {
+        &self.registry
+    }
+
+    /// How many conversations this node holds the lease of (`None` on a single node).
+    pub fn leases_held(&self) -> Option<usize> {
+        self.cluster.as_ref().map(|owners| lock(&owners.held).len())
+    }
+
+    pub fn stats(&self) -> Option<Arc<OwnershipStats>> {
+        self.cluster.as_ref().map(|owners| owners.stats.clone())
+    }
+
+    /// Runs `command` in the conversation's session, wherever it lives.
+    pub async fn dispatch(&self, conversation_id: &str, command: Command) -> Result<Outcome, SessionError> {
+        match &self.cluster {
+            None => run_local(&self.registry, conversation_id, None, command).await,
+            Some(owners) => owners.dispatch(conversation_id, command).await,
+        }
+    }
+
+    /// The node is shutting down: every session finishes its turn and stops (giving its lease
+    /// back); after `within`, whatever is still held is released anyway.
+    pub async fn drain(&self, within: Duration) {
+        if let Some(owners) = &self.cluster {
+            owners.draining.store(true, Ordering::Relaxed);
+        }
+        let asked = self.registry.drain();
+        tracing::info!(sessions = asked, "live conversations finish their replies and hand over");
+        let deadline = Instant::now() + within;
+        while self.registry.live() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(owners) = &self.cluster {
+            let held: Vec<String> = lock(&owners.held).keys().cloned().collect();
+            for conversation_id in held {
+                owners.give_back(&conversation_id).await;
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lease_key(conversation_id: &str) -> String {
+    format!("lease:{conversation_id}")
+}
+
+fn node_channel(node_id: &str) -> String {
+    format!("node:{node_id}")
+}
+
+/// Runs a command in this node's session of the conversation.
+async fn run_local(
+    registry: &SessionRegistry,
+    conversation_id: &str,
+    fence: Option<i64>,
+    command: Command,
+) -> Result<Outcome, SessionError> {
+    let id = conversation_id;
+    Ok(match command {
+        Command::Visitor(m) => Outcome::Posted(registry.send_fenced(id, fence, m).await?),
+        Command::Agent(m) => {
+            let (message, duplicate) = registry.send_fenced(id, fence, m).await?;
+            Outcome::AgentMessage(message, duplicate)
+        }
+        Command::MarkRead(m) => Outcome::Read(registry.send_fenced(id, fence, m).await?),
+        Command::UpdateVariables(m) => Outcome::Variables(registry.send_fenced(id, fence, m).await?),
+        Command::VisitorTyping(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
+        Command::Close(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
+        Command::TakeOver(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
+        Command::HandBack(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
+        Command::RequestHandoff(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
+        Command::AgentTyping(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
+    })
+}
+
+impl Owners {
+    async fn dispatch(self: &Arc<Self>, conversation_id: &str, command: Command) -> Result<Outcome, SessionError> {
+        let deadline = Instant::now() + self.lease + TAKEOVER_GRACE;
+        loop {
+            match self.route(conversation_id).await? {
+                Route::Missing => return Err(SessionError::NotFound),
+                Route::Here(fence) => {
+                    match run_local(&self.registry, conversation_id, Some(fence), command.clone()).await {
+                        // Another node claimed it since: forget it and find the new owner.
+                        Err(SessionError::Moved) => self.forget(conversation_id, fence),
+                        other => return other,
+                    }
+                }
+                Route::There(node) => match self.forward(&node, conversation_id, &command).await {
+                    Forwarded::Answered(result) => return *result,
+                    Forwarded::NotOwner => tokio::time::sleep(Duration::from_millis(20)).await,
+                    // The owner may be dead: its lease runs out within `lease`, then this node
+                    // takes the conversation.
+                    Forwarded::Unanswered => tokio::time::sleep(Duration::from_millis(200)).await,
+                },
+            }
+            if Instant::now() >= deadline {
+                return Err(SessionError::Unavailable("the node that owns this conversation does not answer".into()));
+            }
+        }
+    }
+
+    /// Which node runs the conversation, taking it for this node if nobody does.
+    async fn route(&self, conversation_id: &str) -> Result<Route, SessionError> {
+        let draining = self.draining.load(Ordering::Relaxed);
+        let fence = lock(&self.held).get(conversation_id).copied();
+        if let Some(fence) = fence {
+            // Shutting down, a conversation whose session has stopped is given back, not restarted.
+            if !draining || self.registry.is_live(conversation_id) {
+                return Ok(Route::Here(fence));
+            }
+            self.give_back(conversation_id).await;
+        }
+        if draining {
+            return match self.redis.holder(&lease_key(conversation_id)).await {
+                Ok(Some(holder)) if holder != self.redis.node_id() => Ok(Route::There(holder)),
+                _ => Err(SessionError::Unavailable("this node is shutting down".into())),
+            };
+        }
+        let holder = match self.redis.acquire(&lease_key(conversation_id), self.lease).await {
+            Ok(holder) if holder != self.redis.node_id() => return Ok(Route::There(holder)),
+            Ok(_) => true,
+            Err(error) => {
+                tracing::debug!(%error, conversation_id, "Redis unreachable: taking the conversation by its fence alone");
+                false
+            }
+        };
+        let id = conversation_id.to_owned();
+        let claimed = self.db.run(move |conn| conversations::claim(conn, &id)).await;
+        match claimed {
+            Ok(Some(fence)) => {
+                lock(&self.held).insert(conversation_id.to_owned(), fence);
+                self.stats.acquired.fetch_add(1, Ordering::Relaxed);
+                Ok(Route::Here(fence))
+            }
+            Ok(None) => {
+                if holder {
+                    let _ = self.redis.release(&lease_key(conversation_id)).await;
+                }
+                Ok(Route::Missing)
+            }
+            Err(err) => {
+                if holder {
+                    let _ = self.redis.release(&lease_key(conversation_id)).await;
+                }
+                Err(SessionError::Unavailable(err.to_string()))
+            }
+        }
+    }
+
+    /// Releases this node's hold on a conversation.
+    async fn give_back(&self, conversation_id: &str) {
+        if lock(&self.held).remove(conversation_id).is_some() {
+            let _ = self.redis.release(&lease_key(conversation_id)).await;
+        }
+    }
+
+    /// Drops this node's hold on a conversation it lost (if the hold is still `fence`).
+    fn forget(&self, conversation_id: &str, fence: i64) {
+        let mut held = lock(&self.held);
+        if held.get(conversation_id) == Some(&fence) {
+            held.remove(conversation_id);
+        }
+    }
+
+    /// A session of this node stopped: its conversation's lease goes back, unless a session
+    /// was started again meanwhile.
+    fn session_stopped(self: &Arc<Self>, conversation_id: &str) {
+        let owners = self.clone();
+        let conversation_id = conversation_id.to_owned();
+        actix_rt::spawn(async move {
+            let released = {
+                let mut held = lock(&owners.held);
+                match owners.registry.is_live(&conversation_id) {
+                    true => false,
+                    false => held.remove(&conversation_id).is_some(),
+                }
+            };
+            if released {
+                let _ = owners.redis.release(&lease_key(&conversation_id)).await;
+            }
+        });
+    }
+
+    /// Sends the command to the owning node and waits for its answer.
+    async fn forward(&self, node: &str, conversation_id: &str, command: &Command) -> Forwarded {
+        // Listen before asking, so the reply to a visitor's message cannot slip past.
+        let events = matches!(command, Command::Visitor(_)).then(|| self.bus.subscribe(conversation_id));
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id, tx);
+        let request = Envelope::Request {
+            id,
+            from: self.redis.node_id().to_owned(),
+            conversation_id: conversation_id.to_owned(),
+            command: command.clone(),
+        };
+        let payload = serde_json::to_string(&request).expect("a command serialises");
+        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        let heard = self.redis.publish(&node_channel(node), &payload).await;
+        let answer = match heard {
+            Ok(listeners) if listeners > 0 => tokio::time::timeout(FORWARD_TIMEOUT, rx).await.ok().and_then(Result::ok),
+            _ => None,
+        };
+        lock(&self.pending).remove(&id);
+        match answer {
+            None => Forwarded::Unanswered,
+            Some(Answer::NotOwner) => Forwarded::NotOwner,
+            Some(Answer::Done { result }) => {
+                Forwarded::Answered(Box::new(result.map(|outcome| self.arrived(conversation_id, outcome, events))))
+            }
+        }
+    }
+
+    /// An owner's answer, made whole on this node: a visitor's message gets a reply handle fed
+    /// by the conversation's events.
+    fn arrived(
+        &self,
+        conversation_id: &str,
+        outcome: WireOutcome,
+        events: Option<broadcast::Receiver<Arc<ConversationEvent>>>,
+    ) -> Outcome {
+        match outcome {
+            WireOutcome::Posted { message, duplicate, reply } => {
+                let (tx, rx) = oneshot::channel();
+                match (reply, events) {
+                    (Some(reply), _) => {
+                        let _ = tx.send(*reply);
+                    }
+                    (None, Some(events)) => {
+                        let question = (*message).clone();
+                        let id = conversation_id.to_owned();
+                        actix_rt::spawn(async move { await_reply(id, question, events, tx).await });
+                    }
+                    (None, None) => {}
+                }
+                Outcome::Posted(Posted { message: *message, duplicate, reply: rx })
+            }
+            WireOutcome::AgentMessage { message, duplicate } => Outcome::AgentMessage(*message, duplicate),
+            WireOutcome::Read { seq } => Outcome::Read(seq),
+            WireOutcome::Variables { variables } => Outcome::Variables(variables),
+            WireOutcome::Done => Outcome::Done,
+        }
+    }
+
+    /// Hears the commands other nodes forward here, and their answers to this node's.
+    fn listen(self: Arc<Self>) {
+        actix_rt::spawn(async move {
+            let channel = node_channel(self.redis.node_id());
+            loop {
+                match self.redis.subscription(&channel).await {
+                    Ok(mut messages) => {
+                        while let Some(message) = messages.next().await {
+                            match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
+                                Ok(Envelope::Response { id, answer }) => {
+                                    if let Some(waiter) = lock(&self.pending).remove(&id) {
+                                        let _ = waiter.send(answer);
+                                    }
+                                }
+                                Ok(Envelope::Request { id, from, conversation_id, command }) => {
+                                    let owners = self.clone();
+                                    actix_rt::spawn(async move {
+                                        owners.serve(id, from, conversation_id, command).await;
+                                    });
+                                }
+                                Err(error) => tracing::warn!(%error, "unreadable message from another node"),
+                            }
+                        }
+                        tracing::warn!("lost the channel other nodes forward commands on; reconnecting");
+                    }
+                    Err(error) => tracing::debug!(%error, "cannot hear other nodes' commands yet"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    /// Runs a command another node forwarded, if this node still owns the conversation.
+    async fn serve(&self, id: u64, from: String, conversation_id: String, command: Command) {
+        self.stats.served.fetch_add(1, Ordering::Relaxed);
+        let fence = lock(&self.held).get(&conversation_id).copied();
+        let answer = match fence {
+            // Shutting down: a conversation whose session already stopped is given back.
+            Some(_) if self.draining.load(Ordering::Relaxed) && !self.registry.is_live(&conversation_id) => {
+                self.give_back(&conversation_id).await;
+                Answer::NotOwner
+            }
+            Some(fence) => match run_local(&self.registry, &conversation_id, Some(fence), command).await {
+                Err(SessionError::Moved) => {
+                    self.forget(&conversation_id, fence);
+                    Answer::NotOwner
+                }
+                result => Answer::Done { result: result.map(wire) },
+            },
+            None => Answer::NotOwner,
+        };
+        let payload = serde_json::to_string(&Envelope::Response { id, answer }).expect("an answer serialises");
+        if let Err(error) = self.redis.publish(&node_channel(&from), &payload).await {
+            tracing::warn!(%error, "an answer to another node was lost; it will ask again");
+        }
+    }
+
+    /// Keeps this node's leases alive; a lease another node took stops its session here.
+    fn renew(self: Arc<Self>) {
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(self.lease / 3);
+            loop {
+                tick.tick().await;
+                let held: Vec<(String, i64)> =
+                    lock(&self.held).iter().map(|(id, fence)| (id.clone(), *fence)).collect();
+                // The connection is multiplexed: these go out as one pipeline.
+                let keys: Vec<String> = held.iter().map(|(id, _)| lease_key(id)).collect();
+                let renewals = keys.iter().map(|key| self.redis.hold(key, self.lease));
+                let outcomes = futures::future::join_all(renewals).await;
+                for ((conversation_id, fence), outcome) in held.into_iter().zip(outcomes) {
+                    if let Ok(false) = outcome {
+                        tracing::warn!(conversation_id, "another node took this conversation; its session here stops");
+                        self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                        self.forget(&conversation_id, fence);
+                        self.registry.evict(&conversation_id);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// An outcome as it leaves the owner: a reply already stored goes with a visitor's message.
+fn wire(outcome: Outcome) -> WireOutcome {
+    match outcome {
+        Outcome::Posted(mut posted) => {
+            let reply = posted.reply.try_recv().ok().map(Box::new);
+            WireOutcome::Posted { message: Box::new(posted.message), duplicate: posted.duplicate, reply }
+        }
+        Outcome::AgentMessage(message, duplicate) => {
+            WireOutcome::AgentMessage { message: Box::new(message), duplicate }
+        }
+        Outcome::Read(seq) => WireOutcome::Read { seq },
+        Outcome::Variables(variables) => WireOutcome::Variables { variables },
+        Outcome::Done => WireOutcome::Done,
+    }
+}
+
+/// Feeds `reply` with the answer to `question` as the conversation's events bring it: the bot's
+/// reply to it, or an agent's next message (what the owning session answers its own callers).
+async fn await_reply(
+    conversation_id: String,
+    question: StoredMessage,
+    mut events: broadcast::Receiver<Arc<ConversationEvent>>,
+    mut reply: oneshot::Sender<StoredMessage>,
+) {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(event) => match event.as_ref() {
+                    ConversationEvent::Done { message } if message.reply_to == Some(question.id) => {
+                        return Some(message.clone())
+                    }
+                    ConversationEvent::Message { message }
+                        if message.sender == Sender::Agent && message.seq > question.seq =>
+                    {
+                        return Some(message.clone())
+                    }
+                    _ => {}
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    };
+    tokio::select! {
+        answered = tokio::time::timeout(REPLY_WAIT, wait) => {
+            if let Ok(Some(message)) = answered {
+                let _ = reply.send(message);
+            } else {
+                tracing::debug!(conversation_id, "no reply heard for a forwarded message");
+            }
+        }
+        // The caller stopped waiting.
+        _ = reply.closed() => {}
+    }
+}
