@@ -3,10 +3,12 @@
 //! queued conversations go to online agents in turn.
 //!
 //! With Redis, one node of the cluster leads these rules at a time (a lead renewed every check,
-//! lost after a few missed ones), so assignments go round the agents in one order for the whole
-//! cluster. Without Redis, or while it is down, every node runs them: each change still goes
-//! through the conversation's session and the store's conditional update, so a conversation is
-//! moved once and the second node to try is refused.
+//! lost after a few missed ones), and the agents' turns are taken in Redis by one atomic script,
+//! so assignments go round the agents in one order for the whole cluster even while two nodes
+//! assign at once. Without Redis, or while it is down, every node runs them and the database's
+//! record of assignments gives the order: each change still goes through the conversation's
+//! session and the store's conditional update, so a conversation is moved once and the second
+//! node to try is refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,8 +96,7 @@ impl HandoffRules {
                 Ok(online) => online,
                 Err(err) => return tracing::warn!(error = %err, "online agents not read"),
             };
-            // The online agent given a conversation longest ago goes first.
-            let Some(agent) = online.into_iter().next() else { continue };
+            let Some(agent) = self.next_in_turn(workspace_id, online).await else { continue };
             let take_over = TakeOver { agent: agent.as_ref(), actor: ChangedBy::System };
             if self.chat.conversations.dispatch(&conversation_id, Command::TakeOver(take_over)).await.is_ok() {
                 let id = agent.id;
@@ -106,5 +107,21 @@ impl HandoffRules {
                 tracing::info!(%conversation_id, agent_id = id, "queued conversation assigned");
             }
         }
+    }
+
+    /// The online agent whose turn it is: the one given a conversation longest ago. With Redis
+    /// the turns are taken in Redis, one at a time for the whole cluster, so two nodes
+    /// assigning at once (a lead changing hands, Redis briefly cut off) still go round the
+    /// agents; without it (or while it is down), the database's record of assignments decides.
+    async fn next_in_turn(&self, workspace_id: i64, online: Vec<agents::AgentRow>) -> Option<agents::AgentRow> {
+        if let (Some(redis), false) = (&self.redis, online.is_empty()) {
+            let ids: Vec<i64> = online.iter().map(|agent| agent.id).collect();
+            match redis.take_turn(&format!("{{rr:{workspace_id}}}"), &ids).await {
+                Ok(Some(id)) => return online.into_iter().find(|agent| agent.id == id),
+                Ok(None) => return None,
+                Err(error) => tracing::debug!(%error, "round-robin from the database's order"),
+            }
+        }
+        online.into_iter().next()
     }
 }

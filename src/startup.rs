@@ -205,7 +205,7 @@ impl Application {
             flow_tools,
             shutdown: shutdown_rx,
         });
-        let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::default());
+        let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::new(redis.clone()));
         let model_defaults = web::Data::new(settings.model.clone());
         crate::handoff::HandoffRules {
             chat: chat.clone().into_inner(),

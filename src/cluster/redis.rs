@@ -74,6 +74,22 @@ end
 return 0
 ";
 
+/// Round-robin: of the candidates in ARGV (in the caller's order of preference), the one whose
+/// last turn (a score in KEYS[1], missing: never) is oldest takes the next turn (KEYS[2]).
+const TAKE_TURN: &str = r"
+local best, best_turn = false, nil
+for _, candidate in ipairs(ARGV) do
+  local turn = tonumber(redis.call('ZSCORE', KEYS[1], candidate)) or 0
+  if best_turn == nil or turn < best_turn then
+    best, best_turn = candidate, turn
+  end
+end
+if best then
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), best)
+end
+return best
+";
+
 /// A node's connection to Redis, and what it knows of Redis's health.
 pub struct Redis {
     client: redis::Client,
@@ -84,6 +100,7 @@ pub struct Redis {
     lead: Script,
     acquire: Script,
     release: Script,
+    take_turn: Script,
     healthy: AtomicBool,
     /// Until when (ms since `started`) calls are skipped after a failure.
     resting_until: AtomicI64,
@@ -115,6 +132,7 @@ impl Redis {
             lead: Script::new(LEAD),
             acquire: Script::new(ACQUIRE),
             release: Script::new(RELEASE),
+            take_turn: Script::new(TAKE_TURN),
             healthy: AtomicBool::new(true),
             resting_until: AtomicI64::new(0),
             started: Instant::now(),
@@ -255,6 +273,38 @@ impl Redis {
             Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err("no answer from Redis".into()),
         }
+    }
+
+    /// Gives the next turn of the rota `name` to whichever of `candidates` had theirs longest
+    /// ago (ties go to the earlier candidate); atomic for the whole cluster.
+    pub async fn take_turn(&self, name: &str, candidates: &[i64]) -> Result<Option<i64>, String> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.take_turn.prepare_invoke();
+        invocation.key(self.key(&format!("{name}:turns"))).key(self.key(&format!("{name}:next")));
+        for candidate in candidates {
+            invocation.arg(candidate);
+        }
+        let chosen: Option<String> = self.call(invocation.invoke_async(&mut conn)).await?;
+        Ok(chosen.and_then(|id| id.parse().ok()))
+    }
+
+    /// Notes (or un-notes) this node in the set `name`, e.g. the nodes that have an agent's
+    /// sockets.
+    pub async fn mark(&self, name: &str, on: bool) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        let key = self.key(name);
+        match on {
+            true => self.call(conn.sadd::<_, _, ()>(key, &self.node_id)).await,
+            false => self.call(conn.srem::<_, _, ()>(key, &self.node_id)).await,
+        }
+    }
+
+    /// The live nodes (current heartbeat) noted in the set `name`.
+    pub async fn marked_by_live_nodes(&self, name: &str) -> Result<Vec<String>, String> {
+        let mut conn = self.conn.clone();
+        let marked: Vec<String> = self.call(conn.smembers(self.key(name))).await?;
+        let live = self.nodes().await?;
+        Ok(marked.into_iter().filter(|node| live.contains(node)).collect())
     }
 
     /// Announces this node every `every`; a node missing three beats is gone.

@@ -29,6 +29,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt as _;
 
 use crate::chat::Chat;
+use crate::cluster::redis::Redis;
 use crate::db::{agents, inbox, now_ms};
 use crate::error::ApiError;
 
@@ -36,30 +37,69 @@ use crate::error::ApiError;
 const SNAPSHOT_SIZE: usize = 500;
 const HISTORY_PAGE: i64 = 200;
 
-/// How many sockets each agent has open on this node: presence goes offline with the last.
+/// How many sockets each agent has open on this node. An agent goes offline with their last
+/// socket: on one node, the last socket there; clustered, the last on any live node (each node
+/// notes in Redis that it has the agent's sockets, and a node that died stops counting once its
+/// heartbeat is gone).
 #[derive(Default)]
-pub struct AgentSockets(Mutex<HashMap<i64, usize>>);
+pub struct AgentSockets {
+    open: Mutex<HashMap<i64, usize>>,
+    redis: Option<Arc<Redis>>,
+}
 
 impl AgentSockets {
-    fn opened(&self, agent_id: i64) {
-        *self.lock().entry(agent_id).or_default() += 1;
+    pub fn new(redis: Option<Arc<Redis>>) -> Self {
+        Self { open: Mutex::default(), redis }
     }
 
-    /// True when it was the agent's last socket.
-    fn closed(&self, agent_id: i64) -> bool {
-        let mut sockets = self.lock();
-        let left = sockets.get_mut(&agent_id).map(|n| {
-            *n = n.saturating_sub(1);
-            *n
-        });
-        if left == Some(0) {
-            sockets.remove(&agent_id);
+    fn key(agent_id: i64) -> String {
+        format!("agent-sockets:{agent_id}")
+    }
+
+    /// Counts a socket; the first on this node tells the cluster.
+    fn opened(self: &Arc<Self>, agent_id: i64) {
+        let first = {
+            let mut open = self.lock();
+            let count = open.entry(agent_id).or_default();
+            *count += 1;
+            *count == 1
+        };
+        if let (true, Some(redis)) = (first, self.redis.clone()) {
+            actix::spawn(async move {
+                if let Err(error) = redis.mark(&Self::key(agent_id), true).await {
+                    tracing::debug!(%error, "agent's sockets on this node not noted in Redis");
+                }
+            });
         }
-        left.unwrap_or(0) == 0
+    }
+
+    /// Uncounts a socket; true when it was the agent's last anywhere (so they go offline).
+    async fn closed(&self, agent_id: i64) -> bool {
+        let last_here = {
+            let mut open = self.lock();
+            let left = open.get_mut(&agent_id).map(|n| {
+                *n = n.saturating_sub(1);
+                *n
+            });
+            if left == Some(0) {
+                open.remove(&agent_id);
+            }
+            left.unwrap_or(0) == 0
+        };
+        if !last_here {
+            return false;
+        }
+        let Some(redis) = &self.redis else { return true };
+        // Without Redis's word, this node's count decides.
+        let _ = redis.mark(&Self::key(agent_id), false).await;
+        match redis.marked_by_live_nodes(&Self::key(agent_id)).await {
+            Ok(elsewhere) => elsewhere.is_empty(),
+            Err(_) => true,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, usize>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -142,7 +182,7 @@ impl Actor for AgentSocket {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::keep_alive(ctx, |act| act.heard_from, self.chat.shutdown.clone());
-        self.sockets.opened(self.agent.id);
+        self.sockets.clone().into_inner().opened(self.agent.id);
         // Subscribed before the snapshot is read, so nothing falls between the two.
         let events = self.chat.bus.subscribe(&inbox_topic(self.workspace_id));
         ctx.add_stream(BroadcastStream::new(events).map(|item| (Source::Inbox, item)));
@@ -166,16 +206,18 @@ impl Actor for AgentSocket {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        if self.sockets.closed(self.agent.id) {
-            let (db, workspace_id, id) = (self.chat.db.clone(), self.workspace_id, self.agent.id);
-            actix::spawn(async move {
-                let offline =
-                    db.run(move |conn| agents::update(conn, workspace_id, id, None, None, Some("offline"), now_ms()));
-                if let Err(err) = offline.await {
-                    tracing::warn!(error = %err, "agent presence not set offline");
-                }
-            });
-        }
+        let (db, sockets, workspace_id, id) =
+            (self.chat.db.clone(), self.sockets.clone(), self.workspace_id, self.agent.id);
+        actix::spawn(async move {
+            if !sockets.closed(id).await {
+                return;
+            }
+            let offline =
+                db.run(move |conn| agents::update(conn, workspace_id, id, None, None, Some("offline"), now_ms()));
+            if let Err(err) = offline.await {
+                tracing::warn!(error = %err, "agent presence not set offline");
+            }
+        });
     }
 }
 

@@ -391,3 +391,138 @@ async fn a_stale_owner_cannot_write_after_another_node_claims_the_conversation()
     let next = db.run(move |conn| frontdesk::db::conversations::claim(conn, &id)).await.unwrap().unwrap();
     assert_eq!(next, token + 2, "A's second claim came after the other one");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_stays_online_while_a_socket_is_open_on_any_node() {
+    let mut prefix = String::new();
+    let app = spawn_app_with(Backend::Postgres, |args| {
+        shared_redis(args);
+        prefix = args.redis_prefix.clone().unwrap();
+    })
+    .await;
+    let b = app.node();
+    wait_listening(&app, &[&app.base, &b.base]).await;
+    let (status, created) = app
+        .post(&app.a.api_key, "/api/agents", serde_json::json!({ "name": "Dana Reyes", "email": "dana@clinic.test" }))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (id, token) = (created["agent"]["id"].as_i64().unwrap(), created["token"].as_str().unwrap().to_owned());
+    let connect = |base: &str| {
+        let url = format!("{}/ws/agent?token={token}", base.replacen("http", "ws", 1));
+        async move {
+            let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.expect("agent socket connects");
+            while let Some(Ok(frame)) = socket.next().await {
+                if frame.to_text().unwrap_or_default().contains("\"inbox\"") {
+                    return socket;
+                }
+            }
+            panic!("no inbox frame on {url}");
+        }
+    };
+    let on_a = connect(&app.base).await;
+    let on_b = connect(&b.base).await;
+    let presence = || async { app.get(&token, "/api/agents/me").await.1["presence"].as_str().unwrap().to_owned() };
+    assert_eq!(presence().await, "online");
+
+    // The nodes holding the agent's sockets, as Redis has them.
+    let mut redis =
+        redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}agent-sockets:{id}");
+    let holders = |redis: &mut redis::aio::MultiplexedConnection| {
+        let mut redis = redis.clone();
+        let key = key.clone();
+        async move { redis::AsyncCommands::scard::<_, usize>(&mut redis, &key).await.unwrap() }
+    };
+    for _ in 0..100 {
+        if holders(&mut redis).await == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(holders(&mut redis).await, 2, "both nodes noted the agent's sockets");
+
+    // The socket on A closes: A's count is done, but B still has one, so the agent stays online.
+    drop(on_a);
+    for _ in 0..100 {
+        if holders(&mut redis).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(holders(&mut redis).await, 1, "A let go of the agent");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(presence().await, "online", "still connected through B");
+
+    // The last socket anywhere closes: offline.
+    drop(on_b);
+    let mut now = String::new();
+    for _ in 0..100 {
+        now = presence().await;
+        if now == "offline" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(now, "offline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_conversations_go_round_the_agents_in_turns_taken_in_redis() {
+    let mut prefix = String::new();
+    let app = spawn_app_with(Backend::Postgres, |args| {
+        shared_redis(args);
+        prefix = args.redis_prefix.clone().unwrap();
+        args.auto_assign = Some(true);
+        args.agent_silence_secs = Some(0);
+    })
+    .await;
+    let b = app.node();
+    wait_listening(&app, &[&app.base, &b.base]).await;
+    let mut agents = Vec::new();
+    for name in ["Round One", "Round Two"] {
+        let email = format!("{}@clinic.test", name.to_lowercase().replace(' ', "."));
+        let (status, created) =
+            app.post(&app.a.api_key, "/api/agents", serde_json::json!({ "name": name, "email": email })).await;
+        assert_eq!(status, 201, "{created}");
+        let token = created["token"].as_str().unwrap().to_owned();
+        let (status, body) =
+            app.put_json(&token, "/api/agents/me/presence", serde_json::json!({ "presence": "online" })).await;
+        assert_eq!(status, 200, "{body}");
+        agents.push(created["agent"]["id"].as_i64().unwrap());
+    }
+    // Four conversations ask for a person, through either node.
+    let mut assigned = Vec::new();
+    for i in 0..4 {
+        let conversation = app.start_conversation().await;
+        let base = if i % 2 == 0 { &app.base } else { &b.base };
+        let (status, view) = status_json(
+            app.http
+                .post(format!("{base}/api/conversations/{conversation}/handoff"))
+                .bearer_auth(&app.a.api_key)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{view}");
+        let mut owner = Value::Null;
+        for _ in 0..150 {
+            let (_, view) = app.get(&app.a.api_key, &format!("/api/conversations/{conversation}")).await;
+            if view["owner"] == "agent" {
+                owner = view["agent"]["id"].clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assigned.push(owner.as_i64().unwrap_or_else(|| panic!("conversation {i} never assigned")));
+    }
+    assert_eq!(assigned, [agents[0], agents[1], agents[0], agents[1]], "in turn");
+    // The turns were taken in Redis (the workspace's rota holds both agents).
+    let mut redis =
+        redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
+    let workspace = app.a.workspace_id;
+    let rota: usize =
+        redis::AsyncCommands::zcard(&mut redis, format!("{prefix}{{rr:{workspace}}}:turns")).await.unwrap();
+    assert_eq!(rota, 2);
+}
