@@ -75,6 +75,11 @@ impl Cluster {
     /// Migrates a fresh PostgreSQL database, creates a demo workspace and an agent with the CLI,
     /// and starts `n` nodes; returns once every node serves and hears the cluster through Redis.
     async fn start(redis_url: &str, n: usize) -> Cluster {
+        Cluster::start_with(redis_url, n, &[]).await
+    }
+
+    /// [`Cluster::start`] with some of the nodes' settings changed (`(variable, value)`).
+    async fn start_with(redis_url: &str, n: usize, settings: &[(&str, &str)]) -> Cluster {
         let db = TestDb::new(Backend::Postgres);
         let mut env: Vec<(String, String)> = db.binary_env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let prefix = format!("frontdesk-test-{}:", uuid::Uuid::new_v4().simple());
@@ -89,6 +94,10 @@ impl Cluster {
             ("FRONTDESK_AGENT_SILENCE_SECS", "0".to_owned()),
         ] {
             env.push((name.to_owned(), value));
+        }
+        for (name, value) in settings {
+            env.retain(|(existing, _)| existing != name);
+            env.push((name.to_string(), value.to_string()));
         }
         let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let migrated = run_cli(&["migrate"], &envs);
@@ -1514,4 +1523,32 @@ async fn redis_stopped_and_started_during_chat_traffic() {
     eprintln!("Redis outage: statuses {:?}, connection errors {}", tally.statuses, tally.connection_errors);
     assert!(tally.internal_errors.is_empty(), "500s: {}", compact(&tally.internal_errors));
     assert!(tally.unexpected.is_empty(), "unexpected answers: {}", compact(&tally.unexpected));
+}
+
+/// 400 requests with one API key, spread over three processes: the quota (200 a minute) is one
+/// for the whole cluster, kept in Redis. GCRA lets exactly 200 through at once and then one more
+/// per 300 ms for as long as the burst lasts; three nodes counting alone would let all 400 pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_hundred_requests_on_one_key_over_three_processes_get_one_quota() {
+    let cluster = Cluster::start_with(SHARED_REDIS, 3, &[("FRONTDESK_RATE_LIMIT_PER_MINUTE", "200")]).await;
+    let bases: Vec<String> = (0..3).map(|i| cluster.base(i)).collect();
+    let started = Instant::now();
+    let answers: Vec<(usize, u16)> = futures_util::stream::iter(0..400)
+        .map(|i| {
+            let request = cluster.http.get(format!("{}/api/workspace", bases[i % 3])).bearer_auth(&cluster.creds.key);
+            async move { (i % 3, request.send().await.expect("request").status().as_u16()) }
+        })
+        .buffer_unordered(30)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let statuses: Vec<u16> = answers.iter().map(|(_, status)| *status).collect();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(ok + limited, 400, "only 200s and 429s: {statuses:?}");
+    let refilled = (elapsed.as_millis() / 300) as usize + 1;
+    assert!((200..=200 + refilled).contains(&ok), "{ok} succeeded in {elapsed:?} (at most {refilled} refilled)");
+    let per_node: Vec<usize> =
+        (0..3).map(|node| answers.iter().filter(|(n, status)| *n == node && *status == 200).count()).collect();
+    assert!(per_node.iter().all(|n| *n > 0), "every node let some through: {per_node:?}");
 }
