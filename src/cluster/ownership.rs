@@ -206,9 +206,8 @@ impl Conversations {
     }
 
     /// A cluster node's conversations; starts listening for other nodes' commands and renewing
-    /// this node's leases (on the current runtime). The registry must have been built with
-    /// [`Conversations::on_session_stop`] as its stop hook, which [`Conversations::clustered`]
-    /// arranges.
+    /// this node's leases (on the current runtime). The registry gets a stop hook that gives a
+    /// conversation's lease back when its session stops.
     pub fn clustered(
         registry: SessionRegistry,
         redis: Arc<Redis>,
@@ -627,5 +626,104 @@ async fn await_reply(
         }
         // The caller stopped waiting.
         _ = reply.closed() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frontdesk_actors::{AgentRef, ChangedBy};
+
+    fn stored(id: i64, seq: i64, sender: Sender) -> StoredMessage {
+        StoredMessage {
+            id,
+            conversation_id: "c".into(),
+            seq,
+            sender,
+            agent_id: None,
+            content: format!("message {id}"),
+            media: None,
+            client_msg_id: Some(format!("m{id}")),
+            reply_to: None,
+            created_at: 1,
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn every_command_crosses_between_nodes_unchanged() {
+        let agent = AgentRef { id: 7, name: "Dana".into() };
+        let commands = vec![
+            Command::Visitor(VisitorMessage {
+                client_msg_id: "m1".into(),
+                text: "hi".into(),
+                media: Some(serde_json::json!([{"url": "https://x.test/a.png"}])),
+                context: Some(serde_json::json!({"page": "/pricing"})),
+            }),
+            Command::VisitorTyping(VisitorTyping { on: true }),
+            Command::Close(CloseConversation),
+            Command::TakeOver(TakeOver { agent: agent.clone(), actor: ChangedBy::Agent }),
+            Command::HandBack(HandBack {
+                agent: Some(agent.clone()),
+                actor: ChangedBy::System,
+                reason: Some("silent".into()),
+                silent_before: Some(42),
+            }),
+            Command::RequestHandoff(RequestHandoff { actor: ChangedBy::Visitor, reason: None }),
+            Command::Agent(AgentMessage {
+                agent: agent.clone(),
+                client_msg_id: "a1".into(),
+                text: "hello".into(),
+                media: None,
+            }),
+            Command::AgentTyping(AgentTyping { agent, on: false }),
+            Command::MarkRead(MarkRead { reader: Sender::Visitor, seq: 9 }),
+            Command::UpdateVariables(UpdateVariables { patch: serde_json::json!({"contact": {"name": "Ana"}}) }),
+        ];
+        for command in commands {
+            let request = Envelope::Request { id: 3, from: "n1".into(), conversation_id: "c".into(), command };
+            let text = serde_json::to_string(&request).unwrap();
+            let back: Envelope = serde_json::from_str(&text).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{request:?}"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_answer_carries_a_reply_already_stored_and_errors_keep_their_kind() {
+        let (tx, rx) = oneshot::channel();
+        tx.send(stored(2, 3, Sender::Bot)).unwrap();
+        let posted = Outcome::Posted(Posted { message: stored(1, 2, Sender::Visitor), duplicate: true, reply: rx });
+        let answer = Answer::Done { result: Ok(wire(posted)) };
+        let text = serde_json::to_string(&Envelope::Response { id: 5, answer }).unwrap();
+        let Envelope::Response { id: 5, answer: Answer::Done { result: Ok(outcome) } } =
+            serde_json::from_str(&text).unwrap()
+        else {
+            panic!("{text}")
+        };
+        let WireOutcome::Posted { message, duplicate: true, reply: Some(reply) } = outcome else { panic!("{text}") };
+        assert_eq!((message.id, reply.id), (1, 2));
+
+        for error in [SessionError::NotFound, SessionError::Closed, SessionError::Conflict("taken".into())] {
+            let answer = Answer::Done { result: Err(error.clone()) };
+            let text = serde_json::to_string(&answer).unwrap();
+            let Answer::Done { result: Err(back) } = serde_json::from_str(&text).unwrap() else { panic!("{text}") };
+            assert_eq!(back, error);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_forwarded_message_gets_its_reply_from_the_conversations_events() {
+        let (events, receiver) = broadcast::channel(16);
+        let question = stored(10, 4, Sender::Visitor);
+        let (tx, rx) = oneshot::channel();
+        let waiting = actix_rt::spawn(await_reply("c".into(), question, receiver, tx));
+        let mut other = stored(11, 5, Sender::Bot);
+        other.reply_to = Some(9);
+        events.send(Arc::new(ConversationEvent::Done { message: other })).unwrap();
+        let mut reply = stored(12, 6, Sender::Bot);
+        reply.reply_to = Some(10);
+        events.send(Arc::new(ConversationEvent::Done { message: reply })).unwrap();
+        assert_eq!(rx.await.unwrap().id, 12, "the reply to this question, not another one");
+        waiting.await.unwrap();
     }
 }
