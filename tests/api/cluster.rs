@@ -148,17 +148,7 @@ async fn a_node_serves_through_a_redis_outage_and_shares_quotas_again_after(back
 async fn a_conversations_events_reach_listeners_on_other_nodes() {
     let app = spawn_app_with(Backend::Postgres, shared_redis).await;
     let (b, c) = (app.node(), app.node());
-    for base in [&b.base, &c.base] {
-        let mut listening = false;
-        for _ in 0..50 {
-            if readyz(&app, base).await["redis"]["events"] == "listening" {
-                listening = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(listening, "{base} hears the cluster's events");
-    }
+    wait_listening(&app, &[&b.base, &c.base]).await;
     let conversation = app.start_conversation().await; // on the first node; the welcome is seq 1
 
     // A long-poll on node C and an SSE stream on node B, both waiting for what comes next.
