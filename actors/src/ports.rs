@@ -325,6 +325,9 @@ pub struct BrainRequest {
     /// Context given with this message alone (ChatSupport AI's `context`: company rules,
     /// policies, tone, scraped text), to be honoured for this answer only.
     pub context: Option<serde_json::Value>,
+    /// The asking session's fencing token, for a brain that writes the conversation's state
+    /// itself (see [`NewMessage::fence`]).
+    pub fence: Option<i64>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -379,6 +379,7 @@ impl ConversationSession {
                 .collect(),
             variables: context.variables.clone(),
             context: request_context,
+            fence: self.fence,
         };
         let turn = self.next_turn_id;
         self.next_turn_id += 1;

@@ -753,6 +753,7 @@ mod tests {
             history,
             variables: serde_json::json!({}),
             context: None,
+            fence: None,
         }
     }
 

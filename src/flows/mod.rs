@@ -337,12 +337,13 @@ impl Effects for LiveEffects<'_> {
     async fn persist(&self, variables: &Value) -> Result<(), String> {
         let patch: serde_json::Map<String, Value> =
             FLOW_KEYS.iter().filter_map(|key| variables.get(*key).map(|v| ((*key).to_owned(), v.clone()))).collect();
-        let (workspace_id, id) = (self.request.workspace_id, self.request.conversation_id.clone());
+        let (workspace_id, id, fence) =
+            (self.request.workspace_id, self.request.conversation_id.clone(), self.request.fence);
         self.brain
             .tools
             .db
             .run(move |conn| {
-                conversations::merge_variables(conn, workspace_id, &id, Value::Object(patch), now_ms(), None)
+                conversations::merge_variables(conn, workspace_id, &id, Value::Object(patch), now_ms(), fence)
             })
             .await
             .map(drop)
