@@ -446,9 +446,16 @@ impl Owners {
         let payload = serde_json::to_string(&request).expect("a command serialises");
         self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
         let heard = self.redis.publish(&node_channel(node), &payload).await;
-        let answer = match heard {
-            Ok(listeners) if listeners > 0 => tokio::time::timeout(FORWARD_TIMEOUT, rx).await.ok().and_then(Result::ok),
+        let wait = match heard {
+            Ok(Some(listeners)) if listeners > 0 => Some(FORWARD_TIMEOUT),
+            // A Redis Cluster cannot say whether the owner heard: a dead owner is noticed by its
+            // silence, within a lease's time (a live one answers in milliseconds).
+            Ok(None) => Some(self.lease.clamp(Duration::from_secs(1), FORWARD_TIMEOUT)),
             _ => None,
+        };
+        let answer = match wait {
+            Some(wait) => tokio::time::timeout(wait, rx).await.ok().and_then(Result::ok),
+            None => None,
         };
         lock(&self.pending).remove(&id);
         match answer {

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Script};
 
 use crate::http::rate_limit::Verdict;
@@ -90,10 +92,60 @@ end
 return best
 ";
 
+/// Where the node's Redis is: one server, or a Redis Cluster.
+enum Target {
+    Single {
+        client: redis::Client,
+        conn: ConnectionManager,
+    },
+    Cluster {
+        client: Box<ClusterClient>,
+        /// Connected on first use, so a node starts while the cluster is down.
+        conn: tokio::sync::OnceCell<ClusterConnection>,
+        /// Each seed node, for subscriptions: a message published on any node of a Redis
+        /// Cluster reaches the subscribers of every node.
+        seeds: Vec<redis::Client>,
+    },
+}
+
+/// The connection a call goes through (cheap to clone: both kinds multiplex).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(conn) => conn.req_packed_command(cmd),
+            Connection::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(conn) => conn.get_db(),
+            Connection::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
 /// A node's connection to Redis, and what it knows of Redis's health.
 pub struct Redis {
-    client: redis::Client,
-    conn: ConnectionManager,
+    target: Target,
     prefix: String,
     node_id: String,
     gcra: Script,
@@ -114,18 +166,40 @@ pub struct Redis {
 
 impl Redis {
     /// Connects lazily: a node starts even while Redis is down, and uses it once it is up.
+    /// `url` names one server (`redis://host:port/db`) or, as a comma-separated list of
+    /// seed nodes (`redis://a:7000,redis://b:7000`), a Redis Cluster.
     pub fn connect(url: &str, prefix: &str, node_id: &str) -> anyhow::Result<Arc<Redis>> {
-        let client = redis::Client::open(url).map_err(|err| anyhow::anyhow!("REDIS_URL: {err}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|err| anyhow::anyhow!("Redis client: {err}"))?;
+        let urls: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        let target = match urls.as_slice() {
+            [] => anyhow::bail!("REDIS_URL is empty"),
+            [one] => {
+                let client = redis::Client::open(*one).map_err(|err| anyhow::anyhow!("REDIS_URL: {err}"))?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CALL_TIMEOUT))
+                    .set_response_timeout(Some(CALL_TIMEOUT))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                    .map_err(|err| anyhow::anyhow!("Redis client: {err}"))?;
+                Target::Single { client, conn }
+            }
+            seeds => {
+                let client = ClusterClient::builder(seeds.iter().copied())
+                    .connection_timeout(CALL_TIMEOUT)
+                    .response_timeout(CALL_TIMEOUT)
+                    .retries(1)
+                    .build()
+                    .map_err(|err| anyhow::anyhow!("REDIS_URL (a Redis Cluster): {err}"))?;
+                let seeds = seeds
+                    .iter()
+                    .map(|seed| redis::Client::open(*seed))
+                    .collect::<Result<_, _>>()
+                    .map_err(|err| anyhow::anyhow!("REDIS_URL: {err}"))?;
+                Target::Cluster { client: Box::new(client), conn: tokio::sync::OnceCell::new(), seeds }
+            }
+        };
         Ok(Arc::new(Redis {
-            client,
-            conn,
+            target,
             prefix: prefix.to_owned(),
             node_id: node_id.to_owned(),
             gcra: Script::new(GCRA),
@@ -161,6 +235,23 @@ impl Redis {
         self.started.elapsed().as_millis() as i64
     }
 
+    /// The connection to call through: a Redis Cluster's is made on first use (a failure to
+    /// make it counts as a failed call).
+    async fn connection(&self) -> Result<Connection, String> {
+        match &self.target {
+            Target::Single { conn, .. } => Ok(Connection::Single(conn.clone())),
+            Target::Cluster { client, conn, .. } => {
+                if let Some(conn) = conn.get() {
+                    return Ok(Connection::Cluster(conn.clone()));
+                }
+                let connected = self.call(client.get_async_connection()).await?;
+                // Two calls may connect at once: the first one kept serves both.
+                let _ = conn.set(connected.clone());
+                Ok(Connection::Cluster(conn.get().cloned().unwrap_or(connected)))
+            }
+        }
+    }
+
     /// Runs one call unless Redis is resting after a failure; notes the outcome.
     async fn call<T, F>(&self, call: F) -> Result<T, String>
     where
@@ -193,7 +284,7 @@ impl Redis {
 
     /// Counts one request against `key`'s quota of `per_minute`, shared by every node.
     pub async fn gcra(&self, key: &str, per_minute: u32) -> Result<Verdict, String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let key = self.key(&format!("rl:{key}"));
         let mut invocation = self.gcra.prepare_invoke();
         invocation.key(key).arg(per_minute).arg(60_000);
@@ -219,7 +310,7 @@ impl Redis {
     /// Keeps this node's hold on `name` (a lease or a lead) for `ttl`, taking it again if it
     /// lapsed and nobody took it meanwhile; false if another node holds it.
     pub async fn hold(&self, name: &str, ttl: Duration) -> Result<bool, String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let mut invocation = self.lead.prepare_invoke();
         invocation.key(self.key(name)).arg(&self.node_id).arg(ttl.as_millis() as u64);
         let held: i64 = self.call(invocation.invoke_async(&mut conn)).await?;
@@ -229,7 +320,7 @@ impl Redis {
     /// Takes `name` for this node for `ttl` unless another node holds it (`SET NX PX`);
     /// answers the holder, this node's id when it took it.
     pub async fn acquire(&self, name: &str, ttl: Duration) -> Result<String, String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let mut invocation = self.acquire.prepare_invoke();
         invocation.key(self.key(name)).arg(&self.node_id).arg(ttl.as_millis() as u64);
         self.call(invocation.invoke_async(&mut conn)).await
@@ -237,7 +328,7 @@ impl Redis {
 
     /// Gives `name` up if this node holds it.
     pub async fn release(&self, name: &str) -> Result<(), String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let mut invocation = self.release.prepare_invoke();
         invocation.key(self.key(name)).arg(&self.node_id);
         self.call(invocation.invoke_async::<i64>(&mut conn)).await.map(drop)
@@ -250,35 +341,45 @@ impl Redis {
 
     /// The node holding `name` (a lease or a lead), if any.
     pub async fn holder(&self, name: &str) -> Result<Option<String>, String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         self.call(conn.get(self.key(name))).await
     }
 
     /// Publishes `payload` on `channel` (a key of this cluster); answers how many subscribers
-    /// received it.
-    pub async fn publish(&self, channel: &str, payload: &str) -> Result<i64, String> {
-        let mut conn = self.conn.clone();
-        self.call(conn.publish::<_, _, i64>(self.key(channel), payload)).await
+    /// received it, when Redis can tell: a Redis Cluster counts only the subscribers of the
+    /// node that took the message, not those it passed it on to.
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<Option<i64>, String> {
+        let mut conn = self.connection().await?;
+        let heard = self.call(conn.publish::<_, _, i64>(self.key(channel), payload)).await?;
+        Ok(matches!(self.target, Target::Single { .. }).then_some(heard))
     }
 
     /// A dedicated connection subscribed to `channel`, for as long as the returned stream lasts.
     pub async fn subscription(&self, channel: &str) -> Result<redis::aio::PubSubStream, String> {
-        let connect = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
-            pubsub.subscribe(self.key(channel)).await?;
-            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+        let servers = match &self.target {
+            Target::Single { client, .. } => std::slice::from_ref(client),
+            Target::Cluster { seeds, .. } => seeds.as_slice(),
         };
-        match tokio::time::timeout(CALL_TIMEOUT * 3, connect).await {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err("no answer from Redis".into()),
+        let mut last_error = String::from("no Redis server");
+        for server in servers {
+            let connect = async {
+                let mut pubsub = server.get_async_pubsub().await?;
+                pubsub.subscribe(self.key(channel)).await?;
+                Ok::<_, redis::RedisError>(pubsub.into_on_message())
+            };
+            match tokio::time::timeout(CALL_TIMEOUT * 3, connect).await {
+                Ok(Ok(stream)) => return Ok(stream),
+                Ok(Err(err)) => last_error = err.to_string(),
+                Err(_) => last_error = "no answer from Redis".into(),
+            }
         }
+        Err(last_error)
     }
 
     /// Gives the next turn of the rota `name` to whichever of `candidates` had theirs longest
     /// ago (ties go to the earlier candidate); atomic for the whole cluster.
     pub async fn take_turn(&self, name: &str, candidates: &[i64]) -> Result<Option<i64>, String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let mut invocation = self.take_turn.prepare_invoke();
         invocation.key(self.key(&format!("{name}:turns"))).key(self.key(&format!("{name}:next")));
         for candidate in candidates {
@@ -291,7 +392,7 @@ impl Redis {
     /// Notes (or un-notes) this node in the set `name`, e.g. the nodes that have an agent's
     /// sockets.
     pub async fn mark(&self, name: &str, on: bool) -> Result<(), String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let key = self.key(name);
         match on {
             true => self.call(conn.sadd::<_, _, ()>(key, &self.node_id)).await,
@@ -301,7 +402,7 @@ impl Redis {
 
     /// The live nodes (current heartbeat) noted in the set `name`.
     pub async fn marked_by_live_nodes(&self, name: &str) -> Result<Vec<String>, String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let marked: Vec<String> = self.call(conn.smembers(self.key(name))).await?;
         let live = self.nodes().await?;
         Ok(marked.into_iter().filter(|node| live.contains(node)).collect())
@@ -316,7 +417,7 @@ impl Redis {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let mut conn = redis.conn.clone();
+                let Ok(mut conn) = redis.connection().await else { continue };
                 let now = crate::db::now_ms();
                 let mut beat = redis::pipe();
                 beat.zadd(redis.key("nodes"), &redis.node_id, now).ignore();
@@ -328,7 +429,7 @@ impl Redis {
 
     /// The nodes whose heartbeat is current (this one included, once it has beaten).
     pub async fn nodes(&self) -> Result<Vec<String>, String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let since = crate::db::now_ms() - self.window_ms.load(Ordering::Relaxed);
         self.call(conn.zrangebyscore(self.key("nodes"), since, "+inf")).await
     }

@@ -516,3 +516,119 @@ async fn queued_conversations_go_round_the_agents_in_turns_taken_in_redis() {
         redis::AsyncCommands::zcard(&mut redis, format!("{prefix}{{rr:{workspace}}}:turns")).await.unwrap();
     assert_eq!(rota, 2);
 }
+
+/// A Redis Cluster of the test's own: three masters on free ports, slots spread over them.
+struct RedisCluster {
+    ports: Vec<u16>,
+    children: Vec<std::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    fn start() -> RedisCluster {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> =
+            (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+        let mut children = Vec::new();
+        for port in &ports {
+            let config = dir.path().join(format!("nodes-{port}.conf"));
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-config-file", config.to_str().unwrap()])
+                .args(["--dir", dir.path().to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server runs (CI installs it)");
+            children.push(child);
+        }
+        for port in &ports {
+            let up = (0..100).any(|_| {
+                std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok() || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    false
+                }
+            });
+            assert!(up, "redis-server did not start on {port}");
+        }
+        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stdout));
+        let cluster = RedisCluster { ports, children, _dir: dir };
+        for port in &cluster.ports {
+            let ready = (0..100).any(|_| {
+                let info = Command::new("redis-cli").args(["-p", &port.to_string(), "cluster", "info"]).output();
+                info.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok")) || {
+                    std::thread::sleep(Duration::from_millis(100));
+                    false
+                }
+            });
+            assert!(ready, "the Redis Cluster never became ready on {port}");
+        }
+        cluster
+    }
+
+    /// `REDIS_URL` for the cluster: its seed nodes, comma-separated.
+    fn url(&self) -> String {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_coordinates_the_nodes_like_one_server() {
+    let redis = RedisCluster::start();
+    let url = redis.url();
+    let app = spawn_app_with(Backend::Postgres, |args| {
+        args.redis_url = Some(url);
+        args.redis_prefix = Some("frontdesk-test:".into());
+        args.rate_limit_per_minute = Some(5);
+    })
+    .await;
+    let b = app.node();
+    wait_listening(&app, &[&app.base, &b.base]).await;
+    let mut nodes = Vec::new();
+    for _ in 0..50 {
+        let ready = readyz(&app, &b.base).await;
+        assert_eq!(ready["redis"]["status"], "ok", "{ready}");
+        nodes = ready["redis"]["nodes"].as_array().unwrap().clone();
+        if nodes.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(nodes.len(), 2, "both heartbeats in the cluster: {nodes:?}");
+
+    // One quota for both nodes (GCRA's script runs on the slot's master): workspace B's key.
+    let mut statuses = Vec::new();
+    for base in [&app.base, &app.base, &app.base, &b.base, &b.base, &b.base] {
+        let res = app.http.get(format!("{base}/api/workspace")).bearer_auth(&app.b.api_key).send().await.unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429], "one quota for both nodes");
+
+    // A conversation owned by B (its lease on one master) takes a message sent through A,
+    // forwarded over the cluster's pub/sub, with the reply coming back through the events.
+    let conversation = app.start_conversation().await;
+    let (status, body) = say_on(&app, &b.base, &conversation, "m1", "Where are you located?").await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = say_on(&app, &app.base, &conversation, "m2", "What are your hours?").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["reply"]["reply_to"], body["message"]["id"], "{body}");
+    assert_eq!(metric(&metrics_of(&app, &b.base).await, "frontdesk_leases_held"), 1);
+    assert!(metric(&metrics_of(&app, &app.base).await, "frontdesk_commands_forwarded_total") >= 1);
+}
