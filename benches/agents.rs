@@ -65,7 +65,7 @@ use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{percentile, proc_rss_kib, result, round1, round3, Api, CpuMark};
+use common::{percentile, proc_rss_kib, result, round1, round3, widget_ready, Api, CpuMark};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -348,8 +348,6 @@ struct WidgetFrame<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
-    conversation_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     client_msg_id: Option<Cow<'a, str>>,
     #[serde(default)]
     message: Option<WidgetMessage>,
@@ -375,14 +373,8 @@ async fn open_widget(opts: &Opts, bot: &str) -> Result<(Ws, String), String> {
                 if frame_kind_by_prefix(&text).is_some() {
                     continue;
                 }
-                let frame: WidgetFrame = serde_json::from_str(&text).map_err(|_| "unreadable frame before ready")?;
-                match &*frame.kind {
-                    "ready" => {
-                        let id = frame.conversation_id.ok_or("ready without conversation_id")?.into_owned();
-                        return Ok((ws, id));
-                    }
-                    "error" => return Err(format!("hello refused: {}", frame.error.as_deref().unwrap_or("?"))),
-                    _ => {}
+                if let Some(ready) = widget_ready(&text) {
+                    return ready.map(|id| (ws, id));
                 }
             }
             Some(Ok(Message::Close(_))) | None => return Err("closed before ready".into()),

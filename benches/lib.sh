@@ -1,24 +1,34 @@
+# shellcheck shell=bash disable=SC2034 # sourced: sets SERVER, BENCH, PORT… for the sourcing script
 # Shared by the benchmark scripts: build, private copies of the binaries, a fresh server per
 # measurement (temp data folder; for postgres a fresh database, dropped afterwards), cleanup.
 # The sourcing script sets BACKEND, PG_URL, SERVER_CORE and RESULTS first.
 
-# prepare_binaries BENCH_NAME: builds, then sets SERVER and BENCH to private copies in $WORK
-# (a concurrent cargo build must not swap the binaries between runs).
+# prepare_binaries BENCH_NAME [OTHER_BENCH...]: builds, then sets SERVER and BENCH (the first
+# benchmark) to private copies in $WORK (a concurrent cargo build must not swap the binaries
+# between runs); every other benchmark named is copied to $WORK/<name>.
 prepare_binaries() {
     local name=$1
     echo "## building (release)" >&2
     cargo build --release --bin frontdesk >&2
-    local bench
-    bench=$(cargo build --release --benches --message-format=json 2>/dev/null |
-        grep -o "\"executable\":\"[^\"]*/$name-[^\"]*\"" | tail -n1 | cut -d'"' -f4)
+    local built
+    built=$(cargo build --release --benches --message-format=json 2>/dev/null)
     local server=${FRONTDESK_BIN:-$CARGO_TARGET_DIR/release/frontdesk} # FRONTDESK_BIN: benchmark another build
-    if [[ -z "$bench" || ! -x "$bench" || ! -x "$server" ]]; then
-        echo "could not find the built server ($server) or benchmark $name ($bench)" >&2
+    if [[ ! -x "$server" ]]; then
+        echo "could not find the built server ($server)" >&2
         exit 1
     fi
     WORK=$(mktemp -d "/tmp/frontdesk-bench-$name.XXXXXX")
     cp "$server" "$WORK/frontdesk"
-    cp "$bench" "$WORK/$name"
+    local each bench
+    for each in "$@"; do
+        bench=$(grep -o "\"executable\":\"[^\"]*/$each-[^\"]*\"" <<<"$built" | tail -n1 | cut -d'"' -f4)
+        if [[ -z "$bench" || ! -x "$bench" ]]; then
+            echo "could not find the built benchmark $each ($bench)" >&2
+            rm -rf "$WORK"
+            exit 1
+        fi
+        cp "$bench" "$WORK/$each"
+    done
     SERVER=$WORK/frontdesk
     BENCH=$WORK/$name
     SERVER_PID=""

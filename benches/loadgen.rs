@@ -17,11 +17,18 @@
 //! * `max`: closed loop. Each connection keeps `--inflight` messages outstanding and sends the
 //!   next one as soon as a reply is done; reports the sustained reply rate over the steady window.
 //!
+//! `--url` may list several servers (the nodes of a cluster, comma-separated): conversation i
+//! opens its socket on server i mod n. With `--forward K` each conversation is opened on server
+//! i mod n and sends one message there first, so that node owns it (its session and lease stay
+//! there), then its socket moves to server (i + K) mod n (`hello` with the conversation id and
+//! the last seq): every measured message arrives on a node that does not own the conversation
+//! and is forwarded to the owner (`benches/run_cluster.sh`).
+//!
 //! Everything runs on one tokio thread so the generator can be pinned to one core with
 //! `taskset`. Results print as a human-readable block and as one `RESULT {json}` line.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -39,18 +46,21 @@ use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{fmt_lat, percentile, proc_cpu_ticks, proc_rss_kib, round1, round3};
+use common::{fmt_lat, percentile, proc_rss_kib, round1, round3, widget_ready, CpuMark};
 
 type Ws = WebSocketStream<TcpStream>;
 
 const USAGE: &str = "\
-usage: loadgen <idle|rate|max> --url ws://HOST:PORT[/ws/widget] --bot BOT_ID [options]
+usage: loadgen <idle|rate|max> --url ws://HOST:PORT[/ws/widget][,ws://…] --bot BOT_ID [options]
 
 common options:
+  --url URL[,URL…]    the server; several (a cluster's nodes): conversation i opens on URL i mod n
+  --forward K         open conversation i on URL i mod n, send one message there (that node owns
+                      it), then move its socket to URL (i + K) mod n: every message is forwarded
   --conns N           live conversations to open (idle: 1000, rate: 500, max: 200)
   --concurrency N     connections being opened at once (default 200)
   --open-timeout S    seconds allowed for connect + handshake + hello/ready (default 60)
-  --pid PID           server process: report its RSS and CPU from /proc/PID
+  --pid PID[,PID…]    server process(es): report their RSS and CPU from /proc/PID
   --text TEXT         visitor message (default \"What are your opening hours?\")
 idle:
   --hold S            seconds to hold the idle conversations before measuring (default 5)
@@ -87,13 +97,15 @@ impl Mode {
 #[derive(Clone, Debug)]
 struct Opts {
     mode: Mode,
-    url: String,
-    addr: String,
+    /// The servers' widget sockets: (full URL, `host:port`); conversation i uses i mod n.
+    targets: Vec<(String, String)>,
+    /// Move each conversation's socket this many servers on after its first message (0: never).
+    forward: usize,
     bot: String,
     conns: usize,
     concurrency: usize,
     open_timeout: Duration,
-    pid: Option<u32>,
+    pids: Vec<String>,
     text: String,
     hold: Duration,
     rate: f64,
@@ -128,6 +140,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     }
     let known = [
         "url",
+        "forward",
         "bot",
         "conns",
         "concurrency",
@@ -144,8 +157,17 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     if let Some(unknown) = flags.keys().find(|k| !known.contains(k)) {
         return Err(format!("unknown option `--{unknown}`"));
     }
-    let raw_url = flags.get("url").ok_or("`--url` is required")?.to_string();
-    let (url, addr) = widget_url(&raw_url)?;
+    let raw_url = flags.get("url").ok_or("`--url` is required")?;
+    let targets = raw_url.split(',').map(widget_url).collect::<Result<Vec<_>, _>>()?;
+    let forward: usize = num(&flags, "forward", Some(0))?;
+    if forward > 0 && forward.is_multiple_of(targets.len()) {
+        return Err("`--forward K` needs several URLs and K not a multiple of their number".into());
+    }
+    let mut pids = Vec::new();
+    for pid in flags.get("pid").map(|p| p.split(',')).into_iter().flatten() {
+        pid.parse::<u32>().map_err(|_| format!("`--pid {pid}` is not a pid"))?;
+        pids.push(pid.to_string());
+    }
     let bot = flags.get("bot").ok_or("`--bot` is required")?.to_string();
     let default_conns = match mode {
         Mode::Idle => 1000,
@@ -156,13 +178,13 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
     let default_warmup = (secs / 5.0).min(if mode == Mode::Max { 3.0 } else { 2.0 });
     let opts = Opts {
         mode,
-        url,
-        addr,
+        targets,
+        forward,
         bot,
         conns: num(&flags, "conns", Some(default_conns))?,
         concurrency: num(&flags, "concurrency", Some(200usize))?.max(1),
         open_timeout: Duration::from_secs_f64(num(&flags, "open-timeout", Some(60.0))?),
-        pid: flags.get("pid").map(|p| p.parse().map_err(|_| format!("`--pid {p}` is not a pid"))).transpose()?,
+        pids,
         text: flags.get("text").map(|t| t.to_string()).unwrap_or_else(|| "What are your opening hours?".into()),
         hold: Duration::from_secs_f64(num(&flags, "hold", Some(5.0))?),
         rate: if mode == Mode::Rate { num(&flags, "rate", None)? } else { 0.0 },
@@ -216,6 +238,8 @@ struct Frame<'a> {
 struct FrameMessage {
     id: i64,
     #[serde(default)]
+    seq: i64,
+    #[serde(default)]
     reply_to: Option<i64>,
 }
 
@@ -235,33 +259,71 @@ fn ws_config() -> WebSocketConfig {
     }
 }
 
-/// Connect, handshake, `hello`, wait for `ready`.
-async fn open(opts: &Opts) -> Result<Ws, String> {
-    let tcp = TcpStream::connect(&opts.addr).await.map_err(|e| format!("connect: {}", e.kind()))?;
+/// Connect to server `target` (mod their number), handshake, `hello` (a new conversation, or
+/// `resume`: an existing one after its last seq), wait for `ready`: the socket and the
+/// conversation's id.
+async fn open(opts: &Opts, target: usize, resume: Option<(&str, i64)>) -> Result<(Ws, String), String> {
+    let (url, addr) = &opts.targets[target % opts.targets.len()];
+    let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect: {}", e.kind()))?;
     let _ = tcp.set_nodelay(true);
-    let (mut ws, _) = client_async_with_config(opts.url.as_str(), tcp, Some(ws_config()))
+    let (mut ws, _) = client_async_with_config(url.as_str(), tcp, Some(ws_config()))
         .await
         .map_err(|e| format!("handshake: {}", short_ws_error(&e)))?;
-    let hello = json!({"type": "hello", "bot_id": opts.bot}).to_string();
-    ws.send(Message::Text(hello)).await.map_err(|e| format!("send hello: {}", short_ws_error(&e)))?;
+    let hello = match resume {
+        None => json!({"type": "hello", "bot_id": opts.bot}),
+        Some((id, seq)) => json!({"type": "hello", "bot_id": opts.bot, "conversation_id": id, "last_seq": seq}),
+    };
+    ws.send(Message::Text(hello.to_string())).await.map_err(|e| format!("send hello: {}", short_ws_error(&e)))?;
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
-                if is_delta(&text) {
-                    continue;
-                }
-                let frame: Frame = serde_json::from_str(&text).map_err(|_| "unreadable frame before ready")?;
-                match &*frame.kind {
-                    "ready" => return Ok(ws),
-                    "error" => return Err(format!("hello refused: {}", frame.error.as_deref().unwrap_or("?"))),
-                    _ => {}
-                }
-            }
-            Some(Ok(Message::Close(_))) | None => return Err("closed before ready".into()),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("read before ready: {}", short_ws_error(&e))),
+        let text = next_text(&mut ws, "before ready").await?;
+        if let Some(ready) = widget_ready(&text) {
+            return ready.map(|id| (ws, id));
         }
     }
+}
+
+/// The next text frame that is not a delta; `when` says in errors what was awaited.
+async fn next_text(ws: &mut Ws, when: &str) -> Result<String, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) if !is_delta(&text) => return Ok(text),
+            Some(Ok(Message::Close(_))) | None => return Err(format!("closed {when}")),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(format!("read {when}: {}", short_ws_error(&e))),
+        }
+    }
+}
+
+/// Conversation `index`'s socket, on server index mod n. With `--forward`, the conversation
+/// first sends one message there and waits for the reply, so that node owns it; then its socket
+/// joins it again on server (index + forward) mod n, after the reply's seq.
+async fn open_conversation(opts: &Opts, index: usize) -> Result<Ws, String> {
+    let (mut ws, conversation) = open(opts, index, None).await?;
+    if opts.forward == 0 {
+        return Ok(ws);
+    }
+    let first = json!({"type": "message", "client_msg_id": "first", "text": opts.text}).to_string();
+    ws.send(Message::Text(first)).await.map_err(|e| format!("send the first message: {}", short_ws_error(&e)))?;
+    // The question's id once acknowledged, and the replies seen: (reply_to, seq).
+    let (mut question, mut replies) = (None, Vec::new());
+    let last_seq = loop {
+        let text = next_text(&mut ws, "before the first reply").await?;
+        let frame: Frame = serde_json::from_str(&text).map_err(|_| "unreadable frame before the first reply")?;
+        match (&*frame.kind, frame.message) {
+            ("ack", Some(m)) => question = Some(m.id),
+            ("done", Some(m)) => replies.push((m.reply_to, m.seq)),
+            ("error", _) => return Err(format!("first message refused: {}", frame.error.as_deref().unwrap_or("?"))),
+            _ => {}
+        }
+        if let Some(&(_, seq)) = replies.iter().find(|(to, _)| question.is_some() && *to == question) {
+            break seq;
+        }
+    };
+    // Not waiting for the server's side of the close, which takes most of a second.
+    let _ = ws.close(None).await;
+    drop(ws);
+    let (ws, _) = open(opts, index + opts.forward, Some((&conversation, last_seq))).await?;
+    Ok(ws)
 }
 
 fn short_ws_error(e: &tungstenite::Error) -> String {
@@ -289,30 +351,20 @@ async fn close_quietly(mut ws: Ws) {
 // ---------------------------------------------------------------------------------------------
 // /proc readings
 
-struct CpuMark {
-    at: Instant,
-    server: Option<u64>,
-    client: Option<u64>,
+/// CPU marks of every server (`--pid`), or of this process alone when none is given.
+fn cpu_marks(pids: &[String]) -> Vec<CpuMark> {
+    if pids.is_empty() {
+        return vec![CpuMark::now(None)];
+    }
+    pids.iter().map(|pid| CpuMark::now(Some(pid))).collect()
 }
 
-impl CpuMark {
-    fn now(pid: Option<u32>) -> Self {
-        Self {
-            at: Instant::now(),
-            server: pid.and_then(|p| proc_cpu_ticks(&p.to_string())),
-            client: proc_cpu_ticks("self"),
-        }
-    }
-
-    /// (server %, client %) of one core between two marks.
-    fn since(&self, earlier: &CpuMark) -> (Option<f64>, Option<f64>) {
-        let secs = self.at.duration_since(earlier.at).as_secs_f64().max(1e-3);
-        let pct = |a: Option<u64>, b: Option<u64>| match (a, b) {
-            (Some(a), Some(b)) => Some(round1(a.saturating_sub(b) as f64 / 100.0 / secs * 100.0)),
-            _ => None,
-        };
-        (pct(self.server, earlier.server), pct(self.client, earlier.client))
-    }
+/// (each server's % of one core, their sum, this process's %) between two sets of marks.
+fn cpu_between(end: &[CpuMark], start: &[CpuMark]) -> (Vec<Option<f64>>, Option<f64>, Option<f64>) {
+    let pairs: Vec<(Option<f64>, Option<f64>)> = end.iter().zip(start).map(|(e, s)| e.since(s)).collect();
+    let servers: Vec<Option<f64>> = pairs.iter().map(|(server, _)| *server).collect();
+    let total = servers.iter().copied().sum::<Option<f64>>().map(round1);
+    (servers, total, pairs.first().and_then(|(_, client)| *client))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,10 +457,15 @@ impl OpenSummary {
 }
 
 /// Opens one connection under the shared concurrency bound and reports how it went.
-async fn open_reported(opts: &Opts, gate: &Semaphore, reports: &mpsc::UnboundedSender<OpenReport>) -> Option<Ws> {
+async fn open_reported(
+    opts: &Opts,
+    index: usize,
+    gate: &Semaphore,
+    reports: &mpsc::UnboundedSender<OpenReport>,
+) -> Option<Ws> {
     let permit = gate.acquire().await.ok()?;
     let started = Instant::now();
-    let result = match timeout(opts.open_timeout, open(opts)).await {
+    let result = match timeout(opts.open_timeout, open_conversation(opts, index)).await {
         Ok(Ok(ws)) => Ok(ws),
         Ok(Err(e)) => Err(e),
         Err(_) => Err("open timed out".to_string()),
@@ -479,32 +536,33 @@ async fn hold_idle(mut ws: Ws, mut close: watch::Receiver<bool>) -> Held {
 }
 
 async fn run_idle(opts: Arc<Opts>) -> serde_json::Value {
-    let pid = opts.pid.map(|p| p.to_string());
+    // Memory and CPU of the first server only (`--pid`).
+    let pid = opts.pids.first().cloned();
     let rss_before = pid.as_deref().and_then(proc_rss_kib);
-    let cpu_before = CpuMark::now(opts.pid);
+    let cpu_before = CpuMark::now(pid.as_deref());
     let gate = Arc::new(Semaphore::new(opts.concurrency));
     let (report_tx, mut report_rx) = mpsc::unbounded_channel();
     let (close_tx, close_rx) = watch::channel(false);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(opts.conns);
-    for _ in 0..opts.conns {
+    for i in 0..opts.conns {
         let (opts, gate, reports, close) = (opts.clone(), gate.clone(), report_tx.clone(), close_rx.clone());
         tasks.push(tokio::spawn(async move {
-            let ws = open_reported(&opts, &gate, &reports).await?;
+            let ws = open_reported(&opts, i, &gate, &reports).await?;
             drop(reports);
             Some(hold_idle(ws, close).await)
         }));
     }
     drop(report_tx);
     let opened = collect_opens(opts.conns, started, &mut report_rx).await;
-    let cpu_opened = CpuMark::now(opts.pid);
+    let cpu_opened = CpuMark::now(pid.as_deref());
     let (server_cpu_open, client_cpu_open) = cpu_opened.since(&cpu_before);
     if opened.opened > 0 {
         eprintln!("  holding {} idle conversations for {:?}", opened.opened, opts.hold);
         sleep(opts.hold).await;
     }
     let rss_after = pid.as_deref().and_then(proc_rss_kib);
-    let cpu_held = CpuMark::now(opts.pid);
+    let cpu_held = CpuMark::now(pid.as_deref());
     let (server_cpu_idle, _) = cpu_held.since(&cpu_opened);
     let client_rss = proc_rss_kib("self");
 
@@ -583,6 +641,10 @@ struct ConnStats {
     error_kinds: ErrorKinds,
     /// (completion time in ms since t0, round trip in µs).
     samples: Vec<(u32, u32)>,
+    /// (ack time in ms since t0, send → ack in µs).
+    acks: Vec<(u32, u32)>,
+    /// Acks and replies that came a second time.
+    duplicates: u64,
     /// How late each send left against its schedule (rate mode), µs.
     lag_us: Vec<u32>,
     lost_in_flight: u64,
@@ -598,7 +660,15 @@ struct Driver {
     awaiting: Vec<(i64, tokio::time::Instant)>,
     /// `done` frames that beat their ack (should not happen): (reply_to, at).
     early_done: Vec<(i64, tokio::time::Instant)>,
+    /// The visitor messages whose reply came.
+    replied: HashSet<i64>,
     stats: ConnStats,
+}
+
+/// (`at` in ms since `t0`, `sent` → `at` in µs).
+fn sample(sent: tokio::time::Instant, at: tokio::time::Instant, t0: tokio::time::Instant) -> (u32, u32) {
+    let took = at.saturating_duration_since(sent).as_micros().min(u32::MAX as u128) as u32;
+    (at.saturating_duration_since(t0).as_millis().min(u32::MAX as u128) as u32, took)
 }
 
 impl Driver {
@@ -626,11 +696,16 @@ impl Driver {
         Ok(())
     }
 
-    fn complete(&mut self, sent: tokio::time::Instant, at: tokio::time::Instant, t0: tokio::time::Instant) {
-        let rtt = at.saturating_duration_since(sent).as_micros().min(u32::MAX as u128) as u32;
-        let done_ms = at.saturating_duration_since(t0).as_millis().min(u32::MAX as u128) as u32;
+    fn complete(
+        &mut self,
+        question: i64,
+        sent: tokio::time::Instant,
+        at: tokio::time::Instant,
+        t0: tokio::time::Instant,
+    ) {
+        self.replied.insert(question);
         self.stats.completed += 1;
-        self.stats.samples.push((done_ms, rtt));
+        self.stats.samples.push(sample(sent, at, t0));
     }
 
     fn client_number(id: &str) -> Option<u64> {
@@ -655,11 +730,16 @@ impl Driver {
                 else {
                     return 0;
                 };
-                let Some(i) = self.pending_ack.iter().position(|(m, _)| *m == n) else { return 0 };
+                let Some(i) = self.pending_ack.iter().position(|(m, _)| *m == n) else {
+                    // Sent before and no longer waiting: acknowledged (or refused) already.
+                    self.stats.duplicates += u64::from(n < self.next_n);
+                    return 0;
+                };
                 let (_, sent) = self.pending_ack.remove(i);
+                self.stats.acks.push(sample(sent, now, t0));
                 if let Some(j) = self.early_done.iter().position(|(r, _)| *r == message.id) {
                     let (_, at) = self.early_done.swap_remove(j);
-                    self.complete(sent, at, t0);
+                    self.complete(message.id, sent, at, t0);
                     return 1;
                 }
                 self.awaiting.push((message.id, sent));
@@ -670,8 +750,12 @@ impl Driver {
                 match self.awaiting.iter().position(|(id, _)| *id == reply_to) {
                     Some(i) => {
                         let (_, sent) = self.awaiting.remove(i);
-                        self.complete(sent, now, t0);
+                        self.complete(reply_to, sent, now, t0);
                         1
+                    }
+                    None if self.replied.contains(&reply_to) => {
+                        self.stats.duplicates += 1;
+                        0
                     }
                     None => {
                         if !self.pending_ack.is_empty() {
@@ -735,6 +819,7 @@ async fn drive(opts: Arc<Opts>, mut ws: Ws, rank: u32, mut start: watch::Receive
         pending_ack: Vec::new(),
         awaiting: Vec::new(),
         early_done: Vec::new(),
+        replied: HashSet::new(),
         stats: ConnStats { opened: true, ..Default::default() },
     };
     // rate: message k of this connection is due at t0 + (k·opened + rank) / rate.
@@ -824,11 +909,11 @@ async fn run_load(opts: Arc<Opts>) -> serde_json::Value {
     let ranks = Arc::new(AtomicU32::new(0));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(opts.conns);
-    for _ in 0..opts.conns {
+    for i in 0..opts.conns {
         let (opts, gate, reports, start, ranks) =
             (opts.clone(), gate.clone(), report_tx.clone(), start_rx.clone(), ranks.clone());
         tasks.push(tokio::spawn(async move {
-            let Some(ws) = open_reported(&opts, &gate, &reports).await else { return ConnStats::default() };
+            let Some(ws) = open_reported(&opts, i, &gate, &reports).await else { return ConnStats::default() };
             drop(reports);
             let rank = ranks.fetch_add(1, Ordering::Relaxed);
             drive(opts, ws, rank, start).await
@@ -840,16 +925,14 @@ async fn run_load(opts: Arc<Opts>) -> serde_json::Value {
     sleep(Duration::from_millis(500)).await;
     let t0 = tokio::time::Instant::now() + Duration::from_millis(50);
     let _ = start_tx.send(Some(Start { t0, opened: ranks.load(Ordering::Relaxed) }));
-    sleep_until(t0).await;
-    let cpu_start = CpuMark::now(opts.pid);
     let warm_end = t0 + Duration::from_secs_f64(opts.warmup);
     sleep_until(warm_end).await;
-    let cpu_warm = CpuMark::now(opts.pid);
+    let cpu_warm = cpu_marks(&opts.pids);
     sleep_until(t0 + Duration::from_secs_f64(opts.secs)).await;
-    let cpu_end = CpuMark::now(opts.pid);
-    let rss_end = opts.pid.and_then(|p| proc_rss_kib(&p.to_string()));
-    let (server_cpu, client_cpu) = cpu_end.since(&cpu_warm);
-    let _ = cpu_start;
+    let cpu_end = cpu_marks(&opts.pids);
+    let rss_each: Vec<Option<u64>> = opts.pids.iter().map(|pid| proc_rss_kib(pid)).collect();
+    let rss_end = rss_each.iter().copied().sum::<Option<u64>>().filter(|_| !rss_each.is_empty());
+    let (server_cpu_each, server_cpu, client_cpu) = cpu_between(&cpu_end, &cpu_warm);
 
     let mut all = ConnStats::default();
     let mut disconnected = 0usize;
@@ -863,6 +946,8 @@ async fn run_load(opts: Arc<Opts>) -> serde_json::Value {
         disconnected += (s.opened && s.disconnected) as usize;
         all.error_kinds.merge(s.error_kinds);
         all.samples.extend(s.samples);
+        all.acks.extend(s.acks);
+        all.duplicates += s.duplicates;
         lag.extend(s.lag_us);
     }
     let finished_at = tokio::time::Instant::now().saturating_duration_since(t0).as_secs_f64();
@@ -870,7 +955,11 @@ async fn run_load(opts: Arc<Opts>) -> serde_json::Value {
     // Steady window: after the warm-up, up to the end of the sending window.
     let (w0, w1) = ((opts.warmup * 1000.0) as u32, (opts.secs * 1000.0) as u32);
     let window_secs = opts.secs - opts.warmup;
-    let mut steady: Vec<u32> = all.samples.iter().filter(|(t, _)| *t >= w0 && *t < w1).map(|(_, l)| *l).collect();
+    let in_window = |samples: &[(u32, u32)]| -> Vec<u32> {
+        samples.iter().filter(|(t, _)| *t >= w0 && *t < w1).map(|(_, l)| *l).collect()
+    };
+    let mut steady = in_window(&all.samples);
+    let ack_steady = latency_ms(&mut in_window(&all.acks));
     let steady_done = steady.len();
     let steady_rate = steady_done as f64 / window_secs;
     let mut per_sec = vec![0u64; opts.secs.ceil() as usize];
@@ -904,8 +993,8 @@ async fn run_load(opts: Arc<Opts>) -> serde_json::Value {
     }
     opened.print();
     println!(
-        "  messages      {} sent ({:.1}/s), {} completed, {} errors, {} never answered, {} sockets lost",
-        all.sent, sent_rate, all.completed, all.errors, all.lost_in_flight, disconnected
+        "  messages      {} sent ({:.1}/s), {} completed, {} errors, {} never answered, {} duplicates, {} sockets lost",
+        all.sent, sent_rate, all.completed, all.errors, all.lost_in_flight, all.duplicates, disconnected
     );
     println!(
         "  throughput    {:.1} replies/s over the steady window ({:.1}–{:.1} s); seconds: best {}, worst {}",
@@ -913,12 +1002,14 @@ async fn run_load(opts: Arc<Opts>) -> serde_json::Value {
     );
     println!("  round trip    {}  [steady window]", fmt_lat(&lat_steady));
     println!("  round trip    {}  [all, incl. drain]", fmt_lat(&lat_all));
+    println!("  ack           {}  [steady window]", fmt_lat(&ack_steady));
     if opts.mode == Mode::Rate {
         println!("  send lag      {}  [client behind its schedule]", fmt_lat(&lag_ms));
     }
     if let Some(c) = server_cpu {
         println!(
-            "  server        {c}% of a core in the steady window, RSS {:.1} MiB",
+            "  server        {c}% of a core in the steady window ({:?}), RSS {:.1} MiB",
+            server_cpu_each,
             rss_end.unwrap_or(0) as f64 / 1024.0
         );
     }
@@ -929,6 +1020,8 @@ async fn run_load(opts: Arc<Opts>) -> serde_json::Value {
     json!({
         "mode": opts.mode.name(),
         "conns": opts.conns,
+        "servers": opts.targets.len(),
+        "forward": opts.forward,
         "offered_rate": if opts.mode == Mode::Rate { Some(opts.rate) } else { None },
         "inflight": if opts.mode == Mode::Max { Some(opts.inflight) } else { None },
         "secs": opts.secs,
@@ -940,16 +1033,20 @@ async fn run_load(opts: Arc<Opts>) -> serde_json::Value {
         "errors": all.errors,
         "error_kinds": all.error_kinds.to_json(),
         "unanswered": all.lost_in_flight,
+        "duplicates": all.duplicates,
         "sockets_lost": disconnected,
         "replies_per_sec_steady": round1(steady_rate),
         "best_second": best_sec,
         "worst_second": worst_sec,
         "rtt_ms_steady": lat_steady,
         "rtt_ms_all": lat_all,
+        "ack_ms_steady": ack_steady,
         "send_lag_ms": if opts.mode == Mode::Rate { Some(lag_ms) } else { None },
         "server_cpu_pct": server_cpu,
+        "server_cpu_pct_each": server_cpu_each,
         "client_cpu_pct": client_cpu,
         "server_rss_kib": rss_end,
+        "server_rss_kib_each": rss_each,
         "finished_after_secs": round3(finished_at),
     })
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the benchmark binaries (included with `#[path]`): percentiles, rounding,
-//! a process's CPU time and memory from /proc, `RESULT` lines, the REST client of the
-//! benchmarks that drive a server, and the `main` of an async benchmark.
+//! a process's CPU time and memory from /proc, `RESULT` lines, a widget's answer to `hello`, the
+//! REST client of the benchmarks that drive a server, and the `main` of an async benchmark.
 
 #![allow(dead_code)]
 
@@ -67,6 +67,28 @@ impl CpuMark {
 pub fn result(phase: &str, mut value: serde_json::Value) {
     value["phase"] = serde_json::json!(phase);
     println!("RESULT {value}");
+}
+
+/// What a text frame on a widget socket says to its `hello`: `Some(Ok(conversation id))` for
+/// `ready`, `Some(Err(…))` for an `error` or an unreadable frame, `None` for any other frame.
+pub fn widget_ready(text: &str) -> Option<Result<String, String>> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(default)]
+        conversation_id: Option<String>,
+        #[serde(default)]
+        error: Option<String>,
+    }
+    let Ok(frame) = serde_json::from_str::<Answer>(text) else {
+        return Some(Err("unreadable frame before ready".into()));
+    };
+    match frame.kind.as_str() {
+        "ready" => Some(frame.conversation_id.ok_or_else(|| "ready without conversation_id".to_string())),
+        "error" => Some(Err(format!("hello refused: {}", frame.error.as_deref().unwrap_or("?")))),
+        _ => None,
+    }
 }
 
 /// The server's REST API, as a benchmark calls it.
