@@ -25,6 +25,8 @@ use super::LocalBus;
 const CHANNEL: &str = "events";
 /// Events waiting to be published; beyond this (Redis very slow) new ones are dropped.
 const OUTBOX: usize = 65_536;
+/// Most events published in one pipeline.
+const PUBLISH_BATCH: usize = 256;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -44,6 +46,8 @@ pub struct BusStats {
     pub last_lag_ms: AtomicI64,
     pub max_lag_ms: AtomicI64,
     pub dropped: AtomicU64,
+    /// When the full outbox was last reported in the log.
+    last_full_warning_ms: AtomicI64,
 }
 
 pub struct RedisBus {
@@ -61,14 +65,19 @@ impl RedisBus {
         let publisher = redis.clone();
         let published = stats.clone();
         actix_rt::spawn(async move {
-            while let Some(payload) = pending.recv().await {
-                match publisher.publish(CHANNEL, &payload).await {
-                    Ok(_) => published.published.fetch_add(1, Ordering::Relaxed),
+            // Whatever queued up while the last batch was out goes in one pipeline: one round
+            // trip for many events, still in order on the one connection.
+            let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+            while pending.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+                let count = batch.len() as u64;
+                match publisher.publish_all(CHANNEL, &batch).await {
+                    Ok(()) => published.published.fetch_add(count, Ordering::Relaxed),
                     Err(error) => {
-                        tracing::debug!(%error, "an event did not reach the other nodes");
-                        published.dropped.fetch_add(1, Ordering::Relaxed)
+                        tracing::debug!(%error, count, "events did not reach the other nodes");
+                        published.dropped.fetch_add(count, Ordering::Relaxed)
                     }
                 };
+                batch.clear();
             }
         });
         let heard = stats.clone();
@@ -111,8 +120,19 @@ impl EventBus for RedisBus {
         match serde_json::to_string(&envelope) {
             Ok(payload) => {
                 if self.outbox.try_send(payload).is_err() {
-                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("the cluster's event outbox is full; an event stays on this node");
+                    // Counted every time, logged once a second at most (it comes in floods).
+                    let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    let now = crate::db::now_ms();
+                    let last = self.stats.last_full_warning_ms.load(Ordering::Relaxed);
+                    if now - last >= 1000
+                        && self
+                            .stats
+                            .last_full_warning_ms
+                            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                    {
+                        tracing::warn!(dropped, "the cluster's event outbox is full; events stay on this node");
+                    }
                 }
             }
             Err(error) => tracing::error!(%error, "an event could not be serialised"),

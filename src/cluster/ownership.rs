@@ -189,6 +189,8 @@ enum Route {
     There(String),
     /// No such conversation.
     Missing,
+    /// Redis just stopped answering: ask again shortly.
+    Wait,
 }
 
 /// How forwarding a command went.
@@ -327,6 +329,7 @@ impl Owners {
         loop {
             match self.route(conversation_id).await? {
                 Route::Missing => return Err(SessionError::NotFound),
+                Route::Wait => tokio::time::sleep(Duration::from_millis(100)).await,
                 Route::Here(fence) => {
                     match run_local(&self.registry, conversation_id, Some(fence), command.clone()).await {
                         // Another node claimed it since: forget it and find the new owner.
@@ -368,6 +371,9 @@ impl Owners {
         let holder = match self.redis.acquire(&lease_key(conversation_id), self.lease).await {
             Ok(holder) if holder != self.redis.node_id() => return Ok(Route::There(holder)),
             Ok(_) => true,
+            // A blip (a call timing out on a saturated node) must not move conversations around:
+            // wait for Redis for a lease's time, then go on by the database's fence alone.
+            Err(_) if self.redis.failing_for().is_none_or(|failing| failing < self.lease) => return Ok(Route::Wait),
             Err(error) => {
                 tracing::debug!(%error, conversation_id, "Redis unreachable: taking the conversation by its fence alone");
                 false

@@ -156,6 +156,8 @@ pub struct Redis {
     healthy: AtomicBool,
     /// Until when (ms since `started`) calls are skipped after a failure.
     resting_until: AtomicI64,
+    /// Since when (ms since `started`) calls have been failing; -1 while they succeed.
+    failing_since: AtomicI64,
     started: Instant,
     last_error: Mutex<Option<String>>,
     /// How long a node's last heartbeat counts (three beats).
@@ -209,6 +211,7 @@ impl Redis {
             take_turn: Script::new(TAKE_TURN),
             healthy: AtomicBool::new(true),
             resting_until: AtomicI64::new(0),
+            failing_since: AtomicI64::new(-1),
             started: Instant::now(),
             last_error: Mutex::new(None),
             window_ms: AtomicI64::new(15_000),
@@ -229,6 +232,12 @@ impl Redis {
     pub fn health(&self) -> (bool, Option<String>) {
         let error = self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
         (self.healthy.load(Ordering::Relaxed), error)
+    }
+
+    /// How long calls have been failing (`None` while they succeed).
+    pub fn failing_for(&self) -> Option<Duration> {
+        let since = self.failing_since.load(Ordering::Relaxed);
+        (since >= 0).then(|| Duration::from_millis((self.elapsed_ms() - since).max(0) as u64))
     }
 
     fn elapsed_ms(&self) -> i64 {
@@ -267,12 +276,15 @@ impl Redis {
         };
         match &outcome {
             Ok(_) => {
+                self.failing_since.store(-1, Ordering::Relaxed);
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("Redis is reachable again: shared rate limits resume");
                 }
             }
             Err(error) => {
                 self.resting_until.store(self.elapsed_ms() + BACKOFF.as_millis() as i64, Ordering::Relaxed);
+                let _ =
+                    self.failing_since.compare_exchange(-1, self.elapsed_ms(), Ordering::Relaxed, Ordering::Relaxed);
                 if self.healthy.swap(false, Ordering::Relaxed) {
                     tracing::error!(%error, "Redis is unreachable: rate limits fall back to this node's own");
                 }
@@ -352,6 +364,17 @@ impl Redis {
         let mut conn = self.connection().await?;
         let heard = self.call(conn.publish::<_, _, i64>(self.key(channel), payload)).await?;
         Ok(matches!(self.target, Target::Single { .. }).then_some(heard))
+    }
+
+    /// Publishes every payload on `channel`, in order, in one pipeline.
+    pub async fn publish_all(&self, channel: &str, payloads: &[String]) -> Result<(), String> {
+        let mut conn = self.connection().await?;
+        let channel = self.key(channel);
+        let mut pipeline = redis::pipe();
+        for payload in payloads {
+            pipeline.publish(&channel, payload).ignore();
+        }
+        self.call(pipeline.query_async::<()>(&mut conn)).await
     }
 
     /// A dedicated connection subscribed to `channel`, for as long as the returned stream lasts.
