@@ -27,6 +27,12 @@ const CHANNEL: &str = "events";
 const OUTBOX: usize = 65_536;
 /// Most events published in one pipeline.
 const PUBLISH_BATCH: usize = 256;
+/// A batch that could not be published is tried again this often, this many times (about as
+/// long as Redis is left alone after a failed call), then dropped.
+const PUBLISH_RETRY: Duration = Duration::from_millis(250);
+const PUBLISH_ATTEMPTS: u32 = 6;
+/// An event older than this when its turn to be published comes is not published.
+const STALE_AFTER_MS: i64 = 5_000;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -53,14 +59,14 @@ pub struct BusStats {
 pub struct RedisBus {
     local: Arc<LocalBus>,
     node_id: String,
-    outbox: mpsc::Sender<String>,
+    outbox: mpsc::Sender<(i64, String)>,
     pub stats: Arc<BusStats>,
 }
 
 impl RedisBus {
     /// Starts publishing this node's events and hearing the others' (on the current runtime).
     pub fn start(redis: Arc<Redis>, local: Arc<LocalBus>) -> RedisBus {
-        let (outbox, mut pending) = mpsc::channel::<String>(OUTBOX);
+        let (outbox, mut pending) = mpsc::channel::<(i64, String)>(OUTBOX);
         let stats = Arc::new(BusStats::default());
         let publisher = redis.clone();
         let published = stats.clone();
@@ -69,15 +75,37 @@ impl RedisBus {
             // trip for many events, still in order on the one connection.
             let mut batch = Vec::with_capacity(PUBLISH_BATCH);
             while pending.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-                let count = batch.len() as u64;
-                match publisher.publish_all(CHANNEL, &batch).await {
-                    Ok(()) => published.published.fetch_add(count, Ordering::Relaxed),
-                    Err(error) => {
-                        tracing::debug!(%error, count, "events did not reach the other nodes");
-                        published.dropped.fetch_add(count, Ordering::Relaxed)
+                // Events that waited too long (Redis was away) would only confuse a listener
+                // (a delta after its reply's `done`): they stay on this node; seq refills the rest.
+                let fresh_since = crate::db::now_ms() - STALE_AFTER_MS;
+                let before = batch.len();
+                batch.retain(|(at, _)| *at >= fresh_since);
+                published.dropped.fetch_add((before - batch.len()) as u64, Ordering::Relaxed);
+                let payloads: Vec<String> = batch.drain(..).map(|(_, payload)| payload).collect();
+                let count = payloads.len() as u64;
+                if count == 0 {
+                    continue;
+                }
+                let mut attempts = 0;
+                loop {
+                    match publisher.publish_all(CHANNEL, &payloads).await {
+                        Ok(()) => {
+                            published.published.fetch_add(count, Ordering::Relaxed);
+                            break;
+                        }
+                        // A call that failed on a busy node rests Redis for a moment: the batch
+                        // waits that out (new events queue behind it) rather than being lost.
+                        Err(_) if attempts < PUBLISH_ATTEMPTS => {
+                            attempts += 1;
+                            tokio::time::sleep(PUBLISH_RETRY).await;
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, count, "events did not reach the other nodes");
+                            published.dropped.fetch_add(count, Ordering::Relaxed);
+                            break;
+                        }
                     }
-                };
-                batch.clear();
+                }
             }
         });
         let heard = stats.clone();
@@ -119,7 +147,7 @@ impl EventBus for RedisBus {
         let envelope = Envelope { node: self.node_id.clone(), topic: topic.to_owned(), at: crate::db::now_ms(), event };
         match serde_json::to_string(&envelope) {
             Ok(payload) => {
-                if self.outbox.try_send(payload).is_err() {
+                if self.outbox.try_send((envelope.at, payload)).is_err() {
                     // Counted every time, logged once a second at most (it comes in floods).
                     let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     let now = crate::db::now_ms();
