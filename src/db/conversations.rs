@@ -153,16 +153,29 @@ pub fn view(conn: &mut DbConn, row: &ConversationRow) -> Result<ConversationView
         .filter(bots::id.eq(row.bot_id))
         .select(bots::public_id)
         .first(c))?;
-    Ok(ConversationView {
+    let agent = agent_ref(conn, row.workspace_id, row.assigned_agent_id)?;
+    let last_seq = message_rows::last_seq(conn, &row.id)?;
+    Ok(view_of(row, bot_public_id, agent, last_seq))
+}
+
+/// The view of a conversation whose bot, agent and last `seq` were read already (for many
+/// conversations at once, see `inbox`).
+pub fn view_of(
+    row: &ConversationRow,
+    bot_public_id: String,
+    agent: Option<AgentRef>,
+    last_seq: i64,
+) -> ConversationView {
+    ConversationView {
         id: row.id.clone(),
         bot_id: bot_public_id,
         status: row.status.clone(),
         owner: row.owner.clone(),
-        agent: agent_ref(conn, row.workspace_id, row.assigned_agent_id)?,
+        agent,
         channel: row.channel.clone(),
         external_id: row.external_id.clone(),
         variables: serde_json::from_str(&row.variables).unwrap_or_default(),
-        last_seq: message_rows::last_seq(conn, &row.id)?,
+        last_seq,
         agent_read_seq: row.agent_read_seq,
         visitor_read_seq: row.visitor_read_seq,
         owner_changed_at: row.owner_changed_at,
@@ -170,7 +183,7 @@ pub fn view(conn: &mut DbConn, row: &ConversationRow) -> Result<ConversationView
         created_at: row.created_at,
         updated_at: row.updated_at,
         closed_at: row.closed_at,
-    })
+    }
 }
 
 /// Makes the caller the conversation's owner across nodes: raises its fencing token, so every

@@ -3,13 +3,15 @@
 //! been waiting. Pages are cut by a cursor on `(created_at, id)`, so walking them returns every
 //! conversation once even while new ones start (they sort before the first page).
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
-use frontdesk_actors::{Sender, StoredMessage};
+use frontdesk_actors::{AgentRef, Sender, StoredMessage};
 use serde::Serialize;
 
 use super::conversations::{self, ConversationRow, ConversationView};
 use super::messages::MessageRow;
-use super::schema::{conversations as c_table, messages};
+use super::schema::{agents, bots, conversations as c_table, messages};
 use super::{DbConn, DbError};
 use crate::on_backend;
 
@@ -66,25 +68,24 @@ pub fn page(
     after: Option<&Cursor>,
     limit: usize,
 ) -> Result<(Vec<InboxItem>, Option<Cursor>), DbError> {
-    let mut items = Vec::with_capacity(limit);
+    let mut page = Vec::with_capacity(limit);
     let mut cursor = after.cloned();
     // The unread filter is applied to each row after it is read, so a page may need more rows.
     let batch = (limit * 2).clamp(10, 500) as i64;
     loop {
         let rows = rows_after(conn, workspace_id, filter, cursor.as_ref(), batch)?;
         let exhausted = (rows.len() as i64) < batch;
-        for row in rows {
-            cursor = Some(Cursor { created_at: row.created_at, id: row.id.clone() });
-            let item = item(conn, row)?;
+        for item in items(conn, workspace_id, rows)? {
+            cursor = Some(Cursor { created_at: item.conversation.created_at, id: item.conversation.id.clone() });
             if filter.unread.is_none_or(|wanted| (item.unread > 0) == wanted) {
-                items.push(item);
-                if items.len() == limit {
-                    return Ok((items, cursor));
+                page.push(item);
+                if page.len() == limit {
+                    return Ok((page, cursor));
                 }
             }
         }
         if exhausted {
-            return Ok((items, None));
+            return Ok((page, None));
         }
     }
 }
@@ -129,31 +130,118 @@ fn rows_after(
 
 /// A conversation with what an inbox shows about it.
 pub fn item(conn: &mut DbConn, row: ConversationRow) -> Result<InboxItem, DbError> {
-    let last: Option<MessageRow> = on_backend!(conn, c => messages::table
-        .filter(messages::workspace_id.eq(row.workspace_id))
-        .filter(messages::conversation_id.eq(&row.id))
-        .order(messages::seq.desc())
-        .select(MessageRow::as_select())
-        .first(c)
-        .optional())?;
-    let unread: i64 = on_backend!(conn, c => messages::table
-        .filter(messages::workspace_id.eq(row.workspace_id))
-        .filter(messages::conversation_id.eq(&row.id))
-        .filter(messages::sender.eq(Sender::Visitor.as_str()))
-        .filter(messages::seq.gt(row.agent_read_seq))
-        .count()
-        .get_result(c))?;
-    let last_message: Option<StoredMessage> = last.map(Into::into);
-    let waiting_since = if row.status == "closed" {
-        None
-    } else if row.owner == "queued" {
-        row.handoff_requested_at
-    } else {
-        last_message.as_ref().filter(|m| m.sender == Sender::Visitor).map(|m| m.created_at)
-    };
-    let conversation = conversations::view(conn, &row)?;
-    Ok(InboxItem { conversation, last_message, unread, waiting_since })
+    let workspace_id = row.workspace_id;
+    let item = items(conn, workspace_id, vec![row])?.pop();
+    item.ok_or_else(|| DbError::Invalid("conversation not found".into()))
 }
+
+/// Conversations of one workspace with what an inbox shows about each, in the order given. A
+/// fixed number of queries whatever the number of conversations (bots, agents, last messages,
+/// unread counts), not a handful per conversation.
+pub fn items(conn: &mut DbConn, workspace_id: i64, rows: Vec<ConversationRow>) -> Result<Vec<InboxItem>, DbError> {
+    let rows: Vec<ConversationRow> = rows.into_iter().filter(|row| row.workspace_id == workspace_id).collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+    let bot_ids: Vec<i64> = rows.iter().map(|row| row.bot_id).collect();
+    let bots: HashMap<i64, String> = on_backend!(conn, c => bots::table
+        .filter(bots::workspace_id.eq(workspace_id))
+        .filter(bots::id.eq_any(&bot_ids))
+        .select((bots::id, bots::public_id))
+        .load::<(i64, String)>(c))?
+    .into_iter()
+    .collect();
+    let agent_ids: Vec<i64> = rows.iter().filter_map(|row| row.assigned_agent_id).collect();
+    let agents: HashMap<i64, String> = match agent_ids.is_empty() {
+        true => HashMap::new(),
+        false => on_backend!(conn, c => agents::table
+            .filter(agents::workspace_id.eq(workspace_id))
+            .filter(agents::id.eq_any(&agent_ids))
+            .select((agents::id, agents::name))
+            .load::<(i64, String)>(c))?
+        .into_iter()
+        .collect(),
+    };
+    let last = last_messages(conn, workspace_id, &ids)?;
+    let unread: HashMap<String, i64> = on_backend!(conn, c => messages::table
+        .inner_join(c_table::table)
+        .filter(messages::workspace_id.eq(workspace_id))
+        .filter(messages::conversation_id.eq_any(&ids))
+        .filter(messages::sender.eq(Sender::Visitor.as_str()))
+        .filter(messages::seq.gt(c_table::agent_read_seq))
+        .group_by(messages::conversation_id)
+        .select((messages::conversation_id, diesel::dsl::count_star()))
+        .load::<(String, i64)>(c))?
+    .into_iter()
+    .collect();
+    rows.into_iter()
+        .map(|row| {
+            let last_message = last.get(&row.id).cloned();
+            let waiting_since = if row.status == "closed" {
+                None
+            } else if row.owner == "queued" {
+                row.handoff_requested_at
+            } else {
+                last_message.as_ref().filter(|m| m.sender == Sender::Visitor).map(|m| m.created_at)
+            };
+            let bot = bots.get(&row.bot_id).cloned().ok_or_else(|| DbError::Invalid("bot not found".into()))?;
+            let agent =
+                row.assigned_agent_id.and_then(|id| agents.get(&id).map(|name| AgentRef { id, name: name.clone() }));
+            let last_seq = last_message.as_ref().map_or(0, |m| m.seq);
+            let conversation = conversations::view_of(&row, bot, agent, last_seq);
+            Ok(InboxItem {
+                conversation,
+                last_message,
+                unread: unread.get(&row.id).copied().unwrap_or(0),
+                waiting_since,
+            })
+        })
+        .collect()
+}
+
+/// Each conversation's last message (its highest `seq`): the highest `seq`s in one grouped
+/// query, then those messages by their unique `(conversation, seq)`, a chunk at a time.
+fn last_messages(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    ids: &[&str],
+) -> Result<HashMap<String, StoredMessage>, DbError> {
+    let highest: Vec<(String, Option<i64>)> = on_backend!(conn, c => messages::table
+        .filter(messages::workspace_id.eq(workspace_id))
+        .filter(messages::conversation_id.eq_any(ids))
+        .group_by(messages::conversation_id)
+        .select((messages::conversation_id, diesel::dsl::max(messages::seq)))
+        .load(c))?;
+    let wanted: Vec<(String, i64)> =
+        highest.into_iter().filter_map(|(conversation, seq)| seq.map(|seq| (conversation, seq))).collect();
+    let mut last = HashMap::with_capacity(wanted.len());
+    for chunk in wanted.chunks(LAST_MESSAGES_CHUNK) {
+        let found: Vec<MessageRow> = on_backend!(conn, c => {
+            let mut q = messages::table.filter(messages::workspace_id.eq(workspace_id)).into_boxed();
+            let mut pairs: Option<Box<dyn BoxableExpression<messages::table, _, SqlType = diesel::sql_types::Bool>>> = None;
+            for (conversation, seq) in chunk {
+                let pair = Box::new(messages::conversation_id.eq(conversation.clone()).and(messages::seq.eq(*seq)));
+                pairs = Some(match pairs {
+                    None => pair,
+                    Some(before) => Box::new(before.or(pair)),
+                });
+            }
+            if let Some(pairs) = pairs {
+                q = q.filter(pairs);
+            }
+            q.select(MessageRow::as_select()).load(c)?
+        });
+        for message in found {
+            let message: StoredMessage = message.into();
+            last.insert(message.conversation_id.clone(), message);
+        }
+    }
+    Ok(last)
+}
+
+/// How many `(conversation, seq)` pairs one query asks for.
+const LAST_MESSAGES_CHUNK: usize = 100;
 
 /// The workspace's open conversations, newest first, at most `limit`: an agent's first view.
 pub fn open_conversations(conn: &mut DbConn, workspace_id: i64, limit: usize) -> Result<Vec<InboxItem>, DbError> {

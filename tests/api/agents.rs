@@ -21,6 +21,7 @@ on_both_backends!(
     a_silent_agent_hands_the_conversation_back,
     agents_see_and_touch_only_their_own_workspace,
     the_rest_inbox_filters_and_pages_every_conversation_once,
+    each_inbox_item_shows_its_own_last_message_unread_count_and_agent,
     with_nobody_online_the_bot_offers_to_take_contact_details,
     every_change_of_hands_is_a_signed_webhook_and_round_robin_assigns_the_queue,
     the_bot_asks_for_a_person_after_questions_it_could_not_answer,
@@ -541,5 +542,60 @@ async fn the_bot_asks_for_a_person_after_questions_it_could_not_answer(backend: 
         }
         assert!(Instant::now() < deadline, "{detail}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn each_inbox_item_shows_its_own_last_message_unread_count_and_agent(backend: Backend) {
+    let app = app(backend).await;
+    let (agent_id, token) = new_agent(&app, &app.a.api_key, "Page Agent").await;
+    // Quiet: only the welcome. Read: one question answered, then read by the agents.
+    // Waiting: two questions answered, taken over, then a third question nobody answered.
+    let quiet = app.start_conversation().await;
+    let read = app.start_conversation().await;
+    app.say(&read, "Where are you located?").await;
+    let (status, _) = app.post(&token, &format!("/api/conversations/{read}/read"), json!({})).await;
+    assert_eq!(status, 200);
+    let waiting = app.start_conversation().await;
+    app.say(&waiting, "What are your hours?").await;
+    app.say(&waiting, "Do you take Aetna?").await;
+    let (status, _) = app.post(&token, &format!("/api/conversations/{waiting}/takeover"), json!({})).await;
+    assert_eq!(status, 200);
+    // Nobody answers it (an agent owns the conversation): not waited for.
+    let (status, last_question) = app
+        .post(
+            &app.a.api_key,
+            &format!("/api/conversations/{waiting}/messages?wait=false"),
+            json!({ "text": "Hello? Anyone?" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{last_question}");
+    // One more conversation in the other workspace, which this page must not show.
+    let (status, _) = app.post(&app.b.api_key, "/api/conversations", json!({})).await;
+    assert_eq!(status, 201);
+
+    let (status, page) = app.get(&token, "/api/conversations?limit=50").await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["conversations"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{page}");
+    let item = |id: &str| items.iter().find(|item| item["id"] == id).unwrap_or_else(|| panic!("{id} in {page}"));
+    let shown = |id: &str| {
+        let item = item(id);
+        (
+            item["last_seq"].as_i64().unwrap(),
+            item["last_message"]["seq"].as_i64().unwrap(),
+            item["last_message"]["sender"].as_str().unwrap().to_owned(),
+            item["unread"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(shown(&quiet), (1, 1, "bot".into(), 0));
+    assert_eq!(shown(&read), (3, 3, "bot".into(), 0));
+    assert_eq!(shown(&waiting), (6, 6, "visitor".into(), 3));
+    assert!(item(&quiet)["waiting_since"].is_null());
+    assert!(item(&read)["waiting_since"].is_null());
+    assert_eq!(item(&waiting)["waiting_since"], last_question["message"]["created_at"]);
+    assert_eq!(item(&waiting)["agent"], json!({ "id": agent_id, "name": "Page Agent" }));
+    assert!(item(&quiet)["agent"].is_null());
+    for id in [&quiet, &read, &waiting] {
+        assert_eq!(item(id)["bot_id"], app.a.bot_id.as_str());
     }
 }
