@@ -528,14 +528,17 @@ impl RedisCluster {
     fn start() -> RedisCluster {
         use std::process::{Command, Stdio};
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> =
-            (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+        let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut children = Vec::new();
         for port in &ports {
             let config = dir.path().join(format!("nodes-{port}.conf"));
+            // The cluster bus's port is named too: its default (port + 10000) may not exist.
+            let bus_port = free_port().to_string();
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--cluster-enabled", "yes", "--cluster-config-file", config.to_str().unwrap()])
+                .args(["--cluster-port", &bus_port])
                 .args(["--dir", dir.path().to_str().unwrap()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
