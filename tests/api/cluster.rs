@@ -292,7 +292,7 @@ async fn wait_listening(app: &TestApp, bases: &[&str]) {
 async fn a_conversation_lives_on_one_node_the_others_forward_to_it_and_a_dead_owner_is_replaced() {
     let app = spawn_app_with(Backend::Postgres, |args| {
         shared_redis(args);
-        args.lease_ms = Some(1000);
+        args.lease_ms = Some(2500);
     })
     .await;
     let (b, c) = (app.node(), app.node());

@@ -1,5 +1,5 @@
 //! Conversation ownership across nodes, on three real `frontdesk serve` processes sharing one
-//! PostgreSQL database and one Redis (`FRONTDESK_LEASE_MS=1500`): a conversation watched and
+//! PostgreSQL database and one Redis (`FRONTDESK_LEASE_MS=2500`): a conversation watched and
 //! written from three nodes at once is one conversation; its owner killed with SIGKILL in the
 //! middle of a reply hands it to another node once the lease expires, with nothing lost or
 //! repeated; a rolling restart (SIGTERM, wait, start again, node after node) under REST traffic
@@ -26,7 +26,7 @@ use crate::helpers::{run_cli, Backend, PrivateRedis, Socket, TestDb};
 /// The machine's Redis; each cluster gets a key prefix of its own.
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 /// The conversation lease's time to live, so a dead owner's conversations move on quickly.
-const LEASE_MS: &str = "1500";
+const LEASE_MS: &str = "2500";
 /// Every node of a cluster needs the same key for the secrets it stores (32 zero bytes).
 const SECRET_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 /// How long any one awaited frame, event or state may take before the test gives up.
