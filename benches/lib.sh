@@ -61,6 +61,27 @@ cleanup() {
     rm -rf "$WORK"
 }
 
+# await_port PID DIR: waits (30 s at most) until server PID has printed its address to
+# DIR/stdout, and prints the port; ends the script if the server dies or never says.
+await_port() {
+    local pid=$1 dir=$2 port=""
+    for _ in $(seq 300); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "server exited during startup:" >&2
+            tail -n 20 "$dir/stderr" >&2
+            exit 1
+        fi
+        port=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$dir/stdout" | head -n1 | sed 's/.*://' || true)
+        if [[ -n "$port" ]]; then
+            echo "$port"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "server did not print its port within 30 s" >&2
+    exit 1
+}
+
 # start_server [ENV=VALUE...]: a fresh server pinned to $SERVER_CORE with one worker; sets
 # SERVER_PID, PORT, BOT, KEY and RUN_DIR once it has printed its address and demo credentials.
 start_server() {
@@ -76,21 +97,17 @@ start_server() {
     env "${db_env[@]}" "$@" FRONTDESK_BIND=127.0.0.1:0 FRONTDESK_DATA_DIR="$RUN_DIR/data" FRONTDESK_WORKERS=1 \
         RUST_LOG=warn taskset -c "$SERVER_CORE" "$SERVER" serve >"$RUN_DIR/stdout" 2>"$RUN_DIR/stderr" &
     SERVER_PID=$!
-    PORT="" BOT="" KEY=""
-    for _ in $(seq 300); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "server exited during startup:" >&2
-            tail -n 20 "$RUN_DIR/stderr" >&2
-            exit 1
-        fi
-        PORT=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$RUN_DIR/stdout" | head -n1 | sed 's/.*://' || true)
+    PORT=$(await_port "$SERVER_PID" "$RUN_DIR")
+    BOT="" KEY=""
+    # The demo credentials follow the address on stdout.
+    for _ in $(seq 50); do
         BOT=$(grep -o '"bot_id": *"[^"]*"' "$RUN_DIR/stdout" | head -n1 | cut -d'"' -f4 || true)
         KEY=$(grep -o '"api_key": *"[^"]*"' "$RUN_DIR/stdout" | head -n1 | cut -d'"' -f4 || true)
-        [[ -n "$PORT" && -n "$BOT" && -n "$KEY" ]] && break
+        [[ -n "$BOT" && -n "$KEY" ]] && break
         sleep 0.1
     done
-    if [[ -z "$PORT" || -z "$BOT" || -z "$KEY" ]]; then
-        echo "server did not print its port, bot id and API key within 30 s" >&2
+    if [[ -z "$BOT" || -z "$KEY" ]]; then
+        echo "server did not print its demo bot id and API key" >&2
         exit 1
     fi
     sleep 1 # let the startup work (migrations, seeding) settle before measuring a baseline

@@ -174,21 +174,7 @@ start_nodes() {
     done
     for i in $(seq 0 $((n - 1))); do
         pid=${NODE_PIDS[$i]}
-        port=""
-        for _ in $(seq 300); do
-            if ! kill -0 "$pid" 2>/dev/null; then
-                echo "node $i exited during startup:" >&2
-                tail -n 20 "$RUN_DIR/node$i/stderr" >&2
-                exit 1
-            fi
-            port=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$RUN_DIR/node$i/stdout" | head -n1 | sed 's/.*://' || true)
-            [[ -n "$port" ]] && break
-            sleep 0.1
-        done
-        if [[ -z "$port" ]]; then
-            echo "node $i did not print its port within 30 s" >&2
-            exit 1
-        fi
+        port=$(await_port "$pid" "$RUN_DIR/node$i")
         NODE_PORTS+=("$port")
     done
     # Ready: Redis ok, the bus listening, and every node of this run in the membership.

@@ -63,21 +63,7 @@ start_model_server() {
     env "${env[@]}" FRONTDESK_BIND=127.0.0.1:0 FRONTDESK_WORKERS=1 \
         taskset -c "$SERVER_CORE" "$SERVER" serve >"$RUN_DIR/stdout" 2>"$RUN_DIR/stderr" &
     SERVER_PID=$!
-    PORT=""
-    for _ in $(seq 300); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "server exited during startup:" >&2
-            tail -n 20 "$RUN_DIR/stderr" >&2
-            exit 1
-        fi
-        PORT=$(grep -o 'listening on http://127\.0\.0\.1:[0-9]*' "$RUN_DIR/stdout" | head -n1 | sed 's/.*://' || true)
-        [[ -n "$PORT" ]] && break
-        sleep 0.1
-    done
-    if [[ -z "$PORT" ]]; then
-        echo "server did not print its port within 30 s" >&2
-        exit 1
-    fi
+    PORT=$(await_port "$SERVER_PID" "$RUN_DIR")
     sleep 1
 }
 

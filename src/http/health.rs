@@ -83,28 +83,37 @@ pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> Http
             leases.to_string(),
         );
     }
+    let load = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed).to_string();
+    let lag = |value: &std::sync::atomic::AtomicI64| value.load(Ordering::Relaxed).to_string();
+    // The cluster's counters and gauges, written out together at the end.
+    let mut table: Vec<(&str, &str, &str, String)> = Vec::new();
     if let Some(stats) = chat.conversations.stats() {
-        let load = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed).to_string();
-        for (name, help, value) in [
+        table.extend([
             (
                 "frontdesk_commands_forwarded_total",
+                "counter",
                 "Commands sent to the node owning the conversation.",
                 load(&stats.forwarded),
             ),
             (
                 "frontdesk_commands_served_total",
+                "counter",
                 "Commands other nodes forwarded to this node as the owner.",
                 load(&stats.served),
             ),
             (
                 "frontdesk_leases_acquired_total",
+                "counter",
                 "Conversations this node took (lease and fencing claim).",
                 load(&stats.acquired),
             ),
-            ("frontdesk_leases_lost_total", "Leases another node took while this node held them.", load(&stats.lost)),
-        ] {
-            metric(name, "counter", help, value);
-        }
+            (
+                "frontdesk_leases_lost_total",
+                "counter",
+                "Leases another node took while this node held them.",
+                load(&stats.lost),
+            ),
+        ]);
     }
     if let Some(redis) = &cluster.redis {
         let nodes = redis.nodes().await;
@@ -130,9 +139,7 @@ pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> Http
         );
     }
     if let Some(bus) = &cluster.bus {
-        let load = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed).to_string();
-        let lag = |value: &std::sync::atomic::AtomicI64| value.load(Ordering::Relaxed).to_string();
-        for (name, kind, help, value) in [
+        table.extend([
             (
                 "frontdesk_bus_published_total",
                 "counter",
@@ -158,9 +165,10 @@ pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> Http
                 "Longest publish-to-delivery time since start.",
                 lag(&bus.max_lag_ms),
             ),
-        ] {
-            metric(name, kind, help, value);
-        }
+        ]);
+    }
+    for (name, kind, help, value) in table {
+        metric(name, kind, help, value);
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }
