@@ -149,6 +149,13 @@ pub struct SettingsArgs {
     /// Seconds a model reply may take in all, and to its first token [default: 30].
     #[arg(long, global = true, env = "FRONTDESK_MODEL_TIMEOUT_SECS")]
     pub model_timeout_secs: Option<u64>,
+    /// Most tokens of one model reply a bot's settings may ask for [default: 4096].
+    #[arg(long, global = true, env = "FRONTDESK_MODEL_MAX_TOKENS_LIMIT")]
+    pub model_max_tokens_limit: Option<u32>,
+    /// Let the server's own model endpoint (OPENAI_BASE_URL) be a host name that resolves to a
+    /// private or loopback address (an LLM server on the clinic's network) [default: false].
+    #[arg(long, global = true, env = "FRONTDESK_MODEL_ALLOW_PRIVATE")]
+    pub model_allow_private: Option<bool>,
     /// Tokens of conversation history sent with each question (oldest dropped first) [default: 2000].
     #[arg(long, global = true, env = "FRONTDESK_MODEL_HISTORY_TOKENS")]
     pub model_history_tokens: Option<u32>,
@@ -228,11 +235,19 @@ pub struct Settings {
     pub lease: Duration,
 }
 
-/// The model brain's global settings (OPENAI_BASE_URL, OPENAI_API_KEY, FRONTDESK_MODEL_*).
+/// The model brain's global settings (OPENAI_BASE_URL, OPENAI_API_KEY, FRONTDESK_MODEL_*) and
+/// the operator's named model profiles.
 #[derive(Clone)]
 pub struct ModelDefaults {
     pub base_url: String,
     pub api_key: Option<String>,
+    /// Whether `base_url` may be a name that resolves to a private or loopback address.
+    pub allow_private: bool,
+    /// The endpoints a bot may choose by name (`[models.NAME]` in the config file); nothing a
+    /// tenant writes can add one.
+    pub profiles: std::collections::BTreeMap<String, ModelProfile>,
+    /// The most `max_tokens` a bot's settings may ask for.
+    pub max_tokens_limit: u32,
     /// `None`: no global model; only bots that name one use a model.
     pub model: Option<String>,
     pub temperature: f32,
@@ -256,8 +271,92 @@ impl std::fmt::Debug for ModelDefaults {
             .field("history_tokens", &self.history_tokens)
             .field("monthly_token_cap", &self.monthly_token_cap)
             .field("redact_pii", &self.redact_pii)
+            .field("profiles", &self.profiles)
+            .field("max_tokens_limit", &self.max_tokens_limit)
             .finish()
     }
+}
+
+/// An OpenAI-compatible endpoint the operator offers to bots under a name, from a
+/// `[models.NAME]` table of the config file:
+///
+/// ```toml
+/// [models.clinic_a]
+/// base_url = "https://llm.clinic-a.example/v1"
+/// api_key_env = "CLINIC_A_LLM_KEY"   # read once, at start-up
+/// model = "llama-3.1-8b-instruct"    # for bots on this profile that name no model
+/// models = ["llama-3.1-8b-instruct"] # the only models bots may name here (empty: any)
+/// allow_private = true               # base_url's host may resolve to a private address
+/// ```
+#[derive(Clone)]
+pub struct ModelProfile {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model: Option<String>,
+    pub models: Vec<String>,
+    pub allow_private: bool,
+}
+
+// The key must never reach a log line.
+impl std::fmt::Debug for ModelProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelProfile")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .field("models", &self.models)
+            .field("allow_private", &self.allow_private)
+            .finish()
+    }
+}
+
+/// One `[models.NAME]` table as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelProfileFile {
+    base_url: String,
+    api_key_env: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    allow_private: bool,
+}
+
+/// Reads and checks the `[models.*]` tables; a key named by `api_key_env` is read here, once.
+fn model_profiles(tables: &toml::Table) -> anyhow::Result<std::collections::BTreeMap<String, ModelProfile>> {
+    let mut profiles = std::collections::BTreeMap::new();
+    for (name, value) in tables {
+        anyhow::ensure!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "[models.{name}]: a profile name is letters, digits, `_` and `-`"
+        );
+        let file: ModelProfileFile =
+            value.clone().try_into().map_err(|err| anyhow::anyhow!("[models.{name}] in the config file: {err}"))?;
+        let parsed = reqwest::Url::parse(&file.base_url)
+            .map_err(|err| anyhow::anyhow!("[models.{name}] base_url `{}` is not a URL: {err}", file.base_url))?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "http" | "https") && parsed.username().is_empty() && parsed.password().is_none(),
+            "[models.{name}] base_url must be an http(s) URL without a user name or password"
+        );
+        let api_key = match &file.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("[models.{name}] api_key_env names `{var}`, which is not set in the environment")
+            })?),
+            None => None,
+        };
+        profiles.insert(
+            name.clone(),
+            ModelProfile {
+                base_url: file.base_url.trim_end_matches('/').to_owned(),
+                api_key,
+                model: file.model.filter(|m| !m.trim().is_empty()),
+                models: file.models,
+                allow_private: file.allow_private,
+            },
+        );
+    }
+    Ok(profiles)
 }
 
 /// Where knowledge vectors come from, when they are configured.
@@ -288,10 +387,10 @@ impl std::fmt::Debug for EmbeddingsSettings {
 impl Settings {
     /// Merges flags and environment (already in `args`) over the TOML file over the defaults.
     pub fn resolve(args: &SettingsArgs) -> anyhow::Result<Settings> {
-        let file = match &args.config {
+        let (file, model_tables) = match &args.config {
             Some(path) => read_toml(path)?,
             None if Path::new("frontdesk.toml").exists() => read_toml(Path::new("frontdesk.toml"))?,
-            None => HashMap::new(),
+            None => Default::default(),
         };
         let from_file = |name: &str| file.get(name).cloned();
         let data_dir: PathBuf =
@@ -406,7 +505,7 @@ impl Settings {
                     .max(1),
             ),
             embeddings: embeddings_settings(args, &from_file)?,
-            model: model_defaults(args, &from_file)?,
+            model: model_defaults(args, &from_file, &model_tables)?,
             agent_silence: match pick(
                 args.agent_silence_secs,
                 from_file("AGENT_SILENCE_SECS"),
@@ -440,7 +539,11 @@ fn pick<T: std::str::FromStr>(given: Option<T>, file: Option<String>, name: &str
     }
 }
 
-fn model_defaults(args: &SettingsArgs, from_file: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<ModelDefaults> {
+fn model_defaults(
+    args: &SettingsArgs,
+    from_file: &dyn Fn(&str) -> Option<String>,
+    model_tables: &toml::Table,
+) -> anyhow::Result<ModelDefaults> {
     let base_url = pick(args.openai_base_url.clone(), from_file("OPENAI_BASE_URL"), "OPENAI_BASE_URL")?
         .unwrap_or_else(|| "https://api.openai.com/v1".to_owned());
     let parsed = reqwest::Url::parse(&base_url)
@@ -452,8 +555,20 @@ fn model_defaults(args: &SettingsArgs, from_file: &dyn Fn(&str) -> Option<String
     let max_tokens =
         pick(args.model_max_tokens, from_file("MODEL_MAX_TOKENS"), "FRONTDESK_MODEL_MAX_TOKENS")?.unwrap_or(512);
     anyhow::ensure!(max_tokens > 0, "FRONTDESK_MODEL_MAX_TOKENS must be positive");
+    let max_tokens_limit =
+        pick(args.model_max_tokens_limit, from_file("MODEL_MAX_TOKENS_LIMIT"), "FRONTDESK_MODEL_MAX_TOKENS_LIMIT")?
+            .unwrap_or(4096)
+            .max(max_tokens);
     Ok(ModelDefaults {
         base_url: base_url.trim_end_matches('/').to_owned(),
+        allow_private: pick(
+            args.model_allow_private,
+            from_file("MODEL_ALLOW_PRIVATE"),
+            "FRONTDESK_MODEL_ALLOW_PRIVATE",
+        )?
+        .unwrap_or(false),
+        profiles: model_profiles(model_tables)?,
+        max_tokens_limit,
         api_key: pick(args.openai_api_key.clone(), from_file("OPENAI_API_KEY"), "OPENAI_API_KEY")?,
         model: pick(args.model.clone(), from_file("MODEL"), "FRONTDESK_MODEL")?.filter(|m| !m.trim().is_empty()),
         temperature,
@@ -543,12 +658,18 @@ fn parse_schedule(list: &str) -> anyhow::Result<Vec<Duration>> {
     Ok(schedule)
 }
 
-/// Reads the TOML file into upper-case setting names without the `FRONTDESK_` prefix.
-fn read_toml(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+/// Reads the TOML file into upper-case setting names without the `FRONTDESK_` prefix, and its
+/// `[models.*]` tables.
+fn read_toml(path: &Path) -> anyhow::Result<(HashMap<String, String>, toml::Table)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-    let table: toml::Table =
+    let mut table: toml::Table =
         text.parse().with_context(|| format!("config file {} is not valid TOML", path.display()))?;
-    Ok(table
+    let models = match table.remove("models") {
+        Some(toml::Value::Table(models)) => models,
+        Some(_) => anyhow::bail!("config file {}: `models` must be tables such as [models.NAME]", path.display()),
+        None => toml::Table::new(),
+    };
+    let flat = table
         .into_iter()
         .map(|(key, value)| {
             let key = key.to_uppercase();
@@ -559,7 +680,8 @@ fn read_toml(path: &Path) -> anyhow::Result<HashMap<String, String>> {
             };
             (key, value)
         })
-        .collect())
+        .collect();
+    Ok((flat, models))
 }
 
 /// The explicit limits of the HTTP and WebSocket surface.
@@ -642,6 +764,34 @@ mod tests {
         assert_eq!(from_file.max_message_chars, 500);
         args.bind = Some("127.0.0.1:7000".into());
         assert_eq!(Settings::resolve(&args).unwrap().bind, "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn model_profiles_come_from_the_file_with_their_keys_read_once() {
+        let var = format!("FRONTDESK_TEST_MODEL_KEY_{}", std::process::id());
+        std::env::set_var(&var, "sk-profile-secret");
+        let (_dir, args) = with_file(&format!(
+            "[models.clinic_a]\nbase_url = \"http://10.0.0.5:8000/v1/\"\napi_key_env = \"{var}\"\nmodels = [\"m\"]\n"
+        ));
+        let model = Settings::resolve(&args).unwrap().model;
+        let profile = &model.profiles["clinic_a"];
+        assert_eq!(profile.base_url, "http://10.0.0.5:8000/v1");
+        assert_eq!(profile.api_key.as_deref(), Some("sk-profile-secret"));
+        assert_eq!(profile.models, ["m"]);
+        assert!(!format!("{model:?}").contains("sk-profile-secret"));
+
+        for (toml, expect) in [
+            ("[models.a]\nbase_url = \"http://h/v1\"\napi_key_env = \"FRONTDESK_TEST_SURELY_UNSET\"\n", "not set"),
+            ("[models.a]\nbase_url = \"ftp://h/v1\"\n", "http(s)"),
+            ("[models.a]\nbase_url = \"http://user:pw@h/v1\"\n", "user name"),
+            ("[models.a]\nbase_url = \"http://h/v1\"\nurl = \"x\"\n", "[models.a]"),
+            ("[models.\"a b\"]\nbase_url = \"http://h/v1\"\n", "profile name"),
+            ("models = 3\n", "[models.NAME]"),
+        ] {
+            let (_dir, args) = with_file(toml);
+            let err = Settings::resolve(&args).unwrap_err().to_string();
+            assert!(err.contains(expect), "{toml}: {err}");
+        }
     }
 
     #[test]

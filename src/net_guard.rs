@@ -1,5 +1,6 @@
-//! The one guard against server-side request forgery (SSRF) for requests to user-chosen URLs:
-//! webhooks and knowledge-base fetches. Every outbound request to such a URL goes through this
+//! The one guard against server-side request forgery (SSRF) for outbound requests: webhooks,
+//! knowledge-base fetches and flows' HTTP blocks (URLs a tenant chose), and model calls (URLs the
+//! operator chose, which carry the operator's keys). Every outbound request goes through this
 //! module, so the rules about what the server may contact live in one place.
 //!
 //! It is responsible for:
@@ -13,6 +14,10 @@
 //! - [`client`] / [`client_with_agent`]: the HTTP client for untrusted targets, wired to that
 //!   resolver and refusing to follow redirects or use proxies, either of which would reach targets
 //!   no check ever saw. Callers that want redirects follow them by hand, checking every hop.
+//! - [`model_client`]: the client for the model brain, whose endpoints come only from the
+//!   operator's configuration (never from a tenant, who could otherwise have the server send its
+//!   key anywhere): exactly the configured host is allowed, no redirects, and a host name must
+//!   resolve to a public address unless the operator allowed private ones for that endpoint.
 //! - [`parse_networks`]: reading the operator's allow-list of internal networks from a setting.
 //!
 //! The address rules ([`is_forbidden`]) refuse everything that is not ordinary public unicast:
@@ -368,6 +373,51 @@ pub fn client_with_agent(policy: TargetPolicy, timeout: Duration, user_agent: &s
         // Only a TLS backend that fails to initialise makes this fail; rustls with bundled roots
         // does not, so failing here is a build problem, not a runtime condition.
         .expect("building the guarded HTTP client")
+}
+
+impl reqwest_openai::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest_openai::dns::Name) -> reqwest_openai::dns::Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let allowed = resolve_allowed(&host, &policy).await?;
+            Ok(Box::new(allowed.into_iter()) as reqwest_openai::dns::Addrs)
+        })
+    }
+}
+
+/// What an operator-configured model endpoint may reach: plain http is fine (a local model
+/// server rarely has TLS), an IP-literal or loopback host is allowed exactly as written, and a
+/// host name must resolve to public addresses unless `allow_private`.
+pub fn operator_endpoint_policy(base_url: &str, allow_private: bool) -> TargetPolicy {
+    let host = reqwest::Url::parse(base_url).ok().and_then(|url| url.host_str().map(TargetHost::classify));
+    let mut allowed: Vec<IpNet> = match host {
+        Some(TargetHost::Ip(ip)) => vec![IpNet::from(ip)],
+        _ => Vec::new(),
+    };
+    if allow_private {
+        allowed.extend(["0.0.0.0/0", "::/0"].iter().filter_map(|net| net.parse::<IpNet>().ok()));
+    }
+    TargetPolicy {
+        allow_loopback: matches!(host, Some(TargetHost::LoopbackName)),
+        allow_http: true,
+        allowed_networks: allowed.into(),
+    }
+}
+
+/// The HTTP client for the model brain's endpoint `base_url` (which comes from the operator's
+/// configuration only): the [`GuardedResolver`] under [`operator_endpoint_policy`], and no
+/// redirects, so neither a DNS answer nor the endpoint itself can send the operator's key to
+/// another host. No total timeout: the brain bounds each reply itself, streams included.
+pub fn model_client(base_url: &str, allow_private: bool) -> reqwest_openai::Client {
+    reqwest_openai::Client::builder()
+        .redirect(reqwest_openai::redirect::Policy::none())
+        .dns_resolver(GuardedResolver::new(operator_endpoint_policy(base_url, allow_private)))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("frontdesk/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // As for `client_with_agent`: only a TLS backend that cannot start fails here.
+        .expect("building the model HTTP client")
 }
 
 #[cfg(test)]
@@ -750,5 +800,29 @@ mod tests {
         assert_eq!(response.status(), reqwest::StatusCode::FOUND);
         let head = server.await.unwrap().to_ascii_lowercase();
         assert!(head.contains("user-agent: frontdesk-test/9\r\n"), "{head}");
+    }
+
+    #[test]
+    fn an_operator_endpoint_is_allowed_exactly_as_written() {
+        let ip = |s: &str| IpAddr::from_str(s).unwrap();
+        // An IP literal: that address and no neighbour.
+        let literal = operator_endpoint_policy("http://10.0.0.5:8000/v1", false);
+        assert!(literal.allow_http);
+        assert!(!is_forbidden(ip("10.0.0.5"), literal.clone()));
+        assert!(is_forbidden(ip("10.0.0.6"), literal.clone()));
+        assert!(is_forbidden(ip("169.254.169.254"), literal.clone()));
+        assert!(check_url("http://10.0.0.5:8000/v1", literal).is_ok());
+        // `localhost`: loopback, nothing else private.
+        let local = operator_endpoint_policy("http://localhost:8000/v1", false);
+        assert!(!is_forbidden(ip("127.0.0.1"), local.clone()));
+        assert!(is_forbidden(ip("192.168.1.1"), local));
+        // A name: public addresses only, unless the operator allowed private ones.
+        let named = operator_endpoint_policy("https://llm.example.net/v1", false);
+        assert!(is_forbidden(ip("127.0.0.1"), named.clone()));
+        assert!(is_forbidden(ip("10.1.2.3"), named.clone()));
+        assert!(!is_forbidden(ip("93.184.216.34"), named));
+        let private = operator_endpoint_policy("https://llm.internal/v1", true);
+        assert!(!is_forbidden(ip("10.1.2.3"), private.clone()));
+        assert!(!is_forbidden(ip("fd00::1"), private));
     }
 }

@@ -35,6 +35,7 @@ use super::redact::{Redactor, StreamRestorer};
 use super::tools::{self, Tools};
 use super::BotSettingsCache;
 use crate::config::ModelDefaults;
+use crate::db::bots::BotModel;
 use crate::db::{now_ms, usage, BotSettings, Db};
 use crate::knowledge::index::Hit;
 use crate::knowledge::Knowledge;
@@ -49,8 +50,12 @@ const MAX_TOOL_STEPS: usize = 4;
 /// What one model call is made with, the bot's settings laid over the server's.
 #[derive(Clone)]
 struct Endpoint {
+    /// The operator's profile the call goes to (`None`: the server's own endpoint): it names
+    /// the client, so connections are reused per profile.
+    profile: Option<String>,
     base_url: String,
     api_key: Option<String>,
+    allow_private: bool,
     model: String,
     temperature: f32,
     max_tokens: u32,
@@ -59,7 +64,7 @@ struct Endpoint {
     first_tool: Option<String>,
 }
 
-type Clients = Arc<Mutex<HashMap<(String, Option<String>), Client<OpenAIConfig>>>>;
+type Clients = Arc<Mutex<HashMap<Option<String>, Client<OpenAIConfig>>>>;
 
 pub struct ModelBrain {
     defaults: ModelDefaults,
@@ -69,7 +74,7 @@ pub struct ModelBrain {
     tools: Option<Arc<Tools>>,
     fallback: Arc<BuiltinBrain>,
     db: Db,
-    /// One client per endpoint and key, so connections are reused across replies.
+    /// One client per endpoint, so connections are reused across replies.
     clients: Clients,
 }
 
@@ -91,42 +96,133 @@ impl ModelBrain {
     }
 }
 
-/// The bot's model, if it has one (its own, or the server's).
+/// The longest a bot may let one model reply take.
+pub const MAX_TIMEOUT_SECS: u64 = 120;
+/// The longest model name a bot may write.
+const MAX_MODEL_NAME_CHARS: usize = 200;
+
+/// Whether a bot's model settings stay within what the operator allows: a profile the server
+/// has, a model that profile offers, and parameters within their bounds. The endpoint, its key
+/// and where the key is read from are never the bot's to choose. The error names the field.
+pub fn check_bot_model(model: &BotModel, defaults: &ModelDefaults) -> Result<(), String> {
+    if model.base_url.is_some() || model.api_key_env.is_some() {
+        let field = if model.base_url.is_some() { "base_url" } else { "api_key_env" };
+        return Err(format!(
+            "settings.model.{field} is not a bot setting: the server's operator chooses model endpoints and keys; \
+             name one of the server's model profiles in settings.model.profile instead{}",
+            profiles_hint(defaults)
+        ));
+    }
+    let allowed_models = match &model.profile {
+        Some(name) => match defaults.profiles.get(name) {
+            Some(profile) => profile.models.as_slice(),
+            None => {
+                return Err(format!(
+                    "settings.model.profile `{name}` is not one of the server's model profiles{}",
+                    profiles_hint(defaults)
+                ))
+            }
+        },
+        None => &[],
+    };
+    if let Some(name) = &model.model {
+        let len = name.trim().chars().count();
+        if len == 0 || len > MAX_MODEL_NAME_CHARS || name.chars().any(char::is_control) {
+            return Err(format!(
+                "settings.model.model must be 1 to {MAX_MODEL_NAME_CHARS} characters without control characters"
+            ));
+        }
+        if !allowed_models.is_empty() && !allowed_models.iter().any(|m| m == name) {
+            return Err(format!(
+                "settings.model.model `{name}` is not offered by profile `{}`: one of {}",
+                model.profile.as_deref().unwrap_or_default(),
+                allowed_models.join(", ")
+            ));
+        }
+    }
+    if let Some(t) = model.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err("settings.model.temperature must be between 0 and 2".into());
+        }
+    }
+    if let Some(tokens) = model.max_tokens {
+        if tokens == 0 || tokens > defaults.max_tokens_limit {
+            return Err(format!("settings.model.max_tokens must be between 1 and {}", defaults.max_tokens_limit));
+        }
+    }
+    if let Some(secs) = model.timeout_secs {
+        if secs == 0 || secs > MAX_TIMEOUT_SECS {
+            return Err(format!("settings.model.timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"));
+        }
+    }
+    Ok(())
+}
+
+fn profiles_hint(defaults: &ModelDefaults) -> String {
+    if defaults.profiles.is_empty() {
+        " (this server has none)".to_owned()
+    } else {
+        format!(" (one of: {})", defaults.profiles.keys().cloned().collect::<Vec<_>>().join(", "))
+    }
+}
+
+/// The bot's model, if it has one (on the server's endpoint or one of the operator's profiles).
+/// Settings stored before the bounds existed are held to them here too: a legacy endpoint or
+/// key variable is ignored, parameters are clamped, and a profile the operator has since
+/// removed leaves the bot to the built-in brain.
 fn endpoint_for(defaults: &ModelDefaults, settings: &BotSettings) -> Option<Endpoint> {
     let own = settings.model.clone().unwrap_or_default();
     if own.enabled == Some(false) {
         return None;
     }
-    let model = own.model.clone().or_else(|| defaults.model.clone())?;
-    let api_key = match &own.api_key_env {
-        Some(name) => std::env::var(name).ok(),
-        None => defaults.api_key.clone(),
+    let (base_url, api_key, allow_private, profile_model) = match &own.profile {
+        None => (defaults.base_url.clone(), defaults.api_key.clone(), defaults.allow_private, None),
+        Some(name) => {
+            let Some(profile) = defaults.profiles.get(name) else {
+                tracing::warn!(profile = %name, "a bot names a model profile the server no longer has; the built-in brain answers");
+                return None;
+            };
+            (profile.base_url.clone(), profile.api_key.clone(), profile.allow_private, profile.model.clone())
+        }
     };
+    let model = own
+        .model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .or(profile_model)
+        .or_else(|| own.profile.is_none().then(|| defaults.model.clone()).flatten())?;
     Some(Endpoint {
-        base_url: own.base_url.clone().unwrap_or_else(|| defaults.base_url.clone()),
+        profile: own.profile.clone(),
+        base_url,
         api_key,
+        allow_private,
         model,
-        temperature: own.temperature.unwrap_or(defaults.temperature),
-        max_tokens: own.max_tokens.unwrap_or(defaults.max_tokens),
-        timeout: own.timeout_secs.map(Duration::from_secs).unwrap_or(defaults.timeout),
+        temperature: own.temperature.unwrap_or(defaults.temperature).clamp(0.0, 2.0),
+        max_tokens: own.max_tokens.unwrap_or(defaults.max_tokens).clamp(1, defaults.max_tokens_limit),
+        timeout: own
+            .timeout_secs
+            .map(|secs| Duration::from_secs(secs.clamp(1, MAX_TIMEOUT_SECS)))
+            .unwrap_or(defaults.timeout),
         redact_pii: own.redact_pii.unwrap_or(defaults.redact_pii),
         first_tool: own.first_tool.clone().filter(|name| !name.trim().is_empty()),
     })
 }
 
 fn client_for(clients: &Clients, endpoint: &Endpoint) -> Client<OpenAIConfig> {
-    let key = (endpoint.base_url.clone(), endpoint.api_key.clone());
     let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
     clients
-        .entry(key)
+        .entry(endpoint.profile.clone())
         .or_insert_with(|| {
             // Local servers take any key; OpenAI's own needs one, and says so if it is missing.
             let config = OpenAIConfig::new()
                 .with_api_base(endpoint.base_url.trim_end_matches('/'))
                 .with_api_key(endpoint.api_key.clone().unwrap_or_default());
             // Without async-openai's default retry layer (three retries with backoff): the
-            // brain retries once on its own terms, then the built-in brain answers.
-            let transport = async_openai::middleware::ReqwestService::new(reqwest_openai::Client::new());
+            // brain retries once on its own terms, then the built-in brain answers. The client
+            // is the SSRF guard's: no redirects, and a host name must resolve to a public
+            // address unless the operator allowed private ones for this endpoint.
+            let http = crate::net_guard::model_client(&endpoint.base_url, endpoint.allow_private);
+            let transport = async_openai::middleware::ReqwestService::new(http);
             Client::with_config(config).with_http_service(transport)
         })
         .clone()

@@ -52,16 +52,25 @@ pub struct BotSettings {
     pub model: Option<BotModel>,
 }
 
-/// A bot's own model settings; what is left out comes from the server's. The key is never
-/// stored: `api_key_env` names the environment variable that holds it.
+/// A bot's own model settings; what is left out comes from the server's. Which endpoint (and
+/// key) a bot's model runs on is the operator's choice: a bot may only name one of the server's
+/// model profiles (see [`crate::brain::model::check_bot_model`] for every bound).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BotModel {
     /// `false` keeps this bot on the built-in brain even when the server has a model.
     pub enabled: Option<bool>,
     pub model: Option<String>,
-    pub base_url: Option<String>,
-    pub api_key_env: Option<String>,
+    /// One of the operator's model profiles (`[models.NAME]` in the server's config file);
+    /// left out, the server's own endpoint (OPENAI_BASE_URL).
+    pub profile: Option<String>,
+    /// Settings of earlier versions, when a bot could name its own endpoint and key variable:
+    /// still read from stored settings (and then ignored), never written back, refused in a
+    /// request.
+    #[serde(skip_serializing)]
+    pub base_url: Option<serde_json::Value>,
+    #[serde(skip_serializing)]
+    pub api_key_env: Option<serde_json::Value>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
     pub timeout_secs: Option<u64>,

@@ -4,7 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
+use crate::brain::model::check_bot_model;
 use crate::chat::Chat;
+use crate::config::ModelDefaults;
 use crate::db::bots::{self, BotRow, BotSettings};
 use crate::db::workspaces;
 use crate::error::{ApiError, JsonBody};
@@ -76,12 +78,14 @@ pub struct CreateBot {
 pub async fn create(
     req: HttpRequest,
     chat: web::Data<Chat>,
+    models: web::Data<ModelDefaults>,
     caller: Caller,
     body: JsonBody<CreateBot>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(body, digest) = body;
     validate_name(&body.name)?;
     validate_origins(&body.allowed_origins)?;
+    validate_settings(&body.settings, &models)?;
     let id = caller.workspace_id;
     let key = idempotency::key_of(&req)?;
     idempotency::once(&chat, id, "bots", key, &digest, || async {
@@ -106,6 +110,7 @@ pub struct UpdateBot {
 
 pub async fn update(
     chat: web::Data<Chat>,
+    models: web::Data<ModelDefaults>,
     caller: Caller,
     path: web::Path<String>,
     body: JsonBody<UpdateBot>,
@@ -113,6 +118,9 @@ pub async fn update(
     let body = body.0;
     if let Some(name) = &body.name {
         validate_name(name)?;
+    }
+    if let Some(settings) = &body.settings {
+        validate_settings(settings, &models)?;
     }
     if let Some(origins) = &body.allowed_origins {
         validate_origins(origins)?;
@@ -136,6 +144,15 @@ pub async fn update(
         .ok_or_else(|| ApiError::not_found("bot not found"))?;
     chat.bots.invalidate(row.id);
     Ok(HttpResponse::Ok().json(BotView::from(row)))
+}
+
+/// The settings' model part must stay within what the operator offers (see
+/// [`check_bot_model`]); the rest of the settings are the bot's own words.
+fn validate_settings(settings: &BotSettings, models: &ModelDefaults) -> Result<(), ApiError> {
+    match &settings.model {
+        Some(model) => check_bot_model(model, models).map_err(ApiError::unprocessable),
+        None => Ok(()),
+    }
 }
 
 fn validate_name(name: &str) -> Result<(), ApiError> {

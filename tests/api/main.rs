@@ -21,6 +21,7 @@ mod idempotency;
 mod knowledge;
 mod knowledge_queue;
 mod model;
+mod model_profiles;
 mod pdf;
 mod rate_limits;
 mod real_model;

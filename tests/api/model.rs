@@ -29,7 +29,7 @@ on_both_backends!(
 
 /// What the scripted server does with the next request.
 #[derive(Clone)]
-enum Script {
+pub(crate) enum Script {
     /// Streams these pieces, `gap` apart, then a finish reason and (optionally) usage.
     Reply { pieces: Vec<String>, gap: Duration, usage: Option<(i64, i64)> },
     /// Answers with this status and an OpenAI-style error.
@@ -50,7 +50,7 @@ fn tools(calls: &[(&str, &str, Value)], repeat: bool) -> Script {
     }
 }
 
-fn reply(pieces: &[&str], usage: Option<(i64, i64)>) -> Script {
+pub(crate) fn reply(pieces: &[&str], usage: Option<(i64, i64)>) -> Script {
     Script::Reply { pieces: pieces.iter().map(|p| p.to_string()).collect(), gap: Duration::from_millis(20), usage }
 }
 
@@ -61,7 +61,7 @@ struct Seen {
     abandoned: usize,
 }
 
-struct ScriptedModel {
+pub(crate) struct ScriptedModel {
     addr: SocketAddr,
     script: Arc<Mutex<VecDeque<Script>>>,
     seen: Arc<Mutex<Seen>>,
@@ -69,7 +69,7 @@ struct ScriptedModel {
 }
 
 impl ScriptedModel {
-    async fn start() -> ScriptedModel {
+    pub(crate) async fn start() -> ScriptedModel {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let script: Arc<Mutex<VecDeque<Script>>> = Arc::default();
@@ -93,15 +93,15 @@ impl ScriptedModel {
         ScriptedModel { addr, script, seen, served }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/v1", self.addr)
     }
 
-    fn push(&self, steps: impl IntoIterator<Item = Script>) {
+    pub(crate) fn push(&self, steps: impl IntoIterator<Item = Script>) {
         self.script.lock().unwrap().extend(steps);
     }
 
-    fn requests(&self) -> Vec<(Option<String>, Value)> {
+    pub(crate) fn requests(&self) -> Vec<(Option<String>, Value)> {
         self.seen.lock().unwrap().requests.clone()
     }
 }
