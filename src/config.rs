@@ -658,6 +658,20 @@ fn parse_schedule(list: &str) -> anyhow::Result<Vec<Duration>> {
     Ok(schedule)
 }
 
+/// The names a config file may use: every setting's environment name, without `FRONTDESK_`.
+fn known_file_keys() -> std::collections::BTreeSet<String> {
+    use clap::Args as _;
+    SettingsArgs::augment_args(clap::Command::new("frontdesk"))
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|env| {
+            let env = env.to_string_lossy();
+            env.strip_prefix("FRONTDESK_").unwrap_or(&env).to_owned()
+        })
+        .filter(|name| name != "CONFIG")
+        .collect()
+}
+
 /// Reads the TOML file into upper-case setting names without the `FRONTDESK_` prefix, and its
 /// `[models.*]` tables.
 fn read_toml(path: &Path) -> anyhow::Result<(HashMap<String, String>, toml::Table)> {
@@ -669,6 +683,24 @@ fn read_toml(path: &Path) -> anyhow::Result<(HashMap<String, String>, toml::Tabl
         Some(_) => anyhow::bail!("config file {}: `models` must be tables such as [models.NAME]", path.display()),
         None => toml::Table::new(),
     };
+    let known = known_file_keys();
+    for key in table.keys() {
+        let upper = key.to_uppercase();
+        let name = upper.strip_prefix("FRONTDESK_").unwrap_or(&upper);
+        if !known.contains(name) {
+            let closest = known
+                .iter()
+                .map(|candidate| (strsim::levenshtein(candidate, name), candidate))
+                .min()
+                .filter(|(distance, _)| *distance <= 3)
+                .map(|(_, candidate)| format!(" (did you mean `{}`?)", candidate.to_lowercase()))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "config file {}: unknown setting `{key}`{closest}; the settings are listed by `frontdesk --help`",
+                path.display()
+            );
+        }
+    }
     let flat = table
         .into_iter()
         .map(|(key, value)| {
@@ -792,6 +824,15 @@ mod tests {
             let err = Settings::resolve(&args).unwrap_err().to_string();
             assert!(err.contains(expect), "{toml}: {err}");
         }
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused_by_name() {
+        let (_dir, args) = with_file("bnid = \"0.0.0.0:9000\"\n");
+        let err = Settings::resolve(&args).unwrap_err().to_string();
+        assert!(err.contains("unknown setting `bnid`") && err.contains("did you mean `bind`"), "{err}");
+        let (_dir, args) = with_file("FRONTDESK_WEBHOOK_POLL_MS = 500\nwebhook_timeout_secs = 3\n");
+        assert!(Settings::resolve(&args).is_ok(), "either spelling of a real setting is fine");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod booking;
 pub mod brain;
 pub mod chat;
+pub mod check;
 pub mod cluster;
 pub mod compat;
 pub mod config;

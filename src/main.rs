@@ -25,6 +25,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Read the configuration and reach the database, Redis and the model endpoints, one line
+    /// each; changes nothing. Exits 1 if anything is wrong.
+    Check,
     /// Manage workspaces.
     Workspace {
         #[command(subcommand)]
@@ -81,12 +84,33 @@ enum KeyCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // One line that says what is wrong and what to do: the errors are written for it.
+            eprintln!("frontdesk: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::resolve(&cli.settings)?;
     telemetry::init(settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
+        Command::Check => {
+            let lines = tokio::runtime::Runtime::new()?.block_on(frontdesk::check::run(&settings));
+            for line in &lines {
+                println!("{line}");
+            }
+            if lines.iter().any(|line| !line.ok) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Migrate => {
             let db = open_database(&settings)?;
             println!("{}", serde_json::json!({ "migrated": true, "backend": db.backend().name() }));

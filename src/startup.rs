@@ -65,8 +65,45 @@ pub struct Application {
     pub demo: Option<CreatedWorkspace>,
 }
 
+/// Listens on `address`, or says in one line why not and what to do.
+fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let resolved = address.to_socket_addrs().map_err(|_| {
+        anyhow::anyhow!(
+            "cannot listen on `{address}`: not an address like 127.0.0.1:8080 (set FRONTDESK_BIND or --bind)"
+        )
+    })?;
+    let addrs: Vec<_> = resolved.collect();
+    TcpListener::bind(&addrs[..]).map_err(|err| match err.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot listen on {address}: the port is in use (another frontdesk?); stop that process or choose \
+             another address with FRONTDESK_BIND or --bind"
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "cannot listen on {address}: permission denied (ports below 1024 need privileges); choose a port above \
+             1024 with FRONTDESK_BIND or --bind"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => anyhow::anyhow!(
+            "cannot listen on {address}: this machine has no such address; use 127.0.0.1 or 0.0.0.0 with a port"
+        ),
+        _ => anyhow::anyhow!("cannot listen on {address}: {err}"),
+    })
+}
+
+/// The data folder, created if needed; the error names it.
+fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|err| {
+        anyhow::anyhow!(
+            "cannot use the data folder {}: {err}; set FRONTDESK_DATA_DIR (or --data-dir) to a folder frontdesk may \
+             write to",
+            dir.display()
+        )
+    })
+}
+
 /// Opens the database and applies pending migrations.
 pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    prepare_data_dir(&settings.data_dir)?;
     let db = Db::connect(&settings.database_url, settings.db_pool_size)?;
     let applied = db.migrate()?;
     if applied > 0 {
@@ -78,6 +115,9 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
 impl Application {
     /// Builds everything and binds the listener; serving starts with [`Application::run`].
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        // The address first: a start that cannot listen must fail before it creates anything
+        // (the demo workspace's secrets are shown once, by a start that serves).
+        let listener = bind(&settings.bind)?;
         let opened = {
             let settings = settings.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<(Db, Option<CreatedWorkspace>, SecretBox)> {
@@ -243,8 +283,6 @@ impl Application {
             }
         });
 
-        let listener = TcpListener::bind(&settings.bind)
-            .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             let app = App::new()

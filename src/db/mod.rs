@@ -205,7 +205,9 @@ impl Db {
         let (backend, target) = parse_url(url)?;
         if backend == Backend::Sqlite {
             if let Some(parent) = Path::new(&target).parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)?;
+                std::fs::create_dir_all(parent).map_err(|err| {
+                    anyhow::anyhow!("cannot create the folder {} for the SQLite database: {err}", parent.display())
+                })?;
             }
             // WAL is a property of the file: set it once, alone, before the pool opens its
             // connections all at once; several of them switching a new file together make
@@ -216,6 +218,14 @@ impl Db {
             first
                 .batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")
                 .map_err(|err| anyhow::anyhow!("cannot switch the SQLite database {target} to WAL: {err}"))?;
+        }
+        if backend == Backend::Postgres {
+            // One connection alone first, so that a server that is down, a database that does
+            // not exist or a refused login is one line that says which, rather than the pool's
+            // retries of an opaque error.
+            use diesel::Connection;
+            diesel::PgConnection::establish(&target)
+                .map_err(|err| anyhow::anyhow!(describe_pg_failure(&target, &err)))?;
         }
         let manager = ConnectionManager::<DbConn>::new(target);
         let pool = Pool::builder()
@@ -262,6 +272,17 @@ impl Db {
         Ok(applied)
     }
 
+    /// How many migrations this binary has that the database has not applied yet.
+    pub fn pending_migrations(&self) -> anyhow::Result<usize> {
+        let mut conn = self.conn()?;
+        let pending = match &mut *conn {
+            DbConn::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            DbConn::Postgres(c) => c.pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        }
+        .map_err(|err| anyhow::anyhow!("cannot read the applied migrations: {err}"))?;
+        Ok(pending)
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from)).await.is_ok()
@@ -285,6 +306,42 @@ pub fn parse_url(url: &str) -> anyhow::Result<(Backend, String)> {
              for the SQLite file in the data folder)"
         ),
         None => Ok((Backend::Sqlite, url.to_owned())),
+    }
+}
+
+/// What went wrong connecting to PostgreSQL at `url`, in one line naming the host, port, database
+/// and user (never the password) and what to do.
+pub fn describe_pg_failure(url: &str, err: &diesel::ConnectionError) -> String {
+    let parsed = reqwest::Url::parse(url).ok();
+    let host = parsed.as_ref().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_else(|| "localhost".into());
+    let port = parsed.as_ref().and_then(reqwest::Url::port).unwrap_or(5432);
+    let database = parsed
+        .as_ref()
+        .map(|u| u.path().trim_start_matches('/').to_owned())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "(the user's name)".into());
+    let user = parsed.as_ref().map(|u| u.username().to_owned()).filter(|u| !u.is_empty()).unwrap_or_default();
+    let detail = err.to_string();
+    let lower = detail.to_lowercase();
+    let server = format!("PostgreSQL at {host}:{port}");
+    if lower.contains("connection refused") {
+        format!("{server} refused the connection: is PostgreSQL running there? (DATABASE_URL)")
+    } else if lower.contains("could not translate host name") || lower.contains("name or service not known") {
+        format!("{server}: the host name does not resolve (DATABASE_URL)")
+    } else if lower.contains("timeout") || lower.contains("timed out") {
+        format!("{server} did not answer in time: check the host, the port and the firewall (DATABASE_URL)")
+    } else if lower.contains("database") && lower.contains("does not exist") {
+        format!("{server} has no database `{database}`: create it (createdb {database}) or fix DATABASE_URL")
+    } else if lower.contains("password authentication failed")
+        || lower.contains("no password supplied")
+        || (lower.contains("role") && lower.contains("does not exist"))
+        || lower.contains("authentication")
+        || lower.contains("pg_hba.conf")
+    {
+        format!("{server} refused user `{user}`: the user or its password is wrong, or pg_hba.conf does not let it in from here (DATABASE_URL)")
+    } else {
+        // libpq's own words; they carry no password.
+        format!("cannot connect to {server}, database `{database}`: {}", detail.lines().next().unwrap_or_default())
     }
 }
 

@@ -15,7 +15,7 @@ on_both_backends!(a_node_serves_through_a_redis_outage_and_shares_quotas_again_a
 
 /// The machine's Redis, with a key prefix of the test's own.
 fn shared_redis(args: &mut frontdesk::config::SettingsArgs) {
-    args.redis_url = Some("redis://127.0.0.1:6379".into());
+    args.redis_url = Some(crate::helpers::redis_url());
     args.redis_prefix = Some(format!("frontdesk-test-{}:", uuid::Uuid::new_v4().simple()));
 }
 
@@ -416,7 +416,7 @@ async fn an_agent_stays_online_while_a_socket_is_open_on_any_node() {
 
     // The nodes holding the agent's sockets, as Redis has them.
     let mut redis =
-        redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
+        redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let key = format!("{prefix}agent-sockets:{id}");
     let holders = |redis: &mut redis::aio::MultiplexedConnection| {
         let mut redis = redis.clone();
@@ -510,7 +510,7 @@ async fn queued_conversations_go_round_the_agents_in_turns_taken_in_redis() {
     assert_eq!(assigned, [agents[0], agents[1], agents[0], agents[1]], "in turn");
     // The turns were taken in Redis (the workspace's rota holds both agents).
     let mut redis =
-        redis::Client::open("redis://127.0.0.1:6379").unwrap().get_multiplexed_async_connection().await.unwrap();
+        redis::Client::open(crate::helpers::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let workspace = app.a.workspace_id;
     let rota: usize =
         redis::AsyncCommands::zcard(&mut redis, format!("{prefix}{{rr:{workspace}}}:turns")).await.unwrap();

@@ -23,8 +23,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{run_cli, Backend, PrivateRedis, Socket, TestDb};
 
-/// The machine's Redis; each cluster gets a key prefix of its own.
-const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 /// The conversation lease's time to live, so a dead owner's conversations move on quickly.
 const LEASE_MS: &str = "2500";
 /// Every node of a cluster needs the same key for the secrets it stores (32 zero bytes).
@@ -973,7 +971,7 @@ fn replies_to(stored: &[Value], to: i64) -> Vec<Value> {
 /// messages, in seq order, each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visitor_agent_and_poller_on_three_nodes_see_one_conversation() {
-    let cluster = Cluster::start(SHARED_REDIS, 3).await;
+    let cluster = Cluster::start(&crate::helpers::redis_url(), 3).await;
     cluster
         .set_bot(
             json!({ "stream_delay_ms": 120, "policies": [{ "title": "Cancellation policy", "content": LONG_POLICY }] }),
@@ -1119,7 +1117,7 @@ async fn visitor_agent_and_poller_on_three_nodes_see_one_conversation() {
 /// message stored once at its acked seq, seqs gap-free, the bot answering after the failover.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_killed_mid_stream_then_conversation_resumes_on_another_node() {
-    let mut cluster = Cluster::start(SHARED_REDIS, 3).await;
+    let mut cluster = Cluster::start(&crate::helpers::redis_url(), 3).await;
     cluster
         .set_bot(
             json!({ "stream_delay_ms": 250, "policies": [{ "title": "Cancellation policy", "content": LONG_POLICY }] }),
@@ -1249,7 +1247,7 @@ async fn owner_killed_mid_stream_then_conversation_resumes_on_another_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_of_three_nodes_under_traffic_loses_nothing() {
     const CLIENTS: usize = 6;
-    let mut cluster = Cluster::start(SHARED_REDIS, 3).await;
+    let mut cluster = Cluster::start(&crate::helpers::redis_url(), 3).await;
     let mut conversations = Vec::new();
     for k in 0..CLIENTS {
         conversations.push(cluster.start_conversation(k % 3).await);
@@ -1531,7 +1529,8 @@ async fn redis_stopped_and_started_during_chat_traffic() {
 /// per 300 ms for as long as the burst lasts; three nodes counting alone would let all 400 pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_hundred_requests_on_one_key_over_three_processes_get_one_quota() {
-    let cluster = Cluster::start_with(SHARED_REDIS, 3, &[("FRONTDESK_RATE_LIMIT_PER_MINUTE", "200")]).await;
+    let cluster =
+        Cluster::start_with(&crate::helpers::redis_url(), 3, &[("FRONTDESK_RATE_LIMIT_PER_MINUTE", "200")]).await;
     let bases: Vec<String> = (0..3).map(|i| cluster.base(i)).collect();
     let started = Instant::now();
     let answers: Vec<(usize, u16)> = futures_util::stream::iter(0..400)

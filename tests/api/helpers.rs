@@ -13,7 +13,37 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The PostgreSQL role the tests create their databases with: `FRONTDESK_TEST_DATABASE_URL`
+/// (set by scripts/test, or by a developer with a server of their own), else the machine's
+/// PostgreSQL with trust auth.
+pub fn pg_admin_url() -> String {
+    std::env::var("FRONTDESK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The Redis the cluster tests share (each under a key prefix of its own):
+/// `FRONTDESK_TEST_REDIS_URL`, else the machine's on 127.0.0.1:6379.
+pub fn redis_url() -> String {
+    std::env::var("FRONTDESK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// `admin` with its database replaced by `name` (and nothing of it printed, for its password).
+fn database_url(admin: &str, name: &str) -> String {
+    let mut url = reqwest::Url::parse(admin).expect("FRONTDESK_TEST_DATABASE_URL is a postgres:// URL");
+    url.set_path(name);
+    url.to_string()
+}
+
+fn connect_admin() -> diesel::PgConnection {
+    let admin = pg_admin_url();
+    diesel::PgConnection::establish(&admin).unwrap_or_else(|err| {
+        let host = reqwest::Url::parse(&admin).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        panic!(
+            "PostgreSQL at {host} refused the tests ({err}): run the tests with scripts/test, which starts it and \
+             creates a role, or set FRONTDESK_TEST_DATABASE_URL to a role that may create databases"
+        )
+    })
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -37,10 +67,9 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let name = format!("frontdesk_test_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = diesel::PgConnection::establish(PG_ADMIN_URL)
-                    .expect("PostgreSQL must run on 127.0.0.1:5432 with trust auth (see .ci/run)");
+                let mut admin = connect_admin();
                 diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create database");
-                TestDb { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), dir, pg_name: Some(name) }
+                TestDb { url: database_url(&pg_admin_url(), &name), dir, pg_name: Some(name) }
             }
         }
     }
@@ -60,7 +89,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(name) = &self.pg_name {
-            if let Ok(mut admin) = diesel::PgConnection::establish(PG_ADMIN_URL) {
+            if let Ok(mut admin) = diesel::PgConnection::establish(&pg_admin_url()) {
                 let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
             }
         }

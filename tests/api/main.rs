@@ -16,6 +16,7 @@ mod cxgenie_customers;
 mod durability;
 mod embeddings;
 mod failover;
+mod first_start;
 mod flows;
 mod idempotency;
 mod knowledge;
