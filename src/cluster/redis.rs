@@ -510,7 +510,7 @@ mod tests {
     use super::*;
 
     fn slow() -> redis::RedisResult<i64> {
-        Err(redis::RedisError::from((redis::ErrorKind::IoError, "no answer in time")))
+        Err(redis::RedisError::from((redis::ErrorKind::Io, "no answer in time")))
     }
 
     #[tokio::test]

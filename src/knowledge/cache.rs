@@ -10,7 +10,6 @@
 //! the blocking pool, so a large corpus never holds a connection that requests are waiting for.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -102,7 +101,7 @@ impl KnowledgeCache {
 
     /// Keeps at most `max_entries` indexes taking about `max_bytes` in all.
     pub fn with_limits(mut self, max_entries: usize, max_bytes: usize) -> Self {
-        self.max_entries = NonZeroUsize::new(max_entries).map_or(1, NonZeroUsize::get);
+        self.max_entries = max_entries.max(1);
         self.max_bytes = max_bytes;
         self
     }
