@@ -444,8 +444,12 @@ impl Settings {
             ),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
             db_acquire_timeout: Duration::from_millis(
-                pick(args.db_acquire_timeout_ms, from_file("DB_ACQUIRE_TIMEOUT_MS"), "FRONTDESK_DB_ACQUIRE_TIMEOUT_MS")?
-                    .unwrap_or(3000),
+                pick(
+                    args.db_acquire_timeout_ms,
+                    from_file("DB_ACQUIRE_TIMEOUT_MS"),
+                    "FRONTDESK_DB_ACQUIRE_TIMEOUT_MS",
+                )?
+                .unwrap_or(3000),
             ),
             db_writer_queue: pick(args.db_writer_queue, from_file("DB_WRITER_QUEUE"), "FRONTDESK_DB_WRITER_QUEUE")?
                 .unwrap_or(4096)

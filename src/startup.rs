@@ -67,7 +67,8 @@ pub struct Application {
 
 /// Opens the database and applies pending migrations.
 pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.database_url, settings.db_pool_size)?.with_acquire_timeout(settings.db_acquire_timeout);
+    let db =
+        Db::connect(&settings.database_url, settings.db_pool_size)?.with_acquire_timeout(settings.db_acquire_timeout);
     let applied = db.migrate()?;
     if applied > 0 {
         tracing::info!(applied, backend = db.backend().name(), "migrations applied");

@@ -94,7 +94,12 @@ pub async fn metrics(
     let mut table: Vec<(&str, &str, &str, String)> = Vec::new();
     let db = chat.db.stats();
     table.extend([
-        ("frontdesk_db_in_use", "gauge", "Database calls running (permits taken of the pool's size).", chat.db.in_use().to_string()),
+        (
+            "frontdesk_db_in_use",
+            "gauge",
+            "Database calls running (permits taken of the pool's size).",
+            chat.db.in_use().to_string(),
+        ),
         ("frontdesk_db_waits_total", "counter", "Database calls that waited for a free connection.", load(&db.waited)),
         (
             "frontdesk_db_busy_total",
@@ -118,8 +123,18 @@ pub async fn metrics(
     if let Some(knowledge) = &knowledge {
         let cache = knowledge.cache.stats();
         table.extend([
-            ("frontdesk_knowledge_cache_entries", "gauge", "Bots' knowledge indexes kept in memory.", cache.entries.to_string()),
-            ("frontdesk_knowledge_cache_bytes", "gauge", "Estimated memory of the kept knowledge indexes.", cache.bytes.to_string()),
+            (
+                "frontdesk_knowledge_cache_entries",
+                "gauge",
+                "Bots' knowledge indexes kept in memory.",
+                cache.entries.to_string(),
+            ),
+            (
+                "frontdesk_knowledge_cache_bytes",
+                "gauge",
+                "Estimated memory of the kept knowledge indexes.",
+                cache.bytes.to_string(),
+            ),
             ("frontdesk_knowledge_index_builds_total", "counter", "Knowledge indexes built.", cache.builds.to_string()),
             (
                 "frontdesk_knowledge_cache_evictions_total",

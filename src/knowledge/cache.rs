@@ -230,11 +230,9 @@ fn build(corpus: knowledge::Corpus) -> Result<(KnowledgeIndex, usize), DbError> 
 /// in-memory postings, the vectors, and a fixed overhead per index.
 fn estimate_bytes(chunks: &[IndexedChunk], qa: &[QaPair]) -> usize {
     const PER_INDEX: usize = 64 << 10;
-    let texts: usize = chunks
-        .iter()
-        .map(|c| c.text.len() + c.title.len() + c.url.as_ref().map_or(0, String::len))
-        .sum::<usize>()
-        + qa.iter().map(|p| p.question.len() + p.answer.len()).sum::<usize>();
+    let texts: usize =
+        chunks.iter().map(|c| c.text.len() + c.title.len() + c.url.as_ref().map_or(0, String::len)).sum::<usize>()
+            + qa.iter().map(|p| p.question.len() + p.answer.len()).sum::<usize>();
     let vectors: usize = chunks.iter().map(|c| c.embedding.as_ref().map_or(0, |e| e.len() * 4)).sum();
     PER_INDEX + 2 * texts + vectors
 }

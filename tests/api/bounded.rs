@@ -82,14 +82,9 @@ async fn conversation(backend: Backend) -> (TestDb, Db, i64, String) {
         let store = frontdesk::startup::open_database(&settings).unwrap();
         let mut conn = store.conn().unwrap();
         let workspace = frontdesk::db::workspaces::create(&mut conn, "Writer", false).unwrap().workspace_id;
-        let bot = frontdesk::db::bots::create(
-            &mut conn,
-            workspace,
-            "Main",
-            &frontdesk::db::BotSettings::default(),
-            &[],
-        )
-        .unwrap();
+        let bot =
+            frontdesk::db::bots::create(&mut conn, workspace, "Main", &frontdesk::db::BotSettings::default(), &[])
+                .unwrap();
         let row = conversations::create(
             &mut conn,
             conversations::NewConversation {

@@ -176,7 +176,8 @@ async fn the_bot_index_follows_its_sources(backend: Backend) {
 /// Learns `text` as a source of `bot`; answers the source's id.
 fn learn_for(store: &Db, workspace: i64, bot_id: i64, text: &str) -> i64 {
     let mut conn = store.conn().unwrap();
-    let new = NewSource { bot_id: Some(bot_id), kind: "text".into(), content: Some(text.into()), ..NewSource::default() };
+    let new =
+        NewSource { bot_id: Some(bot_id), kind: "text".into(), content: Some(text.into()), ..NewSource::default() };
     let id = knowledge::create(&mut conn, workspace, &new, 0).unwrap().id;
     let (_, claim) = knowledge::claim_next(&mut conn, "node", 1, 60_000).unwrap().unwrap();
     assert!(knowledge::complete(&mut conn, &claim, &[chunk(text)], None, 1, 2).unwrap());
