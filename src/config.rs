@@ -184,6 +184,19 @@ pub struct SettingsArgs {
     /// soon another node takes over the conversations of a node that died [default: 5000].
     #[arg(long, global = true, env = "FRONTDESK_LEASE_MS")]
     pub lease_ms: Option<u64>,
+    /// Milliseconds a database call (or a message waiting for room in the writer's queue) may
+    /// wait while every connection is busy before the request gets 503 with Retry-After [default: 3000].
+    #[arg(long, global = true, env = "FRONTDESK_DB_ACQUIRE_TIMEOUT_MS")]
+    pub db_acquire_timeout_ms: Option<u64>,
+    /// Messages each writer thread may have queued before senders wait for room [default: 4096].
+    #[arg(long, global = true, env = "FRONTDESK_DB_WRITER_QUEUE")]
+    pub db_writer_queue: Option<usize>,
+    /// Most bots' knowledge indexes a node keeps in memory [default: 256].
+    #[arg(long, global = true, env = "FRONTDESK_KNOWLEDGE_CACHE_ENTRIES")]
+    pub knowledge_cache_entries: Option<usize>,
+    /// Approximate memory the kept knowledge indexes may take, in MiB [default: 256].
+    #[arg(long, global = true, env = "FRONTDESK_KNOWLEDGE_CACHE_MB")]
+    pub knowledge_cache_mb: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +246,12 @@ pub struct Settings {
     pub redis_prefix: String,
     /// How long a conversation's lease lasts without renewal (cluster mode).
     pub lease: Duration,
+    /// How long a database call waits for a free connection (and a message for room in the
+    /// writer's queue) before 503.
+    pub db_acquire_timeout: Duration,
+    pub db_writer_queue: usize,
+    pub knowledge_cache_entries: usize,
+    pub knowledge_cache_bytes: usize,
 }
 
 /// The model brain's global settings (OPENAI_BASE_URL, OPENAI_API_KEY, FRONTDESK_MODEL_*) and
@@ -523,6 +542,32 @@ impl Settings {
                 pick(args.lease_ms, from_file("LEASE_MS"), "FRONTDESK_LEASE_MS")?.unwrap_or(5000).clamp(300, 600_000),
             ),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
+            db_acquire_timeout: Duration::from_millis(
+                pick(
+                    args.db_acquire_timeout_ms,
+                    from_file("DB_ACQUIRE_TIMEOUT_MS"),
+                    "FRONTDESK_DB_ACQUIRE_TIMEOUT_MS",
+                )?
+                .unwrap_or(3000),
+            ),
+            db_writer_queue: pick(args.db_writer_queue, from_file("DB_WRITER_QUEUE"), "FRONTDESK_DB_WRITER_QUEUE")?
+                .unwrap_or(4096)
+                .max(1),
+            knowledge_cache_entries: pick(
+                args.knowledge_cache_entries,
+                from_file("KNOWLEDGE_CACHE_ENTRIES"),
+                "FRONTDESK_KNOWLEDGE_CACHE_ENTRIES",
+            )?
+            .unwrap_or(256)
+            .max(1),
+            knowledge_cache_bytes: pick(
+                args.knowledge_cache_mb,
+                from_file("KNOWLEDGE_CACHE_MB"),
+                "FRONTDESK_KNOWLEDGE_CACHE_MB",
+            )?
+            .unwrap_or(256)
+            .max(1)
+                << 20,
         })
     }
 }

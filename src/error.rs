@@ -23,17 +23,27 @@ use serde::de::DeserializeOwned;
 use crate::config::Limits;
 use crate::db::DbError;
 
+/// What a 503 for a saturated database asks the client to wait, in seconds.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
     /// Further fields of the body beside `error` (a conflict's alternatives).
     extra: Vec<(&'static str, serde_json::Value)>,
+    /// Seconds sent as `Retry-After` (a saturated server's 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), extra: Vec::new() }
+        ApiError { status, message: message.into(), extra: Vec::new(), retry_after: None }
+    }
+    /// Tells the client to try again after `seconds` (the `Retry-After` header).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
     /// Adds a field to the error body, beside `error`.
     pub fn with(mut self, field: &'static str, value: serde_json::Value) -> Self {
@@ -102,7 +112,11 @@ impl ResponseError for ApiError {
         for (field, value) in &self.extra {
             body[*field] = value.clone();
         }
-        HttpResponse::build(self.status).json(body)
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(body)
     }
 }
 
@@ -113,6 +127,10 @@ impl From<DbError> for ApiError {
             DbError::Pool(_) => {
                 tracing::error!(error = %err, "database unavailable");
                 ApiError::unavailable("database unavailable, try again shortly")
+            }
+            DbError::Busy(_) => {
+                tracing::warn!(error = %err, "request refused: database saturated");
+                ApiError::unavailable("server is busy, try again shortly").with_retry_after(BUSY_RETRY_AFTER_SECS)
             }
             other => ApiError::internal(other),
         }
@@ -127,6 +145,7 @@ impl From<SessionError> for ApiError {
             SessionError::Unavailable(why) => {
                 tracing::error!(error = %why, "conversation unavailable");
                 ApiError::unavailable("conversation temporarily unavailable, try again shortly")
+                    .with_retry_after(BUSY_RETRY_AFTER_SECS)
             }
             SessionError::Failed(why) => ApiError::internal(why),
             SessionError::Conflict(why) => ApiError::conflict(why),

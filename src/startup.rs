@@ -104,7 +104,8 @@ fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 /// Opens the database and applies pending migrations.
 pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
     prepare_data_dir(&settings.data_dir)?;
-    let db = Db::connect(&settings.database_url, settings.db_pool_size)?;
+    let db =
+        Db::connect(&settings.database_url, settings.db_pool_size)?.with_acquire_timeout(settings.db_acquire_timeout);
     let applied = db.migrate()?;
     if applied > 0 {
         tracing::info!(applied, backend = db.backend().name(), "migrations applied");
@@ -139,7 +140,7 @@ impl Application {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
         });
-        let writer = MessageWriter::start(db.clone(), writers);
+        let writer = MessageWriter::start(db.clone(), writers, settings.db_writer_queue, settings.db_acquire_timeout);
         let bus = Arc::new(LocalBus::new());
         let bots = Arc::new(BotSettingsCache::new(db.clone()));
         let desk = Arc::new(BookingDesk::new(db.clone()));
@@ -383,7 +384,10 @@ fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Resul
         None => None,
     };
     let model = embedder.as_ref().map(|e| e.model().to_owned());
-    let cache = Arc::new(KnowledgeCache::new(db.clone(), Duration::from_secs(2), model));
+    let cache = Arc::new(
+        KnowledgeCache::new(db.clone(), Duration::from_secs(2), model)
+            .with_limits(settings.knowledge_cache_entries, settings.knowledge_cache_bytes),
+    );
     Learner::new(
         db.clone(),
         Fetcher::new(policy.clone(), limits),

@@ -36,7 +36,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
-use super::redis::Redis;
+use super::redis::{Kind, Redis};
 use crate::db::{conversations, Db};
 
 /// How long a forwarded command may wait for the owner's answer.
@@ -373,7 +373,9 @@ impl Owners {
             Ok(_) => true,
             // A blip (a call timing out on a saturated node) must not move conversations around:
             // wait for Redis for a lease's time, then go on by the database's fence alone.
-            Err(_) if self.redis.failing_for().is_none_or(|failing| failing < self.lease) => return Ok(Route::Wait),
+            Err(_) if self.redis.failing_for(Kind::Lease).is_none_or(|failing| failing < self.lease) => {
+                return Ok(Route::Wait)
+            }
             Err(error) => {
                 tracing::debug!(%error, conversation_id, "Redis unreachable: taking the conversation by its fence alone");
                 false

@@ -5,9 +5,10 @@
 //! Redis is a coordinator here, never the record: when it cannot be reached the node keeps
 //! serving, each quota falls back to the node's own limiter, and `/readyz` and the log say so.
 //! After a failed call the node leaves Redis alone for [`BACKOFF`] rather than making every
-//! request wait for a connection that is not there.
+//! request wait for a connection that is not there, but only for calls of the same [`Kind`]:
+//! one slow rate-limit call must not stop the event bus or the renewal of leases.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,35 @@ end
 return best
 ";
 
+/// What a call is for: each kind backs off on its own after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Conversation leases, leads (the hand-off leader) and their holders.
+    Lease,
+    /// Publishing events to the other nodes.
+    Bus,
+    /// Shared quotas (GCRA).
+    RateLimit,
+    /// Agents' presence and the round-robin rota.
+    Presence,
+    /// Heartbeats and the list of live nodes.
+    Membership,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [Kind::Lease, Kind::Bus, Kind::RateLimit, Kind::Presence, Kind::Membership];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Lease => "lease",
+            Kind::Bus => "bus",
+            Kind::RateLimit => "rate_limit",
+            Kind::Presence => "presence",
+            Kind::Membership => "membership",
+        }
+    }
+}
+
 /// Where the node's Redis is: one server, or a Redis Cluster.
 enum Target {
     Single {
@@ -154,10 +184,13 @@ pub struct Redis {
     release: Script,
     take_turn: Script,
     healthy: AtomicBool,
-    /// Until when (ms since `started`) calls are skipped after a failure.
-    resting_until: AtomicI64,
-    /// Since when (ms since `started`) calls have been failing; -1 while they succeed.
-    failing_since: AtomicI64,
+    /// Per [`Kind`]: until when (ms since `started`) its calls are skipped after a failure.
+    resting_until: [AtomicI64; Kind::ALL.len()],
+    /// Per [`Kind`]: calls skipped while resting, for `/metrics`.
+    skipped: [AtomicU64; Kind::ALL.len()],
+    /// Per [`Kind`]: since when (ms since `started`) its calls have been failing; -1 while they
+    /// succeed.
+    failing_since: [AtomicI64; Kind::ALL.len()],
     started: Instant,
     last_error: Mutex<Option<String>>,
     /// How long a node's last heartbeat counts (three beats).
@@ -210,8 +243,9 @@ impl Redis {
             release: Script::new(RELEASE),
             take_turn: Script::new(TAKE_TURN),
             healthy: AtomicBool::new(true),
-            resting_until: AtomicI64::new(0),
-            failing_since: AtomicI64::new(-1),
+            resting_until: Default::default(),
+            skipped: Default::default(),
+            failing_since: std::array::from_fn(|_| AtomicI64::new(-1)),
             started: Instant::now(),
             last_error: Mutex::new(None),
             window_ms: AtomicI64::new(15_000),
@@ -234,9 +268,9 @@ impl Redis {
         (self.healthy.load(Ordering::Relaxed), error)
     }
 
-    /// How long calls have been failing (`None` while they succeed).
-    pub fn failing_for(&self) -> Option<Duration> {
-        let since = self.failing_since.load(Ordering::Relaxed);
+    /// How long calls of `kind` have been failing (`None` while they succeed).
+    pub fn failing_for(&self, kind: Kind) -> Option<Duration> {
+        let since = self.failing_since[kind as usize].load(Ordering::Relaxed);
         (since >= 0).then(|| Duration::from_millis((self.elapsed_ms() - since).max(0) as u64))
     }
 
@@ -244,16 +278,21 @@ impl Redis {
         self.started.elapsed().as_millis() as i64
     }
 
+    /// Calls of each kind skipped because that kind was resting after a failure.
+    pub fn skipped(&self) -> Vec<(Kind, u64)> {
+        Kind::ALL.iter().map(|kind| (*kind, self.skipped[*kind as usize].load(Ordering::Relaxed))).collect()
+    }
+
     /// The connection to call through: a Redis Cluster's is made on first use (a failure to
-    /// make it counts as a failed call).
-    async fn connection(&self) -> Result<Connection, String> {
+    /// make it counts as a failed call of `kind`).
+    async fn connection(&self, kind: Kind) -> Result<Connection, String> {
         match &self.target {
             Target::Single { conn, .. } => Ok(Connection::Single(conn.clone())),
             Target::Cluster { client, conn, .. } => {
                 if let Some(conn) = conn.get() {
                     return Ok(Connection::Cluster(conn.clone()));
                 }
-                let connected = self.call(client.get_async_connection()).await?;
+                let connected = self.call(kind, client.get_async_connection()).await?;
                 // Two calls may connect at once: the first one kept serves both.
                 let _ = conn.set(connected.clone());
                 Ok(Connection::Cluster(conn.get().cloned().unwrap_or(connected)))
@@ -261,13 +300,14 @@ impl Redis {
         }
     }
 
-    /// Runs one call unless Redis is resting after a failure; notes the outcome.
-    async fn call<T, F>(&self, call: F) -> Result<T, String>
+    /// Runs one call unless calls of its kind are resting after a failure; notes the outcome.
+    async fn call<T, F>(&self, kind: Kind, call: F) -> Result<T, String>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        if self.elapsed_ms() < self.resting_until.load(Ordering::Relaxed) {
-            return Err("Redis is unreachable (resting after a failure)".into());
+        if self.elapsed_ms() < self.resting_until[kind as usize].load(Ordering::Relaxed) {
+            self.skipped[kind as usize].fetch_add(1, Ordering::Relaxed);
+            return Err(format!("Redis is unreachable ({} calls resting after a failure)", kind.name()));
         }
         let outcome = match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(value)) => Ok(value),
@@ -276,15 +316,20 @@ impl Redis {
         };
         match &outcome {
             Ok(_) => {
-                self.failing_since.store(-1, Ordering::Relaxed);
+                self.failing_since[kind as usize].store(-1, Ordering::Relaxed);
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!("Redis is reachable again: shared rate limits resume");
                 }
             }
             Err(error) => {
-                self.resting_until.store(self.elapsed_ms() + BACKOFF.as_millis() as i64, Ordering::Relaxed);
-                let _ =
-                    self.failing_since.compare_exchange(-1, self.elapsed_ms(), Ordering::Relaxed, Ordering::Relaxed);
+                self.resting_until[kind as usize]
+                    .store(self.elapsed_ms() + BACKOFF.as_millis() as i64, Ordering::Relaxed);
+                let _ = self.failing_since[kind as usize].compare_exchange(
+                    -1,
+                    self.elapsed_ms(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
                 if self.healthy.swap(false, Ordering::Relaxed) {
                     tracing::error!(%error, "Redis is unreachable: rate limits fall back to this node's own");
                 }
@@ -296,12 +341,12 @@ impl Redis {
 
     /// Counts one request against `key`'s quota of `per_minute`, shared by every node.
     pub async fn gcra(&self, key: &str, per_minute: u32) -> Result<Verdict, String> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection(Kind::RateLimit).await?;
         let key = self.key(&format!("rl:{key}"));
         let mut invocation = self.gcra.prepare_invoke();
         invocation.key(key).arg(per_minute).arg(60_000);
         let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) =
-            self.call(invocation.invoke_async(&mut conn)).await?;
+            self.call(Kind::RateLimit, invocation.invoke_async(&mut conn)).await?;
         let seconds = |ms: i64| (ms.max(0) as u64).div_ceil(1000);
         Ok(Verdict {
             allowed: allowed == 1,
@@ -322,28 +367,28 @@ impl Redis {
     /// Keeps this node's hold on `name` (a lease or a lead) for `ttl`, taking it again if it
     /// lapsed and nobody took it meanwhile; false if another node holds it.
     pub async fn hold(&self, name: &str, ttl: Duration) -> Result<bool, String> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection(Kind::Lease).await?;
         let mut invocation = self.lead.prepare_invoke();
         invocation.key(self.key(name)).arg(&self.node_id).arg(ttl.as_millis() as u64);
-        let held: i64 = self.call(invocation.invoke_async(&mut conn)).await?;
+        let held: i64 = self.call(Kind::Lease, invocation.invoke_async(&mut conn)).await?;
         Ok(held == 1)
     }
 
     /// Takes `name` for this node for `ttl` unless another node holds it (`SET NX PX`);
     /// answers the holder, this node's id when it took it.
     pub async fn acquire(&self, name: &str, ttl: Duration) -> Result<String, String> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection(Kind::Lease).await?;
         let mut invocation = self.acquire.prepare_invoke();
         invocation.key(self.key(name)).arg(&self.node_id).arg(ttl.as_millis() as u64);
-        self.call(invocation.invoke_async(&mut conn)).await
+        self.call(Kind::Lease, invocation.invoke_async(&mut conn)).await
     }
 
     /// Gives `name` up if this node holds it.
     pub async fn release(&self, name: &str) -> Result<(), String> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection(Kind::Lease).await?;
         let mut invocation = self.release.prepare_invoke();
         invocation.key(self.key(name)).arg(&self.node_id);
-        self.call(invocation.invoke_async::<i64>(&mut conn)).await.map(drop)
+        self.call(Kind::Lease, invocation.invoke_async::<i64>(&mut conn)).await.map(drop)
     }
 
     /// The node leading `role`, if any.
@@ -353,28 +398,28 @@ impl Redis {
 
     /// The node holding `name` (a lease or a lead), if any.
     pub async fn holder(&self, name: &str) -> Result<Option<String>, String> {
-        let mut conn = self.connection().await?;
-        self.call(conn.get(self.key(name))).await
+        let mut conn = self.connection(Kind::Lease).await?;
+        self.call(Kind::Lease, conn.get(self.key(name))).await
     }
 
     /// Publishes `payload` on `channel` (a key of this cluster); answers how many subscribers
     /// received it, when Redis can tell: a Redis Cluster counts only the subscribers of the
     /// node that took the message, not those it passed it on to.
     pub async fn publish(&self, channel: &str, payload: &str) -> Result<Option<i64>, String> {
-        let mut conn = self.connection().await?;
-        let heard = self.call(conn.publish::<_, _, i64>(self.key(channel), payload)).await?;
+        let mut conn = self.connection(Kind::Bus).await?;
+        let heard = self.call(Kind::Bus, conn.publish::<_, _, i64>(self.key(channel), payload)).await?;
         Ok(matches!(self.target, Target::Single { .. }).then_some(heard))
     }
 
     /// Publishes every payload on `channel`, in order, in one pipeline.
     pub async fn publish_all(&self, channel: &str, payloads: &[String]) -> Result<(), String> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection(Kind::Bus).await?;
         let channel = self.key(channel);
         let mut pipeline = redis::pipe();
         for payload in payloads {
             pipeline.publish(&channel, payload).ignore();
         }
-        self.call(pipeline.query_async::<()>(&mut conn)).await
+        self.call(Kind::Bus, pipeline.query_async::<()>(&mut conn)).await
     }
 
     /// A dedicated connection subscribed to `channel`, for as long as the returned stream lasts.
@@ -402,31 +447,31 @@ impl Redis {
     /// Gives the next turn of the rota `name` to whichever of `candidates` had theirs longest
     /// ago (ties go to the earlier candidate); atomic for the whole cluster.
     pub async fn take_turn(&self, name: &str, candidates: &[i64]) -> Result<Option<i64>, String> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection(Kind::Presence).await?;
         let mut invocation = self.take_turn.prepare_invoke();
         invocation.key(self.key(&format!("{name}:turns"))).key(self.key(&format!("{name}:next")));
         for candidate in candidates {
             invocation.arg(candidate);
         }
-        let chosen: Option<String> = self.call(invocation.invoke_async(&mut conn)).await?;
+        let chosen: Option<String> = self.call(Kind::Presence, invocation.invoke_async(&mut conn)).await?;
         Ok(chosen.and_then(|id| id.parse().ok()))
     }
 
     /// Notes (or un-notes) this node in the set `name`, e.g. the nodes that have an agent's
     /// sockets.
     pub async fn mark(&self, name: &str, on: bool) -> Result<(), String> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection(Kind::Presence).await?;
         let key = self.key(name);
         match on {
-            true => self.call(conn.sadd::<_, _, ()>(key, &self.node_id)).await,
-            false => self.call(conn.srem::<_, _, ()>(key, &self.node_id)).await,
+            true => self.call(Kind::Presence, conn.sadd::<_, _, ()>(key, &self.node_id)).await,
+            false => self.call(Kind::Presence, conn.srem::<_, _, ()>(key, &self.node_id)).await,
         }
     }
 
     /// The live nodes (current heartbeat) noted in the set `name`.
     pub async fn marked_by_live_nodes(&self, name: &str) -> Result<Vec<String>, String> {
-        let mut conn = self.connection().await?;
-        let marked: Vec<String> = self.call(conn.smembers(self.key(name))).await?;
+        let mut conn = self.connection(Kind::Presence).await?;
+        let marked: Vec<String> = self.call(Kind::Presence, conn.smembers(self.key(name))).await?;
         let live = self.nodes().await?;
         Ok(marked.into_iter().filter(|node| live.contains(node)).collect())
     }
@@ -440,20 +485,54 @@ impl Redis {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let Ok(mut conn) = redis.connection().await else { continue };
+                let Ok(mut conn) = redis.connection(Kind::Membership).await else { continue };
                 let now = crate::db::now_ms();
                 let mut beat = redis::pipe();
                 beat.zadd(redis.key("nodes"), &redis.node_id, now).ignore();
                 beat.zrembyscore(redis.key("nodes"), "-inf", now - window).ignore();
-                let _ = redis.call(beat.query_async::<()>(&mut conn)).await;
+                let _ = redis.call(Kind::Membership, beat.query_async::<()>(&mut conn)).await;
             }
         });
     }
 
     /// The nodes whose heartbeat is current (this one included, once it has beaten).
     pub async fn nodes(&self) -> Result<Vec<String>, String> {
-        let mut conn = self.connection().await?;
+        let mut conn = self.connection(Kind::Membership).await?;
         let since = crate::db::now_ms() - self.window_ms.load(Ordering::Relaxed);
-        self.call(conn.zrangebyscore(self.key("nodes"), since, "+inf")).await
+        self.call(Kind::Membership, conn.zrangebyscore(self.key("nodes"), since, "+inf")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn slow() -> redis::RedisResult<i64> {
+        Err(redis::RedisError::from((redis::ErrorKind::Io, "no answer in time")))
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_rests_only_calls_of_its_own_kind() {
+        let redis = Redis::connect("redis://127.0.0.1:1", "test:", "node").unwrap();
+        assert!(redis.call(Kind::RateLimit, async { slow() }).await.is_err());
+
+        // Other kinds still call Redis (these calls are made and answer).
+        let published = AtomicBool::new(false);
+        let bus = redis.call(Kind::Bus, async { Ok(published.swap(true, Ordering::Relaxed)) }).await;
+        assert_eq!(bus, Ok(false));
+        assert!(published.load(Ordering::Relaxed), "a slow rate-limit call must not stop the bus");
+        assert_eq!(redis.call(Kind::Lease, async { Ok(1) }).await, Ok(1));
+
+        // Rate limits rest: their next call is not made at all.
+        let made = AtomicBool::new(false);
+        let limited = redis.call(Kind::RateLimit, async { Ok(made.swap(true, Ordering::Relaxed)) }).await;
+        assert!(limited.is_err());
+        assert!(!made.load(Ordering::Relaxed));
+        let skipped: HashMap<&str, u64> = redis.skipped().into_iter().map(|(kind, n)| (kind.name(), n)).collect();
+        assert_eq!((skipped["rate_limit"], skipped["bus"], skipped["lease"]), (1, 0, 0));
+        assert!(redis.failing_for(Kind::RateLimit).is_some());
+        assert!(redis.failing_for(Kind::Bus).is_none() && redis.failing_for(Kind::Lease).is_none());
     }
 }

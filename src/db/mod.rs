@@ -3,6 +3,10 @@
 //!
 //! Diesel is blocking, so nothing here is called on the actix event loop: [`Db::run`] hands
 //! work to tokio's blocking pool, and the [`writer`] threads group messages into transactions.
+//! A semaphore sized to the pool stands in front of [`Db::run`]: a call waits a bounded time for
+//! a permit and is otherwise refused as [`DbError::Busy`] (503 with `Retry-After`), so a flood
+//! of requests queues in front of the database for seconds at most instead of piling up
+//! blocking tasks that each wait for a connection.
 //! Queries that need backend-specific SQL (upserts, `RETURNING`, immediate transactions) are
 //! written once and compiled for each backend with [`on_backend!`].
 
@@ -31,6 +35,8 @@ pub mod workspaces;
 pub mod writer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -157,6 +163,9 @@ pub enum DbError {
     /// The write came from a conversation session whose fencing token is stale.
     #[error("conversation is owned by a newer session (fencing token {0} is stale)")]
     Fenced(i64),
+    /// Every connection stayed busy for the whole admission wait: the caller should retry.
+    #[error("database is busy: no connection became free within {} ms", .0.as_millis())]
+    Busy(Duration),
 }
 
 impl DbError {
@@ -192,11 +201,31 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
+/// How long [`Db::run`] waits for a permit unless configured otherwise.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What the admission gate and the message writer have seen, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DbStats {
+    /// Calls that found every permit taken and had to wait.
+    pub waited: AtomicU64,
+    /// Calls refused because no permit came within the wait.
+    pub busy: AtomicU64,
+    /// Messages handed to the writer threads and not yet taken into a batch.
+    pub writer_queued: AtomicI64,
+    /// Messages refused because the writer's queue stayed full.
+    pub writer_refused: AtomicU64,
+}
+
 /// The database handle the server shares: a pool plus the message writer.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<ConnectionManager<DbConn>>,
     backend: Backend,
+    /// One permit per pooled connection: the number of blocking tasks [`Db::run`] may have.
+    permits: Arc<tokio::sync::Semaphore>,
+    acquire_timeout: Duration,
+    stats: Arc<DbStats>,
 }
 
 impl Db {
@@ -228,13 +257,35 @@ impl Db {
                 .map_err(|err| anyhow::anyhow!(describe_pg_failure(&target, &err)))?;
         }
         let manager = ConnectionManager::<DbConn>::new(target);
+        let pool_size = pool_size.max(2);
         let pool = Pool::builder()
-            .max_size(pool_size.max(2))
+            .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(SqlitePragmas { synchronous: "FULL" }))
             .build(manager)
             .map_err(|err| anyhow::anyhow!("cannot open the {} database: {err}", backend.name()))?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            permits: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            stats: Arc::default(),
+        })
+    }
+
+    /// Sets how long [`Db::run`] waits for a free connection before answering [`DbError::Busy`].
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Db {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    pub fn stats(&self) -> &DbStats {
+        &self.stats
+    }
+
+    /// Permits of [`Db::run`] taken right now.
+    pub fn in_use(&self) -> usize {
+        self.pool.max_size() as usize - self.permits.available_permits()
     }
 
     pub fn backend(&self) -> Backend {
@@ -246,14 +297,31 @@ impl Db {
         Ok(self.pool.get()?)
     }
 
-    /// Runs blocking database work on tokio's blocking pool.
+    /// Runs blocking database work on tokio's blocking pool, once a permit is free (at most the
+    /// pool's size at a time); [`DbError::Busy`] if none is within the acquire timeout.
     pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
     {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.stats.waited.fetch_add(1, Ordering::Relaxed);
+                match tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    // The semaphore is never closed; a timeout is the only refusal.
+                    _ => {
+                        self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                        return Err(DbError::Busy(self.acquire_timeout));
+                    }
+                }
+            }
+        };
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
+            // Held until the work is done, also when the caller stopped waiting for it.
+            let _permit = permit;
             let mut conn = pool.get()?;
             f(&mut conn)
         })

@@ -28,7 +28,7 @@ impl DbConversationStore {
 fn store_error(err: DbError) -> StoreError {
     match err {
         DbError::Fenced(token) => StoreError::Fenced(token),
-        DbError::Pool(_) | DbError::Task(_) => StoreError::Unavailable(err.to_string()),
+        DbError::Pool(_) | DbError::Task(_) | DbError::Busy(_) => StoreError::Unavailable(err.to_string()),
         other => StoreError::Other(other.to_string()),
     }
 }

@@ -5,13 +5,18 @@
 //! answers each waiter. One fsync then covers a whole batch, which is what lets thousands of
 //! messages a second be acknowledged with every one of them durable. If a batch fails, its
 //! messages are retried one transaction each, so one bad row cannot fail its neighbours.
+//!
+//! Each thread's queue is bounded: when the database falls behind, senders wait for room (up
+//! to the acquire timeout, then the message is refused as unavailable, a 503) instead of the
+//! queue growing without limit.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc;
+use std::sync::atomic::Ordering;
 use std::thread;
+use std::time::Duration;
 
 use frontdesk_actors::{Appended, StoreError};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{conversations, messages, write_tx, Db, DbConn, DbError};
 use crate::webhooks::outbox;
@@ -29,14 +34,18 @@ struct Job {
 #[derive(Clone)]
 pub struct MessageWriter {
     lanes: Vec<mpsc::Sender<Job>>,
+    /// How long a message waits for room in a full queue.
+    wait: Duration,
+    db: Db,
 }
 
 impl MessageWriter {
-    /// Starts `threads` writer threads (SQLite takes one writer at a time: use 1 there).
-    pub fn start(db: Db, threads: usize) -> MessageWriter {
+    /// Starts `threads` writer threads (SQLite takes one writer at a time: use 1 there), each
+    /// with a queue of `queue` messages; a sender waits up to `wait` for room in a full one.
+    pub fn start(db: Db, threads: usize, queue: usize, wait: Duration) -> MessageWriter {
         let lanes = (0..threads.max(1))
             .map(|lane| {
-                let (tx, rx) = mpsc::channel::<Job>();
+                let (tx, rx) = mpsc::channel::<Job>(queue.max(1));
                 let db = db.clone();
                 thread::Builder::new()
                     .name(format!("frontdesk-writer-{lane}"))
@@ -45,7 +54,7 @@ impl MessageWriter {
                 tx
             })
             .collect();
-        MessageWriter { lanes }
+        MessageWriter { lanes, wait, db }
     }
 
     /// Persists one message; resolves once it is committed.
@@ -53,9 +62,24 @@ impl MessageWriter {
         // One conversation always goes to the same lane, so its writes stay in order.
         let lane = fxhash(&message.conversation_id) % self.lanes.len();
         let (done, answer) = oneshot::channel();
-        self.lanes[lane]
-            .send(Job { message, done })
-            .map_err(|_| StoreError::Unavailable("message writer stopped".into()))?;
+        let stats = self.db.stats();
+        // Counted before the send, so the thread never takes it off the gauge first.
+        stats.writer_queued.fetch_add(1, Ordering::Relaxed);
+        let sent = tokio::time::timeout(self.wait, self.lanes[lane].send(Job { message, done })).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            stats.writer_queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(StoreError::Unavailable("message writer stopped".into())),
+            Err(_) => {
+                stats.writer_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::Unavailable(format!(
+                    "message queue stayed full for {} ms",
+                    self.wait.as_millis()
+                )));
+            }
+        }
         answer.await.map_err(|_| StoreError::Unavailable("message writer stopped".into()))?
     }
 }
@@ -64,8 +88,8 @@ fn fxhash(s: &str) -> usize {
     s.bytes().fold(0usize, |h, b| (h.rotate_left(5) ^ b as usize).wrapping_mul(0x517c_c1b7_2722_0a95))
 }
 
-fn write_loop(db: Db, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+fn write_loop(db: Db, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -73,6 +97,7 @@ fn write_loop(db: Db, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        db.stats().writer_queued.fetch_sub(batch.len() as i64, Ordering::Relaxed);
         write_batch(&db, batch);
     }
 }
@@ -185,7 +210,7 @@ fn to_store_error(err: DbError) -> StoreError {
     }
     tracing::error!(error = %err, "message could not be stored");
     match err {
-        DbError::Pool(_) => StoreError::Unavailable(err.to_string()),
+        DbError::Pool(_) | DbError::Busy(_) => StoreError::Unavailable(err.to_string()),
         other => StoreError::Other(other.to_string()),
     }
 }

@@ -59,9 +59,14 @@ pub async fn readyz(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpR
     }
 }
 
-/// Prometheus text: this node's live conversations and, clustered, Redis, the nodes and the
-/// event bus (events carried and the lag from publishing on one node to delivery on this one).
-pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpResponse {
+/// Prometheus text: this node's live conversations, its bounded internals (the database gate,
+/// the writer's queue, the knowledge cache) and, clustered, Redis, the nodes and the event bus
+/// (events carried and the lag from publishing on one node to delivery on this one).
+pub async fn metrics(
+    chat: web::Data<Chat>,
+    cluster: web::Data<Cluster>,
+    knowledge: Option<web::Data<crate::knowledge::Knowledge>>,
+) -> HttpResponse {
     use std::fmt::Write;
     use std::sync::atomic::Ordering;
     let mut out = String::new();
@@ -87,6 +92,58 @@ pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> Http
     let lag = |value: &std::sync::atomic::AtomicI64| value.load(Ordering::Relaxed).to_string();
     // The cluster's counters and gauges, written out together at the end.
     let mut table: Vec<(&str, &str, &str, String)> = Vec::new();
+    let db = chat.db.stats();
+    table.extend([
+        (
+            "frontdesk_db_in_use",
+            "gauge",
+            "Database calls running (permits taken of the pool's size).",
+            chat.db.in_use().to_string(),
+        ),
+        ("frontdesk_db_waits_total", "counter", "Database calls that waited for a free connection.", load(&db.waited)),
+        (
+            "frontdesk_db_busy_total",
+            "counter",
+            "Database calls refused (503) because no connection became free in time.",
+            load(&db.busy),
+        ),
+        (
+            "frontdesk_writer_queue_depth",
+            "gauge",
+            "Messages waiting for the writer threads.",
+            db.writer_queued.load(Ordering::Relaxed).max(0).to_string(),
+        ),
+        (
+            "frontdesk_writer_refused_total",
+            "counter",
+            "Messages refused (503) because the writer's queue stayed full.",
+            load(&db.writer_refused),
+        ),
+    ]);
+    if let Some(knowledge) = &knowledge {
+        let cache = knowledge.cache.stats();
+        table.extend([
+            (
+                "frontdesk_knowledge_cache_entries",
+                "gauge",
+                "Bots' knowledge indexes kept in memory.",
+                cache.entries.to_string(),
+            ),
+            (
+                "frontdesk_knowledge_cache_bytes",
+                "gauge",
+                "Estimated memory of the kept knowledge indexes.",
+                cache.bytes.to_string(),
+            ),
+            ("frontdesk_knowledge_index_builds_total", "counter", "Knowledge indexes built.", cache.builds.to_string()),
+            (
+                "frontdesk_knowledge_cache_evictions_total",
+                "counter",
+                "Knowledge indexes dropped to stay within the cache's bounds.",
+                cache.evictions.to_string(),
+            ),
+        ]);
+    }
     if let Some(stats) = chat.conversations.stats() {
         table.extend([
             (
@@ -169,6 +226,16 @@ pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> Http
     }
     for (name, kind, help, value) in table {
         metric(name, kind, help, value);
+    }
+    if let Some(redis) = &cluster.redis {
+        let name = "frontdesk_redis_skipped_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Redis calls skipped while calls of their kind rest after a failure.\n# TYPE {name} counter"
+        );
+        for (kind, skipped) in redis.skipped() {
+            let _ = writeln!(out, "{name}{{node=\"{}\",kind=\"{}\"}} {skipped}", cluster.node_id, kind.name());
+        }
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

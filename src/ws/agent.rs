@@ -132,6 +132,10 @@ type BusItem = (Source, Result<Arc<ConversationEvent>, BroadcastStreamRecvError>
 struct Subscription {
     stream: SpawnHandle,
     last_seq: i64,
+    /// The page of history being read, while a catch-up runs.
+    replay: Option<SpawnHandle>,
+    /// A message was skipped (or the bus lagged) while it ran: read on after a short page.
+    again: bool,
 }
 
 pub struct AgentSocket {
@@ -314,7 +318,7 @@ impl AgentSocket {
             Ok((id, events)) => {
                 let source = Source::Conversation(id.clone());
                 let stream = ctx.add_stream(BroadcastStream::new(events).map(move |item| (source.clone(), item)));
-                act.subscriptions.insert(id.clone(), Subscription { stream, last_seq });
+                act.subscriptions.insert(id.clone(), Subscription { stream, last_seq, replay: None, again: false });
                 act.known.insert(id.clone());
                 ack(ctx, reference, serde_json::json!({ "conversation_id": id }));
                 act.catch_up(ctx, id);
@@ -323,35 +327,58 @@ impl AgentSocket {
         }));
     }
 
-    /// Sends the subscribed conversation's stored messages after what this socket delivered.
+    /// Sends the subscribed conversation's stored messages after what this socket delivered, as
+    /// `history` frames of a page each (`more` while a full page may be followed by another):
+    /// each goes out before the next is read, and the socket keeps serving meanwhile. Live
+    /// messages follow the rule of the widget's resume: the next in line is delivered at once,
+    /// one further ahead makes the catch-up read on, so none is lost, repeated or reordered.
     fn catch_up(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: String) {
+        let Some(subscription) = self.subscriptions.get_mut(&id) else { return };
+        if subscription.replay.is_some() {
+            subscription.again = true;
+            return;
+        }
+        self.history_page(ctx, id, true);
+    }
+
+    fn history_page(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: String, first: bool) {
         let Some(after) = self.subscriptions.get(&id).map(|s| s.last_seq) else { return };
         let (chat, workspace_id) = (self.chat.clone(), self.workspace_id);
         let read_id = id.clone();
-        let read = async move {
-            let mut all = Vec::new();
-            let mut after = after;
-            loop {
-                let page = chat.history_after(workspace_id, &read_id, after, HISTORY_PAGE).await?;
-                let full = page.len() as i64 == HISTORY_PAGE;
-                after = page.last().map(|m| m.seq).unwrap_or(after);
-                all.extend(page);
-                if !full {
-                    return Ok::<_, ApiError>(all);
+        let key = id.clone();
+        let read = async move { chat.history_after(workspace_id, &read_id, after, HISTORY_PAGE).await };
+        let handle = ctx.spawn(read.into_actor(self).map(move |read, act, ctx| {
+            let Some(subscription) = act.subscriptions.get_mut(&id) else { return };
+            subscription.replay = None;
+            match read {
+                Ok(page) => {
+                    let full = page.len() as i64 == HISTORY_PAGE;
+                    let messages: Vec<_> = page.into_iter().filter(|m| m.seq > subscription.last_seq).collect();
+                    if let Some(last) = messages.last() {
+                        subscription.last_seq = last.seq;
+                    }
+                    let more = full || std::mem::take(&mut subscription.again);
+                    if first || !messages.is_empty() {
+                        send(
+                            ctx,
+                            &serde_json::json!({
+                                "type": "history", "conversation_id": id, "messages": messages, "more": full,
+                            }),
+                        );
+                    }
+                    if more {
+                        act.history_page(ctx, id, false);
+                    }
+                }
+                Err(err) => {
+                    subscription.again = false;
+                    error(ctx, None, err.message());
                 }
             }
-        };
-        ctx.wait(read.into_actor(self).map(move |read, act, ctx| match read {
-            Ok(messages) => {
-                let Some(subscription) = act.subscriptions.get_mut(&id) else { return };
-                let messages: Vec<_> = messages.into_iter().filter(|m| m.seq > subscription.last_seq).collect();
-                if let Some(last) = messages.last() {
-                    subscription.last_seq = last.seq;
-                }
-                send(ctx, &serde_json::json!({ "type": "history", "conversation_id": id, "messages": messages }));
-            }
-            Err(err) => error(ctx, None, err.message()),
         }));
+        if let Some(subscription) = self.subscriptions.get_mut(&key) {
+            subscription.replay = Some(handle);
+        }
     }
 
     /// Tells the agent about a conversation it has not seen yet (it just started, or it is
@@ -398,6 +425,9 @@ impl AgentSocket {
             "unsubscribe" => {
                 if let Some(subscription) = self.subscriptions.remove(&id) {
                     ctx.cancel_future(subscription.stream);
+                    if let Some(replay) = subscription.replay {
+                        ctx.cancel_future(replay);
+                    }
                 }
                 ack(ctx, reference, serde_json::json!({ "conversation_id": id }))
             }

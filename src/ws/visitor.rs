@@ -129,13 +129,31 @@ pub struct VisitorSocket {
     joining: bool,
     /// The highest `seq` this socket has delivered; replays and live events continue from it.
     last_seq: i64,
+    replay: Replay,
     heard_from: Instant,
+}
+
+/// Where the socket's resume from the database stands.
+#[derive(Default)]
+struct Replay {
+    /// A page is being read.
+    running: bool,
+    /// A message was skipped (or the bus lagged) while it ran: read on after a short page.
+    again: bool,
 }
 
 pub async fn connect(req: HttpRequest, stream: web::Payload, chat: web::Data<Chat>) -> actix_web::Result<HttpResponse> {
     let origin = req.headers().get("origin").and_then(|o| o.to_str().ok()).map(str::to_owned);
     let max_frame = chat.limits.max_frame_bytes;
-    let socket = VisitorSocket { chat, origin, joined: None, joining: false, last_seq: 0, heard_from: Instant::now() };
+    let socket = VisitorSocket {
+        chat,
+        origin,
+        joined: None,
+        joining: false,
+        last_seq: 0,
+        replay: Replay::default(),
+        heard_from: Instant::now(),
+    };
     ws::WsResponseBuilder::new(socket, &req, stream).frame_size(max_frame).start()
 }
 
@@ -188,21 +206,47 @@ impl VisitorSocket {
         ctx.text(frame.to_string());
     }
 
-    /// Sends every stored message after `last_seq`, from the database, before anything live.
+    /// Sends every stored message after `last_seq`, from the database, a page at a time: each
+    /// page goes out before the next is read, and the socket keeps serving frames and live
+    /// events meanwhile. A live message that is the next in line is delivered at once (the page
+    /// then skips it); one further ahead is left to the replay, which reads on past a short page
+    /// when such a message (or a lag) was seen while it ran, so nothing is lost or sent twice.
     fn catch_up(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let Some(joined) = &self.joined else { return };
+        if self.replay.running {
+            self.replay.again = true;
+            return;
+        }
+        self.replay.running = true;
+        self.replay_page(ctx);
+    }
+
+    fn replay_page(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(joined) = &self.joined else {
+            self.replay = Replay::default();
+            return;
+        };
         let chat = self.chat.clone();
         let (workspace_id, id, after) = (joined.workspace_id, joined.conversation_id.clone(), self.last_seq);
-        ctx.wait(async move { read_all_after(&chat, workspace_id, &id, after).await }.into_actor(self).map(
-            |missed, act, ctx| match missed {
-                Ok(messages) => {
-                    for message in messages {
+        let read = async move { chat.history_after(workspace_id, &id, after, REPLAY_PAGE).await };
+        ctx.spawn(read.into_actor(self).map(|page, act, ctx| match page {
+            Ok(page) => {
+                let full = page.len() as i64 == REPLAY_PAGE;
+                for message in page {
+                    if message.seq > act.last_seq {
                         act.deliver(ctx, &ConversationEvent::replay(message));
                     }
                 }
-                Err(err) => Self::error(ctx, err.message(), None),
-            },
-        ));
+                if full || std::mem::take(&mut act.replay.again) {
+                    act.replay_page(ctx);
+                } else {
+                    act.replay.running = false;
+                }
+            }
+            Err(err) => {
+                act.replay = Replay::default();
+                Self::error(ctx, err.message(), None);
+            }
+        }));
     }
 
     fn hello(
@@ -303,24 +347,6 @@ impl VisitorSocket {
                 Self::error(ctx, err.message(), None);
             }
         }));
-    }
-}
-
-async fn read_all_after(
-    chat: &Chat,
-    workspace_id: i64,
-    conversation_id: &str,
-    mut after: i64,
-) -> Result<Vec<StoredMessage>, ApiError> {
-    let mut all = Vec::new();
-    loop {
-        let page = chat.history_after(workspace_id, conversation_id, after, REPLAY_PAGE).await?;
-        let full = page.len() as i64 == REPLAY_PAGE;
-        after = page.last().map(|m| m.seq).unwrap_or(after);
-        all.extend(page);
-        if !full {
-            return Ok(all);
-        }
     }
 }
 

@@ -13,6 +13,8 @@ on_both_backends!(
     a_lapsed_claim_is_taken_over_and_the_stale_one_cannot_hand_in,
     relearning_replaces_the_chunks_at_once,
     the_bot_index_follows_its_sources,
+    concurrent_questions_build_a_bot_index_once,
+    the_index_cache_keeps_the_most_recently_used_within_its_bounds,
 );
 
 async fn database(backend: Backend) -> (TestDb, Db, i64) {
@@ -169,4 +171,70 @@ async fn the_bot_index_follows_its_sources(backend: Backend) {
     assert!(index.search("where can I park?", 3).unwrap().is_empty(), "a deleted source's facts are gone");
     let qa = index.best_qa("do you take delta dental insurance", 0.5).expect("the Q&A pair matches");
     assert_eq!(qa.answer, "Yes, we accept Delta Dental.");
+}
+
+/// Learns `text` as a source of `bot`; answers the source's id.
+fn learn_for(store: &Db, workspace: i64, bot_id: i64, text: &str) -> i64 {
+    let mut conn = store.conn().unwrap();
+    let new =
+        NewSource { bot_id: Some(bot_id), kind: "text".into(), content: Some(text.into()), ..NewSource::default() };
+    let id = knowledge::create(&mut conn, workspace, &new, 0).unwrap().id;
+    let (_, claim) = knowledge::claim_next(&mut conn, "node", 1, 60_000).unwrap().unwrap();
+    assert!(knowledge::complete(&mut conn, &claim, &[chunk(text)], None, 1, 2).unwrap());
+    id
+}
+
+fn bot(store: &Db, workspace: i64, name: &str) -> i64 {
+    let mut conn = store.conn().unwrap();
+    frontdesk::db::bots::create(&mut conn, workspace, name, &frontdesk::db::BotSettings::default(), &[]).unwrap().id
+}
+
+/// Many questions for a bot whose index is not built yet: one build, and all get that index.
+async fn concurrent_questions_build_a_bot_index_once(backend: Backend) {
+    use frontdesk::knowledge::cache::KnowledgeCache;
+    let (_db, store, workspace) = database(backend).await;
+    let bot = bot(&store, workspace, "Main");
+    learn_for(&store, workspace, bot, "Free parking is available behind the clinic on Harbour Street.");
+    // Checked on every question: only the single flight keeps the waiting callers from building.
+    let cache = std::sync::Arc::new(KnowledgeCache::new(store.clone(), std::time::Duration::ZERO, None));
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.index(workspace, bot).await.unwrap() })
+        })
+        .collect();
+    let indexes: Vec<_> = futures::future::join_all(callers).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(cache.stats().builds, 1, "one build for 16 concurrent callers");
+    assert!(indexes.iter().all(|index| std::sync::Arc::ptr_eq(index, &indexes[0])), "all got the one index");
+    assert!(!indexes[0].search("where can I park?", 3).unwrap().is_empty());
+}
+
+/// With room for two indexes, a third bot's evicts the least recently used one, which is
+/// built again when asked for; an index larger than the memory budget is not kept at all.
+async fn the_index_cache_keeps_the_most_recently_used_within_its_bounds(backend: Backend) {
+    use frontdesk::knowledge::cache::KnowledgeCache;
+    let (_db, store, workspace) = database(backend).await;
+    let bots: Vec<i64> = ["A", "B", "C"].iter().map(|name| bot(&store, workspace, name)).collect();
+    for (bot, text) in bots.iter().zip(["Parking is free.", "Whitening costs 350 dollars.", "We open at 8."]) {
+        learn_for(&store, workspace, *bot, text);
+    }
+    let (a, b, c) = (bots[0], bots[1], bots[2]);
+    let cache = KnowledgeCache::new(store.clone(), std::time::Duration::ZERO, None).with_limits(2, 64 << 20);
+    cache.index(workspace, a).await.unwrap();
+    cache.index(workspace, b).await.unwrap();
+    cache.index(workspace, a).await.unwrap(); // A is now the more recently used
+    cache.index(workspace, c).await.unwrap();
+    let stats = cache.stats();
+    assert_eq!((stats.entries, stats.builds, stats.evictions), (2, 3, 1), "{stats:?}");
+    cache.index(workspace, a).await.unwrap();
+    assert_eq!(cache.stats().builds, 3, "A was kept");
+    cache.index(workspace, b).await.unwrap();
+    assert_eq!(cache.stats().builds, 4, "B was evicted, so it is built again");
+    assert!(cache.stats().bytes > 0);
+
+    let tiny = KnowledgeCache::new(store.clone(), std::time::Duration::ZERO, None).with_limits(10, 1);
+    tiny.index(workspace, a).await.unwrap();
+    tiny.index(workspace, a).await.unwrap();
+    let stats = tiny.stats();
+    assert_eq!((stats.entries, stats.bytes, stats.builds), (0, 0, 2), "over the memory budget: not kept {stats:?}");
 }

@@ -8,6 +8,7 @@ mod helpers;
 mod agents;
 mod bad_input;
 mod bookings;
+mod bounded;
 mod chat_booking;
 mod cli;
 mod cluster;
