@@ -102,7 +102,12 @@ impl ResponseError for ApiError {
         for (field, value) in &self.extra {
             body[*field] = value.clone();
         }
-        HttpResponse::build(self.status).json(body)
+        let mut response = HttpResponse::build(self.status);
+        // A refusal that says when to come back says it in the standard header too.
+        if let Some(secs) = body.get("retry_after").and_then(|v| v.as_u64()) {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        }
+        response.json(body)
     }
 }
 

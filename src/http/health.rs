@@ -59,8 +59,9 @@ pub async fn readyz(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpR
     }
 }
 
-/// Prometheus text: this node's live conversations and, clustered, Redis, the nodes and the
-/// event bus (events carried and the lag from publishing on one node to delivery on this one).
+/// Prometheus text: this node's live conversations, admission control's refusals and merges,
+/// and, clustered, Redis, the nodes and the event bus (events carried and the lag from
+/// publishing on one node to delivery on this one).
 pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpResponse {
     use std::fmt::Write;
     use std::sync::atomic::Ordering;
@@ -167,6 +168,7 @@ pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> Http
             ),
         ]);
     }
+    table.extend(chat.admission.metrics());
     for (name, kind, help, value) in table {
         metric(name, kind, help, value);
     }
