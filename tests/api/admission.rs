@@ -1,7 +1,7 @@
 //! Admission control at the door, in figures: a burst of widget hellos from one address gets
 //! exactly its quota of conversations; `X-Forwarded-For` counts only from a trusted proxy; a
 //! message flood on one socket is refused and the socket closed; a conversation's own quota
-//! holds across sockets; workspace tokens, external keys and public routes answer 429 past
+//! holds across sockets; typing frames reach the conversation once per interval; workspace tokens, external keys and public routes answer 429 past
 //! their quotas; a flood of messages while the bot is busy costs at most the queued-turn cap
 //! of brain calls.
 
@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{spawn_app_with, Backend, TestApp, Widget};
 use crate::on_both_backends;
+use crate::sse::Events;
 
 on_both_backends!(
     a_burst_of_hellos_from_one_address_gets_exactly_its_quota_of_conversations,
@@ -26,6 +27,7 @@ on_both_backends!(
     a_conversation_quota_holds_across_its_sockets,
     credentials_and_public_routes_answer_429_past_their_quotas,
     a_flood_while_the_bot_is_busy_costs_at_most_the_queued_turn_cap,
+    typing_frames_are_coalesced_per_socket,
 );
 
 /// A widget socket whose requests say they were forwarded for `forwarded_for`.
@@ -349,4 +351,29 @@ async fn a_flood_while_the_bot_is_busy_costs_at_most_the_queued_turn_cap(backend
     assert_eq!(stored.iter().filter(|m| m["sender"] == "visitor").count(), 8, "every message is stored");
     assert_eq!(stored.iter().filter(|m| m["sender"] == "bot").count(), 1 + 4, "the welcome and four replies");
     assert!(metric(&app, "frontdesk_turns_coalesced_total").await >= 4);
+}
+
+async fn typing_frames_are_coalesced_per_socket(backend: Backend) {
+    // An interval longer than the test: only the first typing frame can reach the session.
+    let app = spawn_app_with(backend, |args| args.admission.typing_interval_ms = Some(600_000)).await;
+    let mut widget = Widget::connect(&app).await;
+    let ready = widget.hello(&app.a.bot_id, None, None).await;
+    let conversation = ready["conversation_id"].as_str().unwrap().to_owned();
+    let mut events = Events::open_at(&app, &format!("/api/conversations/{conversation}/events"), None).await;
+    for i in 0..10 {
+        widget.send(json!({ "type": "typing", "on": i % 2 == 0 })).await;
+    }
+    widget.send(json!({ "type": "message", "text": "hello" })).await;
+    let mut typing = Vec::new();
+    loop {
+        let (_, kind, data) = events.next().await;
+        match kind.as_str() {
+            "typing" => typing.push(data["on"].clone()),
+            "done" if data["message"]["reply_to"].is_i64() => break,
+            _ => {}
+        }
+    }
+    assert_eq!(typing, [json!(true)], "one typing event for ten frames");
+    // Of the other nine, the first is held for the end of the interval and eight merged into it.
+    assert_eq!(metric(&app, "frontdesk_admission_frames_coalesced_total").await, 8);
 }
