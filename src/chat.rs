@@ -51,6 +51,8 @@ pub struct Chat {
     pub flow_tools: Arc<Tools>,
     /// Turns true when the server shuts down gracefully (sockets close with a reconnect hint).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The quotas of the public surface and the client-address rule.
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 impl Chat {
@@ -161,6 +163,28 @@ impl Chat {
         external_id: String,
         channel: &'static str,
     ) -> Result<ConversationRow, ApiError> {
+        self.open_session(bot, external_id, channel, None).await
+    }
+
+    /// [`Chat::session_conversation`] for a caller without credentials: a new conversation is
+    /// first counted against the client address's and the bot's quotas (429 past them).
+    pub async fn public_session_conversation(
+        &self,
+        bot: &BotRow,
+        external_id: String,
+        channel: &'static str,
+        address: Option<std::net::IpAddr>,
+    ) -> Result<ConversationRow, ApiError> {
+        self.open_session(bot, external_id, channel, Some(address)).await
+    }
+
+    async fn open_session(
+        &self,
+        bot: &BotRow,
+        external_id: String,
+        channel: &'static str,
+        public: Option<Option<std::net::IpAddr>>,
+    ) -> Result<ConversationRow, ApiError> {
         let find = |external_id: String| {
             let bot_id = bot.id;
             self.db.run(move |conn| conversations::by_external_id(conn, bot_id, &external_id))
@@ -170,11 +194,19 @@ impl Chat {
                 Err(ApiError::conflict("this session's conversation is closed; start a new session"))
             }
             Some(row) => Ok(row),
-            None => match self.start(bot, Some(external_id.clone()), channel, serde_json::json!({})).await {
-                Ok(row) => Ok(row),
-                // Two first messages of one session raced: the other created it.
-                Err(_) => find(external_id).await?.ok_or_else(|| ApiError::internal("session vanished")),
-            },
+            None => {
+                if let Some(address) = public {
+                    self.admission
+                        .new_conversation(address, bot.id)
+                        .await
+                        .map_err(crate::admission::Refusal::into_api_error)?;
+                }
+                match self.start(bot, Some(external_id.clone()), channel, serde_json::json!({})).await {
+                    Ok(row) => Ok(row),
+                    // Two first messages of one session raced: the other created it.
+                    Err(_) => find(external_id).await?.ok_or_else(|| ApiError::internal("session vanished")),
+                }
+            }
         }
     }
 

@@ -91,6 +91,9 @@ pub struct SettingsArgs {
     /// the limit off [default: 30].
     #[arg(long, global = true, env = "FRONTDESK_CHAT_RATE_LIMIT_PER_MINUTE")]
     pub chat_rate_limit_per_minute: Option<u32>,
+    /// Admission control of the public surface (widget conversations and messages, credentials).
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
     /// Networks the knowledge base may fetch from although they are private or loopback
     /// (intranets, tests), comma-separated CIDRs or addresses [default: none].
     #[arg(long, global = true, env = "FRONTDESK_FETCH_ALLOW")]
@@ -229,6 +232,7 @@ pub struct Settings {
     pub webhook_poll: Duration,
     pub booking_hold: Duration,
     pub chat_rate_limit_per_minute: u32,
+    pub admission: AdmissionSettings,
     pub fetch_allow: Vec<ipnet::IpNet>,
     pub fetch_timeout: Duration,
     pub fetch_max_bytes: usize,
@@ -499,6 +503,7 @@ impl Settings {
                 "FRONTDESK_CHAT_RATE_LIMIT_PER_MINUTE",
             )?
             .unwrap_or(30),
+            admission: AdmissionSettings::resolve(&args.admission, &from_file)?,
             fetch_allow: match pick(args.fetch_allow.clone(), from_file("FETCH_ALLOW"), "FRONTDESK_FETCH_ALLOW")? {
                 Some(list) => crate::net_guard::parse_networks(&list)
                     .map_err(|err| anyhow::anyhow!("FRONTDESK_FETCH_ALLOW: {err}"))?,
@@ -759,6 +764,123 @@ fn read_toml(path: &Path) -> anyhow::Result<(HashMap<String, String>, toml::Tabl
         })
         .collect();
     Ok((flat, models))
+}
+
+/// Admission control settings (see [`crate::admission`]); every quota is per minute and 0 turns
+/// it off.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AdmissionArgs {
+    /// Proxies whose `X-Forwarded-For` names the real client, comma-separated CIDRs or addresses
+    /// [default: none, the peer's address counts].
+    #[arg(long, global = true, env = "FRONTDESK_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// New widget conversations per minute per client address [default: 20].
+    #[arg(long, global = true, env = "FRONTDESK_WIDGET_CONVERSATIONS_PER_MINUTE")]
+    pub widget_conversations_per_minute: Option<u32>,
+    /// New widget conversations per minute per bot [default: 600].
+    #[arg(long, global = true, env = "FRONTDESK_BOT_CONVERSATIONS_PER_MINUTE")]
+    pub bot_conversations_per_minute: Option<u32>,
+    /// Visitor messages per minute per conversation on the widget socket [default: 60].
+    #[arg(long, global = true, env = "FRONTDESK_CONVERSATION_MESSAGES_PER_MINUTE")]
+    pub conversation_messages_per_minute: Option<u32>,
+    /// Visitor messages per minute per widget socket [default: 30].
+    #[arg(long, global = true, env = "FRONTDESK_SOCKET_MESSAGES_PER_MINUTE")]
+    pub socket_messages_per_minute: Option<u32>,
+    /// Refusals in a row after which a widget socket is closed (1008) [default: 10].
+    #[arg(long, global = true, env = "FRONTDESK_SOCKET_STRIKES")]
+    pub socket_strikes: Option<u32>,
+    /// Brain turns a conversation may have waiting; more messages are answered together in the
+    /// last waiting turn [default: 5].
+    #[arg(long, global = true, env = "FRONTDESK_MAX_QUEUED_TURNS")]
+    pub max_queued_turns: Option<usize>,
+    /// Milliseconds within which a widget socket's typing (and read) frames are coalesced into
+    /// one [default: 1000].
+    #[arg(long, global = true, env = "FRONTDESK_TYPING_INTERVAL_MS")]
+    pub typing_interval_ms: Option<u64>,
+    /// Requests per minute per CX Genie `workspace_token` [default: 200].
+    #[arg(long, global = true, env = "FRONTDESK_WORKSPACE_TOKEN_RATE_LIMIT_PER_MINUTE")]
+    pub workspace_token_rate_limit_per_minute: Option<u32>,
+    /// Requests per minute per external API key (`POST /api/external/booking`) [default: 60].
+    #[arg(long, global = true, env = "FRONTDESK_EXTERNAL_KEY_RATE_LIMIT_PER_MINUTE")]
+    pub external_key_rate_limit_per_minute: Option<u32>,
+    /// Requests per minute per client address on the routes without an API key (sockets,
+    /// `/chat`, public and workspace-token routes, file downloads) [default: 300].
+    #[arg(long, global = true, env = "FRONTDESK_PUBLIC_RATE_LIMIT_PER_MINUTE")]
+    pub public_rate_limit_per_minute: Option<u32>,
+}
+
+/// The resolved admission settings.
+#[derive(Debug, Clone)]
+pub struct AdmissionSettings {
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub widget_conversations_per_minute: u32,
+    pub bot_conversations_per_minute: u32,
+    pub conversation_messages_per_minute: u32,
+    pub socket_messages_per_minute: u32,
+    pub socket_strikes: u32,
+    pub max_queued_turns: usize,
+    pub typing_interval: Duration,
+    pub workspace_token_rate_limit_per_minute: u32,
+    pub external_key_rate_limit_per_minute: u32,
+    pub public_rate_limit_per_minute: u32,
+}
+
+impl AdmissionSettings {
+    fn resolve(args: &AdmissionArgs, from_file: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let quota = |given: Option<u32>, name: &str, default: u32| -> anyhow::Result<u32> {
+            Ok(pick(given, from_file(name), &format!("FRONTDESK_{name}"))?.unwrap_or(default))
+        };
+        Ok(AdmissionSettings {
+            trusted_proxies: match pick(
+                args.trusted_proxies.clone(),
+                from_file("TRUSTED_PROXIES"),
+                "FRONTDESK_TRUSTED_PROXIES",
+            )? {
+                Some(list) => crate::net_guard::parse_networks(&list)
+                    .map_err(|err| anyhow::anyhow!("FRONTDESK_TRUSTED_PROXIES: {err}"))?,
+                None => Vec::new(),
+            },
+            widget_conversations_per_minute: quota(
+                args.widget_conversations_per_minute,
+                "WIDGET_CONVERSATIONS_PER_MINUTE",
+                20,
+            )?,
+            bot_conversations_per_minute: quota(
+                args.bot_conversations_per_minute,
+                "BOT_CONVERSATIONS_PER_MINUTE",
+                600,
+            )?,
+            conversation_messages_per_minute: quota(
+                args.conversation_messages_per_minute,
+                "CONVERSATION_MESSAGES_PER_MINUTE",
+                60,
+            )?,
+            socket_messages_per_minute: quota(args.socket_messages_per_minute, "SOCKET_MESSAGES_PER_MINUTE", 30)?,
+            socket_strikes: quota(args.socket_strikes, "SOCKET_STRIKES", 10)?.max(1),
+            max_queued_turns: pick(args.max_queued_turns, from_file("MAX_QUEUED_TURNS"), "FRONTDESK_MAX_QUEUED_TURNS")?
+                .unwrap_or(5)
+                .max(1),
+            typing_interval: Duration::from_millis(
+                pick(args.typing_interval_ms, from_file("TYPING_INTERVAL_MS"), "FRONTDESK_TYPING_INTERVAL_MS")?
+                    .unwrap_or(1000),
+            ),
+            workspace_token_rate_limit_per_minute: quota(
+                args.workspace_token_rate_limit_per_minute,
+                "WORKSPACE_TOKEN_RATE_LIMIT_PER_MINUTE",
+                200,
+            )?,
+            external_key_rate_limit_per_minute: quota(
+                args.external_key_rate_limit_per_minute,
+                "EXTERNAL_KEY_RATE_LIMIT_PER_MINUTE",
+                60,
+            )?,
+            public_rate_limit_per_minute: quota(
+                args.public_rate_limit_per_minute,
+                "PUBLIC_RATE_LIMIT_PER_MINUTE",
+                300,
+            )?,
+        })
+    }
 }
 
 /// The explicit limits of the HTTP and WebSocket surface.

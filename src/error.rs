@@ -113,7 +113,8 @@ impl ResponseError for ApiError {
             body[*field] = value.clone();
         }
         let mut response = HttpResponse::build(self.status);
-        if let Some(seconds) = self.retry_after {
+        // A refusal that says when to come back says it in the standard header too.
+        if let Some(seconds) = self.retry_after.or_else(|| body.get("retry_after").and_then(|v| v.as_u64())) {
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(body)

@@ -6,6 +6,7 @@
 //! ([`http`] for REST and SSE, [`ws`] for the widget socket), all over the one chat core in
 //! [`chat`].
 
+pub mod admission;
 pub mod booking;
 pub mod brain;
 pub mod chat;

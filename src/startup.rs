@@ -13,6 +13,7 @@ use frontdesk_actors::{EventBus, LeadScorer, Ports, SessionConfig, SessionRegist
 use crate::cluster::ownership::Conversations;
 use tracing_actix_web::TracingLogger;
 
+use crate::admission::Admission;
 use crate::booking::desk::BookingDesk;
 use crate::brain::builtin::BuiltinBrain;
 use crate::brain::model::ModelBrain;
@@ -203,7 +204,12 @@ impl Application {
         };
         let registry = SessionRegistry::new(
             ports,
-            SessionConfig { idle_timeout: settings.session_idle, context_window: CONTEXT_WINDOW, ..Default::default() },
+            SessionConfig {
+                idle_timeout: settings.session_idle,
+                context_window: CONTEXT_WINDOW,
+                max_queued_turns: settings.admission.max_queued_turns,
+                ..Default::default()
+            },
         );
         // Clustered, a conversation's session runs on the node holding its lease; the others
         // forward to it.
@@ -245,6 +251,7 @@ impl Application {
             flows,
             flow_tools,
             shutdown: shutdown_rx,
+            admission: Arc::new(Admission::new(settings.admission.clone(), redis.clone())),
         });
         let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::new(redis.clone()));
         let model_defaults = web::Data::new(settings.model.clone());
@@ -264,6 +271,7 @@ impl Application {
         let sweep_limiter = limiter.clone();
         let sweep_chat_limiter = chat_limiter.clone();
         let sweep_db = chat.db.clone();
+        let sweep_admission = chat.admission.clone();
         let graceful_chat = chat.clone().into_inner();
         actix_rt::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -276,6 +284,7 @@ impl Application {
                 if let Some(limiter) = &sweep_chat_limiter {
                     limiter.shrink();
                 }
+                sweep_admission.shrink();
                 let purged =
                     sweep_db.run(|conn| crate::db::bookings::purge_expired_holds(conn, crate::db::now_ms())).await;
                 if let Err(err) = purged {
@@ -287,6 +296,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             let app = App::new()
+                // Inside the request span, so a refusal at the door is logged like any answer.
+                .wrap(actix_web::middleware::from_fn(crate::admission::public_door))
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(agent_sockets.clone())

@@ -21,6 +21,6 @@ pub use ports::{
 };
 pub use registry::{OnStop, SessionRegistry};
 pub use session::{
-    AgentMessage, AgentTyping, CloseConversation, ConversationSession, Drain, HandBack, MarkRead, Posted,
-    RequestHandoff, SessionConfig, SessionError, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
+    coalesced_turns, AgentMessage, AgentTyping, CloseConversation, ConversationSession, Drain, HandBack, MarkRead,
+    Posted, RequestHandoff, SessionConfig, SessionError, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
 };

@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -39,6 +40,11 @@ pub struct SessionConfig {
     pub context_window: usize,
     /// What the bot says when its brain fails before producing anything.
     pub brain_failure_reply: String,
+    /// Brain turns that may wait behind the running one. A visitor message past this is still
+    /// stored and acknowledged, but answered together with the last waiting turn (that turn's
+    /// question becomes the newest message; the brain sees the earlier ones in its history),
+    /// so a flood costs at most this many brain calls more, each possibly a paid model call.
+    pub max_queued_turns: usize,
 }
 
 impl Default for SessionConfig {
@@ -47,6 +53,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(300),
             context_window: 20,
             brain_failure_reply: "Sorry, I can't answer that right now. Please try again in a moment.".into(),
+            max_queued_turns: 5,
         }
     }
 }
@@ -235,10 +242,21 @@ enum State {
     Failed(String),
 }
 
+/// Visitor messages answered together with a later one since start (every session of the
+/// process), for the metrics.
+static COALESCED_TURNS: AtomicU64 = AtomicU64::new(0);
+
+/// How many visitor messages were answered together with a later one (queued-turn cap).
+pub fn coalesced_turns() -> u64 {
+    COALESCED_TURNS.load(Ordering::Relaxed)
+}
+
 /// The bot's reply in progress.
 struct Turn {
     id: u64,
     question: StoredMessage,
+    /// Earlier questions this turn answers too (merged in by the queued-turn cap).
+    also: Vec<i64>,
     text: String,
     metadata: Option<serde_json::Value>,
     /// Stops the brain's stream when the turn is cut off.
@@ -250,6 +268,8 @@ struct Turn {
 struct QueuedTurn {
     question: StoredMessage,
     context: Option<serde_json::Value>,
+    /// Earlier questions answered by this turn's reply (see `SessionConfig::max_queued_turns`).
+    also: Vec<i64>,
 }
 
 pub struct ConversationSession {
@@ -356,7 +376,7 @@ impl ConversationSession {
             // A person answers now; what was queued waits for them (its callers get their reply).
             self.queued_turns.clear();
         }
-        let Some(QueuedTurn { question, context: request_context }) = self.queued_turns.pop_front() else {
+        let Some(QueuedTurn { question, context: request_context, also }) = self.queued_turns.pop_front() else {
             if self.draining {
                 ctx.stop();
             }
@@ -384,7 +404,7 @@ impl ConversationSession {
         let turn = self.next_turn_id;
         self.next_turn_id += 1;
         let (abort, registration) = AbortHandle::new_pair();
-        self.turn = Some(Turn { id: turn, question, text: String::new(), metadata: None, abort, handoff: None });
+        self.turn = Some(Turn { id: turn, question, also, text: String::new(), metadata: None, abort, handoff: None });
 
         let me = ctx.address();
         let mut chunks = self.ports.brain.reply(request);
@@ -470,10 +490,14 @@ impl ConversationSession {
         };
         let store = self.ports.store.clone();
         let question_id = turn.question.id;
+        let also = turn.also;
         ctx.wait(async move { store.append(new).await }.into_actor(self).map(move |stored, act, ctx| match stored {
             Ok(Appended::Inserted(message)) | Ok(Appended::Duplicate(message)) => {
                 act.remember(message.clone());
                 act.reply_to_waiters(question_id, &message);
+                for id in also {
+                    act.reply_to_waiters(id, &message);
+                }
                 act.publish(ConversationEvent::Done { message });
             }
             Err(err) => {
@@ -552,6 +576,24 @@ impl ConversationSession {
         (context.owner == Owner::Bot && last.sender == Sender::Visitor && recent).then(|| last.clone())
     }
 
+    /// Queues a turn for `question`, or, with `max_queued_turns` already waiting, makes it the
+    /// question of the last waiting turn, which then answers both.
+    fn queue_turn(&mut self, question: StoredMessage, context: Option<serde_json::Value>) {
+        if self.queued_turns.len() >= self.config.max_queued_turns.max(1) {
+            if let Some(last) = self.queued_turns.back_mut() {
+                let earlier = std::mem::replace(&mut last.question, question);
+                last.also.push(earlier.id);
+                if context.is_some() {
+                    last.context = context;
+                }
+                COALESCED_TURNS.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(waiting = self.queued_turns.len(), "turn cap reached: message answered with the next");
+                return;
+            }
+        }
+        self.queued_turns.push_back(QueuedTurn { question, context, also: Vec::new() });
+    }
+
     fn reply_to_waiters(&mut self, question_id: i64, reply: &StoredMessage) {
         for waiter in self.reply_waiters.remove(&question_id).unwrap_or_default() {
             let _ = waiter.send(reply.clone());
@@ -575,7 +617,7 @@ impl Actor for ConversationSession {
             };
             if let Some(question) = act.orphaned_question() {
                 tracing::info!(seq = question.seq, "answering a question whose reply was cut off");
-                act.queued_turns.push_back(QueuedTurn { question, context: None });
+                act.queued_turns.push_back(QueuedTurn { question, context: None, also: Vec::new() });
                 act.start_next_turn(ctx);
             }
             if !matches!(act.state, State::Ready(_)) {
@@ -660,7 +702,7 @@ impl Handler<VisitorMessage> for ConversationSession {
                     act.publish(ConversationEvent::Message { message: message.clone() });
                     // With an agent in charge, the agent's next message is the reply.
                     let reply = act.wait_for_reply(message.id);
-                    act.queued_turns.push_back(QueuedTurn { question: message.clone(), context: request_context });
+                    act.queue_turn(message.clone(), request_context);
                     act.start_next_turn(ctx);
                     Ok(Posted { message, duplicate: false, reply })
                 }
@@ -746,6 +788,9 @@ impl Handler<TurnFinished> for ConversationSession {
             if !msg.failed {
                 // The brain chose silence: nothing to store, nobody to wait for.
                 self.reply_waiters.remove(&turn.question.id);
+                for id in &turn.also {
+                    self.reply_waiters.remove(id);
+                }
                 self.start_next_turn(ctx);
                 return;
             }
@@ -768,17 +813,23 @@ impl Handler<TurnFinished> for ConversationSession {
         };
         let store = self.ports.store.clone();
         let question_id = turn.question.id;
-        let handoff = turn.handoff;
+        let (handoff, also) = (turn.handoff, turn.also);
         ctx.wait(async move { store.append(new).await }.into_actor(self).map(move |stored, act, ctx| {
             match stored {
                 Ok(Appended::Inserted(message)) | Ok(Appended::Duplicate(message)) => {
                     act.remember(message.clone());
                     act.reply_to_waiters(question_id, &message);
+                    for id in &also {
+                        act.reply_to_waiters(*id, &message);
+                    }
                     act.publish(ConversationEvent::Done { message });
                 }
                 Err(err) => {
                     tracing::error!(conversation_id = %act.id, error = %err, "bot reply could not be stored");
                     act.reply_waiters.remove(&question_id);
+                    for id in &also {
+                        act.reply_waiters.remove(id);
+                    }
                     act.write_failed(err, ctx);
                 }
             }

@@ -205,7 +205,16 @@ fn say(id: &str, text: &str) -> VisitorMessage {
 
 #[actix_rt::test]
 async fn concurrent_messages_get_gap_free_seqs_and_replies_in_order() {
-    let (registry, store, _) = registry(Duration::from_secs(60));
+    // Every message its own turn: room for all 40 in the queue (the cap has its own test).
+    let store = Arc::new(MemStore::default());
+    let ports = Ports {
+        store: store.clone(),
+        brain: Arc::new(EchoBrain),
+        bus: Arc::new(MemBus::default()),
+        clock: Arc::new(SystemClock),
+    };
+    let config = SessionConfig { idle_timeout: Duration::from_secs(60), max_queued_turns: 64, ..Default::default() };
+    let registry = SessionRegistry::new(ports, config);
     let sends = (0..40).map(|i| {
         let registry = registry.clone();
         async move { registry.send("a", say(&format!("m{i}"), &format!("hello {i}"))).await.unwrap() }
@@ -449,4 +458,63 @@ async fn a_draining_session_finishes_its_reply_then_stops_and_says_so() {
     assert_eq!(*stopped.lock().unwrap(), vec!["a".to_owned()]);
     assert!(!registry.is_live("a"));
     assert_eq!(store.stored("a").len(), 2);
+}
+
+/// Answers each question only when the test lets it (one permit per turn), counting its turns.
+struct GatedBrain {
+    gate: Arc<tokio::sync::Semaphore>,
+    turns: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Brain for GatedBrain {
+    fn reply(&self, request: BrainRequest) -> BoxStream<'static, Result<BrainOutput, BrainError>> {
+        let (gate, turns) = (self.gate.clone(), self.turns.clone());
+        let seen: Vec<String> =
+            request.history.iter().filter(|m| m.sender == Sender::Visitor).map(|m| m.content.clone()).collect();
+        Box::pin(async_stream::stream! {
+            gate.acquire().await.unwrap().forget();
+            turns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            yield Ok(BrainOutput::Text(format!("answering {}", seen.join("+"))));
+        })
+    }
+}
+
+#[actix_rt::test]
+async fn messages_past_the_queued_turn_cap_are_stored_and_answered_together() {
+    let store = Arc::new(MemStore::default());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let turns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ports = Ports {
+        store: store.clone(),
+        brain: Arc::new(GatedBrain { gate: gate.clone(), turns: turns.clone() }),
+        bus: Arc::new(MemBus::default()),
+        clock: Arc::new(SystemClock),
+    };
+    let config = SessionConfig { idle_timeout: Duration::from_secs(60), max_queued_turns: 2, ..Default::default() };
+    let registry = SessionRegistry::new(ports, config);
+    let merged_before = frontdesk_actors::coalesced_turns();
+
+    // m0 is being answered (held at the gate); m1 and m2 wait; m3 to m6 join m2's turn.
+    let mut posted = Vec::new();
+    for i in 0..7 {
+        let p = registry.send("a", say(&format!("c{i}"), &format!("m{i}"))).await.unwrap();
+        assert!(!p.duplicate);
+        posted.push(p);
+    }
+    assert_eq!(store.stored("a").len(), 7, "every message is stored and acknowledged");
+    gate.add_permits(100);
+
+    let mut replies = Vec::new();
+    for p in posted {
+        replies.push(tokio::time::timeout(Duration::from_secs(10), p.reply).await.unwrap().unwrap());
+    }
+    assert_eq!(turns.load(std::sync::atomic::Ordering::SeqCst), 3, "m0, m1, then one turn for m2 to m6");
+    assert_eq!(replies[0].content, "answering m0");
+    assert_eq!(replies[1].content, "answering m0+m1");
+    let together = &replies[2];
+    assert_eq!(together.content, "answering m0+m1+m2+m3+m4+m5+m6", "the brain saw every merged message");
+    assert!(replies[2..].iter().all(|r| r.id == together.id), "m2 to m6 get the one combined reply");
+    let bot_replies = store.stored("a").into_iter().filter(|m| m.sender == Sender::Bot).count();
+    assert_eq!(bot_replies, 3);
+    assert!(frontdesk_actors::coalesced_turns() >= merged_before + 4);
 }

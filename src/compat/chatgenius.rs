@@ -63,7 +63,7 @@ pub async fn chat(
         .run(move |conn| schedule::workspace_by_public_id(conn, &admin))
         .await?
         .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = chat.admission.client_address(&req);
     let verdict = match limiter {
         Some(limiter) => {
             let quotas = chat.db.run(move |conn| workspaces::quotas(conn, workspace_id)).await?;
@@ -87,7 +87,7 @@ pub async fn chat(
 
     let bot = chat.workspace_bot(workspace_id, None).await?;
     let external_id = format!("{SESSION_PREFIX}{session_id}");
-    let conversation = chat.session_conversation(&bot, external_id, "chatgenius").await?;
+    let conversation = chat.public_session_conversation(&bot, external_id, "chatgenius", address).await?;
     let (question, reply) = chat.ask(&conversation.id, visitor, REPLY_WAIT).await?;
     let question_id = question.id;
     let (id, bot_id) = (conversation.id.clone(), bot.id);
@@ -165,6 +165,7 @@ pub async fn external_booking(
         .run(move |conn| workspaces::by_external_key(conn, key.trim()))
         .await?
         .ok_or_else(|| ApiError::unauthorized("invalid api_key"))?;
+    chat.admission.external_key(workspace_id).await?;
     let request = body.request("external")?;
     let idem = idempotency::key_of(&req)?;
     idempotency::once(&chat, workspace_id, "external_booking", idem, &digest, || async {

@@ -111,16 +111,39 @@ pub(crate) fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     }
 }
 
-/// The workspace of a CX Genie `workspace_token`, or 401.
+/// The workspace of a CX Genie `workspace_token`, or 401; counted against the token's quota
+/// (429 past it).
 pub async fn workspace_of_token(chat: &Chat, token: &str) -> Result<i64, ApiError> {
     let token = token.trim().to_owned();
     if token.is_empty() {
         return Err(ApiError::unauthorized("missing `workspace_token`"));
     }
-    chat.db
+    let workspace_id = chat
+        .db
         .run(move |conn| crate::db::workspaces::by_token(conn, &token))
         .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid workspace_token"))
+        .ok_or_else(|| ApiError::unauthorized("invalid workspace_token"))?;
+    chat.admission.workspace_token(workspace_id).await?;
+    Ok(workspace_id)
+}
+
+/// Counts a request of an API key (or, as `-agent_id`, an agent token) made outside the `/api`
+/// scope against the same quota as its `/api` requests.
+pub async fn count_key(req: &HttpRequest, key_id: i64, quota: Option<u32>) -> Result<(), ApiError> {
+    let Some(limiter) = req.app_data::<web::Data<ApiRateLimiter>>() else { return Ok(()) };
+    let verdict = limiter.check(key_id, quota).await;
+    if verdict.allowed {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "rate limit exceeded: {} requests per minute for this credential; retry in {} s",
+            verdict.limit, verdict.retry_after_secs
+        ),
+    )
+    .with("code", crate::admission::RATE_LIMITED.into())
+    .with("retry_after", verdict.retry_after_secs.into()))
 }
 
 /// For routes outside the `/api` scope that both API-key and workspace-token clients use (an
@@ -134,7 +157,10 @@ pub async fn workspace_of_any(req: &HttpRequest, chat: &Chat) -> Result<i64, Api
     }
     let credential = bearer(req)?;
     let key = credential.clone();
-    if let Some((workspace_id, _)) = chat.db.run(move |conn| keys::authenticate(conn, &key)).await? {
+    if let Some((workspace_id, key_id, quotas)) =
+        chat.db.run(move |conn| keys::authenticate_with_quotas(conn, &key)).await?
+    {
+        count_key(req, key_id, quotas.rate_limit_per_minute).await?;
         return Ok(workspace_id);
     }
     workspace_of_token(chat, &credential).await

@@ -60,8 +60,9 @@ pub async fn readyz(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpR
 }
 
 /// Prometheus text: this node's live conversations, its bounded internals (the database gate,
-/// the writer's queue, the knowledge cache) and, clustered, Redis, the nodes and the event bus
-/// (events carried and the lag from publishing on one node to delivery on this one).
+/// the writer's queue, the knowledge cache), admission control's refusals and merges, and,
+/// clustered, Redis, the nodes and the event bus (events carried and the lag from publishing on
+/// one node to delivery on this one).
 pub async fn metrics(
     chat: web::Data<Chat>,
     cluster: web::Data<Cluster>,
@@ -224,6 +225,7 @@ pub async fn metrics(
             ),
         ]);
     }
+    table.extend(chat.admission.metrics());
     for (name, kind, help, value) in table {
         metric(name, kind, help, value);
     }

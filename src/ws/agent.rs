@@ -168,6 +168,8 @@ pub async fn connect(
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::unauthorized("invalid agent token: send ?token=fda_… or Authorization: Bearer"))?;
+    // The same quota as the agent's REST requests.
+    crate::http::auth::count_key(&req, -agent.id, None).await?;
     let max_frame = chat.limits.max_frame_bytes;
     let socket = AgentSocket {
         chat,

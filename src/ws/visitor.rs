@@ -8,6 +8,8 @@
 //! stays open; a frame over the size limit closes it with 1009. The server pings every 15 s and
 //! drops a socket silent for 45 s.
 
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::admission::{Coalescer, Offer, Refusal, SocketQuota, RATE_LIMITED};
 use crate::chat::{Chat, VisitorInput};
 use crate::error::{describe_json_error, ApiError};
 
@@ -113,6 +116,12 @@ enum ServerFrame<'a> {
         error: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<&'a str>,
+        /// `rate_limited` for an admission refusal.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<&'a str>,
+        /// Seconds until a refused frame may be sent again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     Pong,
 }
@@ -131,6 +140,26 @@ pub struct VisitorSocket {
     last_seq: i64,
     replay: Replay,
     heard_from: Instant,
+    /// Admission control: the client's address (its new conversations are counted against it),
+    /// this socket's message quota, the refusals in a row (too many close the socket), and the
+    /// typing and read frames held back to coalesce them.
+    address: Option<IpAddr>,
+    quota: Option<SocketQuota>,
+    strikes: u32,
+    typing: Coalescer<bool>,
+    reads: Coalescer<i64>,
+}
+
+/// Why a hello did not join.
+enum JoinError {
+    Api(ApiError),
+    Refused(Refusal),
+}
+
+impl From<ApiError> for JoinError {
+    fn from(err: ApiError) -> Self {
+        JoinError::Api(err)
+    }
 }
 
 /// Where the socket's resume from the database stands.
@@ -145,6 +174,9 @@ struct Replay {
 pub async fn connect(req: HttpRequest, stream: web::Payload, chat: web::Data<Chat>) -> actix_web::Result<HttpResponse> {
     let origin = req.headers().get("origin").and_then(|o| o.to_str().ok()).map(str::to_owned);
     let max_frame = chat.limits.max_frame_bytes;
+    let address = chat.admission.client_address(&req);
+    let quota = chat.admission.socket_quota();
+    let interval = chat.admission.settings.typing_interval;
     let socket = VisitorSocket {
         chat,
         origin,
@@ -153,6 +185,11 @@ pub async fn connect(req: HttpRequest, stream: web::Payload, chat: web::Data<Cha
         last_seq: 0,
         replay: Replay::default(),
         heard_from: Instant::now(),
+        address,
+        quota,
+        strikes: 0,
+        typing: Coalescer::new(interval),
+        reads: Coalescer::new(interval),
     };
     ws::WsResponseBuilder::new(socket, &req, stream).frame_size(max_frame).start()
 }
@@ -173,7 +210,30 @@ impl VisitorSocket {
     }
 
     fn error(ctx: &mut ws::WebsocketContext<Self>, error: &str, client_msg_id: Option<&str>) {
-        Self::send(ctx, &ServerFrame::Error { error, client_msg_id });
+        Self::send(ctx, &ServerFrame::Error { error, client_msg_id, code: None, retry_after: None });
+    }
+
+    /// Answers a refused frame with a `rate_limited` error; after `FRONTDESK_SOCKET_STRIKES`
+    /// refusals in a row the client is not slowing down, and the socket is closed (1008).
+    fn refuse(&mut self, ctx: &mut ws::WebsocketContext<Self>, refusal: &Refusal, client_msg_id: Option<&str>) {
+        Self::send(
+            ctx,
+            &ServerFrame::Error {
+                error: &refusal.message,
+                client_msg_id,
+                code: Some(RATE_LIMITED),
+                retry_after: Some(refusal.retry_after),
+            },
+        );
+        self.strikes += 1;
+        if self.strikes >= self.chat.admission.settings.socket_strikes {
+            self.chat.admission.stats.sockets_closed.fetch_add(1, Ordering::Relaxed);
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Policy,
+                description: Some("too many refused frames: slow down".into()),
+            }));
+            ctx.stop();
+        }
     }
 
     fn deliver(&mut self, ctx: &mut ws::WebsocketContext<Self>, event: &ConversationEvent) {
@@ -265,19 +325,24 @@ impl VisitorSocket {
         self.joining = true;
         let chat = self.chat.clone();
         let origin = self.origin.clone();
+        let address = self.address;
         let join = async move {
             let bot = chat.public_bot(&bot_id).await?;
             let allowed = bot.allowed_origins();
             if !allowed.is_empty() && !origin.as_ref().is_some_and(|o| allowed.contains(o)) {
-                return Err(ApiError::forbidden("this page's origin may not use this bot"));
+                return Err(ApiError::forbidden("this page's origin may not use this bot").into());
             }
             let (row, resumed) = match conversation_id {
                 Some(id) => (chat.bot_conversation(bot.id, &id).await?, true),
-                None => (chat.start(&bot, None, "widget", serde_json::json!({})).await?, false),
+                None => {
+                    // Counted before anything is written: a refused hello creates nothing.
+                    chat.admission.new_conversation(address, bot.id).await.map_err(JoinError::Refused)?;
+                    (chat.start(&bot, None, "widget", serde_json::json!({})).await?, false)
+                }
             };
             // Subscribed before the replay is read, so nothing falls between the two.
             let events = chat.bus.subscribe(&row.id);
-            Ok((bot.public_id, row, resumed, events))
+            Ok::<_, JoinError>((bot.public_id, row, resumed, events))
         };
         ctx.wait(join.into_actor(self).map(move |joined, act, ctx| {
             act.joining = false;
@@ -290,7 +355,8 @@ impl VisitorSocket {
                     ctx.add_stream(BroadcastStream::new(events));
                     act.catch_up(ctx);
                 }
-                Err(err) => Self::error(ctx, err.message(), None),
+                Err(JoinError::Api(err)) => Self::error(ctx, err.message(), None),
+                Err(JoinError::Refused(refusal)) => act.refuse(ctx, &refusal, None),
             }
         }));
     }
@@ -304,29 +370,58 @@ impl VisitorSocket {
             Ok(message) => message,
             Err(err) => return Self::error(ctx, err.message(), echo_id.as_deref()),
         };
-        let chat = self.chat.clone();
         let id = joined.conversation_id.clone();
+        if let Some(Err(refusal)) = self.quota.as_ref().map(SocketQuota::check) {
+            self.chat.admission.stats.messages_refused.fetch_add(1, Ordering::Relaxed);
+            return self.refuse(ctx, &refusal, Some(&message.client_msg_id));
+        }
+        let chat = self.chat.clone();
         let client_msg_id = message.client_msg_id.clone();
-        ctx.wait(async move { chat.post(&id, message).await }.into_actor(self).map(
-            move |posted, _act, ctx| match posted {
-                Ok(posted) => Self::send(
+        let post = async move {
+            chat.admission.conversation_message(&id).await.map_err(JoinError::Refused)?;
+            Ok::<_, JoinError>(chat.post(&id, message).await?)
+        };
+        ctx.wait(post.into_actor(self).map(move |posted, act, ctx| match posted {
+            Ok(posted) => {
+                act.strikes = 0;
+                Self::send(
                     ctx,
                     &ServerFrame::Ack {
                         client_msg_id: &client_msg_id,
                         message: &posted.message,
                         duplicate: posted.duplicate,
                     },
-                ),
-                Err(err) => Self::error(ctx, err.message(), Some(&client_msg_id)),
-            },
-        ));
+                )
+            }
+            Err(JoinError::Api(err)) => Self::error(ctx, err.message(), Some(&client_msg_id)),
+            Err(JoinError::Refused(refusal)) => act.refuse(ctx, &refusal, Some(&client_msg_id)),
+        }));
     }
 
     fn read(&mut self, ctx: &mut ws::WebsocketContext<Self>, seq: i64) {
-        let Some(joined) = &self.joined else { return Self::error(ctx, "send a hello frame first", None) };
+        if self.joined.is_none() {
+            return Self::error(ctx, "send a hello frame first", None);
+        }
         if seq < 0 {
             return Self::error(ctx, "invalid field `seq`: must not be negative", None);
         }
+        match self.reads.offer(seq, Instant::now(), i64::max) {
+            Offer::Send(seq) => self.send_read(ctx, seq),
+            Offer::FlushIn(wait) => {
+                ctx.run_later(wait, |act, ctx| {
+                    if let Some(seq) = act.reads.flush(Instant::now()) {
+                        act.send_read(ctx, seq);
+                    }
+                });
+            }
+            Offer::Merged => {
+                self.chat.admission.stats.frames_coalesced.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn send_read(&mut self, ctx: &mut ws::WebsocketContext<Self>, seq: i64) {
+        let Some(joined) = &self.joined else { return };
         let chat = self.chat.clone();
         let id = joined.conversation_id.clone();
         ctx.spawn(async move { chat.mark_read(&id, Sender::Visitor, seq).await }.into_actor(self).map(
@@ -338,8 +433,29 @@ impl VisitorSocket {
         ));
     }
 
+    /// At most one typing frame per interval reaches the session; the ones in between are
+    /// merged into the last, which follows when the interval is over.
     fn typing(&mut self, ctx: &mut ws::WebsocketContext<Self>, on: bool) {
-        let Some(joined) = &self.joined else { return Self::error(ctx, "send a hello frame first", None) };
+        if self.joined.is_none() {
+            return Self::error(ctx, "send a hello frame first", None);
+        }
+        match self.typing.offer(on, Instant::now(), |_, latest| latest) {
+            Offer::Send(on) => self.send_typing(ctx, on),
+            Offer::FlushIn(wait) => {
+                ctx.run_later(wait, |act, ctx| {
+                    if let Some(on) = act.typing.flush(Instant::now()) {
+                        act.send_typing(ctx, on);
+                    }
+                });
+            }
+            Offer::Merged => {
+                self.chat.admission.stats.frames_coalesced.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn send_typing(&mut self, ctx: &mut ws::WebsocketContext<Self>, on: bool) {
+        let Some(joined) = &self.joined else { return };
         let chat = self.chat.clone();
         let id = joined.conversation_id.clone();
         ctx.spawn(async move { chat.typing(&id, on).await }.into_actor(self).map(|done, _act, ctx| {

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use diesel::{Connection, RunQueryDsl};
-use frontdesk::config::{Settings, SettingsArgs};
+use frontdesk::config::{AdmissionArgs, Settings, SettingsArgs};
 use frontdesk::db::workspaces::{self, CreatedWorkspace};
 use frontdesk::startup::{open_database, Application, GracefulShutdown};
 use futures_util::{SinkExt, StreamExt};
@@ -108,6 +108,18 @@ pub fn settings_for(db: &TestDb, configure: impl FnOnce(&mut SettingsArgs)) -> S
         max_message_chars: Some(1000),
         // Tests send bursts with one key; the limiter has its own test.
         rate_limit_per_minute: Some(100_000),
+        // Tests open many conversations and sockets from 127.0.0.1; admission control has its
+        // own tests (admission.rs), which set the quotas they test.
+        admission: AdmissionArgs {
+            widget_conversations_per_minute: Some(100_000),
+            bot_conversations_per_minute: Some(100_000),
+            conversation_messages_per_minute: Some(100_000),
+            socket_messages_per_minute: Some(100_000),
+            workspace_token_rate_limit_per_minute: Some(100_000),
+            external_key_rate_limit_per_minute: Some(100_000),
+            public_rate_limit_per_minute: Some(100_000),
+            ..AdmissionArgs::default()
+        },
         ..SettingsArgs::default()
     };
     configure(&mut args);

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod admission;
 mod agents;
 mod bad_input;
 mod bookings;
