@@ -248,6 +248,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             let app = App::new()
+                .wrap(actix_web::middleware::from_fn(crate::text::refuse_nul_in_url))
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(agent_sockets.clone())

@@ -416,6 +416,7 @@ where
             }
             let value = String::from_utf8(value)
                 .map_err(|_| ApiError::bad_request(format!("form field `{name}` is not UTF-8 text")))?;
+            crate::text::check_str(&name, &value)?;
             received.fields.push((name, value));
             continue;
         };
