@@ -6,6 +6,9 @@
 //! frames, multipart form fields, and the URL (query parameters and path segments, through
 //! [`refuse_nul_in_url`]). A refusal names the field and nothing is stored, on either backend.
 //!
+//! Text the server reads from elsewhere (an uploaded document, a crawled page) has no client to
+//! answer, so its NULs are dropped ([`drop_nul`]) rather than refused.
+//!
 //! Each check first looks for the raw marker (`\u0000` in JSON, `%00` in a URL) and walks the
 //! parsed value only when it is there, so text without a NUL costs one scan of its bytes.
 
@@ -123,6 +126,14 @@ pub async fn refuse_nul_in_url(
     }
 }
 
+/// Removes every NUL from text the server reads from elsewhere (a document, a web page), where
+/// there is no client to tell.
+pub fn drop_nul(text: &mut String) {
+    if text.contains('\0') {
+        text.retain(|c| c != '\0');
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
 }
@@ -146,6 +157,13 @@ mod tests {
         let key = refusal(r#"{"variables":{"a\u0000":"x"}}"#).unwrap();
         assert!(key.contains("`variables.a\\u0000`"), "{key}");
         assert!(refusal(r#""\u0000""#).unwrap().contains("`body`"));
+    }
+
+    #[test]
+    fn text_from_elsewhere_loses_its_nuls() {
+        let mut text = "a\0b\0".to_owned();
+        drop_nul(&mut text);
+        assert_eq!(text, "ab");
     }
 
     #[test]

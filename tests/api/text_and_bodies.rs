@@ -29,6 +29,7 @@ on_both_backends!(
     a_nul_in_a_socket_frame_is_refused_naming_the_field,
     arbitrary_unicode_in_text_fields_never_gets_a_5xx,
     an_unreadable_or_mistyped_body_never_acts,
+    a_webhook_receiver_answering_a_nul_is_logged_without_it,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -749,4 +750,37 @@ async fn an_unreadable_or_mistyped_body_never_acts(backend: Backend) {
     .await;
     assert_eq!(status, 200, "an empty body takes the defaults too: {body}");
     assert_eq!(body["status"], "cancelled", "{body}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text from elsewhere
+
+async fn a_webhook_receiver_answering_a_nul_is_logged_without_it(backend: Backend) {
+    let app = spawn_app_with(backend, |args| {
+        args.webhook_allow_loopback = Some(true);
+        args.webhook_poll_ms = Some(50);
+    })
+    .await;
+    let receiver = crate::webhook_receiver::Receiver::start().await;
+    receiver.set_default(crate::webhook_receiver::Reply::status(200).with_body("got\u{0}it"));
+    let (status, endpoint) = app
+        .post(
+            &app.a.api_key,
+            "/api/webhooks",
+            json!({"url": receiver.url("/hooks"), "events": ["conversation_started"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{endpoint}");
+    app.start_conversation().await;
+    let path = format!("/api/webhooks/{}/deliveries?limit=10", endpoint["id"]);
+    for _ in 0..400 {
+        let (status, body) = app.get(&app.a.api_key, &path).await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(delivered) = body["data"].as_array().unwrap().iter().find(|d| d["status"] == "delivered") {
+            assert_eq!(delivered["log"][0]["response_excerpt"], "gotit", "{delivered}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the delivery was never logged as delivered");
 }
