@@ -208,6 +208,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     }
 }
 
+/// The body of a route that reads none: absent, empty or `{}`. Anything else is refused (400),
+/// so that a body the client meant to say something with never acts as if it had been read.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
+
 /// Query parameters whose errors name the parameter at fault.
 #[derive(Debug)]
 pub struct QueryParams<T>(pub T);

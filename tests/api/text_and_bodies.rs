@@ -567,8 +567,8 @@ enum Takes {
     Optional(&'static str),
     /// multipart/form-data.
     Multipart,
-    /// No body: whatever is sent is not read.
-    Nothing,
+    /// No body: absent, empty or `{}`; anything else is refused.
+    Nothing(&'static str),
 }
 
 /// Every POST, PATCH and PUT route, as registered (placeholders as in `src/http/mod.rs`).
@@ -606,7 +606,7 @@ const ROUTES: &[(&str, &str, Takes)] = &[
     ("POST", "/api/conversations/{id}/agent-messages", Takes::Json(r#"{"text":["hi"]}"#)),
     ("POST", "/api/conversations/{id}/read", Takes::Optional(r#"{"seq":"all"}"#)),
     ("POST", "/api/conversations", Takes::Json(r#"{"external_id":5}"#)),
-    ("POST", "/api/conversations/{id}/close", Takes::Nothing),
+    ("POST", "/api/conversations/{id}/close", Takes::Nothing(r#"{"reason":"done"}"#)),
     ("POST", "/api/conversations/{id}/messages", Takes::Json(r#"{"text":5}"#)),
     ("PATCH", "/api/conversations/{id}/variables", Takes::Json(r#"["plan"]"#)),
     ("POST", "/api/v1/conversations", Takes::Json(r#"{"channel":"API","from":"me"}"#)),
@@ -618,7 +618,7 @@ const ROUTES: &[(&str, &str, Takes)] = &[
     ("POST", "/api/flows/{id}/undeploy", Takes::Json(r#"{"channels":"widget"}"#)),
     ("POST", "/api/flows/{id}/dry-run", Takes::Json(r#"{"messages":"hi"}"#)),
     ("POST", "/api/knowledge/sources", Takes::Json(r#"{"type":"text","content":7}"#)),
-    ("POST", "/api/knowledge/sources/{id}/relearn", Takes::Nothing),
+    ("POST", "/api/knowledge/sources/{id}/relearn", Takes::Nothing(r#"{"reason":"done"}"#)),
     ("POST", "/api/knowledge/unanswered/{id}/answer", Takes::Json(r#"{"answer":1}"#)),
     ("POST", "/api/files", Takes::Multipart),
     // JSON or multipart, by its content type.
@@ -627,9 +627,9 @@ const ROUTES: &[(&str, &str, Takes)] = &[
     ("POST", "/api/scrape", Takes::Json(r#"{"url":1}"#)),
     ("POST", "/api/webhooks", Takes::Json(r#"{"url":"https://example.com/h","events":"all"}"#)),
     ("PATCH", "/api/webhooks/{id}", Takes::Json(r#"{"active":"no"}"#)),
-    ("POST", "/api/webhooks/{id}/secret/reveal", Takes::Nothing),
+    ("POST", "/api/webhooks/{id}/secret/reveal", Takes::Nothing(r#"{"reason":"done"}"#)),
     ("POST", "/api/webhooks/{id}/secret/rotate", Takes::Optional(r#"{"overlap_secs":"1h"}"#)),
-    ("POST", "/api/webhooks/{id}/deliveries/{delivery_id}/redeliver", Takes::Nothing),
+    ("POST", "/api/webhooks/{id}/deliveries/{delivery_id}/redeliver", Takes::Nothing(r#"{"reason":"done"}"#)),
     ("POST", "/api/webhooks/{id}/replay", Takes::Json(r#"{"sinse":1}"#)),
     ("POST", "/api/hooks/subscribe", Takes::Json(r#"{"target_url":1,"event":"new_lead"}"#)),
 ];
@@ -698,8 +698,7 @@ async fn an_unreadable_or_mistyped_body_never_acts(backend: Backend) {
         // An unreadable body is named as such, unless the type it has is wrong before it ends.
         let unreadable = &["malformed JSON", "invalid body"][..];
         let bodies: Vec<(&str, String, &[&str])> = match takes {
-            Takes::Nothing => continue,
-            Takes::Json(mistyped) | Takes::Optional(mistyped) => vec![
+            Takes::Json(mistyped) | Takes::Optional(mistyped) | Takes::Nothing(mistyped) => vec![
                 ("application/json", "{".to_owned(), unreadable),
                 ("application/json", r#"{"na"#.to_owned(), unreadable),
                 ("application/json", "not json".to_owned(), &["malformed JSON"]),
@@ -750,6 +749,9 @@ async fn an_unreadable_or_mistyped_body_never_acts(backend: Backend) {
     .await;
     assert_eq!(status, 200, "an empty body takes the defaults too: {body}");
     assert_eq!(body["status"], "cancelled", "{body}");
+    // A route that reads no body still takes `{}`.
+    let (status, body) = app.post(key, &format!("/api/conversations/{}/close", f.conversation), json!({})).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 // ---------------------------------------------------------------------------------------------
