@@ -171,8 +171,8 @@ pub fn describe_json_error(err: &serde_path_to_error::Error<serde_json::Error>) 
     }
 }
 
-/// A JSON body, read within the payload limit, whose errors name the field at fault. The second
-/// field is the SHA-256 of the raw body (what an `Idempotency-Key` is bound to).
+/// A JSON body, read within the payload limit, whose errors name the field at fault; text with a
+/// NUL is refused with 422 (see [`crate::text`]). The second field is the SHA-256 of the raw body (what an `Idempotency-Key` is bound to).
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T, pub String);
 
@@ -193,7 +193,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if bytes.is_empty() {
                 return Err(ApiError::bad_request("request body is empty: a JSON object was expected"));
             }
-            parse_json(&bytes).map(|value| JsonBody(value, crate::secrets::hash_bytes(&bytes)))
+            let value = parse_json(&bytes)?;
+            crate::text::check_json(&bytes)?;
+            Ok(JsonBody(value, crate::secrets::hash_bytes(&bytes)))
         })
     }
 }
@@ -225,6 +227,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
         })
     }
 }
+
+/// The body of a route that reads none: absent, empty or `{}`. Anything else is refused (400),
+/// so that a body the client meant to say something with never acts as if it had been read.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
 
 /// Query parameters whose errors name the parameter at fault.
 #[derive(Debug)]

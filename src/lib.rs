@@ -26,5 +26,6 @@ pub mod net_guard;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;
+pub mod text;
 pub mod webhooks;
 pub mod ws;

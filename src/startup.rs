@@ -298,6 +298,7 @@ impl Application {
             let app = App::new()
                 // Inside the request span, so a refusal at the door is logged like any answer.
                 .wrap(actix_web::middleware::from_fn(crate::admission::public_door))
+                .wrap(actix_web::middleware::from_fn(crate::text::refuse_nul_in_url))
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(agent_sockets.clone())

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::chat::Chat;
 use crate::db::inbox::{self, Cursor, InboxFilter};
 use crate::db::{agents, now_ms};
-use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::error::{ApiError, JsonBody, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
 
 #[derive(Debug, Deserialize)]
@@ -275,15 +275,17 @@ async fn view_after(chat: &Chat, workspace_id: i64, id: &str) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(chat.view(row).await?))
 }
 
-fn optional_body<T: Default>(body: Option<JsonBody<T>>) -> T {
-    body.map(|b| b.0).unwrap_or_default()
+/// The body, or the defaults when none was sent. A body that is sent but cannot be read is a
+/// 400 from the extractor, never taken as the defaults: the action must not run on a typo.
+fn optional_body<T: Default>(body: OptionalJsonBody<T>) -> T {
+    body.0.unwrap_or_default()
 }
 
 pub async fn take_over(
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<String>,
-    body: Option<JsonBody<ActAs>>,
+    body: OptionalJsonBody<ActAs>,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_body(body);
     let row = chat.conversation(caller.workspace_id, &path).await?;
@@ -296,7 +298,7 @@ pub async fn hand_back(
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<String>,
-    body: Option<JsonBody<ActAs>>,
+    body: OptionalJsonBody<ActAs>,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_body(body);
     let row = chat.conversation(caller.workspace_id, &path).await?;
@@ -313,7 +315,7 @@ pub async fn request_handoff(
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<String>,
-    body: Option<JsonBody<ActAs>>,
+    body: OptionalJsonBody<ActAs>,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_body(body);
     let row = chat.conversation(caller.workspace_id, &path).await?;
@@ -358,9 +360,9 @@ pub async fn mark_read(
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<String>,
-    body: Option<JsonBody<ReadUpTo>>,
+    body: OptionalJsonBody<ReadUpTo>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(|b| b.0).unwrap_or(ReadUpTo { agent_id: None, seq: None });
+    let body = body.0.unwrap_or(ReadUpTo { agent_id: None, seq: None });
     let row = chat.conversation(caller.workspace_id, &path).await?;
     if caller.agent.is_some() || body.agent_id.is_some() {
         acting_agent(&chat, &caller, body.agent_id).await?;

@@ -9,7 +9,7 @@ use frontdesk_actors::StoredMessage;
 use serde::{Deserialize, Serialize};
 
 use crate::chat::{Chat, VisitorInput};
-use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
 use crate::http::idempotency;
 
@@ -55,7 +55,12 @@ pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>)
     Ok(HttpResponse::Ok().json(chat.view(row).await?))
 }
 
-pub async fn close(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn close(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<String>,
+    _body: OptionalJsonBody<NoFields>,
+) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;
     chat.close(&row.id).await?;
     let row = chat.conversation(caller.workspace_id, &row.id).await?;

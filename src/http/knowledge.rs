@@ -18,7 +18,7 @@ use crate::chat::Chat;
 use crate::db::knowledge::{self as rows, SourceRow};
 use crate::db::uploads::{self, NewUpload, UploadRow};
 use crate::db::{now_ms, unanswered};
-use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
 use crate::knowledge::files::{PendingFile, StoreError, HEAD_LEN};
 use crate::knowledge::{extract, Knowledge, SourceInput};
@@ -215,6 +215,7 @@ pub async fn relearn_source(
     knowledge: web::Data<Knowledge>,
     caller: Caller,
     path: web::Path<i64>,
+    _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
     let row = knowledge.relearn(caller.workspace_id, *path).await?;
     Ok(HttpResponse::Accepted().json(views(&chat, caller.workspace_id, vec![row]).await?.remove(0)))
@@ -416,6 +417,7 @@ where
             }
             let value = String::from_utf8(value)
                 .map_err(|_| ApiError::bad_request(format!("form field `{name}` is not UTF-8 text")))?;
+            crate::text::check_str(&name, &value)?;
             received.fields.push((name, value));
             continue;
         };

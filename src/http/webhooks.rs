@@ -9,7 +9,7 @@ use crate::chat::Chat;
 use crate::crypto::SecretBox;
 use crate::db::now_ms;
 use crate::db::webhooks::{self as store, EndpointChanges, EndpointRow, NewEndpoint};
-use crate::error::{ApiError, JsonBody, OptionalJsonBody, QueryParams};
+use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
 use crate::http::idempotency;
 use crate::net_guard::{self, TargetPolicy};
@@ -239,6 +239,7 @@ pub async fn reveal(
     admin: web::Data<WebhookAdmin>,
     caller: Caller,
     path: web::Path<i64>,
+    _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
     let row = endpoint(&chat, caller.workspace_id, *path).await?;
     Ok(HttpResponse::Ok().json(secret_view(&admin, &row)?))
@@ -350,6 +351,7 @@ pub async fn redeliver(
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<(i64, i64)>,
+    _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
     let (endpoint_id, delivery_id) = path.into_inner();
     let workspace_id = caller.workspace_id;

@@ -402,7 +402,7 @@ const CSV_ROWS_PER_SECTION: usize = 20;
 /// because the PDF reader panics on some malformed files; such a panic becomes an error (the panic hook still
 /// logs it) — which only works while the build keeps `panic = "unwind"`.
 pub fn extract(kind: DocKind, bytes: &[u8], name_or_url: &str) -> Result<Extracted, ExtractError> {
-    let extracted = match kind {
+    let mut extracted = match kind {
         DocKind::Pdf => extract_pdf(bytes, name_or_url)?,
         DocKind::Html => {
             let page = html_to_page(&decode_text(bytes), name_or_url);
@@ -416,6 +416,13 @@ pub fn extract(kind: DocKind, bytes: &[u8], name_or_url: &str) -> Result<Extract
         }
         DocKind::Csv => extract_csv(&decode_text(bytes), name_or_url),
     };
+    // A document's text is not a client's field to refuse: a NUL past the sniffed head (or one
+    // a PDF's text layer yields) is dropped, as PostgreSQL could not store it.
+    crate::text::drop_nul(&mut extracted.title);
+    for section in &mut extracted.sections {
+        crate::text::drop_nul(&mut section.title);
+        crate::text::drop_nul(&mut section.text);
+    }
     if extracted.sections.is_empty() {
         return Err(ExtractError::Empty);
     }
@@ -602,6 +609,14 @@ mod tests {
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
     const HTML: &str = "<!DOCTYPE html><html><head><title>Clinic</title></head><body><p>Hi</p></body></html>";
+
+    #[test]
+    fn a_nul_in_a_document_is_dropped_from_its_text() {
+        let e = extract(DocKind::Text, "# Hours\0\n\nOpen 9\0 to 5".as_bytes(), "hours.txt").unwrap();
+        assert_eq!(e.title, "Hours");
+        assert!(e.sections.iter().all(|s| !s.title.contains('\0') && !s.text.contains('\0')), "{e:?}");
+        assert!(e.sections.iter().any(|s| s.text.contains("Open 9 to 5")), "{e:?}");
+    }
 
     #[test]
     fn kind_names_and_mime_types() {

@@ -315,7 +315,10 @@ async fn send(
         }
     }
     excerpt.truncate(EXCERPT_BYTES);
-    Ok(Answer { status, retry_after, excerpt: String::from_utf8_lossy(&excerpt).into_owned() })
+    let mut excerpt = String::from_utf8_lossy(&excerpt).into_owned();
+    // The receiver's bytes are kept for the delivery log; PostgreSQL cannot store a NUL.
+    crate::text::drop_nul(&mut excerpt);
+    Ok(Answer { status, retry_after, excerpt })
 }
 
 fn describe(err: reqwest::Error) -> String {

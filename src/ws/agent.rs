@@ -407,6 +407,9 @@ impl AgentSocket {
             Err(err) => return error(ctx, None, &format!("invalid frame: {err}")),
         };
         let reference = frame.reference.clone();
+        if let Err(err) = crate::text::check_json(text.as_bytes()) {
+            return error(ctx, reference, err.message());
+        }
         if frame.kind == "ping" {
             return send(ctx, &serde_json::json!({ "type": "pong", "ref": reference }));
         }

@@ -83,14 +83,16 @@ impl ClientFrame {
             serde_path_to_error::deserialize(value)
                 .map_err(|err| describe_json_error(&err).replacen("body", "frame", 1))
         }
-        match kind {
+        let frame = match kind {
             "hello" => fields(value).map(ClientFrame::Hello),
             "message" => fields(value).map(ClientFrame::Message),
             "typing" => fields(value).map(ClientFrame::Typing),
             "read" => fields(value).map(ClientFrame::Read),
             "ping" => Ok(ClientFrame::Ping),
             other => Err(format!("unknown frame type `{other}`: expected hello, message, typing, read or ping")),
-        }
+        }?;
+        crate::text::check_json(text.as_bytes()).map_err(|err| err.message().to_owned())?;
+        Ok(frame)
     }
 }
 

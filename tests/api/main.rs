@@ -33,6 +33,7 @@ mod schedule;
 mod site;
 mod sse;
 mod tenancy;
+mod text_and_bodies;
 mod webhook_receiver;
 mod webhooks;
 mod websocket;
