@@ -246,8 +246,13 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let body_guard = http::body_guard::BodyGuard {
+            body_timeout: settings.body_timeout,
+            upload_timeout: settings.upload_timeout,
+        };
         let server = HttpServer::new(move || {
             let app = App::new()
+                .wrap(body_guard)
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(agent_sockets.clone())
@@ -270,6 +275,12 @@ impl Application {
             }
         })
         .workers(settings.workers)
+        // Request heads must arrive within 5 s (else 408), idle keep-alive connections close after
+        // 5 s, and a closing connection gets 1 s to take its last bytes; bodies have their own
+        // deadline (`BodyGuard`). Explicit, so an upgrade of actix cannot quietly change them.
+        .client_request_timeout(Duration::from_secs(5))
+        .keep_alive(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
         // A reply is several small frames; Nagle would hold them for the peer's delayed ACK (~40 ms).
         .tcp_nodelay(true)
         .shutdown_timeout(5)
@@ -373,6 +384,7 @@ fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Resul
         waker,
         policy,
         upload_max_bytes: settings.upload_max_bytes,
+        upload_timeout: settings.upload_timeout,
         crawl_max_pages: settings.crawl_max_pages,
         crawl_max_depth: settings.crawl_max_depth,
         embedder,

@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod crm;
 mod cxgenie_customers;
+mod deadlines;
 mod durability;
 mod embeddings;
 mod failover;
