@@ -19,7 +19,7 @@
 //! WebSocket handshakes are left alone: their "body" is the socket itself, and the sockets have
 //! their own deadlines (see [`crate::ws`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{ready, Future, Ready};
 use std::io;
 use std::pin::Pin;
@@ -27,7 +27,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::PayloadError;
 use actix_web::http::{header, ConnectionType, Method, StatusCode};
@@ -145,35 +145,111 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let fault = self.config.guard(&mut req);
-        let request = req.request().clone();
+        let guard = self.config.guard(&mut req);
         let call = self.service.call(req);
         Box::pin(async move {
             let result = call.await;
-            let fired = fault.as_ref().and_then(|cell| cell.get());
+            let fired = guard.as_ref().and_then(|guard| guard.fault.get());
+            let unread = guard.as_ref().and_then(|guard| guard.unread.take());
             let mut res = match (result, fired) {
                 (Ok(res), Some(fault)) if res.status().as_u16() >= 400 => {
                     res.into_response(fault.to_api_error().error_response()).map_into_right_body()
                 }
                 (Ok(res), _) => res.map_into_left_body(),
-                (Err(_), Some(fault)) => {
-                    ServiceResponse::new(request, fault.to_api_error().error_response()).map_into_right_body()
-                }
-                (Err(err), None) => return Err(err),
+                // Only a middleware fails this way (a handler's error is already a response);
+                // the request went with it, so the answer is built later, from the error.
+                (Err(_), Some(fault)) => return Err(HeldError::new(fault.to_api_error().into(), unread)),
+                (Err(err), None) => return Err(HeldError::new(err, unread)),
             };
             // The rest of the body never came (or is still coming): this connection cannot
             // carry another request.
             if fired.is_some() || res.status() == StatusCode::REQUEST_TIMEOUT {
                 res.response_mut().head_mut().set_connection_type(ConnectionType::Close);
             }
+            // actix drains an unread chunked body after the response to reuse the connection,
+            // with no deadline: a client that never finishes it would keep the connection
+            // forever. A body still held when the response is sent makes actix close instead.
+            if let Some(unread) = unread {
+                res = res.map_body(|_, body| {
+                    EitherBody::right(BoxBody::new(HoldsUnread { body: BoxBody::new(body), _unread: unread }))
+                });
+            }
             Ok(res)
         })
     }
 }
 
+/// What a guarded body leaves for the middleware: its fault, and the unread rest of it.
+#[derive(Default)]
+struct GuardState {
+    fault: Cell<Option<BodyFault>>,
+    unread: RefCell<Option<Payload>>,
+}
+
+/// A response body that keeps the request's unread body alive until it has been sent.
+struct HoldsUnread {
+    body: BoxBody,
+    _unread: Payload,
+}
+
+impl MessageBody for HoldsUnread {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+/// An error answered before the body was read: its response holds the unread body (see
+/// [`HoldsUnread`]) and closes the connection.
+struct HeldError {
+    inner: actix_web::Error,
+    unread: RefCell<Option<Payload>>,
+}
+
+impl HeldError {
+    fn new(inner: actix_web::Error, unread: Option<Payload>) -> actix_web::Error {
+        match unread {
+            Some(unread) => HeldError { inner, unread: RefCell::new(Some(unread)) }.into(),
+            None => inner,
+        }
+    }
+}
+
+impl std::fmt::Debug for HeldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.inner, f)
+    }
+}
+
+impl std::fmt::Display for HeldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl ResponseError for HeldError {
+    fn status_code(&self) -> StatusCode {
+        self.inner.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        let mut res = self.inner.error_response();
+        res.head_mut().set_connection_type(ConnectionType::Close);
+        match self.unread.borrow_mut().take() {
+            Some(unread) => res.map_body(|_, body| BoxBody::new(HoldsUnread { body, _unread: unread })),
+            None => res,
+        }
+    }
+}
+
 impl BodyGuard {
-    /// Wraps the request's body, if it has one; answers where the body's fault will show.
-    fn guard(&self, req: &mut ServiceRequest) -> Option<Rc<Cell<Option<BodyFault>>>> {
+    /// Wraps the request's body, if it has one; answers what the body will leave behind.
+    fn guard(&self, req: &mut ServiceRequest) -> Option<Rc<GuardState>> {
         // A WebSocket's "body" is the socket: it lasts as long as the conversation.
         if req.method() == Method::GET && req.head().upgrade() {
             return None;
@@ -188,19 +264,20 @@ impl BodyGuard {
             Some(_) => (self.upload_timeout, Some(self.body_timeout)),
             None => (self.body_timeout, None),
         };
-        let fault = Rc::new(Cell::new(None));
+        let state = Rc::new(GuardState::default());
         let guarded = GuardedBody {
             inner: payload,
             total_secs: total.as_secs(),
             total: Box::pin(tokio::time::sleep(total)),
             idle: idle.map(|gap| (gap, Box::pin(tokio::time::sleep(gap)))),
             framing,
-            fault: fault.clone(),
+            state: state.clone(),
             done: false,
+            ended: false,
         };
         let stream: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(guarded);
         req.set_payload(Payload::from(stream));
-        Some(fault)
+        Some(state)
     }
 }
 
@@ -223,15 +300,26 @@ struct GuardedBody {
     /// The longest gap between two reads, and when the current one runs out.
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
     framing: Option<Framing>,
-    fault: Rc<Cell<Option<BodyFault>>>,
+    state: Rc<GuardState>,
+    /// Nothing more is read (the body failed or ended).
     done: bool,
+    /// The client's body itself ended (or broke off).
+    ended: bool,
 }
 
 impl GuardedBody {
     fn fail(&mut self, fault: BodyFault) -> Poll<Option<Result<Bytes, PayloadError>>> {
         self.done = true;
-        self.fault.set(Some(fault));
+        self.state.fault.set(Some(fault));
         Poll::Ready(Some(Err(fault.into_payload_error())))
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        if !self.ended {
+            *self.state.unread.borrow_mut() = Some(std::mem::replace(&mut self.inner, Payload::None));
+        }
     }
 }
 
@@ -257,9 +345,11 @@ impl Stream for GuardedBody {
             }
             Poll::Ready(Some(Err(err))) => {
                 this.done = true;
+                this.ended = true;
                 Poll::Ready(Some(Err(err)))
             }
             Poll::Ready(None) => {
+                this.ended = true;
                 if this.framing.as_ref().is_some_and(|framing| !framing.closed()) {
                     return this.fail(BodyFault::Truncated);
                 }
