@@ -158,8 +158,8 @@ where
                 (Ok(res), _) => res.map_into_left_body(),
                 // Only a middleware fails this way (a handler's error is already a response);
                 // the request went with it, so the answer is built later, from the error.
-                (Err(_), Some(fault)) => return Err(HeldError::new(fault.to_api_error().into(), unread)),
-                (Err(err), None) => return Err(HeldError::new(err, unread)),
+                (Err(_), Some(fault)) => return Err(HeldError::wrap(fault.to_api_error().into(), unread)),
+                (Err(err), None) => return Err(HeldError::wrap(err, unread)),
             };
             // The rest of the body never came (or is still coming): this connection cannot
             // carry another request.
@@ -212,7 +212,7 @@ struct HeldError {
 }
 
 impl HeldError {
-    fn new(inner: actix_web::Error, unread: Option<Payload>) -> actix_web::Error {
+    fn wrap(inner: actix_web::Error, unread: Option<Payload>) -> actix_web::Error {
         match unread {
             Some(unread) => HeldError { inner, unread: RefCell::new(Some(unread)) }.into(),
             None => inner,
