@@ -113,6 +113,17 @@ pub struct SettingsArgs {
     /// Largest uploaded file in bytes; larger gets 413 [default: 20971520].
     #[arg(long, global = true, env = "FRONTDESK_UPLOAD_MAX_BYTES")]
     pub upload_max_bytes: Option<u64>,
+    /// Seconds a request body may take to arrive in all; a multipart upload may not stall longer
+    /// than this between two reads; later gets 408 [default: 30].
+    #[arg(long, global = true, env = "FRONTDESK_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// Seconds a multipart upload's body may take to arrive in all; later gets 408 [default: 300].
+    #[arg(long, global = true, env = "FRONTDESK_UPLOAD_TIMEOUT_SECS")]
+    pub upload_timeout_secs: Option<u64>,
+    /// Seconds a widget socket has, once open, to join a conversation with `hello`; then it is
+    /// closed with 1008 [default: 10].
+    #[arg(long, global = true, env = "FRONTDESK_HELLO_TIMEOUT_SECS")]
+    pub hello_timeout_secs: Option<u64>,
     /// Seconds a node's claim on a source it is learning holds without renewal; after a crash
     /// another node (or the restarted one) takes the source over after this [default: 60].
     #[arg(long, global = true, env = "FRONTDESK_LEARN_LEASE_SECS")]
@@ -239,6 +250,9 @@ pub struct Settings {
     pub crawl_max_pages: usize,
     pub crawl_max_depth: usize,
     pub upload_max_bytes: u64,
+    pub body_timeout: Duration,
+    pub upload_timeout: Duration,
+    pub hello_timeout: Duration,
     pub learn_lease: Duration,
     pub embeddings: Option<EmbeddingsSettings>,
     /// The model brain's defaults; bots may override them.
@@ -523,6 +537,21 @@ impl Settings {
                 .unwrap_or(3),
             upload_max_bytes: pick(args.upload_max_bytes, from_file("UPLOAD_MAX_BYTES"), "FRONTDESK_UPLOAD_MAX_BYTES")?
                 .unwrap_or(20 << 20),
+            body_timeout: Duration::from_secs(
+                pick(args.body_timeout_secs, from_file("BODY_TIMEOUT_SECS"), "FRONTDESK_BODY_TIMEOUT_SECS")?
+                    .unwrap_or(30)
+                    .max(1),
+            ),
+            upload_timeout: Duration::from_secs(
+                pick(args.upload_timeout_secs, from_file("UPLOAD_TIMEOUT_SECS"), "FRONTDESK_UPLOAD_TIMEOUT_SECS")?
+                    .unwrap_or(300)
+                    .max(1),
+            ),
+            hello_timeout: Duration::from_secs(
+                pick(args.hello_timeout_secs, from_file("HELLO_TIMEOUT_SECS"), "FRONTDESK_HELLO_TIMEOUT_SECS")?
+                    .unwrap_or(10)
+                    .max(1),
+            ),
             learn_lease: Duration::from_secs(
                 pick(args.learn_lease_secs, from_file("LEARN_LEASE_SECS"), "FRONTDESK_LEARN_LEASE_SECS")?
                     .unwrap_or(60)
@@ -893,6 +922,8 @@ pub struct Limits {
     pub max_page_size: i64,
     /// Longest a long-poll may wait, in seconds.
     pub max_wait_secs: u64,
+    /// How long a widget socket may stay open without joining a conversation.
+    pub hello_timeout: Duration,
 }
 
 impl Settings {
@@ -903,6 +934,7 @@ impl Settings {
             max_message_chars: self.max_message_chars,
             max_page_size: 100,
             max_wait_secs: 60,
+            hello_timeout: self.hello_timeout,
         }
     }
 }

@@ -294,11 +294,16 @@ impl Application {
         });
 
         let port = listener.local_addr()?.port();
+        let body_guard = http::body_guard::BodyGuard {
+            body_timeout: settings.body_timeout,
+            upload_timeout: settings.upload_timeout,
+        };
         let server = HttpServer::new(move || {
             let app = App::new()
                 // Inside the request span, so a refusal at the door is logged like any answer.
                 .wrap(actix_web::middleware::from_fn(crate::admission::public_door))
                 .wrap(actix_web::middleware::from_fn(crate::text::refuse_nul_in_url))
+                .wrap(body_guard)
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(agent_sockets.clone())
@@ -321,6 +326,12 @@ impl Application {
             }
         })
         .workers(settings.workers)
+        // Request heads must arrive within 5 s (else 408), idle keep-alive connections close after
+        // 5 s, and a closing connection gets 1 s to take its last bytes; bodies have their own
+        // deadline (`BodyGuard`). Explicit, so an upgrade of actix cannot quietly change them.
+        .client_request_timeout(Duration::from_secs(5))
+        .keep_alive(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
         // A reply is several small frames; Nagle would hold them for the peer's delayed ACK (~40 ms).
         .tcp_nodelay(true)
         .shutdown_timeout(5)
@@ -427,6 +438,7 @@ fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Resul
         waker,
         policy,
         upload_max_bytes: settings.upload_max_bytes,
+        upload_timeout: settings.upload_timeout,
         crawl_max_pages: settings.crawl_max_pages,
         crawl_max_depth: settings.crawl_max_depth,
         embedder,

@@ -6,7 +6,9 @@
 //!
 //! Uploads stream to a temporary file on the blocking pool, capped at
 //! `FRONTDESK_UPLOAD_MAX_BYTES` (413, and the temporary file is removed), and are stored by
-//! content hash; their type is sniffed from the bytes, never taken from the name.
+//! content hash once the whole body is in; their type is sniffed from the bytes, never taken
+//! from the name. An upload carries at most 50 parts, 20 of them files, each plain field at
+//! most 4 KiB.
 
 use actix_multipart::Multipart;
 use actix_web::http::header;
@@ -20,6 +22,7 @@ use crate::db::uploads::{self, NewUpload, UploadRow};
 use crate::db::{now_ms, unanswered};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
+use crate::http::body_guard::BodyFault;
 use crate::knowledge::files::{PendingFile, StoreError, HEAD_LEN};
 use crate::knowledge::{extract, Knowledge, SourceInput};
 
@@ -27,6 +30,8 @@ use crate::knowledge::{extract, Knowledge, SourceInput};
 const MAX_FILES: usize = 20;
 /// Longest plain form field (a token, a bot id, a title) in an upload.
 const MAX_FIELD_BYTES: usize = 4096;
+/// Parts (files and plain fields) one upload request may carry.
+const MAX_PARTS: usize = 50;
 
 /// A source as frontdesk's own API shows it.
 #[derive(Debug, Serialize)]
@@ -388,10 +393,42 @@ impl Received {
 }
 
 /// Reads a multipart body: plain fields are collected; every part with a file name is streamed
-/// to the file store, sniffed, and recorded for the workspace. `authorize` is called with the
-/// plain fields seen so far before the first file is stored, so a caller that authenticates by
-/// a form field (CX Genie's `workspace_token`) is checked before any byte is kept.
+/// to a temporary file in the file store and sniffed. `authorize` is called with the plain
+/// fields seen so far before the first file is written, so a caller that authenticates by a
+/// form field (CX Genie's `workspace_token`) is checked before any byte is kept.
+///
+/// All or nothing: files are stored and recorded for the workspace only once the whole body has
+/// been read; a body that fails anywhere (unreadable, truncated, too slow, over a limit) leaves
+/// no upload, no stored file and no temporary file behind (a [`PendingFile`] deletes its
+/// temporary file when dropped, on every path). The whole upload, storing included, has
+/// `FRONTDESK_UPLOAD_TIMEOUT_SECS`; the body's own deadlines and framing checks are
+/// [`super::body_guard`]'s.
 pub async fn receive_files<F, Fut>(
+    knowledge: &Knowledge,
+    multipart: Multipart,
+    authorize: F,
+) -> Result<Received, ApiError>
+where
+    F: FnMut(&[(String, String)]) -> Fut,
+    Fut: std::future::Future<Output = Result<i64, ApiError>>,
+{
+    let limit = knowledge.upload_timeout;
+    tokio::time::timeout(limit, receive_all(knowledge, multipart, authorize)).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            actix_web::http::StatusCode::REQUEST_TIMEOUT,
+            format!("upload not received and stored within {} s (FRONTDESK_UPLOAD_TIMEOUT_SECS)", limit.as_secs()),
+        ))
+    })
+}
+
+/// A file part received in full, not yet stored.
+struct PartReceived {
+    pending: PendingFile,
+    name: String,
+    mime: String,
+}
+
+async fn receive_all<F, Fut>(
     knowledge: &Knowledge,
     mut multipart: Multipart,
     mut authorize: F,
@@ -401,15 +438,21 @@ where
     Fut: std::future::Future<Output = Result<i64, ApiError>>,
 {
     let mut workspace_id = None;
-    let mut received = Received { files: Vec::new(), fields: Vec::new() };
+    let mut fields = Vec::new();
+    let mut parts: Vec<PartReceived> = Vec::new();
+    let mut count = 0;
     while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(|err| ApiError::bad_request(format!("unreadable multipart body: {err}")))?;
+        let mut field = field.map_err(multipart_error)?;
+        count += 1;
+        if count > MAX_PARTS {
+            return Err(ApiError::too_large(format!("at most {MAX_PARTS} parts per upload")));
+        }
         let name = field.name().unwrap_or_default().to_owned();
         let filename = field.content_disposition().and_then(|d| d.get_filename()).map(str::to_owned);
         let Some(filename) = filename else {
             let mut value = Vec::new();
             while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|err| ApiError::bad_request(format!("unreadable multipart body: {err}")))?;
+                let chunk = chunk.map_err(multipart_error)?;
                 if value.len() + chunk.len() > MAX_FIELD_BYTES {
                     return Err(ApiError::too_large(format!("form field `{name}` is over {MAX_FIELD_BYTES} bytes")));
                 }
@@ -418,34 +461,62 @@ where
             let value = String::from_utf8(value)
                 .map_err(|_| ApiError::bad_request(format!("form field `{name}` is not UTF-8 text")))?;
             crate::text::check_str(&name, &value)?;
-            received.fields.push((name, value));
+            fields.push((name, value));
             continue;
         };
-        let workspace_id = match workspace_id {
-            Some(id) => id,
-            None => *workspace_id.insert(authorize(&received.fields).await?),
-        };
-        if received.files.len() == MAX_FILES {
+        if workspace_id.is_none() {
+            workspace_id = Some(authorize(&fields).await?);
+        }
+        if parts.len() == MAX_FILES {
             return Err(ApiError::too_large(format!("at most {MAX_FILES} files per upload")));
         }
         let declared = field.content_type().map(|mime| mime.essence_str().to_owned());
-        let file = store_part(knowledge, &mut field, &filename, declared.as_deref()).await?;
-        let row = knowledge
-            .db
-            .run(move |conn| {
-                let new = NewUpload {
-                    filename: &file.name,
-                    content_type: &file.mime,
-                    size_bytes: file.size as i64,
-                    sha256: &file.sha256,
-                    storage_path: &file.sha256,
-                };
-                uploads::create(conn, workspace_id, &new, now_ms())
-            })
-            .await?;
-        received.files.push(row);
+        parts.push(receive_part(knowledge, &mut field, &filename, declared.as_deref()).await?);
     }
-    Ok(received)
+    let Some(workspace_id) = workspace_id else {
+        return Ok(Received { files: Vec::new(), fields });
+    };
+    let mut stored = Vec::with_capacity(parts.len());
+    for part in parts {
+        let PartReceived { pending, name, mime } = part;
+        let file =
+            web::block(move || pending.finish()).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+        stored.push(PartStored { name, mime, size: file.size, sha256: file.sha256 });
+    }
+    let files = knowledge
+        .db
+        .run(move |conn| {
+            crate::db::write_tx(conn, |conn| {
+                stored
+                    .iter()
+                    .map(|file| {
+                        let new = NewUpload {
+                            filename: &file.name,
+                            content_type: &file.mime,
+                            size_bytes: file.size as i64,
+                            sha256: &file.sha256,
+                            storage_path: &file.sha256,
+                        };
+                        uploads::create(conn, workspace_id, &new, now_ms())
+                    })
+                    .collect::<Result<Vec<_>, crate::db::DbError>>()
+            })
+        })
+        .await?;
+    Ok(Received { files, fields })
+}
+
+/// A multipart parsing failure as the client sees it: the body guard's own fault when it found
+/// one (too slow, truncated, headers too long), else what the parser said.
+fn multipart_error(err: actix_multipart::MultipartError) -> ApiError {
+    match &err {
+        actix_multipart::MultipartError::Payload(payload) => match BodyFault::of(payload) {
+            Some(fault) => fault.to_api_error(),
+            None => ApiError::bad_request(format!("unreadable multipart body: {payload}")),
+        },
+        actix_multipart::MultipartError::Incomplete => ApiError::bad_request(BodyFault::Truncated.to_string()),
+        other => ApiError::bad_request(format!("unreadable multipart body: {other}")),
+    }
 }
 
 struct PartStored {
@@ -455,14 +526,14 @@ struct PartStored {
     sha256: String,
 }
 
-/// Streams one file part into the store: refused (and its temporary file gone) when it is too
+/// Streams one file part into a temporary file: refused (and the file gone) when it is too
 /// large or its content is of no supported type.
-async fn store_part(
+async fn receive_part(
     knowledge: &Knowledge,
     field: &mut actix_multipart::Field,
     filename: &str,
     declared: Option<&str>,
-) -> Result<PartStored, ApiError> {
+) -> Result<PartReceived, ApiError> {
     let files = knowledge.files.clone();
     let limit = knowledge.upload_max_bytes;
     let mut pending: PendingFile = web::block(move || files.begin(limit))
@@ -471,7 +542,7 @@ async fn store_part(
         .map_err(|err| ApiError::internal(format!("cannot create an upload file: {err}")))?;
     let mut head = Vec::new();
     while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(|err| ApiError::bad_request(format!("unreadable multipart body: {err}")))?;
+        let chunk = chunk.map_err(multipart_error)?;
         if head.len() < HEAD_LEN {
             head.extend_from_slice(&chunk[..chunk.len().min(HEAD_LEN - head.len())]);
         }
@@ -493,8 +564,7 @@ async fn store_part(
         }
     }
     let mime = upload_type(&head, filename, declared)?;
-    let stored = web::block(move || pending.finish()).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
-    Ok(PartStored { name: clean_name(filename), mime, size: stored.size, sha256: stored.sha256 })
+    Ok(PartReceived { pending, name: clean_name(filename), mime })
 }
 
 /// The type of an upload from its first bytes: a document the knowledge base reads, or an

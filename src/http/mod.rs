@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod body_guard;
 pub mod bookings;
 pub mod bots;
 pub mod conversations;

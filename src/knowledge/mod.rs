@@ -48,6 +48,8 @@ pub struct Knowledge {
     /// What URL sources may point at (checked again, after DNS, when fetched).
     pub policy: TargetPolicy,
     pub upload_max_bytes: u64,
+    /// Longest an upload may take to be received and stored, whatever happens on the way.
+    pub upload_timeout: std::time::Duration,
     pub crawl_max_pages: usize,
     pub crawl_max_depth: usize,
     /// Vectors for hybrid retrieval, when an embeddings endpoint is configured.

@@ -6,7 +6,8 @@
 //! `done`, `typing` (an agent's), `read` (an agent read up to `seq`), `agent_joined` and
 //! `agent_left` (with the agent's `id` and display `name`), `closed`, `error`, `pong`. A frame that cannot be read gets an `error` frame and the socket
 //! stays open; a frame over the size limit closes it with 1009. The server pings every 15 s and
-//! drops a socket silent for 45 s.
+//! drops a socket silent for 45 s; a socket that has not joined a conversation with `hello`
+//! within `FRONTDESK_HELLO_TIMEOUT_SECS` is closed with 1008.
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -201,6 +202,16 @@ impl Actor for VisitorSocket {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::keep_alive(ctx, |act| act.heard_from, self.chat.shutdown.clone());
+        // Pings and pongs keep a socket alive, so a client that never says hello would hold its
+        // socket (and a worker's attention) for as long as it likes.
+        let deadline = self.chat.limits.hello_timeout;
+        ctx.run_later(deadline, move |act, ctx| {
+            if act.joined.is_none() && !act.joining {
+                let description = format!("no hello within {} s: send a hello frame first", deadline.as_secs());
+                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Policy, description: Some(description) }));
+                ctx.stop();
+            }
+        });
     }
 }
 

@@ -15,6 +15,7 @@ mod cli;
 mod cluster;
 mod crm;
 mod cxgenie_customers;
+mod deadlines;
 mod durability;
 mod embeddings;
 mod failover;
