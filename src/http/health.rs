@@ -61,7 +61,11 @@ pub async fn readyz(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpR
 
 /// Prometheus text: this node's live conversations and, clustered, Redis, the nodes and the
 /// event bus (events carried and the lag from publishing on one node to delivery on this one).
-pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> HttpResponse {
+pub async fn metrics(
+    chat: web::Data<Chat>,
+    cluster: web::Data<Cluster>,
+    revocations: web::Data<crate::revocation::Revocations>,
+) -> HttpResponse {
     use std::fmt::Write;
     use std::sync::atomic::Ordering;
     let mut out = String::new();
@@ -165,6 +169,27 @@ pub async fn metrics(chat: web::Data<Chat>, cluster: web::Data<Cluster>) -> Http
                 "Longest publish-to-delivery time since start.",
                 lag(&bus.max_lag_ms),
             ),
+        ]);
+    }
+    table.extend([
+        (
+            "frontdesk_credential_watches",
+            "gauge",
+            "Open agent sockets, SSE streams and long polls whose credential this node watches.",
+            revocations.watching().to_string(),
+        ),
+        (
+            "frontdesk_revoked_connections_total",
+            "counter",
+            "Connections this node ended because their credential was revoked.",
+            load(&revocations.closed),
+        ),
+    ]);
+    if let Some(control) = revocations.control_stats() {
+        table.extend([
+            ("frontdesk_control_published_total", "counter", "Control messages sent.", load(&control.published)),
+            ("frontdesk_control_received_total", "counter", "Control messages heard.", load(&control.received)),
+            ("frontdesk_control_dropped_total", "counter", "Control messages not sent.", load(&control.dropped)),
         ]);
     }
     for (name, kind, help, value) in table {
