@@ -146,8 +146,8 @@ async fn a_revoked_key_ends_its_streams_and_long_polls(backend: Backend) {
     let conversation = app.start_conversation().await;
     let path = format!("/api/conversations/{conversation}/events");
     let mut events = Events::open_with_key(&app, &app.url(&path), &key).await;
-    let (_, kind, _) = events.next().await;
-    assert_eq!(kind, "message", "the welcome, replayed");
+    let (id, _, _) = events.next().await;
+    assert_eq!(id, Some(1), "the welcome, replayed");
     let poll = app
         .http
         .get(app.url(&format!("/api/conversations/{conversation}/messages?after=1&wait=60")))
@@ -167,7 +167,7 @@ async fn a_revoked_key_ends_its_streams_and_long_polls(backend: Backend) {
 
     // The other key's stream on the same conversation carries on.
     let mut others = Events::open_with_key(&app, &app.url(&path), &app.a.api_key).await;
-    assert_eq!(others.next().await.1, "message");
+    assert_eq!(others.next().await.0, Some(1));
     app.say(&conversation, "Hello").await;
     assert_eq!(others.next().await.2["message"]["content"], "Hello");
 }
@@ -200,17 +200,20 @@ enum Frame {
 }
 
 async fn next_frame(socket: &mut Socket) -> Frame {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next()).await.expect("a frame within 20 s");
-        match frame {
-            Some(Ok(Message::Text(text))) => return Frame::Json(serde_json::from_str(&text).unwrap()),
-            Some(Ok(Message::Close(close))) => {
-                return Frame::Closed(close.map(|c| (c.code, c.reason.into_owned())));
+    // One deadline for the frame, however many pings come before it.
+    let read = async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => return Frame::Json(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(close))) => {
+                    return Frame::Closed(close.map(|c| (c.code, c.reason.into_owned())));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Frame::Closed(None),
             }
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Frame::Closed(None),
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read).await.expect("a frame within 20 s")
 }
 
 /// Reads until the socket closes; answers the close and the JSON frames seen before it.
@@ -236,9 +239,10 @@ async fn hears_nothing_more(socket: &mut Socket) {
     }
 }
 
-/// An agent's socket sees a conversation started now.
+/// An agent's socket sees a conversation started now (with the visitor's first message).
 async fn sees_new_conversation(app: &TestApp, socket: &mut Socket) {
     let conversation = app.start_conversation().await;
+    app.say(&conversation, "Hello").await;
     loop {
         match next_frame(socket).await {
             Frame::Json(frame) if frame["conversation"]["id"] == conversation.as_str() => return,
@@ -260,7 +264,7 @@ async fn a_deleted_agents_socket_is_closed_and_hears_nothing_more(backend: Backe
     let conversation = app.start_conversation().await;
     let mut stream =
         Events::open_with_key(&app, &app.url(&format!("/api/conversations/{conversation}/events")), &gone_token).await;
-    assert_eq!(stream.next().await.1, "message");
+    assert_eq!(stream.next().await.0, Some(1), "the welcome, replayed");
 
     let (status, body) = delete(&app, &app.a.api_key, &format!("/api/agents/{gone_id}")).await;
     assert_eq!(status, 204, "{body}");
@@ -333,7 +337,7 @@ async fn an_agent_deleted_on_one_node_loses_their_socket_on_another(backend: Bac
     let conversation = app.start_conversation().await;
     let url = format!("{}/api/conversations/{conversation}/events", other.base);
     let mut stream = Events::open_with_key(&app, &url, &key).await;
-    assert_eq!(stream.next().await.1, "message");
+    assert_eq!(stream.next().await.0, Some(1), "the welcome, replayed");
 
     // Deleted through the first node: the socket on the other closes.
     let (status, _) = delete(&app, &app.a.api_key, &format!("/api/agents/{gone_id}")).await;
@@ -385,7 +389,7 @@ async fn the_cli_lists_and_revokes_keys_and_nodes_catch_up_on_their_own(backend:
     };
     let res = http.get(format!("{base}/api/conversations/{conversation}/events")).bearer_auth(&second).send().await;
     let mut stream = Events::from_response(res.unwrap());
-    assert_eq!(stream.next().await.1, "message");
+    assert_eq!(stream.next().await.0, Some(1), "the welcome, replayed");
 
     // Another workspace's key id is not revoked.
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
