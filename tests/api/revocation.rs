@@ -352,6 +352,19 @@ async fn an_agent_deleted_on_one_node_loses_their_socket_on_another(backend: Bac
     assert_eq!(status, 204);
     assert_eq!(stream.next().await.1, "revoked");
     assert!(stream.ended().await);
+
+    // The CLI, given the cluster's Redis, tells every node itself.
+    let (cli_key_id, cli_key) = new_key(&app, app.a.workspace_id, "cli-revoked").await;
+    let mut stream = Events::open_with_key(&app, &url, &cli_key).await;
+    assert_eq!(stream.next().await.0, Some(1));
+    let mut owned = app.binary_env();
+    owned.push(("REDIS_URL", "redis://127.0.0.1:6379".to_owned()));
+    owned.push(("FRONTDESK_REDIS_PREFIX", prefix.clone()));
+    let envs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let workspace = app.a.workspace_id.to_string();
+    let revoked = run_cli(&["key", "revoke", "--workspace", &workspace, "--id", &cli_key_id.to_string()], &envs);
+    assert_eq!(revoked["nodes_told"], true, "{revoked}");
+    assert_eq!(stream.next().await.1, "revoked");
 }
 
 async fn the_cli_lists_and_revokes_keys_and_nodes_catch_up_on_their_own(backend: Backend) {
