@@ -187,6 +187,10 @@ pub struct SettingsArgs {
     /// Give queued conversations to online agents in turn (round-robin) [default: false].
     #[arg(long, global = true, env = "FRONTDESK_AUTO_ASSIGN")]
     pub auto_assign: Option<bool>,
+    /// Seconds between each node's checks that the credentials of its open sockets and streams
+    /// still authenticate (the fallback when a revocation did not reach it); 0 never [default: 10].
+    #[arg(long, global = true, env = "FRONTDESK_CREDENTIAL_CHECK_SECS")]
+    pub credential_check_secs: Option<u64>,
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
@@ -260,6 +264,8 @@ pub struct Settings {
     /// An agent's silence after which their conversation goes back to the bot (`None`: never).
     pub agent_silence: Option<Duration>,
     pub auto_assign: bool,
+    /// How often open connections' credentials are checked (`None`: never).
+    pub credential_check: Option<Duration>,
     pub demo: bool,
     pub redis_prefix: String,
     /// How long a conversation's lease lasts without renewal (cluster mode).
@@ -570,6 +576,16 @@ impl Settings {
                 secs => Some(Duration::from_secs(secs)),
             },
             auto_assign: pick(args.auto_assign, from_file("AUTO_ASSIGN"), "FRONTDESK_AUTO_ASSIGN")?.unwrap_or(false),
+            credential_check: match pick(
+                args.credential_check_secs,
+                from_file("CREDENTIAL_CHECK_SECS"),
+                "FRONTDESK_CREDENTIAL_CHECK_SECS",
+            )?
+            .unwrap_or(10)
+            {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             redis_prefix: pick(args.redis_prefix.clone(), from_file("REDIS_PREFIX"), "FRONTDESK_REDIS_PREFIX")?
                 .unwrap_or_else(|| "frontdesk:".into()),
             lease: Duration::from_millis(

@@ -1,6 +1,8 @@
 //! The `frontdesk` command: a thin CLI over the library.
 
 use clap::{Parser, Subcommand};
+use frontdesk::cluster::control::{publish_once, Control};
+use frontdesk::cluster::redis::Redis;
 use frontdesk::config::{Settings, SettingsArgs};
 use frontdesk::db::{agents, keys, now_ms, workspaces};
 use frontdesk::startup::{open_database, Application};
@@ -82,6 +84,22 @@ enum KeyCommand {
         #[arg(long, default_value = "cli")]
         name: String,
     },
+    /// List a workspace's API keys (prefix, name, created, last used, revoked; never the secret)
+    /// as JSON.
+    List {
+        #[arg(long)]
+        workspace: i64,
+    },
+    /// Revoke an API key at once; even the workspace's last one. With REDIS_URL, every running
+    /// node ends the streams the key has open right away; otherwise within
+    /// FRONTDESK_CREDENTIAL_CHECK_SECS.
+    Revoke {
+        #[arg(long)]
+        workspace: i64,
+        /// The key's id (see `frontdesk key list`).
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -130,6 +148,28 @@ fn run() -> anyhow::Result<()> {
             println!("{}", serde_json::json!({ "workspace_id": workspace, "api_key": key }));
             Ok(())
         }
+        Command::Key { command: KeyCommand::List { workspace } } => {
+            let db = open_database(&settings)?;
+            let mut conn = db.conn()?;
+            anyhow::ensure!(workspaces::get(&mut conn, workspace)?.is_some(), "workspace {workspace} does not exist");
+            let rows = keys::list(&mut conn, workspace)?;
+            println!("{}", serde_json::json!({ "workspace_id": workspace, "keys": rows }));
+            Ok(())
+        }
+        Command::Key { command: KeyCommand::Revoke { workspace, id } } => {
+            let db = open_database(&settings)?;
+            let mut conn = db.conn()?;
+            let key = match keys::revoke(&mut conn, workspace, id, false)? {
+                keys::Revoked::Done(key) => key,
+                _ => anyhow::bail!("workspace {workspace} has no API key {id}"),
+            };
+            let nodes_told = match &settings.redis_url {
+                Some(url) => tell_nodes(url, &settings.redis_prefix, workspace, id)?,
+                None => false,
+            };
+            println!("{}", serde_json::json!({ "workspace_id": workspace, "revoked": key, "nodes_told": nodes_told }));
+            Ok(())
+        }
         Command::Agent { command: AgentCommand::Create { workspace, name, email, role } } => {
             let db = open_database(&settings)?;
             let mut conn = db.conn()?;
@@ -142,6 +182,23 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Tells the running nodes, through the cluster's control channel, that key `id` is revoked;
+/// false when Redis could not be reached (the nodes' own checks catch up).
+fn tell_nodes(url: &str, prefix: &str, workspace_id: i64, id: i64) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let redis = Redis::connect(url, prefix, &format!("cli-{}", std::process::id()))?;
+        let control = Control::CredentialRevoked { workspace_id, agent_id: None, key_id: Some(id) };
+        match publish_once(&redis, &control).await {
+            Ok(()) => Ok(true),
+            Err(error) => {
+                tracing::warn!(%error, "the running nodes were not told; their own checks will end the key's streams");
+                Ok(false)
+            }
+        }
+    })
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

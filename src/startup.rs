@@ -254,6 +254,11 @@ impl Application {
             admission: Arc::new(Admission::new(settings.admission.clone(), redis.clone())),
         });
         let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::new(redis.clone()));
+        let revocations = web::Data::from(crate::revocation::Revocations::start(
+            chat.db.clone(),
+            redis.clone(),
+            settings.credential_check,
+        ));
         let model_defaults = web::Data::new(settings.model.clone());
         crate::handoff::HandoffRules {
             chat: chat.clone().into_inner(),
@@ -307,6 +312,7 @@ impl Application {
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(agent_sockets.clone())
+                .app_data(revocations.clone())
                 .app_data(cluster.clone())
                 .app_data(model_defaults.clone())
                 .app_data(webhook_admin.clone())

@@ -4,6 +4,7 @@
 //! is in-process.
 
 pub mod bus;
+pub mod control;
 pub mod local;
 pub mod ownership;
 pub mod redis;

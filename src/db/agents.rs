@@ -122,6 +122,24 @@ pub fn update(
         .get_result(c))?))
 }
 
+/// Gives the agent a new token; returns it in clear (the only time it exists so). `None` when
+/// the agent is not the workspace's.
+pub fn rotate_token(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    id: i64,
+    now: i64,
+) -> Result<Option<(AgentRow, String)>, DbError> {
+    let token = secrets::generate(secrets::AGENT_TOKEN_PREFIX);
+    let target = agents::table.filter(agents::workspace_id.eq(workspace_id)).filter(agents::id.eq(id));
+    let row = on_backend!(conn, c => diesel::update(target)
+        .set((agents::token_hash.eq(secrets::hash(&token)), agents::updated_at.eq(now)))
+        .returning(AgentRow::as_returning())
+        .get_result(c)
+        .optional())?;
+    Ok(row.map(|row| (row, token)))
+}
+
 /// Deletes an agent; the conversations they owned keep their history (the owner stays
 /// recorded in their transitions).
 pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
@@ -145,4 +163,12 @@ pub fn assigned(conn: &mut DbConn, workspace_id: i64, id: i64, now: i64) -> Resu
     let target = agents::table.filter(agents::workspace_id.eq(workspace_id)).filter(agents::id.eq(id));
     on_backend!(conn, c => diesel::update(target).set(agents::last_assigned_at.eq(now)).execute(c))?;
     Ok(())
+}
+
+/// The token hash of each of these agents that still exists (`None`: the agent has no token).
+pub fn token_hashes(conn: &mut DbConn, ids: &[i64]) -> Result<Vec<(i64, Option<String>)>, DbError> {
+    Ok(on_backend!(conn, c => agents::table
+        .filter(agents::id.eq_any(ids))
+        .select((agents::id, agents::token_hash))
+        .load(c))?)
 }

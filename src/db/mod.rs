@@ -116,6 +116,8 @@ pub enum Guarded {
     Schedule = 1,
     /// Matching or creating a patient by email or phone: two nodes must not both create one.
     Patients = 2,
+    /// Revoking an API key: two revocations at once must not leave the workspace without one.
+    ApiKeys = 3,
 }
 
 /// Makes the rest of the caller's transaction the only one of its kind for the workspace. On

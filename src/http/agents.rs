@@ -18,6 +18,7 @@ use crate::db::inbox::{self, Cursor, InboxFilter};
 use crate::db::{agents, now_ms};
 use crate::error::{ApiError, JsonBody, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
+use crate::revocation::{Credential, Revocations};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,13 +148,35 @@ pub async fn set_my_presence(
     apply_changes(&chat, caller.workspace_id, agent.id, changes).await
 }
 
-pub async fn delete(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+/// Deletes the agent; their open sockets and streams end at once, on every node.
+pub async fn delete(
+    chat: web::Data<Chat>,
+    revocations: web::Data<Revocations>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let (workspace_id, id) = (caller.workspace_id, *path);
     if chat.db.run(move |conn| agents::delete(conn, workspace_id, id)).await? {
+        revocations.revoke(workspace_id, Credential::Agent(id));
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found("agent not found"))
     }
+}
+
+/// `POST /api/agents/{id}/token`: gives the agent a new token (shown once); the old one stops
+/// working and every connection the agent has open ends, on every node.
+pub async fn rotate_token(
+    chat: web::Data<Chat>,
+    revocations: web::Data<Revocations>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let rotated = chat.db.run(move |conn| agents::rotate_token(conn, workspace_id, id, now_ms())).await?;
+    let (agent, token) = rotated.ok_or_else(|| ApiError::not_found("agent not found"))?;
+    revocations.revoke(workspace_id, Credential::Agent(id));
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "agent": agent, "token": token })))
 }
 
 /// The agent acting in a request: the caller's own, or the one the body names (API keys only).

@@ -21,6 +21,7 @@ use crate::chat::Chat;
 use crate::db::keys;
 use crate::error::ApiError;
 use crate::http::rate_limit::ApiRateLimiter;
+use crate::revocation::Credential;
 
 /// A caller authenticated by an API key or an agent token: everything it touches is scoped to
 /// this workspace.
@@ -29,6 +30,10 @@ pub struct Caller {
     pub workspace_id: i64,
     /// The agent acting, when the credential was an agent's token.
     pub agent: Option<frontdesk_actors::AgentRef>,
+    /// What authenticated the request, for the streams that must end when it is revoked.
+    pub credential: Credential,
+    /// The hash of the agent token, when it was one (a stream ends when the token is replaced).
+    pub token_hash: Option<String>,
 }
 
 /// Path prefixes an agent token with the `agent` role may use.
@@ -51,7 +56,9 @@ pub async fn require_api_key(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let chat = req.app_data::<web::Data<Chat>>().cloned().ok_or_else(|| ApiError::internal("chat state missing"))?;
     let token = bearer(req.request())?;
+    let mut token_hash = None;
     let (workspace_id, key_id, agent, quota) = if token.starts_with(crate::secrets::AGENT_TOKEN_PREFIX) {
+        token_hash = Some(crate::secrets::hash(&token));
         let agent = chat
             .db
             .run(move |conn| crate::db::agents::authenticate(conn, &token))
@@ -90,7 +97,11 @@ pub async fn require_api_key(
         verdict.write_headers(response.headers_mut());
         return Ok(req.into_response(response));
     }
-    req.extensions_mut().insert(Caller { workspace_id, agent });
+    let credential = match &agent {
+        Some(agent) => Credential::Agent(agent.id),
+        None => Credential::ApiKey(key_id),
+    };
+    req.extensions_mut().insert(Caller { workspace_id, agent, credential, token_hash });
     let mut response = next.call(req).await?.map_into_boxed_body();
     if let Some(verdict) = verdict {
         verdict.write_headers(response.headers_mut());

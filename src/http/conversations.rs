@@ -12,6 +12,7 @@ use crate::chat::{Chat, VisitorInput};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
 use crate::http::idempotency;
+use crate::revocation::Revocations;
 
 /// How long `POST …/messages` waits for the bot's reply before answering without it.
 const REPLY_WAIT: Duration = Duration::from_secs(30);
@@ -147,6 +148,7 @@ pub struct MessagePage {
 
 pub async fn list_messages(
     chat: web::Data<Chat>,
+    revocations: web::Data<Revocations>,
     caller: Caller,
     path: web::Path<String>,
     query: QueryParams<ListMessages>,
@@ -164,9 +166,14 @@ pub async fn list_messages(
         return Err(ApiError::unprocessable(format!("wait must be at most {} seconds", chat.limits.max_wait_secs)));
     }
     let row = chat.conversation(caller.workspace_id, &path).await?;
-    let messages = chat
-        .wait_for_messages(caller.workspace_id, &row.id, query.after, limit, Duration::from_secs(query.wait))
-        .await?;
+    // A long poll ends with 401 as soon as its credential is revoked.
+    let watch = revocations.into_inner().watch(caller.credential, caller.token_hash.clone());
+    let waiting =
+        chat.wait_for_messages(caller.workspace_id, &row.id, query.after, limit, Duration::from_secs(query.wait));
+    let messages = tokio::select! {
+        messages = waiting => messages?,
+        Ok(()) = watch.revoked => return Err(ApiError::unauthorized(crate::revocation::CLOSE_REASON)),
+    };
     let next_after = messages.last().map(|m| m.seq).unwrap_or(query.after);
     let has_more = messages.len() as i64 == limit;
     Ok(HttpResponse::Ok().json(MessagePage { messages, next_after, has_more }))

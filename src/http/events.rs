@@ -3,6 +3,8 @@
 //! Stored messages carry their `seq` as the event id, so a client that reconnects with
 //! `Last-Event-ID` (or `?last_event_id=`) first gets exactly the messages it missed, read from
 //! the database, then the live stream. Deltas and typing carry no id: they are not replayed.
+//! When the credential that opened the stream is revoked, a last `revoked` event is sent and
+//! the stream ends.
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::chat::Chat;
 use crate::error::{ApiError, QueryParams};
 use crate::http::auth::Caller;
+use crate::revocation::{Revocations, Watch};
 
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const REPLAY_PAGE: i64 = 100;
@@ -39,6 +42,7 @@ pub fn frame(event: &ConversationEvent) -> Bytes {
 pub async fn stream(
     req: HttpRequest,
     chat: web::Data<Chat>,
+    revocations: web::Data<Revocations>,
     caller: Caller,
     path: web::Path<String>,
     query: QueryParams<EventsQuery>,
@@ -60,8 +64,12 @@ pub async fn stream(
     let conversation_id = row.id;
     let mut events = chat.bus.subscribe(&conversation_id);
     let chat = chat.into_inner();
+    let Watch { mut revoked, guard: _watch } =
+        revocations.into_inner().watch(caller.credential, caller.token_hash.clone());
 
     let body = async_stream::stream! {
+        // Watching for as long as the stream lives.
+        let _watch = _watch;
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         let mut catch_up = true;
         loop {
@@ -94,6 +102,12 @@ pub async fn stream(
                     Err(RecvError::Closed) => return,
                 },
                 _ = keepalive.tick() => yield Ok(Bytes::from_static(b": keepalive\n\n")),
+                ended = &mut revoked => {
+                    if ended.is_ok() {
+                        yield Ok(Bytes::from_static(b"event: revoked\ndata: {\"error\":\"credential revoked\"}\n\n"));
+                    }
+                    return;
+                }
             }
         }
     };

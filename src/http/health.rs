@@ -67,6 +67,7 @@ pub async fn metrics(
     chat: web::Data<Chat>,
     cluster: web::Data<Cluster>,
     knowledge: Option<web::Data<crate::knowledge::Knowledge>>,
+    revocations: web::Data<crate::revocation::Revocations>,
 ) -> HttpResponse {
     use std::fmt::Write;
     use std::sync::atomic::Ordering;
@@ -226,6 +227,27 @@ pub async fn metrics(
         ]);
     }
     table.extend(chat.admission.metrics());
+    table.extend([
+        (
+            "frontdesk_credential_watches",
+            "gauge",
+            "Open agent sockets, SSE streams and long polls whose credential this node watches.",
+            revocations.watching().to_string(),
+        ),
+        (
+            "frontdesk_revoked_connections_total",
+            "counter",
+            "Connections this node ended because their credential was revoked.",
+            load(&revocations.closed),
+        ),
+    ]);
+    if let Some(control) = revocations.control_stats() {
+        table.extend([
+            ("frontdesk_control_published_total", "counter", "Control messages sent.", load(&control.published)),
+            ("frontdesk_control_received_total", "counter", "Control messages heard.", load(&control.received)),
+            ("frontdesk_control_dropped_total", "counter", "Control messages not sent.", load(&control.dropped)),
+        ]);
+    }
     for (name, kind, help, value) in table {
         metric(name, kind, help, value);
     }

@@ -12,6 +12,7 @@ pub mod flows;
 pub mod forms;
 pub mod health;
 pub mod idempotency;
+pub mod keys;
 pub mod knowledge;
 pub mod leads;
 pub mod patients;
@@ -88,6 +89,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/bots", web::post().to(bots::create))
                 .route("/bots/{bot_id}", web::get().to(bots::get))
                 .route("/bots/{bot_id}", web::patch().to(bots::update))
+                .route("/keys", web::get().to(keys::list))
+                .route("/keys/{id}", web::delete().to(keys::revoke))
                 .route("/agents", web::post().to(agents::create))
                 .route("/agents", web::get().to(agents::list))
                 .route("/agents/me", web::get().to(agents::me))
@@ -95,6 +98,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/agents/{id}", web::get().to(agents::get))
                 .route("/agents/{id}", web::patch().to(agents::update))
                 .route("/agents/{id}", web::delete().to(agents::delete))
+                .route("/agents/{id}/token", web::post().to(agents::rotate_token))
                 .route("/conversations", web::get().to(agents::list_conversations))
                 .route("/conversations/{id}/detail", web::get().to(agents::detail))
                 .route("/conversations/{id}/takeover", web::post().to(agents::take_over))

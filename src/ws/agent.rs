@@ -14,6 +14,9 @@
 //! Server frames: `inbox`, `conversation`, `history`, `ack`, `error`, `pong`, and the events
 //! (`message`, `delta`, `done`, `typing`, `read`, `owner_changed`, `closed`) as the bus carries
 //! them, each naming its conversation.
+//!
+//! Deleting the agent or replacing their token closes the socket with code 4001 ("credential
+//! revoked") on whichever node it is open ([`crate::revocation`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,7 @@ use crate::chat::Chat;
 use crate::cluster::redis::Redis;
 use crate::db::{agents, inbox, now_ms};
 use crate::error::ApiError;
+use crate::revocation::{self, Credential, Revocations, WatchGuard};
 
 /// Open conversations in the first snapshot; older ones are a REST page away.
 const SNAPSHOT_SIZE: usize = 500;
@@ -147,6 +151,9 @@ pub struct AgentSocket {
     known: HashSet<String>,
     subscriptions: HashMap<String, Subscription>,
     heard_from: Instant,
+    /// Resolves when the agent is deleted or their token replaced (taken in `started`).
+    revoked: Option<tokio::sync::oneshot::Receiver<()>>,
+    _watch: WatchGuard,
 }
 
 pub async fn connect(
@@ -154,6 +161,7 @@ pub async fn connect(
     stream: web::Payload,
     chat: web::Data<Chat>,
     sockets: web::Data<AgentSockets>,
+    revocations: web::Data<Revocations>,
 ) -> actix_web::Result<HttpResponse> {
     let from_query = form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(name, _)| name == "token")
@@ -162,6 +170,7 @@ pub async fn connect(
         Some(token) => token,
         None => crate::http::auth::bearer(&req)?,
     };
+    let token_hash = crate::secrets::hash(&token);
     let agent = chat
         .db
         .run(move |conn| agents::authenticate(conn, &token))
@@ -171,6 +180,7 @@ pub async fn connect(
     // The same quota as the agent's REST requests.
     crate::http::auth::count_key(&req, -agent.id, None).await?;
     let max_frame = chat.limits.max_frame_bytes;
+    let watch = revocations.into_inner().watch(Credential::Agent(agent.id), Some(token_hash));
     let socket = AgentSocket {
         chat,
         sockets,
@@ -179,6 +189,8 @@ pub async fn connect(
         known: HashSet::new(),
         subscriptions: HashMap::new(),
         heard_from: Instant::now(),
+        revoked: Some(watch.revoked),
+        _watch: watch.guard,
     };
     ws::WsResponseBuilder::new(socket, &req, stream).frame_size(max_frame).start()
 }
@@ -188,6 +200,13 @@ impl Actor for AgentSocket {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         super::keep_alive(ctx, |act| act.heard_from, self.chat.shutdown.clone());
+        if let Some(revoked) = self.revoked.take() {
+            ctx.spawn(actix::fut::wrap_future::<_, Self>(revoked).map(|revoked, _act, ctx| {
+                if revoked.is_ok() {
+                    close_revoked(ctx);
+                }
+            }));
+        }
         self.sockets.clone().into_inner().opened(self.agent.id);
         // Subscribed before the snapshot is read, so nothing falls between the two.
         let events = self.chat.bus.subscribe(&inbox_topic(self.workspace_id));
@@ -197,13 +216,18 @@ impl Actor for AgentSocket {
         let snapshot = async move {
             chat.db
                 .run(move |conn| {
-                    agents::update(conn, workspace_id, id, None, None, Some("online"), now_ms())?;
-                    inbox::open_conversations(conn, workspace_id, SNAPSHOT_SIZE)
+                    // Deleted between signing in and here: the revocation may have missed
+                    // this socket, which was not watching yet.
+                    if agents::update(conn, workspace_id, id, None, None, Some("online"), now_ms())?.is_none() {
+                        return Ok(None);
+                    }
+                    inbox::open_conversations(conn, workspace_id, SNAPSHOT_SIZE).map(Some)
                 })
                 .await
         };
         ctx.wait(snapshot.into_actor(self).map(|loaded, act, ctx| match loaded {
-            Ok(items) => {
+            Ok(None) => close_revoked(ctx),
+            Ok(Some(items)) => {
                 act.known.extend(items.iter().map(|item| item.conversation.id.clone()));
                 send(ctx, &serde_json::json!({ "type": "inbox", "agent": act.agent, "conversations": items }));
             }
@@ -225,6 +249,16 @@ impl Actor for AgentSocket {
             }
         });
     }
+}
+
+/// Ends the socket of an agent who was deleted or whose token was replaced: with close code
+/// 4001 it stops receiving the workspace's events at once.
+fn close_revoked(ctx: &mut ws::WebsocketContext<AgentSocket>) {
+    ctx.close(Some(ws::CloseReason {
+        code: ws::CloseCode::Other(revocation::CLOSE_CODE),
+        description: Some(revocation::CLOSE_REASON.into()),
+    }));
+    ctx.stop();
 }
 
 fn send(ctx: &mut ws::WebsocketContext<AgentSocket>, frame: &serde_json::Value) {

@@ -241,6 +241,11 @@ impl TestApp {
         frontdesk::db::Db::connect(&self.db().url, 2).expect("test database")
     }
 
+    /// The environment that points the real binary (the CLI) at this server's database.
+    pub fn binary_env(&self) -> Vec<(&'static str, String)> {
+        self.db().binary_env()
+    }
+
     fn db(&self) -> &TestDb {
         self._db.as_ref().expect("the test database")
     }

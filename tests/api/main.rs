@@ -30,6 +30,7 @@ mod pdf;
 mod rate_limits;
 mod real_model;
 mod rest;
+mod revocation;
 mod schedule;
 mod site;
 mod sse;

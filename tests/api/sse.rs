@@ -36,6 +36,33 @@ impl Events {
         Events { body: Box::pin(res.bytes_stream()), buffer: String::new() }
     }
 
+    /// Opens the stream at a full URL with `key` (an API key or an agent token).
+    pub async fn open_with_key(app: &TestApp, url: &str, key: &str) -> Events {
+        Events::from_response(app.http.get(url).bearer_auth(key).send().await.unwrap())
+    }
+
+    /// The events of a response that must be a stream.
+    pub fn from_response(res: reqwest::Response) -> Events {
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        Events { body: Box::pin(res.bytes_stream()), buffer: String::new() }
+    }
+
+    /// Whether the stream ends (within 20 s) with nothing but keepalives before its end.
+    pub async fn ended(&mut self) -> bool {
+        loop {
+            let rest = self.buffer.replace(": keepalive\n\n", "");
+            if !rest.trim().is_empty() {
+                return false;
+            }
+            match tokio::time::timeout(std::time::Duration::from_secs(20), self.body.next()).await {
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(chunk))) => self.buffer.push_str(std::str::from_utf8(&chunk).unwrap()),
+                Err(_) => return false,
+            }
+        }
+    }
+
     pub async fn next(&mut self) -> (Option<i64>, String, Value) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {

@@ -1,0 +1,42 @@
+//! `/api/keys`: the workspace's API keys, listed without their secrets, and revoked.
+//!
+//! Revoking is immediate: the next request with the key gets 401 on every node (requests
+//! authenticate against the database), and the streams it has open end (see
+//! [`crate::revocation`]). A caller may revoke the key it calls with; the API refuses to
+//! revoke the workspace's last active key (409), which would lock its API clients out: the
+//! operator's `frontdesk key revoke` can.
+
+use actix_web::{web, HttpResponse};
+
+use crate::chat::Chat;
+use crate::db::keys::{self, Revoked};
+use crate::error::ApiError;
+use crate::http::auth::Caller;
+use crate::revocation::{Credential, Revocations};
+
+/// `GET /api/keys`: `{"keys": [{id, name, prefix, created_at, last_used_at, revoked_at}]}`.
+pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let workspace_id = caller.workspace_id;
+    let rows = chat.db.run(move |conn| keys::list(conn, workspace_id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": rows })))
+}
+
+/// `DELETE /api/keys/{id}`: 204; 404 for another workspace's key; 409 for the last active one.
+pub async fn revoke(
+    chat: web::Data<Chat>,
+    revocations: web::Data<Revocations>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, key_id) = (caller.workspace_id, *path);
+    match chat.db.run(move |conn| keys::revoke(conn, workspace_id, key_id, true)).await? {
+        Revoked::Done(_) => {
+            revocations.revoke(workspace_id, Credential::ApiKey(key_id));
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Revoked::NotFound => Err(ApiError::not_found("API key not found")),
+        Revoked::LastKey => Err(ApiError::conflict(
+            "this is the workspace's last active API key: create another (`frontdesk key create`) before revoking it",
+        )),
+    }
+}
