@@ -18,6 +18,7 @@ mod embeddings;
 mod failover;
 mod flows;
 mod idempotency;
+mod inbox_pages;
 mod knowledge;
 mod knowledge_queue;
 mod model;
