@@ -7,6 +7,7 @@ mod helpers;
 
 mod agents;
 mod bad_input;
+mod booking_horizon;
 mod bookings;
 mod chat_booking;
 mod cli;
