@@ -131,7 +131,7 @@ impl Application {
             }
             None => (bus.clone(), None),
         };
-        let flows = Arc::new(FlowCatalog::new(db.clone()));
+        let flows = Arc::new(FlowCatalog::new(db.clone()).with_http_policy(flow_http_policy(&settings)));
         let tools = || crate::brain::tools::Tools {
             db: db.clone(),
             desk: desk.clone(),

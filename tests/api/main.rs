@@ -17,6 +17,7 @@ mod cxgenie_customers;
 mod durability;
 mod embeddings;
 mod failover;
+mod flow_targets;
 mod flows;
 mod idempotency;
 mod inbox_pages;
