@@ -103,8 +103,7 @@ impl Application {
         let bus = Arc::new(LocalBus::new());
         let bots = Arc::new(BotSettingsCache::new(db.clone()));
         let desk = Arc::new(
-            BookingDesk::new(db.clone())
-                .with_horizon(crate::booking::Horizon::days(settings.booking_horizon_days)),
+            BookingDesk::new(db.clone()).with_horizon(crate::booking::Horizon::days(settings.booking_horizon_days)),
         );
         let scorer = LeadScorer::new(Arc::new(DbLeadSignals::new(db.clone())), crate::crm::COALESCE).start();
         let reception = Arc::new(Reception::new(db.clone(), desk.clone(), Some(scorer.clone()), settings.booking_hold));

@@ -41,9 +41,11 @@ async fn flows_calling_internal_addresses_are_refused_when_saved(backend: Backen
         "https://[::1]:8443/",
     ];
     for url in internal {
-        let (status, body) = app.post(&app.a.api_key, "/api/flows", json!({ "name": "Call", "definition": calling(url) })).await;
+        let (status, body) =
+            app.post(&app.a.api_key, "/api/flows", json!({ "name": "Call", "definition": calling(url) })).await;
         assert_refused(status, &body, url);
-        let (status, body) = app.post(&app.a.api_key, "/api/flows/validate", json!({ "definition": calling(url) })).await;
+        let (status, body) =
+            app.post(&app.a.api_key, "/api/flows/validate", json!({ "definition": calling(url) })).await;
         assert_eq!((status, body["valid"].as_bool()), (200, Some(false)), "{url}: {body}");
         assert_eq!(body["errors"][0]["field"], "url", "{body}");
     }
@@ -52,10 +54,16 @@ async fn flows_calling_internal_addresses_are_refused_when_saved(backend: Backen
 
     // A public target is saved; a templated host can only be checked when the call is made.
     let public = "https://api.example.com/customers/{{flow.id}}";
-    let (status, created) = app.post(&app.a.api_key, "/api/flows", json!({ "name": "Call", "definition": calling(public) })).await;
+    let (status, created) =
+        app.post(&app.a.api_key, "/api/flows", json!({ "name": "Call", "definition": calling(public) })).await;
     assert_eq!(status, 201, "{created}");
-    let (status, _) =
-        app.post(&app.a.api_key, "/api/flows", json!({ "name": "Templated", "definition": calling("https://{{flow.host}}/x") })).await;
+    let (status, _) = app
+        .post(
+            &app.a.api_key,
+            "/api/flows",
+            json!({ "name": "Templated", "definition": calling("https://{{flow.host}}/x") }),
+        )
+        .await;
     assert_eq!(status, 201);
     // Editing the draft to an internal target is refused and leaves the draft as it was.
     let path = format!("/api/flows/{}", created["id"].as_i64().unwrap());
@@ -67,16 +75,28 @@ async fn flows_calling_internal_addresses_are_refused_when_saved(backend: Backen
     // The operator's settings are the same that govern webhooks and the run-time guard.
     let allowed = spawn_app_with(backend, |args| args.fetch_allow = Some("127.0.0.1/32".into())).await;
     let (status, body) = allowed
-        .post(&allowed.a.api_key, "/api/flows", json!({ "name": "Intranet", "definition": calling("http://127.0.0.1:9/hook") }))
+        .post(
+            &allowed.a.api_key,
+            "/api/flows",
+            json!({ "name": "Intranet", "definition": calling("http://127.0.0.1:9/hook") }),
+        )
         .await;
     assert_eq!(status, 201, "an allowed network may be called: {body}");
     let (status, body) = allowed
-        .post(&allowed.a.api_key, "/api/flows", json!({ "name": "Metadata", "definition": calling("https://169.254.169.254/") }))
+        .post(
+            &allowed.a.api_key,
+            "/api/flows",
+            json!({ "name": "Metadata", "definition": calling("https://169.254.169.254/") }),
+        )
         .await;
     assert_refused(status, &body, "outside the allowed network");
     let loopback = spawn_app_with(backend, |args| args.webhook_allow_loopback = Some(true)).await;
     let (status, body) = loopback
-        .post(&loopback.a.api_key, "/api/flows", json!({ "name": "Dev", "definition": calling("http://127.0.0.1:9/hook") }))
+        .post(
+            &loopback.a.api_key,
+            "/api/flows",
+            json!({ "name": "Dev", "definition": calling("http://127.0.0.1:9/hook") }),
+        )
         .await;
     assert_eq!(status, 201, "loopback allowed for development: {body}");
 }
