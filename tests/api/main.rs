@@ -23,6 +23,7 @@ mod idempotency;
 mod inbox_pages;
 mod knowledge;
 mod knowledge_queue;
+mod logs;
 mod model;
 mod pdf;
 mod rate_limits;
