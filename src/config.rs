@@ -87,6 +87,9 @@ pub struct SettingsArgs {
     /// Seconds a slot chosen in a chat stays held for that visitor before it is booked [default: 300].
     #[arg(long, global = true, env = "FRONTDESK_BOOKING_HOLD_SECS")]
     pub booking_hold_secs: Option<u64>,
+    /// How many days ahead a booking may be made or moved; later times get 422 [default: 730].
+    #[arg(long, global = true, env = "FRONTDESK_BOOKING_HORIZON_DAYS")]
+    pub booking_horizon_days: Option<u32>,
     /// Requests per minute per session (or client address) on ChatGenius's `POST /chat`; 0 turns
     /// the limit off [default: 30].
     #[arg(long, global = true, env = "FRONTDESK_CHAT_RATE_LIMIT_PER_MINUTE")]
@@ -246,6 +249,7 @@ pub struct Settings {
     pub webhook_disable_after: Duration,
     pub webhook_poll: Duration,
     pub booking_hold: Duration,
+    pub booking_horizon_days: u32,
     pub chat_rate_limit_per_minute: u32,
     pub admission: AdmissionSettings,
     pub fetch_allow: Vec<ipnet::IpNet>,
@@ -517,6 +521,19 @@ impl Settings {
                     .unwrap_or(300)
                     .max(1),
             ),
+            booking_horizon_days: match pick(
+                args.booking_horizon_days,
+                from_file("BOOKING_HORIZON_DAYS"),
+                "FRONTDESK_BOOKING_HORIZON_DAYS",
+            )?
+            .unwrap_or(crate::booking::Horizon::DEFAULT_DAYS)
+            {
+                days @ 1..=crate::booking::Horizon::MAX_DAYS => days,
+                other => anyhow::bail!(
+                    "FRONTDESK_BOOKING_HORIZON_DAYS must be 1 to {} days (got {other})",
+                    crate::booking::Horizon::MAX_DAYS
+                ),
+            },
             chat_rate_limit_per_minute: pick(
                 args.chat_rate_limit_per_minute,
                 from_file("CHAT_RATE_LIMIT_PER_MINUTE"),

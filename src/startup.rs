@@ -144,7 +144,9 @@ impl Application {
         let writer = MessageWriter::start(db.clone(), writers, settings.db_writer_queue, settings.db_acquire_timeout);
         let bus = Arc::new(LocalBus::new());
         let bots = Arc::new(BotSettingsCache::new(db.clone()));
-        let desk = Arc::new(BookingDesk::new(db.clone()));
+        let desk = Arc::new(
+            BookingDesk::new(db.clone()).with_horizon(crate::booking::Horizon::days(settings.booking_horizon_days)),
+        );
         let scorer = LeadScorer::new(Arc::new(DbLeadSignals::new(db.clone())), crate::crm::COALESCE).start();
         let reception = Arc::new(Reception::new(db.clone(), desk.clone(), Some(scorer.clone()), settings.booking_hold));
         // Unique even for several servers in one process (tests) or on one host.
@@ -170,7 +172,7 @@ impl Application {
             }
             None => (bus.clone(), None),
         };
-        let flows = Arc::new(FlowCatalog::new(db.clone()));
+        let flows = Arc::new(FlowCatalog::new(db.clone()).with_http_policy(flow_http_policy(&settings)));
         let tools = || crate::brain::tools::Tools {
             db: db.clone(),
             desk: desk.clone(),

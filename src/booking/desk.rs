@@ -1,18 +1,31 @@
 //! The booking actor ([`frontdesk_actors::BookingDesk`]) given a database connection: each job
-//! of a workspace runs with a pooled connection, after the workspace's earlier jobs.
+//! of a workspace runs with a pooled connection, after the workspace's earlier jobs. It also
+//! carries the operator's booking horizon, so every caller that books through it applies the same.
 
 use frontdesk_actors::BookingDesk as Desk;
 
+use super::Horizon;
 use crate::db::{Db, DbConn, DbError};
 
 pub struct BookingDesk {
     db: Db,
     desk: Desk,
+    horizon: Horizon,
 }
 
 impl BookingDesk {
     pub fn new(db: Db) -> Self {
-        Self { db, desk: Desk::new() }
+        Self { db, desk: Desk::new(), horizon: Horizon::default() }
+    }
+
+    pub fn with_horizon(mut self, horizon: Horizon) -> Self {
+        self.horizon = horizon;
+        self
+    }
+
+    /// How far ahead bookings are taken.
+    pub fn horizon(&self) -> Horizon {
+        self.horizon
     }
 
     /// Runs `job` with a connection, after every earlier job of the same workspace.

@@ -46,6 +46,43 @@ pub enum Start {
     At(i64),
 }
 
+/// How far ahead the practice takes bookings (`FRONTDESK_BOOKING_HORIZON_DAYS`). A date years
+/// away is nearly always a typo (2062 for 2026) or a probe, and a clinic's calendar, hours and
+/// prices are not planned that far; refusing it keeps such rows out of every later query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Horizon {
+    days: u32,
+}
+
+impl Horizon {
+    /// Two years.
+    pub const DEFAULT_DAYS: u32 = 730;
+    /// A hundred years: the most a setting may ask for.
+    pub const MAX_DAYS: u32 = 36_500;
+
+    pub const fn days(days: u32) -> Self {
+        let days = if days == 0 {
+            1
+        } else if days > Self::MAX_DAYS {
+            Self::MAX_DAYS
+        } else {
+            days
+        };
+        Horizon { days }
+    }
+
+    /// The last instant (ms) a booking may start at, seen at `now`.
+    fn last_start(self, now: i64) -> i64 {
+        now.saturating_add(i64::from(self.days) * DAY_MS)
+    }
+}
+
+impl Default for Horizon {
+    fn default() -> Self {
+        Horizon { days: Self::DEFAULT_DAYS }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BookingRequest {
     pub service: Named,
@@ -76,6 +113,9 @@ pub enum BookingError {
     /// The booking is not in a state that allows the change (409).
     #[error("{0}")]
     State(String),
+    /// Later than the booking horizon (422); `field` is the request field that set the time.
+    #[error("`{field}` is more than {days} days ahead: bookings are taken at most {days} days in advance")]
+    BeyondHorizon { field: &'static str, days: u32 },
     #[error("booking not found")]
     NotFound,
     #[error(transparent)]
@@ -292,6 +332,23 @@ impl Practice {
         }
     }
 
+    /// The instant `start` names, if a booking may start then: not in the past and not beyond the
+    /// horizon. Every path that books, holds or moves a time asks this, so the rule lives here.
+    fn bookable(&self, start: Start, now: i64, horizon: Horizon) -> Result<i64, BookingError> {
+        let starts_at = self.instant(start)?;
+        if starts_at < now {
+            return Err(BookingError::Unprocessable("that date and time have already passed".into()));
+        }
+        if starts_at > horizon.last_start(now) {
+            let field = match start {
+                Start::Local(_) => "date",
+                Start::At(_) => "starts_at",
+            };
+            return Err(BookingError::BeyondHorizon { field, days: horizon.days });
+        }
+        Ok(starts_at)
+    }
+
     pub fn today(&self, now: i64) -> NaiveDate {
         local(self.tz, now).date_naive()
     }
@@ -431,6 +488,7 @@ struct Wanted<'a> {
     own_conversation: Option<&'a str>,
     /// A booking being moved, whose own time does not stand in its way.
     moving: Option<i64>,
+    horizon: Horizon,
 }
 
 /// A time found free: the service, the first doctor free for it, and its ranges.
@@ -455,10 +513,7 @@ fn find_free(
     let practice = Practice::load(conn, workspace_id)?;
     let service = practice.service(wanted.service)?.clone();
     let doctors = practice.candidates(wanted.doctor)?;
-    let starts_at = practice.instant(wanted.start)?;
-    if starts_at < now {
-        return Err(BookingError::Unprocessable("that date and time have already passed".into()));
-    }
+    let starts_at = practice.bookable(wanted.start, now, wanted.horizon)?;
     let (ends_at, occupied_until) = ranges(starts_at, &service);
     let range = (starts_at, occupied_until);
     let calendars = practice.calendars(conn, &doctors, range, now, wanted.own_conversation, wanted.moving)?;
@@ -492,6 +547,7 @@ pub fn reserve(
     workspace_id: i64,
     req: &BookingRequest,
     now: i64,
+    horizon: Horizon,
 ) -> Result<BookingRow, BookingError> {
     let wanted = Wanted {
         service: &req.service,
@@ -499,6 +555,7 @@ pub fn reserve(
         start: req.start,
         own_conversation: req.conversation_id.as_deref(),
         moving: None,
+        horizon,
     };
     let outcome =
         write_tx(conn, |conn| reserve_in_tx(conn, workspace_id, req, &wanted, now)).map_err(overlap_is_conflict);
@@ -604,13 +661,20 @@ pub struct HoldRequest {
 }
 
 /// Holds a slot for a visitor between choosing it and confirming (one hold per conversation).
-pub fn hold(conn: &mut DbConn, workspace_id: i64, req: &HoldRequest, now: i64) -> Result<HoldRow, BookingError> {
+pub fn hold(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    req: &HoldRequest,
+    now: i64,
+    horizon: Horizon,
+) -> Result<HoldRow, BookingError> {
     let wanted = Wanted {
         service: &req.service,
         doctor: req.doctor.as_ref(),
         start: req.start,
         own_conversation: Some(&req.conversation_id),
         moving: req.moving,
+        horizon,
     };
     let outcome = write_tx(conn, |conn| {
         let (_, free) = find_free(conn, workspace_id, &wanted, now)?;
@@ -628,8 +692,9 @@ pub fn reschedule(
     start: Start,
     doctor: Option<&Named>,
     now: i64,
+    horizon: Horizon,
 ) -> Result<BookingRow, BookingError> {
-    let outcome = write_tx(conn, |conn| reschedule_in_tx(conn, workspace_id, id, start, doctor, now))
+    let outcome = write_tx(conn, |conn| reschedule_in_tx(conn, workspace_id, id, start, doctor, now, horizon))
         .map_err(overlap_is_conflict);
     if !matches!(outcome, Err(BookingError::Conflict { .. })) {
         return outcome;
@@ -643,6 +708,7 @@ pub fn reschedule(
         start,
         own_conversation: row.conversation_id.as_deref(),
         moving: Some(id),
+        horizon,
     };
     with_alternatives(conn, workspace_id, &wanted, now, outcome)
 }
@@ -654,6 +720,7 @@ fn reschedule_in_tx(
     start: Start,
     doctor: Option<&Named>,
     now: i64,
+    horizon: Horizon,
 ) -> Result<BookingRow, BookingError> {
     lock_workspace(conn, Guarded::Schedule, workspace_id)?;
     let practice = Practice::load(conn, workspace_id)?;
@@ -668,10 +735,7 @@ fn reschedule_in_tx(
             .and_then(|d| practice.doctors.iter().find(|doc| doc.id == d))
             .ok_or_else(|| BookingError::Invalid("the booking's doctor no longer exists; name a doctor".into()))?,
     };
-    let starts_at = practice.instant(start)?;
-    if starts_at < now {
-        return Err(BookingError::Unprocessable("that date and time have already passed".into()));
-    }
+    let starts_at = practice.bookable(start, now, horizon)?;
     // The booking keeps its own length and buffer, even if the service changed since.
     let ends_at = starts_at + (row.ends_at - row.starts_at);
     let occupied_until = starts_at + (row.occupied_until - row.starts_at);
@@ -774,6 +838,15 @@ mod tests {
         assert_eq!(parse_date("2027-02-30"), None);
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_803_895_200_000), "2027-03-01T10:00:00Z");
+    }
+
+    #[test]
+    fn the_horizon_defaults_to_two_years_and_stays_in_bounds() {
+        assert_eq!(Horizon::default(), Horizon::days(730));
+        assert_eq!(Horizon::default().last_start(1_000), 1_000 + 730 * DAY_MS);
+        assert_eq!(Horizon::days(0), Horizon::days(1));
+        assert_eq!(Horizon::days(u32::MAX), Horizon::days(Horizon::MAX_DAYS));
+        assert_eq!(Horizon::days(Horizon::MAX_DAYS).last_start(i64::MAX), i64::MAX, "no overflow");
     }
 
     #[test]

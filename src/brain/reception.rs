@@ -550,6 +550,7 @@ impl Reception {
         let (service_name, hold_ms) = (service.to_owned(), self.hold.as_millis() as i64);
         // When moving a booking, its current time is not in the way of the new one.
         let moving = if dialog.intent == Some(Intent::Reschedule) { dialog.booking_id } else { None };
+        let horizon = self.desk.horizon();
         let held = self
             .desk
             .run(workspace_id, move |conn| {
@@ -562,7 +563,7 @@ impl Reception {
                     start: Start::At(starts_at),
                     hold_ms,
                 };
-                let outcome = booking::hold(conn, workspace_id, &request, now_ms());
+                let outcome = booking::hold(conn, workspace_id, &request, now_ms(), horizon);
                 Ok::<_, DbError>(outcome.map(|h| {
                     let at = practice.slot_view(&booking::slots::Slot {
                         doctor_id: h.doctor_id,
@@ -588,6 +589,13 @@ impl Reception {
                 dialog.awaiting = Some(Awaiting::Date);
                 Ok(Err((
                     "That time has already passed. Which other date or time would suit you?".to_owned(),
+                    Action::BookingFlow,
+                )))
+            }
+            Err(BookingError::BeyondHorizon { days, .. }) => {
+                dialog.awaiting = Some(Awaiting::Date);
+                Ok(Err((
+                    format!("We take bookings up to {days} days ahead. Which earlier date would suit you?"),
                     Action::BookingFlow,
                 )))
             }
@@ -699,12 +707,12 @@ impl Reception {
             source: "chat".into(),
             conversation_id: Some(scope.conversation_id.to_owned()),
         };
-        let workspace_id = scope.workspace_id;
+        let (workspace_id, horizon) = (scope.workspace_id, self.desk.horizon());
         let tz = practice.tz;
         let outcome = self
             .desk
             .run(workspace_id, move |conn| {
-                booking::reserve(conn, workspace_id, &request, now_ms()).map(|row| BookingView::new(&row, tz))
+                booking::reserve(conn, workspace_id, &request, now_ms(), horizon).map(|row| BookingView::new(&row, tz))
             })
             .await?;
         crate::webhooks::outbox::committed();
@@ -938,6 +946,7 @@ impl Reception {
             return Ok(("Which date would you like?".into(), Action::BookingFlow));
         };
         let (workspace_id, id, conversation) = (scope.workspace_id, booking.id, scope.conversation_id.to_owned());
+        let horizon = self.desk.horizon();
         let outcome = self
             .desk
             .run(workspace_id, move |conn| {
@@ -950,6 +959,7 @@ impl Reception {
                     Start::At(held.starts_at),
                     Some(&Named::Id(held.doctor_id)),
                     now_ms(),
+                    horizon,
                 ))
             })
             .await??;

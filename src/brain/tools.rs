@@ -212,13 +212,14 @@ impl Tools {
             source: "chat".into(),
             conversation_id: Some(scope.conversation_id.to_owned()),
         };
-        let workspace_id = scope.workspace_id;
+        let (workspace_id, horizon) = (scope.workspace_id, self.desk.horizon());
         let outcome = self
             .desk
             .run(workspace_id, move |conn| {
                 let tz = booking::workspace_tz(conn, workspace_id)?;
                 Ok::<_, BookingError>(
-                    booking::reserve(conn, workspace_id, &request, now_ms()).map(|row| BookingView::new(&row, tz)),
+                    booking::reserve(conn, workspace_id, &request, now_ms(), horizon)
+                        .map(|row| BookingView::new(&row, tz)),
                 )
             })
             .await

@@ -200,48 +200,36 @@ pub fn items(conn: &mut DbConn, workspace_id: i64, rows: Vec<ConversationRow>) -
         .collect()
 }
 
-/// Each conversation's last message (its highest `seq`): the highest `seq`s in one grouped
-/// query, then those messages by their unique `(conversation, seq)`, a chunk at a time.
+/// Each conversation's last message (its highest `seq`), in one query whose text does not grow
+/// with the number of conversations: the messages of these conversations that no later message
+/// of the same conversation follows. SQLite's parser overflows on an expression nested once per
+/// conversation, so the ids go into one `IN` list and the "last" condition is a correlated
+/// `NOT EXISTS` answered from the `(conversation_id, seq)` unique index. One statement also
+/// means one snapshot: a message arriving meanwhile cannot leave a conversation without one.
 fn last_messages(
     conn: &mut DbConn,
     workspace_id: i64,
     ids: &[&str],
 ) -> Result<HashMap<String, StoredMessage>, DbError> {
-    let highest: Vec<(String, Option<i64>)> = on_backend!(conn, c => messages::table
+    let later = diesel::alias!(messages as later);
+    let found: Vec<MessageRow> = on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq_any(ids))
-        .group_by(messages::conversation_id)
-        .select((messages::conversation_id, diesel::dsl::max(messages::seq)))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            later
+                .filter(later.field(messages::conversation_id).eq(messages::conversation_id))
+                .filter(later.field(messages::seq).gt(messages::seq)),
+        )))
+        .select(MessageRow::as_select())
         .load(c))?;
-    let wanted: Vec<(String, i64)> =
-        highest.into_iter().filter_map(|(conversation, seq)| seq.map(|seq| (conversation, seq))).collect();
-    let mut last = HashMap::with_capacity(wanted.len());
-    for chunk in wanted.chunks(LAST_MESSAGES_CHUNK) {
-        let found: Vec<MessageRow> = on_backend!(conn, c => {
-            let mut q = messages::table.filter(messages::workspace_id.eq(workspace_id)).into_boxed();
-            let mut pairs: Option<Box<dyn BoxableExpression<messages::table, _, SqlType = diesel::sql_types::Bool>>> = None;
-            for (conversation, seq) in chunk {
-                let pair = Box::new(messages::conversation_id.eq(conversation.clone()).and(messages::seq.eq(*seq)));
-                pairs = Some(match pairs {
-                    None => pair,
-                    Some(before) => Box::new(before.or(pair)),
-                });
-            }
-            if let Some(pairs) = pairs {
-                q = q.filter(pairs);
-            }
-            q.select(MessageRow::as_select()).load(c)?
-        });
-        for message in found {
+    Ok(found
+        .into_iter()
+        .map(|message| {
             let message: StoredMessage = message.into();
-            last.insert(message.conversation_id.clone(), message);
-        }
-    }
-    Ok(last)
+            (message.conversation_id.clone(), message)
+        })
+        .collect())
 }
-
-/// How many `(conversation, seq)` pairs one query asks for.
-const LAST_MESSAGES_CHUNK: usize = 100;
 
 /// The workspace's open conversations, newest first, at most `limit`: an agent's first view.
 pub fn open_conversations(conn: &mut DbConn, workspace_id: i64, limit: usize) -> Result<Vec<InboxItem>, DbError> {

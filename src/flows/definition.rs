@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::net_guard::{self, TargetPolicy};
+
 /// Most blocks one flow may hold.
 pub const MAX_BLOCKS: usize = 500;
 /// Longest time an HTTP block may wait, in seconds.
@@ -710,6 +712,32 @@ fn check(flow: &Flow, ids: &HashSet<String>, problems: &mut Problems) {
     }
 }
 
+/// Problems with where a flow's HTTP blocks would call, under the operator's policy: the same
+/// [`net_guard::check_url`] rules webhooks and knowledge URLs meet when they are registered, so a
+/// loopback or private target is refused when the flow is saved, not first when a visitor runs
+/// it. A URL whose scheme or host is a `{{…}}` template can only be checked when it is filled in;
+/// the run-time guard checks every call in any case.
+pub fn check_targets(flow: &Flow, policy: &TargetPolicy) -> Vec<Problem> {
+    let mut problems = Problems(Vec::new());
+    for block in &flow.blocks {
+        let Kind::Http(http) = &block.kind else { continue };
+        let Some(origin) = fixed_origin(http.url.trim()) else { continue };
+        if let Err(err) = net_guard::check_url(origin, policy.clone()) {
+            problems.add(Some(&block.id), "url", format!("may not be called: {err}"));
+        }
+    }
+    problems.0
+}
+
+/// The scheme, host and port of `url` (what decides where a call goes), unless a template is in
+/// them.
+fn fixed_origin(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let origin = &url[..scheme.len() + 3 + end];
+    (!origin.contains("{{")).then_some(origin)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,6 +797,40 @@ mod tests {
     fn not_an_object_and_empty_blocks_are_refused() {
         assert_eq!(problems(json!([])), vec!["field `definition`: must be a JSON object with `start` and `blocks`"]);
         assert!(problems(json!({ "start": "a", "blocks": [] })).iter().any(|p| p.contains("at least one block")));
+    }
+
+    #[test]
+    fn http_targets_are_checked_where_no_template_decides_them() {
+        let flow = |url: &str| {
+            parse(&json!({ "start": "call", "blocks": [{ "id": "call", "type": "http", "url": url }] })).unwrap()
+        };
+        let refused = |url: &str, policy: &TargetPolicy| {
+            check_targets(&flow(url), policy).iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        let strict = TargetPolicy::default();
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "https://127.0.0.1/x?id={{flow.id}}",
+            "https://localhost/{{flow.path}}",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/",
+            "https://10.1.2.3#{{x}}",
+        ] {
+            let found = refused(url, &strict);
+            assert_eq!(found.len(), 1, "{url}: {found:?}");
+            assert!(found[0].starts_with("block `call`, field `url`: may not be called"), "{url}: {found:?}");
+        }
+        for url in ["https://api.example.com/{{flow.id}}", "https://{{flow.host}}/x", "{{flow.url}}"] {
+            assert!(refused(url, &strict).is_empty(), "{url}");
+        }
+        let loopback = TargetPolicy { allow_loopback: true, ..TargetPolicy::default() };
+        assert!(refused("http://127.0.0.1:9/hook", &loopback).is_empty());
+        let intranet = TargetPolicy {
+            allowed_networks: net_guard::parse_networks("10.1.0.0/16").unwrap().into(),
+            ..TargetPolicy::default()
+        };
+        assert!(refused("https://10.1.2.3/x", &intranet).is_empty());
+        assert_eq!(refused("https://10.2.0.1/x", &intranet).len(), 1);
     }
 
     #[test]

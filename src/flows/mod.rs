@@ -54,11 +54,22 @@ pub struct FlowCatalog {
     db: Db,
     versions: Mutex<HashMap<i64, Arc<Flow>>>,
     deployments: Mutex<HashMap<(i64, &'static str), Looked>>,
+    /// What HTTP blocks may call; a flow is checked against it when it is saved.
+    http_policy: TargetPolicy,
 }
 
 impl FlowCatalog {
     pub fn new(db: Db) -> Self {
-        Self { db, versions: Mutex::default(), deployments: Mutex::default() }
+        Self { db, versions: Mutex::default(), deployments: Mutex::default(), http_policy: TargetPolicy::default() }
+    }
+
+    pub fn with_http_policy(mut self, policy: TargetPolicy) -> Self {
+        self.http_policy = policy;
+        self
+    }
+
+    pub fn http_policy(&self) -> &TargetPolicy {
+        &self.http_policy
     }
 
     fn parsed(&self, row: &VersionRow) -> Option<Arc<Flow>> {

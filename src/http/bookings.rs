@@ -24,6 +24,9 @@ impl From<BookingError> for ApiError {
                 ApiError::conflict(message).with("alternatives", serde_json::to_value(alternatives).unwrap_or_default())
             }
             BookingError::State(message) => ApiError::conflict(message),
+            BookingError::BeyondHorizon { field, .. } => {
+                ApiError::unprocessable(err.to_string()).with("field", serde_json::Value::from(field))
+            }
             BookingError::NotFound => ApiError::not_found("booking not found"),
             BookingError::Db(err) => err.into(),
         }
@@ -145,10 +148,11 @@ impl BookingBody {
 }
 
 pub(crate) async fn reserve(chat: &Chat, workspace_id: i64, request: BookingRequest) -> Result<BookingView, ApiError> {
+    let horizon = chat.desk.horizon();
     let view = chat
         .desk
         .run(workspace_id, move |conn| {
-            let row = booking::reserve(conn, workspace_id, &request, now_ms())?;
+            let row = booking::reserve(conn, workspace_id, &request, now_ms(), horizon)?;
             let tz = booking::workspace_tz(conn, workspace_id)?;
             Ok::<_, BookingError>(BookingView::new(&row, tz))
         })
@@ -267,10 +271,11 @@ pub async fn reschedule(
     let (workspace_id, id, body) = (caller.workspace_id, *path, body.0);
     let start = start_of(body.date.as_deref(), body.time.as_deref(), body.starts_at.as_deref())?;
     let doctor = named("doctor_name", body.doctor_name.as_ref(), body.doctor_id)?;
+    let horizon = chat.desk.horizon();
     let view = chat
         .desk
         .run(workspace_id, move |conn| {
-            let row = booking::reschedule(conn, workspace_id, id, start, doctor.as_ref(), now_ms())?;
+            let row = booking::reschedule(conn, workspace_id, id, start, doctor.as_ref(), now_ms(), horizon)?;
             Ok::<_, BookingError>(BookingView::new(&row, booking::workspace_tz(conn, workspace_id)?))
         })
         .await??;

@@ -66,14 +66,28 @@ async fn view(chat: &Chat, row: FlowRow) -> Result<FlowView, ApiError> {
 
 /// The flow document, or 422 listing every problem (`errors: [{block, field, message}]`).
 fn checked(document: &Value) -> Result<definition::Flow, ApiError> {
-    definition::parse(document).map_err(|problems| {
-        let first = problems.first().map(ToString::to_string).unwrap_or_default();
-        let more = match problems.len() {
-            1 => String::new(),
-            n => format!(" (and {} more problems)", n - 1),
-        };
-        ApiError::unprocessable(format!("invalid flow: {first}{more}")).with("errors", json!(problems))
-    })
+    definition::parse(document).map_err(|problems| refused(&problems))
+}
+
+/// Like [`checked`], and its HTTP blocks' targets allowed by the operator's policy: what a flow
+/// that is saved or deployed must pass.
+fn checked_for_save(chat: &Chat, document: &Value) -> Result<definition::Flow, ApiError> {
+    let flow = checked(document)?;
+    let problems = definition::check_targets(&flow, chat.flows.http_policy());
+    if problems.is_empty() {
+        Ok(flow)
+    } else {
+        Err(refused(&problems))
+    }
+}
+
+fn refused(problems: &[definition::Problem]) -> ApiError {
+    let first = problems.first().map(ToString::to_string).unwrap_or_default();
+    let more = match problems.len() {
+        1 => String::new(),
+        n => format!(" (and {} more problems)", n - 1),
+    };
+    ApiError::unprocessable(format!("invalid flow: {first}{more}")).with("errors", json!(problems))
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -109,7 +123,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(body, digest) = body;
     check_name(&body.name)?;
-    checked(&body.definition)?;
+    checked_for_save(&chat, &body.definition)?;
     let key = idempotency::key_of(&req)?;
     idempotency::once(&chat, caller.workspace_id, "flows", key, &digest, || async {
         let bot = chat.workspace_bot(caller.workspace_id, body.bot_id).await?;
@@ -172,7 +186,7 @@ pub async fn update(
         check_name(name)?;
     }
     if let Some(definition) = &body.definition {
-        checked(definition)?;
+        checked_for_save(&chat, definition)?;
     }
     let row = flow_of(&chat, &caller, *path).await?;
     let (workspace_id, id) = (caller.workspace_id, row.id);
@@ -202,8 +216,20 @@ pub struct Validate {
 }
 
 /// Checks a document without saving it: `{valid, errors}`.
-pub async fn validate(_caller: Caller, body: JsonBody<Validate>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(match definition::parse(&body.0.definition) {
+pub async fn validate(
+    chat: web::Data<Chat>,
+    _caller: Caller,
+    body: JsonBody<Validate>,
+) -> Result<HttpResponse, ApiError> {
+    let checked = definition::parse(&body.0.definition).and_then(|flow| {
+        let problems = definition::check_targets(&flow, chat.flows.http_policy());
+        if problems.is_empty() {
+            Ok(flow)
+        } else {
+            Err(problems)
+        }
+    });
+    Ok(HttpResponse::Ok().json(match checked {
         Ok(flow) => json!({ "valid": true, "errors": [], "blocks": flow.blocks.len() }),
         Err(problems) => json!({ "valid": false, "errors": problems }),
     }))
@@ -287,7 +313,7 @@ pub async fn deploy(
     let row = flow_of(&chat, &caller, *path).await?;
     if body.version.is_none() {
         // Drafts are checked on save; a draft from before a rule existed is checked again here.
-        checked(&serde_json::from_str(&row.definition).unwrap_or_default())?;
+        checked_for_save(&chat, &serde_json::from_str(&row.definition).unwrap_or_default())?;
     }
     let bot_id = row.bot_id;
     let flow = row.clone();

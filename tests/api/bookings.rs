@@ -28,6 +28,8 @@ on_both_backends!(
 
 /// A Monday far enough ahead to be bookable whenever the tests run.
 const MONDAY: &str = "2027-03-01";
+/// The tests that call the engine directly book at `now = 0` (1970): a horizon that reaches their dates.
+const EPOCH_HORIZON: booking::Horizon = booking::Horizon::days(booking::Horizon::MAX_DAYS);
 
 async fn send(app: &TestApp, key: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut request = app.http.request(method.parse().unwrap(), app.url(path)).bearer_auth(key);
@@ -475,7 +477,7 @@ async fn random_requests_never_double_book(backend: Backend) {
                     source: "test".into(),
                     conversation_id: None,
                 };
-                match booking::reserve(&mut conn, workspace, &request, 0) {
+                match booking::reserve(&mut conn, workspace, &request, 0, EPOCH_HORIZON) {
                     Ok(_) => booked += 1,
                     Err(BookingError::Conflict { .. }) => {}
                     Err(other) => panic!("unexpected refusal: {other}"),
@@ -535,7 +537,7 @@ async fn without_the_actor_the_database_alone_refuses_overlaps(backend: Backend)
                     conversation_id: None,
                 };
                 barrier.wait();
-                booking::reserve(&mut conn, workspace, &request, 0)
+                booking::reserve(&mut conn, workspace, &request, 0, EPOCH_HORIZON)
             })
         })
         .collect();
