@@ -25,9 +25,11 @@ const CHANNEL: &str = "control";
 /// Messages waiting to be published; they are rare, so a full outbox means Redis is away, and
 /// the fallback of each kind covers what is dropped.
 const OUTBOX: usize = 1024;
-/// A message that could not be published is tried again this often, this many times.
+/// A message that could not be published is tried again this often, this many times: about
+/// the periodic check's default interval, after which the check has caught up anyway. Patient,
+/// because a node rests Redis after any failed call and these messages are few.
 const PUBLISH_RETRY: Duration = Duration::from_millis(250);
-const PUBLISH_ATTEMPTS: u32 = 8;
+const PUBLISH_ATTEMPTS: u32 = 40;
 
 /// What every node must do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
