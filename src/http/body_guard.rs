@@ -15,7 +15,9 @@
 //! The deadlines are checked only while the server waits for the client: a handler that is slow
 //! itself never turns the client's complete body into a timeout. Whatever error the handler's
 //! extractor made of the failed read, the answer is the fault's own (408, 400 or 413, JSON like
-//! every other error) and the connection is closed, since the rest of the body never came.
+//! every other error) and the connection is closed, since the rest of the body never came. Any
+//! answer given before the body was read to its end (a 401, a 404, a refusal) closes the
+//! connection too, rather than leaving actix to drain a chunked body with no deadline.
 //! WebSocket handshakes are left alone: their "body" is the socket itself, and the sockets have
 //! their own deadlines (see [`crate::ws`]).
 
