@@ -644,7 +644,9 @@ impl ModelCall {
                                 }
                                 for choice in chunk.choices {
                                     if let Some(delta) = choice.delta {
-                                        if let Some(piece) = delta.content.filter(|c| !c.is_empty()) {
+                                        if let Some(mut piece) = delta.content.filter(|c| !c.is_empty()) {
+                                            // A model may emit a NUL, which PostgreSQL cannot store.
+                                            crate::text::drop_nul(&mut piece);
                                             let piece = restorer.push(&redactor, &piece);
                                             if !piece.is_empty() {
                                                 step_result.text.push_str(&piece);

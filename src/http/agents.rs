@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::chat::Chat;
 use crate::db::inbox::{self, Cursor, InboxFilter};
 use crate::db::{agents, now_ms};
-use crate::error::{ApiError, JsonBody, OptionalJsonBody, QueryParams};
+use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
 use crate::http::auth::Caller;
 use crate::revocation::{Credential, Revocations};
 
@@ -171,6 +171,7 @@ pub async fn rotate_token(
     revocations: web::Data<Revocations>,
     caller: Caller,
     path: web::Path<i64>,
+    _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
     let (workspace_id, id) = (caller.workspace_id, *path);
     let rotated = chat.db.run(move |conn| agents::rotate_token(conn, workspace_id, id, now_ms())).await?;

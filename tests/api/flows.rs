@@ -202,7 +202,15 @@ async fn a_lead_qualification_flow_runs_over_the_api_channel(backend: Backend) {
     let (_, leads) = app.get(&app.a.api_key, "/api/leads").await;
     let lead = leads.as_array().unwrap().iter().find(|l| l["email"] == "jane@example.com").expect("a lead");
     assert_eq!(lead["name"], "Jane Doe");
-    let (_, conversation) = app.get(&app.a.api_key, &format!("/api/conversations/{}", visitor.conversation)).await;
+    // The hand-over follows the reply that announces it: wait for it (bounded) rather than race it.
+    let mut conversation = Value::Null;
+    for _ in 0..100 {
+        conversation = app.get(&app.a.api_key, &format!("/api/conversations/{}", visitor.conversation)).await.1;
+        if conversation["owner"] == "queued" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(conversation["owner"], "queued", "{conversation}");
     assert_eq!(conversation["channel"], "api");
     let variables = visitor.variables().await;

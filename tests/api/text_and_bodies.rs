@@ -600,6 +600,7 @@ const ROUTES: &[(&str, &str, Takes)] = &[
     ("POST", "/api/agents", Takes::Json(r#"{"name":"Bo","email":1}"#)),
     ("PUT", "/api/agents/me/presence", Takes::Json(r#"{"presence":true}"#)),
     ("PATCH", "/api/agents/{id}", Takes::Json(r#"{"name":2}"#)),
+    ("POST", "/api/agents/{id}/token", Takes::Nothing(r#"{"reason":"lost"}"#)),
     ("POST", "/api/conversations/{id}/takeover", Takes::Optional(r#"{"agent_id":"dana"}"#)),
     ("POST", "/api/conversations/{id}/handback", Takes::Optional(r#"{"reason":[]}"#)),
     ("POST", "/api/conversations/{id}/handoff", Takes::Optional(r#"{"reason":[]}"#)),
