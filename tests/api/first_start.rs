@@ -120,10 +120,8 @@ fn a_typo_in_the_config_file_and_an_unusable_data_folder_are_named() {
     let data = tempfile::tempdir().unwrap();
     let config = data.path().join("frontdesk.toml");
     std::fs::write(&config, "bnid = \"127.0.0.1:9999\"\n").unwrap();
-    let envs = vec![
-        ("FRONTDESK_CONFIG", config.display().to_string()),
-        ("FRONTDESK_DATA_DIR", data.path().display().to_string()),
-    ];
+    let envs =
+        [("FRONTDESK_CONFIG", config.display().to_string()), ("FRONTDESK_DATA_DIR", data.path().display().to_string())];
     let out = Command::new(env!("CARGO_BIN_EXE_frontdesk"))
         .arg("serve")
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
