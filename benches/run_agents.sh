@@ -79,7 +79,7 @@ start_agents_server() {
         db_env=("DATABASE_URL=$PG_URL/$DB_NAME")
     fi
     local env=("${db_env[@]}" FRONTDESK_DATA_DIR="$RUN_DIR/data" FRONTDESK_DEMO=false
-        FRONTDESK_RATE_LIMIT_PER_MINUTE=0 RUST_LOG=warn)
+        FRONTDESK_RATE_LIMIT_PER_MINUTE=0 "${ADMISSION_OFF[@]}" RUST_LOG=warn)
     local created
     created=$(env "${env[@]}" "$SERVER" workspace create --name "Agents bench" --demo)
     KEY=$(grep -o '"api_key": *"[^"]*"' <<<"$created" | head -n1 | cut -d'"' -f4)

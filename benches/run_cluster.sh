@@ -154,7 +154,7 @@ start_nodes() {
     PREFIX="fdbench-$$-$RUN_NO:"
     psql "$PG_URL/postgres" -qAtc "create database $DB_NAME" >/dev/null
     local env=(DATABASE_URL="$PG_URL/$DB_NAME" REDIS_URL="$REDIS_URL" FRONTDESK_REDIS_PREFIX="$PREFIX"
-        FRONTDESK_DEMO=false FRONTDESK_RATE_LIMIT_PER_MINUTE=0 RUST_LOG=warn)
+        FRONTDESK_DEMO=false FRONTDESK_RATE_LIMIT_PER_MINUTE=0 "${ADMISSION_OFF[@]}" RUST_LOG=warn)
     mkdir -p "$RUN_DIR/cli"
     env "${env[@]}" FRONTDESK_DATA_DIR="$RUN_DIR/cli" "$SERVER" migrate >/dev/null
     local created

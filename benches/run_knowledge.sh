@@ -74,7 +74,7 @@ start_knowledge_server() {
     fi
     local env=("${db_env[@]}" FRONTDESK_DATA_DIR="$RUN_DIR/data" FRONTDESK_DEMO=false
         FRONTDESK_FETCH_ALLOW=127.0.0.1/32 FRONTDESK_CRAWL_MAX_PAGES=1000 FRONTDESK_CRAWL_MAX_DEPTH=10
-        FRONTDESK_RATE_LIMIT_PER_MINUTE=0 RUST_LOG=warn)
+        FRONTDESK_RATE_LIMIT_PER_MINUTE=0 "${ADMISSION_OFF[@]}" RUST_LOG=warn)
     KEY=$(env "${env[@]}" "$SERVER" workspace create --name "Knowledge bench" --demo |
         grep -o '"api_key": *"[^"]*"' | head -n1 | cut -d'"' -f4)
     if [[ -z "$KEY" ]]; then

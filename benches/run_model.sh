@@ -50,7 +50,7 @@ start_model_server() {
     RUN_NO=$((RUN_NO + 1))
     RUN_DIR=$WORK/run$RUN_NO
     mkdir -p "$RUN_DIR/data"
-    local env=(FRONTDESK_DATA_DIR="$RUN_DIR/data" FRONTDESK_DEMO=false FRONTDESK_RATE_LIMIT_PER_MINUTE=0
+    local env=(FRONTDESK_DATA_DIR="$RUN_DIR/data" FRONTDESK_DEMO=false FRONTDESK_RATE_LIMIT_PER_MINUTE=0 "${ADMISSION_OFF[@]}"
         RUST_LOG=warn OPENAI_BASE_URL="http://127.0.0.1:$MODEL_PORT/v1" OPENAI_API_KEY=bench
         FRONTDESK_MODEL=bench-model FRONTDESK_MODEL_TIMEOUT_SECS=120)
     local created
