@@ -144,7 +144,13 @@ impl From<SessionError> for ApiError {
             SessionError::NotFound => ApiError::not_found("conversation not found"),
             SessionError::Closed => ApiError::conflict("conversation is closed"),
             SessionError::Unavailable(why) => {
-                tracing::error!(error = %why, "conversation unavailable");
+                // A saturated database is a load condition the client is told to retry, not a
+                // fault: logged as a warning, so a flood does not fill the log with errors.
+                if why.contains("database is busy") {
+                    tracing::warn!(error = %why, "conversation unavailable");
+                } else {
+                    tracing::error!(error = %why, "conversation unavailable");
+                }
                 ApiError::unavailable("conversation temporarily unavailable, try again shortly")
                     .with_retry_after(BUSY_RETRY_AFTER_SECS)
             }
