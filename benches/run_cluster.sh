@@ -129,14 +129,6 @@ cleanup_cluster() {
 }
 trap cleanup_cluster EXIT
 
-machine() {
-    echo "# $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
-    echo "# $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr), open files $(ulimit -n)"
-    echo "# $(rustc --version 2>/dev/null || true); $1"
-    if [[ -n "${FRONTDESK_BIN:-}" ]]; then
-        echo "# server: FRONTDESK_BIN=$FRONTDESK_BIN, built $(date -u -r "$FRONTDESK_BIN" +%FT%TZ)"
-    fi
-}
 
 # CPU ticks (user + system) a process has used.
 ticks() {
