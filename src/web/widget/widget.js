@@ -1,0 +1,2 @@
+/* frontdesk widget (placeholder until the widget lands). */
+(function () {})();
