@@ -19,7 +19,7 @@
   var script = document.currentScript;
   var bot = script && script.getAttribute("data-bot");
   if (!bot) {
-    if (w.console) console.warn("frontdesk: the widget's <script> tag needs data-bot=\"bot_…\"; the chat is not shown");
+    if (w.console) console.warn("frontdesk: the widget's <script> tag needs data-bot=\"bot_...\"; the chat is not shown");
     return;
   }
   var attr = function (name) { return script.getAttribute("data-" + name); };

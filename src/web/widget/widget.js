@@ -15,7 +15,7 @@
  *   launcher, close, placeholder, input_label, send, attach, messages, connecting,
  *   reconnecting, offline, pending, queued, failed, retry_in, agent_joined, agent_left, ended,
  *   new_conversation, lead_message, name, email, phone, optional, submit, lead_thanks,
- *   err_required, err_email, err_phone, away, seen, too_big, bad_type, upload_failed,
+ *   err_required, err_email, err_phone, away, away_known, seen, too_big, bad_type, upload_failed,
  *   uploading, typing, unread, file, error
  *
  * localStorage "frontdesk:<bot_id>": {conversation_id, last_seq, open, outbox, read_seq,
@@ -44,7 +44,8 @@
       name: "Name", email: "Email", phone: "Phone", optional: "optional", submit: "Send",
       lead_thanks: "Thanks! We'll be in touch.", err_required: "Please fill in this field",
       err_email: "Please enter a valid email address", err_phone: "Please enter a valid phone number",
-      away: "Our team is away right now — leave your email and we'll reply by email.", seen: "Seen",
+      away: "Our team is away right now — leave your email and we'll reply by email.",
+      away_known: "Our team is away right now — we'll reply to you by email.", seen: "Seen",
       too_big: "{name} is too large (max {max})", bad_type: "{name} can't be sent: this file type isn't accepted",
       upload_failed: "The upload failed — please try again", uploading: "Uploading {name}…",
       typing: "{name} is typing…", unread: "{n} unread", file: "File", error: "Something went wrong — please try again"
@@ -60,7 +61,8 @@
       name: "Nombre", email: "Correo electrónico", phone: "Teléfono", optional: "opcional", submit: "Enviar",
       lead_thanks: "¡Gracias! Nos pondremos en contacto.", err_required: "Este campo es obligatorio",
       err_email: "Introduce un correo electrónico válido", err_phone: "Introduce un número de teléfono válido",
-      away: "Nuestro equipo no está disponible ahora: déjanos tu correo y te responderemos por correo electrónico.", seen: "Visto",
+      away: "Nuestro equipo no está disponible ahora: déjanos tu correo y te responderemos por correo electrónico.",
+      away_known: "Nuestro equipo no está disponible ahora: te responderemos por correo electrónico.", seen: "Visto",
       too_big: "{name} es demasiado grande (máx. {max})", bad_type: "No se puede enviar {name}: tipo de archivo no admitido",
       upload_failed: "No se pudo subir el archivo; inténtalo de nuevo", uploading: "Subiendo {name}…",
       typing: "{name} está escribiendo…", unread: "{n} sin leer", file: "Archivo", error: "Algo salió mal; inténtalo de nuevo"
@@ -76,7 +78,8 @@
       name: "Nom", email: "E-mail", phone: "Téléphone", optional: "facultatif", submit: "Envoyer",
       lead_thanks: "Merci ! Nous vous recontacterons.", err_required: "Ce champ est obligatoire",
       err_email: "Saisissez une adresse e-mail valide", err_phone: "Saisissez un numéro de téléphone valide",
-      away: "Notre équipe est absente pour le moment — laissez votre e-mail et nous vous répondrons par e-mail.", seen: "Vu",
+      away: "Notre équipe est absente pour le moment — laissez votre e-mail et nous vous répondrons par e-mail.",
+      away_known: "Notre équipe est absente pour le moment — nous vous répondrons par e-mail.", seen: "Vu",
       too_big: "{name} est trop volumineux (max. {max})", bad_type: "Impossible d'envoyer {name} : ce type de fichier n'est pas accepté",
       upload_failed: "L'envoi du fichier a échoué — veuillez réessayer", uploading: "Envoi de {name}…",
       typing: "{name} écrit…", unread: "{n} non lus", file: "Fichier", error: "Une erreur s'est produite — veuillez réessayer"
@@ -92,7 +95,8 @@
       name: "Name", email: "E-Mail", phone: "Telefon", optional: "optional", submit: "Senden",
       lead_thanks: "Danke! Wir melden uns bei Ihnen.", err_required: "Bitte füllen Sie dieses Feld aus",
       err_email: "Bitte geben Sie eine gültige E-Mail-Adresse ein", err_phone: "Bitte geben Sie eine gültige Telefonnummer ein",
-      away: "Unser Team ist gerade nicht erreichbar – hinterlassen Sie Ihre E-Mail-Adresse, wir antworten per E-Mail.", seen: "Gesehen",
+      away: "Unser Team ist gerade nicht erreichbar – hinterlassen Sie Ihre E-Mail-Adresse, wir antworten per E-Mail.",
+      away_known: "Unser Team ist gerade nicht erreichbar – wir antworten Ihnen per E-Mail.", seen: "Gesehen",
       too_big: "{name} ist zu groß (max. {max})", bad_type: "{name} kann nicht gesendet werden: Dieser Dateityp wird nicht akzeptiert",
       upload_failed: "Hochladen fehlgeschlagen – bitte erneut versuchen", uploading: "{name} wird hochgeladen…",
       typing: "{name} schreibt…", unread: "{n} ungelesen", file: "Datei", error: "Etwas ist schiefgelaufen – bitte erneut versuchen"
@@ -108,7 +112,8 @@
       name: "Nome", email: "E-mail", phone: "Telefone", optional: "opcional", submit: "Enviar",
       lead_thanks: "Obrigado! Entraremos em contato.", err_required: "Preencha este campo",
       err_email: "Informe um e-mail válido", err_phone: "Informe um número de telefone válido",
-      away: "Nossa equipe não está disponível agora — deixe seu e-mail e responderemos por e-mail.", seen: "Visto",
+      away: "Nossa equipe não está disponível agora — deixe seu e-mail e responderemos por e-mail.",
+      away_known: "Nossa equipe não está disponível agora — responderemos por e-mail.", seen: "Visto",
       too_big: "{name} é grande demais (máx. {max})", bad_type: "Não é possível enviar {name}: tipo de arquivo não aceito",
       upload_failed: "Falha no envio do arquivo — tente novamente", uploading: "Enviando {name}…",
       typing: "{name} está digitando…", unread: "{n} não lidas", file: "Arquivo", error: "Algo deu errado — tente novamente"
@@ -352,8 +357,9 @@
 
     host = h("div");
     host.id = "frontdesk-widget";
-    // Out of the page's flow, above its content; inline !important beats the page's own rules.
-    [["position", "fixed"], ["top", "0"], ["left", "0"], ["width", "0"], ["height", "0"], ["z-index", "2147483000"],
+    // Out of the page's flow, above its content; inline !important beats the page's own rules
+    // (a site's `div { border: … }` would otherwise draw on the host).
+    [["all", "initial"], ["position", "fixed"], ["top", "0"], ["left", "0"], ["width", "0"], ["height", "0"], ["z-index", "2147483000"],
       ["display", "block"], ["visibility", "hidden"]].forEach(function (p) { host.style.setProperty(p[0], p[1], "important"); });
     var t = theme(cfg.primary_color);
     host.style.setProperty("--fd-primary", t.primary);
@@ -449,7 +455,7 @@
     dots.appendChild(h("span"));
     dots.appendChild(h("span"));
     dots.appendChild(h("span"));
-    typingEl.appendChild(h("span", "fd-sr"));
+    typingEl.appendChild(h("span", "fd-typing-label"));
     choices = body.appendChild(h("div", "fd-choices"));
     choices.hidden = true;
     away = body.appendChild(h("div", "fd-away", S.away));
@@ -532,7 +538,7 @@
     } else {
       avatarEl.textContent = (name || str(cfg.title) || "?").trim().charAt(0).toUpperCase();
     }
-    if (cfg.agents_online || name) avatarEl.appendChild(h("span", "fd-online"));
+    if (cfg.agents_online && !name) avatarEl.appendChild(h("span", "fd-online"));
   }
 
   // ---------------------------------------------------------------- open / close
@@ -573,6 +579,18 @@
       readSent = maxSeq;
       frame({ type: "read", seq: maxSeq });
     }
+  }
+
+  // Unread = bot/agent messages above the highest seq the visitor has had on screen in any tab.
+  function recount() {
+    readSeq = Math.max(readSeq, load().read_seq || 0);
+    unread = 0;
+    if (!isOpen) {
+      Array.prototype.forEach.call(log.querySelectorAll(".fd-msg[data-seq]"), function (e) {
+        if (+e.getAttribute("data-seq") > readSeq && /^(bot|agent)$/.test(e.getAttribute("data-sender"))) unread++;
+      });
+    }
+    setBadge();
   }
 
   function setBadge() {
@@ -791,7 +809,7 @@
   function onStorage(e) {
     if (e.key !== KEY) return;
     var st = load();
-    if ((st.conversation_id || null) === convId) return;
+    if ((st.conversation_id || null) === convId) return recount();
     // Another tab of this visitor started (or forgot) a conversation: follow it, so both
     // tabs show the same one live.
     drop();
@@ -1014,7 +1032,6 @@
     var fresh = m.seq > bootSeq, fromUs = m.sender === "bot" || m.sender === "agent";
     if (fromUs) {
       if (m.sender === "agent" || !agent) showTyping(null);
-      if (m.seq > readSeq && (!isOpen || D.hidden)) { if (!isOpen) unread++; setBadge(); }
       if (fresh && (!isOpen || D.hidden)) beep();
     }
     var hand = m.metadata && m.metadata.handoff;
@@ -1028,6 +1045,7 @@
         agent: m.sender === "agent" ? (m.metadata && m.metadata.agent) || null : undefined
       });
     }
+    recount();
     groupAuthors();
     updateSeen();
     refresh();
@@ -1086,7 +1104,7 @@
     if (!who) return;
     typingEl.setAttribute("data-who", who);
     var name = who === "agent" && agent ? agent.name : str(cfg.title) || S.launcher;
-    typingEl.querySelector(".fd-sr").textContent = fmt(S.typing, { name: name });
+    typingEl.querySelector(".fd-typing-label").textContent = fmt(S.typing, { name: name });
     // Typing "on" with no "off" (a closed agent tab) must not leave dots forever.
     typingTimer = setTimeout(function () { showTyping(null); }, who === "bot" ? 30000 : 8000);
     scrollDown(false);
@@ -1348,6 +1366,7 @@
     }
     if (!isEnded && awayShown && !agent && !hasEmail) mode = "away";
     away.hidden = !awayShown || !!agent || isEnded;
+    away.textContent = hasEmail ? S.away_known : S.away;
     if (mode !== leadMode) {
       leadMode = mode;
       if (mode) buildLead(mode); else leadBox.textContent = "";
