@@ -43,6 +43,9 @@ const PUBLIC_PREFIXES: &[&str] = &[
     "/api/external/booking",
     "/api/v2/public-api/",
     "/api/files/",
+    // The widget's loader, files, configuration and uploads, and the demo page.
+    "/widget",
+    "/demo",
 ];
 
 /// Why a request or frame was not admitted.

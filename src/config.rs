@@ -197,6 +197,22 @@ pub struct SettingsArgs {
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
+    /// Serve `GET /demo` (a sample clinic page with the demo workspace's widget): `demo` or `off`
+    /// [default: demo].
+    #[arg(long, global = true, env = "FRONTDESK_DEMO_PAGE")]
+    pub demo_page: Option<String>,
+    /// Development: read the widget's and the demo page's files from this folder (a checkout's
+    /// `src/web`) at every request instead of the copies compiled in [default: none].
+    #[arg(long, global = true, env = "FRONTDESK_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Largest file a website visitor may attach in the widget, in bytes [default: 5242880].
+    #[arg(long, global = true, env = "FRONTDESK_WIDGET_UPLOAD_MAX_BYTES")]
+    pub widget_upload_max_bytes: Option<u64>,
+    /// Web page origins allowed to call the API-key routes (`/api/…`) from a browser,
+    /// comma-separated (e.g. `https://admin.example.com`); keys in a browser are visible to its
+    /// user, so keep this to your own admin pages [default: none].
+    #[arg(long, global = true, env = "FRONTDESK_API_CORS_ORIGINS")]
+    pub api_cors_origins: Option<String>,
     /// Prefix of every Redis key and channel, so clusters (or tests) can share one Redis
     /// [default: frontdesk:].
     #[arg(long, global = true, env = "FRONTDESK_REDIS_PREFIX")]
@@ -271,6 +287,11 @@ pub struct Settings {
     /// How often open connections' credentials are checked (`None`: never).
     pub credential_check: Option<Duration>,
     pub demo: bool,
+    pub demo_page: crate::web::DemoPage,
+    pub web_dir: Option<PathBuf>,
+    pub widget_upload_max_bytes: u64,
+    /// Origins whose pages may call the API-key routes from a browser.
+    pub api_cors_origins: Vec<String>,
     pub redis_prefix: String,
     /// How long a conversation's lease lasts without renewal (cluster mode).
     pub lease: Duration,
@@ -609,6 +630,33 @@ impl Settings {
                 pick(args.lease_ms, from_file("LEASE_MS"), "FRONTDESK_LEASE_MS")?.unwrap_or(5000).clamp(300, 600_000),
             ),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
+            demo_page: match pick(args.demo_page.clone(), from_file("DEMO_PAGE"), "FRONTDESK_DEMO_PAGE")?.as_deref() {
+                None | Some("demo") => crate::web::DemoPage::Demo,
+                Some("off") => crate::web::DemoPage::Off,
+                Some(other) => anyhow::bail!("FRONTDESK_DEMO_PAGE must be `demo` or `off`, not `{other}`"),
+            },
+            web_dir: match pick(args.web_dir.clone(), from_file("WEB_DIR"), "FRONTDESK_WEB_DIR")? {
+                Some(dir) if !dir.join("widget/widget.js").is_file() => anyhow::bail!(
+                    "FRONTDESK_WEB_DIR: {} has no widget/widget.js (point it at a checkout's src/web)",
+                    dir.display()
+                ),
+                dir => dir,
+            },
+            widget_upload_max_bytes: pick(
+                args.widget_upload_max_bytes,
+                from_file("WIDGET_UPLOAD_MAX_BYTES"),
+                "FRONTDESK_WIDGET_UPLOAD_MAX_BYTES",
+            )?
+            .unwrap_or(5 << 20)
+            .max(1),
+            api_cors_origins: match pick(
+                args.api_cors_origins.clone(),
+                from_file("API_CORS_ORIGINS"),
+                "FRONTDESK_API_CORS_ORIGINS",
+            )? {
+                Some(list) => parse_origins(&list)?,
+                None => Vec::new(),
+            },
             db_acquire_timeout: Duration::from_millis(
                 pick(
                     args.db_acquire_timeout_ms,
@@ -640,6 +688,20 @@ impl Settings {
 }
 
 /// The first of a flag or environment variable (`given`) and the config file's value.
+/// A comma-separated list of web origins (`https://host[:port]`), each checked.
+fn parse_origins(list: &str) -> anyhow::Result<Vec<String>> {
+    let mut origins = Vec::new();
+    for origin in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");
+        let rest = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+        if !scheme_ok || rest.is_empty() || rest.contains('/') {
+            anyhow::bail!("FRONTDESK_API_CORS_ORIGINS: `{origin}` is not an origin such as https://admin.example.com");
+        }
+        origins.push(origin.to_owned());
+    }
+    Ok(origins)
+}
+
 fn pick<T: std::str::FromStr>(given: Option<T>, file: Option<String>, name: &str) -> anyhow::Result<Option<T>> {
     match (given, file) {
         (Some(v), _) => Ok(Some(v)),
@@ -957,6 +1019,8 @@ pub struct Limits {
     pub max_wait_secs: u64,
     /// How long a widget socket may stay open without joining a conversation.
     pub hello_timeout: Duration,
+    /// Largest file a visitor may attach in the widget.
+    pub widget_upload_max_bytes: u64,
 }
 
 impl Settings {
@@ -968,6 +1032,7 @@ impl Settings {
             max_page_size: 100,
             max_wait_secs: 60,
             hello_timeout: self.hello_timeout,
+            widget_upload_max_bytes: self.widget_upload_max_bytes.min(self.upload_max_bytes),
         }
     }
 }

@@ -19,6 +19,9 @@ const NONCE_LEN: usize = 12;
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    /// Signs links the server hands out (a visitor's attachment); derived from the key, so
+    /// every node of a cluster signs alike and no ciphertext shares a key with a signature.
+    link_key: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -29,7 +32,25 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub fn new(key: [u8; 32]) -> Self {
-        SecretBox { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)) }
+        use sha2::Digest;
+        let link_key =
+            sha2::Sha256::new().chain_update(b"frontdesk link signing v1").chain_update(key).finalize().into();
+        SecretBox { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)), link_key }
+    }
+
+    /// A signature of `what` for a link: whoever holds the link may fetch what it names.
+    pub fn sign_link(&self, what: &str) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.link_key).expect("any key length");
+        mac.update(what.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Whether `signature` is this server's signature of `what` (compared in constant time).
+    pub fn verify_link(&self, what: &str, signature: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let expected = self.sign_link(what);
+        expected.len() == signature.len() && bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
     }
 
     /// The configured key, or the data folder's key file (created if missing).

@@ -28,5 +28,6 @@ pub mod secrets;
 pub mod startup;
 pub mod telemetry;
 pub mod text;
+pub mod web;
 pub mod webhooks;
 pub mod ws;

@@ -240,6 +240,8 @@ fn print_demo_banner(base: &str, demo: &workspaces::CreatedWorkspace) {
     let ws = base.replacen("http", "ws", 1);
     println!(
         "\nCreated the demo workspace. Its secrets are shown only now; keep them:\n{}\n\n\
+         Chat in a browser: open {base}/demo\n\
+         Put the widget on your own site: <script src=\"{base}/widget.js\" data-bot=\"{bot}\" async></script>\n\n\
          Chat over REST:\n  \
          curl -s -X POST {base}/api/conversations -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{}}'\n  \
          curl -s -X POST {base}/api/conversations/<id>/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"text\":\"What are your opening hours?\"}}'\n\n\

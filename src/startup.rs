@@ -240,7 +240,11 @@ impl Application {
             },
         )
         .start();
+        let links = web::Data::new(secrets.clone());
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
+        let web_files = web::Data::new(crate::web::WebFiles::new(settings.web_dir.clone()));
+        let demo_page = web::Data::new(settings.demo_page);
+        let api_origins = web::Data::new(crate::http::cors::ApiOrigins(settings.api_cors_origins.clone()));
         let limits = settings.limits();
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let chat = web::Data::new(Chat {
@@ -309,6 +313,8 @@ impl Application {
             let app = App::new()
                 // Inside the request span, so a refusal at the door is logged like any answer.
                 .wrap(actix_web::middleware::from_fn(crate::admission::public_door))
+                // Outside the door, so a refusal (429) is readable by the page that was refused.
+                .wrap(actix_web::middleware::from_fn(crate::http::cors::cors))
                 .wrap(actix_web::middleware::from_fn(crate::text::refuse_nul_in_url))
                 .wrap(body_guard)
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
@@ -318,6 +324,10 @@ impl Application {
                 .app_data(cluster.clone())
                 .app_data(model_defaults.clone())
                 .app_data(webhook_admin.clone())
+                .app_data(links.clone())
+                .app_data(web_files.clone())
+                .app_data(demo_page.clone())
+                .app_data(api_origins.clone())
                 .app_data(knowledge.clone())
                 .app_data(limits)
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))

@@ -203,15 +203,23 @@ impl Brain for BuiltinBrain {
                         // A question in the middle of a booking ("where are you?") is answered,
                         // then the dialog's question is asked again.
                         let mut reply = turn.reply;
+                        let mut metadata = serde_json::json!({});
                         if !turn.progressed {
                             let aside = answer_question(&settings, knowledge.as_deref(), &request, &question.content).await;
                             let known = [&settings.greeting_reply, &settings.thanks_reply];
                             if aside.metadata.as_ref().is_none_or(|m| m["unanswered"] != true) && !known.contains(&&aside.text) {
                                 reply = format!("{}\n\n{reply}", aside.text);
-                                if let Some(metadata) = aside.metadata {
-                                    yield Ok(BrainOutput::Metadata(metadata));
+                                if let Some(aside) = aside.metadata {
+                                    metadata = aside;
                                 }
                             }
+                        }
+                        // The question's answers, for clients that show them as buttons.
+                        if !turn.quick_replies.is_empty() && metadata.is_object() {
+                            metadata["quick_replies"] = serde_json::json!(turn.quick_replies);
+                        }
+                        if metadata.as_object().is_some_and(|m| !m.is_empty()) {
+                            yield Ok(BrainOutput::Metadata(metadata));
                         }
                         for chunk in chunks(&reply) {
                             pace(settings.stream_delay_ms).await;

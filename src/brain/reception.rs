@@ -124,6 +124,9 @@ pub struct Turn {
     /// False when the message moved the dialog nowhere and the reply only asks again: the
     /// message may be a question for the brain's other answers.
     pub progressed: bool,
+    /// The answers the reply's question offers (services, times, yes or no), for a client to
+    /// show as buttons; each, sent back as the visitor's message, is understood.
+    pub quick_replies: Vec<String>,
 }
 
 pub struct Reception {
@@ -291,6 +294,25 @@ fn booking_number(text: &str) -> Option<i64> {
         .find_map(|pair| number(&pair[1]))
 }
 
+/// An offered time as the offer names it: with its doctor unless the visitor chose one.
+fn offer_label(o: &Offer, doctor_chosen: bool) -> String {
+    if doctor_chosen {
+        when::say_time(o.time)
+    } else {
+        format!("{} ({})", when::say_time(o.time), o.doctor_name)
+    }
+}
+
+/// What the dialog's open question can be answered with, in words the dialog understands.
+fn quick_replies(dialog: &Dialog, practice: &Practice) -> Vec<String> {
+    match dialog.awaiting {
+        Some(Awaiting::Service) => practice.services.iter().take(8).map(|s| s.name.clone()).collect(),
+        Some(Awaiting::Time) => dialog.offered.iter().map(|o| offer_label(o, dialog.doctor.is_some())).collect(),
+        Some(Awaiting::Confirm) => vec!["Yes".into(), "No".into()],
+        _ => Vec::new(),
+    }
+}
+
 fn say_offer(o: &Offer) -> String {
     format!("{} on {} with {}", when::say_time(o.time), when::say_date(o.date), o.doctor_name)
 }
@@ -330,7 +352,13 @@ impl Reception {
             let reply = "Online booking isn't set up here yet, but our team will gladly help: please leave your \
                          name and a phone number or email and we'll get back to you."
                 .to_owned();
-            return Ok(Some(Turn { reply, action: Action::Message, variables: None, progressed: true }));
+            return Ok(Some(Turn {
+                reply,
+                action: Action::Message,
+                variables: None,
+                progressed: true,
+                quick_replies: Vec::new(),
+            }));
         }
 
         // Contact details count whatever the step.
@@ -389,7 +417,8 @@ impl Reception {
         } else {
             None
         };
-        Ok(Some(Turn { reply, action, variables, progressed }))
+        let quick_replies = quick_replies(&dialog, &practice);
+        Ok(Some(Turn { reply, action, variables, progressed, quick_replies }))
     }
 
     async fn release(&self, scope: &Scope<'_>) -> Result<(), DbError> {
@@ -660,16 +689,7 @@ impl Reception {
             }
         }
         let day_date = NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap_or(date);
-        let times: Vec<String> = offered
-            .iter()
-            .map(|o| {
-                if dialog.doctor.is_some() {
-                    when::say_time(o.time)
-                } else {
-                    format!("{} ({})", when::say_time(o.time), o.doctor_name)
-                }
-            })
-            .collect();
+        let times: Vec<String> = offered.iter().map(|o| offer_label(o, dialog.doctor.is_some())).collect();
         let with = dialog.doctor.as_ref().map(|d| format!(" with {d}")).unwrap_or_default();
         let lead = if day_date == date {
             format!("On {}{with} I have", when::say_date(day_date))

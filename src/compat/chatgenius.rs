@@ -63,6 +63,8 @@ pub async fn chat(
         .run(move |conn| schedule::workspace_by_public_id(conn, &admin))
         .await?
         .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
+    // A web page may chat only from an origin the practice's bots allow.
+    crate::http::cors::check_workspace_origin(&chat, workspace_id, crate::http::cors::origin(&req)).await?;
     let address = chat.admission.client_address(&req);
     let verdict = match limiter {
         Some(limiter) => {
@@ -124,18 +126,21 @@ struct PublicDoctor {
     availability: String,
 }
 
-pub async fn public_doctors(chat: web::Data<Chat>, query: QueryParams<PublicQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn public_doctors(
+    req: HttpRequest,
+    chat: web::Data<Chat>,
+    query: QueryParams<PublicQuery>,
+) -> Result<HttpResponse, ApiError> {
     let admin_id = query.0.admin_id.filter(|id| !id.trim().is_empty()).ok_or_else(|| {
         ApiError::bad_request("missing query parameter `admin_id` (the public id from the embed code)")
     })?;
-    let doctors = chat
+    let workspace_id = chat
         .db
-        .run(move |conn| match schedule::workspace_by_public_id(conn, admin_id.trim())? {
-            Some(workspace_id) => schedule::doctors(conn, workspace_id, true).map(Some),
-            None => Ok(None),
-        })
+        .run(move |conn| schedule::workspace_by_public_id(conn, admin_id.trim()))
         .await?
         .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
+    crate::http::cors::check_workspace_origin(&chat, workspace_id, crate::http::cors::origin(&req)).await?;
+    let doctors = chat.db.run(move |conn| schedule::doctors(conn, workspace_id, true)).await?;
     let public: Vec<PublicDoctor> = doctors
         .into_iter()
         .map(|d| PublicDoctor {

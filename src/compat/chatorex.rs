@@ -2,6 +2,11 @@
 //! /api/sources` (`type` `url`, `text` or `file`; JSON, or multipart with the file in a `file`
 //! part) and `DELETE /api/sources?id=`. Sources are frontdesk's own ([`crate::knowledge`]);
 //! a Chatorex source shows as frontdesk's view with `chatbot_id` beside `bot_id`.
+//!
+//! And its widget routes: `GET /api/widget-config` (appearance and quick prompts) and `GET`/`PUT
+//! /api/widget-settings` (colours, welcome message, position, lead capture, …), each for
+//! `?chatbot_id=` or the workspace's first bot; a `PUT` changes only the fields it sends. They
+//! read and write the bot's widget settings (see [`crate::web::widget_config`]).
 
 use actix_multipart::Multipart;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
@@ -11,8 +16,9 @@ use crate::chat::Chat;
 use crate::db::knowledge::SourceRow;
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::http::auth::Caller;
-use crate::http::knowledge::{receive_files, views};
+use crate::http::knowledge::{receive_files, views, UploadPolicy};
 use crate::knowledge::{Knowledge, SourceInput};
+use crate::web::widget_config::{ChatorexSettings, WidgetPatch};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,9 +81,13 @@ pub async fn create(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     let input = if is_multipart {
-        let received =
-            receive_files(&knowledge, Multipart::new(req.headers(), payload), |_| async move { Ok(workspace_id) })
-                .await?;
+        let received = receive_files(
+            &knowledge,
+            Multipart::new(req.headers(), payload),
+            UploadPolicy::knowledge(&knowledge),
+            |_| async move { Ok(workspace_id) },
+        )
+        .await?;
         let kind = received.field("type").unwrap_or("file");
         if kind != "file" {
             return Err(ApiError::bad_request("a multipart source must have `type` file"));
@@ -128,4 +138,68 @@ pub async fn delete(
     let id: i64 = raw.parse().map_err(|_| ApiError::not_found("knowledge source not found"))?;
     knowledge.delete(caller.workspace_id, id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "id": raw })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetQuery {
+    pub chatbot_id: Option<String>,
+}
+
+/// `GET /api/widget-config`: the widget's appearance and quick prompts.
+pub async fn widget_config(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    query: QueryParams<WidgetQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let bot = chat.workspace_bot(caller.workspace_id, query.0.chatbot_id).await?;
+    let settings = ChatorexSettings::of(&bot);
+    let title = if settings.title.is_empty() { bot.name.clone() } else { settings.title.clone() };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "chatbot_id": bot.public_id,
+        "appearance": {
+            "primary_color": settings.primary_color,
+            "position": settings.position,
+            "title": title,
+            "subtitle": settings.subtitle,
+            "avatar_url": settings.avatar_url,
+            "launcher_text": settings.launcher_text,
+            "launcher_icon": settings.launcher_icon,
+        },
+        "welcome_message": settings.welcome_message,
+        "quick_prompts": settings.quick_prompts,
+    })))
+}
+
+/// `GET /api/widget-settings`: every widget setting, flat.
+pub async fn widget_settings(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    query: QueryParams<WidgetQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let bot = chat.workspace_bot(caller.workspace_id, query.0.chatbot_id).await?;
+    Ok(HttpResponse::Ok().json(ChatorexSettings::of(&bot)))
+}
+
+/// `PUT /api/widget-settings`: changes the fields sent, checked together; answers the settings
+/// as they now stand.
+pub async fn update_widget_settings(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    query: QueryParams<WidgetQuery>,
+    body: JsonBody<WidgetPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let mut patch = body.0;
+    let wanted = patch.chatbot_id.take().or(query.0.chatbot_id);
+    let bot = chat.workspace_bot(caller.workspace_id, wanted).await?;
+    let settings = patch.apply(bot.settings())?;
+    let workspace_id = caller.workspace_id;
+    let public_id = bot.public_id.clone();
+    let row = chat
+        .db
+        .run(move |conn| crate::db::bots::update(conn, workspace_id, &public_id, None, Some(&settings), None, None))
+        .await?
+        .ok_or_else(|| ApiError::not_found("bot not found"))?;
+    chat.bots.invalidate(row.id);
+    Ok(HttpResponse::Ok().json(ChatorexSettings::of(&row)))
 }

@@ -4,7 +4,9 @@
 //! SDK's `scrapeUrl`, which frontdesk serves at `POST /api/scrape` (`{url, widgetId?}`): the
 //! page is fetched through the SSRF guard and its readable text returned, ready to pass back
 //! as `context.scrapedData`; with a `widgetId` the page also becomes a knowledge source of
-//! that widget's bot.
+//! that widget's bot. The SDK's `getWidgetConfig()` is served at `GET /api/widget/config`
+//! (`?widgetId=`, else the workspace's first bot): the widget's public configuration (see
+//! [`crate::web::widget_config`]) with `widgetId`.
 
 use std::time::Duration;
 
@@ -161,4 +163,26 @@ pub async fn scrape(
         "content": content,
         "sourceId": source_id,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WidgetConfigQuery {
+    pub widget_id: Option<String>,
+}
+
+/// `GET /api/widget/config`: the SDK's `getWidgetConfig()`.
+pub async fn widget_config(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    query: crate::error::QueryParams<WidgetConfigQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let bot = chat.workspace_bot(caller.workspace_id, query.0.widget_id).await?;
+    let workspace_id = caller.workspace_id;
+    let online = chat.db.run(move |conn| crate::db::agents::online(conn, workspace_id)).await?;
+    let config = crate::web::widget_config::PublicConfig::new(&bot, !online.is_empty(), &chat.limits);
+    let mut body = serde_json::to_value(config).map_err(ApiError::internal)?;
+    body["widgetId"] = serde_json::json!(bot.public_id);
+    body["active"] = serde_json::json!(bot.active);
+    Ok(HttpResponse::Ok().json(body))
 }

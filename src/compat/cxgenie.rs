@@ -17,7 +17,7 @@ use crate::db::knowledge::SourceRow;
 use crate::db::uploads;
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::http::auth::workspace_of_token;
-use crate::http::knowledge::{receive_files, UploadView};
+use crate::http::knowledge::{receive_files, UploadPolicy, UploadView};
 use crate::knowledge::{Knowledge, SourceInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,7 +217,8 @@ pub async fn upload_multiple(
 ) -> Result<HttpResponse, ApiError> {
     let given = query.0.workspace_token.or_else(|| crate::http::auth::bearer(&req).ok());
     let chat_ref = &chat;
-    let received = receive_files(&knowledge, multipart, |fields| {
+    let policy = UploadPolicy::knowledge(&knowledge);
+    let received = receive_files(&knowledge, multipart, policy, |fields| {
         let token = given
             .clone()
             .or_else(|| fields.iter().find(|(name, _)| name == "workspace_token").map(|(_, value)| value.clone()));

@@ -50,6 +50,100 @@ pub struct BotSettings {
     /// This bot's model, over the server's defaults; `null` uses the server's model if it has
     /// one, the built-in brain otherwise.
     pub model: Option<BotModel>,
+    /// How the website widget looks and behaves (see [`crate::web::widget_config`]).
+    pub widget: WidgetSettings,
+}
+
+/// The widget's look and behaviour, one model behind frontdesk's bot settings, Chatorex's
+/// widget routes and ChatSupport's widget configuration. The bot's `welcome_message` is the
+/// widget's welcome; nothing here is secret, the widget reads it without a key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WidgetSettings {
+    /// `#RRGGBB`.
+    pub primary_color: String,
+    /// `bottom-right` or `bottom-left`.
+    pub position: String,
+    /// Text beside the launcher's icon (empty: the icon alone).
+    pub launcher_text: String,
+    /// `chat`, `help`, `calendar` or `tooth`.
+    pub launcher_icon: String,
+    /// The panel's title (empty: the bot's name).
+    pub title: String,
+    pub subtitle: String,
+    /// An `https://` image, or a path on this server; `null`: the title's initials.
+    pub avatar_url: Option<String>,
+    /// Buttons offered before the visitor's first message; a click sends the text.
+    pub quick_prompts: Vec<String>,
+    pub lead_capture: LeadCapture,
+    /// `auto` (the visitor's browser) or one of `en`, `es`, `fr`, `de`, `pt`.
+    pub language: String,
+    /// The widget's own words, by key, over its built-in ones (see the README for the keys).
+    pub strings: std::collections::BTreeMap<String, String>,
+    /// Shown under the title, e.g. "Mon–Fri 8:00–18:00".
+    pub business_hours_message: String,
+    /// A short sound when a reply arrives while the panel is closed or the tab hidden.
+    pub sound: bool,
+    /// Whether visitors may attach images and PDFs.
+    pub uploads: bool,
+}
+
+impl Default for WidgetSettings {
+    fn default() -> Self {
+        WidgetSettings {
+            primary_color: "#0F766E".into(),
+            position: "bottom-right".into(),
+            launcher_text: String::new(),
+            launcher_icon: "chat".into(),
+            title: String::new(),
+            subtitle: String::new(),
+            avatar_url: None,
+            quick_prompts: Vec::new(),
+            lead_capture: LeadCapture::default(),
+            language: "auto".into(),
+            strings: Default::default(),
+            business_hours_message: String::new(),
+            sound: true,
+            uploads: true,
+        }
+    }
+}
+
+/// The widget's contact form: before the first message, or asked after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeadCapture {
+    pub enabled: bool,
+    /// `before` (instead of the message box until it is sent) or `during` (after the visitor's
+    /// first message).
+    pub when: String,
+    /// Said above the form (empty: the widget's own words).
+    pub message: String,
+    pub fields: Vec<LeadField>,
+}
+
+impl Default for LeadCapture {
+    fn default() -> Self {
+        LeadCapture {
+            enabled: false,
+            when: "before".into(),
+            message: String::new(),
+            fields: vec![
+                LeadField { name: "name".into(), required: true },
+                LeadField { name: "email".into(), required: true },
+                LeadField { name: "phone".into(), required: false },
+            ],
+        }
+    }
+}
+
+/// One field of the contact form: `name`, `email` or `phone`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadField {
+    pub name: String,
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// A bot's own model settings; what is left out comes from the server's. Which endpoint (and
@@ -101,6 +195,7 @@ impl Default for BotSettings {
             handoff_after_unanswered: 0,
             stream_delay_ms: 0,
             model: None,
+            widget: WidgetSettings::default(),
         }
     }
 }

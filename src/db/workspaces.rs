@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::bots::{self, BotSettings, Fact};
+use super::bots::{self, BotSettings, Fact, WidgetSettings};
 use super::schema::workspaces;
 use super::{keys, now_ms, write_tx, DbConn, DbError};
 use crate::on_backend;
@@ -99,6 +99,8 @@ pub fn create(conn: &mut DbConn, name: &str, demo: bool) -> Result<CreatedWorksp
                 workspaces::token_hash.eq(secrets::hash(&workspace_token)),
                 workspaces::external_key_hash.eq(secrets::hash(&external_api_key)),
                 workspaces::created_at.eq(now_ms()),
+                // The demo workspace is marked so that `/demo` can show its bot.
+                workspaces::settings.eq(if demo { r#"{"demo":true}"# } else { "{}" }),
             ))
             .returning(workspaces::id)
             .get_result(c))?;
@@ -130,6 +132,24 @@ pub fn get(conn: &mut DbConn, id: i64) -> Result<Option<WorkspaceRow>, DbError> 
 
 pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(on_backend!(conn, c => workspaces::table.count().get_result(c))?)
+}
+
+/// The demo workspace's first active bot (its public id), for the `/demo` page.
+pub fn demo_bot(conn: &mut DbConn) -> Result<Option<String>, DbError> {
+    let marked: Vec<(i64, String)> = on_backend!(conn, c => workspaces::table
+        .filter(workspaces::settings.like("%\"demo\":true%"))
+        .select((workspaces::id, workspaces::settings))
+        .order(workspaces::id.asc())
+        .load(c))?;
+    for (id, settings) in marked {
+        let value: serde_json::Value = serde_json::from_str(&settings).unwrap_or_default();
+        if value["demo"] == true {
+            if let Some(bot) = bots::list(conn, id)?.into_iter().find(|bot| bot.active) {
+                return Ok(Some(bot.public_id));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The sample practice's bot: what a newcomer can ask about at once.
@@ -169,6 +189,18 @@ pub fn demo_bot_settings(practice: &str) -> BotSettings {
                 "New patients are welcome; please arrive 10 minutes early to fill in the intake form.",
             ),
         ],
+        widget: WidgetSettings {
+            title: practice.to_owned(),
+            subtitle: "Ask us anything, or book a visit".into(),
+            quick_prompts: vec![
+                "What are your opening hours?".into(),
+                "I'd like to book a cleaning".into(),
+                "How much is a consultation?".into(),
+                "Can I talk to a person?".into(),
+            ],
+            business_hours_message: "Mon–Fri 8:00–18:00 · Sat 9:00–13:00".into(),
+            ..WidgetSettings::default()
+        },
         ..BotSettings::default()
     }
 }

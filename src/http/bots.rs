@@ -149,6 +149,7 @@ pub async fn update(
 /// The settings' model part must stay within what the operator offers (see
 /// [`check_bot_model`]); the rest of the settings are the bot's own words.
 fn validate_settings(settings: &BotSettings, models: &ModelDefaults) -> Result<(), ApiError> {
+    crate::web::widget_config::check(&settings.widget, "settings.widget").map_err(ApiError::unprocessable)?;
     match &settings.model {
         Some(model) => check_bot_model(model, models).map_err(ApiError::unprocessable),
         None => Ok(()),

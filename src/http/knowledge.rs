@@ -380,6 +380,23 @@ impl UploadView {
     }
 }
 
+/// What an upload route takes: how large a file, of which types.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadPolicy {
+    pub max_bytes: u64,
+    /// `None`: every type the server stores (documents and images).
+    pub types: Option<&'static [&'static str]>,
+    /// The setting that sets `max_bytes`, named in the refusal.
+    pub limit_setting: &'static str,
+}
+
+impl UploadPolicy {
+    /// The knowledge base's uploads (and the seed APIs' file routes).
+    pub fn knowledge(knowledge: &Knowledge) -> Self {
+        UploadPolicy { max_bytes: knowledge.upload_max_bytes, types: None, limit_setting: "FRONTDESK_UPLOAD_MAX_BYTES" }
+    }
+}
+
 /// What a multipart upload carried: its stored files and its plain fields.
 pub struct Received {
     pub files: Vec<UploadRow>,
@@ -406,6 +423,7 @@ impl Received {
 pub async fn receive_files<F, Fut>(
     knowledge: &Knowledge,
     multipart: Multipart,
+    policy: UploadPolicy,
     authorize: F,
 ) -> Result<Received, ApiError>
 where
@@ -413,7 +431,7 @@ where
     Fut: std::future::Future<Output = Result<i64, ApiError>>,
 {
     let limit = knowledge.upload_timeout;
-    tokio::time::timeout(limit, receive_all(knowledge, multipart, authorize)).await.unwrap_or_else(|_| {
+    tokio::time::timeout(limit, receive_all(knowledge, multipart, policy, authorize)).await.unwrap_or_else(|_| {
         Err(ApiError::new(
             actix_web::http::StatusCode::REQUEST_TIMEOUT,
             format!("upload not received and stored within {} s (FRONTDESK_UPLOAD_TIMEOUT_SECS)", limit.as_secs()),
@@ -431,6 +449,7 @@ struct PartReceived {
 async fn receive_all<F, Fut>(
     knowledge: &Knowledge,
     mut multipart: Multipart,
+    policy: UploadPolicy,
     mut authorize: F,
 ) -> Result<Received, ApiError>
 where
@@ -471,7 +490,7 @@ where
             return Err(ApiError::too_large(format!("at most {MAX_FILES} files per upload")));
         }
         let declared = field.content_type().map(|mime| mime.essence_str().to_owned());
-        parts.push(receive_part(knowledge, &mut field, &filename, declared.as_deref()).await?);
+        parts.push(receive_part(knowledge, &policy, &mut field, &filename, declared.as_deref()).await?);
     }
     let Some(workspace_id) = workspace_id else {
         return Ok(Received { files: Vec::new(), fields });
@@ -530,12 +549,13 @@ struct PartStored {
 /// large or its content is of no supported type.
 async fn receive_part(
     knowledge: &Knowledge,
+    policy: &UploadPolicy,
     field: &mut actix_multipart::Field,
     filename: &str,
     declared: Option<&str>,
 ) -> Result<PartReceived, ApiError> {
     let files = knowledge.files.clone();
-    let limit = knowledge.upload_max_bytes;
+    let limit = policy.max_bytes;
     let mut pending: PendingFile = web::block(move || files.begin(limit))
         .await
         .map_err(ApiError::internal)?
@@ -557,13 +577,20 @@ async fn receive_part(
             Ok(()) => {}
             Err(StoreError::TooLarge { limit }) => {
                 return Err(ApiError::too_large(format!(
-                    "file `{filename}` is larger than the limit of {limit} bytes (FRONTDESK_UPLOAD_MAX_BYTES)"
+                    "file `{filename}` is larger than the limit of {limit} bytes ({})",
+                    policy.limit_setting
                 )))
             }
             Err(err) => return Err(ApiError::internal(err)),
         }
     }
     let mime = upload_type(&head, filename, declared)?;
+    if let Some(types) = policy.types.filter(|types| !types.contains(&mime.as_str())) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("file `{filename}` is {mime}; this upload takes {}", types.join(", ")),
+        ));
+    }
     Ok(PartReceived { pending, name: clean_name(filename), mime })
 }
 
@@ -606,7 +633,9 @@ pub async fn upload(
     multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = caller.workspace_id;
-    let received = receive_files(&knowledge, multipart, |_| async move { Ok(workspace_id) }).await?;
+    let received =
+        receive_files(&knowledge, multipart, UploadPolicy::knowledge(&knowledge), |_| async move { Ok(workspace_id) })
+            .await?;
     if received.files.is_empty() {
         return Err(ApiError::bad_request("no file in the upload: send multipart parts with a filename"));
     }

@@ -7,6 +7,7 @@ pub mod body_guard;
 pub mod bookings;
 pub mod bots;
 pub mod conversations;
+pub mod cors;
 pub mod events;
 pub mod flows;
 pub mod forms;
@@ -42,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v2/public-api/upload/multiple", web::post().to(cxgenie::upload_multiple))
         .configure(crate::compat::cxgenie_customers::configure)
         .route("/api/files/{id}", web::get().to(knowledge::download))
+        .configure(crate::web::routes)
         .service(
             web::scope("/api")
                 .wrap(actix_web::middleware::from_fn(auth::require_api_key))
@@ -144,6 +146,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/sources", web::post().to(chatorex::create))
                 .route("/sources", web::delete().to(chatorex::delete))
                 .route("/widget/chat", web::post().to(chatsupport::chat))
+                .route("/widget/config", web::get().to(chatsupport::widget_config))
+                .route("/widget-config", web::get().to(chatorex::widget_config))
+                .route("/widget-settings", web::get().to(chatorex::widget_settings))
+                .route("/widget-settings", web::put().to(chatorex::update_widget_settings))
                 .route("/scrape", web::post().to(chatsupport::scrape))
                 .route("/webhooks", web::post().to(webhooks::create))
                 .route("/webhooks", web::get().to(webhooks::list))

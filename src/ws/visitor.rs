@@ -27,6 +27,8 @@ use crate::chat::{Chat, VisitorInput};
 use crate::error::{describe_json_error, ApiError};
 
 const REPLAY_PAGE: i64 = 200;
+/// The `code` of an error frame refusing contact details.
+const INVALID_CONTACT: &str = "invalid_contact";
 
 /// What a client frame asks for. Parsed in two steps (the `type`, then that frame's fields)
 /// so that an error can name the field at fault.
@@ -36,7 +38,24 @@ enum ClientFrame {
     Message(MessageFrame),
     Typing(Typing),
     Read(Read),
+    Contact(Contact),
     Ping,
+}
+
+/// The visitor's contact details (the widget's form, or the page's `identify`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Contact {
+    #[serde(rename = "type", skip_serializing)]
+    _type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,8 +108,11 @@ impl ClientFrame {
             "message" => fields(value).map(ClientFrame::Message),
             "typing" => fields(value).map(ClientFrame::Typing),
             "read" => fields(value).map(ClientFrame::Read),
+            "contact" => fields(value).map(ClientFrame::Contact),
             "ping" => Ok(ClientFrame::Ping),
-            other => Err(format!("unknown frame type `{other}`: expected hello, message, typing, read or ping")),
+            other => {
+                Err(format!("unknown frame type `{other}`: expected hello, message, typing, read, contact or ping"))
+            }
         }?;
         crate::text::check_json(text.as_bytes()).map_err(|err| err.message().to_owned())?;
         Ok(frame)
@@ -341,10 +363,7 @@ impl VisitorSocket {
         let address = self.address;
         let join = async move {
             let bot = chat.public_bot(&bot_id).await?;
-            let allowed = bot.allowed_origins();
-            if !allowed.is_empty() && !origin.as_ref().is_some_and(|o| allowed.contains(o)) {
-                return Err(ApiError::forbidden("this page's origin may not use this bot").into());
-            }
+            crate::http::cors::check_bot_origin(&bot, origin.as_deref())?;
             let (row, resumed) = match conversation_id {
                 Some(id) => (chat.bot_conversation(bot.id, &id).await?, true),
                 None => {
@@ -408,6 +427,60 @@ impl VisitorSocket {
             }
             Err(JoinError::Api(err)) => Self::error(ctx, err.message(), Some(&client_msg_id)),
             Err(JoinError::Refused(refusal)) => act.refuse(ctx, &refusal, Some(&client_msg_id)),
+        }));
+    }
+
+    /// Stores the visitor's contact details in the conversation (through its session) and saves
+    /// them to the CRM: a patient, and a lead once a name and an email or phone are known.
+    fn contact(&mut self, ctx: &mut ws::WebsocketContext<Self>, contact: Contact) {
+        let Some(joined) = &self.joined else {
+            return Self::error(ctx, "send a hello frame first", None);
+        };
+        let trimmed = |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let contact = Contact {
+            _type: String::new(),
+            name: trimmed(contact.name),
+            email: trimmed(contact.email),
+            phone: trimmed(contact.phone),
+            external_id: trimmed(contact.external_id),
+        };
+        let too_long = [("name", &contact.name, 200), ("email", &contact.email, 254), ("phone", &contact.phone, 40)]
+            .into_iter()
+            .chain([("external_id", &contact.external_id, 200)])
+            .find(|(_, value, max)| value.as_ref().is_some_and(|v| v.chars().count() > *max));
+        if let Some((field, _, max)) = too_long {
+            let error = format!("contact.{field} must be at most {max} characters");
+            return Self::send(
+                ctx,
+                &ServerFrame::Error {
+                    error: &error,
+                    client_msg_id: None,
+                    code: Some(INVALID_CONTACT),
+                    retry_after: None,
+                },
+            );
+        }
+        let patch = serde_json::json!({ "contact": &contact });
+        if let Err(error) = crate::crm::check_contact(&patch["contact"], "contact") {
+            return Self::send(
+                ctx,
+                &ServerFrame::Error {
+                    error: &error,
+                    client_msg_id: None,
+                    code: Some(INVALID_CONTACT),
+                    retry_after: None,
+                },
+            );
+        }
+        let chat = self.chat.clone();
+        let (workspace_id, id) = (joined.workspace_id, joined.conversation_id.clone());
+        let save = async move { chat.update_variables(workspace_id, &id, patch).await };
+        ctx.spawn(save.into_actor(self).map(|saved, _act, ctx| match saved {
+            Ok(variables) => {
+                let frame = serde_json::json!({ "type": "contact_saved", "contact": variables.get("contact") });
+                ctx.text(frame.to_string());
+            }
+            Err(err) => Self::error(ctx, err.message(), None),
         }));
     }
 
@@ -508,6 +581,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSocket {
                 ),
                 Ok(ClientFrame::Typing(typing)) => self.typing(ctx, typing.on),
                 Ok(ClientFrame::Read(read)) => self.read(ctx, read.seq),
+                Ok(ClientFrame::Contact(contact)) => self.contact(ctx, contact),
                 Ok(ClientFrame::Ping) => Self::send(ctx, &ServerFrame::Pong),
                 Err(error) => Self::error(ctx, &error, None),
             },

@@ -43,6 +43,7 @@ mod text_and_bodies;
 mod webhook_receiver;
 mod webhooks;
 mod websocket;
+mod widget;
 
 /// Declares `<scenario>::sqlite` and `<scenario>::postgres` tests for each scenario.
 #[macro_export]
