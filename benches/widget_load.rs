@@ -343,7 +343,8 @@ impl Chromedriver {
             "--window-size=1280,800",
             &format!("--user-data-dir={}", profile.path().display()),
         ];
-        let capabilities = json!({ "browserName": "chrome", "goog:chromeOptions": { "binary": chromium, "args": args } });
+        let capabilities =
+            json!({ "browserName": "chrome", "goog:chromeOptions": { "binary": chromium, "args": args } });
         let Value::Object(capabilities) = capabilities else { unreachable!() };
         let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
         builder.capabilities(capabilities);

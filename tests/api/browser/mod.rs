@@ -136,15 +136,37 @@ fn start_driver() -> Driver {
     }
 }
 
-/// A plain HTTP/1.1 request to chromedriver without any runtime (used from `Drop`).
+/// A plain HTTP/1.1 request to chromedriver without any runtime (used from `Drop`); answers the
+/// response (head and body) once its `Content-Length` has arrived (chromedriver keeps the
+/// connection open).
 fn raw_http(port: u16, method: &str, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-        .ok()?;
-    let mut out = String::new();
-    stream.read_to_string(&mut out).ok()?;
-    Some(out)
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&out);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok());
+            if length.is_some_and(|length| out.len() >= end + 4 + length) {
+                break;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +215,7 @@ const msgs = () => fdAll('.fd-msg').map((m) => ({
   pending: m.classList.contains('fd-pending'),
   author: m.querySelector('.fd-author') ? m.querySelector('.fd-author').textContent : null,
   client_msg_id: m.dataset.clientMsgId || null,
+  welcome: m.classList.contains('fd-welcome'),
 }));
 "#;
 
@@ -302,13 +325,12 @@ impl Browser {
     pub async fn wait_for(&self, what: &str, body: &str, args: Vec<Value>) -> Value {
         let deadline = Instant::now() + WAIT;
         let script = format!("{PRELUDE}\n{body}");
-        let mut last = Value::Null;
         loop {
-            match self.client.execute(&script, args.clone()).await {
+            let last = match self.client.execute(&script, args.clone()).await {
                 Ok(value) if truthy(&value) => return value,
-                Ok(value) => last = value,
-                Err(err) => last = json!(format!("script error: {err}")),
-            }
+                Ok(value) => value,
+                Err(err) => json!(format!("script error: {err}")),
+            };
             if Instant::now() > deadline {
                 let shot = self.screenshot("timeout").await;
                 let state = self.js("return { messages: msgs(), host: !!fdHost, root: !!fdRoot };", vec![]).await;
@@ -369,6 +391,19 @@ impl Browser {
         self.client.release_actions().await.expect("release keys");
     }
 
+    /// Waits for the welcome message (shown from the widget's configuration until the visitor
+    /// writes, then replaced by the stored seq 1); answers its text.
+    pub async fn welcome(&self) -> String {
+        let found = self
+            .wait_for(
+                "the welcome message",
+                "const w = msgs().find(x => x.sender === 'bot'); return w && w.text.trim() ? w.text : null;",
+                vec![],
+            )
+            .await;
+        found.as_str().unwrap().to_owned()
+    }
+
     /// The messages rendered now: `[{sender, seq, text, streaming, pending, author, client_msg_id}]`.
     pub async fn messages(&self) -> Vec<Value> {
         self.js("return msgs();", vec![]).await.as_array().cloned().unwrap_or_default()
@@ -383,7 +418,8 @@ impl Browser {
 
     /// The conversation id the widget keeps in `localStorage` (`frontdesk:<bot_id>`).
     pub async fn stored_state(&self, bot: &str) -> Value {
-        let body = "const raw = localStorage.getItem('frontdesk:' + arguments[0]); return raw ? JSON.parse(raw) : null;";
+        let body =
+            "const raw = localStorage.getItem('frontdesk:' + arguments[0]); return raw ? JSON.parse(raw) : null;";
         self.js(body, vec![json!(bot)]).await
     }
 
@@ -407,7 +443,10 @@ impl Browser {
                 *self.viewport.lock().unwrap() = viewport;
                 return;
             }
-            outer = ((i64::from(outer.0) + i64::from(width) - w) as u32, (i64::from(outer.1) + i64::from(height) - h) as u32);
+            outer = (
+                (i64::from(outer.0) + i64::from(width) - w) as u32,
+                (i64::from(outer.1) + i64::from(height) - h) as u32,
+            );
         }
         panic!("could not set the viewport to {}", viewport.name());
     }
@@ -544,9 +583,9 @@ impl HostSite {
                 })
                 .workers(1)
                 .bind(("127.0.0.1", 0))
-                .expect("bind the host site")
-                .run();
+                .expect("bind the host site");
                 let port = server.addrs()[0].port();
+                let server = server.run();
                 tx.send((port, server.handle())).unwrap();
                 server.await.expect("host site runs");
             })
@@ -571,7 +610,7 @@ impl HostSite {
             format!(r#"<script src="{frontdesk}/widget.js" data-bot="{bot}" {} async></script>"#, embed.attributes)
         };
         let html = format!(
-            r#"<!doctype html>
+            r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Bright Smile Dental</title>{style}</head>
@@ -585,7 +624,7 @@ dentists has looked after the neighbourhood's smiles since 1998.</p>
 <button type="button" class="cta" id="call">Call 555-0134</button>
 </main>
 {script}
-</body></html>"#
+</body></html>"##
         );
         let csp = embed.strict_csp.then(|| strict_csp(frontdesk));
         self.pages.lock().unwrap().insert(path.to_owned(), Page { html, csp });

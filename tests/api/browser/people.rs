@@ -44,7 +44,9 @@ async fn an_agent_takes_over_and_the_visitor_sees_their_name_typing_and_messages
     browser.goto(&page).await;
     browser.open_widget().await;
     browser.send("Hello").await;
-    browser.wait_messages("the bot's reply", "m.filter(x => x.seq !== null).length === 3 && !m.some(x => x.streaming)").await;
+    browser
+        .wait_messages("the bot's reply", "m.filter(x => x.seq !== null).length === 3 && !m.some(x => x.streaming)")
+        .await;
     let conversation = browser.conversation_id(&app.a.bot_id).await;
     let none = browser.js("return shown(fd('.fd-agent'));", vec![]).await;
     assert_eq!(none, false, "no agent shown while the bot answers");
@@ -164,7 +166,7 @@ async fn the_widget_works_from_the_keyboard_alone() {
         )
         .await;
     assert_eq!(browser.js("return fd('button.fd-launcher').getAttribute('aria-expanded');", vec![]).await, "true");
-    browser.wait_messages("the welcome message", "m.some(x => x.seq === 1)").await;
+    browser.welcome().await;
 
     // Type, Enter sends.
     type_keys(&browser, "Where are you located?").await;
@@ -227,7 +229,9 @@ async fn the_lead_form_before_the_chat_is_checked_in_the_browser_and_saved_on_th
     browser.goto(&page).await;
     browser.open_widget().await;
     browser.wait_for("the lead form", "return shown(fd('form.fd-lead-form'));", vec![]).await;
-    let fields = browser.js("return Array.from(fd('form.fd-lead-form').elements).map(e => e.name).filter(n => n);", vec![]).await;
+    let fields = browser
+        .js("return Array.from(fd('form.fd-lead-form').elements).map(e => e.name).filter(n => n);", vec![])
+        .await;
     assert_eq!(fields, json!(["name", "email", "phone"]), "the configured fields, in order");
     browser.screenshots("lead-form").await;
     browser.js(SPY_ON_SOCKETS, vec![]).await;
@@ -239,8 +243,10 @@ async fn the_lead_form_before_the_chat_is_checked_in_the_browser_and_saved_on_th
     browser
         .wait_for(
             "the email marked invalid",
-            "const e = fd('form.fd-lead-form input[name=email]'); const err = fd('.fd-field-error'); \
-             return e.getAttribute('aria-invalid') === 'true' && shown(err) && err.textContent.trim().length > 0;",
+            "const e = fd('form.fd-lead-form input[name=email]'); \
+             const err = fdRoot.getElementById(e.getAttribute('aria-describedby') || ''); \
+             return e.getAttribute('aria-invalid') === 'true' && !!err && err.matches('.fd-field-error') && \
+                    shown(err) && err.textContent.trim().length > 0;",
             vec![],
         )
         .await;
@@ -268,7 +274,8 @@ async fn the_lead_form_before_the_chat_is_checked_in_the_browser_and_saved_on_th
         let variables = variables.clone();
         async move {
             let (status, body) = app_ref.get(&app_ref.a.api_key, &variables).await;
-            (status == 200 && body["contact"]["email"] == "jane@example.com").then_some(body["contact"].clone())
+            let contact = &body["variables"]["contact"];
+            (status == 200 && contact["email"] == "jane@example.com").then_some(contact.clone())
         }
     })
     .await;
@@ -320,7 +327,7 @@ async fn on_a_phone_the_open_panel_fills_the_screen() {
         "the launcher is on the screen: {launcher}"
     );
     browser.open_widget().await;
-    browser.wait_messages("the welcome message", "m.some(x => x.seq === 1)").await;
+    browser.welcome().await;
     browser.settle().await;
     let panel = browser
         .js(

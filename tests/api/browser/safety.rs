@@ -54,7 +54,7 @@ async fn html_and_script_links_in_any_message_execute_nothing_and_show_as_text()
     let browser = Browser::start("xss").await;
     browser.goto(&page).await;
     browser.open_widget().await;
-    browser.wait_messages("the welcome", "m.some(x => x.seq === 1)").await;
+    browser.welcome().await;
     let header = browser.js("return fd('.fd-title').textContent;", vec![]).await;
     assert!(header.as_str().unwrap().contains(IMG), "the title setting shows as text: {header}");
     let subtitle = browser.js("return fd('.fd-subtitle').textContent;", vec![]).await;
@@ -73,10 +73,7 @@ async fn html_and_script_links_in_any_message_execute_nothing_and_show_as_text()
     // The fact, answered by the built-in brain.
     browser.send("Tell me about the xylophone room").await;
     browser
-        .wait_messages(
-            "the fact's answer",
-            "m.filter(x => x.seq !== null).length === 5 && !m.some(x => x.streaming)",
-        )
+        .wait_messages("the fact's answer", "m.filter(x => x.seq !== null).length === 5 && !m.some(x => x.streaming)")
         .await;
     // An agent's message.
     let conversation = browser.conversation_id(&app.a.bot_id).await;
@@ -204,7 +201,7 @@ async fn a_page_with_a_strict_csp_gets_a_styled_working_widget() {
     assert!((0.0..80.0).contains(&corner), "the launcher sits at the bottom right: {looks}");
     assert!((0.0..80.0).contains(&looks["launcher"]["bottom"].as_f64().unwrap()), "{looks}");
     browser.open_widget().await;
-    browser.wait_messages("the welcome", "m.some(x => x.seq === 1)").await;
+    browser.welcome().await;
     browser.send("Where are you located?").await;
     let rendered = browser
         .wait_messages("the answer", "m.filter(x => x.seq !== null).length === 3 && !m.some(x => x.streaming)")
@@ -237,7 +234,7 @@ async fn hostile_page_css_changes_nothing_in_the_widget_and_the_widget_nothing_i
     let page_alone = browser.js(PAGE_LOOKS, vec![]).await;
     browser.goto(&plain).await;
     browser.open_widget().await;
-    browser.wait_messages("the welcome", "m.some(x => x.seq === 1)").await;
+    browser.welcome().await;
     browser.settle().await;
     let page_with_widget = browser.js(PAGE_LOOKS, vec![]).await;
     assert_eq!(page_with_widget, page_alone, "the widget's CSS reached the page");
@@ -250,7 +247,7 @@ async fn hostile_page_css_changes_nothing_in_the_widget_and_the_widget_nothing_i
     browser.wait_for("the launcher on the hostile page", "return shown(fd('button.fd-launcher'));", vec![]).await;
     browser.screenshots("launcher").await;
     browser.open_widget().await;
-    browser.wait_messages("the welcome", "m.some(x => x.seq === 1)").await;
+    browser.welcome().await;
     browser.settle().await;
     browser.screenshots("open").await;
     let looks = browser.js(LOOKS, vec![]).await;
@@ -261,12 +258,13 @@ async fn hostile_page_css_changes_nothing_in_the_widget_and_the_widget_nothing_i
         .await;
 }
 
-/// `fetch(url, init)` from the page; answers `{ok, status, body}` or `{error}` (the exception's
-/// name: a CORS refusal is a `TypeError`).
+/// `fetch(url, init)` from the page, past the HTTP cache (the configuration may be cached for
+/// a while; these checks are about the server's answer to each origin); answers `{ok, status,
+/// body}` or `{error}` (the exception's name: a CORS refusal is a `TypeError`).
 async fn page_fetch(browser: &Browser, url: &str, init: Value) -> Value {
     browser
         .js_async(
-            "fetch(arguments[0], arguments[1]) \
+            "fetch(arguments[0], Object.assign({ cache: 'no-store' }, arguments[1])) \
                .then(async (r) => done({ ok: r.ok, status: r.status, body: await r.text() })) \
                .catch((e) => done({ error: e.name, message: String(e.message) }));",
             vec![json!(url), init],
