@@ -112,7 +112,7 @@ fn start_driver() -> Driver {
         while kill -0 "$4" 2>/dev/null; do sleep 1; done
         kill -TERM 0
     "#;
-    Command::new("sh")
+    let mut watchdog = Command::new("sh")
         .args(["-c", watchdog, "watchdog"])
         .arg(chromedriver_binary())
         .arg(port.to_string())
@@ -124,6 +124,8 @@ fn start_driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .expect("sh runs chromedriver (scripts/test installs Debian's chromium-driver)");
+    // It outlives this process; should chromedriver fail to start, it is reaped here.
+    std::thread::spawn(move || watchdog.wait());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = raw_http(port, "GET", "/status") {
