@@ -1240,6 +1240,7 @@
   function identify(c) {
     if (!c || typeof c !== "object") return;
     var f = contactFrame(c);
+    if (Object.keys(f).length < 2) return;
     if (f.email) update(function (s) { s.contact = Object.assign(s.contact || {}, { email: f.email }); });
     // Sent once a conversation exists; identifying alone never starts one.
     if (joined) frame(f); else identity = f;
