@@ -291,7 +291,7 @@
   var convId = null, maxSeq = 0, bootSeq = 0, readSeq = 0, readSent = 0, agentRead = 0;
   var seen = {}, pendingEls = {}, streams = {}, repliedTo = {};
   var ghost = null, isOpen = false, unread = 0, agent = null, isEnded = false;
-  var controls = [], identity = null, leadMode = null, leadSending = false, awayShown = false;
+  var unsent = "", controls = [], identity = null, leadMode = null, leadSending = false, awayShown = false;
   var typingTimer = 0, myTyping = false, myTypingAt = 0, myTypingTimer = 0, noticeTimer = 0;
   var joinWaiters = [], handlers = { message: [], open: [], close: [], ready: [] }, uiReady = false;
   var queue = stub.q || [];
@@ -771,6 +771,9 @@
     var msg = str(f.error);
     if (cid) {
       if (/closed/i.test(msg)) {
+        // Written into a conversation that had ended: offered again in the next one.
+        var gone = pendingEls[cid] && pendingEls[cid]._m;
+        if (gone && gone.content) unsent = gone.content;
         dropOutbox(cid);
         failBubble(cid, msg);
         return endConversation();
@@ -803,6 +806,9 @@
       schedule();
       return;
     }
+    // A read or typing frame into a conversation closed while no tab watched: the first news
+    // of it after a reload.
+    if (/conversation is closed/i.test(msg)) return endConversation();
     warn(msg);
   }
 
@@ -850,6 +856,7 @@
     showWelcome();
     endedBox.hidden = true;
     refresh();
+    if (unsent) { input.value = unsent; unsent = ""; grow(); sendBtn.disabled = false; }
     input.focus();
   }
 
