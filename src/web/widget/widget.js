@@ -16,7 +16,7 @@
  *   reconnecting, offline, pending, queued, failed, retry_in, agent_joined, agent_left, ended,
  *   new_conversation, lead_message, name, email, phone, optional, submit, lead_thanks,
  *   err_required, err_email, err_phone, away, away_known, seen, too_big, bad_type, upload_failed,
- *   uploading, typing, unread, file, error
+ *   uploading, typing, unread, file
  *
  * localStorage "frontdesk:<bot_id>": {conversation_id, last_seq, open, outbox, read_seq,
  * agent, lead, contact} — last_seq is the highest seq this browser has received, read_seq the
@@ -48,7 +48,7 @@
       away_known: "Our team is away right now — we'll reply to you by email.", seen: "Seen",
       too_big: "{name} is too large (max {max})", bad_type: "{name} can't be sent: this file type isn't accepted",
       upload_failed: "The upload failed — please try again", uploading: "Uploading {name}…",
-      typing: "{name} is typing…", unread: "{n} unread", file: "File", error: "Something went wrong — please try again"
+      typing: "{name} is typing…", unread: "{n} unread", file: "File"
     },
     es: {
       launcher: "Chatea con nosotros", close: "Cerrar chat", placeholder: "Escribe un mensaje…", input_label: "Mensaje",
@@ -65,7 +65,7 @@
       away_known: "Nuestro equipo no está disponible ahora: te responderemos por correo electrónico.", seen: "Visto",
       too_big: "{name} es demasiado grande (máx. {max})", bad_type: "No se puede enviar {name}: tipo de archivo no admitido",
       upload_failed: "No se pudo subir el archivo; inténtalo de nuevo", uploading: "Subiendo {name}…",
-      typing: "{name} está escribiendo…", unread: "{n} sin leer", file: "Archivo", error: "Algo salió mal; inténtalo de nuevo"
+      typing: "{name} está escribiendo…", unread: "{n} sin leer", file: "Archivo"
     },
     fr: {
       launcher: "Discutez avec nous", close: "Fermer le chat", placeholder: "Écrivez un message…", input_label: "Message",
@@ -82,7 +82,7 @@
       away_known: "Notre équipe est absente pour le moment — nous vous répondrons par e-mail.", seen: "Vu",
       too_big: "{name} est trop volumineux (max. {max})", bad_type: "Impossible d'envoyer {name} : ce type de fichier n'est pas accepté",
       upload_failed: "L'envoi du fichier a échoué — veuillez réessayer", uploading: "Envoi de {name}…",
-      typing: "{name} écrit…", unread: "{n} non lus", file: "Fichier", error: "Une erreur s'est produite — veuillez réessayer"
+      typing: "{name} écrit…", unread: "{n} non lus", file: "Fichier"
     },
     de: {
       launcher: "Chatten Sie mit uns", close: "Chat schließen", placeholder: "Nachricht schreiben…", input_label: "Nachricht",
@@ -99,7 +99,7 @@
       away_known: "Unser Team ist gerade nicht erreichbar – wir antworten Ihnen per E-Mail.", seen: "Gesehen",
       too_big: "{name} ist zu groß (max. {max})", bad_type: "{name} kann nicht gesendet werden: Dieser Dateityp wird nicht akzeptiert",
       upload_failed: "Hochladen fehlgeschlagen – bitte erneut versuchen", uploading: "{name} wird hochgeladen…",
-      typing: "{name} schreibt…", unread: "{n} ungelesen", file: "Datei", error: "Etwas ist schiefgelaufen – bitte erneut versuchen"
+      typing: "{name} schreibt…", unread: "{n} ungelesen", file: "Datei"
     },
     pt: {
       launcher: "Fale conosco", close: "Fechar chat", placeholder: "Escreva uma mensagem…", input_label: "Mensagem",
@@ -116,7 +116,7 @@
       away_known: "Nossa equipe não está disponível agora — responderemos por e-mail.", seen: "Visto",
       too_big: "{name} é grande demais (máx. {max})", bad_type: "Não é possível enviar {name}: tipo de arquivo não aceito",
       upload_failed: "Falha no envio do arquivo — tente novamente", uploading: "Enviando {name}…",
-      typing: "{name} está digitando…", unread: "{n} não lidas", file: "Arquivo", error: "Algo deu errado — tente novamente"
+      typing: "{name} está digitando…", unread: "{n} não lidas", file: "Arquivo"
     }
   };
 
