@@ -131,6 +131,8 @@ enum ServerFrame<'a> {
         conversation_id: &'a str,
         bot_id: &'a str,
         resumed: bool,
+        /// `open` or `closed`: a resumed conversation may have ended meanwhile.
+        status: &'a str,
     },
     Ack {
         client_msg_id: &'a str,
@@ -381,7 +383,15 @@ impl VisitorSocket {
             match joined {
                 Ok((bot_public_id, row, resumed, events)) => {
                     tracing::debug!(conversation_id = %row.id, resumed, "widget joined");
-                    Self::send(ctx, &ServerFrame::Ready { conversation_id: &row.id, bot_id: &bot_public_id, resumed });
+                    Self::send(
+                        ctx,
+                        &ServerFrame::Ready {
+                            conversation_id: &row.id,
+                            bot_id: &bot_public_id,
+                            resumed,
+                            status: &row.status,
+                        },
+                    );
                     act.joined = Some(Joined { conversation_id: row.id, workspace_id: row.workspace_id });
                     act.last_seq = last_seq.unwrap_or(0);
                     ctx.add_stream(BroadcastStream::new(events));
