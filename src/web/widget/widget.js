@@ -1055,7 +1055,7 @@
     if (acked && m.sender === "visitor" && !agent && !repliedTo[m.seq]) showTyping("dots");
     if (fresh) {
       emit("message", {
-        seq: m.seq, sender: m.sender, text: str(m.content), media: m.media || null, created_at: m.created_at,
+        seq: m.seq, sender: m.sender, content: str(m.content), text: str(m.content), media: m.media || null, created_at: m.created_at,
         agent: m.sender === "agent" ? (m.metadata && m.metadata.agent) || null : undefined
       });
     }
