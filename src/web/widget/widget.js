@@ -722,7 +722,7 @@
       else frame({ type: "ping" });
     }, 25000);
     // The server may say who holds the conversation; older servers do not.
-    if (f.status === "closed") return endConversation();
+    if (f.status === "closed") return endConversation(true);
     if (f.owner && f.owner !== "agent") setAgent(null);
     if (f.agent && f.agent.name) setAgent(f.agent);
     var st = load();
@@ -860,13 +860,14 @@
     input.focus();
   }
 
-  function endConversation() {
+  // `keep`: the socket stays for the history a resumed, already closed conversation replays.
+  function endConversation(keep) {
     if (isEnded) return;
     isEnded = true;
     connWanted = false;
     showTyping(null);
-    system(S.ended);
-    drop();
+    system(S.ended).classList.add("fd-tail");
+    if (!keep) drop();
     conn.hidden = true;
     refresh();
   }
@@ -938,14 +939,15 @@
     return any ? box : null;
   }
 
-  // New lines go before the visitor's still-pending messages (those will get higher seqs) and,
-  // given a seq, before any stored message with a higher one: an ack racing the replay after a
-  // reconnect must not put a message above the ones it answered.
+  // New lines go before the visitor's still-pending messages (those will get higher seqs) and
+  // the "conversation has ended" line (`fd-tail`, shown before a closed one's history replays),
+  // and, given a seq, before any stored message with a higher one: an ack racing the replay
+  // after a reconnect must not put a message above the ones it answered.
   function insert(e, seq) {
     var ref = null;
     for (var c = log.lastElementChild; c; c = c.previousElementSibling) {
       var at = c.getAttribute("data-seq");
-      if (c !== e && !(c.classList.contains("fd-pending") || (seq && at && +at > seq))) break;
+      if (c !== e && !(c.classList.contains("fd-pending") || c.classList.contains("fd-tail") || (seq && at && +at > seq))) break;
       if (c !== e) ref = c;
     }
     if (ref !== e.nextElementSibling || !e.parentNode) log.insertBefore(e, ref);
