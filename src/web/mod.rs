@@ -31,6 +31,7 @@ const DEMO_PAGE: &str = include_str!("demo.html");
 const JS_PLACEHOLDER: &str = "__FRONTDESK_WIDGET_JS__";
 const CSS_PLACEHOLDER: &str = "__FRONTDESK_WIDGET_CSS__";
 const BOT_PLACEHOLDER: &str = "__FRONTDESK_BOT_ID__";
+const ORIGIN_PLACEHOLDER: &str = "__FRONTDESK_ORIGIN__";
 
 /// Hashed files never change under their name.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -244,6 +245,7 @@ pub enum DemoPage {
 /// `GET /demo`: a sample clinic page with the widget of the demo workspace's bot, so a
 /// newcomer can chat in a browser without writing a page.
 pub async fn demo(
+    req: HttpRequest,
     chat: web::Data<Chat>,
     files: web::Data<WebFiles>,
     setting: web::Data<DemoPage>,
@@ -255,7 +257,13 @@ pub async fn demo(
     let bot = chat.db.run(crate::db::workspaces::demo_bot).await?.ok_or_else(|| {
         ApiError::not_found("this server has no demo workspace (it is made on a first start with FRONTDESK_DEMO on)")
     })?;
-    let page = files.release()?.demo_page.replace(BOT_PLACEHOLDER, &bot);
+    // Shown in the page's embed snippet only: this server as the browser reached it.
+    let origin = {
+        let info = req.connection_info();
+        let raw = format!("{}://{}", info.scheme(), info.host());
+        raw.chars().filter(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(*c)).collect::<String>()
+    };
+    let page = files.release()?.demo_page.replace(BOT_PLACEHOLDER, &bot).replace(ORIGIN_PLACEHOLDER, &origin);
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

@@ -471,6 +471,8 @@ async fn the_demo_page_embeds_the_demo_workspaces_widget_and_can_be_turned_off()
     let page = res.text().await.unwrap();
     assert!(page.contains(&format!("data-bot=\"{}\"", app.a.bot_id)), "the first demo workspace's bot");
     assert!(page.contains("/widget.js"));
+    assert!(page.contains(&format!("{}/widget.js", app.base)), "the snippet names this server");
+    assert!(!page.contains("__FRONTDESK"), "every placeholder is filled in");
 
     let off = spawn_app_with(Backend::Sqlite, |args| args.demo_page = Some("off".into())).await;
     assert_eq!(off.http.get(off.url("/demo")).send().await.unwrap().status(), 404);
