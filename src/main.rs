@@ -210,6 +210,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("frontdesk listening on {base}");
         if let Some(demo) = &app.demo {
             print_demo_banner(&base, demo);
+        } else if app.demo_bot().await.is_some() {
+            println!("Chat with the demo practice's bot in a browser: {base}/demo");
         }
         let graceful = app.graceful();
         actix_rt::spawn(async move {

@@ -64,6 +64,7 @@ pub struct Application {
     chat: Arc<Chat>,
     /// The demo workspace, when this start created it (its secrets are shown only now).
     pub demo: Option<CreatedWorkspace>,
+    demo_page: crate::web::DemoPage,
 }
 
 /// Listens on `address`, or says in one line why not and what to do.
@@ -357,11 +358,26 @@ impl Application {
         .disable_signals()
         .listen(listener)?
         .run();
-        Ok(Application { port, server, shutdown: Arc::new(shutdown), chat: graceful_chat, demo })
+        Ok(Application {
+            port,
+            server,
+            shutdown: Arc::new(shutdown),
+            chat: graceful_chat,
+            demo,
+            demo_page: settings.demo_page,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bot `/demo` shows, when the page is on and the database has a demo workspace.
+    pub async fn demo_bot(&self) -> Option<String> {
+        if self.demo_page == crate::web::DemoPage::Off {
+            return None;
+        }
+        self.chat.db.run(crate::db::workspaces::demo_bot).await.ok().flatten()
     }
 
     /// A handle to stop the server from elsewhere.

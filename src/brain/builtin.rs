@@ -179,6 +179,14 @@ impl Brain for BuiltinBrain {
                 yield Ok(BrainOutput::Text(settings.reply_unknown.clone()));
                 return;
             };
+            // A file with no words is not a question the bot failed to understand.
+            if question.content.trim().is_empty() && question.media.is_some() {
+                for chunk in chunks(&settings.attachment_reply) {
+                    pace(settings.stream_delay_ms).await;
+                    yield Ok(BrainOutput::Text(chunk));
+                }
+                return;
+            }
             if let Some(db) = agents_db.as_ref().filter(|_| asks_for_person(&question.content)) {
                 let workspace_id = request.workspace_id;
                 let online = db.run(move |conn| agents::online(conn, workspace_id)).await.map(|a| a.len()).unwrap_or(0);

@@ -32,6 +32,8 @@ pub struct BotSettings {
     pub greeting_reply: String,
     /// The answer to thanks.
     pub thanks_reply: String,
+    /// The answer to a file sent without words.
+    pub attachment_reply: String,
     pub company_facts: Vec<Fact>,
     pub policies: Vec<Fact>,
     /// How the bot should sound (used by model-backed brains).
@@ -185,6 +187,10 @@ impl Default for BotSettings {
                 .into(),
             greeting_reply: "Hello! How can I help you today?".into(),
             thanks_reply: "You're welcome! Is there anything else I can help you with?".into(),
+            attachment_reply:
+                "Thanks, I've received your file; our team will take a look. Is there anything else I can \
+                               help you with?"
+                    .into(),
             company_facts: Vec::new(),
             policies: Vec::new(),
             tone: "friendly".into(),

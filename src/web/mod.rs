@@ -31,6 +31,7 @@ const DEMO_PAGE: &str = include_str!("demo.html");
 const JS_PLACEHOLDER: &str = "__FRONTDESK_WIDGET_JS__";
 const CSS_PLACEHOLDER: &str = "__FRONTDESK_WIDGET_CSS__";
 const BOT_PLACEHOLDER: &str = "__FRONTDESK_BOT_ID__";
+const ORIGIN_PLACEHOLDER: &str = "__FRONTDESK_ORIGIN__";
 
 /// Hashed files never change under their name.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -169,35 +170,49 @@ impl WidgetRelease {
     /// The files as they are now in `dir` (the `src/web` folder of a checkout).
     fn from_dir(dir: &Path) -> std::io::Result<WidgetRelease> {
         let read = |name: &str| std::fs::read_to_string(dir.join(name));
-        Ok(WidgetRelease::build(
-            &read("widget/loader.js")?,
-            &read("widget/widget.js")?,
-            &read("widget/widget.css")?,
-            &read("demo.html")?,
-        ))
+        let [loader, script, style, demo] = SOURCES;
+        Ok(WidgetRelease::build(&read(loader)?, &read(script)?, &read(style)?, &read(demo)?))
     }
 }
 
-/// Where the faces' files come from: the binary, or a folder read at every request.
+/// Where the faces' files come from: the binary, or a folder read again whenever one of its
+/// files changed.
 #[derive(Clone, Default)]
 pub struct WebFiles {
     dev_dir: Option<PathBuf>,
+    /// The folder's last release and the modification times it was built from.
+    dev_cache: Arc<std::sync::Mutex<Option<(Vec<std::time::SystemTime>, Arc<WidgetRelease>)>>>,
 }
 
 impl WebFiles {
     pub fn new(dev_dir: Option<PathBuf>) -> Self {
-        WebFiles { dev_dir }
+        WebFiles { dev_dir, dev_cache: Arc::default() }
     }
 
     pub fn release(&self) -> Result<Arc<WidgetRelease>, ApiError> {
-        match &self.dev_dir {
-            None => Ok(WidgetRelease::embedded()),
-            Some(dir) => WidgetRelease::from_dir(dir).map(Arc::new).map_err(|err| {
-                ApiError::internal(format!("cannot read the widget's files in {}: {err}", dir.display()))
-            }),
+        let Some(dir) = &self.dev_dir else { return Ok(WidgetRelease::embedded()) };
+        let unreadable = |err: std::io::Error| {
+            ApiError::internal(format!("cannot read the widget's files in {}: {err}", dir.display()))
+        };
+        let stamps = SOURCES
+            .iter()
+            .map(|name| std::fs::metadata(dir.join(name)).and_then(|m| m.modified()))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(unreadable)?;
+        let mut cache = self.dev_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((built_from, release)) = cache.as_ref() {
+            if *built_from == stamps {
+                return Ok(release.clone());
+            }
         }
+        let release = Arc::new(WidgetRelease::from_dir(dir).map_err(unreadable)?);
+        *cache = Some((stamps, release.clone()));
+        Ok(release)
     }
 }
+
+/// The files a release is built from, relative to `src/web`.
+const SOURCES: [&str; 4] = ["widget/loader.js", "widget/widget.js", "widget/widget.css", "demo.html"];
 
 /// `GET /widget.js`: the loader a site embeds.
 pub async fn loader(req: HttpRequest, files: web::Data<WebFiles>) -> Result<HttpResponse, ApiError> {
@@ -230,6 +245,7 @@ pub enum DemoPage {
 /// `GET /demo`: a sample clinic page with the widget of the demo workspace's bot, so a
 /// newcomer can chat in a browser without writing a page.
 pub async fn demo(
+    req: HttpRequest,
     chat: web::Data<Chat>,
     files: web::Data<WebFiles>,
     setting: web::Data<DemoPage>,
@@ -241,7 +257,13 @@ pub async fn demo(
     let bot = chat.db.run(crate::db::workspaces::demo_bot).await?.ok_or_else(|| {
         ApiError::not_found("this server has no demo workspace (it is made on a first start with FRONTDESK_DEMO on)")
     })?;
-    let page = files.release()?.demo_page.replace(BOT_PLACEHOLDER, &bot);
+    // Shown in the page's embed snippet only: this server as the browser reached it.
+    let origin = {
+        let info = req.connection_info();
+        let raw = format!("{}://{}", info.scheme(), info.host());
+        raw.chars().filter(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(*c)).collect::<String>()
+    };
+    let page = files.release()?.demo_page.replace(BOT_PLACEHOLDER, &bot).replace(ORIGIN_PLACEHOLDER, &origin);
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

@@ -183,15 +183,15 @@ pub async fn public_config(chat: &Chat, bot_id: &str, origin: Option<&str>) -> R
     Ok(PublicConfig::new(&bot, online, &chat.limits))
 }
 
-/// `GET /widget/config/{bot_id}`: what the widget needs to draw itself. Short-cached, so a
-/// change reaches newly opened widgets within a minute.
+/// `GET /widget/config/{bot_id}`: what the widget needs to draw itself. Not cached, so a
+/// change reaches the next widget that opens.
 pub async fn public(
     req: HttpRequest,
     chat: web::Data<Chat>,
     bot_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let config = public_config(&chat, &bot_id, cors::origin(&req)).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=30")).json(config))
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-cache")).json(config))
 }
 
 /// Chatorex's widget settings: flat, with the bot's welcome message beside the widget's own.

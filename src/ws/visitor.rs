@@ -131,6 +131,13 @@ enum ServerFrame<'a> {
         conversation_id: &'a str,
         bot_id: &'a str,
         resumed: bool,
+        /// `open` or `closed`: a resumed conversation may have ended meanwhile.
+        status: &'a str,
+        /// `bot`, `queued` or `agent`.
+        owner: &'a str,
+        /// The person who has the conversation, when `owner` is `agent`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<&'a frontdesk_actors::AgentRef>,
     },
     Ack {
         client_msg_id: &'a str,
@@ -372,16 +379,38 @@ impl VisitorSocket {
                     (chat.start(&bot, None, "widget", serde_json::json!({})).await?, false)
                 }
             };
+            // The person holding a resumed conversation, for the header of a freshly loaded page.
+            let agent = match (row.owner.as_str(), row.assigned_agent_id) {
+                ("agent", Some(agent_id)) => {
+                    let workspace_id = row.workspace_id;
+                    chat.db
+                        .run(move |conn| crate::db::agents::get(conn, workspace_id, agent_id))
+                        .await
+                        .map_err(ApiError::from)?
+                        .map(|agent| agent.as_ref())
+                }
+                _ => None,
+            };
             // Subscribed before the replay is read, so nothing falls between the two.
             let events = chat.bus.subscribe(&row.id);
-            Ok::<_, JoinError>((bot.public_id, row, resumed, events))
+            Ok::<_, JoinError>((bot.public_id, row, resumed, agent, events))
         };
         ctx.wait(join.into_actor(self).map(move |joined, act, ctx| {
             act.joining = false;
             match joined {
-                Ok((bot_public_id, row, resumed, events)) => {
+                Ok((bot_public_id, row, resumed, agent, events)) => {
                     tracing::debug!(conversation_id = %row.id, resumed, "widget joined");
-                    Self::send(ctx, &ServerFrame::Ready { conversation_id: &row.id, bot_id: &bot_public_id, resumed });
+                    Self::send(
+                        ctx,
+                        &ServerFrame::Ready {
+                            conversation_id: &row.id,
+                            bot_id: &bot_public_id,
+                            resumed,
+                            status: &row.status,
+                            owner: &row.owner,
+                            agent: agent.as_ref(),
+                        },
+                    );
                     act.joined = Some(Joined { conversation_id: row.id, workspace_id: row.workspace_id });
                     act.last_seq = last_seq.unwrap_or(0);
                     ctx.add_stream(BroadcastStream::new(events));

@@ -625,6 +625,8 @@ const ROUTES: &[(&str, &str, Takes)] = &[
     // JSON or multipart, by its content type.
     ("POST", "/api/sources", Takes::Json(r#"{"type":1}"#)),
     ("POST", "/api/widget/chat", Takes::Json(r#"{"message":1}"#)),
+    ("PUT", "/api/widget-settings", Takes::Json(r#"{"sound":"loud"}"#)),
+    ("POST", "/widget/uploads", Takes::Multipart),
     ("POST", "/api/scrape", Takes::Json(r#"{"url":1}"#)),
     ("POST", "/api/webhooks", Takes::Json(r#"{"url":"https://example.com/h","events":"all"}"#)),
     ("PATCH", "/api/webhooks/{id}", Takes::Json(r#"{"active":"no"}"#)),
@@ -637,17 +639,25 @@ const ROUTES: &[(&str, &str, Takes)] = &[
 
 /// The POST/PATCH/PUT routes the server registers, read from its route table.
 fn registered_routes() -> BTreeSet<(String, String)> {
-    let sources = [include_str!("../../src/http/mod.rs"), include_str!("../../src/compat/cxgenie_customers.rs")];
+    // The route tables, and whether their paths are mounted under `/api` when they do not say so.
+    let sources = [
+        (include_str!("../../src/http/mod.rs"), true),
+        (include_str!("../../src/compat/cxgenie_customers.rs"), true),
+        (include_str!("../../src/web/mod.rs"), false),
+    ];
     let mut found = BTreeSet::new();
-    for source in sources {
+    for (source, under_api) in sources {
         for piece in source.split(".route(\"").skip(1) {
             let Some((path, rest)) = piece.split_once('"') else { continue };
             let method = ["post", "patch", "put"]
                 .into_iter()
                 .find(|m| rest.trim_start_matches([',', ' ', '\n']).starts_with(&format!("web::{m}()")));
             if let Some(method) = method {
-                let path =
-                    if path.starts_with("/api/") || path == "/chat" { path.to_owned() } else { format!("/api{path}") };
+                let path = if !under_api || path.starts_with("/api/") || path == "/chat" {
+                    path.to_owned()
+                } else {
+                    format!("/api{path}")
+                };
                 found.insert((method.to_uppercase(), path));
             }
         }

@@ -16,6 +16,7 @@ on_both_backends!(
     a_page_of_an_origin_the_bot_does_not_allow_is_refused_and_cannot_read_why,
     the_contact_frame_is_checked_then_becomes_a_patient_and_a_lead,
     a_visitor_attaches_a_picture_through_a_signed_link,
+    a_resumed_widget_is_told_who_has_the_conversation,
     the_booking_dialog_offers_its_answers_as_buttons,
 );
 
@@ -405,6 +406,9 @@ async fn a_visitor_attaches_a_picture_through_a_signed_link(backend: Backend) {
     widget.send(json!({ "type": "message", "client_msg_id": "pic-1", "text": "", "media": media })).await;
     let ack = widget.until("ack").await.pop().unwrap();
     assert_eq!(ack["message"]["media"][0]["url"], json!(url));
+    // A file without words is acknowledged, not taken for a question the bot failed.
+    let done = widget.until("done").await.pop().unwrap();
+    assert!(done["message"]["content"].as_str().unwrap().contains("received your file"), "{done}");
 
     // Refused before anything is stored: too large, a type a visitor may not send, another
     // bot's conversation, a bot that takes no attachments.
@@ -467,7 +471,41 @@ async fn the_demo_page_embeds_the_demo_workspaces_widget_and_can_be_turned_off()
     let page = res.text().await.unwrap();
     assert!(page.contains(&format!("data-bot=\"{}\"", app.a.bot_id)), "the first demo workspace's bot");
     assert!(page.contains("/widget.js"));
+    assert!(page.contains(&format!("{}/widget.js", app.base)), "the snippet names this server");
+    assert!(!page.contains("__FRONTDESK"), "every placeholder is filled in");
 
     let off = spawn_app_with(Backend::Sqlite, |args| args.demo_page = Some("off".into())).await;
     assert_eq!(off.http.get(off.url("/demo")).send().await.unwrap().status(), 404);
+}
+
+async fn a_resumed_widget_is_told_who_has_the_conversation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut widget = Widget::connect(&app).await;
+    let ready = widget.hello(&app.a.bot_id, None, None).await;
+    assert_eq!(ready["status"], "open");
+    assert_eq!(ready["owner"], "bot");
+    assert!(ready.get("agent").is_none(), "{ready}");
+    let conversation = ready["conversation_id"].as_str().unwrap().to_owned();
+
+    let (status, agent) =
+        app.post(&app.a.api_key, "/api/agents", json!({ "name": "Dana Reyes", "email": "dana@clinic.example" })).await;
+    assert_eq!(status, 201, "{agent}");
+    let agent_id = agent["agent"]["id"].clone();
+    let agent_id = if agent_id.is_null() { agent["id"].clone() } else { agent_id };
+    let path = format!("/api/conversations/{conversation}/takeover");
+    let (status, body) = app.post(&app.a.api_key, &path, json!({ "agent_id": agent_id })).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A page loaded afresh (another tab, another browser) learns it at once.
+    let mut again = Widget::connect(&app).await;
+    let ready = again.hello(&app.a.bot_id, Some(&conversation), None).await;
+    assert_eq!(ready["resumed"], true);
+    assert_eq!(ready["owner"], "agent", "{ready}");
+    assert_eq!(ready["agent"]["name"], "Dana Reyes", "{ready}");
+
+    let (status, _) = app.post(&app.a.api_key, &format!("/api/conversations/{conversation}/close"), json!({})).await;
+    assert_eq!(status, 200);
+    let mut later = Widget::connect(&app).await;
+    let ready = later.hello(&app.a.bot_id, Some(&conversation), None).await;
+    assert_eq!(ready["status"], "closed", "{ready}");
 }

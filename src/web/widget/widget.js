@@ -16,13 +16,13 @@
  *   reconnecting, offline, pending, queued, failed, retry_in, agent_joined, agent_left, ended,
  *   new_conversation, lead_message, name, email, phone, optional, submit, lead_thanks,
  *   err_required, err_email, err_phone, away, away_known, seen, too_big, bad_type, upload_failed,
- *   uploading, typing, unread, file, error
+ *   uploading, typing, unread, file
  *
  * localStorage "frontdesk:<bot_id>": {conversation_id, last_seq, open, outbox, read_seq,
  * agent, lead, contact} — last_seq is the highest seq this browser has received, read_seq the
  * highest the visitor has had on screen (the unread badge counts bot/agent messages above it).
  */
-(function () {
+(() => {
   "use strict";
   var W = window, D = document;
   var stub = W.frontdesk;
@@ -37,7 +37,7 @@
       launcher: "Chat with us", close: "Close chat", placeholder: "Write a message…", input_label: "Message",
       send: "Send", attach: "Attach a file", messages: "Messages", connecting: "Connecting…",
       reconnecting: "Reconnecting…", offline: "You're offline — messages will be sent when you're back",
-      pending: "Sending…", queued: "Will be sent when you're back online", failed: "Not delivered",
+      pending: "Sending…", queued: "Will be sent when the connection is back", failed: "Not delivered",
       retry_in: "Too many messages at once — retrying in {s} s", agent_joined: "{name} joined the chat",
       agent_left: "{name} left the chat", ended: "This conversation has ended",
       new_conversation: "Start a new conversation", lead_message: "Before we start, how can we reach you?",
@@ -48,13 +48,13 @@
       away_known: "Our team is away right now — we'll reply to you by email.", seen: "Seen",
       too_big: "{name} is too large (max {max})", bad_type: "{name} can't be sent: this file type isn't accepted",
       upload_failed: "The upload failed — please try again", uploading: "Uploading {name}…",
-      typing: "{name} is typing…", unread: "{n} unread", file: "File", error: "Something went wrong — please try again"
+      typing: "{name} is typing…", unread: "{n} unread", file: "File"
     },
     es: {
       launcher: "Chatea con nosotros", close: "Cerrar chat", placeholder: "Escribe un mensaje…", input_label: "Mensaje",
       send: "Enviar", attach: "Adjuntar un archivo", messages: "Mensajes", connecting: "Conectando…",
       reconnecting: "Reconectando…", offline: "Sin conexión: los mensajes se enviarán cuando vuelvas",
-      pending: "Enviando…", queued: "Se enviará al recuperar la conexión", failed: "No entregado",
+      pending: "Enviando…", queued: "Se enviará cuando vuelva la conexión", failed: "No entregado",
       retry_in: "Demasiados mensajes seguidos: reintentando en {s} s", agent_joined: "{name} se ha unido al chat",
       agent_left: "{name} ha salido del chat", ended: "Esta conversación ha terminado",
       new_conversation: "Iniciar una nueva conversación", lead_message: "Antes de empezar, ¿cómo podemos contactarte?",
@@ -65,7 +65,7 @@
       away_known: "Nuestro equipo no está disponible ahora: te responderemos por correo electrónico.", seen: "Visto",
       too_big: "{name} es demasiado grande (máx. {max})", bad_type: "No se puede enviar {name}: tipo de archivo no admitido",
       upload_failed: "No se pudo subir el archivo; inténtalo de nuevo", uploading: "Subiendo {name}…",
-      typing: "{name} está escribiendo…", unread: "{n} sin leer", file: "Archivo", error: "Algo salió mal; inténtalo de nuevo"
+      typing: "{name} está escribiendo…", unread: "{n} sin leer", file: "Archivo"
     },
     fr: {
       launcher: "Discutez avec nous", close: "Fermer le chat", placeholder: "Écrivez un message…", input_label: "Message",
@@ -82,13 +82,13 @@
       away_known: "Notre équipe est absente pour le moment — nous vous répondrons par e-mail.", seen: "Vu",
       too_big: "{name} est trop volumineux (max. {max})", bad_type: "Impossible d'envoyer {name} : ce type de fichier n'est pas accepté",
       upload_failed: "L'envoi du fichier a échoué — veuillez réessayer", uploading: "Envoi de {name}…",
-      typing: "{name} écrit…", unread: "{n} non lus", file: "Fichier", error: "Une erreur s'est produite — veuillez réessayer"
+      typing: "{name} écrit…", unread: "{n} non lus", file: "Fichier"
     },
     de: {
       launcher: "Chatten Sie mit uns", close: "Chat schließen", placeholder: "Nachricht schreiben…", input_label: "Nachricht",
       send: "Senden", attach: "Datei anhängen", messages: "Nachrichten", connecting: "Verbinden…",
       reconnecting: "Verbindung wird wiederhergestellt…", offline: "Offline – Nachrichten werden gesendet, sobald Sie wieder online sind",
-      pending: "Wird gesendet…", queued: "Wird gesendet, sobald Sie wieder online sind", failed: "Nicht zugestellt",
+      pending: "Wird gesendet…", queued: "Wird gesendet, sobald die Verbindung wieder steht", failed: "Nicht zugestellt",
       retry_in: "Zu viele Nachrichten auf einmal – neuer Versuch in {s} s", agent_joined: "{name} ist dem Chat beigetreten",
       agent_left: "{name} hat den Chat verlassen", ended: "Dieses Gespräch wurde beendet",
       new_conversation: "Neues Gespräch beginnen", lead_message: "Bevor wir beginnen: Wie können wir Sie erreichen?",
@@ -99,7 +99,7 @@
       away_known: "Unser Team ist gerade nicht erreichbar – wir antworten Ihnen per E-Mail.", seen: "Gesehen",
       too_big: "{name} ist zu groß (max. {max})", bad_type: "{name} kann nicht gesendet werden: Dieser Dateityp wird nicht akzeptiert",
       upload_failed: "Hochladen fehlgeschlagen – bitte erneut versuchen", uploading: "{name} wird hochgeladen…",
-      typing: "{name} schreibt…", unread: "{n} ungelesen", file: "Datei", error: "Etwas ist schiefgelaufen – bitte erneut versuchen"
+      typing: "{name} schreibt…", unread: "{n} ungelesen", file: "Datei"
     },
     pt: {
       launcher: "Fale conosco", close: "Fechar chat", placeholder: "Escreva uma mensagem…", input_label: "Mensagem",
@@ -116,7 +116,7 @@
       away_known: "Nossa equipe não está disponível agora — responderemos por e-mail.", seen: "Visto",
       too_big: "{name} é grande demais (máx. {max})", bad_type: "Não é possível enviar {name}: tipo de arquivo não aceito",
       upload_failed: "Falha no envio do arquivo — tente novamente", uploading: "Enviando {name}…",
-      typing: "{name} está digitando…", unread: "{n} não lidas", file: "Arquivo", error: "Algo deu errado — tente novamente"
+      typing: "{name} está digitando…", unread: "{n} não lidas", file: "Arquivo"
     }
   };
 
@@ -145,14 +145,14 @@
   function icon(name) {
     var s = D.createElementNS(SVG, "svg");
     attrs(s, { viewBox: "0 0 24 24", "aria-hidden": "true", focusable: "false", "class": "fd-icon" });
-    ICONS[name].split("|").forEach(function (d) {
+    ICONS[name].split("|").forEach((d) => {
       var p = D.createElementNS(SVG, "path");
       p.setAttribute("d", d);
       s.appendChild(p);
     });
     return s;
   }
-  function fmt(s, v) { return String(s).replace(/\{(\w+)\}/g, function (m, k) { return v && k in v ? v[k] : m; }); }
+  function fmt(s, v) { return String(s).replace(/\{(\w+)\}/g, (m, k) => { return v && k in v ? v[k] : m; }); }
   function warn(msg) { if (W.console) console.warn("frontdesk: " + msg); }
   function str(v) { return typeof v === "string" ? v : ""; }
   function uuid() {
@@ -163,7 +163,7 @@
     if (c && c.getRandomValues) c.getRandomValues(b);
     else for (var i = 0; i < 16; i++) b[i] = Math.random() * 256 | 0;
     b[6] = b[6] & 15 | 64; b[8] = b[8] & 63 | 128;
-    var x = Array.prototype.map.call(b, function (n) { return (n + 256).toString(16).slice(1); }).join("");
+    var x = Array.prototype.map.call(b, (n) => { return (n + 256).toString(16).slice(1); }).join("");
     return x.slice(0, 8) + "-" + x.slice(8, 12) + "-" + x.slice(12, 16) + "-" + x.slice(16, 20) + "-" + x.slice(20);
   }
   function size(n) {
@@ -193,17 +193,17 @@
     var m = /^#?([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(str(c).trim());
     if (!m) return null;
     var x = m[1].length === 3 ? m[1].replace(/./g, "$&$&") : m[1];
-    return [0, 2, 4].map(function (i) { return parseInt(x.substr(i, 2), 16); });
+    return [0, 2, 4].map((i) => { return parseInt(x.substr(i, 2), 16); });
   }
   function lum(c) {
-    var l = c.map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    var l = c.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
     return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2];
   }
   function contrast(a, b) {
     var x = lum(a), y = lum(b);
     return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
   }
-  function hex(c) { return "#" + c.map(function (v) { return (Math.round(v) + 256).toString(16).slice(1); }).join(""); }
+  function hex(c) { return "#" + c.map((v) => { return (Math.round(v) + 256).toString(16).slice(1); }).join(""); }
   function theme(color) {
     var p = rgb(color) || rgb("#0F766E");
     var white = [255, 255, 255], ink = [17, 24, 39], black = [0, 0, 0];
@@ -213,7 +213,7 @@
       : contrast(white, p) > contrast(black, p) ? white : black;
     // The accent draws text and rings on white: darken a light brand colour until it reads.
     var a = p.slice();
-    for (var i = 0; i < 20 && contrast(a, white) < 4.5; i++) a = a.map(function (v) { return v * 0.88; });
+    for (var i = 0; i < 20 && contrast(a, white) < 4.5; i++) a = a.map((v) => { return v * 0.88; });
     return { primary: hex(p), on: hex(on), accent: hex(a), ring: "rgba(" + a.map(Math.round).join(",") + ",.28)" };
   }
 
@@ -261,7 +261,7 @@
   function markdown(target, src) {
     target.textContent = "";
     var para = null, list = null, kind = "";
-    String(src).replace(/\r\n?/g, "\n").split("\n").forEach(function (line) {
+    String(src).replace(/\r\n?/g, "\n").split("\n").forEach((line) => {
       var m = /^\s*([-*•]|\d{1,3}[.)])\s+(.*)$/.exec(line);
       if (m) {
         var type = /\d/.test(m[1]) ? "ol" : "ul";
@@ -291,7 +291,7 @@
   var convId = null, maxSeq = 0, bootSeq = 0, readSeq = 0, readSent = 0, agentRead = 0;
   var seen = {}, pendingEls = {}, streams = {}, repliedTo = {};
   var ghost = null, isOpen = false, unread = 0, agent = null, isEnded = false;
-  var controls = [], identity = null, leadMode = null, leadSending = false, awayShown = false;
+  var unsent = "", controls = [], identity = null, leadMode = null, leadSending = false, awayShown = false;
   var typingTimer = 0, myTyping = false, myTypingAt = 0, myTypingTimer = 0, noticeTimer = 0;
   var joinWaiters = [], handlers = { message: [], open: [], close: [], ready: [] }, uiReady = false;
   var queue = stub.q || [];
@@ -320,7 +320,7 @@
   api.app = true;
   W.frontdesk = api;
   function emit(name, payload) {
-    handlers[name].forEach(function (fn) {
+    handlers[name].forEach((fn) => {
       try { fn(payload); } catch (e) { if (W.console) console.error(e); }
     });
   }
@@ -329,21 +329,21 @@
   function start() {
     var tries = 0;
     (function get() {
-      fetch(BASE + "/widget/config/" + encodeURIComponent(BOT), { credentials: "omit" }).then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (j) {
+      fetch(BASE + "/widget/config/" + encodeURIComponent(BOT), { credentials: "omit" }).then((r) => {
+        return r.json().catch(() => { return {}; }).then((j) => {
           if (r.ok) return build(j);
           // 403/404 are the site's misconfiguration; say so once and stay out of the way.
           if (r.status === 403 || r.status === 404) return warn(j.error || "bot " + BOT + " is not available (" + r.status + ")");
           throw new Error(r.status);
         });
-      }).catch(function () {
+      }).catch(() => {
         setTimeout(get, Math.min(60000, 1000 * Math.pow(2, tries++)));
       });
     })();
   }
 
   function pickLang() {
-    var ok = function (l) { l = str(l).toLowerCase().split(/[-_]/)[0]; return STRINGS[l] ? l : null; };
+    var ok = (l) => { l = str(l).toLowerCase().split(/[-_]/)[0]; return STRINGS[l] ? l : null; };
     var nav = (navigator.languages && navigator.languages[0]) || navigator.language;
     return ok(boot.lang) || (cfg.language !== "auto" && ok(cfg.language)) || ok(nav) || "en";
   }
@@ -353,14 +353,14 @@
     lang = pickLang();
     S = Object.assign({}, STRINGS.en, STRINGS[lang]);
     var over = cfg.strings || {};
-    Object.keys(over).forEach(function (k) { if (k in S && typeof over[k] === "string" && over[k]) S[k] = over[k]; });
+    Object.keys(over).forEach((k) => { if (k in S && typeof over[k] === "string" && over[k]) S[k] = over[k]; });
 
     host = h("div");
     host.id = "frontdesk-widget";
     // Out of the page's flow, above its content; inline !important beats the page's own rules
     // (a site's `div { border: … }` would otherwise draw on the host).
     [["all", "initial"], ["position", "fixed"], ["top", "0"], ["left", "0"], ["width", "0"], ["height", "0"], ["z-index", "2147483000"],
-      ["display", "block"], ["visibility", "hidden"]].forEach(function (p) { host.style.setProperty(p[0], p[1], "important"); });
+      ["display", "block"], ["visibility", "hidden"]].forEach((p) => { host.style.setProperty(p[0], p[1], "important"); });
     var t = theme(cfg.primary_color);
     host.style.setProperty("--fd-primary", t.primary);
     host.style.setProperty("--fd-on-primary", t.on);
@@ -372,8 +372,8 @@
     css.href = boot.css;
     if (boot.nonce) css.nonce = boot.nonce;
     // Shown only once styled: an unstyled flash of the panel on a clinic's homepage looks broken.
-    css.onload = function () { host.style.removeProperty("visibility"); };
-    css.onerror = function () { warn("could not load the widget's stylesheet " + boot.css); };
+    css.onload = () => { host.style.removeProperty("visibility"); };
+    css.onerror = () => { warn("could not load the widget's stylesheet " + boot.css); };
     shadow.appendChild(css);
     root = shadow.appendChild(h("div", "fd-root"));
     if ((boot.position || cfg.position) === "bottom-left") root.classList.add("fd-left");
@@ -396,7 +396,7 @@
     W.addEventListener("storage", onStorage);
     W.addEventListener("online", wake);
     W.addEventListener("offline", connBanner);
-    D.addEventListener("visibilitychange", function () {
+    D.addEventListener("visibilitychange", () => {
       if (!D.hidden) { wake(); markRead(); }
     });
 
@@ -405,7 +405,7 @@
     uiReady = true;
     if (open) setOpen(true, false);
     emit("ready", { bot_id: BOT, conversation_id: convId });
-    queue.splice(0).forEach(function (args) { api.apply(null, args); });
+    queue.splice(0).forEach((args) => { api.apply(null, args); });
   }
 
   function iconButton(cls, name, label, type) {
@@ -421,7 +421,7 @@
     panel = root.appendChild(h("div", "fd-panel"));
     attrs(panel, { role: "dialog", "aria-label": str(cfg.title) || S.launcher, tabindex: "-1" });
     panel.hidden = true;
-    panel.addEventListener("keydown", function (e) {
+    panel.addEventListener("keydown", (e) => {
       if (e.key === "Escape") { e.preventDefault(); setOpen(false, true); }
     });
 
@@ -435,7 +435,7 @@
     agentEl = heading.appendChild(h("div", "fd-agent"));
     agentEl.hidden = true;
     var close = head.appendChild(iconButton("fd-close", "close", S.close));
-    close.addEventListener("click", function () { setOpen(false, true); });
+    close.addEventListener("click", () => { setOpen(false, true); });
 
     conn = panel.appendChild(h("div", "fd-conn"));
     attrs(conn, { role: "status" });
@@ -483,7 +483,7 @@
     fileInput.tabIndex = -1;
     fileInput.setAttribute("aria-hidden", "true");
     if (Array.isArray(up.types) && up.types.length) fileInput.accept = up.types.join(",");
-    fileInput.addEventListener("change", function () {
+    fileInput.addEventListener("change", () => {
       var f = fileInput.files && fileInput.files[0];
       fileInput.value = "";
       if (f) upload(f);
@@ -493,22 +493,22 @@
     if (cfg.max_message_chars > 0) input.maxLength = cfg.max_message_chars;
     attachBtn = composer.appendChild(iconButton("fd-attach", "attach", S.attach));
     attachBtn.hidden = !up.enabled;
-    attachBtn.addEventListener("click", function () { fileInput.click(); });
+    attachBtn.addEventListener("click", () => { fileInput.click(); });
     sendBtn = composer.appendChild(iconButton("fd-send", "send", S.send, "submit"));
     sendBtn.disabled = true;
 
-    input.addEventListener("keydown", function (e) {
+    input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
         e.preventDefault();
         submitComposer();
       }
     });
-    input.addEventListener("input", function () {
+    input.addEventListener("input", () => {
       grow();
       sendBtn.disabled = !input.value.trim();
       typing(!!input.value.trim());
     });
-    composer.addEventListener("submit", function (e) { e.preventDefault(); submitComposer(); });
+    composer.addEventListener("submit", (e) => { e.preventDefault(); submitComposer(); });
   }
 
   function buildLauncher() {
@@ -525,7 +525,7 @@
     badge = launcher.appendChild(h("span", "fd-badge"));
     badge.hidden = true;
     attrs(launcher, { "aria-expanded": "false", "aria-label": str(l.text) || S.launcher });
-    launcher.addEventListener("click", function () { setOpen(!isOpen, true); });
+    launcher.addEventListener("click", () => { setOpen(!isOpen, true); });
   }
 
   function avatar(name) {
@@ -550,7 +550,7 @@
     root.classList.toggle("fd-open", v);
     launcher.setAttribute("aria-expanded", String(v));
     launcher.setAttribute("aria-label", v ? S.close : str((cfg.launcher || {}).text) || S.launcher);
-    update(function (s) { s.open = v; });
+    update((s) => { s.open = v; });
     if (v) {
       markRead();
       scrollDown(true);
@@ -571,7 +571,7 @@
     if (!isOpen || D.hidden) return;
     if (maxSeq > readSeq) {
       readSeq = maxSeq;
-      update(function (s) { s.read_seq = Math.max(s.read_seq || 0, readSeq); });
+      update((s) => { s.read_seq = Math.max(s.read_seq || 0, readSeq); });
     }
     unread = 0;
     setBadge();
@@ -586,7 +586,7 @@
     readSeq = Math.max(readSeq, load().read_seq || 0);
     unread = 0;
     if (!isOpen) {
-      Array.prototype.forEach.call(log.querySelectorAll(".fd-msg[data-seq]"), function (e) {
+      log.querySelectorAll(".fd-msg[data-seq]").forEach((e) => {
         if (+e.getAttribute("data-seq") > readSeq && /^(bot|agent)$/.test(e.getAttribute("data-sender"))) unread++;
       });
     }
@@ -617,21 +617,21 @@
     try { sock = new WebSocket(wsUrl()); } catch (e) { return schedule(); }
     ws = sock;
     connBanner();
-    sock.onopen = function () {
+    sock.onopen = () => {
       if (sock !== ws) return;
       lastHeard = Date.now();
       var hello = { type: "hello", bot_id: BOT };
       if (convId) { hello.conversation_id = convId; hello.last_seq = maxSeq; }
       frame(hello);
     };
-    sock.onmessage = function (e) {
+    sock.onmessage = (e) => {
       if (sock !== ws) return;
       lastHeard = Date.now();
       var f;
       try { f = JSON.parse(e.data); } catch (err) { return; }
       if (f && typeof f.type === "string") handle(f);
     };
-    sock.onclose = function (e) {
+    sock.onclose = (e) => {
       if (sock !== ws) return;
       lost();
       if (e.code === 1012) { attempt = 0; nextDelay = 0; } // the server restarts: come back at once
@@ -677,7 +677,7 @@
     if (joined || !connWanted || isEnded || stopped) { conn.hidden = true; return; }
     var offline = navigator.onLine === false;
     // A quick reconnect should not flash a banner.
-    connTimer = setTimeout(function () {
+    connTimer = setTimeout(() => {
       conn.textContent = offline ? S.offline : maxSeq || attempt ? S.reconnecting : S.connecting;
       conn.classList.toggle("fd-offline", offline);
       conn.hidden = joined;
@@ -711,18 +711,18 @@
     joined = true;
     attempt = 0;
     convId = f.conversation_id;
-    update(function (s) {
+    update((s) => {
       if (s.conversation_id !== convId) { s.conversation_id = convId; s.last_seq = 0; s.read_seq = 0; }
     });
     connBanner();
     clearInterval(pingTimer);
-    pingTimer = setInterval(function () {
+    pingTimer = setInterval(() => {
       // A half-open TCP connection never fires onclose: our pings get pongs, or we start over.
       if (Date.now() - lastHeard > 60000) { drop(); attempt = 0; schedule(); }
       else frame({ type: "ping" });
     }, 25000);
     // The server may say who holds the conversation; older servers do not.
-    if (f.status === "closed") return endConversation();
+    if (f.status === "closed") return endConversation(true);
     if (f.owner && f.owner !== "agent") setAgent(null);
     if (f.agent && f.agent.name) setAgent(f.agent);
     var st = load();
@@ -732,11 +732,11 @@
     flushOutbox();
     readSent = 0;
     markRead();
-    joinWaiters.splice(0).forEach(function (fn) { fn(); });
+    joinWaiters.splice(0).forEach((fn) => { fn(); });
   }
 
   function flushOutbox() {
-    (load().outbox || []).forEach(function (item) {
+    (load().outbox || []).forEach((item) => {
       if (!pendingEls[item.client_msg_id] && !bySeqClient(item.client_msg_id)) pendingBubble(item);
       var f = { type: "message", client_msg_id: item.client_msg_id, text: item.text || "" };
       if (item.media) f.media = item.media;
@@ -751,8 +751,8 @@
   }
 
   function dropOutbox(cid) {
-    update(function (s) {
-      s.outbox = (s.outbox || []).filter(function (i) { return i.client_msg_id !== cid; });
+    update((s) => {
+      s.outbox = (s.outbox || []).filter((i) => { return i.client_msg_id !== cid; });
     });
   }
 
@@ -763,7 +763,7 @@
       if (!joined) { nextDelay = wait * 1000; drop(); schedule(); return; }
       if (cid) {
         say(fmt(S.retry_in, { s: wait }), wait * 1000);
-        setTimeout(function () { if (joined) flushOutbox(); }, wait * 1000);
+        setTimeout(() => { if (joined) flushOutbox(); }, wait * 1000);
       }
       return;
     }
@@ -771,6 +771,9 @@
     var msg = str(f.error);
     if (cid) {
       if (/closed/i.test(msg)) {
+        // Written into a conversation that had ended: offered again in the next one.
+        var gone = pendingEls[cid] && pendingEls[cid]._m;
+        if (gone && gone.content) unsent = gone.content;
         dropOutbox(cid);
         failBubble(cid, msg);
         return endConversation();
@@ -803,6 +806,9 @@
       schedule();
       return;
     }
+    // A read or typing frame into a conversation closed while no tab watched: the first news
+    // of it after a reload.
+    if (/conversation is closed/i.test(msg)) return endConversation();
     warn(msg);
   }
 
@@ -826,7 +832,7 @@
 
   function forget() {
     convId = null;
-    update(function (s) { s.conversation_id = null; s.last_seq = 0; s.read_seq = 0; s.agent = null; });
+    update((s) => { s.conversation_id = null; s.last_seq = 0; s.read_seq = 0; s.agent = null; });
   }
 
   function resetView() {
@@ -845,21 +851,23 @@
     connWanted = false;
     isEnded = false;
     forget();
-    update(function (s) { s.outbox = []; });
+    update((s) => { s.outbox = []; });
     resetView();
     showWelcome();
     endedBox.hidden = true;
     refresh();
+    if (unsent) { input.value = unsent; unsent = ""; grow(); sendBtn.disabled = false; }
     input.focus();
   }
 
-  function endConversation() {
+  // `keep`: the socket stays for the history a resumed, already closed conversation replays.
+  function endConversation(keep) {
     if (isEnded) return;
     isEnded = true;
     connWanted = false;
     showTyping(null);
-    system(S.ended);
-    drop();
+    system(S.ended).classList.add("fd-tail");
+    if (!keep) drop();
     conn.hidden = true;
     refresh();
   }
@@ -906,7 +914,7 @@
 
   function mediaEl(media) {
     var items = Array.isArray(media) ? media : [media], box = h("div", "fd-media"), any = false;
-    items.forEach(function (it) {
+    items.forEach((it) => {
       if (!it || typeof it !== "object") return;
       var url = mediaUrl(it.url);
       if (!url) return;
@@ -919,7 +927,7 @@
         img.src = url;
         img.alt = name;
         img.loading = "lazy";
-        img.addEventListener("load", function () { scrollDown(false); });
+        img.addEventListener("load", () => { scrollDown(false); });
       } else {
         a.className = "fd-filelink";
         a.appendChild(icon("file"));
@@ -931,11 +939,18 @@
     return any ? box : null;
   }
 
-  // Stored messages go before the visitor's still-pending ones (those will get higher seqs).
-  function insert(e) {
+  // New lines go before the visitor's still-pending messages (those will get higher seqs) and
+  // the "conversation has ended" line (`fd-tail`, shown before a closed one's history replays),
+  // and, given a seq, before any stored message with a higher one: an ack racing the replay
+  // after a reconnect must not put a message above the ones it answered.
+  function insert(e, seq) {
     var ref = null;
-    for (var c = log.lastElementChild; c && c.classList.contains("fd-pending"); c = c.previousElementSibling) ref = c;
-    log.insertBefore(e, ref);
+    for (var c = log.lastElementChild; c; c = c.previousElementSibling) {
+      var at = c.getAttribute("data-seq");
+      if (c !== e && !(c.classList.contains("fd-pending") || c.classList.contains("fd-tail") || (seq && at && +at > seq))) break;
+      if (c !== e) ref = c;
+    }
+    if (ref !== e.nextElementSibling || !e.parentNode) log.insertBefore(e, ref);
   }
 
   function system(text) {
@@ -1000,6 +1015,7 @@
       var st = e.querySelector(".fd-status");
       if (st) st.remove();
       fill(e, m);
+      insert(e, m.seq);
     } else {
       if (node) return;
       var sender = /^(visitor|bot|agent|system)$/.test(m.sender) ? m.sender : "system";
@@ -1012,7 +1028,7 @@
         e.classList.remove("fd-welcome");
       } else {
         e = msgEl(sender);
-        insert(e);
+        insert(e, m.seq);
       }
       if (m.client_msg_id) e.setAttribute("data-client-msg-id", m.client_msg_id);
       fill(e, m);
@@ -1028,7 +1044,7 @@
 
   function stored(m, acked) {
     if (m.seq > maxSeq) maxSeq = m.seq;
-    update(function (s) { if (s.conversation_id === convId && !(s.last_seq >= m.seq)) s.last_seq = m.seq; });
+    update((s) => { if (s.conversation_id === convId && !(s.last_seq >= m.seq)) s.last_seq = m.seq; });
     var fresh = m.seq > bootSeq, fromUs = m.sender === "bot" || m.sender === "agent";
     if (fromUs) {
       if (m.sender === "agent" || !agent) showTyping(null);
@@ -1041,7 +1057,7 @@
     if (acked && m.sender === "visitor" && !agent && !repliedTo[m.seq]) showTyping("dots");
     if (fresh) {
       emit("message", {
-        seq: m.seq, sender: m.sender, text: str(m.content), media: m.media || null, created_at: m.created_at,
+        seq: m.seq, sender: m.sender, content: str(m.content), text: str(m.content), media: m.media || null, created_at: m.created_at,
         agent: m.sender === "agent" ? (m.metadata && m.metadata.agent) || null : undefined
       });
     }
@@ -1076,7 +1092,7 @@
   // An agent's name heads a run of their messages, not every bubble.
   function groupAuthors() {
     var prev = null;
-    Array.prototype.forEach.call(log.children, function (e) {
+    Array.from(log.children).forEach((e) => {
       var au = e.querySelector(".fd-author");
       if (au) e.classList.toggle("fd-cont", !!prev && prev.getAttribute("data-sender") === "agent" &&
         (prev.querySelector(".fd-author") || {}).textContent === au.textContent);
@@ -1106,7 +1122,7 @@
     var name = who === "agent" && agent ? agent.name : str(cfg.title) || S.launcher;
     typingEl.querySelector(".fd-typing-label").textContent = fmt(S.typing, { name: name });
     // Typing "on" with no "off" (a closed agent tab) must not leave dots forever.
-    typingTimer = setTimeout(function () { showTyping(null); }, who === "bot" ? 30000 : 8000);
+    typingTimer = setTimeout(() => { showTyping(null); }, who === "bot" ? 30000 : 8000);
     scrollDown(false);
   }
 
@@ -1119,7 +1135,7 @@
       myTypingAt = now;
       frame({ type: "typing", on: true });
     }
-    if (on) myTypingTimer = setTimeout(function () { typing(false); }, 4000);
+    if (on) myTypingTimer = setTimeout(() => { typing(false); }, 4000);
     else if (myTyping) { myTyping = false; frame({ type: "typing", on: false }); }
   }
 
@@ -1130,7 +1146,7 @@
     agentEl.hidden = !agent;
     subtitleEl.hidden = !!agent || !cfg.subtitle;
     avatar(agent && agent.name);
-    if (!quiet) update(function (s) { s.agent = agent; });
+    if (!quiet) update((s) => { s.agent = agent; });
   }
 
   function onAgentJoined(a) {
@@ -1165,7 +1181,7 @@
     if ((!text && !media) || isEnded) return;
     var item = { client_msg_id: uuid(), text: text };
     if (media) item.media = media;
-    update(function (s) { s.outbox = (s.outbox || []).concat([item]); });
+    update((s) => { s.outbox = (s.outbox || []).concat([item]); });
     pendingBubble(item);
     refresh();
     scrollDown(true);
@@ -1174,17 +1190,17 @@
   }
 
   function whenJoined() {
-    return new Promise(function (resolve, reject) {
+    return new Promise((resolve, reject) => {
       if (joined) return resolve();
       joinWaiters.push(resolve);
       connect();
-      setTimeout(function () { reject(new Error("not connected")); }, 20000);
+      setTimeout(() => { reject(new Error("not connected")); }, 20000);
     });
   }
 
   function typeAllowed(type, types) {
     if (!Array.isArray(types) || !types.length) return true;
-    return types.some(function (t) {
+    return types.some((t) => {
       return t === type || (/\/\*$/.test(t) && type.indexOf(t.slice(0, -1)) === 0);
     });
   }
@@ -1197,14 +1213,14 @@
     if (!typeAllowed(file.type, up.types)) return say(fmt(S.bad_type, { name: file.name }));
     say(fmt(S.uploading, { name: file.name }), 0, true);
     attachBtn.disabled = true;
-    whenJoined().then(function () {
+    whenJoined().then(() => {
       var body = new FormData();
       body.append("bot_id", BOT);
       body.append("conversation_id", convId);
       body.append("file", file, file.name);
       return fetch(BASE + "/widget/uploads", { method: "POST", body: body, credentials: "omit" });
-    }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (j) {
+    }).then((r) => {
+      return r.json().catch(() => { return {}; }).then((j) => {
         if (r.status === 413) throw new Error(fmt(S.too_big, { name: file.name, max: size(up.max_bytes) }));
         if (r.status === 415) throw new Error(fmt(S.bad_type, { name: file.name }));
         if (!r.ok || !j.url) throw new Error(S.upload_failed);
@@ -1215,9 +1231,9 @@
           content_type: ct, size: j.size != null ? j.size : file.size
         }]);
       });
-    }).catch(function (e) {
+    }).catch((e) => {
       say(e && e.message && e.message !== "not connected" && !/fetch/i.test(e.message) ? e.message : S.upload_failed);
-    }).then(function () { attachBtn.disabled = false; });
+    }).then(() => { attachBtn.disabled = false; });
   }
 
   function say(text, ms, sticky) {
@@ -1225,13 +1241,13 @@
     notice.textContent = text || "";
     notice.hidden = !text;
     notice.classList.toggle("fd-info", !!sticky);
-    if (text && !sticky) noticeTimer = setTimeout(function () { notice.hidden = true; }, ms || 7000);
+    if (text && !sticky) noticeTimer = setTimeout(() => { notice.hidden = true; }, ms || 7000);
   }
 
   // ---------------------------------------------------------------- contact / lead form
   function contactFrame(c) {
     var f = { type: "contact" };
-    ["name", "email", "phone", "external_id"].forEach(function (k) {
+    ["name", "email", "phone", "external_id"].forEach((k) => {
       if (c && c[k] != null && String(c[k]).trim()) f[k] = String(c[k]).trim();
     });
     return f;
@@ -1240,7 +1256,8 @@
   function identify(c) {
     if (!c || typeof c !== "object") return;
     var f = contactFrame(c);
-    if (f.email) update(function (s) { s.contact = Object.assign(s.contact || {}, { email: f.email }); });
+    if (Object.keys(f).length < 2) return;
+    if (f.email) update((s) => { s.contact = Object.assign(s.contact || {}, { email: f.email }); });
     // Sent once a conversation exists; identifying alone never starts one.
     if (joined) frame(f); else identity = f;
     refresh();
@@ -1253,9 +1270,9 @@
 
   function onContactSaved(c) {
     c = c || {};
-    update(function (s) {
+    update((s) => {
       var k = Object.assign({}, s.contact || {});
-      ["name", "email", "phone"].forEach(function (n) { if (c[n]) k[n] = c[n]; });
+      ["name", "email", "phone"].forEach((n) => { if (c[n]) k[n] = c[n]; });
       s.contact = k;
       if (leadSending) s.lead = true;
     });
@@ -1290,16 +1307,16 @@
 
   function leadFields(mode) {
     var lc = cfg.lead_capture || {}, list = [];
-    (Array.isArray(lc.fields) ? lc.fields : []).forEach(function (f) {
-      if (f && /^(name|email|phone)$/.test(f.name) && !list.some(function (x) { return x.name === f.name; })) {
+    (Array.isArray(lc.fields) ? lc.fields : []).forEach((f) => {
+      if (f && /^(name|email|phone)$/.test(f.name) && !list.some((x) => { return x.name === f.name; })) {
         list.push({ name: f.name, required: !!f.required });
       }
     });
     if (mode === "away") {
       // Nobody is online: the email is what lets the team answer at all.
-      var em = list.filter(function (f) { return f.name === "email"; })[0];
+      var em = list.filter((f) => { return f.name === "email"; })[0];
       if (em) em.required = true; else list.push({ name: "email", required: true });
-      if (!list.some(function (f) { return f.name === "name"; })) list.unshift({ name: "name", required: false });
+      if (!list.some((f) => { return f.name === "name"; })) list.unshift({ name: "name", required: false });
     }
     if (!list.length) list = [{ name: "name", required: false }, { name: "email", required: true }];
     return list;
@@ -1311,7 +1328,7 @@
     var form = leadBox.appendChild(h("form", "fd-lead-form"));
     form.noValidate = true;
     if (mode !== "away") form.appendChild(h("p", "fd-lead-msg", str(lc.message) || S.lead_message));
-    leadFields(mode).forEach(function (f) {
+    leadFields(mode).forEach((f) => {
       var label = form.appendChild(h("label", "fd-field"));
       var cap = label.appendChild(h("span", "fd-label", S[f.name]));
       if (!f.required) cap.appendChild(h("span", "fd-optional", " (" + S.optional + ")"));
@@ -1327,14 +1344,14 @@
       err.id = "fd-err-" + mode + "-" + f.name;
       err.hidden = true;
       inp.setAttribute("aria-describedby", err.id);
-      inp.addEventListener("input", function () { if (inp.getAttribute("aria-invalid")) fieldError(inp, ""); });
+      inp.addEventListener("input", () => { if (inp.getAttribute("aria-invalid")) fieldError(inp, ""); });
     });
     var btn = form.appendChild(h("button", "fd-submit", S.submit));
     btn.type = "submit";
-    form.addEventListener("submit", function (e) {
+    form.addEventListener("submit", (e) => {
       e.preventDefault();
       var bad = null, contact = {};
-      Array.prototype.forEach.call(form.querySelectorAll("input"), function (inp) {
+      form.querySelectorAll("input").forEach((inp) => {
         var v = inp.value.trim(), msg = "";
         if (!v && inp.required) msg = S.err_required;
         else if (v && inp.name === "email" && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v)) msg = S.err_email;
@@ -1386,15 +1403,15 @@
         if (md) labels = md.quick_replies;
       }
     }
-    labels = (Array.isArray(labels) ? labels : []).filter(function (l) { return typeof l === "string" && l.trim(); }).slice(0, 12);
-    var now = Array.prototype.map.call(choices.children, function (b) { return b.textContent; }).join("\n");
+    labels = (Array.isArray(labels) ? labels : []).filter((l) => { return typeof l === "string" && l.trim(); }).slice(0, 12);
+    var now = Array.from(choices.children).map((b) => { return b.textContent; }).join("\n");
     if (now !== labels.join("\n")) {
       choices.textContent = "";
-      labels.forEach(function (l) {
+      labels.forEach((l) => {
         var b = choices.appendChild(h("button", "fd-choice", l));
         b.type = "button";
         b.dir = "auto";
-        b.addEventListener("click", function () {
+        b.addEventListener("click", () => {
           choices.hidden = true;
           send(l);
           input.focus({ preventScroll: true });
@@ -1413,7 +1430,7 @@
     if (!body) return;
     var near = body.scrollHeight - body.scrollTop - body.clientHeight < 120;
     // Don't yank a visitor who scrolled up to reread something.
-    if (force || near) W.requestAnimationFrame(function () { body.scrollTop = body.scrollHeight; });
+    if (force || near) W.requestAnimationFrame(() => { body.scrollTop = body.scrollHeight; });
   }
 
   var audio = null, beepAt = 0;
@@ -1428,7 +1445,7 @@
       audio = audio || new AC();
       if (audio.state === "suspended") audio.resume();
       var t = audio.currentTime;
-      [[880, 0], [1318.5, 0.11]].forEach(function (n) {
+      [[880, 0], [1318.5, 0.11]].forEach((n) => {
         var o = audio.createOscillator(), g = audio.createGain();
         o.type = "sine";
         o.frequency.value = n[0];
