@@ -313,19 +313,32 @@ async fn a_message_typed_while_the_server_is_down_is_sent_once_when_it_is_back()
     browser.wait_for("the reconnecting banner", "return shown(fd('.fd-conn'));", vec![]).await;
     let question = "Is there parking near you?";
     browser.send(question).await;
-    let pending = browser
+    browser
         .wait_messages(
             "the message shown pending",
             "m.some(x => x.sender === 'visitor' && x.pending && x.seq === null && x.text.includes('parking near'))",
         )
         .await;
+    // The visitor is told it is not sent yet: a visible line on the bubble besides its text.
+    let status = browser
+        .wait_for(
+            "a visible status on the pending message",
+            "const p = fdAll('.fd-msg.fd-pending').find(e => textOf(e).includes('parking near')); \
+             if (!p) return null; \
+             const line = Array.from(p.querySelectorAll('*')).find(e => !e.closest('.fd-text') && \
+               e.children.length === 0 && e.textContent.trim() && shown(e) && \
+               Number(getComputedStyle(e).opacity) > 0.5); \
+             return line ? line.textContent.trim() : null;",
+            vec![],
+        )
+        .await;
+    println!("pending status: {status}");
     let outbox = browser.stored_state(&bot).await;
     assert!(
         outbox["outbox"].as_array().is_some_and(|o| o.iter().any(|m| m["text"] == question)),
         "the queued message is kept in localStorage (so a reload would not lose it): {outbox}"
     );
     browser.screenshots("offline-pending").await;
-    drop(pending);
 
     // Back on the same port and data: the queued message goes out once and is answered.
     let server = Binary::start(&envs, port);

@@ -21,6 +21,7 @@
 mod chat;
 mod people;
 mod safety;
+mod settings;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -507,6 +508,8 @@ pub struct Embed {
     pub attributes: String,
     /// Leave the script tag out (a page of the host's origin with no widget).
     pub no_widget: bool,
+    /// HTML right after the script tag (an integrator's own inline script, …).
+    pub after: String,
 }
 
 #[derive(Clone)]
@@ -611,6 +614,7 @@ impl HostSite {
         } else {
             format!(r#"<script src="{frontdesk}/widget.js" data-bot="{bot}" {} async></script>"#, embed.attributes)
         };
+        let script = format!("{script}{}", embed.after);
         let html = format!(
             r##"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
