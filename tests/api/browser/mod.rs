@@ -523,6 +523,8 @@ struct Page {
 pub struct HostSite {
     pub origin: String,
     pages: Arc<Mutex<HashMap<String, Page>>>,
+    /// The Content-Security-Policy violation reports the browser sent (`report-uri`).
+    reports: Arc<Mutex<Vec<String>>>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -562,14 +564,18 @@ main h2 { font-size: 34px; line-height: 1.2; color: #102a43; }
 impl HostSite {
     pub fn start() -> HostSite {
         let pages: Arc<Mutex<HashMap<String, Page>>> = Arc::default();
+        let reports: Arc<Mutex<Vec<String>>> = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
-        let shared = pages.clone();
+        let (shared, noted) = (pages.clone(), reports.clone());
         std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 let server = actix_web::HttpServer::new(move || {
-                    let pages = shared.clone();
-                    actix_web::App::new().default_service(actix_web::web::to(move |req: actix_web::HttpRequest| {
+                    let (pages, reports) = (shared.clone(), noted.clone());
+                    let handler = move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
                         let page = pages.lock().unwrap().get(req.path()).cloned();
+                        if req.path() == "/csp-report" {
+                            reports.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+                        }
                         async move {
                             match page {
                                 Some(page) => {
@@ -584,7 +590,8 @@ impl HostSite {
                                 None => actix_web::HttpResponse::NotFound().body("no such page"),
                             }
                         }
-                    }))
+                    };
+                    actix_web::App::new().default_service(actix_web::web::to(handler))
                 })
                 .workers(1)
                 .bind(("127.0.0.1", 0))
@@ -596,7 +603,12 @@ impl HostSite {
             })
         });
         let (port, handle) = rx.recv_timeout(Duration::from_secs(30)).expect("host site started");
-        HostSite { origin: format!("http://localhost:{port}"), pages, handle }
+        HostSite { origin: format!("http://localhost:{port}"), pages, reports, handle }
+    }
+
+    /// The policy violations the browser has reported so far (JSON bodies).
+    pub fn csp_reports(&self) -> Vec<String> {
+        self.reports.lock().unwrap().clone()
     }
 
     /// Serves a page at `path` embedding the widget of `bot` from `frontdesk` (its base URL);
@@ -640,12 +652,13 @@ dentists has looked after the neighbourhood's smiles since 1998.</p>
 
 /// A Content-Security-Policy that allows only the frontdesk origin (`base`, and its WebSocket
 /// form) to load scripts, styles, images and connections: nothing of the page's own origin,
-/// nothing inline.
+/// nothing inline. Violations are reported to the host site (`/csp-report`).
 pub fn strict_csp(base: &str) -> String {
     let ws = base.replacen("http://", "ws://", 1);
     format!(
         "default-src 'none'; script-src {base}; connect-src {base} {ws}; style-src {base}; img-src {base}; \
-         font-src {base}; media-src {base}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+         font-src {base}; media-src {base}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; \
+         report-uri /csp-report"
     )
 }
 
