@@ -15,6 +15,7 @@ mod browser;
 mod chat_booking;
 mod cli;
 mod cluster;
+mod console_auth;
 mod crm;
 mod cxgenie_customers;
 mod deadlines;

@@ -1,0 +1,1 @@
+/* frontdesk console (placeholder until the console lands). */
