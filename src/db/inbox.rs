@@ -28,6 +28,8 @@ pub struct InboxFilter {
     pub to: Option<i64>,
     /// Only the conversations of this bot (its row id).
     pub bot_id: Option<i64>,
+    /// Only the conversations linked to this CRM contact.
+    pub contact_id: Option<i64>,
     /// Words to find, case-insensitively, in the contact's name or email or in what the visitor
     /// or an agent wrote.
     pub search: Option<String>,
@@ -131,6 +133,9 @@ fn rows_after(
         }
         if let Some(bot_id) = filter.bot_id {
             q = q.filter(c_table::bot_id.eq(bot_id));
+        }
+        if let Some(contact_id) = filter.contact_id {
+            q = q.filter(c_table::contact_id.eq(contact_id));
         }
         if let Some(search) = &filter.search {
             let pattern = contains_pattern(search);

@@ -237,6 +237,8 @@ pub struct ListConversations {
     pub to: Option<String>,
     /// Only this bot's conversations (its public id).
     pub bot_id: Option<String>,
+    /// Only the conversations of this CRM contact (a patient's or customer's id).
+    pub contact_id: Option<i64>,
     /// Words in the contact's name or email or in what the visitor or an agent wrote (2 to 100
     /// characters).
     pub q: Option<String>,
@@ -298,6 +300,7 @@ pub async fn list_conversations(
         from: parse_time("from", q.from)?,
         to: parse_time("to", q.to)?,
         bot_id,
+        contact_id: q.contact_id,
         search,
     };
     let workspace_id = caller.workspace_id;

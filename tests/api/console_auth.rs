@@ -360,6 +360,10 @@ async fn the_inbox_finds_conversations_by_words_contact_and_bot(backend: Backend
     assert_eq!(app.get(&app.a.api_key, &format!("/api/conversations?bot_id={}", app.b.bot_id)).await.0, 404);
     assert_eq!(app.get(&app.a.api_key, "/api/conversations?q=a").await.0, 400);
     assert!(found_ids(&app, "q=parking").await.iter().all(|id| id != &dana));
+    // The contact's other conversations.
+    let (_, detail) = app.get(&app.a.api_key, &format!("/api/conversations/{dana}")).await;
+    let contact_id = detail["contact_id"].as_i64().unwrap_or_else(|| panic!("linked to a contact: {detail}"));
+    assert_eq!(found_ids(&app, &format!("contact_id={contact_id}")).await, [dana.clone()]);
     // Another workspace's words are not found.
     let (_, other) = app.get(&app.b.api_key, "/api/conversations?q=parking").await;
     assert_eq!(other["conversations"], json!([]));
