@@ -43,6 +43,10 @@ const PUBLIC_PREFIXES: &[&str] = &[
     "/api/external/booking",
     "/api/v2/public-api/",
     "/api/files/",
+    // The console's sign-in and set-password (sign-in has quotas of its own besides).
+    "/api/auth/sign-in",
+    "/api/auth/password",
+    "/console",
     // The widget's loader, files, configuration and uploads, and the demo page.
     "/widget",
     "/demo",

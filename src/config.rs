@@ -197,6 +197,19 @@ pub struct SettingsArgs {
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
+    /// Hours a console session lasts after signing in [default: 12].
+    #[arg(long, global = true, env = "FRONTDESK_SESSION_HOURS")]
+    pub session_hours: Option<u64>,
+    /// Console sign-in attempts per account (email) per minute; 0 no limit [default: 5].
+    #[arg(long, global = true, env = "FRONTDESK_SIGN_IN_PER_ACCOUNT_PER_MINUTE")]
+    pub sign_in_per_account_per_minute: Option<u32>,
+    /// Console sign-in attempts per client address per minute; 0 no limit [default: 20].
+    #[arg(long, global = true, env = "FRONTDESK_SIGN_IN_PER_ADDRESS_PER_MINUTE")]
+    pub sign_in_per_address_per_minute: Option<u32>,
+    /// The address people reach this server at (e.g. `https://desk.example.com`), for the links
+    /// the command line prints [default: http:// and FRONTDESK_BIND].
+    #[arg(long, global = true, env = "FRONTDESK_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Serve `GET /demo` (a sample clinic page with the demo workspace's widget): `demo` or `off`
     /// [default: demo].
     #[arg(long, global = true, env = "FRONTDESK_DEMO_PAGE")]
@@ -289,6 +302,11 @@ pub struct Settings {
     pub demo: bool,
     pub demo_page: crate::web::DemoPage,
     pub web_dir: Option<PathBuf>,
+    pub session_lifetime: Duration,
+    pub sign_in_per_account_per_minute: u32,
+    pub sign_in_per_address_per_minute: u32,
+    /// Where people reach this server, without a trailing slash.
+    pub public_url: String,
     pub widget_upload_max_bytes: u64,
     /// Origins whose pages may call the API-key routes from a browser.
     pub api_cors_origins: Vec<String>,
@@ -475,8 +493,9 @@ impl Settings {
             other => anyhow::bail!("FRONTDESK_LOG_FORMAT must be `text` or `json`, not `{other}`"),
         };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let bind = pick(args.bind.clone(), from_file("BIND"), "FRONTDESK_BIND")?.unwrap_or("127.0.0.1:8080".into());
         Ok(Settings {
-            bind: pick(args.bind.clone(), from_file("BIND"), "FRONTDESK_BIND")?.unwrap_or("127.0.0.1:8080".into()),
+            bind: bind.clone(),
             data_dir,
             database_url,
             redis_url: pick(args.redis_url.clone(), from_file("REDIS_URL"), "REDIS_URL")?,
@@ -634,6 +653,31 @@ impl Settings {
                 None | Some("demo") => crate::web::DemoPage::Demo,
                 Some("off") => crate::web::DemoPage::Off,
                 Some(other) => anyhow::bail!("FRONTDESK_DEMO_PAGE must be `demo` or `off`, not `{other}`"),
+            },
+            session_lifetime: Duration::from_secs(
+                pick(args.session_hours, from_file("SESSION_HOURS"), "FRONTDESK_SESSION_HOURS")?
+                    .unwrap_or(12)
+                    .clamp(1, 24 * 90)
+                    * 3600,
+            ),
+            sign_in_per_account_per_minute: pick(
+                args.sign_in_per_account_per_minute,
+                from_file("SIGN_IN_PER_ACCOUNT_PER_MINUTE"),
+                "FRONTDESK_SIGN_IN_PER_ACCOUNT_PER_MINUTE",
+            )?
+            .unwrap_or(5),
+            sign_in_per_address_per_minute: pick(
+                args.sign_in_per_address_per_minute,
+                from_file("SIGN_IN_PER_ADDRESS_PER_MINUTE"),
+                "FRONTDESK_SIGN_IN_PER_ADDRESS_PER_MINUTE",
+            )?
+            .unwrap_or(20),
+            public_url: match pick(args.public_url.clone(), from_file("PUBLIC_URL"), "FRONTDESK_PUBLIC_URL")? {
+                Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                    url.trim_end_matches('/').to_owned()
+                }
+                Some(url) => anyhow::bail!("FRONTDESK_PUBLIC_URL must start with http:// or https://, not `{url}`"),
+                None => format!("http://{bind}"),
             },
             web_dir: match pick(args.web_dir.clone(), from_file("WEB_DIR"), "FRONTDESK_WEB_DIR")? {
                 Some(dir) if !dir.join("widget/widget.js").is_file() => anyhow::bail!(

@@ -49,7 +49,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AgentCommand {
-    /// Create an agent; prints the agent and its token (shown only now) as JSON.
+    /// Create an agent; prints the agent, its API token (shown only now) and a one-time link that
+    /// sets its console password (`set_password_link`, valid 7 days) as JSON.
     Create {
         #[arg(long)]
         workspace: i64,
@@ -178,7 +179,14 @@ fn run() -> anyhow::Result<()> {
             anyhow::ensure!(email.contains('@'), "--email must be an email address");
             let (agent, token) = agents::create(&mut conn, workspace, name.trim(), &email, &role, now_ms())?
                 .ok_or_else(|| anyhow::anyhow!("workspace {workspace} already has an agent with this email"))?;
-            println!("{}", serde_json::json!({ "agent": agent, "token": token }));
+            let lifetime = frontdesk::http::console_auth::LINK_LIFETIME.as_millis() as i64;
+            let (link, expires_at) = frontdesk::db::sessions::create_link(&mut conn, &agent, lifetime, now_ms())?;
+            let link = format!("{}{}", settings.public_url, frontdesk::http::console_auth::link_path(&link));
+            println!(
+                "{}",
+                serde_json::json!({ "agent": agent, "token": token, "set_password_link": link, "link_expires_at": expires_at })
+            );
+            eprintln!("Send {name} this link to set a password and sign in to the console (one use, 7 days):\n{link}");
             Ok(())
         }
     }

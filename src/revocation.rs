@@ -36,6 +36,9 @@ const CHECK_CHUNK: usize = 500;
 pub enum Credential {
     ApiKey(i64),
     Agent(i64),
+    /// A console session (its id): ends when the agent signs out, is deleted or sets a new
+    /// password, which the periodic check finds on every node.
+    Session(i64),
 }
 
 impl Credential {
@@ -43,6 +46,7 @@ impl Credential {
         let (agent_id, key_id) = match self {
             Credential::Agent(id) => (Some(id), None),
             Credential::ApiKey(id) => (None, Some(id)),
+            Credential::Session(_) => (None, None),
         };
         Control::CredentialRevoked { workspace_id, agent_id, key_id }
     }
@@ -191,27 +195,30 @@ impl Revocations {
     /// Checks every watched credential against the database, in one query per kind and
     /// [`CHECK_CHUNK`] ids, and ends the connections of those that no longer authenticate.
     pub async fn check(&self, db: &Db) -> Result<usize, crate::db::DbError> {
-        let (key_ids, agent_ids): (Vec<i64>, Vec<i64>) = {
+        let (key_ids, agent_ids, session_ids): (Vec<i64>, Vec<i64>, Vec<i64>) = {
             let watchers = self.lock();
             let mut key_ids = Vec::new();
             let mut agent_ids = Vec::new();
+            let mut session_ids = Vec::new();
             for credential in watchers.keys() {
                 match credential {
                     Credential::ApiKey(id) => key_ids.push(*id),
                     Credential::Agent(id) => agent_ids.push(*id),
+                    Credential::Session(id) => session_ids.push(*id),
                 }
             }
-            (key_ids, agent_ids)
+            (key_ids, agent_ids, session_ids)
         };
-        if key_ids.is_empty() && agent_ids.is_empty() {
+        if key_ids.is_empty() && agent_ids.is_empty() && session_ids.is_empty() {
             return Ok(0);
         }
         let checked: Vec<Credential> = key_ids
             .iter()
             .map(|id| Credential::ApiKey(*id))
             .chain(agent_ids.iter().map(|id| Credential::Agent(*id)))
+            .chain(session_ids.iter().map(|id| Credential::Session(*id)))
             .collect();
-        let (active_keys, agent_tokens) = db
+        let (active_keys, agent_tokens, active_sessions) = db
             .run(move |conn| {
                 let mut active = HashSet::new();
                 for chunk in key_ids.chunks(CHECK_CHUNK) {
@@ -221,7 +228,11 @@ impl Revocations {
                 for chunk in agent_ids.chunks(CHECK_CHUNK) {
                     tokens.extend(agents::token_hashes(conn, chunk)?);
                 }
-                Ok((active, tokens))
+                let mut sessions = HashSet::new();
+                for chunk in session_ids.chunks(CHECK_CHUNK) {
+                    sessions.extend(crate::db::sessions::active_among(conn, chunk, crate::db::now_ms())?);
+                }
+                Ok((active, tokens, sessions))
             })
             .await?;
         // Only what was read: connections opened since are checked next time.
@@ -234,6 +245,8 @@ impl Revocations {
                     Some(Some(hash)) => self.close(credential, Some(hash.as_str())),
                     Some(None) | None => self.close(credential, None),
                 },
+                Credential::Session(id) if !active_sessions.contains(&id) => self.close(credential, None),
+                Credential::Session(_) => 0,
             };
         }
         if closed > 0 {

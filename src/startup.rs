@@ -242,6 +242,13 @@ impl Application {
         )
         .start();
         let links = web::Data::new(secrets.clone());
+        let console_auth = web::Data::new(crate::http::console_auth::ConsoleAuth {
+            session_lifetime: settings.session_lifetime,
+            per_account: ApiRateLimiter::<String>::per_minute(settings.sign_in_per_account_per_minute)
+                .map(|limiter| limiter.shared(redis.clone(), "signin-account")),
+            per_address: ApiRateLimiter::<String>::per_minute(settings.sign_in_per_address_per_minute)
+                .map(|limiter| limiter.shared(redis.clone(), "signin-address")),
+        });
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
         let web_files = web::Data::new(crate::web::WebFiles::new(settings.web_dir.clone()));
         let demo_page = web::Data::new(settings.demo_page);
@@ -297,8 +304,13 @@ impl Application {
                     limiter.shrink();
                 }
                 sweep_admission.shrink();
-                let purged =
-                    sweep_db.run(|conn| crate::db::bookings::purge_expired_holds(conn, crate::db::now_ms())).await;
+                let purged = sweep_db
+                    .run(|conn| {
+                        let now = crate::db::now_ms();
+                        crate::db::sessions::purge_expired(conn, now)?;
+                        crate::db::bookings::purge_expired_holds(conn, now)
+                    })
+                    .await;
                 if let Err(err) = purged {
                     tracing::warn!(error = %err, "could not purge expired booking holds");
                 }
@@ -326,6 +338,7 @@ impl Application {
                 .app_data(model_defaults.clone())
                 .app_data(webhook_admin.clone())
                 .app_data(links.clone())
+                .app_data(console_auth.clone())
                 .app_data(web_files.clone())
                 .app_data(demo_page.clone())
                 .app_data(api_origins.clone())

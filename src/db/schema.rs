@@ -54,6 +54,54 @@ diesel::table! {
         updated_at -> BigInt,
         last_seen_at -> Nullable<BigInt>,
         last_assigned_at -> Nullable<BigInt>,
+        password_hash -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    agent_sessions (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        agent_id -> BigInt,
+        secret_hash -> Text,
+        csrf_token -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        last_seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    password_links (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        agent_id -> BigInt,
+        token_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    conversation_notes (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        conversation_id -> Text,
+        agent_id -> Nullable<BigInt>,
+        agent_name -> Text,
+        text -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    canned_replies (id) {
+        id -> BigInt,
+        workspace_id -> BigInt,
+        shortcut -> Text,
+        text -> Text,
+        created_at -> BigInt,
     }
 }
 
@@ -544,4 +592,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     conversation_transitions,
     model_usage,
+    agent_sessions,
+    password_links,
+    conversation_notes,
+    canned_replies,
 );
+diesel::joinable!(agent_sessions -> agents (agent_id));

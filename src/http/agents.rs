@@ -156,7 +156,16 @@ pub async fn delete(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let (workspace_id, id) = (caller.workspace_id, *path);
-    if chat.db.run(move |conn| agents::delete(conn, workspace_id, id)).await? {
+    let deleted = chat
+        .db
+        .run(move |conn| {
+            crate::db::write_tx(conn, |conn| {
+                crate::db::sessions::delete_for_agent(conn, workspace_id, id)?;
+                agents::delete(conn, workspace_id, id)
+            })
+        })
+        .await?;
+    if deleted {
         revocations.revoke(workspace_id, Credential::Agent(id));
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -178,6 +187,30 @@ pub async fn rotate_token(
     let (agent, token) = rotated.ok_or_else(|| ApiError::not_found("agent not found"))?;
     revocations.revoke(workspace_id, Credential::Agent(id));
     Ok(HttpResponse::Ok().json(serde_json::json!({ "agent": agent, "token": token })))
+}
+
+/// `POST /api/agents/{id}/invite`: a one-time link that sets the agent's console password (an
+/// invite, or a reset: their sessions end once it is used), valid for a week.
+pub async fn invite(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+    _body: OptionalJsonBody<NoFields>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let lifetime = crate::http::console_auth::LINK_LIFETIME.as_millis() as i64;
+    let link = chat
+        .db
+        .run(move |conn| match agents::get(conn, workspace_id, id)? {
+            Some(agent) => crate::db::sessions::create_link(conn, &agent, lifetime, now_ms()).map(Some),
+            None => Ok(None),
+        })
+        .await?;
+    let (token, expires_at) = link.ok_or_else(|| ApiError::not_found("agent not found"))?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "link": crate::http::console_auth::link_path(&token),
+        "expires_at": expires_at,
+    })))
 }
 
 /// The agent acting in a request: the caller's own, or the one the body names (API keys only).

@@ -1,8 +1,12 @@
 //! Who is calling: `Authorization: Bearer <api key>` (or an agent's own token) resolved to a
 //! workspace.
 //!
-//! An agent's token (`fda_…`) acts as that agent: with the `agent` role it reaches only the
-//! conversation routes and `/api/agents/me`; an `admin` reaches everything an API key does.
+//! An agent's token (`fda_…`) acts as that agent, and so does the console's session cookie
+//! (`fd_session`, see [`super::console_auth`]): with the `agent` role it reaches the
+//! conversations, the contacts and what the inbox shows beside them (see [`agent_may`]); an
+//! `admin` reaches everything an API key does. A request made with the cookie that changes
+//! something must carry the session's CSRF token in `X-CSRF-Token`: a page of another site can
+//! make the browser send the cookie, but cannot read the token.
 //!
 //! [`require_api_key`] runs as middleware on the `/api` scope, before any handler reads a body,
 //! so a request with bad credentials always gets 401, whatever else is wrong with it. Handlers
@@ -36,8 +40,25 @@ pub struct Caller {
     pub token_hash: Option<String>,
 }
 
-/// Path prefixes an agent token with the `agent` role may use.
-const AGENT_ROUTES: &[&str] = &["/api/conversations", "/api/agents/me"];
+/// What an agent with the `agent` role may do: their conversations and inbox, their contacts,
+/// and reading what the inbox shows beside them. Everything else is an admin's.
+pub fn agent_may(method: &actix_web::http::Method, path: &str) -> bool {
+    use actix_web::http::Method;
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    let reading = method == Method::GET || method == Method::HEAD;
+    under("/api/conversations")
+        || under("/api/agents/me")
+        || under("/api/auth")
+        || (under("/api/patients") && (reading || method == Method::PUT))
+        || (reading
+            && ["/api/agents", "/api/bots", "/api/workspace", "/api/leads", "/api/bookings", "/api/canned-replies"]
+                .iter()
+                .any(|prefix| under(prefix)))
+}
+
+fn refuse_role() -> ApiError {
+    ApiError::forbidden("your role (agent) does not reach this: ask an admin")
+}
 
 impl FromRequest for Caller {
     type Error = ApiError;
@@ -55,6 +76,11 @@ pub async fn require_api_key(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let chat = req.app_data::<web::Data<Chat>>().cloned().ok_or_else(|| ApiError::internal("chat state missing"))?;
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        if let Some(cookie) = req.cookie(super::console_auth::COOKIE) {
+            return with_session(req, next, chat, cookie.value().to_owned()).await;
+        }
+    }
     let token = bearer(req.request())?;
     let mut token_hash = None;
     let (workspace_id, key_id, agent, quota) = if token.starts_with(crate::secrets::AGENT_TOKEN_PREFIX) {
@@ -65,9 +91,8 @@ pub async fn require_api_key(
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::unauthorized("invalid agent token"))?;
-        let path = req.path();
-        if agent.role != "admin" && !AGENT_ROUTES.iter().any(|prefix| path.starts_with(prefix)) {
-            return Err(ApiError::forbidden("an agent token reaches only the conversation routes").into());
+        if agent.role != "admin" && !agent_may(req.method(), req.path()) {
+            return Err(refuse_role().into());
         }
         // Agents have their own quota, apart from the API keys' ids.
         (agent.workspace_id, -agent.id, Some(agent.as_ref()), None)
@@ -107,6 +132,65 @@ pub async fn require_api_key(
         verdict.write_headers(response.headers_mut());
     }
     Ok(response)
+}
+
+/// The console's cookie: the session's agent, as the agent's role allows, with the CSRF check
+/// on every change; counted against the agent's quota like their token.
+async fn with_session(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    chat: web::Data<Chat>,
+    secret: String,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let now = crate::db::now_ms();
+    let signed_in = chat
+        .db
+        .run(move |conn| crate::db::sessions::authenticate(conn, &secret, now))
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::unauthorized("your session has ended: sign in again"))?;
+    let method = req.method().clone();
+    let safe = method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD;
+    if !safe {
+        use subtle::ConstantTimeEq;
+        let sent = req.headers().get(super::console_auth::CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let expected = signed_in.csrf_token.as_bytes();
+        if sent.len() != expected.len() || !bool::from(sent.as_bytes().ct_eq(expected)) {
+            return Err(ApiError::forbidden(
+                "missing or wrong X-CSRF-Token: send the csrf_token of GET /api/auth/session with every change",
+            )
+            .with("code", "csrf".into())
+            .into());
+        }
+    }
+    let agent = &signed_in.agent;
+    if agent.role != "admin" && !agent_may(&method, req.path()) {
+        return Err(refuse_role().into());
+    }
+    tracing::Span::current().record("workspace_id", agent.workspace_id);
+    if let Some(limiter) = req.app_data::<web::Data<ApiRateLimiter>>() {
+        let verdict = limiter.check(-agent.id, None).await;
+        if !verdict.allowed {
+            let error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "rate limit exceeded: {} requests per minute; retry in {} s",
+                    verdict.limit, verdict.retry_after_secs
+                ),
+            );
+            let mut response = error.error_response();
+            verdict.write_headers(response.headers_mut());
+            return Ok(req.into_response(response));
+        }
+    }
+    req.extensions_mut().insert(Caller {
+        workspace_id: agent.workspace_id,
+        agent: Some(agent.as_ref()),
+        credential: Credential::Session(signed_in.session_id),
+        token_hash: None,
+    });
+    req.extensions_mut().insert(signed_in);
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 pub(crate) fn bearer(req: &HttpRequest) -> Result<String, ApiError> {

@@ -21,6 +21,40 @@ pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse,
     Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": rows })))
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+}
+
+/// `POST /api/keys`: `{name}` → 201 `{id, name, prefix, created_at, key}`; the key is shown
+/// only now.
+pub async fn create(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    body: crate::error::JsonBody<NewKey>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.0.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::unprocessable("name must be 1 to 100 characters"));
+    }
+    let workspace_id = caller.workspace_id;
+    let (key, row) = chat
+        .db
+        .run(move |conn| {
+            let key = keys::create(conn, workspace_id, &name)?;
+            let row = keys::list(conn, workspace_id)?
+                .into_iter()
+                .filter(|row| key.starts_with(&row.prefix))
+                .max_by_key(|row| row.id);
+            Ok((key, row))
+        })
+        .await?;
+    let mut body = serde_json::to_value(row).map_err(ApiError::internal)?;
+    body["key"] = serde_json::json!(key);
+    Ok(HttpResponse::Created().json(body))
+}
+
 /// `DELETE /api/keys/{id}`: 204; 404 for another workspace's key; 409 for the last active one.
 pub async fn revoke(
     chat: web::Data<Chat>,

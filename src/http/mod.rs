@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body_guard;
 pub mod bookings;
 pub mod bots;
+pub mod console_auth;
 pub mod conversations;
 pub mod cors;
 pub mod events;
@@ -16,6 +17,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod knowledge;
 pub mod leads;
+pub mod notes;
 pub mod patients;
 pub mod rate_limit;
 pub mod schedule;
@@ -43,6 +45,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v2/public-api/upload/multiple", web::post().to(cxgenie::upload_multiple))
         .configure(crate::compat::cxgenie_customers::configure)
         .route("/api/files/{id}", web::get().to(knowledge::download))
+        // The console's sign-in and set-password: before the keyed scope, they take no key.
+        .route("/api/auth/sign-in", web::post().to(console_auth::sign_in))
+        .route("/api/auth/password", web::post().to(console_auth::set_password))
         .configure(crate::web::routes)
         .service(
             web::scope("/api")
@@ -91,7 +96,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/bots", web::post().to(bots::create))
                 .route("/bots/{bot_id}", web::get().to(bots::get))
                 .route("/bots/{bot_id}", web::patch().to(bots::update))
+                .route("/auth/session", web::get().to(console_auth::session))
+                .route("/auth/sign-out", web::post().to(console_auth::sign_out))
                 .route("/keys", web::get().to(keys::list))
+                .route("/keys", web::post().to(keys::create))
                 .route("/keys/{id}", web::delete().to(keys::revoke))
                 .route("/agents", web::post().to(agents::create))
                 .route("/agents", web::get().to(agents::list))
@@ -101,6 +109,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/agents/{id}", web::patch().to(agents::update))
                 .route("/agents/{id}", web::delete().to(agents::delete))
                 .route("/agents/{id}/token", web::post().to(agents::rotate_token))
+                .route("/agents/{id}/invite", web::post().to(agents::invite))
+                .route("/canned-replies", web::get().to(notes::list_canned))
+                .route("/canned-replies", web::post().to(notes::add_canned))
+                .route("/canned-replies/{id}", web::delete().to(notes::delete_canned))
+                .route("/conversations/{id}/notes", web::get().to(notes::list_notes))
+                .route("/conversations/{id}/notes", web::post().to(notes::add_note))
                 .route("/conversations", web::get().to(agents::list_conversations))
                 .route("/conversations/{id}/detail", web::get().to(agents::detail))
                 .route("/conversations/{id}/takeover", web::post().to(agents::take_over))

@@ -1,5 +1,7 @@
 //! The faces' files: the widget's loader (`GET /widget.js`), its script and stylesheet under
-//! content-hashed names (`GET /widget/assets/…`), and the demo page (`GET /demo`).
+//! content-hashed names (`GET /widget/assets/…`), the demo page (`GET /demo`), and the
+//! console's page (`GET /console/…`), its hashed files (`/console/assets/…`) and the widget
+//! preview it frames (`/console/preview/{bot_id}`).
 //!
 //! The files are compiled into the binary. At first use each is hashed and compressed once
 //! (gzip and brotli) and then served from memory with an `ETag`, `Vary: Accept-Encoding` and a
@@ -32,6 +34,8 @@ const JS_PLACEHOLDER: &str = "__FRONTDESK_WIDGET_JS__";
 const CSS_PLACEHOLDER: &str = "__FRONTDESK_WIDGET_CSS__";
 const BOT_PLACEHOLDER: &str = "__FRONTDESK_BOT_ID__";
 const ORIGIN_PLACEHOLDER: &str = "__FRONTDESK_ORIGIN__";
+const CONSOLE_JS_PLACEHOLDER: &str = "__FRONTDESK_CONSOLE_JS__";
+const CONSOLE_CSS_PLACEHOLDER: &str = "__FRONTDESK_CONSOLE_CSS__";
 
 /// Hashed files never change under their name.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -131,47 +135,113 @@ pub fn preferred_encoding(req: &HttpRequest) -> Encoding {
     }
 }
 
-/// The widget's files as one release: the loader names the hashed script and stylesheet.
+/// The faces' source files, one release: compiled in, or read from a folder.
+pub struct Sources {
+    pub loader: String,
+    pub widget_js: String,
+    pub widget_css: String,
+    pub demo: String,
+    pub console_html: String,
+    pub console_js: String,
+    pub console_css: String,
+    pub preview: String,
+}
+
+/// The files a release is built from, relative to `src/web`, in [`Sources`]' order.
+const SOURCES: [&str; 8] = [
+    "widget/loader.js",
+    "widget/widget.js",
+    "widget/widget.css",
+    "demo.html",
+    "console/index.html",
+    "console/console.js",
+    "console/console.css",
+    "console/preview.html",
+];
+
+impl Sources {
+    fn embedded() -> Self {
+        Sources {
+            loader: LOADER.into(),
+            widget_js: WIDGET_JS.into(),
+            widget_css: WIDGET_CSS.into(),
+            demo: DEMO_PAGE.into(),
+            console_html: include_str!("console/index.html").into(),
+            console_js: include_str!("console/console.js").into(),
+            console_css: include_str!("console/console.css").into(),
+            preview: include_str!("console/preview.html").into(),
+        }
+    }
+
+    fn from_dir(dir: &Path) -> std::io::Result<Self> {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name));
+        let [loader, widget_js, widget_css, demo, console_html, console_js, console_css, preview] = SOURCES;
+        Ok(Sources {
+            loader: read(loader)?,
+            widget_js: read(widget_js)?,
+            widget_css: read(widget_css)?,
+            demo: read(demo)?,
+            console_html: read(console_html)?,
+            console_js: read(console_js)?,
+            console_css: read(console_css)?,
+            preview: read(preview)?,
+        })
+    }
+}
+
+/// The faces' files ready to serve: the widget's loader names its hashed script and
+/// stylesheet, the console's page names its own.
 pub struct WidgetRelease {
     pub loader: Asset,
-    /// By file name under `/widget/assets/`.
+    /// By file name under `/widget/assets/` or `/console/assets/`.
     pub hashed: HashMap<String, Asset>,
     pub script_path: String,
     pub style_path: String,
     demo_page: String,
+    console_page: String,
+    preview_page: String,
 }
 
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
 impl WidgetRelease {
-    fn build(loader: &str, script: &str, style: &str, demo: &str) -> Self {
-        let short_hash = |text: &str| hex::encode(Sha256::digest(text.as_bytes()))[..12].to_owned();
-        let script_name = format!("widget.{}.js", short_hash(script));
-        let style_name = format!("widget.{}.css", short_hash(style));
-        let script_path = format!("/widget/assets/{script_name}");
-        let style_path = format!("/widget/assets/{style_name}");
-        let loader = loader.replace(JS_PLACEHOLDER, &script_path).replace(CSS_PLACEHOLDER, &style_path);
+    fn build(sources: &Sources) -> Self {
         let mut hashed = HashMap::new();
-        hashed.insert(script_name, Asset::new("text/javascript; charset=utf-8", script.as_bytes().to_vec(), IMMUTABLE));
-        hashed.insert(style_name, Asset::new("text/css; charset=utf-8", style.as_bytes().to_vec(), IMMUTABLE));
+        let mut add = |face: &str, ext: &str, mime: &'static str, text: &str| {
+            let name = format!("{face}.{}.{ext}", &hex::encode(Sha256::digest(text.as_bytes()))[..12]);
+            let path = format!("/{face}/assets/{name}");
+            hashed.insert(name, Asset::new(mime, text.as_bytes().to_vec(), IMMUTABLE));
+            path
+        };
+        let script_path = add("widget", "js", JS, &sources.widget_js);
+        let style_path = add("widget", "css", CSS, &sources.widget_css);
+        let console_js = add("console", "js", JS, &sources.console_js);
+        let console_css = add("console", "css", CSS, &sources.console_css);
+        let loader = sources.loader.replace(JS_PLACEHOLDER, &script_path).replace(CSS_PLACEHOLDER, &style_path);
         WidgetRelease {
-            loader: Asset::new("text/javascript; charset=utf-8", loader.into_bytes(), LOADER_CACHE),
+            loader: Asset::new(JS, loader.into_bytes(), LOADER_CACHE),
             hashed,
             script_path,
             style_path,
-            demo_page: demo.to_owned(),
+            demo_page: sources.demo.clone(),
+            console_page: sources
+                .console_html
+                .replace(CONSOLE_JS_PLACEHOLDER, &console_js)
+                .replace(CONSOLE_CSS_PLACEHOLDER, &console_css),
+            preview_page: sources.preview.clone(),
         }
     }
 
     /// The release compiled into this binary, built once per process.
     fn embedded() -> Arc<WidgetRelease> {
         static RELEASE: OnceLock<Arc<WidgetRelease>> = OnceLock::new();
-        RELEASE.get_or_init(|| Arc::new(WidgetRelease::build(LOADER, WIDGET_JS, WIDGET_CSS, DEMO_PAGE))).clone()
+        RELEASE.get_or_init(|| Arc::new(WidgetRelease::build(&Sources::embedded()))).clone()
     }
 
     /// The files as they are now in `dir` (the `src/web` folder of a checkout).
     fn from_dir(dir: &Path) -> std::io::Result<WidgetRelease> {
-        let read = |name: &str| std::fs::read_to_string(dir.join(name));
-        let [loader, script, style, demo] = SOURCES;
-        Ok(WidgetRelease::build(&read(loader)?, &read(script)?, &read(style)?, &read(demo)?))
+        Ok(WidgetRelease::build(&Sources::from_dir(dir)?))
     }
 }
 
@@ -210,9 +280,6 @@ impl WebFiles {
         Ok(release)
     }
 }
-
-/// The files a release is built from, relative to `src/web`.
-const SOURCES: [&str; 4] = ["widget/loader.js", "widget/widget.js", "widget/widget.css", "demo.html"];
 
 /// `GET /widget.js`: the loader a site embeds.
 pub async fn loader(req: HttpRequest, files: web::Data<WebFiles>) -> Result<HttpResponse, ApiError> {
@@ -280,13 +347,61 @@ pub async fn demo(
         .body(page))
 }
 
+/// `GET /console` and every page under it: the console's single page; it finds its own way
+/// from the path.
+pub async fn console(files: web::Data<WebFiles>) -> Result<HttpResponse, ApiError> {
+    let page = files.release()?.console_page.clone();
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        // A set-password link's token is in the address: it must not travel on as a referrer.
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https:; \
+                 connect-src 'self' ws: wss:; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+                 form-action 'self'",
+            ),
+        ))
+        .body(page))
+}
+
+/// `GET /console/preview/{bot_id}`: a bare page with the bot's real widget, open, for the
+/// console's live preview of the widget's settings (framed by the console only).
+pub async fn preview(files: web::Data<WebFiles>, bot_id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let valid = bot_id.len() <= 64 && bot_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(ApiError::not_found("bot not found"));
+    }
+    let page = files.release()?.preview_page.replace(BOT_PLACEHOLDER, &bot_id);
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
+                 connect-src 'self' ws: wss:; base-uri 'none'; frame-ancestors 'self'",
+            ),
+        ))
+        .body(page))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/widget.js", web::get().to(loader))
         .route("/widget/assets/{name}", web::get().to(asset))
         .route("/widget/config/{bot_id}", web::get().to(widget_config::public))
         .route("/widget/uploads", web::post().to(uploads::upload))
         .route("/widget/files/{bot_id}/{id}", web::get().to(uploads::download))
-        .route("/demo", web::get().to(demo));
+        .route("/demo", web::get().to(demo))
+        .route("/console/assets/{name}", web::get().to(asset))
+        .route("/console/preview/{bot_id}", web::get().to(preview))
+        .route("/console", web::get().to(console))
+        .route("/console/{page:.*}", web::get().to(console));
 }
 
 #[cfg(test)]
@@ -296,12 +411,26 @@ mod tests {
 
     #[test]
     fn the_loader_names_the_hashed_files_and_a_change_renames_them() {
-        let one =
-            WidgetRelease::build("a(\"__FRONTDESK_WIDGET_JS__\",\"__FRONTDESK_WIDGET_CSS__\")", "js1", "css1", "");
+        let sources = |loader: &str, js: &str, css: &str| Sources {
+            loader: loader.into(),
+            widget_js: js.into(),
+            widget_css: css.into(),
+            demo: String::new(),
+            console_html: "<script src=\"__FRONTDESK_CONSOLE_JS__\">".into(),
+            console_js: "c".into(),
+            console_css: "c".into(),
+            preview: String::new(),
+        };
+        let one = WidgetRelease::build(&sources(
+            "a(\"__FRONTDESK_WIDGET_JS__\",\"__FRONTDESK_WIDGET_CSS__\")",
+            "js1",
+            "css1",
+        ));
         let loader = String::from_utf8(one.loader.raw.clone()).unwrap();
         assert!(loader.contains(&one.script_path) && loader.contains(&one.style_path), "{loader}");
         assert!(!loader.contains("__FRONTDESK"), "{loader}");
-        let two = WidgetRelease::build("x", "js2", "css1", "");
+        let two = WidgetRelease::build(&sources("x", "js2", "css1"));
+        assert!(one.console_page.contains("/console/assets/console."), "{}", one.console_page);
         assert_ne!(one.script_path, two.script_path);
         assert_eq!(one.style_path, two.style_path);
         assert_ne!(one.loader.etag, two.loader.etag);

@@ -166,21 +166,44 @@ pub async fn connect(
     let from_query = form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value.into_owned());
-    let token = match from_query {
-        Some(token) => token,
-        None => crate::http::auth::bearer(&req)?,
+    let session = req.cookie(crate::http::console_auth::COOKIE).map(|cookie| cookie.value().to_owned());
+    let (agent, credential, token_hash) = match (from_query, session) {
+        (None, Some(secret)) if !req.headers().contains_key(actix_web::http::header::AUTHORIZATION) => {
+            // A browser sends the cookie to any page's socket: only the console's own origin
+            // may use it (a socket has no CSRF token).
+            if !same_origin(&req) {
+                return Err(ApiError::forbidden(
+                    "the console's session opens sockets from the console's own pages only",
+                )
+                .into());
+            }
+            let now = crate::db::now_ms();
+            let signed_in = chat
+                .db
+                .run(move |conn| crate::db::sessions::authenticate(conn, &secret, now))
+                .await
+                .map_err(ApiError::from)?
+                .ok_or_else(|| ApiError::unauthorized("your session has ended: sign in again"))?;
+            (signed_in.agent, Credential::Session(signed_in.session_id), None)
+        }
+        (from_query, _) => {
+            let token = match from_query {
+                Some(token) => token,
+                None => crate::http::auth::bearer(&req)?,
+            };
+            let token_hash = crate::secrets::hash(&token);
+            let agent =
+                chat.db.run(move |conn| agents::authenticate(conn, &token)).await.map_err(ApiError::from)?.ok_or_else(
+                    || ApiError::unauthorized("invalid agent token: send ?token=fda_… or Authorization: Bearer"),
+                )?;
+            let credential = Credential::Agent(agent.id);
+            (agent, credential, Some(token_hash))
+        }
     };
-    let token_hash = crate::secrets::hash(&token);
-    let agent = chat
-        .db
-        .run(move |conn| agents::authenticate(conn, &token))
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| ApiError::unauthorized("invalid agent token: send ?token=fda_… or Authorization: Bearer"))?;
     // The same quota as the agent's REST requests.
     crate::http::auth::count_key(&req, -agent.id, None).await?;
     let max_frame = chat.limits.max_frame_bytes;
-    let watch = revocations.into_inner().watch(Credential::Agent(agent.id), Some(token_hash));
+    let watch = revocations.into_inner().watch(credential, token_hash);
     let socket = AgentSocket {
         chat,
         sockets,
@@ -193,6 +216,15 @@ pub async fn connect(
         _watch: watch.guard,
     };
     ws::WsResponseBuilder::new(socket, &req, stream).frame_size(max_frame).start()
+}
+
+/// Whether the request's `Origin` is this server as the browser reached it.
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return false;
+    };
+    let host = req.connection_info().host().to_owned();
+    origin.split_once("://").is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(&host))
 }
 
 impl Actor for AgentSocket {

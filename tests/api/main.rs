@@ -14,6 +14,7 @@ mod bounded;
 mod chat_booking;
 mod cli;
 mod cluster;
+mod console_auth;
 mod crm;
 mod cxgenie_customers;
 mod deadlines;
