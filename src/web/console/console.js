@@ -73,7 +73,7 @@
     lock_closed: "This conversation is closed.", taken_by: "{name} already has this conversation",
     reply_ph: "Reply to {name}…  Type / for saved replies", reply_label: "Reply", send: "Send",
     reply_hint: "Enter to send · Shift+Enter for a new line · / for saved replies",
-    typing: "{name} is typing…", seen: "Seen", sending: "Sending…", not_sent: "Not sent", retry_send: "Retry",
+    typing: "{name} is typing…", streaming: "typing…", seen: "Seen", sending: "Sending…", not_sent: "Not sent", retry_send: "Retry",
     earlier: "Load earlier messages", start_of_conv: "Start of the conversation",
     interrupted: "Cut off by take-over", unanswered: "Couldn't answer", handoff_chip: "Asked for a person",
     fallback: "Built-in answer", sources: "Sources", offered: "Offered",
@@ -151,7 +151,7 @@
     asked: "Asked {n}×", last_asked: "last {t}", answer_ph: "Write the answer the bot should give…",
     add_answer: "Save as Q&A", dismiss: "Dismiss", answered: "Added to the knowledge base as a Q&A",
     try_q: "Try a question", try_ph: "e.g. Is there parking?", ask: "Ask", would_answer: "The bot would answer",
-    no_answer: "The bot has no answer from its knowledge.", uploading: "Uploading…", open_conv: "Open conversation",
+    no_answer: "The bot has no answer from its knowledge.", col_event: "Event", col_attempts: "Attempts", col_source: "Source", col_learned: "Learned", col_when: "Last learned", uploading: "Uploading…", open_conv: "Open conversation",
     // bookings
     bk_title: "Bookings", bk_sub: "The practice's appointments per doctor.", day: "Day", week: "Week",
     prev: "Previous", next: "Next", today_btn: "Today", doctor: "Doctor", all_doctors: "All doctors",
@@ -184,7 +184,7 @@
     all_events: "All events", wh_enabled: "Enabled", wh_disabled: "Disabled", deliveries: "Delivery log",
     redeliver: "Redeliver", redelivered: "Queued for delivery again", attempts: "{n} attempts", secret: "Signing secret",
     reveal: "Reveal secret", rotate: "Rotate secret", rotated: "Secret rotated; the old one keeps signing for 24 hours.",
-    del_endpoint: "Delete this endpoint?", wh_empty: "No endpoints yet.", del_empty: "No deliveries yet.",
+    del_endpoint: "Delete this endpoint?", wh_empty: "No endpoints yet.", wh_empty_text: "Add an HTTPS address to receive events such as new bookings, new leads and hand-off requests.", del_empty: "No deliveries yet.",
     d_pending: "Pending", d_delivered: "Delivered", d_dead: "Failed", failing_since: "Failing since {t}",
     older: "Older", enable: "Enable", disable: "Disable", secret_once: "Shown now; you can reveal it again later.",
     // flows
@@ -1824,7 +1824,7 @@
       if (!e) {
         const text = h("div", { class: "fc-text", dir: "auto" });
         e = h("div", { class: "fc-msg fc-msg-bot fc-streaming", data: { sender: "bot", replyTo: f.reply_to } },
-          h("div", { class: "fc-msg-meta" }, h("span", { class: "fc-msg-author" }, icon("bot"), botName(conv().bot_id)), h("span", { class: "fc-streaming-label" }, T.typing.replace("{name} ", "").replace("…", "") + "…")),
+          h("div", { class: "fc-msg-meta" }, h("span", { class: "fc-msg-author" }, icon("bot"), botName(conv().bot_id)), h("span", { class: "fc-streaming-label" }, T.streaming)),
           h("div", { class: "fc-bubble" }, text));
         e._raw = "";
         e._text = text;
@@ -2418,7 +2418,1213 @@
 
   // ================================================================ admin pages
   const RENDER = {};
-  //@@ADMIN@@
+  function ensureBots() {
+    if (S.bots.length) return Promise.resolve(S.bots);
+    return GET("/api/bots").then((r) => { S.bots = (r && r.data) || []; onBots(); return S.bots; });
+  }
+  function currentBot() {
+    let id = null;
+    try { id = localStorage.getItem("fc:bot"); } catch (e) { /* none */ }
+    return S.bots.find((b) => b.id === id) || S.bots[0] || null;
+  }
+  function botSwitch(onchange) {
+    if (S.bots.length < 2) return null;
+    const s = select("bot_pick", S.bots.map((b) => [b.id, b.name]), currentBot().id, { "aria-label": T.bot_pick, class: "fc-input fc-select fc-select-sm fc-bot-switch" });
+    s.addEventListener("change", () => {
+      if (S.dirty && !W.confirm(T.leave_unsaved)) { s.value = currentBot().id; return; }
+      S.dirty = null;
+      try { localStorage.setItem("fc:bot", s.value); } catch (e) { /* memory only */ }
+      onchange();
+    });
+    return s;
+  }
+  function card(title, sub, body, o) {
+    o = o || {};
+    return h("section", { class: "fc-card" + (o.cls ? " " + o.cls : ""), "aria-label": title || null },
+      title ? h("div", { class: "fc-card-head" }, h("div", { class: "fc-card-titles" }, h("h2", { class: "fc-card-title" }, title), sub && h("p", { class: "fc-card-sub" }, sub)), o.actions && h("div", { class: "fc-card-actions" }, o.actions)) : null,
+      h("div", { class: "fc-card-body" + (o.flush ? " fc-card-flush" : "") }, body));
+  }
+  // A form's save bar: appears when something changed; Save submits the form.
+  function saveBar(onDiscard) {
+    const save = button(T.save, { kind: "primary", type: "submit", icon: "check" });
+    const discard = button(T.discard, { kind: "ghost", onclick: onDiscard });
+    const el = h("div", { class: "fc-savebar", hidden: true, role: "region", "aria-label": T.unsaved },
+      h("div", { class: "fc-savebar-inner" }, h("span", { class: "fc-savebar-text" }, icon("info"), T.unsaved), discard, save));
+    return { el, save, set(d) { el.hidden = !d; } };
+  }
+  // Rows the owner adds, removes and orders (facts, quick prompts, wording).
+  function repeater(o) {
+    const list = h("div", { class: "fc-rep-list" });
+    const addBtn = button(o.addLabel, { icon: "plus", size: "sm", kind: "secondary", cls: "fc-rep-add" });
+    const empty = h("p", { class: "fc-muted fc-rep-empty" }, o.empty || "");
+    function renumber() {
+      const rows = Array.from(list.children);
+      rows.forEach((row, i) => {
+        row.querySelectorAll("[data-field-tpl]").forEach((e) => { e.dataset.field = e.dataset.fieldTpl.replace(/#/g, i); });
+        row._up.disabled = i === 0;
+        row._down.disabled = i === rows.length - 1;
+      });
+      empty.hidden = rows.length > 0 || !o.empty;
+      addBtn.disabled = !!o.max && rows.length >= o.max;
+    }
+    function addRow(item) {
+      const body = o.make(item || o.blank());
+      const up = button(null, { kind: "ghost", size: "sm", icon: "up", aria: T.move_up });
+      const down = button(null, { kind: "ghost", size: "sm", icon: "down", aria: T.move_down });
+      const rm = button(null, { kind: "ghost", size: "sm", icon: "trash", aria: T.remove });
+      const row = h("div", { class: "fc-rep-row" + (o.inline ? " fc-rep-inline" : "") }, h("div", { class: "fc-rep-body" }, body.el), h("div", { class: "fc-rep-tools" }, up, down, rm));
+      Object.assign(row, { _get: body.get, _up: up, _down: down });
+      up.addEventListener("click", () => { if (row.previousElementSibling) { list.insertBefore(row, row.previousElementSibling); renumber(); o.onchange(); up.focus(); } });
+      down.addEventListener("click", () => { if (row.nextElementSibling) { list.insertBefore(row.nextElementSibling, row); renumber(); o.onchange(); down.focus(); } });
+      rm.addEventListener("click", () => {
+        const next = row.nextElementSibling || row.previousElementSibling;
+        row.remove();
+        renumber();
+        o.onchange();
+        (next ? next.querySelector("input, textarea, select") : addBtn).focus();
+      });
+      list.appendChild(row);
+      renumber();
+      return row;
+    }
+    addBtn.addEventListener("click", () => {
+      const row = addRow(null);
+      const f = row.querySelector("input, textarea, select");
+      if (f) f.focus();
+      o.onchange();
+    });
+    (o.items || []).forEach(addRow);
+    renumber();
+    return { el: h("div", { class: "fc-rep" }, list, empty, addBtn), value: () => Array.from(list.children).map((r) => r._get()) };
+  }
+  // Tracks whether a form differs from what was loaded; drives the save bar and the leave guard.
+  function dirtyWatch(form, collect, bar) {
+    let base = JSON.stringify(collect());
+    const check = () => {
+      const d = JSON.stringify(collect()) !== base;
+      bar.set(d);
+      S.dirty = d ? form : null;
+      S.dirtyPath = location.pathname;
+      return d;
+    };
+    form.addEventListener("input", check);
+    form.addEventListener("change", check);
+    return { check, reset() { base = JSON.stringify(collect()); check(); } };
+  }
+  const num = (v) => (v === "" || v == null ? null : Number(v));
+  function valueOf(form, name) {
+    const e = form.elements[name];
+    if (!e) return "";
+    if (e.type === "checkbox") return e.checked;
+    return e.value;
+  }
+
+  // ---------------------------------------------------------------- the bot
+  const TOOLS = ["search_knowledge", "check_availability", "book_appointment", "cancel_booking", "capture_contact", "request_human"];
+  RENDER.bot = (main) => {
+    const wrap = h("div", { class: "fc-page fc-page-form" });
+    main.appendChild(wrap);
+    const load = () => loadInto(wrap, () => ensureBots().then(() => { const b = currentBot(); return b ? GET("/api/bots/" + encodeURIComponent(b.id)) : null; }), render);
+    load();
+    function render(bot) {
+      if (!bot) { wrap.appendChild(emptyState("bot", T.bot_title, T.none)); return; }
+      const s = bot.settings || {};
+      const m = s.model || {};
+      const F = (name, value, o) => input(name, value, Object.assign({ "data-field": "settings." + name }, o || {}));
+      const A = (name, value, rows) => textarea(name, value, { rows: rows || 2, "data-field": "settings." + name });
+      const facts = (key, items, add, empty) => repeater({
+        items: items || [], addLabel: add, empty, blank: () => ({ title: "", content: "" }), onchange: () => watch.check(),
+        make(item) {
+          const t = input("", item.title, { placeholder: T.fact_title, "aria-label": T.fact_title, "data-field-tpl": "settings." + key + "[#].title" });
+          const c = textarea("", item.content, { rows: 2, placeholder: T.fact_content, "aria-label": T.fact_content, "data-field-tpl": "settings." + key + "[#].content" });
+          return { el: h("div", { class: "fc-fact" }, t, c), get: () => ({ title: t.value.trim(), content: c.value.trim() }) };
+        }
+      });
+      const factsRep = facts("company_facts", s.company_facts, T.add_fact, T.facts_empty);
+      const policyRep = facts("policies", s.policies, T.add_policy, T.policies_empty);
+      const tri = (name, value, on, off) => select(name, [["", T.default_], ["true", on], ["false", off]], value == null ? "" : String(value), { "data-field": "settings.model." + name });
+      const bar = saveBar(() => { S.dirty = null; clear(wrap); render(bot); toast(T.discard_ok, "info"); });
+      const active = toggle("active", bot.active !== false, T.bot_active);
+      const form = h("form", { class: "fc-form fc-bot-settings", novalidate: true },
+        pageHead(T.bot_title, T.bot_sub, botSwitch(load)),
+        card(T.p_bot, null, [
+          h("div", { class: "fc-grid-2" },
+            field(T.bot_name_l, input("name", bot.name, { "data-field": "name", maxLength: 200 })),
+            field(T.tone, F("tone", s.tone, { list: "fc-tones" }), { hint: T.tone_hint })),
+          h("datalist", { id: "fc-tones" }, ["friendly", "warm and reassuring", "professional", "concise", "cheerful"].map((t) => h("option", { value: t }))),
+          h("div", { class: "fc-field" }, active, h("div", { class: "fc-hint" }, T.bot_active_hint))]),
+        card(T.sec_messages, null, [
+          field(T.welcome, A("welcome_message", s.welcome_message, 3), { hint: T.welcome_hint }),
+          h("div", { class: "fc-grid-2" },
+            field(T.greeting_reply, A("greeting_reply", s.greeting_reply)),
+            field(T.thanks_reply, A("thanks_reply", s.thanks_reply)),
+            field(T.reply_unknown, A("reply_unknown", s.reply_unknown)),
+            field(T.handoff_offer, A("handoff_offer", s.handoff_offer))),
+          field(T.attachment_reply, A("attachment_reply", s.attachment_reply))]),
+        card(T.sec_facts, null, factsRep.el),
+        card(T.sec_policies, null, policyRep.el),
+        card(T.sec_handoff, null, [
+          h("div", { class: "fc-grid-2" },
+            field(T.handoff_waiting, A("handoff_waiting", s.handoff_waiting, 3)),
+            field(T.handoff_offline, A("handoff_offline", s.handoff_offline, 3)),
+            field(T.handoff_after, F("handoff_after_unanswered", s.handoff_after_unanswered || 0, { type: "number", min: 0, max: 20, step: 1 }), { hint: T.handoff_after_hint }),
+            field(T.stream_delay, F("stream_delay_ms", s.stream_delay_ms || 0, { type: "number", min: 0, max: 2000, step: 10 }), { hint: T.stream_delay_hint }))]),
+        card(T.sec_model, null, [
+          h("div", { class: "fc-grid-3" },
+            field(T.model_enabled, tri("enabled", m.enabled, T.model_on, T.model_off)),
+            field(T.model_name, input("model", m.model, { "data-field": "settings.model.model", placeholder: "gpt-4o-mini" }), { optional: true }),
+            field(T.model_profile, input("profile", m.profile, { "data-field": "settings.model.profile" }), { optional: true }),
+            field(T.temperature, input("temperature", m.temperature, { type: "number", min: 0, max: 2, step: 0.1, "data-field": "settings.model.temperature" }), { optional: true }),
+            field(T.max_tokens, input("max_tokens", m.max_tokens, { type: "number", min: 1, step: 1, "data-field": "settings.model.max_tokens" }), { optional: true }),
+            field(T.timeout, input("timeout_secs", m.timeout_secs, { type: "number", min: 1, max: 120, step: 1, "data-field": "settings.model.timeout_secs" }), { optional: true }),
+            field(T.redact, tri("redact_pii", m.redact_pii, T.yes, T.no)),
+            field(T.first_tool, select("first_tool", [["", T.none]].concat(TOOLS.map((t) => [t, t])), m.first_tool || "", { "data-field": "settings.model.first_tool" }))),
+          h("p", { class: "fc-hint" }, T.model_profile_hint)]),
+        card(T.sec_sites, null, field(T.origins, textarea("allowed_origins", (bot.allowed_origins || []).join("\n"), { rows: 3, "data-field": "allowed_origins", placeholder: "https://www.example.com", spellcheck: false }), { hint: T.origins_hint })),
+        bar.el);
+      wrap.appendChild(form);
+      function collect() {
+        const st = clone(s);
+        for (const k of ["welcome_message", "greeting_reply", "thanks_reply", "reply_unknown", "handoff_offer", "attachment_reply", "tone", "handoff_waiting", "handoff_offline"]) st[k] = valueOf(form, k);
+        st.handoff_after_unanswered = Math.max(0, parseInt(valueOf(form, "handoff_after_unanswered"), 10) || 0);
+        st.stream_delay_ms = Math.max(0, parseInt(valueOf(form, "stream_delay_ms"), 10) || 0);
+        st.company_facts = factsRep.value().filter((f) => f.title || f.content);
+        st.policies = policyRep.value().filter((f) => f.title || f.content);
+        const mm = Object.assign({}, s.model || {});
+        const setOr = (k, v) => { if (v === "" || v == null || (typeof v === "number" && isNaN(v))) delete mm[k]; else mm[k] = v; };
+        const tb = (v) => (v === "" ? null : v === "true");
+        setOr("enabled", tb(valueOf(form, "enabled")));
+        setOr("model", valueOf(form, "model").trim());
+        setOr("profile", valueOf(form, "profile").trim());
+        setOr("temperature", num(valueOf(form, "temperature")));
+        setOr("max_tokens", num(valueOf(form, "max_tokens")));
+        setOr("timeout_secs", num(valueOf(form, "timeout_secs")));
+        setOr("redact_pii", tb(valueOf(form, "redact_pii")));
+        setOr("first_tool", valueOf(form, "first_tool"));
+        st.model = Object.keys(mm).length ? mm : null;
+        return {
+          name: valueOf(form, "name").trim(), active: valueOf(form, "active"), settings: st,
+          allowed_origins: valueOf(form, "allowed_origins").split(/\s+/).map((x) => x.trim()).filter(Boolean)
+        };
+      }
+      const watch = dirtyWatch(form, collect, bar);
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        clearErrors(form);
+        busy(bar.save, async () => {
+          try {
+            const saved = await api("PATCH", "/api/bots/" + encodeURIComponent(bot.id), collect());
+            Object.assign(bot, saved);
+            const i = S.bots.findIndex((b) => b.id === bot.id);
+            if (i >= 0) S.bots[i] = Object.assign(S.bots[i], saved);
+            watch.reset();
+            toast(T.saved_ok, "ok");
+          } catch (x) { showError(form, x); }
+        }, T.saving);
+      });
+    }
+  };
+
+  // ---------------------------------------------------------------- the widget (with its live preview)
+  const WIDGET_STRINGS = ["launcher", "close", "placeholder", "input_label", "send", "attach", "messages", "connecting", "reconnecting",
+    "offline", "pending", "queued", "failed", "retry_in", "agent_joined", "agent_left", "ended", "new_conversation", "lead_message",
+    "name", "email", "phone", "optional", "submit", "lead_thanks", "err_required", "err_email", "err_phone", "away", "away_known",
+    "seen", "too_big", "bad_type", "upload_failed", "uploading", "typing", "unread", "file"];
+  const LANGS = [["auto", T.lang_auto], ["en", "English"], ["es", "Español"], ["fr", "Français"], ["de", "Deutsch"], ["pt", "Português"]];
+  RENDER.widget = (main) => {
+    const wrap = h("div", { class: "fc-page fc-page-wide" });
+    main.appendChild(wrap);
+    const load = () => loadInto(wrap, () => ensureBots().then(() => { const b = currentBot(); return b ? GET("/api/bots/" + encodeURIComponent(b.id)) : null; }), render);
+    load();
+    let cleanup = null;
+    function render(bot) {
+      if (!bot) { wrap.appendChild(emptyState("widget", T.widget_title, T.none)); return; }
+      const st = bot.settings || {};
+      const w = Object.assign({}, st.widget || {});
+      const W_ = (name, value, o) => input(name, value, Object.assign({ "data-field": "settings.widget." + name }, o || {}));
+      // colour
+      const colorText = W_("primary_color", w.primary_color || "#0F766E", { maxLength: 7, spellcheck: false, class: "fc-input fc-color-text" });
+      const colorPick = h("input", { type: "color", class: "fc-color-pick", value: /^#[0-9a-f]{6}$/i.test(w.primary_color || "") ? w.primary_color : "#0f766e", "aria-label": T.colour });
+      colorPick.addEventListener("input", () => { colorText.value = colorPick.value.toUpperCase(); colorText.dispatchEvent(new Event("input", { bubbles: true })); });
+      colorText.addEventListener("input", () => { if (/^#[0-9a-f]{6}$/i.test(colorText.value.trim())) colorPick.value = colorText.value.trim().toLowerCase(); });
+      const swatches = h("div", { class: "fc-swatches" }, ["#0F766E", "#2563EB", "#7C3AED", "#DB2777", "#EA580C", "#0E7490", "#15803D", "#111827"].map((c) => {
+        const b = h("button", { type: "button", class: "fc-swatch", "aria-label": c, title: c });
+        b.style.background = c;
+        b.addEventListener("click", () => { colorText.value = c; colorPick.value = c.toLowerCase(); colorText.dispatchEvent(new Event("input", { bubbles: true })); });
+        return b;
+      }));
+      const radios = (name, options, value, withIcons) => h("div", { class: "fc-seg" + (withIcons ? " fc-seg-icons" : ""), role: "radiogroup" }, options.map(([v, l]) => {
+        const id = uid("r");
+        return h("span", { class: "fc-seg-item" },
+          h("input", { type: "radio", name, value: v, id, checked: v === value, "data-field": "settings.widget." + name }),
+          h("label", { for: id, title: l }, withIcons ? icon(v) : null, h("span", { class: withIcons ? "fc-sr" : null }, l)));
+      }));
+      const prompts = repeater({
+        items: (w.quick_prompts || []).map((p) => ({ text: p })), max: 6, inline: true, addLabel: T.add_prompt, blank: () => ({ text: "" }), onchange: () => changed(),
+        make(item) {
+          const i = input("", item.text, { maxLength: 80, "aria-label": T.quick_prompts, "data-field-tpl": "settings.widget.quick_prompts[#]" });
+          return { el: i, get: () => i.value.trim() };
+        }
+      });
+      const strings = repeater({
+        items: Object.keys(w.strings || {}).map((k) => ({ key: k, value: w.strings[k] })), inline: true, addLabel: T.add_string, blank: () => ({ key: "", value: "" }), onchange: () => changed(),
+        make(item) {
+          const k = select("", [["", "…"]].concat(WIDGET_STRINGS.map((x) => [x, x])), item.key, { "aria-label": T.string_key, "data-field-tpl": "settings.widget.strings" });
+          const v = input("", item.value, { "aria-label": T.string_value, placeholder: T.string_value });
+          return { el: h("div", { class: "fc-string-row" }, k, v), get: () => [k.value, v.value] };
+        }
+      });
+      const lc = w.lead_capture || { enabled: false, when: "before", message: "", fields: [] };
+      const lcField = (n) => (lc.fields || []).find((f) => f.name === n);
+      const leadFields = h("div", { class: "fc-lead-fields" }, ["name", "email", "phone"].map((n) => {
+        const f = lcField(n);
+        return h("div", { class: "fc-lead-field" },
+          h("label", { class: "fc-check" }, h("input", { type: "checkbox", name: "lc_" + n, checked: !!f }), h("span", null, T[n] || n)),
+          h("label", { class: "fc-check fc-check-sub" }, h("input", { type: "checkbox", name: "lcr_" + n, checked: !!(f && f.required) }), h("span", null, T.required)));
+      }));
+      const bar = saveBar(() => { S.dirty = null; if (cleanup) cleanup(); clear(wrap); render(bot); toast(T.discard_ok, "info"); });
+      const form = h("form", { class: "fc-form fc-widget-settings", novalidate: true },
+        card(T.sec_look, null, [
+          field(T.colour, colorText, { hint: T.colour_hint, wrap: (c) => h("div", { class: "fc-color" }, colorPick, c, swatches) }),
+          h("div", { class: "fc-grid-2" },
+            h("div", { class: "fc-field" }, h("span", { class: "fc-label" }, T.position), radios("position", [["bottom-right", T.pos_right], ["bottom-left", T.pos_left]], w.position || "bottom-right")),
+            h("div", { class: "fc-field" }, h("span", { class: "fc-label" }, T.launcher_icon), radios("launcher_icon", [["chat", "Chat"], ["help", "Help"], ["calendar", "Calendar"], ["tooth", "Tooth"]], w.launcher_icon || "chat", true))),
+          field(T.launcher_text, W_("launcher_text", w.launcher_text, { maxLength: 40 }), { hint: T.launcher_text_hint }),
+          h("div", { class: "fc-grid-2" },
+            field(T.w_title, W_("title", w.title, { placeholder: bot.name }), { hint: T.w_title_hint }),
+            field(T.w_subtitle, W_("subtitle", w.subtitle), { optional: true })),
+          h("div", { class: "fc-grid-2" },
+            field(T.avatar_url, W_("avatar_url", w.avatar_url || "", { placeholder: "https://…", spellcheck: false }), { hint: T.avatar_hint }),
+            field(T.hours, W_("business_hours_message", w.business_hours_message), { hint: T.hours_hint }))]),
+        card(T.sec_words, null, [
+          field(T.welcome, textarea("welcome_message", st.welcome_message, { rows: 3, "data-field": "settings.welcome_message" }), { hint: T.welcome_hint }),
+          h("div", { class: "fc-field" }, h("span", { class: "fc-label" }, T.quick_prompts), h("span", { class: "fc-hint" }, T.quick_prompts_hint), prompts.el),
+          field(T.language, select("language", LANGS, w.language || "auto", { "data-field": "settings.widget.language" })),
+          h("details", { class: "fc-more" }, h("summary", null, T.strings), h("p", { class: "fc-hint" }, T.strings_hint), strings.el)]),
+        card(T.sec_behaviour, null, [
+          h("div", { class: "fc-stack" }, toggle("sound", w.sound !== false, T.sound), toggle("uploads", w.uploads !== false, T.uploads)),
+          h("div", { class: "fc-subsection" }, h("h3", { class: "fc-subtitle" }, T.lead_capture),
+            toggle("lc_enabled", !!lc.enabled, T.lead_enabled),
+            h("div", { class: "fc-grid-2 fc-lc-details" },
+              field(T.lead_when, select("lc_when", [["before", T.lead_before], ["during", T.lead_during]], lc.when || "before", { "data-field": "settings.widget.lead_capture.when" })),
+              field(T.lead_message, input("lc_message", lc.message, { "data-field": "settings.widget.lead_capture.message" }), { optional: true })),
+            h("div", { class: "fc-field", "data-field": "settings.widget.lead_capture.fields" }, h("span", { class: "fc-label" }, T.lead_fields), leadFields))]),
+        bar.el);
+
+      // the preview: the real widget in a frame, told about unsaved changes
+      const frame = h("iframe", { class: "fc-preview", title: T.preview, src: "/console/preview/" + encodeURIComponent(bot.id), loading: "eager" });
+      const snippet = '<script src="' + location.origin + '/widget.js" data-bot="' + bot.id + '" async></script>';
+      const previewCol = h("div", { class: "fc-preview-col" },
+        h("div", { class: "fc-preview-card" },
+          h("div", { class: "fc-preview-head" }, h("span", { class: "fc-preview-title" }, h("span", { class: "fc-live-dot" }), T.preview),
+            button(null, { kind: "ghost", size: "sm", icon: "refresh", aria: T.reload_preview, onclick: () => { frame.src = frame.src; } })),
+          h("div", { class: "fc-preview-stage" }, h("div", { class: "fc-fake-site", "aria-hidden": "true" }, h("i"), h("i"), h("i"), h("i"), h("i")), frame),
+          h("p", { class: "fc-hint fc-preview-note" }, T.preview_note)));
+      form.insertBefore(card(T.embed, T.embed_hint, secretBox(snippet, "fc-code")), bar.el);
+      wrap.appendChild(h("div", { class: "fc-widget-page" },
+        pageHead(T.widget_title, T.widget_sub, botSwitch(() => { if (cleanup) cleanup(); load(); })),
+        h("div", { class: "fc-split" }, form, previewCol)));
+
+      function collect() {
+        const nw = clone(w);
+        nw.primary_color = valueOf(form, "primary_color").trim();
+        nw.position = (form.querySelector("input[name=position]:checked") || {}).value || "bottom-right";
+        nw.launcher_icon = (form.querySelector("input[name=launcher_icon]:checked") || {}).value || "chat";
+        for (const k of ["launcher_text", "title", "subtitle", "business_hours_message"]) nw[k] = valueOf(form, k).trim();
+        nw.avatar_url = valueOf(form, "avatar_url").trim() || null;
+        nw.quick_prompts = prompts.value().filter(Boolean);
+        nw.language = valueOf(form, "language");
+        nw.sound = valueOf(form, "sound");
+        nw.uploads = valueOf(form, "uploads");
+        const strs = {};
+        for (const [k, v] of strings.value()) if (k && v.trim()) strs[k] = v;
+        nw.strings = strs;
+        nw.lead_capture = {
+          enabled: valueOf(form, "lc_enabled"), when: valueOf(form, "lc_when"), message: valueOf(form, "lc_message").trim(),
+          fields: ["name", "email", "phone"].filter((n) => valueOf(form, "lc_" + n)).map((n) => ({ name: n, required: !!valueOf(form, "lcr_" + n) }))
+        };
+        const ns = clone(st);
+        ns.widget = nw;
+        ns.welcome_message = valueOf(form, "welcome_message");
+        return { settings: ns };
+      }
+      function previewConfig() {
+        const c = collect().settings, x = c.widget;
+        return {
+          primary_color: /^#[0-9a-f]{6}$/i.test(x.primary_color) ? x.primary_color : w.primary_color, position: x.position,
+          title: x.title || bot.name, subtitle: x.subtitle, launcher_text: x.launcher_text, launcher_icon: x.launcher_icon,
+          welcome_message: c.welcome_message, quick_prompts: x.quick_prompts, language: x.language
+        };
+      }
+      const post = () => { try { frame.contentWindow.postMessage({ type: "frontdesk:configure", config: previewConfig() }, location.origin); } catch (e) { /* not loaded yet */ } };
+      const postSoon = debounce(post, 120);
+      let timers = [];
+      frame.addEventListener("load", () => { post(); timers.push(setTimeout(post, 400), setTimeout(post, 1500)); });
+      const watch = dirtyWatch(form, collect, bar);
+      function changed() { watch.check(); postSoon(); }
+      form.addEventListener("input", postSoon);
+      form.addEventListener("change", postSoon);
+      const paintLc = () => form.querySelector(".fc-lc-details").classList.toggle("fc-dim", !valueOf(form, "lc_enabled"));
+      form.addEventListener("change", paintLc);
+      paintLc();
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        clearErrors(form);
+        busy(bar.save, async () => {
+          try {
+            const saved = await api("PATCH", "/api/bots/" + encodeURIComponent(bot.id), collect());
+            Object.assign(bot, saved);
+            watch.reset();
+            toast(T.saved_ok, "ok");
+          } catch (x) { showError(form, x); }
+        }, T.saving);
+      });
+      cleanup = () => { timers.forEach(clearTimeout); };
+    }
+    return () => { if (cleanup) cleanup(); };
+  };
+
+  // ---------------------------------------------------------------- knowledge
+  const SOURCE_ICON = { url: "globe", file: "file", text: "text", qa: "help" };
+  const srcStatus = (s) => {
+    const cls = s === "learned" ? "fc-chip-ok" : s === "failed" ? "fc-chip-danger" : "fc-chip-info";
+    return h("span", { class: "fc-chip " + cls }, s === "learning" || s === "waiting" ? h("span", { class: "fc-spinner fc-spinner-xs" }) : null, T["st_" + s] || s);
+  };
+  function tabs(items, onpick, current) {
+    const list = h("div", { class: "fc-tabs", role: "tablist" });
+    const btns = items.map(([key, label]) => {
+      const b = h("button", { type: "button", role: "tab", class: "fc-tab", id: "tab-" + key, "aria-selected": String(key === current), tabIndex: key === current ? 0 : -1 }, h("span", null, label), h("span", { class: "fc-tab-count" }));
+      b.addEventListener("click", () => pick(key));
+      b.addEventListener("keydown", (e) => {
+        if (e.key !== "ArrowRight" && e.key !== "ArrowLeft") return;
+        const i = items.findIndex((x) => x[0] === key), n = items[(i + (e.key === "ArrowRight" ? 1 : items.length - 1)) % items.length][0];
+        pick(n);
+        list.querySelector("#tab-" + n).focus();
+      });
+      list.appendChild(b);
+      return b;
+    });
+    function pick(key) {
+      btns.forEach((b) => { const on = b.id === "tab-" + key; b.setAttribute("aria-selected", String(on)); b.tabIndex = on ? 0 : -1; });
+      onpick(key);
+    }
+    return { el: list, count(key, n) { const b = list.querySelector("#tab-" + key + " .fc-tab-count"); if (b) b.textContent = n ? String(n) : ""; } };
+  }
+  RENDER.knowledge = (main) => {
+    const wrap = h("div", { class: "fc-page" });
+    main.appendChild(wrap);
+    let tab = "sources", poll = 0, alive = true, sources = [], questions = [];
+    const addBtn = button(T.add_source, { kind: "primary", icon: "plus", onclick: () => addSource() });
+    const t = tabs([["sources", T.sources_tab], ["unanswered", T.unanswered_tab]], (k) => { tab = k; paint(); }, tab);
+    const body = h("div", { class: "fc-tab-panel", role: "tabpanel" });
+    // try a question
+    const tq = input("q", "", { type: "search", placeholder: T.try_ph, "aria-label": T.try_q });
+    const tqOut = h("div", { class: "fc-try-out", "aria-live": "polite" });
+    const tqBtn = button(T.ask, { icon: "search", type: "submit" });
+    const tryForm = h("form", { class: "fc-try", role: "search" }, h("div", { class: "fc-inline" }, tq, tqBtn), tqOut);
+    tryForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const qq = tq.value.trim();
+      if (!qq) return;
+      busy(tqBtn, async () => {
+        try {
+          const r = await GET("/api/knowledge/search" + q({ q: qq, limit: 4, bot_id: (currentBot() || {}).id }));
+          clear(tqOut);
+          const a = r && r.answer;
+          if (a && a.text) {
+            const txt = h("div", { class: "fc-text" });
+            markdown(txt, a.text);
+            tqOut.appendChild(h("div", { class: "fc-try-answer" }, h("div", { class: "fc-mini-label" }, T.would_answer), txt));
+          } else tqOut.appendChild(h("p", { class: "fc-muted" }, T.no_answer));
+        } catch (x) { fail(x); }
+      });
+    });
+    wrap.append(pageHead(T.kn_title, T.kn_sub, addBtn), card(T.try_q, null, tryForm, { cls: "fc-card-compact" }), t.el, body);
+    function paint() {
+      clear(body);
+      if (tab === "sources") paintSources(); else paintQuestions();
+    }
+    function fetchAll() {
+      clearTimeout(poll);
+      return Promise.all([GET("/api/knowledge/sources"), GET("/api/knowledge/unanswered" + q({ limit: 100 }))]).then(([s, u]) => {
+        sources = (s && s.sources) || [];
+        questions = (u && u.questions) || [];
+        t.count("sources", sources.length);
+        t.count("unanswered", questions.length);
+        // Learning shows its progress: ask again until every source is learned or failed.
+        if (alive && sources.some((x) => x.status === "waiting" || x.status === "learning")) poll = setTimeout(load, 2500);
+      });
+    }
+    function load() { return fetchAll().then(() => { if (alive) paint(); }).catch(fail); }
+    loadInto(body, fetchAll, paint);
+    function paintSources() {
+      if (!sources.length) { body.appendChild(emptyState("knowledge", T.sources_tab, T.sources_empty, button(T.add_source, { kind: "primary", icon: "plus", onclick: () => addSource() }))); return; }
+      const rows = sources.map((s) => {
+        const sub = s.type === "url" ? s.url : s.type === "qa" ? s.answer : s.type === "text" ? str(s.content).slice(0, 120) : s.upload_id;
+        const relearn = button(null, { kind: "ghost", size: "sm", icon: "refresh", aria: T.relearn + ": " + (s.title || s.url), disabled: s.status === "waiting" || s.status === "learning" });
+        const del = button(null, { kind: "ghost", size: "sm", icon: "trash", aria: T.delete + ": " + (s.title || s.url), cls: "fc-btn-danger-ghost" });
+        relearn.addEventListener("click", () => busy(relearn, async () => { try { await api("POST", "/api/knowledge/sources/" + s.id + "/relearn"); toast(T.relearning, "ok"); load(); } catch (x) { fail(x); } }));
+        del.addEventListener("click", async () => {
+          if (!(await confirmDialog(T.del_source, T.del_source_text, T.delete, true))) return;
+          try { await api("DELETE", "/api/knowledge/sources/" + s.id); load(); } catch (x) { fail(x); }
+        });
+        const botLabel = s.bot_id ? botName(s.bot_id) : T.all_bots;
+        return h("tr", { data: { id: s.id } },
+          h("td", null, h("div", { class: "fc-src" }, h("span", { class: "fc-src-icon fc-src-" + s.type }, icon(SOURCE_ICON[s.type] || "file")),
+            h("div", { class: "fc-src-text" }, h("div", { class: "fc-src-title" }, str(s.title || s.url || s.question) || "#" + s.id),
+              sub ? h("div", { class: "fc-src-sub", title: str(sub) }, str(sub)) : null))),
+          h("td", null, srcStatus(s.status), s.error ? h("div", { class: "fc-src-error" }, s.error) : null),
+          h("td", { class: "fc-num" }, s.chunk_count ? fmt(T.chunks, { n: s.chunk_count }) : "—", s.type === "url" && s.pages_learned ? h("div", { class: "fc-muted" }, fmt(T.pages, { n: s.pages_learned })) : null),
+          h("td", { class: "fc-nowrap" }, s.learned_at ? h("span", { title: full(s.learned_at) }, when(s.learned_at)) : "—", S.bots.length > 1 ? h("div", { class: "fc-muted" }, botLabel) : null),
+          h("td", { class: "fc-actions" }, relearn, del));
+      });
+      body.appendChild(h("div", { class: "fc-card fc-table-card" }, h("table", { class: "fc-table" },
+        h("thead", null, h("tr", null, h("th", null, T.col_source), h("th", null, T.status), h("th", null, T.col_learned), h("th", null, T.col_when), h("th", { class: "fc-actions" }, h("span", { class: "fc-sr" }, T.edit)))),
+        h("tbody", null, rows))));
+    }
+    function paintQuestions() {
+      if (!questions.length) { body.appendChild(emptyState("check", T.unanswered_tab, T.unanswered_empty)); return; }
+      const list = h("div", { class: "fc-unanswered" });
+      for (const qn of questions) {
+        const ans = textarea("answer", "", { rows: 2, placeholder: T.answer_ph, "aria-label": T.answer + ": " + qn.question });
+        const save = button(T.add_answer, { kind: "primary", size: "sm", icon: "check", type: "submit" });
+        const dismiss = button(T.dismiss, { kind: "ghost", size: "sm" });
+        const f = h("form", { class: "fc-card fc-uq", novalidate: true, data: { id: qn.id } },
+          h("div", { class: "fc-uq-q" }, icon("help"), h("span", null, qn.question)),
+          h("div", { class: "fc-uq-meta" }, h("span", { class: "fc-chip fc-chip-warn" }, fmt(T.asked, { n: qn.times_asked || 1 })),
+            h("span", { title: full(qn.last_asked_at) }, fmt(T.last_asked, { t: ago(qn.last_asked_at) })),
+            qn.conversation_id ? h("a", { href: "/console/c/" + encodeURIComponent(qn.conversation_id) }, T.open_conv) : null),
+          h("div", { class: "fc-field" }, ans), h("div", { class: "fc-form-actions" }, dismiss, save));
+        f.addEventListener("submit", (e) => {
+          e.preventDefault();
+          if (!ans.value.trim()) { ans.focus(); return; }
+          clearErrors(f);
+          busy(save, async () => {
+            try {
+              await api("POST", "/api/knowledge/unanswered/" + qn.id + "/answer", { answer: ans.value.trim() });
+              toast(T.answered, "ok");
+              f.remove();
+              load();
+            } catch (x) { showError(f, x); }
+          }, T.saving);
+        });
+        dismiss.addEventListener("click", () => busy(dismiss, async () => {
+          try { await api("DELETE", "/api/knowledge/unanswered/" + qn.id); f.remove(); load(); } catch (x) { fail(x); }
+        }));
+        list.appendChild(f);
+      }
+      body.appendChild(list);
+    }
+    function addSource() {
+      let kind = "url";
+      const typeSeg = h("div", { class: "fc-seg fc-seg-icons fc-seg-wide", role: "radiogroup", "aria-label": T.k_type }, [["url", T.k_url], ["file", T.k_file], ["text", T.k_text], ["qa", T.k_qa]].map(([v, l]) => {
+        const id = uid("k");
+        return h("span", { class: "fc-seg-item" }, h("input", { type: "radio", name: "type", value: v, id, checked: v === kind }), h("label", { for: id }, icon(SOURCE_ICON[v]), h("span", { class: "fc-seg-label" }, l)));
+      }));
+      const crawl = h("input", { type: "checkbox", name: "crawl", checked: true });
+      const parts = {
+        url: h("div", null, field(T.url, input("url", "", { type: "url", placeholder: "https://www.example.com/", spellcheck: false })),
+          h("label", { class: "fc-check" }, crawl, h("span", null, T.crawl)),
+          h("div", { class: "fc-grid-3 fc-crawl" }, field(T.max_pages, input("max_pages", 30, { type: "number", min: 1, max: 500, "data-field": "crawl.max_pages" })),
+            field(T.max_depth, input("max_depth", 2, { type: "number", min: 0, max: 5, "data-field": "crawl.max_depth" })),
+            h("div", { class: "fc-field fc-field-check" }, h("label", { class: "fc-check" }, h("input", { type: "checkbox", name: "sitemap", checked: true }), h("span", null, T.sitemap))))),
+        file: h("div", null, field(T.file_pick, h("input", { type: "file", name: "file", class: "fc-file", accept: ".pdf,.html,.htm,.md,.txt,.csv,text/*,application/pdf" }), { hint: T.file_hint })),
+        text: h("div", null, field(T.content, textarea("content", "", { rows: 8 }))),
+        qa: h("div", null, field(T.question, input("question", "")), field(T.answer, textarea("answer", "", { rows: 4 })))
+      };
+      const titleF = field(T.title, input("title", ""), { optional: true });
+      const scope = S.bots.length > 1 ? field(T.applies_to, select("bot_id", [["", T.all_bots]].concat(S.bots.map((b) => [b.id, b.name])), "")) : null;
+      const holder = h("div", { class: "fc-kind" });
+      const submit = button(T.add_source, { kind: "primary", type: "submit" });
+      const dlg = dialog({ title: T.add_source, form: true, wide: true, body: [typeSeg, holder, titleF, scope], actions: [button(T.cancel, { onclick: () => dlg.close() }), submit], onsubmit: send });
+      const form = dlg.form;
+      function show() {
+        kind = (form.querySelector("input[name=type]:checked") || {}).value || "url";
+        clear(holder).appendChild(parts[kind]);
+        titleF.hidden = kind === "qa";
+        form.querySelector(".fc-crawl").classList.toggle("fc-dim", !crawl.checked);
+        const f = holder.querySelector("input, textarea");
+        if (f) f.focus();
+      }
+      typeSeg.addEventListener("change", show);
+      crawl.addEventListener("change", show);
+      show();
+      async function send() {
+        clearErrors(form);
+        await busy(submit, async () => {
+          const bot = valueOf(form, "bot_id") || undefined;
+          const title = valueOf(form, "title").trim() || undefined;
+          let body;
+          try {
+            if (kind === "url") {
+              body = { type: "url", url: valueOf(form, "url").trim(), title, bot_id: bot };
+              if (crawl.checked) body.crawl = { max_pages: num(valueOf(form, "max_pages")) || 30, max_depth: num(valueOf(form, "max_depth")) || 0, sitemap: !!valueOf(form, "sitemap") };
+            } else if (kind === "text") body = { type: "text", content: valueOf(form, "content"), title, bot_id: bot };
+            else if (kind === "qa") body = { type: "qa", question: valueOf(form, "question").trim(), answer: valueOf(form, "answer").trim(), bot_id: bot };
+            else {
+              const fi = form.elements.file;
+              if (!fi.files || !fi.files[0]) { markField(fi, T.file_hint); fi.focus(); return; }
+              const fd = new FormData();
+              fd.append("files", fi.files[0], fi.files[0].name);
+              const up = await api("POST", "/api/files", fd);
+              const u = up && up.data && up.data[0];
+              body = { type: "file", upload_id: u && u.id, title: title || (u && u.name), bot_id: bot };
+            }
+            await api("POST", "/api/knowledge/sources", body);
+            dlg.close();
+            tab = "sources";
+            load();
+          } catch (x) { showError(form, x); }
+        }, T.saving);
+      }
+    }
+    return () => { alive = false; clearTimeout(poll); };
+  };
+
+  // ---------------------------------------------------------------- bookings: a day or week per doctor
+  const DOC_COLORS = ["#0f766e", "#2563eb", "#9333ea", "#c2410c", "#be185d", "#0e7490", "#4d7c0f", "#b45309"];
+  function ymd(d) { return d.toISOString().slice(0, 10); }
+  function addDays(s, n) { const d = new Date(s + "T00:00:00Z"); d.setUTCDate(d.getUTCDate() + n); return ymd(d); }
+  function weekStart(s) { const d = new Date(s + "T00:00:00Z"); const wd = (d.getUTCDay() + 6) % 7; return addDays(s, -wd); }
+  function todayIn(tz) {
+    try { return new Intl.DateTimeFormat("en-CA", { timeZone: tz || "UTC", year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date()); }
+    catch (e) { return ymd(new Date()); }
+  }
+  const minutes = (hhmm) => { const m = /^(\d{1,2}):(\d{2})/.exec(str(hhmm)); return m ? +m[1] * 60 + +m[2] : 0; };
+  const hhmm = (m) => String(Math.floor(m / 60)).padStart(2, "0") + ":" + String(m % 60).padStart(2, "0");
+  function dateLabel(s, o) { return new Intl.DateTimeFormat(undefined, Object.assign({ timeZone: "UTC" }, o)).format(new Date(s + "T00:00:00Z")); }
+  RENDER.bookings = (main) => {
+    const wrap = h("div", { class: "fc-page fc-page-wide" });
+    main.appendChild(wrap);
+    let tz = "UTC", doctors = [], mode = localStorage.getItem("fc:bk-mode") || "day", day = null, doctor = "", list = [], alive = true;
+    const body = h("div", { class: "fc-bk-body" });
+    const label = h("h2", { class: "fc-bk-label", "aria-live": "polite" });
+    const modeSeg = h("div", { class: "fc-seg fc-seg-sm", role: "radiogroup", "aria-label": T.day + " / " + T.week }, [["day", T.day], ["week", T.week]].map(([v, l]) => {
+      const id = uid("m");
+      return h("span", { class: "fc-seg-item" }, h("input", { type: "radio", name: "bk_mode", value: v, id, checked: v === mode }), h("label", { for: id }, l));
+    }));
+    modeSeg.addEventListener("change", (e) => { mode = e.target.value; try { localStorage.setItem("fc:bk-mode", mode); } catch (x) { /* memory */ } refresh(); });
+    const docSel = select("doctor", [["", T.all_doctors]], "", { "aria-label": T.doctor, class: "fc-input fc-select fc-select-sm" });
+    docSel.addEventListener("change", () => { doctor = docSel.value; refresh(); });
+    const step = (n) => { day = addDays(day, mode === "week" ? 7 * n : n); refresh(); };
+    const tzNote = h("span", { class: "fc-muted fc-bk-tz" });
+    const bar = h("div", { class: "fc-toolbar" },
+      h("div", { class: "fc-toolbar-group" }, button(T.today_btn, { size: "sm", onclick: () => { day = todayIn(tz); refresh(); } }),
+        button(null, { kind: "ghost", size: "sm", icon: "left", aria: T.prev, onclick: () => step(-1) }),
+        button(null, { kind: "ghost", size: "sm", icon: "right", aria: T.next, onclick: () => step(1) }), label),
+      h("div", { class: "fc-toolbar-group" }, tzNote, docSel, modeSeg));
+    wrap.append(pageHead(T.bk_title, T.bk_sub), bar, body);
+    loadInto(body, () => Promise.all([GET("/api/workspace"), GET("/api/doctors")]).then(([ws, ds]) => {
+      tz = (ws && ws.timezone) || "UTC";
+      doctors = ((ds && ds.data) || (Array.isArray(ds) ? ds : [])).filter((d) => d.active !== false);
+      doctors.forEach((d, i) => { d._color = DOC_COLORS[i % DOC_COLORS.length]; docSel.appendChild(h("option", { value: String(d.id) }, d.name)); });
+      day = todayIn(tz);
+      tzNote.textContent = fmt(T.timezone, { tz });
+    }), () => refresh());
+    async function refresh() {
+      if (!day) return;
+      const from = mode === "week" ? weekStart(day) : day, to = mode === "week" ? addDays(from, 6) : day;
+      label.textContent = mode === "week" ? dateLabel(from, { day: "numeric", month: "short" }) + " – " + dateLabel(to, { day: "numeric", month: "short", year: "numeric" })
+        : dateLabel(day, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+      try {
+        const r = await GET("/api/bookings" + q({ from, to, limit: 500, doctor_id: doctor }));
+        if (!alive) return;
+        list = Array.isArray(r) ? r : (r && r.data) || [];
+        paint(from);
+      } catch (e) { fail(e); }
+    }
+    function paint(from) {
+      clear(body);
+      const docs = doctor ? doctors.filter((d) => String(d.id) === doctor) : doctors;
+      const cols = mode === "week"
+        ? Array.from({ length: 7 }, (_, i) => { const d = addDays(from, i); return { key: d, label: dateLabel(d, { weekday: "short" }), sub: dateLabel(d, { day: "numeric", month: "short" }), today: d === todayIn(tz), items: list.filter((b) => b.date === d) }; })
+        : docs.map((d) => ({ key: d.id, label: d.name, sub: d.specialty, color: d._color, items: list.filter((b) => b.doctor_id === d.id || (!b.doctor_id && b.doctor_name === d.name)) }));
+      const shown = list.filter((b) => b.status !== "cancelled");
+      let start = 8 * 60, end = 18 * 60;
+      for (const b of list) { const s = minutes(b.time), dd = durOf(b); start = Math.min(start, Math.floor(s / 60) * 60); end = Math.max(end, Math.ceil((s + dd) / 60) * 60); }
+      const PX = 1.1; // pixels per minute
+      const summary = h("div", { class: "fc-bk-summary" }, h("span", { class: "fc-chip fc-chip-accent" }, shown.length + " " + T.bookings.toLowerCase()),
+        mode === "day" ? null : h("span", { class: "fc-muted" }, doctor ? (docs[0] || {}).name : T.all_doctors));
+      body.appendChild(summary);
+      if (!cols.length) { body.appendChild(emptyState("bookings", T.bk_empty)); return; }
+      const grid = h("div", { class: "fc-cal", role: "grid", "aria-label": label.textContent });
+      grid.style.setProperty("--cols", cols.length);
+      const head = h("div", { class: "fc-cal-head", role: "row" }, h("div", { class: "fc-cal-corner" }),
+        cols.map((c) => h("div", { class: "fc-cal-colhead" + (c.today ? " fc-today" : ""), role: "columnheader" },
+          c.color ? h("span", { class: "fc-doc-dot" }) : null, h("span", { class: "fc-cal-colname" }, c.label), c.sub ? h("span", { class: "fc-cal-colsub" }, c.sub) : null)));
+      head.querySelectorAll(".fc-doc-dot").forEach((e, i) => { e.style.background = cols[i].color; });
+      const times = h("div", { class: "fc-cal-times", "aria-hidden": "true" });
+      for (let m = start; m < end; m += 60) { const t = h("div", { class: "fc-cal-time" }, hhmm(m)); t.style.height = 60 * PX + "px"; times.appendChild(t); }
+      const rowsEl = h("div", { class: "fc-cal-body" }, times);
+      rowsEl.style.height = (end - start) * PX + "px";
+      for (const c of cols) {
+        const col = h("div", { class: "fc-cal-col" + (c.today ? " fc-today" : ""), role: "gridcell" });
+        for (let m = start; m < end; m += 60) { const l = h("div", { class: "fc-cal-line" }); l.style.top = (m - start) * PX + "px"; col.appendChild(l); }
+        // Overlapping appointments share the column side by side.
+        const items = c.items.slice().sort((a, b) => minutes(a.time) - minutes(b.time));
+        const lanes = [];
+        for (const b of items) {
+          const s = minutes(b.time);
+          let lane = lanes.findIndex((endAt) => endAt <= s);
+          if (lane < 0) { lane = lanes.length; lanes.push(0); }
+          lanes[lane] = s + durOf(b);
+          b._lane = lane;
+        }
+        for (const b of items) {
+          const s = minutes(b.time), dd = durOf(b);
+          const doc = doctors.find((d) => d.id === b.doctor_id);
+          const ev = h("button", { type: "button", class: "fc-cal-ev fc-ev-" + b.status, data: { id: b.id },
+            "aria-label": [b.time, b.customer_name, b.service, b.doctor_name, bookingStatus(b.status)].filter(Boolean).join(", ") },
+          h("span", { class: "fc-ev-time" }, b.time + "–" + hhmm(s + dd)), h("span", { class: "fc-ev-name" }, str(b.customer_name)), h("span", { class: "fc-ev-what" }, str(b.service) + (mode === "week" && !doctor && b.doctor_name ? " · " + b.doctor_name : "")));
+          ev.style.top = (s - start) * PX + 1 + "px";
+          ev.style.height = Math.max(22, dd * PX - 3) + "px";
+          ev.style.left = "calc(" + (b._lane * 100 / lanes.length) + "% + 3px)";
+          ev.style.width = "calc(" + (100 / lanes.length) + "% - 6px)";
+          ev.style.setProperty("--ev", (doc && doc._color) || c.color || "#0f766e");
+          ev.addEventListener("click", () => openBooking(b));
+          col.appendChild(ev);
+        }
+        rowsEl.appendChild(col);
+      }
+      grid.append(head, rowsEl);
+      body.appendChild(h("div", { class: "fc-card fc-cal-card" }, grid));
+      if (!list.length) body.appendChild(h("p", { class: "fc-muted fc-bk-none" }, mode === "week" ? T.bk_week_empty : T.bk_empty));
+    }
+    function durOf(b) { const a = Date.parse(b.starts_at || ""), e = Date.parse(b.ends_at || ""); return a && e && e > a ? Math.round((e - a) / MIN) : 30; }
+    function openBooking(b) {
+      const reason = input("reason", "", { placeholder: T.cancel_reason, "aria-label": T.cancel_reason });
+      const act = (path, label, kind) => button(label, { kind: kind || "secondary", onclick: async (e) => {
+        const btn = e.currentTarget;
+        if (path === "cancel" && !(await confirmDialog(T.cancel_confirm, [b.customer_name, b.date, b.time].join(" · "), T.cancel_booking, true))) return;
+        busy(btn, async () => {
+          try {
+            const r = await api("POST", "/api/bookings/" + b.id + "/" + path, path === "cancel" && reason.value.trim() ? { reason: reason.value.trim() } : undefined);
+            Object.assign(b, r || {});
+            dlg.close();
+            refresh();
+          } catch (x) { fail(x); }
+        });
+      } });
+      const rows = [[T.patient, [b.customer_name, b.customer_email, b.customer_phone].filter(Boolean).join(" · ")], [T.when, dateLabel(b.date, { weekday: "long", day: "numeric", month: "long" }) + " · " + b.time + "–" + hhmm(minutes(b.time) + durOf(b))],
+        [T.service, b.service], [T.doctor, b.doctor_name], [T.status_l, bookingStatus(b.status)], [T.notes_l, b.notes], [T.source, b.source ? fmt(T.via, { s: b.source }) : ""]].filter((r) => r[1]);
+      const open = b.status === "confirmed";
+      const dlg = dialog({
+        title: fmt(T.booking_n, { id: b.id }),
+        body: [h("dl", { class: "fc-dl fc-dl-wide" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", null, v)])),
+          b.conversation_id ? h("p", null, h("a", { href: "/console/c/" + encodeURIComponent(b.conversation_id), onclick: () => dlg.close() }, T.open_conv)) : null,
+          open ? field(T.cancel_reason, reason, { optional: true }) : null],
+        actions: open ? [act("no-show", T.no_show), act("complete", T.complete), act("cancel", T.cancel_booking, "danger")] : [button(T.close, { onclick: () => dlg.close() })]
+      });
+    }
+    return () => { alive = false; };
+  };
+
+  // ---------------------------------------------------------------- leads by stage
+  RENDER.leads = (main) => {
+    const wrap = h("div", { class: "fc-page fc-page-full" });
+    main.appendChild(wrap);
+    const body = h("div");
+    const search = input("lead_search", "", { type: "search", placeholder: T.search, "aria-label": T.search, class: "fc-input fc-input-sm" });
+    wrap.append(pageHead(T.leads_title, T.leads_sub, search), body);
+    let leads = [];
+    const load = () => GET("/api/leads" + q({ limit: 500 })).then((r) => { leads = Array.isArray(r) ? r : (r && r.data) || []; });
+    loadInto(body, load, paint);
+    search.addEventListener("input", debounce(paint, 120));
+    function paint() {
+      clear(body);
+      const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+      const shown = leads.filter((l) => { const hay = [l.name, l.email, l.phone, l.treatment_interest].join(" ").toLowerCase(); return words.every((w) => hay.includes(w)); });
+      if (!leads.length) { body.appendChild(emptyState("leads", T.leads_empty)); return; }
+      const board = h("div", { class: "fc-board" });
+      for (const st of STAGES) {
+        const items = shown.filter((l) => l.stage === st).sort((a, b) => b.score - a.score);
+        const col = h("section", { class: "fc-board-col fc-stage-" + st, "aria-label": stageLabel(st) },
+          h("h2", { class: "fc-board-head" }, h("span", null, stageLabel(st)), h("span", { class: "fc-board-count" }, String(items.length))));
+        const ul = h("div", { class: "fc-board-list" });
+        for (const l of items) ul.appendChild(leadCard(l));
+        if (!items.length) ul.appendChild(h("p", { class: "fc-board-empty" }, "—"));
+        col.appendChild(ul);
+        board.appendChild(col);
+      }
+      body.appendChild(board);
+    }
+    function leadCard(l) {
+      const sel = select("stage", STAGES.map((s) => [s, stageLabel(s)]), l.stage, { "aria-label": T.move_to + " (" + l.name + ")", class: "fc-input fc-select fc-select-sm" });
+      sel.addEventListener("change", async () => {
+        const was = l.stage;
+        try { Object.assign(l, await api("PATCH", "/api/leads/" + l.id + "/stage", { stage: sel.value })); toast(stageLabel(l.stage) + ": " + l.name, "ok"); paint(); }
+        catch (e) { sel.value = was; fail(e); }
+      });
+      const open = h("button", { type: "button", class: "fc-lead-name" }, str(l.name) || "#" + l.id);
+      open.addEventListener("click", () => leadDialog(l));
+      return h("article", { class: "fc-lead-card", data: { id: l.id } },
+        h("div", { class: "fc-lead-card-top" }, avatar(l.name, "lead" + l.id, "fc-avatar-sm"), h("div", { class: "fc-lead-id" }, open,
+          h("div", { class: "fc-lead-contact" }, [l.email, l.phone].filter(Boolean).join(" · "))),
+        h("div", { class: "fc-lead-score", title: T.score }, String(Math.round(l.score * 10) / 10))),
+        h("div", { class: "fc-lead-tags" }, tempChip(l), l.treatment_interest ? h("span", { class: "fc-chip fc-chip-plain" }, l.treatment_interest) : null,
+          h("span", { class: "fc-lead-age", title: full(l.created_at) }, when(l.created_at))),
+        sel);
+    }
+    function leadDialog(l) {
+      const hist = h("ul", { class: "fc-why" }, h("li", { class: "fc-muted" }, T.loading));
+      dialog({
+        title: str(l.name) || T.lead_details,
+        body: [h("dl", { class: "fc-dl fc-dl-wide" }, [[T.email, l.email], [T.phone, l.phone], [T.stage, stageLabel(l.stage)], [T.score, String(l.score) + " · " + str(l.temperature)],
+          [T.interest, l.treatment_interest], [T.source, l.source]].filter((r) => r[1]).map(([k, v]) => [h("dt", null, k), h("dd", null, v)])),
+        l.conversation_id ? h("p", null, h("a", { href: "/console/c/" + encodeURIComponent(l.conversation_id), onclick: () => D.querySelector("dialog[open]") && D.querySelector("dialog[open]").close() }, T.open_conv)) : null,
+        h("h3", { class: "fc-subtitle" }, T.score_history), hist]
+      });
+      GET("/api/leads/" + l.id + "/history").then((r) => {
+        clear(hist);
+        for (const x of (r && r.data) || []) {
+          const dlt = (x.score_after || 0) - (x.score_before || 0);
+          hist.appendChild(h("li", null, h("span", { class: "fc-why-pts" + (dlt < 0 ? " fc-neg" : "") }, (dlt >= 0 ? "+" : "") + Math.round(dlt * 10) / 10),
+            h("span", { class: "fc-why-text" }, str(x.reason) || str(x.kind)), h("span", { class: "fc-muted fc-why-when" }, when(x.created_at))));
+        }
+        if (!hist.children.length) hist.appendChild(h("li", { class: "fc-muted" }, T.none));
+      }).catch(() => { clear(hist); });
+    }
+  };
+
+  // ---------------------------------------------------------------- team: agents and saved replies
+  function inviteLinkDialog(agent, r) {
+    const link = location.origin + r.link;
+    dialog({
+      title: T.invite_link,
+      body: [h("p", { class: "fc-dialog-text" }, fmt(T.invite_link_hint, { name: agent.name, t: r.expires_at ? dyfmt.format(new Date(r.expires_at)) : "" })), secretBox(link, "fc-code fc-invite-link")]
+    });
+  }
+  RENDER.agents = (main) => {
+    const wrap = h("div", { class: "fc-page" });
+    main.appendChild(wrap);
+    const inviteBtn = button(T.invite, { kind: "primary", icon: "plus", onclick: () => invite() });
+    const teamBody = h("div");
+    const cannedBody = h("div");
+    wrap.append(pageHead(T.team_title, T.team_sub, inviteBtn), teamBody, h("div", { class: "fc-subhead" }, h("h2", { class: "fc-section-title-lg" }, T.canned_title), h("p", { class: "fc-page-sub" }, T.canned_sub)), cannedBody);
+    const loadTeam = () => loadInto(teamBody, () => GET("/api/agents").then((r) => { S.agents = (r && r.agents) || []; onAgents(); }), paintTeam);
+    loadTeam();
+    function paintTeam() {
+      clear(teamBody);
+      if (!S.agents.length) { teamBody.appendChild(emptyState("agents", T.agents_empty)); return; }
+      const rows = S.agents.map((a) => {
+        const me = a.id === S.me.id;
+        const role = select("role", [["agent", T.me_role_agent], ["admin", T.me_role_admin]], a.role, { "aria-label": T.role + ": " + a.name, class: "fc-input fc-select fc-select-sm", disabled: me });
+        role.addEventListener("change", async () => {
+          const was = a.role;
+          try { Object.assign(a, await api("PATCH", "/api/agents/" + a.id, { role: role.value })); toast(T.saved_ok, "ok"); }
+          catch (e) { role.value = was; fail(e); }
+        });
+        const link = button(T.new_link, { size: "sm", icon: "mail" });
+        link.addEventListener("click", () => busy(link, async () => {
+          try { inviteLinkDialog(a, await api("POST", "/api/agents/" + a.id + "/invite")); } catch (e) { fail(e); }
+        }));
+        const off = button(null, { kind: "ghost", size: "sm", icon: "trash", aria: T.deactivate + ": " + a.name, cls: "fc-btn-danger-ghost", disabled: me });
+        off.addEventListener("click", async () => {
+          if (!(await confirmDialog(fmt(T.deactivate_confirm, { name: a.name }), T.deactivate_text, T.deactivate, true))) return;
+          try { await api("DELETE", "/api/agents/" + a.id); loadTeam(); } catch (e) { fail(e); }
+        });
+        const pres = a.presence || "offline";
+        return h("tr", { data: { id: a.id } },
+          h("td", null, h("div", { class: "fc-person" }, avatar(a.name, "agent" + a.id, "fc-avatar-sm"),
+            h("div", null, h("div", { class: "fc-person-name" }, a.name, me ? h("span", { class: "fc-chip fc-chip-plain fc-you" }, T.you_tag) : null), h("div", { class: "fc-muted" }, a.email || "")))),
+          h("td", null, role),
+          h("td", null, h("span", { class: "fc-presence-inline", data: { presence: pres } }, h("span", { class: "fc-presence-dot" }), pres.charAt(0).toUpperCase() + pres.slice(1))),
+          h("td", { class: "fc-muted fc-nowrap" }, a.last_seen_at ? h("span", { title: full(a.last_seen_at) }, ago(a.last_seen_at)) : T.never),
+          h("td", { class: "fc-actions" }, link, off));
+      });
+      teamBody.appendChild(h("div", { class: "fc-card fc-table-card" }, h("table", { class: "fc-table" },
+        h("thead", null, h("tr", null, h("th", null, T.name), h("th", null, T.role), h("th", null, T.status), h("th", null, T.last_seen.replace(" {t}", "")), h("th", { class: "fc-actions" }, h("span", { class: "fc-sr" }, T.edit)))),
+        h("tbody", null, rows))));
+    }
+    function invite() {
+      const submit = button(T.invite, { kind: "primary", type: "submit" });
+      const dlg = dialog({
+        title: T.invite_title, form: true,
+        body: [field(T.name, input("name", "", { autocomplete: "off" })), field(T.email, input("email", "", { type: "email", autocomplete: "off" })),
+          field(T.role, select("role", [["agent", T.role_agent], ["admin", T.role_admin]], "agent"))],
+        actions: [button(T.cancel, { onclick: () => dlg.close() }), submit],
+        onsubmit: () => busy(submit, async () => {
+          const f = dlg.form;
+          clearErrors(f);
+          try {
+            const r = await api("POST", "/api/agents", { name: valueOf(f, "name").trim(), email: valueOf(f, "email").trim(), role: valueOf(f, "role") });
+            const a = (r && r.agent) || r;
+            const link = await api("POST", "/api/agents/" + a.id + "/invite");
+            dlg.close();
+            loadTeam();
+            inviteLinkDialog(a, link);
+          } catch (x) { showError(f, x); }
+        }, T.saving)
+      });
+    }
+    // saved replies
+    const loadCannedPage = () => loadInto(cannedBody, () => loadCanned(true), paintCanned);
+    loadCannedPage();
+    function paintCanned() {
+      clear(cannedBody);
+      const sc = input("shortcut", "", { placeholder: "hours", "aria-label": T.shortcut, maxLength: 40, spellcheck: false, class: "fc-input fc-shortcut-input" });
+      const tx = textarea("text", "", { rows: 2, placeholder: T.canned_text, "aria-label": T.canned_text });
+      const addBtn = button(T.add_canned, { kind: "primary", icon: "plus", type: "submit", size: "sm" });
+      const form = h("form", { class: "fc-canned-form", novalidate: true },
+        h("div", { class: "fc-canned-add" }, h("div", { class: "fc-field fc-shortcut-field" }, h("span", { class: "fc-slash", "aria-hidden": "true" }, "/"), sc), h("div", { class: "fc-field fc-grow" }, tx)),
+        h("div", { class: "fc-form-actions" }, addBtn));
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        clearErrors(form);
+        busy(addBtn, async () => {
+          try {
+            const c = await api("POST", "/api/canned-replies", { shortcut: sc.value.trim().replace(/^\//, ""), text: tx.value.trim() });
+            S.canned = (S.canned || []).concat([c]);
+            paintCanned();
+            cannedBody.querySelector("input[name=shortcut]").focus();
+          } catch (x) { showError(form, x); }
+        }, T.saving);
+      });
+      const list = S.canned || [];
+      const rows = list.map((c) => {
+        const del = button(null, { kind: "ghost", size: "sm", icon: "trash", aria: fmt(T.del_canned, { s: c.shortcut }), cls: "fc-btn-danger-ghost" });
+        del.addEventListener("click", async () => {
+          if (!(await confirmDialog(fmt(T.del_canned, { s: c.shortcut }), c.text, T.delete, true))) return;
+          try { await api("DELETE", "/api/canned-replies/" + c.id); S.canned = S.canned.filter((x) => x.id !== c.id); paintCanned(); } catch (x) { fail(x); }
+        });
+        return h("tr", { data: { id: c.id } }, h("td", { class: "fc-nowrap" }, h("code", { class: "fc-canned-key" }, "/" + c.shortcut)), h("td", { class: "fc-canned-cell" }, c.text), h("td", { class: "fc-actions" }, del));
+      });
+      cannedBody.appendChild(h("div", { class: "fc-card fc-table-card" },
+        list.length ? h("table", { class: "fc-table" }, h("thead", null, h("tr", null, h("th", null, T.shortcut), h("th", null, T.canned_text), h("th", { class: "fc-actions" }, h("span", { class: "fc-sr" }, T.delete)))), h("tbody", null, rows)) : null,
+        h("div", { class: "fc-card-body" }, form)));
+    }
+  };
+
+  // ---------------------------------------------------------------- API keys
+  RENDER.keys = (main) => {
+    const wrap = h("div", { class: "fc-page" });
+    main.appendChild(wrap);
+    const newBtn = button(T.new_key, { kind: "primary", icon: "plus", cls: "fc-new-key", onclick: () => create() });
+    const body = h("div");
+    wrap.append(pageHead(T.keys_title, T.keys_sub, newBtn), body);
+    let keys = [];
+    const load = () => loadInto(body, () => GET("/api/keys").then((r) => { keys = (r && r.keys) || []; }), paint);
+    load();
+    function paint() {
+      clear(body);
+      if (!keys.length) { body.appendChild(emptyState("keys", T.keys_empty)); return; }
+      const sorted = keys.slice().sort((a, b) => (!!a.revoked_at - !!b.revoked_at) || b.created_at - a.created_at);
+      const rows = sorted.map((k) => {
+        const revoke = button(T.revoke, { size: "sm", cls: "fc-revoke fc-btn-danger-ghost", kind: "ghost", hidden: !!k.revoked_at });
+        revoke.hidden = !!k.revoked_at;
+        revoke.addEventListener("click", async () => {
+          if (!(await confirmDialog(fmt(T.revoke_confirm, { name: k.name || k.prefix }), T.revoke_text, T.revoke, true))) return;
+          busy(revoke, async () => { try { await api("DELETE", "/api/keys/" + k.id); k.revoked_at = Date.now(); paint(); } catch (x) { fail(x); } });
+        });
+        return h("tr", { class: "fc-key" + (k.revoked_at ? " fc-revoked" : ""), data: { id: k.id } },
+          h("td", null, h("div", { class: "fc-key-name" }, str(k.name) || "—")),
+          h("td", null, h("code", { class: "fc-key-prefix" }, k.prefix + "…")),
+          h("td", { class: "fc-muted fc-nowrap", title: full(k.created_at) }, when(k.created_at)),
+          h("td", { class: "fc-muted fc-nowrap" }, k.last_used_at ? h("span", { title: full(k.last_used_at) }, ago(k.last_used_at)) : T.never),
+          h("td", null, k.revoked_at ? h("span", { class: "fc-chip fc-chip-muted", title: full(k.revoked_at) }, fmt(T.revoked, { t: when(k.revoked_at) })) : h("span", { class: "fc-chip fc-chip-ok" }, T.active)),
+          h("td", { class: "fc-actions" }, revoke));
+      });
+      body.appendChild(h("div", { class: "fc-card fc-table-card" }, h("table", { class: "fc-table" },
+        h("thead", null, h("tr", null, h("th", null, T.key_name), h("th", null, "Key"), h("th", null, T.created.replace(" {t}", "")), h("th", null, T.last_used.replace(" {t}", "")), h("th", null, T.status), h("th", { class: "fc-actions" }, h("span", { class: "fc-sr" }, T.revoke)))),
+        h("tbody", null, rows))));
+    }
+    function create() {
+      const submit = button(T.new_key, { kind: "primary", type: "submit" });
+      const dlg = dialog({
+        title: T.new_key, form: true,
+        body: field(T.key_name, input("name", "", { autocomplete: "off", maxLength: 100 }), { hint: T.key_name_hint }),
+        actions: [button(T.cancel, { onclick: () => dlg.close() }), submit],
+        onsubmit: () => busy(submit, async () => {
+          clearErrors(dlg.form);
+          try {
+            const k = await api("POST", "/api/keys", { name: valueOf(dlg.form, "name").trim() });
+            keys.unshift(Object.assign({}, k, { key: undefined }));
+            paint();
+            const secret = str(k.key || k.secret || k.token || k.api_key);
+            clear(dlg.body).append(h("div", { class: "fc-once" }, icon("alert"), h("span", null, T.key_once)), secretBox(secret, "fc-key-secret"));
+            clear(dlg.el.querySelector(".fc-dialog-foot")).appendChild(button(T.close, { kind: "primary", onclick: () => dlg.close() }));
+            dlg.el.querySelector(".fc-dialog-title").textContent = T.key_created;
+          } catch (x) { showError(dlg.form, x); }
+        }, T.saving)
+      });
+    }
+  };
+
+  // ---------------------------------------------------------------- webhooks
+  const EVENTS = ["new_booking", "booking_rescheduled", "booking_cancelled", "booking_completed", "no_show", "new_patient", "new_lead",
+    "lead_stage_changed", "form_submitted", "conversation_started", "message_created", "handoff_requested", "agent_assigned",
+    "conversation_closed", "webhook_endpoint_disabled"];
+  RENDER.webhooks = (main) => {
+    const wrap = h("div", { class: "fc-page fc-page-wide" });
+    main.appendChild(wrap);
+    const addBtn = button(T.add_endpoint, { kind: "primary", icon: "plus", onclick: () => edit(null) });
+    const body = h("div", { class: "fc-wh" });
+    wrap.append(pageHead(T.wh_title, T.wh_sub, addBtn), body);
+    let hooks = [], current = null;
+    const load = () => loadInto(body, () => GET("/api/webhooks").then((r) => { hooks = (r && r.data) || (Array.isArray(r) ? r : []); }), paint);
+    load();
+    function paint() {
+      clear(body);
+      if (!hooks.length) { body.appendChild(emptyState("webhooks", T.wh_empty, T.wh_empty_text, button(T.add_endpoint, { kind: "primary", icon: "plus", onclick: () => edit(null) }))); return; }
+      if (!current || !hooks.find((x) => x.id === current)) current = hooks[0].id;
+      const list = h("nav", { class: "fc-wh-list", "aria-label": T.wh_title }, hooks.map((w) => {
+        const a = h("button", { type: "button", class: "fc-wh-item", "aria-current": w.id === current ? "true" : null, data: { id: w.id } },
+          h("span", { class: "fc-wh-url" }, w.url), h("span", { class: "fc-wh-meta" }, w.active ? h("span", { class: "fc-chip fc-chip-ok" }, T.wh_enabled) : h("span", { class: "fc-chip fc-chip-danger" }, T.wh_disabled),
+            h("span", { class: "fc-muted" }, (w.events || []).indexOf("*") >= 0 || !(w.events || []).length ? T.all_events : (w.events || []).length + " " + T.events.toLowerCase())));
+        a.addEventListener("click", () => { current = w.id; paint(); });
+        return a;
+      }));
+      const w = hooks.find((x) => x.id === current);
+      body.append(list, detail(w));
+    }
+    function detail(w) {
+      const pane = h("div", { class: "fc-wh-detail" });
+      const toggleBtn = button(w.active ? T.disable : T.enable, { size: "sm" });
+      toggleBtn.addEventListener("click", () => busy(toggleBtn, async () => {
+        try { Object.assign(w, await api("PATCH", "/api/webhooks/" + w.id, { active: !w.active })); paint(); } catch (x) { fail(x); }
+      }));
+      const reveal = button(T.reveal, { size: "sm", icon: "eye" });
+      reveal.addEventListener("click", () => busy(reveal, async () => {
+        try { const r = await api("POST", "/api/webhooks/" + w.id + "/secret/reveal"); dialog({ title: T.secret, body: secretBox(str(r.secret), "fc-code") }); } catch (x) { fail(x); }
+      }));
+      const rotate = button(T.rotate, { size: "sm", icon: "refresh" });
+      rotate.addEventListener("click", async () => {
+        if (!(await confirmDialog(T.rotate, T.rotated, T.rotate))) return;
+        busy(rotate, async () => { try { const r = await api("POST", "/api/webhooks/" + w.id + "/secret/rotate"); dialog({ title: T.secret, body: [h("p", { class: "fc-dialog-text" }, T.rotated), secretBox(str(r.secret), "fc-code")] }); } catch (x) { fail(x); } });
+      });
+      const del = button(null, { kind: "ghost", size: "sm", icon: "trash", aria: T.delete, cls: "fc-btn-danger-ghost" });
+      del.addEventListener("click", async () => {
+        if (!(await confirmDialog(T.del_endpoint, w.url, T.delete, true))) return;
+        try { await api("DELETE", "/api/webhooks/" + w.id); current = null; load(); } catch (x) { fail(x); }
+      });
+      const evs = (w.events || []).indexOf("*") >= 0 || !(w.events || []).length ? [T.all_events] : w.events;
+      pane.appendChild(card(null, null, [
+        h("div", { class: "fc-wh-head" }, h("div", { class: "fc-wh-title" }, h("div", { class: "fc-wh-url-lg" }, w.url), w.description ? h("div", { class: "fc-muted" }, w.description) : null),
+          h("div", { class: "fc-toolbar-group" }, button(T.edit, { size: "sm", onclick: () => edit(w) }), toggleBtn, reveal, rotate, del)),
+        !w.active && (w.disabled_reason || w.failing_since) ? h("div", { class: "fc-banner fc-banner-danger" }, icon("alert"), h("span", null, str(w.disabled_reason) || fmt(T.failing_since, { t: full(w.failing_since) }))) : null,
+        w.active && w.failing_since ? h("div", { class: "fc-banner fc-banner-warn" }, icon("alert"), h("span", null, fmt(T.failing_since, { t: full(w.failing_since) }))) : null,
+        h("div", { class: "fc-chips-wrap" }, evs.map((e) => h("span", { class: "fc-chip fc-chip-plain" }, e)))]));
+      // delivery log
+      const filt = select("dl_status", [["", T.all], ["pending", T.d_pending], ["delivered", T.d_delivered], ["dead", T.d_dead]], "", { "aria-label": T.status, class: "fc-input fc-select fc-select-sm" });
+      const tbody = h("tbody");
+      const more = button(T.older, { size: "sm", kind: "ghost", hidden: true });
+      let before = null;
+      const table = h("table", { class: "fc-table fc-deliveries" }, h("thead", null, h("tr", null, h("th", null, T.col_event), h("th", null, T.status), h("th", null, T.col_attempts), h("th", null, "HTTP"), h("th", null, T.when), h("th", { class: "fc-actions" }, h("span", { class: "fc-sr" }, T.redeliver)))), tbody);
+      pane.appendChild(card(T.deliveries, null, [table, h("div", { class: "fc-table-foot" }, more)], { flush: true, actions: filt }));
+      async function loadDel(reset) {
+        if (reset) { clear(tbody); before = null; }
+        try {
+          const r = await GET("/api/webhooks/" + w.id + "/deliveries" + q({ status: filt.value, before, limit: 25 }));
+          const list = (r && r.data) || [];
+          before = r && r.next_before;
+          more.hidden = !before;
+          if (reset && !list.length) tbody.appendChild(h("tr", null, h("td", { colspan: 6, class: "fc-muted fc-empty-cell" }, T.del_empty)));
+          for (const d of list) deliveryRow(d).forEach((r2) => tbody.appendChild(r2));
+        } catch (x) { fail(x); }
+      }
+      function deliveryRow(d) {
+        const log = d.log || d.attempts || [];
+        const last = log[log.length - 1] || {};
+        const st = d.status;
+        const chip = h("span", { class: "fc-chip " + (st === "delivered" ? "fc-chip-ok" : st === "dead" ? "fc-chip-danger" : "fc-chip-info") }, T["d_" + st] || st);
+        const redo = button(T.redeliver, { size: "sm", kind: "ghost", icon: "refresh" });
+        redo.addEventListener("click", () => busy(redo, async () => {
+          try { await api("POST", "/api/webhooks/" + w.id + "/deliveries/" + d.id + "/redeliver"); toast(T.redelivered, "ok"); loadDel(true); } catch (x) { fail(x); }
+        }));
+        const toggleRow = h("button", { type: "button", class: "fc-link-btn fc-del-event", "aria-expanded": "false" }, str(d.event || d.event_type));
+        const detailRow = h("tr", { class: "fc-del-detail", hidden: true }, h("td", { colspan: 6 }, h("ol", { class: "fc-attempts" }, log.map((a) => h("li", null,
+          h("span", { class: "fc-nowrap" }, full(a.at || a.attempted_at || a.time)), h("span", { class: "fc-chip " + (a.status_code >= 200 && a.status_code < 300 ? "fc-chip-ok" : "fc-chip-danger") }, a.status_code ? String(a.status_code) : "—"),
+          a.latency_ms != null ? h("span", { class: "fc-muted" }, a.latency_ms + " ms") : null, a.error ? h("span", { class: "fc-src-error" }, str(a.error)) : null,
+          a.response ? h("code", { class: "fc-attempt-body" }, str(a.response).slice(0, 300)) : null)))));
+        toggleRow.addEventListener("click", () => { detailRow.hidden = !detailRow.hidden; toggleRow.setAttribute("aria-expanded", String(!detailRow.hidden)); });
+        return [h("tr", null, h("td", null, toggleRow), h("td", null, chip), h("td", { class: "fc-num" }, String(log.length || d.attempts_count || 0)),
+          h("td", { class: "fc-num" }, last.status_code ? String(last.status_code) : "—"), h("td", { class: "fc-muted fc-nowrap", title: full(d.created_at) }, when(d.created_at)), h("td", { class: "fc-actions" }, redo)), detailRow];
+      }
+      filt.addEventListener("change", () => loadDel(true));
+      more.addEventListener("click", () => busy(more, () => loadDel(false)));
+      loadDel(true);
+      return pane;
+    }
+    function edit(w) {
+      const all = !w || !(w.events || []).length || (w.events || []).indexOf("*") >= 0;
+      const allBox = h("input", { type: "checkbox", name: "all_events", checked: all });
+      const evBoxes = h("div", { class: "fc-event-grid", "data-field": "events" }, EVENTS.map((e) => h("label", { class: "fc-check" },
+        h("input", { type: "checkbox", name: "ev", value: e, checked: !all && (w.events || []).indexOf(e) >= 0 }), h("span", null, e))));
+      const paintEv = () => evBoxes.classList.toggle("fc-dim", allBox.checked);
+      allBox.addEventListener("change", paintEv);
+      const submit = button(w ? T.save : T.add_endpoint, { kind: "primary", type: "submit" });
+      const dlg = dialog({
+        title: w ? T.endpoint : T.add_endpoint, form: true, wide: true,
+        body: [field("URL", input("url", w ? w.url : "", { type: "url", placeholder: "https://example.com/hooks/frontdesk", spellcheck: false })),
+          field(T.description, input("description", w ? w.description : ""), { optional: true }),
+          h("div", { class: "fc-field" }, h("span", { class: "fc-label" }, T.events), h("label", { class: "fc-check" }, allBox, h("span", null, T.all_events)), evBoxes)],
+        actions: [button(T.cancel, { onclick: () => dlg.close() }), submit],
+        onsubmit: () => busy(submit, async () => {
+          const f = dlg.form;
+          clearErrors(f);
+          const events = allBox.checked ? ["*"] : Array.from(f.querySelectorAll("input[name=ev]:checked")).map((x) => x.value);
+          const body = { url: valueOf(f, "url").trim(), description: valueOf(f, "description").trim() || undefined, events };
+          try {
+            if (w) { Object.assign(w, await api("PATCH", "/api/webhooks/" + w.id, body)); dlg.close(); paint(); }
+            else {
+              const r = await api("POST", "/api/webhooks", body);
+              dlg.close();
+              current = r.id;
+              await load();
+              if (r.secret) dialog({ title: T.secret, body: [h("p", { class: "fc-dialog-text" }, T.secret_once), secretBox(r.secret, "fc-code")] });
+            }
+          } catch (x) { showError(f, x); }
+        }, T.saving)
+      });
+      paintEv();
+    }
+  };
+
+  // ---------------------------------------------------------------- flows
+  const FLOW_TEMPLATE = {
+    start: "hello",
+    blocks: [
+      { id: "hello", type: "message", text: "Hi! I'm the practice's assistant.", next: "name" },
+      { id: "name", type: "question", text: "What's your name?", variable: "contact.name", next: "email" },
+      { id: "email", type: "question", text: "Thanks {{contact.name}}! Your email?", variable: "contact.email", validate: "email", retry: "Hmm, that doesn't look like an email address.", next: "lead" },
+      { id: "lead", type: "lead", fields: { name: "{{contact.name}}", email: "{{contact.email}}" }, next: "bye" },
+      { id: "bye", type: "end", text: "Thanks! We'll be in touch." }
+    ]
+  };
+  const CHANNELS = [["widget", T.ch_widget], ["api", T.ch_api], ["rest", T.ch_rest]];
+  RENDER.flows = (main) => {
+    const wrap = h("div", { class: "fc-page fc-page-wide" });
+    main.appendChild(wrap);
+    const newBtn = button(T.new_flow, { kind: "primary", icon: "plus", onclick: () => open(null) });
+    const body = h("div", { class: "fc-flows" });
+    wrap.append(pageHead(T.flows_title, T.flows_sub, newBtn), body);
+    let flows = [], current = undefined;
+    const list = h("nav", { class: "fc-flow-list", "aria-label": T.flows_title });
+    const editor = h("div", { class: "fc-flow-editor" });
+    const load = () => GET("/api/flows").then((r) => { flows = (r && r.data) || (r && r.flows) || (Array.isArray(r) ? r : []); });
+    loadInto(body, load, () => { body.append(list, editor); paintList(); open(flows[0] || null); });
+    function deployChips(f) {
+      return (f.deployments || []).map((d) => h("span", { class: "fc-chip fc-chip-accent" }, d.channel + " · " + fmt(T.version, { v: d.version })));
+    }
+    function paintList() {
+      clear(list);
+      if (!flows.length) list.appendChild(h("p", { class: "fc-muted fc-pad" }, T.flows_empty));
+      for (const f of flows) {
+        const b = h("button", { type: "button", class: "fc-flow-item", "aria-current": current && current.id === f.id ? "true" : null },
+          h("span", { class: "fc-flow-name" }, f.name), h("span", { class: "fc-flow-meta" }, (f.deployments || []).length ? deployChips(f) : h("span", { class: "fc-muted" }, T.not_deployed)));
+        b.addEventListener("click", () => { if (S.dirty && !W.confirm(T.leave_unsaved)) return; S.dirty = null; open(f); });
+        list.appendChild(b);
+      }
+    }
+    function open(f) {
+      current = f;
+      paintList();
+      clear(editor);
+      const def = f ? (f.definition || (f.draft && f.draft.definition) || f.draft) : FLOW_TEMPLATE;
+      const name = input("name", f ? f.name : "", { placeholder: "Lead qualification", "aria-label": T.flow_name });
+      const json = textarea("definition", JSON.stringify(def, null, 2), { rows: 22, spellcheck: false, class: "fc-input fc-textarea fc-code-area", "aria-label": T.definition });
+      json.addEventListener("keydown", (e) => {
+        if (e.key === "Tab" && !e.shiftKey) { e.preventDefault(); const s = json.selectionStart; json.setRangeText("  ", s, json.selectionEnd, "end"); json.dispatchEvent(new Event("input", { bubbles: true })); }
+      });
+      const errs = h("div", { class: "fc-flow-errors", "aria-live": "polite" });
+      const botSel = !f && S.bots.length > 1 ? select("bot_id", S.bots.map((b) => [b.id, b.name]), (currentBot() || {}).id, { "aria-label": T.bot, class: "fc-input fc-select fc-select-sm" }) : null;
+      const parse = () => {
+        try { return JSON.parse(json.value); } catch (e) { showErrs([{ message: fmt(T.json_bad, { e: e.message }) }]); return undefined; }
+      };
+      function showErrs(list2, ok) {
+        clear(errs);
+        if (ok) errs.appendChild(h("div", { class: "fc-banner fc-banner-ok" }, icon("check"), h("span", null, T.valid)));
+        if (list2 && list2.length) errs.appendChild(h("div", { class: "fc-banner fc-banner-danger" }, icon("alert"),
+          h("ul", { class: "fc-err-list" }, list2.map((e) => h("li", null, e.block ? h("code", null, e.block + (e.field ? "." + e.field : "")) : null, e.block ? " " : null, str(e.message || e.error || e))))));
+      }
+      const fmtBtn = button(T.format, { size: "sm", kind: "ghost", onclick: () => { const d = parse(); if (d !== undefined) { json.value = JSON.stringify(d, null, 2); clear(errs); } } });
+      const valBtn = button(T.validate, { size: "sm", icon: "check" });
+      valBtn.addEventListener("click", () => busy(valBtn, async () => {
+        const d = parse();
+        if (d === undefined) return;
+        try { const r = await api("POST", "/api/flows/validate", { definition: d }); showErrs(r.errors || [], r.valid); } catch (x) { showErrs((x.body && x.body.errors) || [{ message: x.message }]); }
+      }));
+      const saveBtn = button(T.save_draft, { kind: "primary", size: "sm", icon: "check" });
+      saveBtn.addEventListener("click", () => busy(saveBtn, async () => {
+        const d = parse();
+        if (d === undefined) return;
+        clear(errs);
+        try {
+          const body2 = { name: name.value.trim(), definition: d };
+          let saved;
+          if (f) saved = await api("PUT", "/api/flows/" + f.id, body2);
+          else saved = await api("POST", "/api/flows", Object.assign(body2, { bot_id: botSel ? botSel.value : (currentBot() || {}).id }));
+          S.dirty = null;
+          await load();
+          toast(T.saved_ok, "ok");
+          open(flows.find((x) => x.id === saved.id) || saved);
+        } catch (x) { if (x.body && x.body.errors) showErrs(x.body.errors); else if (/name/.test(x.message)) { showError(editor, x); } else showErrs([{ message: x.message }]); }
+      }, T.saving));
+      json.addEventListener("input", () => { S.dirty = editor; S.dirtyPath = location.pathname; });
+      name.addEventListener("input", () => { S.dirty = editor; S.dirtyPath = location.pathname; });
+      // deploy
+      const deployBox = h("div", { class: "fc-deploy" });
+      if (f) {
+        const deps = f.deployments || [];
+        const checks = CHANNELS.map(([c, l]) => {
+          const dep = deps.find((d) => d.channel === c);
+          const undeploy = dep ? button(fmt(T.undeploy, { c }), { size: "sm", kind: "ghost", cls: "fc-btn-danger-ghost" }) : null;
+          if (undeploy) undeploy.addEventListener("click", () => busy(undeploy, async () => {
+            try { await api("POST", "/api/flows/" + f.id + "/undeploy", { channels: [c] }); await load(); open(flows.find((x) => x.id === f.id)); } catch (x) { fail(x); }
+          }));
+          return h("div", { class: "fc-deploy-row" }, h("label", { class: "fc-check" }, h("input", { type: "checkbox", name: "ch", value: c, checked: !dep }), h("span", null, l)),
+            dep ? h("span", { class: "fc-chip fc-chip-accent" }, fmt(T.version, { v: dep.version })) : h("span", { class: "fc-muted" }, T.not_deployed), undeploy);
+        });
+        const deployBtn = button(T.deploy, { kind: "primary", size: "sm", icon: "play" });
+        deployBtn.addEventListener("click", () => busy(deployBtn, async () => {
+          const chs = Array.from(deployBox.querySelectorAll("input[name=ch]:checked")).map((x) => x.value);
+          if (!chs.length) return;
+          try {
+            const r = await api("POST", "/api/flows/" + f.id + "/deploy", { channels: chs });
+            await load();
+            const nf = flows.find((x) => x.id === f.id);
+            const v = (r && ((r.deployed && r.deployed.version) || r.version)) || (nf && nf.latest_version) || "";
+            toast(fmt(T.deployed, { v, c: chs.join(", ") }), "ok");
+            open(nf);
+          } catch (x) { if (x.body && x.body.errors) showErrs(x.body.errors); else fail(x); }
+        }));
+        deployBox.append(h("div", { class: "fc-deploy-rows" }, checks), h("div", { class: "fc-form-actions" }, deployBtn));
+      }
+      // dry run
+      const msgs = textarea("dry", "Hi\nJane Doe\njane@example.com", { rows: 4, "aria-label": T.dry_messages });
+      const out = h("div", { class: "fc-dry-out", "aria-live": "polite" });
+      const runBtn = button(T.run, { size: "sm", icon: "play" });
+      runBtn.addEventListener("click", () => busy(runBtn, async () => {
+        const d = parse();
+        if (d === undefined) return;
+        try {
+          const r = await api("POST", f ? "/api/flows/" + f.id + "/dry-run" : "/api/flows/validate", f ? { messages: msgs.value.split("\n").filter((x) => x.trim()), definition: d } : { definition: d });
+          clear(out);
+          if (!f) { showErrs(r.errors || [], r.valid); return; }
+          const tr = r.transcript || [];
+          out.appendChild(h("div", { class: "fc-mini-label" }, T.transcript));
+          out.appendChild(h("div", { class: "fc-dry-transcript" }, tr.map((m) => {
+            const who = m.sender || m.role || (m.from === "visitor" ? "visitor" : "bot");
+            return h("div", { class: "fc-dry-msg fc-dry-" + (who === "visitor" ? "visitor" : "bot") }, str(m.text || m.content || (typeof m === "string" ? m : JSON.stringify(m))));
+          })));
+          if (r.effects && r.effects.length) out.append(h("div", { class: "fc-mini-label" }, T.effects), h("pre", { class: "fc-pre" }, JSON.stringify(r.effects, null, 2)));
+          if (r.variables) out.append(h("div", { class: "fc-mini-label" }, T.flow_vars), h("pre", { class: "fc-pre" }, JSON.stringify(r.variables, null, 2)));
+        } catch (x) { if (x.body && x.body.errors) showErrs(x.body.errors); else fail(x); }
+      }));
+      add(editor, [
+        card(null, null, [
+          h("div", { class: "fc-flow-top" }, h("div", { class: "fc-field fc-grow" }, h("label", { class: "fc-label", for: name.id = uid("fn") }, T.flow_name), name), botSel ? h("div", { class: "fc-field" }, h("span", { class: "fc-label" }, T.bot), botSel) : null,
+            f ? h("div", { class: "fc-flow-ver" }, h("span", { class: "fc-mini-label" }, T.draft), h("span", null, f.latest_version ? fmt(T.version, { v: f.latest_version }) : "—")) : null),
+          h("div", { class: "fc-field" }, h("div", { class: "fc-label-row" }, h("label", { class: "fc-label", for: json.id = uid("fj") }, T.definition), h("div", { class: "fc-toolbar-group" }, fmtBtn, valBtn, saveBtn)), json),
+          errs,
+          f ? h("div", { class: "fc-form-actions" }, button(T.delete, { size: "sm", kind: "ghost", icon: "trash", cls: "fc-btn-danger-ghost", onclick: async () => {
+            if (!(await confirmDialog(T.del_flow, f.name, T.delete, true))) return;
+            try { await api("DELETE", "/api/flows/" + f.id); await load(); S.dirty = null; open(flows[0] || null); } catch (x) { fail(x); }
+          } })) : null]),
+        f ? h("div", { class: "fc-grid-2 fc-flow-cards" }, card(T.deploy, null, deployBox), card(T.dry_run, null, [field(T.dry_messages, msgs), h("div", { class: "fc-form-actions" }, runBtn), out])) : null]);
+    }
+    return () => { S.dirty = null; };
+  };
 
   // ---------------------------------------------------------------- start
   if (D.readyState === "loading") D.addEventListener("DOMContentLoaded", route);
