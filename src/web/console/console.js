@@ -36,7 +36,6 @@
     new_password: "New password", repeat_password: "Repeat the password", setpw_button: "Set password and sign in",
     setpw_hint: "At least 10 characters.", setpw_mismatch: "The two passwords are not the same",
     setpw_short: "Use at least 10 characters", setpw_notoken: "This link has no token. Ask your admin for a new invite link.",
-    setpw_bad: "{e}. Ask your admin for a new invite link.",
     // shell
     nav_main: "Main", nav_admin: "Settings", signout: "Sign out", me_role_admin: "Admin", me_role_agent: "Agent",
     live: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…", reconnect_in: "Reconnecting in {s} s",
@@ -144,7 +143,7 @@
     sitemap: "Read the sitemap", title: "Title", content: "Text", question: "Question", answer: "Answer",
     file_pick: "File", file_hint: "PDF, HTML, Markdown, plain text or CSV.", all_bots: "Every bot", applies_to: "Used by",
     st_waiting: "Waiting", st_learning: "Learning", st_learned: "Learned", st_failed: "Failed",
-    chunks: "{n} passages", pages: "{n} pages", learned_at: "Learned {t}", relearn: "Learn again", relearning: "Learning again",
+    chunks: "{n} passages", chunk_one: "1 passage", pages: "{n} pages", page_one: "1 page", learned_at: "Learned {t}", relearn: "Learn again", relearning: "Learning again",
     del_source: "Delete this source?", del_source_text: "The bot stops answering from it at once.",
     sources_empty: "No sources yet. Add your website, a document or Q&A pairs.",
     unanswered_empty: "Nothing unanswered. Questions the bot can't answer show up here.",
@@ -157,7 +156,8 @@
     prev: "Previous", next: "Next", today_btn: "Today", doctor: "Doctor", all_doctors: "All doctors",
     bk_empty: "No appointments on this day.", bk_week_empty: "No appointments this week.",
     b_confirmed: "Confirmed", b_cancelled: "Cancelled", b_completed: "Completed", b_no_show: "No-show",
-    cancel_booking: "Cancel booking", complete: "Mark completed", no_show: "Mark no-show", cancel_reason: "Reason (optional)",
+    cancel_booking: "Cancel booking", complete: "Mark completed", no_show: "Mark no-show", cancel_reason: "Reason for cancelling",
+    src_api: "the API", src_external: "the website's booking form", src_chat: "chat",
     cancel_confirm: "Cancel this appointment?", service: "Service", when: "When", patient: "Patient", notes_l: "Notes",
     booking_n: "Booking #{id}", via: "Booked via {s}", status_l: "Status", timezone: "Times in {tz}",
     // leads
@@ -191,7 +191,7 @@
     flows_title: "Flows", flows_sub: "Scripted conversations: qualify, collect details, book, route to a person.",
     new_flow: "New flow", flow_name: "Name", definition: "Definition (JSON)", validate: "Validate", valid: "The flow is valid",
     format: "Format", save_draft: "Save draft", dry_run: "Dry run", run: "Run", dry_messages: "Visitor messages, one per line",
-    deploy: "Deploy", undeploy: "Stop on {c}", deployed: "Deployed version {v} to {c}", channels: "Channels",
+    deploy: "Deploy", undeploy: "Stop", undeploy_on: "Stop the flow on {c}", deployed: "Deployed version {v} to {c}", channels: "Channels",
     ch_widget: "Website widget", ch_api: "API channel", ch_rest: "REST", version: "v{v}", draft: "Draft",
     flows_empty: "No flows yet.", pick_flow: "Pick a flow or create one.", del_flow: "Delete this flow?",
     json_bad: "The definition is not valid JSON: {e}", effects: "Effects", transcript: "Transcript", flow_vars: "Variables",
@@ -333,11 +333,9 @@
     if (label && lab) lab.textContent = label;
     try { return await fn(); }
     finally {
-      if (btn.isConnected || true) {
-        btn.disabled = false;
-        btn.removeAttribute("aria-busy");
-        if (label && lab) lab.textContent = was;
-      }
+      btn.disabled = false;
+      btn.removeAttribute("aria-busy");
+      if (label && lab) lab.textContent = was;
     }
   }
 
@@ -922,7 +920,7 @@
           signedIn(s);
         } catch (x) {
           if (x.status === 422) { markField(pw, x.message); pw.focus(); return; }
-          err.textContent = x.status === 400 || x.status === 410 ? fmt(T.setpw_bad, { e: x.message.replace(/\.$/, "") }) : x.message;
+          err.textContent = x.message.charAt(0).toUpperCase() + x.message.slice(1);
           err.hidden = false;
         }
       });
@@ -1623,6 +1621,11 @@
       if (openIt && narrow.matches) { const f = side.querySelector("input, button, select, textarea, summary"); if (f) f.focus(); }
     }
     panelBtn.addEventListener("click", () => setPanel(!layout.classList.contains("fc-side-open")));
+    // On a tablet the panel is a drawer over the thread: its own close button, Escape, or a click beside it.
+    const sideClose = button(null, { kind: "ghost", icon: "x", aria: T.close, cls: "fc-side-close", onclick: () => { setPanel(false); panelBtn.focus(); } });
+    side.prepend(sideClose);
+    const outside = (e) => { if (narrow.matches && layout.classList.contains("fc-side-open") && !side.contains(e.target) && !panelBtn.contains(e.target)) setPanel(false); };
+    pane.addEventListener("pointerdown", outside);
     side.addEventListener("keydown", (e) => { if (e.key === "Escape" && narrow.matches) { setPanel(false); panelBtn.focus(); } });
     setPanel(false);
 
@@ -1651,7 +1654,7 @@
       closeBtn.hidden = !open;
       takeover.hidden = !open || mine || (c.owner === "agent" && !!c.agent);
       lock.hidden = mine;
-      lock.dataset.kind = !open ? "closed" : c.owner === "queued" ? "queued" : c.owner === "agent" ? "other" : "bot";
+      lock.dataset.kind = lockText.dataset.error ? "taken" : !open ? "closed" : c.owner === "queued" ? "queued" : c.owner === "agent" ? "other" : "bot";
       if (!lockText.dataset.error) {
         lockText.textContent = !open ? T.lock_closed
           : c.owner === "queued" ? fmt(T.lock_queued, { name, d: dur(Date.now() - (c.waiting_since || c.handoff_requested_at || Date.now())) })
@@ -1915,6 +1918,7 @@
           const msg = fmt(T.taken_by, { name: m[1].trim() });
           lockText.dataset.error = "1";
           lockText.textContent = msg;
+          lock.dataset.kind = "taken";
           toast(msg);
           api("GET", path + "/detail").then((d) => { upsert(d); touch(); paintState(); }).catch(() => {});
         } else fail(e);
@@ -2040,6 +2044,7 @@
         clearInterval(stateTicker);
         cancelAnimationFrame(relayoutFrame);
         D.removeEventListener("visibilitychange", onVisible);
+        pane.removeEventListener("pointerdown", outside);
         if (subscribed) Sock.send({ type: "unsubscribe", conversation_id: id });
         sideView.destroy();
         picker.destroy();
@@ -2871,10 +2876,10 @@
         const botLabel = s.bot_id ? botName(s.bot_id) : T.all_bots;
         return h("tr", { data: { id: s.id } },
           h("td", null, h("div", { class: "fc-src" }, h("span", { class: "fc-src-icon fc-src-" + s.type }, icon(SOURCE_ICON[s.type] || "file")),
-            h("div", { class: "fc-src-text" }, h("div", { class: "fc-src-title" }, str(s.title || s.url || s.question) || "#" + s.id),
+            h("div", { class: "fc-src-info" }, h("div", { class: "fc-src-title" }, str(s.title || s.url || s.question) || "#" + s.id),
               sub ? h("div", { class: "fc-src-sub", title: str(sub) }, str(sub)) : null))),
           h("td", null, srcStatus(s.status), s.error ? h("div", { class: "fc-src-error" }, s.error) : null),
-          h("td", { class: "fc-num" }, s.chunk_count ? fmt(T.chunks, { n: s.chunk_count }) : "—", s.type === "url" && s.pages_learned ? h("div", { class: "fc-muted" }, fmt(T.pages, { n: s.pages_learned })) : null),
+          h("td", { class: "fc-num" }, s.chunk_count ? fmt(s.chunk_count === 1 ? T.chunk_one : T.chunks, { n: s.chunk_count }) : "—", s.type === "url" && s.pages_learned ? h("div", { class: "fc-muted" }, fmt(s.pages_learned === 1 ? T.page_one : T.pages, { n: s.pages_learned })) : null),
           h("td", { class: "fc-nowrap" }, s.learned_at ? h("span", { title: full(s.learned_at) }, when(s.learned_at)) : "—", S.bots.length > 1 ? h("div", { class: "fc-muted" }, botLabel) : null),
           h("td", { class: "fc-actions" }, relearn, del));
       });
@@ -3042,7 +3047,7 @@
       const shown = list.filter((b) => b.status !== "cancelled");
       let start = 8 * 60, end = 18 * 60;
       for (const b of list) { const s = minutes(b.time), dd = durOf(b); start = Math.min(start, Math.floor(s / 60) * 60); end = Math.max(end, Math.ceil((s + dd) / 60) * 60); }
-      const PX = 1.1; // pixels per minute
+      const PX = 1.3; // pixels per minute
       const summary = h("div", { class: "fc-bk-summary" }, h("span", { class: "fc-chip fc-chip-accent" }, shown.length + " " + T.bookings.toLowerCase()),
         mode === "day" ? null : h("span", { class: "fc-muted" }, doctor ? (docs[0] || {}).name : T.all_doctors));
       body.appendChild(summary);
@@ -3078,6 +3083,7 @@
           h("span", { class: "fc-ev-time" }, b.time + "–" + hhmm(s + dd)), h("span", { class: "fc-ev-name" }, str(b.customer_name)), h("span", { class: "fc-ev-what" }, str(b.service) + (mode === "week" && !doctor && b.doctor_name ? " · " + b.doctor_name : "")));
           ev.style.top = (s - start) * PX + 1 + "px";
           ev.style.height = Math.max(22, dd * PX - 3) + "px";
+          if (dd * PX < 52) ev.classList.add("fc-ev-short");
           ev.style.left = "calc(" + (b._lane * 100 / lanes.length) + "% + 3px)";
           ev.style.width = "calc(" + (100 / lanes.length) + "% - 6px)";
           ev.style.setProperty("--ev", (doc && doc._color) || c.color || "#0f766e");
@@ -3092,7 +3098,7 @@
     }
     function durOf(b) { const a = Date.parse(b.starts_at || ""), e = Date.parse(b.ends_at || ""); return a && e && e > a ? Math.round((e - a) / MIN) : 30; }
     function openBooking(b) {
-      const reason = input("reason", "", { placeholder: T.cancel_reason, "aria-label": T.cancel_reason });
+      const reason = input("reason", "");
       const act = (path, label, kind) => button(label, { kind: kind || "secondary", onclick: async (e) => {
         const btn = e.currentTarget;
         if (path === "cancel" && !(await confirmDialog(T.cancel_confirm, [b.customer_name, b.date, b.time].join(" · "), T.cancel_booking, true))) return;
@@ -3106,7 +3112,7 @@
         });
       } });
       const rows = [[T.patient, [b.customer_name, b.customer_email, b.customer_phone].filter(Boolean).join(" · ")], [T.when, dateLabel(b.date, { weekday: "long", day: "numeric", month: "long" }) + " · " + b.time + "–" + hhmm(minutes(b.time) + durOf(b))],
-        [T.service, b.service], [T.doctor, b.doctor_name], [T.status_l, bookingStatus(b.status)], [T.notes_l, b.notes], [T.source, b.source ? fmt(T.via, { s: b.source }) : ""]].filter((r) => r[1]);
+        [T.service, b.service], [T.doctor, b.doctor_name], [T.status_l, bookingStatus(b.status)], [T.notes_l, b.notes], [T.source, b.source ? fmt(T.via, { s: T["src_" + b.source] || b.source }) : ""]].filter((r) => r[1]);
       const open = b.status === "confirmed";
       const dlg = dialog({
         title: fmt(T.booking_n, { id: b.id }),
@@ -3568,7 +3574,7 @@
         const deps = f.deployments || [];
         const checks = CHANNELS.map(([c, l]) => {
           const dep = deps.find((d) => d.channel === c);
-          const undeploy = dep ? button(fmt(T.undeploy, { c }), { size: "sm", kind: "ghost", cls: "fc-btn-danger-ghost" }) : null;
+          const undeploy = dep ? button(T.undeploy, { size: "sm", kind: "ghost", cls: "fc-btn-danger-ghost", aria: fmt(T.undeploy_on, { c: l }), title: fmt(T.undeploy_on, { c: l }) }) : null;
           if (undeploy) undeploy.addEventListener("click", () => busy(undeploy, async () => {
             try { await api("POST", "/api/flows/" + f.id + "/undeploy", { channels: [c] }); await load(); open(flows.find((x) => x.id === f.id)); } catch (x) { fail(x); }
           }));
