@@ -477,7 +477,19 @@
     else if (b.code === "csrf") msg = T.csrf;
     const err = new ApiError(r.status, msg, b);
     if (r.status === 401 && !opt.auth) signedOut(T.session_ended);
+    if (r.status === 403 && !opt.auth && S.me) {
+      // A refused token may have been replaced: take the session's current one and try once more.
+      if (b.code === "csrf" && !opt.retried && (await checkSession())) return api(method, path, body, Object.assign({}, opt, { retried: true }));
+      // Otherwise the role may have changed: the session says, and the shell follows.
+      if (b.code !== "csrf") recheckRole();
+    }
     throw err;
+  }
+  let roleCheck = 0;
+  function recheckRole() {
+    if (Date.now() - roleCheck < 3000) return;
+    roleCheck = Date.now();
+    checkSession();
   }
   const GET = (p) => api("GET", p);
   const q = (o) => {
@@ -809,13 +821,26 @@
   function checkSession() {
     return api("GET", "/api/auth/session").then((s) => {
       if (s && s.csrf_token) S.csrf = s.csrf_token;
-      if (s && s.agent && s.agent.role !== S.me.role) { S.me = s.agent; S.role = s.agent.role === "admin" ? "admin" : "agent"; buildShell(); route(); }
+      if (s && s.agent && S.me && s.agent.role !== S.me.role) {
+        S.me = s.agent;
+        S.role = s.agent.role === "admin" ? "admin" : "agent";
+        if (S.cleanup) { try { S.cleanup(); } catch (e) { /* rebuilding anyway */ } }
+        S.cleanup = null;
+        S.page = null;
+        S.inboxView = null;
+        S.dirty = null;
+        closeDialogs();
+        buildShell();
+        route();
+      }
       if (s && s.expires_at) { S.expires = s.expires_at; clearTimeout(expiryTimer); expiryTimer = setTimeout(checkSession, Math.min(Math.max(S.expires - Date.now() + 1000, 5000), 2147000000)); }
       return true;
     }).catch(() => false);
   }
+  function closeDialogs() { D.querySelectorAll("dialog.fc-dialog").forEach((x) => { if (x.open) x.close(); x.remove(); }); }
   function signedOut(msg) {
     if (!S.me) return;
+    closeDialogs();
     S.me = null;
     S.csrf = "";
     S.convs.clear();
@@ -1185,6 +1210,9 @@
     let id = f.conversation_id || (f.message && f.message.conversation_id) || (f.conversation && f.conversation.id) || null;
     switch (f.type) {
       case "inbox": {
+        // User Timing marks for benchmarks: the snapshot arrived (then fc:inbox-painted).
+        if (W.performance && performance.mark) performance.mark("fc:inbox");
+        S.markPaint = true;
         const seen = new Set();
         for (const it of f.conversations || []) { upsert(it); seen.add(it.id); }
         // A complete snapshot: open conversations it lacks ended while we were away.
@@ -1454,6 +1482,7 @@
         if (at !== want[i]) inbox.insertBefore(want[i], at || null);
       }
       while (inbox.children.length > want.length) inbox.lastElementChild.remove();
+      if (S.markPaint && S.synced) { S.markPaint = false; if (W.performance && performance.mark) performance.mark("fc:inbox-painted"); }
       let empty = inbox.querySelector(".fc-inbox-empty");
       if (!total) {
         if (!empty) inbox.appendChild(emptyBox());
