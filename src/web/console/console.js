@@ -311,6 +311,8 @@
     return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
   }
   function clone(v) { return v == null ? v : JSON.parse(JSON.stringify(v)); }
+  // localStorage may be missing or throw (privacy modes): preferences then last for the page only.
+  function store(k) { try { return W.localStorage.getItem(k); } catch (e) { return null; } }
 
   // Buttons: kind is "primary", "secondary" (default), "ghost", "danger"; label may be null for
   // an icon-only button (then aria is the accessible name).
@@ -449,7 +451,7 @@
     bots: [], agents: [], canned: null, cannedAt: 0,
     convs: new Map(), // id → inbox item (every conversation we know of)
     page: null, cleanup: null, dirty: null, after: null,
-    sound: localStorage.getItem("fc:sound") !== "off", presence: "online"
+    sound: store("fc:sound") !== "off", presence: "online"
   };
   const isAdmin = () => S.role === "admin";
 
@@ -1838,13 +1840,12 @@
           const r = await GET("/api/conversations/" + encodeURIComponent(id) + "/messages" + q({ after, limit: 100 }));
           const list = ((r && r.messages) || []).filter((m) => m.seq < minSeq);
           if (!list.length) { minSeq = 1; }
-          const wasPinned = pinned;
+          // Older messages go above what the agent is reading, which stays where it is on screen.
           pinned = false;
           list.forEach(insert);
           if (after === 0) minSeq = Math.min(minSeq, 1);
           doRelayout();
           thread.scrollTop = thread.scrollHeight - before;
-          pinned = wasPinned && false;
         } catch (e) { fail(e); }
       }, T.loading);
     }
@@ -3030,7 +3031,7 @@
   RENDER.bookings = (main) => {
     const wrap = h("div", { class: "fc-page fc-page-wide" });
     main.appendChild(wrap);
-    let tz = "UTC", doctors = [], mode = localStorage.getItem("fc:bk-mode") || "day", day = null, doctor = "", list = [], alive = true;
+    let tz = "UTC", doctors = [], mode = store("fc:bk-mode") || "day", day = null, doctor = "", list = [], alive = true;
     const body = h("div", { class: "fc-bk-body" });
     const label = h("h2", { class: "fc-bk-label", "aria-live": "polite" });
     const modeSeg = h("div", { class: "fc-seg fc-seg-sm", role: "radiogroup", "aria-label": T.day + " / " + T.week }, [["day", T.day], ["week", T.week]].map(([v, l]) => {
