@@ -1386,6 +1386,8 @@
       if (F.bot && c.bot_id !== F.bot) return false;
       if (F.unread && !(c.unread > 0)) return false;
       if (F.search) {
+        // The server searched every message (q); what is loaded is matched here at once.
+        if (hits.q === F.search && hits.ids.has(c.id)) return true;
         const ct = (c.variables && c.variables.contact) || {};
         const hay = norm([convName(c), ct.email, ct.phone, c.last_message && c.last_message.content, c.id, c.external_id].join(" "));
         for (const w of norm(F.search).split(/\s+/)) if (w && hay.indexOf(w) < 0) return false;
@@ -1501,12 +1503,29 @@
 
     // --- REST pages (closed conversations, and the open ones past the socket's 500)
     let restCursor = undefined, restKey = "";
+    const hits = { q: "", ids: new Set() };
+    let searchSeq = 0;
+    const serverSearch = debounce(async () => {
+      const text = F.search, n = ++searchSeq;
+      if (text.length < 2) { hits.q = ""; hits.ids = new Set(); return; }
+      const o = { q: text.slice(0, 100), limit: 100, bot_id: F.bot };
+      if (F.status !== "all") o.status = F.status;
+      try {
+        const r = await GET("/api/conversations" + q(o));
+        if (n !== searchSeq) return;
+        hits.q = text;
+        hits.ids = new Set();
+        for (const it of (r && r.conversations) || []) { upsert(it); hits.ids.add(it.id); }
+        schedule();
+      } catch (e) { /* the local match stands */ }
+    }, 300);
     function restQuery(cursor) {
       const o = { limit: 100, cursor };
       if (F.status !== "all") o.status = F.status;
       if (F.owner === "mine") { o.owner = "agent"; o.agent_id = S.me.id; }
       else if (F.owner) o.owner = F.owner;
       if (F.agent) o.agent_id = F.agent;
+      if (F.bot) o.bot_id = F.bot;
       if (F.unread) o.unread = "true";
       return "/api/conversations" + q(o);
     }
@@ -1531,12 +1550,13 @@
       paintMoreCount();
       schedule();
       if (F.status !== "open") fetchPage(false).catch(fail);
+      if (F.search) serverSearch();
     }
     [owner, status, agentSel, botSel, unread].forEach((e) => e.addEventListener("change", refilter));
-    search.addEventListener("input", debounce(() => { F.search = search.value.trim(); schedule(); }, 120));
+    search.addEventListener("input", debounce(() => { F.search = search.value.trim(); schedule(); serverSearch(); }, 120));
     search.addEventListener("keydown", (e) => {
       if (e.key === "ArrowDown") { const f = inbox.querySelector(".fc-conv"); if (f) { e.preventDefault(); f.focus(); } }
-      if (e.key === "Escape" && search.value) { search.value = ""; F.search = ""; schedule(); }
+      if (e.key === "Escape" && search.value) { search.value = ""; F.search = ""; schedule(); serverSearch(); }
     });
     // ↑/↓ walk the list.
     inbox.addEventListener("keydown", (e) => {
