@@ -1048,6 +1048,12 @@
   function unlockAudio() {
     const AC = W.AudioContext || W.webkitAudioContext;
     if (!AC) return;
+    // Only while the person is using the page, else the browser refuses (and says so in the console).
+    if (navigator.userActivation && !navigator.userActivation.isActive) {
+      D.addEventListener("pointerdown", unlockAudio, { once: true, capture: true });
+      D.addEventListener("keydown", unlockAudio, { once: true, capture: true });
+      return;
+    }
     try {
       audio = audio || new AC();
       if (audio.state === "suspended") audio.resume();
