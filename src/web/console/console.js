@@ -22,15 +22,15 @@
   // ---------------------------------------------------------------- words
   const T = {
     app: "frontdesk", console_title: "{page} · frontdesk", loading: "Loading…", retry: "Try again",
-    skip: "Skip to content", optional: "optional", save: "Save changes", saving: "Saving…", saved: "Saved",
-    cancel: "Cancel", close: "Close", delete: "Delete", discard: "Discard", add: "Add", remove: "Remove",
+    skip: "Skip to content", optional: "optional", save: "Save changes", saving: "Saving…",
+    cancel: "Cancel", close: "Close", delete: "Delete", discard: "Discard", remove: "Remove",
     copy: "Copy", copied: "Copied to the clipboard", copy_failed: "Copy it by hand: the browser refused",
     unsaved: "You have unsaved changes", leave_unsaved: "You have unsaved changes. Leave this page and lose them?",
     edit: "Edit", yes: "Yes", no: "No", none: "None", all: "All", default_: "Server default", confirm: "Confirm",
     // sign-in
     signin_title: "Sign in to your front desk", signin_sub: "Answer your patients' chats and run your assistant.",
     email: "Email", password: "Password", signin: "Sign in", signing_in: "Signing in…",
-    signin_rate: "Too many attempts. Try again in {s} s.", signin_failed: "Could not sign in: {e}",
+    signin_rate: "Too many attempts. Try again in {s} s.", signin_empty: "Enter your email and password.",
     session_ended: "Your session has ended. Please sign in again.", signed_out: "You have signed out.",
     setpw_title: "Choose your password", setpw_sub: "You'll use it with your email to sign in.",
     new_password: "New password", repeat_password: "Repeat the password", setpw_button: "Set password and sign in",
@@ -39,7 +39,7 @@
     // shell
     nav_main: "Main", nav_admin: "Settings", signout: "Sign out", me_role_admin: "Admin", me_role_agent: "Agent",
     live: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…", reconnect_in: "Reconnecting in {s} s",
-    offline: "Offline", alerts_on: "Turn on desktop alerts", alerts_granted: "Desktop alerts are on",
+    offline: "Offline", alerts_on: "Turn on desktop alerts", alerts_turn_on: "Turn on alerts", alerts_blocked: "Alerts blocked",
     alerts_denied: "Desktop alerts are blocked in this browser's site settings",
     sound_on: "Sound alerts on", sound_off: "Sound alerts off", presence_online: "Online", presence_away: "Away",
     presence_label: "Your status: {p}. Click to switch.",
@@ -62,11 +62,11 @@
     waiting: "Waiting {d}", awaiting: "Awaiting reply {d}", unread: "{n} unread", conv_count: "{n} open",
     no_messages: "No messages yet", attachment: "Attachment",
     pick_conv: "Pick a conversation", pick_conv_sub: "Conversations waiting for a person come first, with how long they've waited.",
-    handoff_notif: "{name} is asking for a person", handoff_notif_body: "{text}",
+    handoff_notif: "{name} is asking for a person",
     // conversation
     take_over: "Take over", taking_over: "Taking over…", hand_back: "Hand back to bot", close_conv: "Close",
     close_confirm: "Close this conversation?", close_confirm_text: "The visitor will see that the conversation has ended. This can't be undone.",
-    owner_bot: "Bot", owner_queued: "Waiting", owner_agent: "{name}", owner_you: "You", closed: "Closed",
+    owner_bot: "Bot", owner_you: "You", closed: "Closed",
     lock_bot: "The bot is answering. Take over to reply yourself.",
     lock_queued: "{name} asked for a person {d} ago.", lock_other: "{agent} is handling this conversation.",
     lock_closed: "This conversation is closed.", taken_by: "{name} already has this conversation",
@@ -78,7 +78,7 @@
     fallback: "Built-in answer", sources: "Sources", offered: "Offered",
     ev_queued: "{by} asked for a person", ev_agent: "{agent} took over", ev_bot: "Handed back to the bot",
     ev_closed: "Conversation closed", by_visitor: "The visitor", by_bot: "The bot", by_api: "The API", by_system: "The system",
-    by_agent: "An agent", by_rule: "The bot's hand-off rule", reason: "“{r}”",
+    by_agent: "An agent", by_rule: "The bot's hand-off rule",
     conv_missing: "This conversation doesn't exist, or it belongs to another workspace.",
     details_toggle: "Contact and details", back_list: "Back to the list",
     today: "Today", yesterday: "Yesterday",
@@ -90,13 +90,13 @@
     bookings: "Bookings", upcoming: "Upcoming", past: "Past", no_bookings: "No bookings.",
     notes: "Internal notes", notes_hint: "Only your team sees notes.", add_note: "Add note", note_ph: "Write a note for your team…",
     no_notes: "No notes yet.", notes_unavailable: "Notes are not available on this server yet.",
-    variables: "Conversation details", no_variables: "Nothing recorded yet.", channel: "Channel", started: "Started",
-    previous: "Previous conversations", no_previous: "None found.", activity: "Activity", tokens: "Model tokens",
+    variables: "Conversation details", channel: "Channel", started: "Started",
+    previous: "Previous conversations", no_previous: "None found.", tokens: "Model tokens",
     interest: "Interest", source: "Source",
     // stages
     st_new: "New", st_contacted: "Contacted", st_qualified: "Qualified", st_converted: "Converted", st_lost: "Lost",
     // admin common
-    bot_pick: "Bot", saved_ok: "Changes saved", discard_ok: "Changes discarded", not_saved: "Not saved",
+    bot_pick: "Bot", saved_ok: "Changes saved", discard_ok: "Changes discarded",
     // bot page
     bot_title: "Bot settings", bot_sub: "What your assistant says, knows and when it calls a person.",
     bot_name_l: "Name", bot_active: "Active", bot_active_hint: "An inactive bot's widget doesn't load.",
@@ -134,7 +134,7 @@
     string_key: "Text", string_value: "Your wording", sec_look: "Look", sec_words: "Words", sec_behaviour: "Behaviour",
     preview: "Live preview", preview_note: "Unsaved changes show here at once. Conversations started in the preview are real.",
     embed: "Embed on your site", embed_hint: "Paste before </body> on every page that should show the chat.",
-    preview_missing: "The preview page is not available on this server yet.", reload_preview: "Reload preview",
+    reload_preview: "Reload preview",
     // knowledge
     kn_title: "Knowledge", kn_sub: "What the bot answers from, and the questions it couldn't answer.",
     sources_tab: "Sources", unanswered_tab: "Unanswered questions", add_source: "Add source",
@@ -143,14 +143,15 @@
     sitemap: "Read the sitemap", title: "Title", content: "Text", question: "Question", answer: "Answer",
     file_pick: "File", file_hint: "PDF, HTML, Markdown, plain text or CSV.", all_bots: "Every bot", applies_to: "Used by",
     st_waiting: "Waiting", st_learning: "Learning", st_learned: "Learned", st_failed: "Failed",
-    chunks: "{n} passages", chunk_one: "1 passage", pages: "{n} pages", page_one: "1 page", learned_at: "Learned {t}", relearn: "Learn again", relearning: "Learning again",
+    chunks: "{n} passages", chunk_one: "1 passage", pages: "{n} pages", page_one: "1 page", relearn: "Learn again", relearning: "Learning again",
     del_source: "Delete this source?", del_source_text: "The bot stops answering from it at once.",
     sources_empty: "No sources yet. Add your website, a document or Q&A pairs.",
     unanswered_empty: "Nothing unanswered. Questions the bot can't answer show up here.",
     asked: "Asked {n}×", last_asked: "last {t}", answer_ph: "Write the answer the bot should give…",
     add_answer: "Save as Q&A", dismiss: "Dismiss", answered: "Added to the knowledge base as a Q&A",
     try_q: "Try a question", try_ph: "e.g. Is there parking?", ask: "Ask", would_answer: "The bot would answer",
-    no_answer: "The bot has no answer from its knowledge.", col_event: "Event", col_attempts: "Attempts", col_source: "Source", col_learned: "Learned", col_when: "Last learned", uploading: "Uploading…", open_conv: "Open conversation",
+    no_answer: "The bot has no answer from its knowledge.", col_key: "Key", col_http: "HTTP", conv_id: "Conversation id",
+    ic_chat: "Chat", ic_help: "Help", ic_calendar: "Calendar", ic_tooth: "Tooth", col_event: "Event", col_attempts: "Attempts", col_source: "Source", col_learned: "Learned", col_when: "Last learned", open_conv: "Open conversation",
     // bookings
     bk_title: "Bookings", bk_sub: "The practice's appointments per doctor.", day: "Day", week: "Week",
     prev: "Previous", next: "Next", today_btn: "Today", doctor: "Doctor", all_doctors: "All doctors",
@@ -182,7 +183,7 @@
     wh_title: "Webhooks", wh_sub: "Send events to your other systems, signed and retried until delivered.",
     add_endpoint: "Add endpoint", endpoint: "Endpoint", description: "Description", events: "Events",
     all_events: "All events", wh_enabled: "Enabled", wh_disabled: "Disabled", deliveries: "Delivery log",
-    redeliver: "Redeliver", redelivered: "Queued for delivery again", attempts: "{n} attempts", secret: "Signing secret",
+    redeliver: "Redeliver", redelivered: "Queued for delivery again", secret: "Signing secret",
     reveal: "Reveal secret", rotate: "Rotate secret", rotated: "Secret rotated; the old one keeps signing for 24 hours.",
     del_endpoint: "Delete this endpoint?", wh_empty: "No endpoints yet.", wh_empty_text: "Add an HTTPS address to receive events such as new bookings, new leads and hand-off requests.", del_empty: "No deliveries yet.",
     d_pending: "Pending", d_delivered: "Delivered", d_dead: "Failed", failing_since: "Failing since {t}",
@@ -191,9 +192,9 @@
     flows_title: "Flows", flows_sub: "Scripted conversations: qualify, collect details, book, route to a person.",
     new_flow: "New flow", flow_name: "Name", definition: "Definition (JSON)", validate: "Validate", valid: "The flow is valid",
     format: "Format", save_draft: "Save draft", dry_run: "Dry run", run: "Run", dry_messages: "Visitor messages, one per line",
-    deploy: "Deploy", undeploy: "Stop", undeploy_on: "Stop the flow on {c}", deployed: "Deployed version {v} to {c}", channels: "Channels",
+    deploy: "Deploy", undeploy: "Stop", undeploy_on: "Stop the flow on {c}", deployed: "Deployed version {v} to {c}",
     ch_widget: "Website widget", ch_api: "API channel", ch_rest: "REST", version: "v{v}", draft: "Draft",
-    flows_empty: "No flows yet.", pick_flow: "Pick a flow or create one.", del_flow: "Delete this flow?",
+    flows_empty: "No flows yet.", del_flow: "Delete this flow?",
     json_bad: "The definition is not valid JSON: {e}", effects: "Effects", transcript: "Transcript", flow_vars: "Variables",
     not_deployed: "Not deployed"
   };
@@ -891,7 +892,7 @@
       err.hidden = true;
       info.hidden = true;
       if (!email.value.trim() || !pw.value) {
-        err.textContent = "Enter your email and password.";
+        err.textContent = T.signin_empty;
         err.hidden = false;
         (email.value.trim() ? pw : email).focus();
         return;
@@ -1028,7 +1029,7 @@
     clear(a);
     a.hidden = !("Notification" in W) || perm === "granted";
     a.appendChild(icon(perm === "denied" ? "belloff" : "bell"));
-    a.appendChild(h("span", { class: "fc-btn-label" }, perm === "denied" ? "Alerts blocked" : "Turn on alerts"));
+    a.appendChild(h("span", { class: "fc-btn-label" }, perm === "denied" ? T.alerts_blocked : T.alerts_turn_on));
     a.title = perm === "denied" ? T.alerts_denied : T.alerts_on;
     a.disabled = perm === "denied";
     const s = shell.soundBtn;
@@ -2395,7 +2396,7 @@
       delete vars.contact;
       const rows = [[T.channel, str(c.channel)], [T.started, full(c.created_at)], [T.bot, botName(c.bot_id)]];
       if (detail && detail.model_usage && detail.model_usage.total_tokens) rows.push([T.tokens, String(detail.model_usage.total_tokens)]);
-      rows.push(["id", c.id]);
+      rows.push([T.conv_id, c.id]);
       const list = flat(vars, "", []);
       clear(varsBox).appendChild(h("dl", { class: "fc-dl" }, rows.concat(list).map(([k, v]) =>
         [h("dt", null, k), h("dd", { title: v.length > 60 ? v : null }, v.length > 160 ? v.slice(0, 160) + "…" : v)])));
@@ -2749,7 +2750,7 @@
           field(T.colour, colorText, { hint: T.colour_hint, wrap: (c) => h("div", { class: "fc-color" }, colorPick, c, swatches) }),
           h("div", { class: "fc-grid-2" },
             h("div", { class: "fc-field" }, h("span", { class: "fc-label" }, T.position), radios("position", [["bottom-right", T.pos_right], ["bottom-left", T.pos_left]], w.position || "bottom-right")),
-            h("div", { class: "fc-field" }, h("span", { class: "fc-label" }, T.launcher_icon), radios("launcher_icon", [["chat", "Chat"], ["help", "Help"], ["calendar", "Calendar"], ["tooth", "Tooth"]], w.launcher_icon || "chat", true))),
+            h("div", { class: "fc-field" }, h("span", { class: "fc-label" }, T.launcher_icon), radios("launcher_icon", [["chat", T.ic_chat], ["help", T.ic_help], ["calendar", T.ic_calendar], ["tooth", T.ic_tooth]], w.launcher_icon || "chat", true))),
           field(T.launcher_text, W_("launcher_text", w.launcher_text, { maxLength: 40 }), { hint: T.launcher_text_hint }),
           h("div", { class: "fc-grid-2" },
             field(T.w_title, W_("title", w.title, { placeholder: bot.name }), { hint: T.w_title_hint }),
@@ -3387,7 +3388,7 @@
           h("td", { class: "fc-actions" }, revoke));
       });
       body.appendChild(h("div", { class: "fc-card fc-table-card" }, h("table", { class: "fc-table" },
-        h("thead", null, h("tr", null, h("th", null, T.key_name), h("th", null, "Key"), h("th", null, T.created.replace(" {t}", "")), h("th", null, T.last_used.replace(" {t}", "")), h("th", null, T.status), h("th", { class: "fc-actions" }, h("span", { class: "fc-sr" }, T.revoke)))),
+        h("thead", null, h("tr", null, h("th", null, T.key_name), h("th", null, T.col_key), h("th", null, T.created.replace(" {t}", "")), h("th", null, T.last_used.replace(" {t}", "")), h("th", null, T.status), h("th", { class: "fc-actions" }, h("span", { class: "fc-sr" }, T.revoke)))),
         h("tbody", null, rows))));
     }
     function create() {
@@ -3471,7 +3472,7 @@
       const tbody = h("tbody");
       const more = button(T.older, { size: "sm", kind: "ghost", hidden: true });
       let before = null;
-      const table = h("table", { class: "fc-table fc-deliveries" }, h("thead", null, h("tr", null, h("th", null, T.col_event), h("th", null, T.status), h("th", null, T.col_attempts), h("th", null, "HTTP"), h("th", null, T.when), h("th", { class: "fc-actions" }, h("span", { class: "fc-sr" }, T.redeliver)))), tbody);
+      const table = h("table", { class: "fc-table fc-deliveries" }, h("thead", null, h("tr", null, h("th", null, T.col_event), h("th", null, T.status), h("th", null, T.col_attempts), h("th", null, T.col_http), h("th", null, T.when), h("th", { class: "fc-actions" }, h("span", { class: "fc-sr" }, T.redeliver)))), tbody);
       pane.appendChild(card(T.deliveries, null, [table, h("div", { class: "fc-table-foot" }, more)], { flush: true, actions: filt }));
       async function loadDel(reset) {
         if (reset) { clear(tbody); before = null; }
@@ -3517,7 +3518,7 @@
       const submit = button(w ? T.save : T.add_endpoint, { kind: "primary", type: "submit" });
       const dlg = dialog({
         title: w ? T.endpoint : T.add_endpoint, form: true, wide: true,
-        body: [field("URL", input("url", w ? w.url : "", { type: "url", placeholder: "https://example.com/hooks/frontdesk", spellcheck: false })),
+        body: [field(T.url, input("url", w ? w.url : "", { type: "url", placeholder: "https://example.com/hooks/frontdesk", spellcheck: false })),
           field(T.description, input("description", w ? w.description : ""), { optional: true }),
           h("div", { class: "fc-field" }, h("span", { class: "fc-label" }, T.events), h("label", { class: "fc-check" }, allBox, h("span", null, T.all_events)), evBoxes)],
         actions: [button(T.cancel, { onclick: () => dlg.close() }), submit],
