@@ -48,6 +48,8 @@ pub struct ConversationView {
     pub channel: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// The CRM contact (patient or customer) the conversation is linked to, once known.
+    pub contact_id: Option<i64>,
     pub variables: serde_json::Value,
     pub last_seq: i64,
     /// Highest `seq` the agents and the visitor have read.
@@ -172,6 +174,7 @@ pub fn view_of(
         status: row.status.clone(),
         owner: row.owner.clone(),
         agent,
+        contact_id: row.contact_id,
         channel: row.channel.clone(),
         external_id: row.external_id.clone(),
         variables: serde_json::from_str(&row.variables).unwrap_or_default(),

@@ -12,16 +12,9 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::schema::{agents, contacts, conversations, messages};
-use super::{lock_workspace, write_tx, DbConn, DbError, Guarded};
+use super::{lock_workspace, lower, write_tx, DbConn, DbError, Guarded};
 use crate::crm::signals::{normalize_email, normalize_phone};
 use crate::on_backend;
-
-#[diesel::declare_sql_function]
-extern "SQL" {
-    fn lower(
-        x: diesel::sql_types::Nullable<diesel::sql_types::Text>,
-    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
-}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = contacts)]

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::conversations::{self, ConversationRow, ConversationView};
 use super::messages::MessageRow;
-use super::schema::{agents, bots, conversations as c_table, messages};
-use super::{DbConn, DbError};
+use super::schema::{agents, bots, contacts, conversations as c_table, messages};
+use super::{lower, DbConn, DbError};
 use crate::on_backend;
 
 /// What a list of conversations may be narrowed to.
@@ -26,6 +26,23 @@ pub struct InboxFilter {
     /// Started at or after / before these times (ms).
     pub from: Option<i64>,
     pub to: Option<i64>,
+    /// Only the conversations of this bot (its row id).
+    pub bot_id: Option<i64>,
+    /// Only the conversations linked to this CRM contact.
+    pub contact_id: Option<i64>,
+    /// Words to find, case-insensitively, in the contact's name or email or in what the visitor
+    /// or an agent wrote.
+    pub search: Option<String>,
+}
+
+/// A `LIKE` pattern matching `text` anywhere, its own `%`, `_` and `\` taken literally.
+fn contains_pattern(text: &str) -> String {
+    let escaped: String = text
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+        .collect();
+    format!("%{escaped}%")
 }
 
 /// Where the next page starts: after this conversation.
@@ -113,6 +130,31 @@ fn rows_after(
         }
         if let Some(to) = filter.to {
             q = q.filter(c_table::created_at.lt(to));
+        }
+        if let Some(bot_id) = filter.bot_id {
+            q = q.filter(c_table::bot_id.eq(bot_id));
+        }
+        if let Some(contact_id) = filter.contact_id {
+            q = q.filter(c_table::contact_id.eq(contact_id));
+        }
+        if let Some(search) = &filter.search {
+            let pattern = contains_pattern(search);
+            let contacts_found = contacts::table
+                .filter(contacts::workspace_id.eq(workspace_id))
+                .filter(
+                    lower(contacts::name.nullable())
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .or(lower(contacts::email.nullable()).like(pattern.clone()).escape('\\')),
+                )
+                .select(contacts::id.nullable());
+            let messages_found = messages::table
+                .filter(messages::workspace_id.eq(workspace_id))
+                // What people wrote: the bot's words (its welcome, above all) would match everywhere.
+                .filter(messages::sender.eq_any(["visitor", "agent"]))
+                .filter(lower(messages::content.nullable()).like(pattern).escape('\\'))
+                .select(messages::conversation_id);
+            q = q.filter(c_table::contact_id.eq_any(contacts_found).or(c_table::id.eq_any(messages_found)));
         }
         if let Some(cursor) = after {
             q = q.filter(

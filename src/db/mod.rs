@@ -421,3 +421,11 @@ pub fn describe_pg_failure(url: &str, err: &diesel::ConnectionError) -> String {
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// SQL's `lower()`, for case-insensitive matching on both backends.
+    fn lower(
+        x: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}

@@ -5,17 +5,10 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::schema::contacts;
-use super::{lock_workspace, DbConn, DbError, Guarded};
+use super::{lock_workspace, lower, DbConn, DbError, Guarded};
 use crate::crm::signals::{normalize_email, normalize_phone};
 use crate::on_backend;
 use crate::webhooks::outbox;
-
-#[diesel::declare_sql_function]
-extern "SQL" {
-    fn lower(
-        x: diesel::sql_types::Nullable<diesel::sql_types::Text>,
-    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
-}
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = contacts)]

@@ -235,6 +235,13 @@ pub struct ListConversations {
     pub from: Option<String>,
     /// Started before this time.
     pub to: Option<String>,
+    /// Only this bot's conversations (its public id).
+    pub bot_id: Option<String>,
+    /// Only the conversations of this CRM contact (a patient's or customer's id).
+    pub contact_id: Option<i64>,
+    /// Words in the contact's name or email or in what the visitor or an agent wrote (2 to 100
+    /// characters).
+    pub q: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<usize>,
 }
@@ -277,6 +284,14 @@ pub async fn list_conversations(
         }
         None => None,
     };
+    let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    if search.as_ref().is_some_and(|s| s.chars().count() < 2 || s.chars().count() > 100) {
+        return Err(ApiError::bad_request("invalid query parameter `q`: 2 to 100 characters"));
+    }
+    let bot_id = match q.bot_id {
+        Some(public_id) => Some(chat.workspace_bot(caller.workspace_id, Some(public_id)).await?.id),
+        None => None,
+    };
     let filter = InboxFilter {
         status: q.status,
         owner: q.owner,
@@ -284,6 +299,9 @@ pub async fn list_conversations(
         unread: q.unread,
         from: parse_time("from", q.from)?,
         to: parse_time("to", q.to)?,
+        bot_id,
+        contact_id: q.contact_id,
+        search,
     };
     let workspace_id = caller.workspace_id;
     let (items, next) =

@@ -652,6 +652,16 @@ pub async fn download(
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = super::auth::workspace_of_any(&req, &chat).await?;
     let id = req.match_info().get("id").unwrap_or_default().to_owned();
+    serve_upload(&chat, &knowledge, workspace_id, id).await
+}
+
+/// The bytes of the workspace's upload `id`, as a document that can run nothing.
+pub async fn serve_upload(
+    chat: &Chat,
+    knowledge: &Knowledge,
+    workspace_id: i64,
+    id: String,
+) -> Result<HttpResponse, ApiError> {
     let row = chat
         .db
         .run(move |conn| uploads::get(conn, workspace_id, &id))
@@ -671,5 +681,7 @@ pub async fn download(
         // a download-safe document, not a page that runs in our origin).
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
+        // Pages of the clinic's site show a visitor's picture in the widget.
+        .insert_header(("Cross-Origin-Resource-Policy", "cross-origin"))
         .body(bytes))
 }

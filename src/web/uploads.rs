@@ -8,16 +8,15 @@
 //! within `FRONTDESK_WIDGET_UPLOAD_MAX_BYTES` and one of [`UPLOAD_TYPES`] by its content.
 
 use actix_multipart::Multipart;
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use crate::chat::Chat;
 use crate::crypto::SecretBox;
-use crate::db::uploads::{self, UploadRow};
+use crate::db::uploads::UploadRow;
 use crate::error::ApiError;
 use crate::http::cors;
-use crate::http::knowledge::{receive_files, UploadPolicy};
+use crate::http::knowledge::{receive_files, serve_upload, UploadPolicy};
 use crate::knowledge::Knowledge;
 use crate::web::widget_config::UPLOAD_TYPES;
 
@@ -119,24 +118,5 @@ pub async fn download(
         return Err(ApiError::not_found("file not found"));
     }
     let bot = chat.public_bot(&bot_id).await?;
-    let workspace_id = bot.workspace_id;
-    let row = chat
-        .db
-        .run(move |conn| uploads::get(conn, workspace_id, &id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("file not found"))?;
-    let files = knowledge.files.clone();
-    let hash = row.sha256.clone();
-    let bytes = web::block(move || files.read(&hash))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|err| ApiError::internal(format!("stored file {} unreadable: {err}", row.sha256)))?;
-    Ok(HttpResponse::Ok()
-        .content_type(row.content_type.clone())
-        .insert_header((header::CONTENT_DISPOSITION, format!("inline; filename=\"{}\"", row.filename)))
-        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
-        .insert_header(("Cross-Origin-Resource-Policy", "cross-origin"))
-        .body(bytes))
+    serve_upload(&chat, &knowledge, bot.workspace_id, id).await
 }

@@ -319,8 +319,11 @@ async fn agents_see_and_touch_only_their_own_workspace(backend: Backend) {
     let (status, _) =
         app.post(&a_token, &format!("/api/conversations/{conversation}/takeover"), json!({ "agent_id": b_id })).await;
     assert_eq!(status, 403);
-    // An agent's token reaches only the conversation routes.
-    let (status, _) = app.get(&a_token, "/api/bookings").await;
+    // An agent's token reaches the conversations and what the inbox shows beside them, not
+    // the admin routes.
+    let (status, _) = app.get(&a_token, "/api/webhooks").await;
+    assert_eq!(status, 403);
+    let (status, _) = app.post(&a_token, "/api/bookings", json!({})).await;
     assert_eq!(status, 403);
     // B's socket refuses A's conversation and heard nothing of it.
     let refused = b_socket.command(json!({ "type": "take_over", "conversation_id": conversation })).await;

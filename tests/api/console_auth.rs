@@ -16,6 +16,7 @@ on_both_backends!(
     changes_made_with_the_cookie_need_the_csrf_token,
     the_server_enforces_roles_for_console_sessions,
     notes_and_canned_replies_stay_in_their_workspace,
+    the_inbox_finds_conversations_by_words_contact_and_bot,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -324,4 +325,46 @@ async fn the_console_page_is_served_with_its_hashed_files() {
     let preview = app.http.get(app.url(&format!("/console/preview/{}", app.a.bot_id))).send().await.unwrap();
     assert_eq!(preview.status(), 200);
     assert!(preview.text().await.unwrap().contains(&app.a.bot_id));
+}
+
+async fn found_ids(app: &TestApp, query: &str) -> Vec<String> {
+    let (status, body) = app.get(&app.a.api_key, &format!("/api/conversations?{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn the_inbox_finds_conversations_by_words_contact_and_bot(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let about_parking = app.start_conversation().await;
+    app.say(&about_parking, "Is there PARKING nearby?").await;
+    let dana = app.start_conversation().await;
+    let (status, _) = status_json(
+        app.http
+            .patch(app.url(&format!("/api/conversations/{dana}/variables")))
+            .bearer_auth(&app.a.api_key)
+            .json(&json!({ "contact": { "name": "Dana Reyes", "email": "dana.r@mail.com" } }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let literal = app.start_conversation().await;
+    app.say(&literal, "a 100% sure thing").await;
+    assert_eq!(found_ids(&app, "q=parking").await, [about_parking.clone()], "a word of a message, whatever its case");
+    assert_eq!(found_ids(&app, "q=reyes").await, [dana.clone()], "the contact's name");
+    assert_eq!(found_ids(&app, "q=DANA.R%40mail").await, [dana.clone()], "the contact's email");
+    assert_eq!(found_ids(&app, "q=100%25").await, [literal.clone()], "a % is a character, not a wildcard");
+    assert!(found_ids(&app, "q=nothing+like+this").await.is_empty());
+    assert_eq!(found_ids(&app, &format!("bot_id={}&q=parking", app.a.bot_id)).await, [about_parking]);
+    assert_eq!(app.get(&app.a.api_key, &format!("/api/conversations?bot_id={}", app.b.bot_id)).await.0, 404);
+    assert_eq!(app.get(&app.a.api_key, "/api/conversations?q=a").await.0, 400);
+    assert!(found_ids(&app, "q=parking").await.iter().all(|id| id != &dana));
+    // The contact's other conversations.
+    let (_, detail) = app.get(&app.a.api_key, &format!("/api/conversations/{dana}")).await;
+    let contact_id = detail["contact_id"].as_i64().unwrap_or_else(|| panic!("linked to a contact: {detail}"));
+    assert_eq!(found_ids(&app, &format!("contact_id={contact_id}")).await, [dana.clone()]);
+    // Another workspace's words are not found.
+    let (_, other) = app.get(&app.b.api_key, "/api/conversations?q=parking").await;
+    assert_eq!(other["conversations"], json!([]));
 }

@@ -306,6 +306,7 @@
       else if (cmd === "toggle") setOpen(!isOpen, true);
       else if (cmd === "identify") identify(a[1]);
       else if (cmd === "send") { if (typeof a[1] === "string") send(a[1]); }
+      else if (cmd === "configure") configure(a[1]);
       else if (cmd === "on") {
         if (handlers[a[1]] && typeof a[2] === "function") {
           handlers[a[1]].push(a[2]);
@@ -328,6 +329,7 @@
   // ---------------------------------------------------------------- boot
   function start() {
     var tries = 0;
+    listenForPreview();
     (function get() {
       fetch(BASE + "/widget/config/" + encodeURIComponent(BOT), { credentials: "omit" }).then((r) => {
         return r.json().catch(() => { return {}; }).then((j) => {
@@ -1458,6 +1460,64 @@
         o.stop(t + n[1] + 0.32);
       });
     } catch (e) { /* no sound is fine */ }
+  }
+
+  // ---------------------------------------------------------------- live preview
+  // frontdesk('configure', partial) shows appearance settings at once, for the console's live
+  // preview: primary_color, position, title, subtitle, launcher {text, icon} (or launcher_text,
+  // launcher_icon), welcome_message, quick_prompts, language. Display only: nothing is stored.
+  function configure(c) {
+    if (!c || typeof c !== "object") return;
+    ["primary_color", "position", "title", "subtitle", "welcome_message", "quick_prompts", "language"].forEach((k) => {
+      if (k in c) cfg[k] = c[k];
+    });
+    var l = Object.assign({}, cfg.launcher, c.launcher);
+    if ("launcher_text" in c) l.text = c.launcher_text;
+    if ("launcher_icon" in c) l.icon = c.launcher_icon;
+    cfg.launcher = l;
+    var t = theme(cfg.primary_color);
+    [["--fd-primary", t.primary], ["--fd-on-primary", t.on], ["--fd-accent", t.accent], ["--fd-ring", t.ring]].forEach((p) => {
+      host.style.setProperty(p[0], p[1]);
+    });
+    root.classList.toggle("fd-left", (boot.position || cfg.position) === "bottom-left");
+    if ("language" in c) {
+      lang = pickLang();
+      root.lang = lang;
+      S = Object.assign({}, STRINGS.en, STRINGS[lang]);
+      var over = cfg.strings || {};
+      Object.keys(over).forEach((k) => { if (k in S && typeof over[k] === "string" && over[k]) S[k] = over[k]; });
+      input.placeholder = S.placeholder;
+      attrs(input, { "aria-label": S.input_label });
+      [[sendBtn, S.send], [attachBtn, S.attach], [root.querySelector(".fd-close"), S.close]].forEach((b) => {
+        if (b[0]) attrs(b[0], { "aria-label": b[1], title: b[1] });
+      });
+      attrs(log, { "aria-label": S.messages });
+      endedBox.querySelector(".fd-restart").textContent = S.new_conversation;
+    }
+    titleEl.textContent = str(cfg.title) || S.launcher;
+    panel.setAttribute("aria-label", titleEl.textContent);
+    subtitleEl.textContent = str(cfg.subtitle);
+    subtitleEl.hidden = !!agent || !cfg.subtitle;
+    if (!agent) avatar(null);
+    launcher.remove();
+    buildLauncher();
+    launcher.setAttribute("aria-expanded", String(isOpen));
+    setBadge();
+    if (ghost) { ghost.remove(); ghost = null; }
+    if (!convId) showWelcome();
+    refresh();
+  }
+  // On the console's preview page (its tag says data-preview="true"), the console framing it
+  // sends unsaved settings as {type: "frontdesk:configure", config} from the same origin.
+  function listenForPreview() {
+    var tags = D.querySelectorAll("script[data-preview]");
+    var mine = Array.prototype.some.call(tags, (s) => { return s.getAttribute("data-preview") === "true" && s.getAttribute("data-bot") === BOT; });
+    if (!mine || W.parent === W) return;
+    W.addEventListener("message", (e) => {
+      var d = e.data;
+      if (e.source !== W.parent || e.origin !== W.location.origin || !d || d.type !== "frontdesk:configure") return;
+      api("configure", d.config);
+    });
   }
 
   if (D.body) start();
