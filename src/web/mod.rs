@@ -251,8 +251,11 @@ impl WidgetRelease {
 pub struct WebFiles {
     dev_dir: Option<PathBuf>,
     /// The folder's last release and the modification times it was built from.
-    dev_cache: Arc<std::sync::Mutex<Option<(Vec<std::time::SystemTime>, Arc<WidgetRelease>)>>>,
+    dev_cache: Arc<std::sync::Mutex<Option<DevRelease>>>,
 }
+
+/// A release read from the folder, and its files' modification times then.
+type DevRelease = (Vec<std::time::SystemTime>, Arc<WidgetRelease>);
 
 impl WebFiles {
     pub fn new(dev_dir: Option<PathBuf>) -> Self {
