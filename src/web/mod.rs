@@ -262,7 +262,22 @@ impl WebFiles {
         WebFiles { dev_dir, dev_cache: Arc::default() }
     }
 
-    pub fn release(&self) -> Result<Arc<WidgetRelease>, ApiError> {
+    /// The current release. Building one hashes and compresses every file, which takes a
+    /// while: it runs on the blocking pool, never on the event loop.
+    pub async fn release(&self) -> Result<Arc<WidgetRelease>, ApiError> {
+        let files = self.clone();
+        web::block(move || files.release_now()).await.map_err(ApiError::internal)?
+    }
+
+    /// Builds the compiled-in release ahead of the first request (called at start, off the
+    /// event loop).
+    pub fn warm(&self) {
+        if self.dev_dir.is_none() {
+            WidgetRelease::embedded();
+        }
+    }
+
+    fn release_now(&self) -> Result<Arc<WidgetRelease>, ApiError> {
         let Some(dir) = &self.dev_dir else { return Ok(WidgetRelease::embedded()) };
         let unreadable = |err: std::io::Error| {
             ApiError::internal(format!("cannot read the widget's files in {}: {err}", dir.display()))
@@ -286,7 +301,7 @@ impl WebFiles {
 
 /// `GET /widget.js`: the loader a site embeds.
 pub async fn loader(req: HttpRequest, files: web::Data<WebFiles>) -> Result<HttpResponse, ApiError> {
-    Ok(files.release()?.loader.respond(&req))
+    Ok(files.release().await?.loader.respond(&req))
 }
 
 /// `GET /widget/assets/{name}`: a hashed script or stylesheet.
@@ -295,7 +310,7 @@ pub async fn asset(
     files: web::Data<WebFiles>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let release = files.release()?;
+    let release = files.release().await?;
     match release.hashed.get(name.as_str()) {
         Some(asset) => Ok(asset.respond(&req)),
         None => {
@@ -333,7 +348,7 @@ pub async fn demo(
         let raw = format!("{}://{}", info.scheme(), info.host());
         raw.chars().filter(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(*c)).collect::<String>()
     };
-    let page = files.release()?.demo_page.replace(BOT_PLACEHOLDER, &bot).replace(ORIGIN_PLACEHOLDER, &origin);
+    let page = files.release().await?.demo_page.replace(BOT_PLACEHOLDER, &bot).replace(ORIGIN_PLACEHOLDER, &origin);
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -353,7 +368,7 @@ pub async fn demo(
 /// `GET /console` and every page under it: the console's single page; it finds its own way
 /// from the path.
 pub async fn console(files: web::Data<WebFiles>) -> Result<HttpResponse, ApiError> {
-    let page = files.release()?.console_page.clone();
+    let page = files.release().await?.console_page.clone();
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -379,7 +394,7 @@ pub async fn preview(files: web::Data<WebFiles>, bot_id: web::Path<String>) -> R
     if !valid {
         return Err(ApiError::not_found("bot not found"));
     }
-    let page = files.release()?.preview_page.replace(BOT_PLACEHOLDER, &bot_id);
+    let page = files.release().await?.preview_page.replace(BOT_PLACEHOLDER, &bot_id);
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
