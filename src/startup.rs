@@ -251,6 +251,8 @@ impl Application {
         });
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
         let web_files = web::Data::new(crate::web::WebFiles::new(settings.web_dir.clone()));
+        let warming = web_files.clone();
+        tokio::task::spawn_blocking(move || warming.warm()).await?;
         let demo_page = web::Data::new(settings.demo_page);
         let api_origins = web::Data::new(crate::http::cors::ApiOrigins(settings.api_cors_origins.clone()));
         let limits = settings.limits();

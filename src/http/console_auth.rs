@@ -56,7 +56,7 @@ fn password_matches(password: &str, stored: &str) -> bool {
 /// A new password must be long enough to resist guessing; its words are the user's choice.
 pub fn check_password(password: &str) -> Result<(), ApiError> {
     let chars = password.chars().count();
-    if chars < MIN_PASSWORD_CHARS || chars > MAX_PASSWORD_CHARS {
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
         return Err(ApiError::unprocessable(format!(
             "password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
         )));

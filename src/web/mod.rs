@@ -251,15 +251,33 @@ impl WidgetRelease {
 pub struct WebFiles {
     dev_dir: Option<PathBuf>,
     /// The folder's last release and the modification times it was built from.
-    dev_cache: Arc<std::sync::Mutex<Option<(Vec<std::time::SystemTime>, Arc<WidgetRelease>)>>>,
+    dev_cache: Arc<std::sync::Mutex<Option<DevRelease>>>,
 }
+
+/// A release read from the folder, and its files' modification times then.
+type DevRelease = (Vec<std::time::SystemTime>, Arc<WidgetRelease>);
 
 impl WebFiles {
     pub fn new(dev_dir: Option<PathBuf>) -> Self {
         WebFiles { dev_dir, dev_cache: Arc::default() }
     }
 
-    pub fn release(&self) -> Result<Arc<WidgetRelease>, ApiError> {
+    /// The current release. Building one hashes and compresses every file, which takes a
+    /// while: it runs on the blocking pool, never on the event loop.
+    pub async fn release(&self) -> Result<Arc<WidgetRelease>, ApiError> {
+        let files = self.clone();
+        web::block(move || files.release_now()).await.map_err(ApiError::internal)?
+    }
+
+    /// Builds the compiled-in release ahead of the first request (called at start, off the
+    /// event loop).
+    pub fn warm(&self) {
+        if self.dev_dir.is_none() {
+            WidgetRelease::embedded();
+        }
+    }
+
+    fn release_now(&self) -> Result<Arc<WidgetRelease>, ApiError> {
         let Some(dir) = &self.dev_dir else { return Ok(WidgetRelease::embedded()) };
         let unreadable = |err: std::io::Error| {
             ApiError::internal(format!("cannot read the widget's files in {}: {err}", dir.display()))
@@ -283,7 +301,7 @@ impl WebFiles {
 
 /// `GET /widget.js`: the loader a site embeds.
 pub async fn loader(req: HttpRequest, files: web::Data<WebFiles>) -> Result<HttpResponse, ApiError> {
-    Ok(files.release()?.loader.respond(&req))
+    Ok(files.release().await?.loader.respond(&req))
 }
 
 /// `GET /widget/assets/{name}`: a hashed script or stylesheet.
@@ -292,7 +310,7 @@ pub async fn asset(
     files: web::Data<WebFiles>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let release = files.release()?;
+    let release = files.release().await?;
     match release.hashed.get(name.as_str()) {
         Some(asset) => Ok(asset.respond(&req)),
         None => {
@@ -330,7 +348,7 @@ pub async fn demo(
         let raw = format!("{}://{}", info.scheme(), info.host());
         raw.chars().filter(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(*c)).collect::<String>()
     };
-    let page = files.release()?.demo_page.replace(BOT_PLACEHOLDER, &bot).replace(ORIGIN_PLACEHOLDER, &origin);
+    let page = files.release().await?.demo_page.replace(BOT_PLACEHOLDER, &bot).replace(ORIGIN_PLACEHOLDER, &origin);
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -350,7 +368,7 @@ pub async fn demo(
 /// `GET /console` and every page under it: the console's single page; it finds its own way
 /// from the path.
 pub async fn console(files: web::Data<WebFiles>) -> Result<HttpResponse, ApiError> {
-    let page = files.release()?.console_page.clone();
+    let page = files.release().await?.console_page.clone();
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -376,7 +394,7 @@ pub async fn preview(files: web::Data<WebFiles>, bot_id: web::Path<String>) -> R
     if !valid {
         return Err(ApiError::not_found("bot not found"));
     }
-    let page = files.release()?.preview_page.replace(BOT_PLACEHOLDER, &bot_id);
+    let page = files.release().await?.preview_page.replace(BOT_PLACEHOLDER, &bot_id);
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

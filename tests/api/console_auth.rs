@@ -351,10 +351,14 @@ async fn the_inbox_finds_conversations_by_words_contact_and_bot(backend: Backend
     assert_eq!(status, 200);
     let literal = app.start_conversation().await;
     app.say(&literal, "a 100% sure thing").await;
-    assert_eq!(found_ids(&app, "q=parking").await, [about_parking.clone()], "a word of a message, whatever its case");
-    assert_eq!(found_ids(&app, "q=reyes").await, [dana.clone()], "the contact's name");
-    assert_eq!(found_ids(&app, "q=DANA.R%40mail").await, [dana.clone()], "the contact's email");
-    assert_eq!(found_ids(&app, "q=100%25").await, [literal.clone()], "a % is a character, not a wildcard");
+    assert_eq!(
+        found_ids(&app, "q=parking").await,
+        vec![about_parking.clone()],
+        "a word of a message, whatever its case"
+    );
+    assert_eq!(found_ids(&app, "q=reyes").await, vec![dana.clone()], "the contact's name");
+    assert_eq!(found_ids(&app, "q=DANA.R%40mail").await, vec![dana.clone()], "the contact's email");
+    assert_eq!(found_ids(&app, "q=100%25").await, vec![literal.clone()], "a % is a character, not a wildcard");
     assert!(found_ids(&app, "q=nothing+like+this").await.is_empty());
     assert_eq!(found_ids(&app, &format!("bot_id={}&q=parking", app.a.bot_id)).await, [about_parking]);
     assert_eq!(app.get(&app.a.api_key, &format!("/api/conversations?bot_id={}", app.b.bot_id)).await.0, 404);
@@ -363,7 +367,7 @@ async fn the_inbox_finds_conversations_by_words_contact_and_bot(backend: Backend
     // The contact's other conversations.
     let (_, detail) = app.get(&app.a.api_key, &format!("/api/conversations/{dana}")).await;
     let contact_id = detail["contact_id"].as_i64().unwrap_or_else(|| panic!("linked to a contact: {detail}"));
-    assert_eq!(found_ids(&app, &format!("contact_id={contact_id}")).await, [dana.clone()]);
+    assert_eq!(found_ids(&app, &format!("contact_id={contact_id}")).await, vec![dana.clone()]);
     // Another workspace's words are not found.
     let (_, other) = app.get(&app.b.api_key, "/api/conversations?q=parking").await;
     assert_eq!(other["conversations"], json!([]));
