@@ -438,10 +438,20 @@ impl Browser {
     pub async fn set_viewport(&self, viewport: Viewport) {
         let (width, height) = viewport.size();
         let mut outer = (width, height);
-        for _ in 0..3 {
+        for _ in 0..10 {
             self.client.set_window_size(outer.0, outer.1).await.expect("window size");
-            let inner = self.js("return [window.innerWidth, window.innerHeight];", vec![]).await;
-            let (w, h) = (inner[0].as_i64().unwrap(), inner[1].as_i64().unwrap());
+            // A loaded machine applies a resize late: read the inner size until it settles.
+            let mut inner = (0, 0);
+            for _ in 0..20 {
+                let read = self.js("return [window.innerWidth, window.innerHeight];", vec![]).await;
+                let now = (read[0].as_i64().unwrap(), read[1].as_i64().unwrap());
+                if now == inner {
+                    break;
+                }
+                inner = now;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let (w, h) = inner;
             if (w, h) == (i64::from(width), i64::from(height)) {
                 *self.viewport.lock().unwrap() = viewport;
                 return;
