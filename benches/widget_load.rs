@@ -36,8 +36,10 @@ use common::{percentile, result, round1};
 const USAGE: &str = "usage: widget_load --url http://127.0.0.1:PORT --bot BOT_ID [--runs 20] \
                      [--chromium /usr/bin/chromium] [--chromedriver chromedriver]";
 
-/// The issue's budget for the widget's JavaScript and CSS, gzipped.
-const BUDGET_GZIP_BYTES: usize = 25 * 1024;
+/// The issue's budget for the widget's JavaScript and CSS, gzipped: "25 KB", read strictly
+/// (25,000 bytes); the 25 KiB reading (25,600) is printed beside it.
+const BUDGET_GZIP_BYTES: usize = 25_000;
+const BUDGET_GZIP_KIB: usize = 25 * 1024;
 
 struct Opts {
     url: String,
@@ -118,13 +120,22 @@ async fn run(opts: Opts) -> Result<(), String> {
             asset["cache_control"].as_str().unwrap_or("no Cache-Control"),
         );
     }
+    let gzip = bytes["total"]["gzip"].as_u64().unwrap_or(u64::MAX) as i64;
+    let verdict = |budget: usize| {
+        let left = budget as i64 - gzip;
+        if left >= 0 {
+            format!("{left} B within {budget} B")
+        } else {
+            format!("OVER {budget} B by {} B", -left)
+        }
+    };
     println!(
-        "total JS + CSS: raw {} B, gzip {} B, br {} B (budget: {} B gzipped: {})",
+        "total JS + CSS: raw {} B, gzip {} B, br {} B (budget 25 KB gzipped: {}; {})",
         bytes["total"]["identity"],
-        bytes["total"]["gzip"],
+        gzip,
         bytes["total"]["br"],
-        BUDGET_GZIP_BYTES,
-        if bytes["total"]["gzip"].as_u64().unwrap_or(u64::MAX) <= BUDGET_GZIP_BYTES as u64 { "within" } else { "OVER" }
+        verdict(BUDGET_GZIP_BYTES),
+        verdict(BUDGET_GZIP_KIB),
     );
     result("bytes", bytes);
     for (phase, runs) in [("cold", &cold), ("warm", &warm)] {
