@@ -11,6 +11,7 @@ mod bad_input;
 mod booking_horizon;
 mod bookings;
 mod bounded;
+mod browser;
 mod chat_booking;
 mod cli;
 mod cluster;

@@ -1,0 +1,400 @@
+//! The embeddable widget's weight and load time, in headless Chromium on loopback.
+//!
+//! ```text
+//! cargo bench --bench widget_load -- --url http://127.0.0.1:PORT --bot BOT_ID [--runs 20]
+//!     [--chromium /usr/bin/chromium] [--chromedriver chromedriver]
+//! ```
+//!
+//! 1. **Bytes.** `GET /widget.js`, then every hashed asset it names (`/widget/assets/…`), each
+//!    with `Accept-Encoding: identity`, `gzip` and `br`: the bytes on the wire for each, the
+//!    headers that matter (`Content-Type`, `Content-Encoding`, `Cache-Control`, `ETag`), and a
+//!    local `gzip -9` of the raw bytes for reference. The total of the JavaScript and CSS a
+//!    visitor downloads (gzip) is compared with the issue's 25 KB budget.
+//! 2. **Time.** A host page on another origin (served by the benchmark itself) without the
+//!    widget; in the page, `performance.now()` is taken, the embed `<script>` is inserted, and
+//!    every animation frame checks for the launcher: shown and styled (its stylesheet applied).
+//!    Then the launcher is clicked and every frame checks for the welcome message rendered.
+//!    Both intervals are measured in the page's own clock. `--runs` cold runs (each a fresh
+//!    browser profile: empty HTTP cache, no localStorage) and `--runs` warm ones (one browser,
+//!    the page loaded again with localStorage cleared: a returning visitor's cached assets, a
+//!    new conversation).
+//!
+//! Prints median, p95, min and max, and `RESULT {json}` lines.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{percentile, result, round1};
+
+const USAGE: &str = "usage: widget_load --url http://127.0.0.1:PORT --bot BOT_ID [--runs 20] \
+                     [--chromium /usr/bin/chromium] [--chromedriver chromedriver]";
+
+/// The issue's budget for the widget's JavaScript and CSS, gzipped.
+const BUDGET_GZIP_BYTES: usize = 25 * 1024;
+
+struct Opts {
+    url: String,
+    bot: String,
+    runs: usize,
+    chromium: String,
+    chromedriver: String,
+}
+
+fn parse_args(args: &[String]) -> Result<Opts, String> {
+    let mut opts = Opts {
+        url: String::new(),
+        bot: String::new(),
+        runs: 20,
+        chromium: "/usr/bin/chromium".into(),
+        chromedriver: "chromedriver".into(),
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--url" => opts.url = value()?.trim_end_matches('/').to_owned(),
+            "--bot" => opts.bot = value()?,
+            "--runs" => opts.runs = value()?.parse().map_err(|_| "--runs takes a number".to_string())?,
+            "--chromium" => opts.chromium = value()?,
+            "--chromedriver" => opts.chromedriver = value()?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if opts.url.is_empty() || opts.bot.is_empty() {
+        return Err("--url and --bot are required".into());
+    }
+    if opts.runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    Ok(opts)
+}
+
+fn main() -> ExitCode {
+    common::run_main("widget_load", USAGE, parse_args, run)
+}
+
+async fn run(opts: Opts) -> Result<(), String> {
+    let bytes = measure_bytes(&opts).await?;
+    let host = HostPage::start()?;
+    let driver = Chromedriver::start(&opts.chromedriver)?;
+
+    let mut cold = Runs::default();
+    for i in 0..opts.runs {
+        let browser = driver.session(&opts.chromium).await?;
+        let timing = load_once(&browser, &host.url, &opts).await;
+        let _ = browser.close().await;
+        let timing = timing.map_err(|e| format!("cold run {}: {e}", i + 1))?;
+        eprintln!("cold {:>2}: launcher {:>6.1} ms, welcome {:>6.1} ms", i + 1, timing.0, timing.1);
+        cold.push(timing);
+    }
+    let mut warm = Runs::default();
+    let browser = driver.session(&opts.chromium).await?;
+    load_once(&browser, &host.url, &opts).await.map_err(|e| format!("warm-up run: {e}"))?;
+    for i in 0..opts.runs {
+        let timing = load_once(&browser, &host.url, &opts).await.map_err(|e| format!("warm run {}: {e}", i + 1))?;
+        eprintln!("warm {:>2}: launcher {:>6.1} ms, welcome {:>6.1} ms", i + 1, timing.0, timing.1);
+        warm.push(timing);
+    }
+    let _ = browser.close().await;
+
+    println!();
+    println!("## widget bytes (on the wire)");
+    for asset in bytes["assets"].as_array().unwrap() {
+        println!(
+            "{:<48} raw {:>7} B, gzip {:>6} B, br {:>6} B (local gzip -9: {} B) {}; {}",
+            asset["path"].as_str().unwrap(),
+            asset["identity"],
+            asset["gzip"],
+            asset["br"],
+            asset["local_gzip9"],
+            asset["content_type"].as_str().unwrap_or("?"),
+            asset["cache_control"].as_str().unwrap_or("no Cache-Control"),
+        );
+    }
+    println!(
+        "total JS + CSS: raw {} B, gzip {} B, br {} B (budget: {} B gzipped: {})",
+        bytes["total"]["identity"],
+        bytes["total"]["gzip"],
+        bytes["total"]["br"],
+        BUDGET_GZIP_BYTES,
+        if bytes["total"]["gzip"].as_u64().unwrap_or(u64::MAX) <= BUDGET_GZIP_BYTES as u64 { "within" } else { "OVER" }
+    );
+    result("bytes", bytes);
+    for (phase, runs) in [("cold", &cold), ("warm", &warm)] {
+        let summary = runs.summary();
+        println!(
+            "## {phase} ({} runs): script inserted → launcher shown: median {} ms, p95 {} ms (min {}, max {}); \
+             open click → welcome shown: median {} ms, p95 {} ms (min {}, max {})",
+            runs.launcher.len(),
+            summary["launcher"]["median"],
+            summary["launcher"]["p95"],
+            summary["launcher"]["min"],
+            summary["launcher"]["max"],
+            summary["welcome"]["median"],
+            summary["welcome"]["p95"],
+            summary["welcome"]["min"],
+            summary["welcome"]["max"],
+        );
+        result(phase, summary);
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Runs {
+    launcher: Vec<f64>,
+    welcome: Vec<f64>,
+}
+
+impl Runs {
+    fn push(&mut self, (launcher, welcome): (f64, f64)) {
+        self.launcher.push(launcher);
+        self.welcome.push(welcome);
+    }
+
+    fn summary(&self) -> Value {
+        let stats = |samples: &[f64]| {
+            let mut sorted = samples.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            json!({
+                "median": round1(percentile(&sorted, 0.5)),
+                "p95": round1(percentile(&sorted, 0.95)),
+                "min": round1(sorted.first().copied().unwrap_or_default()),
+                "max": round1(sorted.last().copied().unwrap_or_default()),
+                "n": sorted.len(),
+            })
+        };
+        json!({ "launcher": stats(&self.launcher), "welcome": stats(&self.welcome) })
+    }
+}
+
+/// Loads the host page, inserts the embed and times it (in the page's clock): answers (script
+/// inserted → launcher shown and styled, open click → welcome rendered) in ms.
+async fn load_once(browser: &Client, page: &str, opts: &Opts) -> Result<(f64, f64), String> {
+    browser.goto(page).await.map_err(|e| format!("open the host page: {e}"))?;
+    let script = r#"
+      const [base, bot, done] = arguments;
+      localStorage.clear();
+      const launcher = () => {
+        const h = document.getElementById('frontdesk-widget');
+        return h && h.shadowRoot ? h.shadowRoot.querySelector('button.fd-launcher') : null;
+      };
+      const shownAndStyled = (el) => {
+        if (!el) return false;
+        const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
+        return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'
+          && s.backgroundColor !== 'rgba(0, 0, 0, 0)' && s.backgroundColor !== 'transparent';
+      };
+      const welcome = () => {
+        const h = document.getElementById('frontdesk-widget');
+        const m = h && h.shadowRoot ? h.shadowRoot.querySelector('.fd-msg[data-sender="bot"]') : null;
+        return !!m && m.textContent.trim().length > 0 && m.getBoundingClientRect().height > 0;
+      };
+      const giveUp = setTimeout(() => done({ error: 'nothing within 20 s' }), 20000);
+      const t0 = performance.now();
+      const s = document.createElement('script');
+      s.src = base + '/widget.js'; s.async = true; s.dataset.bot = bot;
+      document.body.appendChild(s);
+      const waitLauncher = () => {
+        const l = launcher();
+        if (!shownAndStyled(l)) return requestAnimationFrame(waitLauncher);
+        const t1 = performance.now();
+        l.click();
+        const waitWelcome = () => {
+          if (!welcome()) return requestAnimationFrame(waitWelcome);
+          clearTimeout(giveUp);
+          done({ launcher: t1 - t0, welcome: performance.now() - t1 });
+        };
+        waitWelcome();
+      };
+      waitLauncher();
+    "#;
+    let answer = browser
+        .execute_async(script, vec![json!(opts.url), json!(opts.bot)])
+        .await
+        .map_err(|e| format!("the timing script: {e}"))?;
+    match (answer["launcher"].as_f64(), answer["welcome"].as_f64()) {
+        (Some(launcher), Some(welcome)) => Ok((launcher, welcome)),
+        _ => Err(format!("the page answered {answer}")),
+    }
+}
+
+/// Fetches `/widget.js` and every hashed asset it names, with each encoding.
+async fn measure_bytes(opts: &Opts) -> Result<Value, String> {
+    // No gzip/brotli feature on this reqwest: bodies arrive as sent.
+    let http = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
+    let get = |path: String, encoding: &'static str| {
+        let http = http.clone();
+        let url = format!("{}{path}", opts.url);
+        async move {
+            let res = http
+                .get(&url)
+                .header("Accept-Encoding", encoding)
+                .header("Origin", "http://localhost")
+                .send()
+                .await
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            if !res.status().is_success() {
+                return Err(format!("GET {url}: {}", res.status()));
+            }
+            let headers: HashMap<String, String> = res
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                .collect();
+            let body = res.bytes().await.map_err(|e| format!("GET {url}: {e}"))?;
+            Ok::<_, String>((headers, body))
+        }
+    };
+    let (_, loader) = get("/widget.js".into(), "identity").await?;
+    let loader_text = String::from_utf8_lossy(&loader).into_owned();
+    let mut paths = vec!["/widget.js".to_owned()];
+    let mut rest = loader_text.as_str();
+    while let Some(at) = rest.find("/widget/assets/") {
+        let tail = &rest[at..];
+        let end = tail.find(|c: char| c == '"' || c == '\'' || c == '`' || c.is_whitespace()).unwrap_or(tail.len());
+        let path = tail[..end].to_owned();
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+        rest = &tail[end..];
+    }
+    let mut assets = Vec::new();
+    let mut total = HashMap::from([("identity", 0usize), ("gzip", 0), ("br", 0), ("local_gzip9", 0)]);
+    for path in paths {
+        let mut asset = json!({ "path": path });
+        for encoding in ["identity", "gzip", "br"] {
+            let (headers, body) = get(path.clone(), encoding).await?;
+            let sent = headers.get("content-encoding").cloned().unwrap_or_else(|| "identity".into());
+            asset[encoding] = json!(body.len());
+            asset[format!("{encoding}_content_encoding")] = json!(sent);
+            *total.get_mut(encoding).unwrap() += body.len();
+            if encoding == "identity" {
+                asset["content_type"] = json!(headers.get("content-type"));
+                asset["cache_control"] = json!(headers.get("cache-control"));
+                asset["etag"] = json!(headers.get("etag"));
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                gz.write_all(&body).map_err(|e| e.to_string())?;
+                let local = gz.finish().map_err(|e| e.to_string())?.len();
+                asset["local_gzip9"] = json!(local);
+                *total.get_mut("local_gzip9").unwrap() += local;
+            }
+        }
+        assets.push(asset);
+    }
+    Ok(json!({ "assets": assets, "total": total, "budget_gzip": BUDGET_GZIP_BYTES }))
+}
+
+/// chromedriver on a free port, ended when dropped.
+struct Chromedriver {
+    child: Child,
+    port: u16,
+    /// Removed when the benchmark ends (a closed browser may still be writing to its own).
+    profiles: std::sync::Mutex<Vec<tempfile::TempDir>>,
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Chromedriver {
+    fn start(binary: &str) -> Result<Chromedriver, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?.local_addr().unwrap().port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{binary}: {e}"))?;
+        let driver = Chromedriver { child, port, profiles: Default::default() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("chromedriver did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(driver)
+    }
+
+    /// A new browser with a fresh profile.
+    async fn session(&self, chromium: &str) -> Result<Client, String> {
+        let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,800",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let capabilities =
+            json!({ "browserName": "chrome", "goog:chromeOptions": { "binary": chromium, "args": args } });
+        let Value::Object(capabilities) = capabilities else { unreachable!() };
+        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(capabilities);
+        let client =
+            builder.connect(&format!("http://127.0.0.1:{}", self.port)).await.map_err(|e| format!("a browser: {e}"))?;
+        self.profiles.lock().unwrap().push(profile);
+        Ok(client)
+    }
+}
+
+/// The host page: another origin (`localhost` rather than `127.0.0.1`, its own port), a plain
+/// page without the widget, served on a thread of its own.
+struct HostPage {
+    url: String,
+}
+
+impl HostPage {
+    fn start() -> Result<HostPage, String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let page = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+                        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+                        <title>Bright Smile Dental</title></head><body><h1>Bright Smile Dental</h1>\
+                        <p>Gentle dentistry in the heart of town.</p></body></html>";
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                std::thread::spawn(move || {
+                    use std::io::{BufRead, BufReader};
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    // Read the request head; answer every request with the page.
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => {
+                                let _ = write!(
+                                    stream,
+                                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                                     Cache-Control: no-store\r\nContent-Length: {}\r\n\r\n{page}",
+                                    page.len()
+                                );
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                });
+            }
+        });
+        Ok(HostPage { url: format!("http://localhost:{port}/") })
+    }
+}
