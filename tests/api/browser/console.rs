@@ -307,6 +307,13 @@ async fn console_an_agent_takes_over_a_queued_visitor_replies_and_hands_back() {
 
     click(&browser, "button.fc-takeover").await;
     wait_shown(&browser, "textarea.fc-reply").await;
+    browser
+        .wait_for(
+            "the inbox item owned by an agent",
+            "const e = document.querySelector(arguments[0]); return e && e.dataset.owner === 'agent';",
+            vec![json!(item)],
+        )
+        .await;
     let joined = widget_frame(&mut visitor, "agent_joined", |f| f["type"] == "agent_joined").await;
     assert_eq!(joined["agent"]["name"], "Dana Reyes", "{joined}");
     fill(&browser, "textarea.fc-reply", "Hi, Dana here. How can I help?").await;
