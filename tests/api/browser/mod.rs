@@ -19,6 +19,7 @@
 //! `browser` (its module path), so `cargo test --test api browser` runs exactly these.
 
 mod chat;
+mod console;
 mod people;
 mod safety;
 mod settings;
@@ -176,6 +177,8 @@ fn raw_http(port: u16, method: &str, path: &str) -> Option<String> {
 pub enum Viewport {
     Desktop,
     Phone,
+    /// A tablet held upright (the console's inbox at a narrow width).
+    Tablet,
 }
 
 impl Viewport {
@@ -183,6 +186,7 @@ impl Viewport {
         match self {
             Viewport::Desktop => (1280, 800),
             Viewport::Phone => (375, 812),
+            Viewport::Tablet => (820, 1180),
         }
     }
 
@@ -190,6 +194,7 @@ impl Viewport {
         match self {
             Viewport::Desktop => "1280x800",
             Viewport::Phone => "375x812",
+            Viewport::Tablet => "820x1180",
         }
     }
 }
