@@ -251,7 +251,10 @@ fn print_demo_banner(base: &str, demo: &workspaces::CreatedWorkspace) {
     println!(
         "\nCreated the demo workspace. Its secrets are shown only now; keep them:\n{}\n\n\
          Chat in a browser: open {base}/demo\n\
-         Put the widget on your own site: <script src=\"{base}/widget.js\" data-bot=\"{bot}\" async></script>\n\n\
+         Put the widget on your own site: <script src=\"{base}/widget.js\" data-bot=\"{bot}\" async></script>\n\
+         Answer chats and run the bot at {base}/console: make yourself an admin with\n  \
+         frontdesk agent create --workspace {workspace} --name \"Your Name\" --email you@example.com --role admin\n\
+         and open the set-password link it prints.\n\n\
          Chat over REST:\n  \
          curl -s -X POST {base}/api/conversations -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{}}'\n  \
          curl -s -X POST {base}/api/conversations/<id>/messages -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"text\":\"What are your opening hours?\"}}'\n\n\
@@ -263,5 +266,6 @@ fn print_demo_banner(base: &str, demo: &workspaces::CreatedWorkspace) {
         key = demo.api_key,
         bot = demo.bot_id,
         admin = demo.public_id,
+        workspace = demo.workspace_id,
     );
 }
