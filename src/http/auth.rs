@@ -142,13 +142,7 @@ async fn with_session(
     chat: web::Data<Chat>,
     secret: String,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let now = crate::db::now_ms();
-    let signed_in = chat
-        .db
-        .run(move |conn| crate::db::sessions::authenticate(conn, &secret, now))
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| ApiError::unauthorized("your session has ended: sign in again"))?;
+    let signed_in = super::console_auth::signed_in(&chat, secret).await?;
     let method = req.method().clone();
     let safe = method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD;
     if !safe {

@@ -64,6 +64,15 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The live session a cookie's secret opens, or 401.
+pub async fn signed_in(chat: &Chat, secret: String) -> Result<SignedIn, ApiError> {
+    let now = now_ms();
+    chat.db
+        .run(move |conn| sessions::authenticate(conn, &secret, now))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("your session has ended: sign in again"))
+}
+
 /// Who is signed in, as the console reads it.
 async fn view(chat: &Chat, signed_in: &SignedIn) -> Result<serde_json::Value, ApiError> {
     let workspace_id = signed_in.agent.workspace_id;

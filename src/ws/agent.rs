@@ -177,13 +177,7 @@ pub async fn connect(
                 )
                 .into());
             }
-            let now = crate::db::now_ms();
-            let signed_in = chat
-                .db
-                .run(move |conn| crate::db::sessions::authenticate(conn, &secret, now))
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| ApiError::unauthorized("your session has ended: sign in again"))?;
+            let signed_in = crate::http::console_auth::signed_in(&chat, secret).await?;
             (signed_in.agent, Credential::Session(signed_in.session_id), None)
         }
         (from_query, _) => {
