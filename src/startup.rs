@@ -293,6 +293,7 @@ impl Application {
         let sweep_chat_limiter = chat_limiter.clone();
         let sweep_db = chat.db.clone();
         let sweep_admission = chat.admission.clone();
+        let sweep_sign_in = console_auth.clone();
         let graceful_chat = chat.clone().into_inner();
         actix_rt::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -306,6 +307,10 @@ impl Application {
                     limiter.shrink();
                 }
                 sweep_admission.shrink();
+                // Sign-in quotas are kept per email and per address: forget the full ones.
+                for limiter in [&sweep_sign_in.per_account, &sweep_sign_in.per_address].into_iter().flatten() {
+                    limiter.shrink();
+                }
                 let purged = sweep_db
                     .run(|conn| {
                         let now = crate::db::now_ms();
