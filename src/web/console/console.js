@@ -53,7 +53,7 @@
     p_inbox: "Inbox", p_bot: "Bot", p_widget: "Widget", p_knowledge: "Knowledge", p_bookings: "Bookings",
     p_leads: "Leads", p_agents: "Team", p_keys: "API keys", p_webhooks: "Webhooks", p_flows: "Flows",
     // inbox
-    search: "Search name, email or message", filters: "Filters", owner: "Owner", status: "Status", agent: "Agent", bot: "Bot",
+    search: "Search name, email, text", filters: "Filters", owner: "Owner", status: "Status", agent: "Agent", bot: "Bot",
     unread_only: "Unread only", any: "Any", f_all: "Everyone", f_queued: "Waiting for a person", f_mine: "Mine",
     f_agent: "With a person", f_bot: "With the bot", s_open: "Open", s_closed: "Closed", s_all: "Open and closed",
     g_queued: "Waiting for a person", g_mine: "Mine", g_open: "All open", g_results: "Conversations",
@@ -295,6 +295,9 @@
   function clear(e) { while (e && e.firstChild) e.removeChild(e.firstChild); return e; }
   function fmt(s, v) { return String(s).replace(/\{(\w+)\}/g, (m, k) => (v && v[k] != null ? v[k] : m)); }
   const str = (v) => (typeof v === "string" ? v : v == null ? "" : String(v));
+  // The server's messages start in lower case, to read well inside a sentence; shown alone they
+  // start with a capital.
+  const sentence = (s) => (s ? s.charAt(0).toUpperCase() + s.slice(1) : s);
   let uidN = 0;
   const uid = (p) => (p || "fc") + "-" + (++uidN);
   function esc(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
@@ -475,7 +478,7 @@
     }
     if (r.ok) return data;
     const b = data && typeof data === "object" ? data : {};
-    let msg = str(b.error) || r.statusText || "HTTP " + r.status;
+    let msg = sentence(str(b.error) || r.statusText || "HTTP " + r.status);
     if (b.code === "rate_limited" || r.status === 429) msg = fmt(T.rate_limited, { s: b.retry_after || r.headers.get("Retry-After") || 1 });
     else if (b.code === "csrf") msg = T.csrf;
     const err = new ApiError(r.status, msg, b);
@@ -597,7 +600,7 @@
       if (f.type === "hidden") continue;
       for (const p of (f.dataset.field || f.name || "").split(" ")) {
         if (!p || p.length <= len) continue;
-        if (new RegExp("(^|[\\s`'\"(])" + esc(p) + "($|[\\s`'\".,:;)\\[])").test(msg)) { best = f; len = p.length; }
+        if (new RegExp("(^|[\\s`'\"(])" + esc(p) + "($|[\\s`'\".,:;)\\[])", "i").test(msg)) { best = f; len = p.length; }
       }
     }
     return best;
@@ -897,6 +900,7 @@
         (email.value.trim() ? pw : email).focus();
         return;
       }
+      let retry = 0;
       await busy(submit, async () => {
         try {
           const s = await api("POST", "/api/auth/sign-in", { email: email.value.trim(), password: pw.value }, { auth: true });
@@ -906,10 +910,11 @@
           err.hidden = false;
           pw.value = "";
           pw.focus();
-          const retry = x.body && x.body.retry_after;
-          if (x.status === 429 && retry) countdown(retry);
+          if (x.status === 429) retry = Number(x.body && x.body.retry_after) || 1;
         }
       }, T.signing_in);
+      // After `busy` has re-enabled the button, so that the countdown keeps it disabled.
+      if (retry) countdown(retry);
     });
     function countdown(s) {
       wait = s;
@@ -948,7 +953,7 @@
           signedIn(s);
         } catch (x) {
           if (x.status === 422) { markField(pw, x.message); pw.focus(); return; }
-          err.textContent = x.message.charAt(0).toUpperCase() + x.message.slice(1);
+          err.textContent = x.message;
           err.hidden = false;
         }
       });
@@ -1970,7 +1975,7 @@
         sideView.changed();
         reply.focus();
       } catch (e) {
-        const m = /taken over by (.+?) \(agent/.exec(e.message) || /already .*by (.+?)(?:[.(]|$)/.exec(e.message);
+        const m = /taken over by (.+?) \(agent/i.exec(e.message) || /already .*by (.+?)(?:[.(]|$)/i.exec(e.message);
         if (m) {
           const msg = fmt(T.taken_by, { name: m[1].trim() });
           lockText.dataset.error = "1";
@@ -3621,7 +3626,7 @@
           await load();
           toast(T.saved_ok, "ok");
           open(flows.find((x) => x.id === saved.id) || saved);
-        } catch (x) { if (x.body && x.body.errors) showErrs(x.body.errors); else if (/name/.test(x.message)) { showError(editor, x); } else showErrs([{ message: x.message }]); }
+        } catch (x) { if (x.body && x.body.errors) showErrs(x.body.errors); else if (/name/i.test(x.message)) { showError(editor, x); } else showErrs([{ message: x.message }]); }
       }, T.saving));
       json.addEventListener("input", () => { S.dirty = editor; S.dirtyPath = location.pathname; });
       name.addEventListener("input", () => { S.dirty = editor; S.dirtyPath = location.pathname; });

@@ -259,6 +259,18 @@ impl Browser {
     /// A fresh browser at the desktop viewport; `scenario` names its screenshots.
     pub async fn start(scenario: &str) -> Browser {
         let slot = SLOTS.acquire().await.expect("the browser slots stay open");
+        Browser::start_in(scenario, slot).await
+    }
+
+    /// Two browsers at once (e.g. a visitor's and a receptionist's), their slots taken together:
+    /// two tests each holding one slot and waiting for a second would wait for ever.
+    pub async fn start_pair(first: &str, second: &str) -> (Browser, Browser) {
+        let mut slots = SLOTS.acquire_many(2).await.expect("the browser slots stay open");
+        let other = slots.split(1).expect("two slots were taken");
+        (Browser::start_in(first, slots).await, Browser::start_in(second, other).await)
+    }
+
+    async fn start_in(scenario: &str, slot: SemaphorePermit<'static>) -> Browser {
         let port = tokio::task::spawn_blocking(|| driver().port).await.unwrap();
         let profile = tempfile::tempdir().expect("a profile folder");
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
