@@ -1,7 +1,7 @@
 //! The `frontdesk` command: a thin CLI over the library.
 
 use clap::{Parser, Subcommand};
-use frontdesk::cluster::control::{publish_once, Control};
+use frontdesk::cluster::control::{publish_once, Control, Revoked};
 use frontdesk::cluster::redis::Redis;
 use frontdesk::config::{Settings, SettingsArgs};
 use frontdesk::db::{agents, keys, now_ms, workspaces};
@@ -198,7 +198,7 @@ fn tell_nodes(url: &str, prefix: &str, workspace_id: i64, id: i64) -> anyhow::Re
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let redis = Redis::connect(url, prefix, &format!("cli-{}", std::process::id()))?;
-        let control = Control::CredentialRevoked { workspace_id, agent_id: None, key_id: Some(id) };
+        let control = Control::CredentialRevoked(Revoked { workspace_id, key_id: Some(id), ..Default::default() });
         match publish_once(&redis, &control).await {
             Ok(()) => Ok(true),
             Err(error) => {

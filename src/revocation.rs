@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::cluster::control::{Control, ControlBus};
+use crate::cluster::control::{Control, ControlBus, Revoked};
 use crate::cluster::redis::Redis;
 use crate::db::{agents, keys, Db};
 
@@ -43,12 +43,12 @@ pub enum Credential {
 
 impl Credential {
     fn control(self, workspace_id: i64) -> Control {
-        let (agent_id, key_id) = match self {
-            Credential::Agent(id) => (Some(id), None),
-            Credential::ApiKey(id) => (None, Some(id)),
-            Credential::Session(_) => (None, None),
-        };
-        Control::CredentialRevoked { workspace_id, agent_id, key_id }
+        let revoked = Revoked { workspace_id, ..Default::default() };
+        Control::CredentialRevoked(match self {
+            Credential::Agent(id) => Revoked { agent_id: Some(id), ..revoked },
+            Credential::ApiKey(id) => Revoked { key_id: Some(id), ..revoked },
+            Credential::Session(id) => Revoked { session_id: Some(id), ..revoked },
+        })
     }
 }
 
@@ -56,6 +56,8 @@ struct Watcher {
     /// The hash of the agent token the connection signed in with: a connection made with a
     /// token since replaced ends, one made with the new token stays.
     token_hash: Option<String>,
+    /// For a console session's connection, its agent: it ends with the agent.
+    agent_id: Option<i64>,
     revoked: oneshot::Sender<()>,
 }
 
@@ -106,14 +108,20 @@ impl Revocations {
             let weak = Arc::downgrade(&registry);
             let control = ControlBus::start(redis, move |control| {
                 let Some(registry) = weak.upgrade() else { return };
-                match control {
-                    Control::CredentialRevoked { agent_id: Some(id), .. } => {
-                        registry.close(Credential::Agent(id), None);
-                    }
-                    Control::CredentialRevoked { key_id: Some(id), .. } => {
-                        registry.close(Credential::ApiKey(id), None);
-                    }
-                    Control::CredentialRevoked { .. } => {}
+                let Control::CredentialRevoked(Revoked { agent_id, key_id, session_id, sessions_of_agent, .. }) =
+                    control;
+                if let Some(id) = agent_id {
+                    registry.close(Credential::Agent(id), None);
+                    registry.close_sessions_of(id);
+                }
+                if let Some(id) = key_id {
+                    registry.close(Credential::ApiKey(id), None);
+                }
+                if let Some(id) = session_id {
+                    registry.close(Credential::Session(id), None);
+                }
+                if let Some(id) = sessions_of_agent {
+                    registry.close_sessions_of(id);
                 }
             });
             let _ = registry.control.set(control);
@@ -141,9 +149,18 @@ impl Revocations {
 
     /// Watches `credential` for one connection.
     pub fn watch(self: &Arc<Self>, credential: Credential, token_hash: Option<String>) -> Watch {
+        self.watch_as(credential, token_hash, None)
+    }
+
+    /// Watches a console session's connection, which also ends with its agent.
+    pub fn watch_session(self: &Arc<Self>, session_id: i64, agent_id: i64) -> Watch {
+        self.watch_as(Credential::Session(session_id), None, Some(agent_id))
+    }
+
+    fn watch_as(self: &Arc<Self>, credential: Credential, token_hash: Option<String>, agent_id: Option<i64>) -> Watch {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, revoked) = oneshot::channel();
-        self.lock().entry(credential).or_default().insert(id, Watcher { token_hash, revoked: sender });
+        self.lock().entry(credential).or_default().insert(id, Watcher { token_hash, agent_id, revoked: sender });
         Watch { revoked, guard: WatchGuard { registry: Arc::downgrade(self), credential, id } }
     }
 
@@ -160,11 +177,38 @@ impl Revocations {
     /// The credential was revoked: ends its connections on this node at once and tells every
     /// other node.
     pub fn revoke(&self, workspace_id: i64, credential: Credential) {
-        let closed = self.close(credential, None);
+        let mut closed = self.close(credential, None);
+        if let Credential::Agent(id) = credential {
+            closed += self.close_sessions_of(id);
+        }
         tracing::info!(workspace_id, ?credential, closed, "credential revoked; its open connections end");
         if let Some(control) = self.control.get() {
             control.publish(&credential.control(workspace_id));
         }
+    }
+
+    /// Every console session of the agent ended (a password reset): ends their connections on
+    /// this node at once and tells every other node.
+    pub fn revoke_sessions_of(&self, workspace_id: i64, agent_id: i64) {
+        let closed = self.close_sessions_of(agent_id);
+        tracing::info!(workspace_id, agent_id, closed, "console sessions ended; their open connections end");
+        if let Some(control) = self.control.get() {
+            let revoked = Revoked { workspace_id, sessions_of_agent: Some(agent_id), ..Default::default() };
+            control.publish(&Control::CredentialRevoked(revoked));
+        }
+    }
+
+    /// Ends the connections of the agent's console sessions on this node; answers how many.
+    fn close_sessions_of(&self, agent_id: i64) -> usize {
+        let sessions: Vec<Credential> = self
+            .lock()
+            .iter()
+            .filter(|(credential, watchers)| {
+                matches!(credential, Credential::Session(_)) && watchers.values().any(|w| w.agent_id == Some(agent_id))
+            })
+            .map(|(credential, _)| *credential)
+            .collect();
+        sessions.into_iter().map(|session| self.close(session, None)).sum()
     }
 
     /// Ends the credential's connections on this node (with `keep`, those signed in with that

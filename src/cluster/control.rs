@@ -35,15 +35,25 @@ const PUBLISH_ATTEMPTS: u32 = 40;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Control {
-    /// Close whatever this credential opened: an agent's sockets and streams (the agent was
-    /// deleted or their token replaced), or an API key's streams (the key was revoked).
-    CredentialRevoked {
-        workspace_id: i64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        agent_id: Option<i64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        key_id: Option<i64>,
-    },
+    /// Close whatever this credential opened (see [`Revoked`]).
+    CredentialRevoked(Revoked),
+}
+
+/// What was revoked: an agent's sockets and streams, their console's included (the agent was
+/// deleted or their token replaced), an API key's streams (the key was revoked), a console
+/// session's socket (signed out), or every console session's of an agent (their password was
+/// reset).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub workspace_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_of_agent: Option<i64>,
 }
 
 /// The envelope, written and read as one flat object.
@@ -162,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_message_round_trips_and_unknown_ones_are_ignored() {
-        let sent = Control::CredentialRevoked { workspace_id: 7, agent_id: Some(3), key_id: None };
+        let sent = Control::CredentialRevoked(Revoked { workspace_id: 7, agent_id: Some(3), ..Default::default() });
         let payload = encode("node-a", &sent).unwrap();
         let value: serde_json::Value = serde_json::from_str(&payload).unwrap();
         assert_eq!(value["type"], "credential_revoked");

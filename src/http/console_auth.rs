@@ -23,6 +23,7 @@ use crate::db::sessions::{self, LinkRefused, SignedIn};
 use crate::db::{now_ms, workspaces};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody};
 use crate::http::rate_limit::ApiRateLimiter;
+use crate::revocation::{Credential, Revocations};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "fd_session";
@@ -198,11 +199,15 @@ pub async fn session(req: HttpRequest, chat: web::Data<Chat>) -> Result<HttpResp
 pub async fn sign_out(
     req: HttpRequest,
     chat: web::Data<Chat>,
+    revocations: web::Data<Revocations>,
     _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
     let signed_in = req.extensions().get::<SignedIn>().cloned();
     if let Some(signed_in) = signed_in {
-        chat.db.run(move |conn| sessions::delete(conn, signed_in.session_id)).await?;
+        let session_id = signed_in.session_id;
+        chat.db.run(move |conn| sessions::delete(conn, session_id)).await?;
+        // The console's socket signed in with this session ends too, on every node.
+        revocations.revoke(signed_in.agent.workspace_id, Credential::Session(session_id));
     }
     let mut gone = session_cookie(&req, String::new(), Duration::ZERO);
     gone.make_removal();
@@ -221,6 +226,7 @@ pub async fn set_password(
     req: HttpRequest,
     chat: web::Data<Chat>,
     auth: web::Data<ConsoleAuth>,
+    revocations: web::Data<Revocations>,
     body: JsonBody<SetPassword>,
 ) -> Result<HttpResponse, ApiError> {
     let SetPassword { token, password } = body.0;
@@ -238,6 +244,8 @@ pub async fn set_password(
             return Err(ApiError::new(StatusCode::GONE, "this link has expired: ask for a new one"))
         }
     };
+    // The sessions signed in with the old password ended: so do their sockets, on every node.
+    revocations.revoke_sessions_of(agent.workspace_id, agent.id);
     start_session(&req, &chat, &auth, agent).await
 }
 

@@ -197,7 +197,11 @@ pub async fn connect(
     // The same quota as the agent's REST requests.
     crate::http::auth::count_key(&req, -agent.id, None).await?;
     let max_frame = chat.limits.max_frame_bytes;
-    let watch = revocations.into_inner().watch(credential, token_hash);
+    let revocations = revocations.into_inner();
+    let watch = match credential {
+        Credential::Session(session_id) => revocations.watch_session(session_id, agent.id),
+        _ => revocations.watch(credential, token_hash),
+    };
     let socket = AgentSocket {
         chat,
         sockets,

@@ -1,6 +1,7 @@
 //! The console's sign-in, over HTTP and the agent socket: invite links that set a password
 //! once, sign-in (wrong passwords refused alike, attempts limited), the session cookie and its
-//! CSRF token, roles enforced by the server, sign-out, deactivation, API keys made and revoked,
+//! CSRF token, roles enforced by the server, sign-out, deactivation (on every node of a
+//! cluster), API keys made and revoked,
 //! internal notes and canned replies, and the console's page itself.
 
 use futures::StreamExt;
@@ -17,6 +18,7 @@ on_both_backends!(
     the_server_enforces_roles_for_console_sessions,
     notes_and_canned_replies_stay_in_their_workspace,
     the_inbox_finds_conversations_by_words_contact_and_bot,
+    a_deactivated_agent_is_signed_out_on_every_node,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -371,4 +373,90 @@ async fn the_inbox_finds_conversations_by_words_contact_and_bot(backend: Backend
     // Another workspace's words are not found.
     let (_, other) = app.get(&app.b.api_key, "/api/conversations?q=parking").await;
     assert_eq!(other["conversations"], json!([]));
+}
+
+/// The console's agent socket at `base`, opened with the session cookie from `base`'s own
+/// origin, once its inbox snapshot has arrived.
+async fn console_socket(base: &str, cookie: &str) -> crate::helpers::Socket {
+    let mut req = format!("{}/ws/agent", base.replacen("http", "ws", 1)).into_client_request().unwrap();
+    req.headers_mut().insert("cookie", format!("fd_session={cookie}").parse().unwrap());
+    req.headers_mut().insert("origin", base.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(req).await.expect("the console's socket opens");
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(20), socket.next()).await;
+        match frame.expect("the inbox within 20 s") {
+            Some(Ok(Message::Text(text))) if serde_json::from_str::<Value>(&text).unwrap()["type"] == "inbox" => {
+                return socket
+            }
+            Some(Ok(Message::Close(close))) => panic!("closed before the inbox: {close:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("the socket ended before the inbox: {other:?}"),
+        }
+    }
+}
+
+/// Waits for the socket's close frame (skipping the frames before it); answers its code.
+async fn close_code(socket: &mut crate::helpers::Socket) -> Option<u16> {
+    let closed = async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(close))) => return close.map(|c| u16::from(c.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), closed).await.expect("the socket closes within 20 s")
+}
+
+async fn a_deactivated_agent_is_signed_out_on_every_node(backend: Backend) {
+    let prefix = format!("frontdesk-test-{}:", uuid::Uuid::new_v4().simple());
+    let app = spawn_app_with(backend, |args| {
+        args.redis_url = Some("redis://127.0.0.1:6379".into());
+        args.redis_prefix = Some(prefix.clone());
+        // No periodic re-check: only the cluster's control message can end the other node's socket.
+        args.credential_check_secs = Some(0);
+    })
+    .await;
+    let other = app.node();
+    crate::revocation::wait_for_control_listeners(&prefix, 2).await;
+
+    let (id, console) = agent_signed_in(&app, "dana@clinic.example", "agent").await;
+    let (_, colleague) = agent_signed_in(&app, "sam@clinic.example", "agent").await;
+    // The same session works on the other node: its page and its socket.
+    let on_other = |cookie: &str| {
+        app.http.get(format!("{}/api/auth/session", other.base)).header("cookie", format!("fd_session={cookie}"))
+    };
+    assert_eq!(on_other(&console.cookie).send().await.unwrap().status(), 200);
+    let mut socket = console_socket(&other.base, &console.cookie).await;
+    let mut colleagues = console_socket(&other.base, &colleague.cookie).await;
+
+    // Deactivated by the owner through the first node.
+    let res = app.http.delete(app.url(&format!("/api/agents/{id}"))).bearer_auth(&app.a.api_key).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(close_code(&mut socket).await, Some(4001), "the other node closes the socket as revoked");
+    assert_eq!(on_other(&console.cookie).send().await.unwrap().status(), 401, "the session ends on the other node");
+    assert_eq!(console.get("/api/auth/session").await.0, 401, "and on the first");
+    // Their colleague, on the same node, is untouched: still signed in, still hearing the inbox.
+    assert_eq!(on_other(&colleague.cookie).send().await.unwrap().status(), 200);
+    let conversation = app.start_conversation().await;
+    app.say(&conversation, "Hello").await;
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(20), colleagues.next()).await;
+        match frame.expect("the colleague hears the new conversation within 20 s") {
+            Some(Ok(Message::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["conversation"]["id"] == conversation.as_str() {
+                    break;
+                }
+            }
+            Some(Ok(Message::Close(close))) => panic!("the colleague's socket closed: {close:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("the colleague's socket ended: {other:?}"),
+        }
+    }
+    // The colleague signs out on the first node: their socket on the other ends as well.
+    let out = colleague.request(reqwest::Method::POST, "/api/auth/sign-out", true).send().await.unwrap();
+    assert_eq!(out.status(), 204);
+    assert_eq!(close_code(&mut colleagues).await, Some(4001), "signing out ends the session's socket everywhere");
 }

@@ -309,6 +309,20 @@ async fn control_listeners(prefix: &str) -> i64 {
     count
 }
 
+/// Waits until `nodes` nodes hear the control channel under `prefix`, so that nothing revoked
+/// in a test is said before every node listens.
+pub(crate) async fn wait_for_control_listeners(prefix: &str, nodes: i64) {
+    let mut listening = 0;
+    for _ in 0..100 {
+        listening = control_listeners(prefix).await;
+        if listening == nodes {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listening, nodes, "every node subscribes to the control channel");
+}
+
 async fn an_agent_deleted_on_one_node_loses_their_socket_on_another(backend: Backend) {
     let prefix = format!("frontdesk-test-{}:", uuid::Uuid::new_v4().simple());
     let app = spawn_app_with(backend, |args| {
@@ -318,16 +332,7 @@ async fn an_agent_deleted_on_one_node_loses_their_socket_on_another(backend: Bac
     })
     .await;
     let other = app.node();
-    // Both nodes hear the control channel before anything is revoked.
-    let mut listening = 0;
-    for _ in 0..100 {
-        listening = control_listeners(&prefix).await;
-        if listening == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(listening, 2, "both nodes subscribe to the control channel");
+    wait_for_control_listeners(&prefix, 2).await;
 
     let (gone_id, gone_token) = new_agent(&app, "Remote").await;
     let (_, stays_token) = new_agent(&app, "Local").await;
