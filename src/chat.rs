@@ -53,6 +53,8 @@ pub struct Chat {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The quotas of the public surface and the client-address rule.
     pub admission: Arc<crate::admission::Admission>,
+    /// The node's one lead scorer: every rescoring goes through it, one pass at a time.
+    pub scorer: actix::Addr<frontdesk_actors::LeadScorer>,
 }
 
 impl Chat {
@@ -282,10 +284,8 @@ impl Chat {
     /// Saves the contact in the conversation's variables to the CRM: the patient it matches or
     /// a new one, and its lead (when it has a name and an email or phone).
     pub async fn save_contact(&self, workspace_id: i64, conversation_id: &str) -> Result<bool, ApiError> {
-        let id = conversation_id.to_owned();
-        let lead = self.db.run(move |conn| crate::crm::rescore(conn, workspace_id, &id, now_ms())).await?;
-        crate::webhooks::outbox::committed();
-        Ok(lead)
+        let rescore = frontdesk_actors::RescoreNow { workspace_id, conversation_id: conversation_id.to_owned() };
+        self.scorer.send(rescore).await.map_err(|_| ApiError::unavailable("the lead scorer has stopped"))
     }
 
     pub async fn typing(&self, conversation_id: &str, on: bool) -> Result<(), ApiError> {

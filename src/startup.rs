@@ -178,6 +178,7 @@ impl Application {
             db: db.clone(),
             desk: desk.clone(),
             knowledge: Some(knowledge.clone().into_inner()),
+            scorer: scorer.clone(),
         };
         // The model brain answers for bots with a model and hands everything else (and its own
         // failures) to the built-in brain; a deployed flow, in front of both, runs first.
@@ -268,6 +269,7 @@ impl Application {
             flow_tools,
             shutdown: shutdown_rx,
             admission: Arc::new(Admission::new(settings.admission.clone(), redis.clone())),
+            scorer,
         });
         let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::new(redis.clone()));
         let revocations = web::Data::from(crate::revocation::Revocations::start(

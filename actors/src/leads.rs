@@ -6,11 +6,12 @@
 //! is dropped unless the conversation is known to have a lead: most conversations never become
 //! leads, and reading every one of them at each threshold would tax ordinary chat.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use crate::ports::LeadSignals;
 
@@ -24,6 +25,16 @@ pub struct Rescore {
     pub engagement_only: bool,
 }
 
+/// Score this conversation in the next pass, at once, and answer whether it has a lead after
+/// it: for callers that report the outcome (an API answering with the lead, a model's tool, a
+/// flow's lead block). Passes still run one at a time.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "bool")]
+pub struct RescoreNow {
+    pub workspace_id: i64,
+    pub conversation_id: String,
+}
+
 /// How many conversations with leads the scorer remembers before it starts afresh (they are
 /// learned again from their next signal).
 const REMEMBERED: usize = 100_000;
@@ -34,12 +45,21 @@ pub struct LeadScorer {
     pending: HashSet<(i64, String)>,
     scheduled: bool,
     with_leads: HashSet<(i64, String)>,
+    /// Callers of [`RescoreNow`] waiting for the pass that includes their conversation.
+    waiting: HashMap<(i64, String), Vec<oneshot::Sender<bool>>>,
 }
 
 impl LeadScorer {
     /// `coalesce`: how long requests are gathered before a pass.
     pub fn new(signals: Arc<dyn LeadSignals>, coalesce: Duration) -> Self {
-        Self { signals, coalesce, pending: HashSet::new(), scheduled: false, with_leads: HashSet::new() }
+        Self {
+            signals,
+            coalesce,
+            pending: HashSet::new(),
+            scheduled: false,
+            with_leads: HashSet::new(),
+            waiting: HashMap::new(),
+        }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -49,8 +69,15 @@ impl LeadScorer {
             return;
         }
         let signals = self.signals.clone();
+        let asked: Vec<(i64, String)> = batch.iter().filter(|key| self.waiting.contains_key(*key)).cloned().collect();
         // `wait`: the mailbox holds until this pass is done; requests meanwhile form the next.
-        ctx.wait(async move { signals.rescore(batch).await }.into_actor(self).map(|found, act, _| {
+        ctx.wait(async move { signals.rescore(batch).await }.into_actor(self).map(move |found, act, _| {
+            for key in asked {
+                let lead = found.contains(&key);
+                for waiter in act.waiting.remove(&key).unwrap_or_default() {
+                    let _ = waiter.send(lead);
+                }
+            }
             if act.with_leads.len() + found.len() > REMEMBERED {
                 act.with_leads.clear();
             }
@@ -76,6 +103,21 @@ impl Handler<Rescore> for LeadScorer {
             self.scheduled = true;
             ctx.run_later(self.coalesce, |act, ctx| act.flush(ctx));
         }
+    }
+}
+
+impl Handler<RescoreNow> for LeadScorer {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: RescoreNow, ctx: &mut Self::Context) -> Self::Result {
+        let key = (msg.workspace_id, msg.conversation_id);
+        let (tx, rx) = oneshot::channel();
+        self.waiting.entry(key.clone()).or_default().push(tx);
+        self.pending.insert(key);
+        // Without the gathering delay; a timer already set finds its batch gone and does nothing.
+        self.scheduled = true;
+        ctx.run_later(Duration::ZERO, |act, ctx| act.flush(ctx));
+        Box::pin(async move { rx.await.unwrap_or(false) })
     }
 }
 
@@ -129,5 +171,21 @@ mod tests {
         }
         let passes = passes_after(&recorder, 2).await;
         assert_eq!(passes[1], vec![(1, "a".to_owned())]);
+    }
+
+    #[actix_rt::test]
+    async fn a_caller_that_waits_hears_whether_its_conversation_has_a_lead() {
+        let recorder = Arc::new(Recorder::default());
+        // Gathering would take an hour: an answer that came only after it would never come.
+        let scorer = LeadScorer::new(recorder.clone(), Duration::from_secs(3600)).start();
+        let gathered = Rescore { workspace_id: 1, conversation_id: "b".into(), engagement_only: false };
+        scorer.send(gathered).await.unwrap();
+        let a = scorer.send(RescoreNow { workspace_id: 1, conversation_id: "a".into() }).await.unwrap();
+        assert!(a, "conversation a has a lead");
+        // The request already gathered went with it, in one pass.
+        assert_eq!(passes_after(&recorder, 1).await, vec![vec![(1, "a".to_owned()), (1, "b".to_owned())]]);
+        let b = scorer.send(RescoreNow { workspace_id: 1, conversation_id: "b".into() }).await.unwrap();
+        assert!(!b, "conversation b has none");
+        assert_eq!(passes_after(&recorder, 2).await.len(), 2, "each answer had its own pass");
     }
 }

@@ -13,11 +13,12 @@ pub mod registry;
 pub mod session;
 
 pub use booking::{BookingDesk, DeskError};
-pub use leads::{LeadScorer, Rescore};
+pub use leads::{LeadScorer, Rescore, RescoreNow};
 pub use ports::{
-    inbox_topic, merge_variables, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Clock,
-    ConversationEvent, ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, LeadSignals, NewMessage,
-    Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StoreError, StoredMessage, SystemClock,
+    inbox_topic, merge_variables, variables_patch, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest,
+    ChangedBy, Clock, ConversationEvent, ConversationSnapshot, ConversationStatus, ConversationStore, EventBus,
+    LeadSignals, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StateWriter, StoreError,
+    StoredMessage, SystemClock, TurnState,
 };
 pub use registry::{OnStop, SessionRegistry};
 pub use session::{

@@ -325,21 +325,110 @@ pub struct BrainRequest {
     /// Context given with this message alone (ChatSupport AI's `context`: company rules,
     /// policies, tone, scraped text), to be honoured for this answer only.
     pub context: Option<serde_json::Value>,
-    /// The asking session's fencing token, for a brain that writes the conversation's state
-    /// itself (see [`NewMessage::fence`]).
-    pub fence: Option<i64>,
+    /// The only way a brain changes the conversation's variables: through its session.
+    pub state: TurnState,
+}
+
+/// A brain's door to its conversation's variables. The session is their one writer: a patch
+/// goes to it, is merged with its fencing token in order with agents' and the API's edits, and
+/// is refused once the turn is over (cut by a takeover) or the session lost the conversation.
+#[derive(Clone)]
+pub struct TurnState(Arc<dyn StateWriter>);
+
+/// What a session gives its turn for [`TurnState`].
+#[async_trait]
+pub trait StateWriter: Send + Sync {
+    /// Merges `patch` (see [`merge_variables`]); answers the variables as they now stand.
+    async fn merge(&self, patch: serde_json::Value) -> Result<serde_json::Value, BrainError>;
+}
+
+impl TurnState {
+    pub fn new(writer: Arc<dyn StateWriter>) -> Self {
+        Self(writer)
+    }
+
+    /// A turn with no session behind it (a brain tried on its own): every write is refused.
+    pub fn unattached() -> Self {
+        struct Unattached;
+        #[async_trait]
+        impl StateWriter for Unattached {
+            async fn merge(&self, _: serde_json::Value) -> Result<serde_json::Value, BrainError> {
+                Err(BrainError("this turn has no session to keep its variables".into()))
+            }
+        }
+        Self(Arc::new(Unattached))
+    }
+
+    /// Merges `patch` into the conversation's variables; answers them as they now stand.
+    pub async fn merge(&self, patch: serde_json::Value) -> Result<serde_json::Value, BrainError> {
+        self.0.merge(patch).await
+    }
+
+    /// Stores what changed from `before` to `after` (see [`variables_patch`]), so that keys the
+    /// brain did not touch keep whatever others wrote meanwhile; answers the variables as they
+    /// now stand (`after` itself when nothing changed).
+    pub async fn store_changes(
+        &self,
+        before: &serde_json::Value,
+        after: &serde_json::Value,
+    ) -> Result<serde_json::Value, BrainError> {
+        match variables_patch(before, after) {
+            Some(patch) => self.merge(patch).await,
+            None => Ok(after.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for TurnState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TurnState")
+    }
+}
+
+/// The patch that [`merge_variables`] turns `before` into `after` with, touching only what
+/// differs: a removed key becomes `null`, an object present on both sides is compared field by
+/// field (a removed field becomes `null`), anything else that differs is given whole. `None`
+/// when nothing differs. (A `null` kept as a value in `after` reads as a removal: variables do
+/// not keep nulls.)
+pub fn variables_patch(before: &serde_json::Value, after: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::{Map, Value};
+    let empty = Map::new();
+    let before = before.as_object().unwrap_or(&empty);
+    let after = after.as_object().unwrap_or(&empty);
+    let mut patch = Map::new();
+    for key in before.keys().filter(|key| !after.contains_key(*key)) {
+        patch.insert(key.clone(), Value::Null);
+    }
+    for (key, new) in after {
+        match (before.get(key), new) {
+            (Some(old), new) if old == new => {}
+            (Some(Value::Object(old)), Value::Object(new)) => {
+                let mut fields: Map<String, Value> =
+                    old.keys().filter(|field| !new.contains_key(*field)).map(|f| (f.clone(), Value::Null)).collect();
+                for (field, value) in new {
+                    if old.get(field) != Some(value) {
+                        fields.insert(field.clone(), value.clone());
+                    }
+                }
+                patch.insert(key.clone(), Value::Object(fields));
+            }
+            (_, new) => {
+                patch.insert(key.clone(), new.clone());
+            }
+        }
+    }
+    (!patch.is_empty()).then_some(Value::Object(patch))
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("brain failed: {0}")]
 pub struct BrainError(pub String);
 
-/// What a brain streams: chunks of its reply, and the conversation's variables when it changed
-/// them (it has already persisted them; the session only keeps its copy current).
+/// What a brain streams: chunks of its reply and what the reply means for the conversation.
+/// (Variables are not streamed: a brain changes them through [`BrainRequest::state`].)
 #[derive(Debug, Clone, PartialEq)]
 pub enum BrainOutput {
     Text(String),
-    Variables(serde_json::Value),
     /// What the reply is based on (e.g. `{"citations": [...]}`), stored with the reply.
     Metadata(serde_json::Value),
     /// After this reply, put the conversation in the queue for a person.
@@ -473,4 +562,58 @@ pub trait LeadSignals: Send + Sync + 'static {
     /// Scores each `(workspace_id, conversation_id)` and answers those that have a lead;
     /// failures are the implementation's to log.
     async fn rescore(&self, conversations: Vec<(i64, String)>) -> Vec<(i64, String)>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{merge_variables, variables_patch};
+    use serde_json::json;
+
+    fn merged(mut stored: serde_json::Value, patch: Option<serde_json::Value>) -> serde_json::Value {
+        if let Some(patch) = patch {
+            merge_variables(&mut stored, patch);
+        }
+        stored
+    }
+
+    #[test]
+    fn a_patch_turns_before_into_after() {
+        let before = json!({
+            "contact": { "name": "Maria", "phone": "555" },
+            "reception": { "intent": "book", "service": "Cleaning" },
+            "last_action": "x",
+            "gone": 1,
+        });
+        let after = json!({
+            "contact": { "name": "Maria", "email": "m@example.com" },
+            "reception": { "intent": "book" },
+            "last_action": { "action": "booking_flow" },
+            "new": [1, 2],
+        });
+        let patch = variables_patch(&before, &after);
+        assert_eq!(
+            patch,
+            Some(json!({
+                "gone": null,
+                "contact": { "phone": null, "email": "m@example.com" },
+                "reception": { "service": null },
+                "last_action": { "action": "booking_flow" },
+                "new": [1, 2],
+            }))
+        );
+        assert_eq!(merged(before, patch), after);
+        assert_eq!(variables_patch(&after, &after), None, "nothing changed, nothing to write");
+    }
+
+    #[test]
+    fn a_patch_leaves_what_others_changed_meanwhile() {
+        let before = json!({ "contact": { "name": "Maria" } });
+        let after = json!({ "contact": { "name": "Maria", "email": "m@example.com" } });
+        // Meanwhile an agent set a priority and corrected the name.
+        let stored = json!({ "contact": { "name": "María" }, "conversation": { "priority": "vip" } });
+        assert_eq!(
+            merged(stored, variables_patch(&before, &after)),
+            json!({ "contact": { "name": "María", "email": "m@example.com" }, "conversation": { "priority": "vip" } })
+        );
+    }
 }

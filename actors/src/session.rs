@@ -16,6 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -26,8 +27,9 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::ports::{
-    inbox_topic, AgentRef, Appended, BrainOutput, BrainRequest, ChangedBy, ConversationEvent, ConversationSnapshot,
-    ConversationStatus, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StoreError, StoredMessage,
+    inbox_topic, AgentRef, Appended, BrainError, BrainOutput, BrainRequest, ChangedBy, ConversationEvent,
+    ConversationSnapshot, ConversationStatus, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender,
+    StateWriter, StoreError, StoredMessage, TurnState,
 };
 use crate::registry::Registration;
 
@@ -189,12 +191,30 @@ struct TurnChunk {
     text: String,
 }
 
-/// The running turn's brain changed the conversation's variables (and persisted them).
+/// The running turn's brain changes the conversation's variables (through its [`TurnState`]).
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<serde_json::Value, SessionError>")]
 struct TurnVariables {
     turn: u64,
-    variables: serde_json::Value,
+    patch: serde_json::Value,
+}
+
+/// The [`StateWriter`] a session gives each turn: its patches go back to the session, tagged
+/// with the turn, so a turn that is over can no longer write.
+struct SessionState {
+    session: Addr<ConversationSession>,
+    turn: u64,
+}
+
+#[async_trait::async_trait]
+impl StateWriter for SessionState {
+    async fn merge(&self, patch: serde_json::Value) -> Result<serde_json::Value, BrainError> {
+        match self.session.send(TurnVariables { turn: self.turn, patch }).await {
+            Ok(Ok(variables)) => Ok(variables),
+            Ok(Err(err)) => Err(BrainError(format!("the conversation's variables were not stored: {err}"))),
+            Err(_) => Err(BrainError("the conversation's session has stopped".into())),
+        }
+    }
 }
 
 /// What the running turn's reply is based on (its citations).
@@ -399,7 +419,7 @@ impl ConversationSession {
                 .collect(),
             variables: context.variables.clone(),
             context: request_context,
-            fence: self.fence,
+            state: TurnState::new(Arc::new(SessionState { session: ctx.address(), turn: self.next_turn_id })),
         };
         let turn = self.next_turn_id;
         self.next_turn_id += 1;
@@ -415,7 +435,6 @@ impl ConversationSession {
                 match chunk {
                     Ok(BrainOutput::Text(text)) if text.is_empty() => {}
                     Ok(BrainOutput::Text(text)) => me.do_send(TurnChunk { turn, text }),
-                    Ok(BrainOutput::Variables(variables)) => me.do_send(TurnVariables { turn, variables }),
                     Ok(BrainOutput::Metadata(metadata)) => me.do_send(TurnMetadata { turn, metadata }),
                     Ok(BrainOutput::Handoff { actor, reason }) => me.do_send(TurnHandoff { turn, actor, reason }),
                     Err(err) => {
@@ -744,15 +763,14 @@ impl Handler<TurnChunk> for ConversationSession {
 }
 
 impl Handler<TurnVariables> for ConversationSession {
-    type Result = ();
+    type Result = AtomicResponse<Self, Result<serde_json::Value, SessionError>>;
 
-    fn handle(&mut self, msg: TurnVariables, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: TurnVariables, _ctx: &mut Self::Context) -> Self::Result {
         if self.turn.as_ref().is_none_or(|turn| turn.id != msg.turn) {
-            return;
+            let over = SessionError::Conflict("the turn that asked for this change is over".into());
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(over))));
         }
-        if let State::Ready(context) = &mut self.state {
-            context.variables = msg.variables;
-        }
+        self.merge_variables(msg.patch)
     }
 }
 
@@ -1072,13 +1090,25 @@ impl Handler<UpdateVariables> for ConversationSession {
 
     fn handle(&mut self, msg: UpdateVariables, _ctx: &mut Self::Context) -> Self::Result {
         self.last_activity = Instant::now();
+        self.merge_variables(msg.patch)
+    }
+}
+
+impl ConversationSession {
+    /// The one write of the conversation's variables, for the API, agents and brains alike:
+    /// merged with this session's fencing token while the mailbox waits, so writes land in the
+    /// order they were asked and a session that lost the conversation writes nothing.
+    fn merge_variables(
+        &mut self,
+        patch: serde_json::Value,
+    ) -> AtomicResponse<Self, Result<serde_json::Value, SessionError>> {
         let workspace_id = match self.ready() {
             Ok(context) => context.workspace_id,
             Err(err) => return AtomicResponse::new(Box::pin(actix::fut::ready(Err(err)))),
         };
         let (store, id, fence) = (self.ports.store.clone(), self.id.clone(), self.fence);
         AtomicResponse::new(Box::pin(
-            async move { store.merge_variables(workspace_id, &id, msg.patch, fence).await }.into_actor(self).map(
+            async move { store.merge_variables(workspace_id, &id, patch, fence).await }.into_actor(self).map(
                 |merged, act, ctx| {
                     let merged = merged.map_err(|err| act.write_failed(err, ctx))?;
                     if let State::Ready(context) = &mut act.state {

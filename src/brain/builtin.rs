@@ -201,13 +201,10 @@ impl Brain for BuiltinBrain {
             }
             if let Some(reception) = reception {
                 let turn = reception
-                    .turn(request.workspace_id, &request.conversation_id, question.id, &question.content, &request.variables)
+                    .turn(request.workspace_id, &request.conversation_id, question.id, &question.content, &request.variables, &request.state)
                     .await;
                 match turn {
                     Ok(Some(turn)) => {
-                        if let Some(variables) = turn.variables {
-                            yield Ok(BrainOutput::Variables(variables));
-                        }
                         // A question in the middle of a booking ("where are you?") is answered,
                         // then the dialog's question is asked again.
                         let mut reply = turn.reply;

@@ -715,15 +715,13 @@ impl ModelCall {
                     bot_id: request.bot_id,
                     conversation_id: &request.conversation_id,
                     variables: &scope_variables,
+                    state: &request.state,
                 };
                 for call in calls {
                     // The model saw placeholders; the tools get what they stand for.
                     let arguments = redactor.restore(&call.arguments);
                     let (result, effects) = tool_box.call(&scope, &call.name, &arguments).await;
                     tracing::info!(tool = %call.name, "model called a tool");
-                    if let Some(variables) = effects.variables {
-                        yield Ok(BrainOutput::Variables(variables));
-                    }
                     if effects.handoff.is_some() {
                         handoff = effects.handoff;
                     }
@@ -851,7 +849,7 @@ mod tests {
             history,
             variables: serde_json::json!({}),
             context: None,
-            fence: None,
+            state: frontdesk_actors::TurnState::unattached(),
         }
     }
 

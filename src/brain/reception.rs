@@ -23,8 +23,8 @@ use crate::booking::{
 };
 use crate::crm::signals::{self, ContactDetails};
 use crate::db::bookings::{self as booking_rows, BookingFilter, BookingRow};
-use crate::db::{conversations, now_ms, Db, DbError};
-use frontdesk_actors::{LeadScorer, Rescore};
+use crate::db::{now_ms, Db, DbError};
+use frontdesk_actors::{LeadScorer, Rescore, TurnState};
 
 /// How many start times one offer lists.
 const TIMES_OFFERED: usize = 4;
@@ -331,6 +331,7 @@ impl Reception {
         question_id: i64,
         text: &str,
         variables: &serde_json::Value,
+        state: &TurnState,
     ) -> Result<Option<Turn>, DbError> {
         let mut dialog: Dialog =
             serde_json::from_value(variables.get("reception").cloned().unwrap_or_default()).unwrap_or_default();
@@ -407,8 +408,8 @@ impl Reception {
             vars["reception"] = serde_json::to_value(&dialog).unwrap_or_default();
             vars["contact"] = serde_json::to_value(&contact).unwrap_or_default();
             vars["last_action"] = serde_json::json!({ "reply_to": question_id, "action": action.as_str() });
-            let (id, stored) = (conversation_id.to_owned(), vars.clone());
-            self.db.run(move |conn| conversations::set_variables(conn, workspace_id, &id, &stored, now)).await?;
+            // Only what this turn changed, through the session: an agent's edit made meanwhile stays.
+            let vars = state.store_changes(variables, &vars).await.map_err(|err| DbError::Task(err.0))?;
             if let Some(scorer) = &self.scorer {
                 let conversation_id = conversation_id.to_owned();
                 scorer.do_send(Rescore { workspace_id, conversation_id, engagement_only: false });

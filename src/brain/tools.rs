@@ -9,14 +9,15 @@
 
 use std::sync::Arc;
 
+use actix::Addr;
 use chrono::{NaiveDateTime, NaiveTime};
-use frontdesk_actors::ChangedBy;
+use frontdesk_actors::{ChangedBy, LeadScorer, RescoreNow, TurnState};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::booking::desk::BookingDesk;
 use crate::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Start};
-use crate::db::{agents, bookings, conversations, now_ms, Db};
+use crate::db::{agents, bookings, now_ms, Db};
 use crate::knowledge::Knowledge;
 
 /// The tools as the model is told of them (OpenAI's function-calling schema).
@@ -79,13 +80,13 @@ pub struct Scope<'a> {
     pub bot_id: i64,
     pub conversation_id: &'a str,
     pub variables: &'a Value,
+    /// The turn's way to change the conversation's variables (its session writes them).
+    pub state: &'a TurnState,
 }
 
-/// What a tool did beyond its result: the conversation's variables it changed (persisted
-/// already), or a hand-over to ask for.
+/// What a tool did beyond its result: a hand-over to ask for.
 #[derive(Debug, Default)]
 pub struct Effects {
-    pub variables: Option<Value>,
     pub handoff: Option<String>,
 }
 
@@ -93,6 +94,8 @@ pub struct Tools {
     pub db: Db,
     pub desk: Arc<BookingDesk>,
     pub knowledge: Option<Arc<Knowledge>>,
+    /// Leads are scored by the node's one scorer, never by a tool itself.
+    pub scorer: Addr<LeadScorer>,
 }
 
 /// Reads a tool's arguments, or says what is wrong with them (the model gets it as the result).
@@ -275,32 +278,20 @@ impl Tools {
             Ok(args) => args,
             Err(error) => return (json!({ "error": error }), Effects::default()),
         };
-        let mut variables = scope.variables.clone();
-        if !variables.is_object() {
-            variables = json!({});
-        }
-        let mut contact = variables["contact"].as_object().cloned().unwrap_or_default();
+        let mut given = serde_json::Map::new();
         for (field, value) in [("name", args.name), ("email", args.email), ("phone", args.phone)] {
             if let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-                contact.insert(field.into(), value.into());
+                given.insert(field.into(), value.into());
             }
         }
-        variables["contact"] = Value::Object(contact.clone());
-        let (workspace_id, id, saved) = (scope.workspace_id, scope.conversation_id.to_owned(), variables.clone());
-        let stored = self
-            .db
-            .run(move |conn| {
-                conversations::set_variables(conn, workspace_id, &id, &saved, now_ms())?;
-                crate::crm::rescore(conn, workspace_id, &id, now_ms())
-            })
-            .await;
-        crate::webhooks::outbox::committed();
-        match stored {
-            Ok(lead) => {
-                (json!({ "saved": contact, "lead": lead }), Effects { variables: Some(variables), handoff: None })
-            }
-            Err(err) => (json!({ "error": err.to_string() }), Effects::default()),
-        }
+        let variables = match scope.state.merge(json!({ "contact": given })).await {
+            Ok(variables) => variables,
+            Err(err) => return (json!({ "error": err.0 }), Effects::default()),
+        };
+        let rescore =
+            RescoreNow { workspace_id: scope.workspace_id, conversation_id: scope.conversation_id.to_owned() };
+        let lead = self.scorer.send(rescore).await.unwrap_or(false);
+        (json!({ "saved": variables["contact"], "lead": lead }), Effects::default())
     }
 
     async fn request_human(&self, scope: &Scope<'_>, raw: &str) -> (Value, Effects) {
@@ -312,7 +303,7 @@ impl Tools {
         let workspace_id = scope.workspace_id;
         let online = self.db.run(move |conn| agents::online(conn, workspace_id)).await.map(|a| a.len()).unwrap_or(0);
         let reason = args.reason.unwrap_or_else(|| "the visitor asked for a person".into());
-        (json!({ "queued": true, "agents_online": online }), Effects { variables: None, handoff: Some(reason) })
+        (json!({ "queued": true, "agents_online": online }), Effects { handoff: Some(reason) })
     }
 }
 

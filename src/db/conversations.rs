@@ -265,8 +265,9 @@ pub fn snapshot(conn: &mut DbConn, id: &str, window: i64) -> Result<Option<Conve
     }))
 }
 
-/// Replaces a conversation's variables (the brain's dialog state lives there).
-pub fn set_variables(
+/// Replaces a conversation's variables. Private: the conversation's session is their one
+/// writer, through [`merge_variables`] with its fencing token.
+fn set_variables(
     conn: &mut DbConn,
     workspace_id: i64,
     id: &str,

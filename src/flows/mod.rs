@@ -22,14 +22,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use frontdesk_actors::{Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Sender, StoredMessage};
+use frontdesk_actors::{
+    Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, RescoreNow, Sender, StoredMessage, TurnState,
+};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::brain::tools::{Scope, Tools};
 use crate::db::flows::{self as flow_rows, VersionRow};
-use crate::db::{conversations, now_ms, Db, DbError};
+use crate::db::{now_ms, Db, DbError};
 use crate::knowledge::Knowledge;
 use crate::net_guard::{self, TargetPolicy};
 use definition::{AnswerSource, Flow};
@@ -209,10 +211,10 @@ impl Brain for FlowBrain {
                 brain: &this,
                 request: &request,
                 today: today(&this.tools.db, request.workspace_id).await,
+                stored: Mutex::new(flow_part(&request.variables)),
             };
             let out = engine::turn(&flow, &mut variables, &input, &effects).await;
             tracing::debug!(trace = %serde_json::Value::Array(out.trace.clone()), "flow turn");
-            yield Ok(BrainOutput::Variables(variables.clone()));
             let run = Run::of(&variables).unwrap_or_default();
             if out.texts.iter().all(|t| t.trim().is_empty()) && out.handoff.is_none() {
                 // The flow ended without a word for this message: the bot answers it as usual.
@@ -253,6 +255,16 @@ struct LiveEffects<'a> {
     brain: &'a FlowBrain,
     request: &'a BrainRequest,
     today: NaiveDate,
+    /// The flow's part of the variables as last stored, so that a checkpoint sends only what
+    /// changed since (and an agent's edit to another field stays).
+    stored: Mutex<Value>,
+}
+
+/// The part of the variables a flow keeps ([`FLOW_KEYS`]).
+fn flow_part(variables: &Value) -> Value {
+    Value::Object(
+        FLOW_KEYS.iter().filter_map(|key| variables.get(*key).map(|v| ((*key).to_owned(), v.clone()))).collect(),
+    )
 }
 
 impl LiveEffects<'_> {
@@ -262,6 +274,7 @@ impl LiveEffects<'_> {
             bot_id: self.request.bot_id,
             conversation_id: &self.request.conversation_id,
             variables: &self.request.variables,
+            state: &self.request.state,
         };
         self.brain.tools.call(&scope, name, &arguments.to_string()).await.0
     }
@@ -309,7 +322,6 @@ impl Effects for LiveEffects<'_> {
                 Ok(BrainOutput::Text(text)) => said.text.push_str(&text),
                 Ok(BrainOutput::Metadata(metadata)) => said.metadata = Some(metadata),
                 Ok(BrainOutput::Handoff { reason, .. }) => said.handoff = Some(reason),
-                Ok(BrainOutput::Variables(_)) => {}
                 Err(err) => {
                     tracing::warn!(error = %err, "a flow's free answer failed");
                     return None;
@@ -329,16 +341,12 @@ impl Effects for LiveEffects<'_> {
     }
 
     async fn lead(&self, _variables: &Value) -> Result<bool, String> {
-        let (workspace_id, id) = (self.request.workspace_id, self.request.conversation_id.clone());
-        let lead = self
-            .brain
-            .tools
-            .db
-            .run(move |conn| crate::crm::rescore(conn, workspace_id, &id, now_ms()))
-            .await
-            .map_err(|err| err.to_string())?;
-        crate::webhooks::outbox::committed();
-        Ok(lead)
+        // The block stored its contact first (a checkpoint): the pass reads it.
+        let rescore = RescoreNow {
+            workspace_id: self.request.workspace_id,
+            conversation_id: self.request.conversation_id.clone(),
+        };
+        self.brain.tools.scorer.send(rescore).await.map_err(|err| format!("the lead scorer is gone: {err}"))
     }
 
     async fn http(&self, call: HttpCall) -> Result<Value, String> {
@@ -346,19 +354,11 @@ impl Effects for LiveEffects<'_> {
     }
 
     async fn persist(&self, variables: &Value) -> Result<(), String> {
-        let patch: serde_json::Map<String, Value> =
-            FLOW_KEYS.iter().filter_map(|key| variables.get(*key).map(|v| ((*key).to_owned(), v.clone()))).collect();
-        let (workspace_id, id, fence) =
-            (self.request.workspace_id, self.request.conversation_id.clone(), self.request.fence);
-        self.brain
-            .tools
-            .db
-            .run(move |conn| {
-                conversations::merge_variables(conn, workspace_id, &id, Value::Object(patch), now_ms(), fence)
-            })
-            .await
-            .map(drop)
-            .map_err(|err| err.to_string())
+        let now = flow_part(variables);
+        let before = self.stored.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.request.state.store_changes(&before, &now).await.map_err(|err| err.0)?;
+        *self.stored.lock().unwrap_or_else(|p| p.into_inner()) = now;
+        Ok(())
     }
 }
 
@@ -444,6 +444,7 @@ impl Effects for DryEffects<'_> {
             bot_id: self.context.bot_id,
             conversation_id: "dry-run",
             variables: &Value::Null,
+            state: &TurnState::unattached(),
         };
         let arguments = json!({ "service": service, "date": date.to_string(), "doctor": doctor }).to_string();
         self.context.tools.call(&scope, "check_availability", &arguments).await.0

@@ -14,7 +14,7 @@ use crate::sse::Events;
 on_both_backends!(a_node_serves_through_a_redis_outage_and_shares_quotas_again_after);
 
 /// The machine's Redis, with a key prefix of the test's own.
-fn shared_redis(args: &mut frontdesk::config::SettingsArgs) {
+pub(crate) fn shared_redis(args: &mut frontdesk::config::SettingsArgs) {
     args.redis_url = Some(crate::helpers::redis_url());
     args.redis_prefix = Some(format!("frontdesk-test-{}:", uuid::Uuid::new_v4().simple()));
 }
@@ -192,7 +192,7 @@ async fn a_conversations_events_reach_listeners_on_other_nodes() {
 }
 
 /// A metric's value in Prometheus text.
-fn metric(text: &str, name: &str) -> u64 {
+pub(crate) fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find(|line| line.starts_with(&format!("{name}{{")))
         .and_then(|line| line.rsplit(' ').next())
@@ -269,7 +269,7 @@ async fn say_on(app: &TestApp, base: &str, conversation: &str, client_msg_id: &s
     status_json(request.send().await.unwrap()).await
 }
 
-async fn metrics_of(app: &TestApp, base: &str) -> String {
+pub(crate) async fn metrics_of(app: &TestApp, base: &str) -> String {
     app.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap()
 }
 

@@ -32,6 +32,7 @@ mod knowledge_queue;
 mod logs;
 mod model;
 mod model_profiles;
+mod one_writer;
 mod pdf;
 mod rate_limits;
 mod real_model;

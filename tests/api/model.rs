@@ -41,9 +41,11 @@ pub(crate) enum Script {
     /// Asks for these tool calls `(id, name, arguments)`, the arguments split across pieces;
     /// `repeat` sends the id and name again in every piece, as some local servers do.
     Tools { calls: Vec<(String, String, Value)>, repeat: bool },
+    /// Waits until the gate is opened (`notify_one`), then does the inner step.
+    Gated(Arc<tokio::sync::Notify>, Box<Script>),
 }
 
-fn tools(calls: &[(&str, &str, Value)], repeat: bool) -> Script {
+pub(crate) fn tools(calls: &[(&str, &str, Value)], repeat: bool) -> Script {
     Script::Tools {
         calls: calls.iter().map(|(id, name, args)| (id.to_string(), name.to_string(), args.clone())).collect(),
         repeat,
@@ -146,6 +148,10 @@ async fn serve(stream: &mut tokio::net::TcpStream, script: Script) -> bool {
     let head =
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
     match script {
+        Script::Gated(gate, inner) => {
+            gate.notified().await;
+            Box::pin(serve(stream, *inner)).await
+        }
         Script::Status(code) => {
             let body = json!({ "error": { "message": "scripted failure", "type": "server_error" } }).to_string();
             let response = format!(
@@ -212,7 +218,7 @@ fn chunk_usage(usage: Value) -> String {
     format!("data: {chunk}\n\n")
 }
 
-async fn app(
+pub(crate) async fn app(
     backend: Backend,
     model: &ScriptedModel,
     configure: impl FnOnce(&mut frontdesk::config::SettingsArgs),
