@@ -18,6 +18,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
+use super::ownership::{first_version, NODE_PROTOCOL};
 use super::redis::Redis;
 use super::LocalBus;
 
@@ -36,6 +37,9 @@ const STALE_AFTER_MS: i64 = 5_000;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
+    /// [`NODE_PROTOCOL`]: an event in a version this node does not speak is not delivered.
+    #[serde(default = "first_version")]
+    v: u32,
     node: String,
     topic: String,
     /// When it was published (ms since the epoch, the publishing node's clock).
@@ -52,6 +56,8 @@ pub struct BusStats {
     pub last_lag_ms: AtomicI64,
     pub max_lag_ms: AtomicI64,
     pub dropped: AtomicU64,
+    /// Events heard that this node could not read (another protocol version, or garbled).
+    pub unreadable: AtomicU64,
     /// When the full outbox was last reported in the log.
     last_full_warning_ms: AtomicI64,
 }
@@ -119,8 +125,18 @@ impl RedisBus {
                         tracing::info!("listening to the other nodes' events");
                         redis.listening.store(true, std::sync::atomic::Ordering::Relaxed);
                         while let Some(message) = messages.next().await {
-                            let Ok(envelope) = serde_json::from_slice::<Envelope>(message.get_payload_bytes()) else {
-                                continue;
+                            let envelope = match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
+                                Ok(envelope) if envelope.v == NODE_PROTOCOL => envelope,
+                                Ok(envelope) => {
+                                    heard.unreadable.fetch_add(1, Ordering::Relaxed);
+                                    tracing::debug!(version = envelope.v, "an event in another node protocol");
+                                    continue;
+                                }
+                                Err(error) => {
+                                    heard.unreadable.fetch_add(1, Ordering::Relaxed);
+                                    tracing::debug!(%error, "an unreadable event from another node");
+                                    continue;
+                                }
                             };
                             if envelope.node != me {
                                 let lag = (crate::db::now_ms() - envelope.at).max(0);
@@ -144,7 +160,13 @@ impl RedisBus {
 
 impl EventBus for RedisBus {
     fn publish(&self, topic: &str, event: ConversationEvent) {
-        let envelope = Envelope { node: self.node_id.clone(), topic: topic.to_owned(), at: crate::db::now_ms(), event };
+        let envelope = Envelope {
+            v: NODE_PROTOCOL,
+            node: self.node_id.clone(),
+            topic: topic.to_owned(),
+            at: crate::db::now_ms(),
+            event,
+        };
         match serde_json::to_string(&envelope) {
             Ok(payload) => {
                 if self.outbox.try_send((envelope.at, payload)).is_err() {

@@ -128,12 +128,71 @@ enum WireOutcome {
     Done,
 }
 
+/// The version of what nodes say to each other ([`Envelope`] here, the events' envelope in
+/// `bus.rs`). A change to their shapes raises it; a node answers a request it cannot read (in
+/// another version, or a command it does not know) with an error at once, so the asking node
+/// does not wait out its timeout, and tells apart an answer it cannot read the same way.
+pub const NODE_PROTOCOL: u32 = 1;
+
+/// A message written before versions existed is version 1.
+pub(crate) fn first_version() -> u32 {
+    1
+}
+
 /// What one node says to another on its `node:<id>` channel.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Envelope {
-    Request { id: u64, from: String, conversation_id: String, command: Command },
-    Response { id: u64, answer: Answer },
+    Request {
+        #[serde(default = "first_version")]
+        v: u32,
+        id: u64,
+        from: String,
+        conversation_id: String,
+        command: Command,
+    },
+    Response {
+        #[serde(default = "first_version")]
+        v: u32,
+        id: u64,
+        answer: Answer,
+    },
+}
+
+/// A message on a node's channel that it cannot act on.
+#[derive(Debug, PartialEq)]
+enum Unreadable {
+    /// A request whose asker can be told (its `id` and `from` are readable).
+    Request { id: u64, from: String, reason: String },
+    /// An answer whose waiting request can be told.
+    Response { id: u64, reason: String },
+    /// Nothing to answer to.
+    Garbage(String),
+}
+
+/// Reads a message from another node: the envelope, or what to answer when it cannot be read.
+fn read_envelope(bytes: &[u8]) -> Result<Envelope, Unreadable> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Unreadable::Garbage(e.to_string()))?;
+    let version = value.get("v").map_or(Some(1), serde_json::Value::as_u64);
+    let id = value.get("id").and_then(serde_json::Value::as_u64);
+    let reason = match version {
+        Some(v) if v == u64::from(NODE_PROTOCOL) => match serde_json::from_value::<Envelope>(value.clone()) {
+            Ok(envelope) => return Ok(envelope),
+            Err(error) => format!("unreadable in node protocol {NODE_PROTOCOL}: {error}"),
+        },
+        other => format!(
+            "node protocol {} is not spoken here (this node speaks {NODE_PROTOCOL})",
+            other.map_or_else(|| "?".to_owned(), |v| v.to_string())
+        ),
+    };
+    match (value.get("type").and_then(serde_json::Value::as_str), id) {
+        (Some("request"), Some(id)) => match value.get("from").and_then(serde_json::Value::as_str) {
+            Some(from) => Err(Unreadable::Request { id, from: from.to_owned(), reason }),
+            None => Err(Unreadable::Garbage(reason)),
+        },
+        (Some("response"), Some(id)) => Err(Unreadable::Response { id, reason }),
+        _ => Err(Unreadable::Garbage(reason)),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -446,6 +505,7 @@ impl Owners {
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
         let request = Envelope::Request {
+            v: NODE_PROTOCOL,
             id,
             from: self.redis.node_id().to_owned(),
             conversation_id: conversation_id.to_owned(),
@@ -514,19 +574,35 @@ impl Owners {
                 match self.redis.subscription(&channel).await {
                     Ok(mut messages) => {
                         while let Some(message) = messages.next().await {
-                            match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
-                                Ok(Envelope::Response { id, answer }) => {
+                            match read_envelope(message.get_payload_bytes()) {
+                                Ok(Envelope::Response { id, answer, .. }) => {
                                     if let Some(waiter) = lock(&self.pending).remove(&id) {
                                         let _ = waiter.send(answer);
                                     }
                                 }
-                                Ok(Envelope::Request { id, from, conversation_id, command }) => {
+                                Ok(Envelope::Request { id, from, conversation_id, command, .. }) => {
                                     let owners = self.clone();
                                     actix_rt::spawn(async move {
                                         owners.serve(id, from, conversation_id, command).await;
                                     });
                                 }
-                                Err(error) => tracing::warn!(%error, "unreadable message from another node"),
+                                Err(Unreadable::Request { id, from, reason }) => {
+                                    tracing::warn!(%from, %reason, "a request from another node could not be read");
+                                    let owners = self.clone();
+                                    actix_rt::spawn(async move {
+                                        let answer = Answer::Done { result: Err(SessionError::Failed(reason)) };
+                                        owners.answer(id, &from, answer).await;
+                                    });
+                                }
+                                Err(Unreadable::Response { id, reason }) => {
+                                    tracing::warn!(%reason, "an answer from another node could not be read");
+                                    if let Some(waiter) = lock(&self.pending).remove(&id) {
+                                        let _ = waiter.send(Answer::Done { result: Err(SessionError::Failed(reason)) });
+                                    }
+                                }
+                                Err(Unreadable::Garbage(reason)) => {
+                                    tracing::warn!(%reason, "unreadable message from another node");
+                                }
                             }
                         }
                         tracing::warn!("lost the channel other nodes forward commands on; reconnecting");
@@ -557,8 +633,13 @@ impl Owners {
             },
             None => Answer::NotOwner,
         };
-        let payload = serde_json::to_string(&Envelope::Response { id, answer }).expect("an answer serialises");
-        if let Err(error) = self.redis.publish(&node_channel(&from), &payload).await {
+        self.answer(id, &from, answer).await;
+    }
+
+    async fn answer(&self, id: u64, to: &str, answer: Answer) {
+        let response = Envelope::Response { v: NODE_PROTOCOL, id, answer };
+        let payload = serde_json::to_string(&response).expect("an answer serialises");
+        if let Err(error) = self.redis.publish(&node_channel(to), &payload).await {
             tracing::warn!(%error, "an answer to another node was lost; it will ask again");
         }
     }
@@ -666,6 +747,25 @@ mod tests {
     }
 
     #[test]
+    fn a_request_this_node_cannot_read_is_answered_not_dropped() {
+        let from_newer = br#"{"type":"request","v":2,"id":9,"from":"n2","conversation_id":"c","command":{"kind":"x"}}"#;
+        let Err(Unreadable::Request { id: 9, from, reason }) = read_envelope(from_newer) else { panic!("answerable") };
+        assert_eq!(from, "n2");
+        assert!(reason.contains("node protocol 2 is not spoken here"), "{reason}");
+        // This version, but a command this node does not know.
+        let unknown = br#"{"type":"request","v":1,"id":4,"from":"n2","conversation_id":"c","command":{"kind":"teleport","body":{}}}"#;
+        assert!(matches!(read_envelope(unknown), Err(Unreadable::Request { id: 4, .. })));
+        let answer = br#"{"type":"response","v":3,"id":12,"answer":{"status":"done"}}"#;
+        assert!(matches!(read_envelope(answer), Err(Unreadable::Response { id: 12, .. })));
+        assert!(matches!(read_envelope(b"{not json"), Err(Unreadable::Garbage(_))));
+        assert!(matches!(read_envelope(br#"{"type":"request","v":2,"id":1}"#), Err(Unreadable::Garbage(_))));
+        // Written before versions existed: version 1, read as before.
+        let old =
+            br#"{"type":"request","id":1,"from":"n0","conversation_id":"c","command":{"kind":"close","body":null}}"#;
+        assert!(matches!(read_envelope(old), Ok(Envelope::Request { v: 1, id: 1, .. })), "{:?}", read_envelope(old));
+    }
+
+    #[test]
     fn every_command_crosses_between_nodes_unchanged() {
         let agent = AgentRef { id: 7, name: "Dana".into() };
         let commands = vec![
@@ -696,7 +796,8 @@ mod tests {
             Command::UpdateVariables(UpdateVariables { patch: serde_json::json!({"contact": {"name": "Ana"}}) }),
         ];
         for command in commands {
-            let request = Envelope::Request { id: 3, from: "n1".into(), conversation_id: "c".into(), command };
+            let request =
+                Envelope::Request { v: NODE_PROTOCOL, id: 3, from: "n1".into(), conversation_id: "c".into(), command };
             let text = serde_json::to_string(&request).unwrap();
             let back: Envelope = serde_json::from_str(&text).unwrap();
             assert_eq!(format!("{back:?}"), format!("{request:?}"), "{text}");
@@ -709,8 +810,8 @@ mod tests {
         tx.send(stored(2, 3, Sender::Bot)).unwrap();
         let posted = Outcome::Posted(Posted { message: stored(1, 2, Sender::Visitor), duplicate: true, reply: rx });
         let answer = Answer::Done { result: Ok(wire(posted)) };
-        let text = serde_json::to_string(&Envelope::Response { id: 5, answer }).unwrap();
-        let Envelope::Response { id: 5, answer: Answer::Done { result: Ok(outcome) } } =
+        let text = serde_json::to_string(&Envelope::Response { v: NODE_PROTOCOL, id: 5, answer }).unwrap();
+        let Envelope::Response { id: 5, answer: Answer::Done { result: Ok(outcome) }, .. } =
             serde_json::from_str(&text).unwrap()
         else {
             panic!("{text}")

@@ -213,6 +213,12 @@ pub async fn metrics(
             ),
             ("frontdesk_bus_dropped_total", "counter", "Events that did not reach Redis.", load(&bus.dropped)),
             (
+                "frontdesk_bus_unreadable_total",
+                "counter",
+                "Events from other nodes not delivered: another node protocol version, or garbled.",
+                load(&bus.unreadable),
+            ),
+            (
                 "frontdesk_bus_lag_ms",
                 "gauge",
                 "Publish-to-delivery time of the last event heard.",

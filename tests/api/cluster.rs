@@ -635,3 +635,44 @@ async fn a_redis_cluster_coordinates_the_nodes_like_one_server() {
     assert_eq!(metric(&metrics_of(&app, &b.base).await, "frontdesk_leases_held"), 1);
     assert!(metric(&metrics_of(&app, &app.base).await, "frontdesk_commands_forwarded_total") >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_answers_a_request_in_another_protocol_version_with_an_error() {
+    let mut prefix = String::new();
+    let app = spawn_app_with(Backend::Sqlite, |args| {
+        shared_redis(args);
+        prefix = args.redis_prefix.clone().unwrap();
+    })
+    .await;
+    let node = readyz(&app, &app.base).await["node_id"].as_str().unwrap().to_owned();
+    let client = redis::Client::open(crate::helpers::redis_url()).unwrap();
+    let mut answers = client.get_async_pubsub().await.unwrap();
+    answers.subscribe(format!("{prefix}node:a-newer-node")).await.unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+
+    // A node of a later release forwards a command in protocol 2.
+    let request = serde_json::json!({
+        "type": "request", "v": 2, "id": 77, "from": "a-newer-node", "conversation_id": "c",
+        "command": { "kind": "visitor_typing", "body": { "on": true } },
+    })
+    .to_string();
+    let channel = format!("{prefix}node:{node}");
+    let mut heard = 0;
+    for _ in 0..100 {
+        heard = redis::AsyncCommands::publish::<_, _, i64>(&mut redis, &channel, &request).await.unwrap();
+        if heard > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(heard, 1, "the node listens on its channel");
+
+    // It is answered at once with an error naming the versions, not left to time out.
+    let mut messages = answers.on_message();
+    let message = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.expect("an answer").unwrap();
+    let answer: Value = serde_json::from_slice(message.get_payload_bytes()).unwrap();
+    assert_eq!(answer["type"], "response", "{answer}");
+    assert_eq!(answer["id"], 77, "{answer}");
+    assert_eq!(answer["v"], 1, "{answer}");
+    assert!(answer.to_string().contains("node protocol 2 is not spoken here"), "{answer}");
+}
