@@ -33,9 +33,11 @@ use tokio_stream::StreamExt as _;
 
 use crate::chat::Chat;
 use crate::cluster::redis::Redis;
+use crate::db::inbox::InboxItem;
 use crate::db::{agents, inbox, now_ms};
 use crate::error::ApiError;
 use crate::revocation::{self, Credential, Revocations, WatchGuard};
+use crate::ws::protocol::{refuse_version, AgentFrame, AGENT_PROTOCOL, UNSUPPORTED_PROTOCOL};
 
 /// Open conversations in the first snapshot; older ones are a REST page away.
 const SNAPSHOT_SIZE: usize = 500;
@@ -166,6 +168,16 @@ pub async fn connect(
     let from_query = form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value.into_owned());
+    let protocol = form_urlencoded::parse(req.query_string().as_bytes()).find(|(name, _)| name == "protocol");
+    if let Some((_, asked)) = protocol {
+        let refused = match asked.parse::<u32>() {
+            Ok(asked) => refuse_version(Some(asked), AGENT_PROTOCOL),
+            Err(_) => Some(format!("invalid query parameter `protocol`: `{asked}` is not a version number")),
+        };
+        if let Some(refused) = refused {
+            return Err(ApiError::bad_request(refused).with("code", serde_json::json!(UNSUPPORTED_PROTOCOL)).into());
+        }
+    }
     let session = req.cookie(crate::http::console_auth::COOKIE).map(|cookie| cookie.value().to_owned());
     let (agent, credential, token_hash) = match (from_query, session) {
         (None, Some(secret)) if !req.headers().contains_key(actix_web::http::header::AUTHORIZATION) => {
@@ -259,7 +271,7 @@ impl Actor for AgentSocket {
             Ok(None) => close_revoked(ctx),
             Ok(Some(items)) => {
                 act.known.extend(items.iter().map(|item| item.conversation.id.clone()));
-                send(ctx, &serde_json::json!({ "type": "inbox", "agent": act.agent, "conversations": items }));
+                send(ctx, &AgentFrame::Inbox { protocol: AGENT_PROTOCOL, agent: &act.agent, conversations: &items });
             }
             Err(err) => error(ctx, None, &format!("inbox unavailable: {err}")),
         }));
@@ -291,20 +303,26 @@ fn close_revoked(ctx: &mut ws::WebsocketContext<AgentSocket>) {
     ctx.stop();
 }
 
-fn send(ctx: &mut ws::WebsocketContext<AgentSocket>, frame: &serde_json::Value) {
-    ctx.text(frame.to_string());
+/// A frame of the agent socket's contract ([`AgentFrame`]).
+type Frame<'a> = AgentFrame<'a, AgentRef, InboxItem>;
+
+fn send(ctx: &mut ws::WebsocketContext<AgentSocket>, frame: &Frame<'_>) {
+    match serde_json::to_string(frame) {
+        Ok(text) => ctx.text(text),
+        Err(err) => tracing::error!(error = %err, "an agent frame did not serialise"),
+    }
 }
 
 fn error(ctx: &mut ws::WebsocketContext<AgentSocket>, reference: Option<serde_json::Value>, text: &str) {
-    send(ctx, &serde_json::json!({ "type": "error", "ref": reference, "error": text }));
+    send(ctx, &AgentFrame::Error { reference: reference.as_ref(), error: text, code: None });
 }
 
 fn ack(ctx: &mut ws::WebsocketContext<AgentSocket>, reference: Option<serde_json::Value>, fields: serde_json::Value) {
-    let mut frame = serde_json::json!({ "type": "ack", "ref": reference });
-    if let (Some(frame), Some(fields)) = (frame.as_object_mut(), fields.as_object()) {
-        frame.extend(fields.clone());
-    }
-    send(ctx, &frame);
+    let result = match fields {
+        serde_json::Value::Object(fields) => fields,
+        _ => serde_json::Map::new(),
+    };
+    send(ctx, &AgentFrame::Ack { reference: reference.as_ref(), result });
 }
 
 fn conversation_of(event: &ConversationEvent) -> &str {
@@ -425,12 +443,7 @@ impl AgentSocket {
                     }
                     let more = full || std::mem::take(&mut subscription.again);
                     if first || !messages.is_empty() {
-                        send(
-                            ctx,
-                            &serde_json::json!({
-                                "type": "history", "conversation_id": id, "messages": messages, "more": full,
-                            }),
-                        );
+                        send(ctx, &AgentFrame::History { conversation_id: &id, messages: &messages, more: full });
                     }
                     if more {
                         act.history_page(ctx, id, false);
@@ -459,7 +472,7 @@ impl AgentSocket {
         };
         ctx.wait(load.into_actor(self).map(move |loaded, _act, ctx| {
             if let Ok(item) = loaded {
-                send(ctx, &serde_json::json!({ "type": "conversation", "conversation": item }));
+                send(ctx, &AgentFrame::Conversation { conversation: &item });
             }
             deliver(ctx, &event);
         }));
@@ -475,7 +488,7 @@ impl AgentSocket {
             return error(ctx, reference, err.message());
         }
         if frame.kind == "ping" {
-            return send(ctx, &serde_json::json!({ "type": "pong", "ref": reference }));
+            return send(ctx, &AgentFrame::Pong { reference: reference.as_ref() });
         }
         if frame.kind == "presence" {
             return match frame.presence.as_deref() {
@@ -568,7 +581,7 @@ impl StreamHandler<BusItem> for AgentSocket {
             }
             // Fell behind the inbox: tell the agent to reload it rather than guess.
             (Source::Inbox, Err(BroadcastStreamRecvError::Lagged(missed))) => {
-                send(ctx, &serde_json::json!({ "type": "inbox_stale", "missed": missed }));
+                send(ctx, &AgentFrame::InboxStale { missed });
             }
             (Source::Conversation(id), Ok(event)) => {
                 let Some(subscription) = self.subscriptions.get_mut(&id) else { return };

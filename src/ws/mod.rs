@@ -3,6 +3,7 @@
 //! so it stays inside this module and a later move touches nothing else.
 
 pub mod agent;
+pub mod protocol;
 pub mod visitor;
 
 use std::time::{Duration, Instant};

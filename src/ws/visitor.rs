@@ -17,7 +17,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use frontdesk_actors::{ConversationEvent, Owner, Sender, StoredMessage};
+use frontdesk_actors::{ConversationEvent, Owner, Sender};
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -25,6 +25,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use crate::admission::{Coalescer, Offer, Refusal, SocketQuota, RATE_LIMITED};
 use crate::chat::{Chat, VisitorInput};
 use crate::error::{describe_json_error, ApiError};
+use crate::ws::protocol::{refuse_version, WidgetFrame, UNSUPPORTED_PROTOCOL, WIDGET_PROTOCOL};
 
 const REPLAY_PAGE: i64 = 200;
 /// The `code` of an error frame refusing contact details.
@@ -74,6 +75,8 @@ struct Hello {
     bot_id: String,
     conversation_id: Option<String>,
     last_seq: Option<i64>,
+    /// The protocol version the client speaks; one the server does not is refused.
+    protocol: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,40 +125,6 @@ impl ClientFrame {
 fn strip_position(err: &serde_json::Error) -> String {
     let text = err.to_string();
     text.split(" at line ").next().unwrap_or(&text).to_owned()
-}
-
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ServerFrame<'a> {
-    Ready {
-        conversation_id: &'a str,
-        bot_id: &'a str,
-        resumed: bool,
-        /// `open` or `closed`: a resumed conversation may have ended meanwhile.
-        status: &'a str,
-        /// `bot`, `queued` or `agent`.
-        owner: &'a str,
-        /// The person who has the conversation, when `owner` is `agent`.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        agent: Option<&'a frontdesk_actors::AgentRef>,
-    },
-    Ack {
-        client_msg_id: &'a str,
-        message: &'a StoredMessage,
-        duplicate: bool,
-    },
-    Error {
-        error: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        client_msg_id: Option<&'a str>,
-        /// `rate_limited` for an admission refusal.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        code: Option<&'a str>,
-        /// Seconds until a refused frame may be sent again.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        retry_after: Option<u64>,
-    },
-    Pong,
 }
 
 struct Joined {
@@ -245,14 +214,14 @@ impl Actor for VisitorSocket {
 }
 
 impl VisitorSocket {
-    fn send(ctx: &mut ws::WebsocketContext<Self>, frame: &ServerFrame<'_>) {
+    fn send(ctx: &mut ws::WebsocketContext<Self>, frame: &WidgetFrame<'_>) {
         if let Ok(text) = serde_json::to_string(frame) {
             ctx.text(text);
         }
     }
 
     fn error(ctx: &mut ws::WebsocketContext<Self>, error: &str, client_msg_id: Option<&str>) {
-        Self::send(ctx, &ServerFrame::Error { error, client_msg_id, code: None, retry_after: None });
+        Self::send(ctx, &WidgetFrame::Error { error, client_msg_id, code: None, retry_after: None });
     }
 
     /// Answers a refused frame with a `rate_limited` error; after `FRONTDESK_SOCKET_STRIKES`
@@ -260,7 +229,7 @@ impl VisitorSocket {
     fn refuse(&mut self, ctx: &mut ws::WebsocketContext<Self>, refusal: &Refusal, client_msg_id: Option<&str>) {
         Self::send(
             ctx,
-            &ServerFrame::Error {
+            &WidgetFrame::Error {
                 error: &refusal.message,
                 client_msg_id,
                 code: Some(RATE_LIMITED),
@@ -282,30 +251,26 @@ impl VisitorSocket {
         if let Some(message) = event.stored_message() {
             self.last_seq = self.last_seq.max(message.seq);
         }
-        let frame = match event {
+        match event {
             // What the visitor sees of a change of hands: a person joining or leaving.
             ConversationEvent::OwnerChanged { conversation_id, owner, previous, agent, previous_agent, .. } => {
                 if *previous == Owner::Agent {
                     if let Some(left) = previous_agent {
-                        let frame = serde_json::json!({ "type": "agent_left", "conversation_id": conversation_id, "agent": left });
-                        ctx.text(frame.to_string());
+                        Self::send(ctx, &WidgetFrame::AgentLeft { conversation_id, agent: left });
                     }
                 }
-                match (owner, agent) {
-                    (Owner::Agent, Some(joined)) => {
-                        serde_json::json!({ "type": "agent_joined", "conversation_id": conversation_id, "agent": joined })
-                    }
-                    _ => return,
+                if let (Owner::Agent, Some(joined)) = (owner, agent) {
+                    Self::send(ctx, &WidgetFrame::AgentJoined { conversation_id, agent: joined });
                 }
             }
             // The visitor's own read receipts are not news to them.
-            ConversationEvent::Read { reader: Sender::Visitor, .. } => return,
-            other => match serde_json::to_value(other) {
-                Ok(value) => value,
-                Err(_) => return,
-            },
-        };
-        ctx.text(frame.to_string());
+            ConversationEvent::Read { reader: Sender::Visitor, .. } => {}
+            other => {
+                if let Ok(text) = serde_json::to_string(other) {
+                    ctx.text(text);
+                }
+            }
+        }
     }
 
     /// Sends every stored message after `last_seq`, from the database, a page at a time: each
@@ -402,7 +367,8 @@ impl VisitorSocket {
                     tracing::debug!(conversation_id = %row.id, resumed, "widget joined");
                     Self::send(
                         ctx,
-                        &ServerFrame::Ready {
+                        &WidgetFrame::Ready {
+                            protocol: WIDGET_PROTOCOL,
                             conversation_id: &row.id,
                             bot_id: &bot_public_id,
                             resumed,
@@ -447,7 +413,7 @@ impl VisitorSocket {
                 act.strikes = 0;
                 Self::send(
                     ctx,
-                    &ServerFrame::Ack {
+                    &WidgetFrame::Ack {
                         client_msg_id: &client_msg_id,
                         message: &posted.message,
                         duplicate: posted.duplicate,
@@ -481,7 +447,7 @@ impl VisitorSocket {
             let error = format!("contact.{field} must be at most {max} characters");
             return Self::send(
                 ctx,
-                &ServerFrame::Error {
+                &WidgetFrame::Error {
                     error: &error,
                     client_msg_id: None,
                     code: Some(INVALID_CONTACT),
@@ -493,7 +459,7 @@ impl VisitorSocket {
         if let Err(error) = crate::crm::check_contact(&patch["contact"], "contact") {
             return Self::send(
                 ctx,
-                &ServerFrame::Error {
+                &WidgetFrame::Error {
                     error: &error,
                     client_msg_id: None,
                     code: Some(INVALID_CONTACT),
@@ -506,8 +472,7 @@ impl VisitorSocket {
         let save = async move { chat.update_variables(workspace_id, &id, patch).await };
         ctx.spawn(save.into_actor(self).map(|saved, _act, ctx| match saved {
             Ok(variables) => {
-                let frame = serde_json::json!({ "type": "contact_saved", "contact": variables.get("contact") });
-                ctx.text(frame.to_string());
+                Self::send(ctx, &WidgetFrame::ContactSaved { contact: variables.get("contact") });
             }
             Err(err) => Self::error(ctx, err.message(), None),
         }));
@@ -603,7 +568,18 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSocket {
         };
         match frame {
             ws::Message::Text(text) => match ClientFrame::parse(&text) {
-                Ok(ClientFrame::Hello(hello)) => self.hello(ctx, hello.bot_id, hello.conversation_id, hello.last_seq),
+                Ok(ClientFrame::Hello(hello)) => match refuse_version(hello.protocol, WIDGET_PROTOCOL) {
+                    Some(refused) => Self::send(
+                        ctx,
+                        &WidgetFrame::Error {
+                            error: &refused,
+                            client_msg_id: None,
+                            code: Some(UNSUPPORTED_PROTOCOL),
+                            retry_after: None,
+                        },
+                    ),
+                    None => self.hello(ctx, hello.bot_id, hello.conversation_id, hello.last_seq),
+                },
                 Ok(ClientFrame::Message(m)) => self.message(
                     ctx,
                     VisitorInput { client_msg_id: m.client_msg_id, text: m.text, media: m.media, context: None },
@@ -611,7 +587,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSocket {
                 Ok(ClientFrame::Typing(typing)) => self.typing(ctx, typing.on),
                 Ok(ClientFrame::Read(read)) => self.read(ctx, read.seq),
                 Ok(ClientFrame::Contact(contact)) => self.contact(ctx, contact),
-                Ok(ClientFrame::Ping) => Self::send(ctx, &ServerFrame::Pong),
+                Ok(ClientFrame::Ping) => Self::send(ctx, &WidgetFrame::Pong),
                 Err(error) => Self::error(ctx, &error, None),
             },
             ws::Message::Binary(_) => Self::error(ctx, "binary frames are not supported: send JSON text frames", None),

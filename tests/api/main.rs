@@ -34,6 +34,7 @@ mod model;
 mod model_profiles;
 mod one_writer;
 mod pdf;
+mod protocol;
 mod rate_limits;
 mod real_model;
 mod rest;
