@@ -3,6 +3,7 @@
 //! for new messages, closing. REST handlers, the widget socket, SSE and the seed-API adapters
 //! all go through here, so each rule is written once.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,24 @@ pub struct Chat {
     pub admission: Arc<crate::admission::Admission>,
     /// The node's one lead scorer: every rescoring goes through it, one pass at a time.
     pub scorer: actix::Addr<frontdesk_actors::LeadScorer>,
+    /// Long polls that found nothing new and are waiting for a message (for `/metrics`).
+    pub polls_waiting: Arc<AtomicUsize>,
+}
+
+/// Counts one long poll as waiting while it lives.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn start(count: &Arc<AtomicUsize>) -> Waiting {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Chat {
@@ -380,6 +399,7 @@ impl Chat {
         if !found.is_empty() || wait.is_zero() {
             return Ok(found);
         }
+        let waiting = Waiting::start(&self.polls_waiting);
         let arrived = tokio::time::timeout(wait, async {
             loop {
                 match events.recv().await {
@@ -390,6 +410,7 @@ impl Chat {
             }
         })
         .await;
+        drop(waiting);
         if arrived.is_err() {
             return Ok(Vec::new());
         }

@@ -270,6 +270,7 @@ impl Application {
             shutdown: shutdown_rx,
             admission: Arc::new(Admission::new(settings.admission.clone(), redis.clone())),
             scorer,
+            polls_waiting: Arc::default(),
         });
         let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::new(redis.clone()));
         let revocations = web::Data::from(crate::revocation::Revocations::start(

@@ -203,6 +203,43 @@ fn say(id: &str, text: &str) -> VisitorMessage {
     VisitorMessage { client_msg_id: id.into(), text: text.into(), media: None, context: None }
 }
 
+/// The timeout of every wait for an event: it only keeps a broken runtime from hanging the test.
+const GUARD: Duration = Duration::from_secs(10);
+
+/// Receives the conversation's events until one satisfies `last`; answers them all, that one
+/// last.
+async fn events_until(
+    events: &mut broadcast::Receiver<Arc<ConversationEvent>>,
+    last: impl Fn(&ConversationEvent) -> bool,
+) -> Vec<Arc<ConversationEvent>> {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(GUARD, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the awaited event never came; seen: {seen:?}"))
+            .expect("the bus stays open");
+        let done = last(&event);
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Has `registry` report each session that stops; answers the reports.
+fn stops_of(registry: SessionRegistry) -> (SessionRegistry, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (stopped, stops) = tokio::sync::mpsc::unbounded_channel();
+    let registry = registry.on_stop(Arc::new(move |id: &str| {
+        let _ = stopped.send(id.to_owned());
+    }));
+    (registry, stops)
+}
+
+/// The next session to stop.
+async fn next_stop(stops: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(GUARD, stops.recv()).await.expect("a session stopped").expect("the registry lives")
+}
+
 #[actix_rt::test]
 async fn concurrent_messages_get_gap_free_seqs_and_replies_in_order() {
     // Every message its own turn: room for all 40 in the queue (the cap has its own test).
@@ -273,14 +310,11 @@ async fn a_panicking_session_restarts_from_the_store_and_others_never_notice() {
 #[actix_rt::test]
 async fn an_idle_session_stops_and_is_rehydrated_by_the_next_message() {
     let (registry, store, _) = registry(Duration::from_millis(200));
+    let (registry, mut stops) = stops_of(registry);
     registry.send("a", say("1", "hi")).await.unwrap().reply.await.unwrap();
     assert!(registry.is_live("a"));
-    let mut waited = 0;
-    while registry.live() > 0 {
-        assert!(waited < 200, "the idle session never stopped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        waited += 1;
-    }
+    assert_eq!(next_stop(&mut stops).await, "a", "the idle session stopped");
+    assert_eq!(registry.live(), 0);
     let loads_before = *store.loads.lock().unwrap();
     let next = registry.send("a", say("2", "back again")).await.unwrap();
     assert_eq!(next.message.seq, 3, "rehydrated: seq continues");
@@ -303,38 +337,16 @@ async fn a_takeover_cuts_the_streaming_reply_and_the_bot_stays_silent_until_hand
     let mut events = bus.subscribe("a");
     let posted = registry.send("a", say("1", "slow")).await.unwrap();
     // Wait until the reply is streaming.
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
-        if matches!(*event, ConversationEvent::Delta { .. }) {
-            break;
-        }
-    }
+    events_until(&mut events, |e| matches!(e, ConversationEvent::Delta { .. })).await;
     registry.send("a", TakeOver { agent: agent(7), actor: ChangedBy::Agent }).await.unwrap();
 
     // The caller waiting for the reply gets what was said, marked interrupted.
-    let cut = tokio::time::timeout(Duration::from_secs(5), posted.reply).await.unwrap().unwrap();
+    let cut = tokio::time::timeout(GUARD, posted.reply).await.unwrap().unwrap();
     assert_eq!(cut.metadata.as_ref().unwrap()["interrupted"], true, "{cut:?}");
     assert!(cut.content.starts_with("word0 ") && !cut.content.contains("word99"), "{}", cut.content);
 
-    // After the owner change nothing more streams, and a visitor message gets no bot reply.
-    let mut after_takeover = Vec::new();
-    let mut owner_seen = false;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    registry.send("a", say("2", "hello?")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    while let Ok(event) = events.try_recv() {
-        if matches!(*event, ConversationEvent::OwnerChanged { owner: Owner::Agent, .. }) {
-            owner_seen = true;
-        } else if owner_seen {
-            after_takeover.push(event);
-        }
-    }
-    assert!(owner_seen);
-    assert!(after_takeover.iter().all(|e| !matches!(**e, ConversationEvent::Delta { .. })), "{after_takeover:?}");
-    let senders: Vec<Sender> = store.stored("a").iter().map(|m| m.sender).collect();
-    assert_eq!(senders, vec![Sender::Visitor, Sender::Bot, Sender::Visitor], "no bot reply while the agent owns it");
-
-    // The agent answers; after handing back, the bot answers again.
+    // While the agent owns it, a visitor message is stored but gets no bot reply; the agent answers.
+    let hello = registry.send("a", say("2", "hello?")).await.unwrap();
     let (answer, _) = registry
         .send(
             "a",
@@ -344,11 +356,50 @@ async fn a_takeover_cuts_the_streaming_reply_and_the_bot_stays_silent_until_hand
         .unwrap();
     assert_eq!(answer.sender, Sender::Agent);
     assert_eq!(answer.agent_id, Some(7));
+
+    // After handing back, the bot answers again. Its turns run one at a time in order, so its
+    // reply to "thanks" comes after anything it could have said to "hello?" or streamed late:
+    // once that reply is out, what happened in between can be checked for what must not be there.
     let hand_back = HandBack { agent: Some(agent(7)), actor: ChangedBy::Agent, reason: None, silent_before: None };
     registry.send("a", hand_back).await.unwrap();
     let again = registry.send("a", say("3", "thanks")).await.unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), again.reply).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(GUARD, again.reply).await.unwrap().unwrap();
     assert_eq!(reply.content, "echo: thanks");
+    let seen =
+        events_until(&mut events, |e| matches!(e, ConversationEvent::Done { message } if message.id == reply.id)).await;
+
+    let taken = seen
+        .iter()
+        .position(|e| matches!(**e, ConversationEvent::OwnerChanged { owner: Owner::Agent, .. }))
+        .expect("the takeover was announced");
+    let handed_back = taken
+        + seen[taken..]
+            .iter()
+            .position(|e| matches!(**e, ConversationEvent::OwnerChanged { owner: Owner::Bot, .. }))
+            .expect("the hand-back was announced");
+    let while_agent = &seen[taken..handed_back];
+    assert!(while_agent.iter().all(|e| !matches!(**e, ConversationEvent::Delta { .. })), "{while_agent:?}");
+    let bot_messages: Vec<i64> = while_agent
+        .iter()
+        .filter_map(|e| match &**e {
+            ConversationEvent::Done { message } => Some(message.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bot_messages, vec![cut.id], "only the cut-off reply while the agent owns it: {while_agent:?}");
+    let answers_hello = |event: &ConversationEvent| match event {
+        ConversationEvent::Delta { reply_to, .. } => *reply_to == Some(hello.message.id),
+        ConversationEvent::Done { message } => message.reply_to == Some(hello.message.id),
+        _ => false,
+    };
+    assert!(!seen.iter().any(|e| answers_hello(e)), "the bot never answered the message sent to the agent: {seen:?}");
+    let stored: Vec<(Sender, String)> = store.stored("a").into_iter().map(|m| (m.sender, m.content)).collect();
+    let senders: Vec<Sender> = stored.iter().map(|(sender, _)| *sender).collect();
+    assert_eq!(
+        senders,
+        vec![Sender::Visitor, Sender::Bot, Sender::Visitor, Sender::Agent, Sender::Visitor, Sender::Bot],
+        "no bot reply while the agent owns it: {stored:?}"
+    );
 }
 
 #[actix_rt::test]
@@ -377,6 +428,7 @@ async fn two_agents_racing_to_take_over_get_one_winner_and_one_conflict() {
 #[actix_rt::test]
 async fn a_stale_owner_is_fenced_off_and_stops_while_the_new_owner_carries_on() {
     let (node_a, store, bus) = registry(Duration::from_secs(60));
+    let (node_a, mut stops_on_a) = stops_of(node_a);
     let (node_b, _, _) = registry_on(store.clone(), bus, Duration::from_secs(60));
     let first = store.claim("a");
     node_a.send_fenced("a", Some(first), say("1", "on a")).await.unwrap().reply.await.unwrap();
@@ -390,13 +442,8 @@ async fn a_stale_owner_is_fenced_off_and_stops_while_the_new_owner_carries_on() 
     // A still believes it owns the conversation: its write is refused and its session stops.
     let stale = node_a.send_fenced("a", Some(first), say("3", "late on a")).await;
     assert_eq!(stale.unwrap_err(), SessionError::Moved);
-    for _ in 0..100 {
-        if !node_a.is_live("a") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(!node_a.is_live("a"), "the fenced session stopped");
+    assert_eq!(next_stop(&mut stops_on_a).await, "a", "the fenced session stopped");
+    assert!(!node_a.is_live("a"));
     let stored = store.stored("a");
     assert!(stored.iter().all(|m| m.content != "late on a"), "nothing written by the stale owner");
     assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
@@ -441,21 +488,14 @@ async fn a_rehydrated_session_answers_the_question_its_predecessor_never_answere
 
 #[actix_rt::test]
 async fn a_draining_session_finishes_its_reply_then_stops_and_says_so() {
-    let stopped = Arc::new(Mutex::new(Vec::<String>::new()));
     let (registry, store, _) = registry(Duration::from_secs(60));
-    let heard = stopped.clone();
-    let registry = registry.on_stop(Arc::new(move |id: &str| heard.lock().unwrap().push(id.to_owned())));
+    let (registry, mut stops) = stops_of(registry);
     let posted = registry.send("a", say("1", "slow")).await.unwrap();
     assert_eq!(registry.drain(), 1);
-    let reply = tokio::time::timeout(Duration::from_secs(10), posted.reply).await.unwrap().unwrap();
+    let reply = tokio::time::timeout(GUARD, posted.reply).await.unwrap().unwrap();
     assert_eq!(reply.content.split_whitespace().count(), 100, "the whole reply, not a cut-off one");
-    for _ in 0..100 {
-        if !stopped.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(*stopped.lock().unwrap(), vec!["a".to_owned()]);
+    assert_eq!(next_stop(&mut stops).await, "a");
+    assert!(stops.try_recv().is_err(), "one session, stopped once");
     assert!(!registry.is_live("a"));
     assert_eq!(store.stored("a").len(), 2);
 }

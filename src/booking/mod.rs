@@ -1,8 +1,9 @@
 //! The booking engine: availability, reservations, holds, reschedules and status changes, each
-//! decided and written inside one transaction (`BEGIN IMMEDIATE` on SQLite; on PostgreSQL the
-//! `bookings_no_overlap` exclusion constraint has the last word), with its webhook event queued
-//! in the same transaction. [`desk::BookingDesk`] serialises a workspace's reservations in front
-//! of this; [`slots`] is the pure arithmetic of free time.
+//! decided and written inside one transaction (`BEGIN IMMEDIATE` on SQLite; the database's
+//! `bookings_no_overlap` rule — PostgreSQL's exclusion constraint, SQLite's triggers — has the
+//! last word), with its webhook event queued in the same transaction. [`desk::BookingDesk`]
+//! serialises a workspace's reservations in front of this; [`slots`] is the pure arithmetic of
+//! free time.
 //!
 //! Times a person types (`date` + `time`) are read in the workspace's time zone; instants are
 //! epoch milliseconds inside and RFC 3339 (UTC) in JSON.
@@ -562,8 +563,8 @@ pub fn reserve(
     with_alternatives(conn, workspace_id, &wanted, now, outcome)
 }
 
-/// PostgreSQL's exclusion constraint refusing a row is the same conflict the engine's own check
-/// reports: another transaction booked the time first.
+/// The database refusing an overlapping row (PostgreSQL's exclusion constraint, SQLite's
+/// triggers) is the same conflict the engine's own check reports: the time was booked first.
 fn overlap_is_conflict(err: BookingError) -> BookingError {
     match err {
         BookingError::Db(db) if bookings::is_overlap_violation(&db) => conflict(Vec::new()),

@@ -377,11 +377,15 @@ pub fn delete_time_off(conn: &mut DbConn, workspace_id: i64, doctor_id: i64, id:
     Ok(on_backend!(conn, c => diesel::delete(target).execute(c))? == 1)
 }
 
-/// Whether an error is PostgreSQL refusing an overlapping booking (the exclusion constraint).
+/// The database's own refusal of an overlapping booking: PostgreSQL's exclusion constraint, and
+/// on SQLite the triggers of the same name, whose error message is that name.
+pub const OVERLAP_CONSTRAINT: &str = "bookings_no_overlap";
+
+/// Whether an error is the database refusing an overlapping booking ([`OVERLAP_CONSTRAINT`]).
 pub fn is_overlap_violation(err: &DbError) -> bool {
     match err {
         DbError::Query(diesel::result::Error::DatabaseError(_, info)) => {
-            info.constraint_name() == Some("bookings_no_overlap")
+            info.constraint_name() == Some(OVERLAP_CONSTRAINT) || info.message() == OVERLAP_CONSTRAINT
         }
         _ => false,
     }

@@ -1,4 +1,5 @@
-// The one schema both backends share (see diesel.toml): kept in step with migrations/*/ by hand.
+// The one schema both backends share (see diesel.toml): kept in step with migrations/*/ by hand,
+// and checked against both backends by tests/api/schema.rs.
 // Ids and times are BIGINT on both backends; booleans are BOOLEAN; JSON documents are TEXT.
 
 diesel::table! {

@@ -235,6 +235,12 @@ pub async fn metrics(
     table.extend(chat.admission.metrics());
     table.extend([
         (
+            "frontdesk_long_polls_waiting",
+            "gauge",
+            "Long polls that found nothing new and wait for the next message.",
+            chat.polls_waiting.load(Ordering::Relaxed).to_string(),
+        ),
+        (
             "frontdesk_credential_watches",
             "gauge",
             "Open agent sockets, SSE streams and long polls whose credential this node watches.",

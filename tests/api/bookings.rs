@@ -24,6 +24,8 @@ on_both_backends!(
     the_list_filters_and_stays_in_its_workspace,
     random_requests_never_double_book,
     without_the_actor_the_database_alone_refuses_overlaps,
+    the_database_itself_refuses_overlapping_rows,
+    the_databases_refusal_is_the_same_conflict_as_the_engines,
 );
 
 /// A Monday far enough ahead to be bookable whenever the tests run.
@@ -547,20 +549,21 @@ async fn without_the_actor_the_database_alone_refuses_overlaps(backend: Backend)
     assert_eq!((booked, conflicts), (1, RACERS - 1), "{outcomes:?}");
 }
 
-/// The exclusion constraint is PostgreSQL's own: rows written past the engine, straight into
-/// the table, still cannot overlap (cancelled ones excepted).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_itself_refuses_overlapping_rows() {
-    let db = TestDb::new(Backend::Postgres);
+/// The rule is the database's own (PostgreSQL's exclusion constraint, SQLite's triggers): rows
+/// written past the engine, straight into the table or moved there by an update, still cannot
+/// overlap (cancelled ones, empty ranges and other doctors excepted).
+async fn the_database_itself_refuses_overlapping_rows(backend: Backend) {
+    let db = TestDb::new(backend);
     let settings = settings_for(&db, |_| {});
     let store =
         tokio::task::spawn_blocking(move || frontdesk::startup::open_database(&settings).unwrap()).await.unwrap();
     let mut conn = store.conn().unwrap();
     let workspace = frontdesk::db::workspaces::create(&mut conn, "Raw", true).unwrap().workspace_id;
-    let doctor = booking::Practice::load(&mut conn, workspace).unwrap().doctors[0].id;
-    let row = |starts_at: i64, occupied_until: i64| rows::NewBooking {
+    let doctors = booking::Practice::load(&mut conn, workspace).unwrap().doctors;
+    let (doctor, other_doctor) = (doctors[0].id, doctors[1].id);
+    let row = |doctor_id: i64, starts_at: i64, occupied_until: i64| rows::NewBooking {
         workspace_id: workspace,
-        doctor_id: doctor,
+        doctor_id,
         doctor_name: "Dr. Raw".into(),
         service_id: 1,
         service_name: "Raw".into(),
@@ -575,10 +578,69 @@ async fn postgres_itself_refuses_overlapping_rows() {
         notes: String::new(),
         source: "test".into(),
     };
-    let first = rows::insert(&mut conn, &row(1_000, 2_000), 0).unwrap();
-    let overlap = rows::insert(&mut conn, &row(1_500, 2_500), 0).unwrap_err();
-    assert!(rows::is_overlap_violation(&overlap), "{overlap}");
-    rows::insert(&mut conn, &row(2_000, 3_000), 0).expect("half-open ranges: touching is not overlapping");
+    let first = rows::insert(&mut conn, &row(doctor, 1_000, 2_000), 0).unwrap();
+    for (starts_at, occupied_until) in [(1_500, 2_500), (500, 1_001), (1_000, 2_000), (1_200, 1_300), (0, 5_000)] {
+        let overlap = rows::insert(&mut conn, &row(doctor, starts_at, occupied_until), 0).unwrap_err();
+        assert!(rows::is_overlap_violation(&overlap), "[{starts_at}, {occupied_until}): {overlap}");
+    }
+    rows::insert(&mut conn, &row(doctor, 2_000, 3_000), 0).expect("half-open ranges: touching is not overlapping");
+    rows::insert(&mut conn, &row(doctor, 1_500, 1_500), 0).expect("an empty range overlaps nothing");
+    let elsewhere = rows::insert(&mut conn, &row(other_doctor, 1_000, 2_000), 0).expect("another doctor is free");
+
+    // An update that makes a row overlap is refused too: another time, or another doctor.
+    let later = rows::NewTime {
+        doctor_id: doctor,
+        doctor_name: "Dr. Raw".into(),
+        starts_at: 1_900,
+        ends_at: 2_100,
+        occupied_until: 2_100,
+    };
+    let moved = rows::reschedule(&mut conn, workspace, elsewhere.id, &later, 0).unwrap_err();
+    assert!(rows::is_overlap_violation(&moved), "{moved}");
+    let to_doctor = rows::NewTime { starts_at: 1_000, ends_at: 2_000, occupied_until: 2_000, ..later };
+    let moved = rows::reschedule(&mut conn, workspace, elsewhere.id, &to_doctor, 0).unwrap_err();
+    assert!(rows::is_overlap_violation(&moved), "{moved}");
+    let unchanged = rows::get(&mut conn, workspace, elsewhere.id).unwrap().unwrap();
+    assert_eq!((unchanged.doctor_id, unchanged.starts_at), (Some(other_doctor), 1_000), "the refused update left it");
+
+    // A cancelled booking frees its range, and cannot be brought back over a booking made since.
     rows::finish(&mut conn, workspace, first.id, "cancelled", 0).unwrap().unwrap();
-    rows::insert(&mut conn, &row(1_000, 2_000), 0).expect("a cancelled booking frees its range");
+    rows::insert(&mut conn, &row(doctor, 1_000, 2_000), 0).expect("a cancelled booking frees its range");
+    let revive = format!("UPDATE bookings SET status = 'confirmed' WHERE id = {}", first.id);
+    let revived = frontdesk::on_backend!(&mut *conn, c => diesel::RunQueryDsl::execute(diesel::sql_query(&revive), c))
+        .map_err(frontdesk::db::DbError::from)
+        .unwrap_err();
+    assert!(rows::is_overlap_violation(&revived), "{revived}");
+}
+
+/// A booking the engine cannot see (its row was moved to another workspace behind the engine's
+/// back) still blocks the doctor: the database refuses the engine's insert, and the caller gets
+/// the same 409 with alternatives as when the engine finds the time taken itself. Without the
+/// database's rule the same request is booked, which shows the refusal was the database's.
+async fn the_databases_refusal_is_the_same_conflict_as_the_engines(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (status, body) = book(&app, booking("Hidden Patient", MONDAY, "10:00")).await;
+    assert_eq!(status, 201, "{body}");
+    let db = app.database();
+    let mut conn = db.conn().unwrap();
+    let hidden = rows::list(&mut conn, app.a.workspace_id, &BookingFilter { limit: 10, ..Default::default() })
+        .unwrap()
+        .remove(0);
+    let hide = format!("UPDATE bookings SET workspace_id = {} WHERE id = {}", app.b.workspace_id, hidden.id);
+    frontdesk::on_backend!(&mut *conn, c => diesel::RunQueryDsl::execute(diesel::sql_query(&hide), c)).unwrap();
+    assert!(all_bookings(&app, &app.a.api_key).await.is_empty(), "the engine no longer sees the booking");
+
+    let (status, refused) = book(&app, booking("Second Patient", MONDAY, "10:00")).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"], "that time is not available", "{refused}");
+    assert!(refused["alternatives"].is_array(), "{refused}");
+    assert!(all_bookings(&app, &app.a.api_key).await.is_empty(), "nothing was written");
+
+    let drop_rule = match backend {
+        Backend::Sqlite => "DROP TRIGGER bookings_no_overlap_insert",
+        Backend::Postgres => "ALTER TABLE bookings DROP CONSTRAINT bookings_no_overlap",
+    };
+    frontdesk::on_backend!(&mut *conn, c => diesel::RunQueryDsl::execute(diesel::sql_query(drop_rule), c)).unwrap();
+    let (status, body) = book(&app, booking("Second Patient", MONDAY, "10:00")).await;
+    assert_eq!(status, 201, "without the database's rule the engine books it: {body}");
 }

@@ -566,6 +566,13 @@ async fn bad_sources_are_refused_and_other_workspaces_see_nothing(backend: Backe
 
     let mine = add(&app, json!({"type": "text", "content": "Our secret recipe is cinnamon."})).await;
     let id = &mine["id"];
+    // The positive control: the source exists and its owner sees it, alone and in the list.
+    let (status, own) = app.get(&app.a.api_key, &format!("/api/knowledge/sources/{id}")).await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["id"], *id, "{own}");
+    let (_, ours) = app.get(&app.a.api_key, "/api/knowledge/sources").await;
+    assert!(ours["sources"].as_array().unwrap().iter().any(|s| s["id"] == *id), "{ours}");
+    // The same requests from workspace B find nothing.
     let (status, _) = app.get(&app.b.api_key, &format!("/api/knowledge/sources/{id}")).await;
     assert_eq!(status, 404);
     let (status, _) = app.post(&app.b.api_key, &format!("/api/knowledge/sources/{id}/relearn"), json!({})).await;
@@ -575,20 +582,29 @@ async fn bad_sources_are_refused_and_other_workspaces_see_nothing(backend: Backe
     assert_eq!(res.status(), 404);
     let (_, theirs) = app.get(&app.b.api_key, "/api/knowledge/sources").await;
     assert_eq!(theirs["sources"], json!([]));
+    let (status, still) = app.get(&app.a.api_key, &format!("/api/knowledge/sources/{id}")).await;
+    assert_eq!(status, 200, "B's delete left A's source alone: {still}");
     learned(&app, id).await;
-    // Workspace B's bot does not know A's facts.
+
+    // The positive control: A's bot answers the question from the learned source...
+    let question = "What is your secret recipe?";
+    let own_reply = ask_until(&app, question, |reply| says(reply, "cinnamon")).await;
+    assert!(says(&own_reply, "cinnamon"), "{own_reply}");
+    // ...so B's bot, asked the same question after that (its index, never built before, is
+    // built now from the database), would say it too if A's facts leaked to B.
     let conversation = {
         let (status, body) = app.post(&app.b.api_key, "/api/conversations", json!({})).await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_owned()
     };
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, reply) = app
+    let (status, reply) = app
         .post(
             &app.b.api_key,
             &format!("/api/conversations/{conversation}/messages?wait=true"),
-            json!({"text": "What is your secret recipe?"}),
+            json!({"text": question}),
         )
         .await;
-    assert!(!reply["reply"]["content"].as_str().unwrap().contains("cinnamon"), "{reply}");
+    assert_eq!(status, 201, "{reply}");
+    let content = reply["reply"]["content"].as_str().expect("B's bot answers");
+    assert!(!content.contains("cinnamon"), "{reply}");
 }

@@ -40,6 +40,7 @@ mod real_model;
 mod rest;
 mod revocation;
 mod schedule;
+mod schema;
 mod site;
 mod sse;
 mod tenancy;

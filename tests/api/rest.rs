@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Backend};
+use crate::helpers::{spawn_app, Backend, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -53,8 +53,8 @@ async fn long_poll_waits_for_the_next_message(backend: Backend) {
             async move { http.get(url).bearer_auth(key).send().await.unwrap().json::<serde_json::Value>().await },
         )
     };
-    // Give the poll time to be waiting before the message exists (ordering only, no assertion).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The message is sent only once the server says the poll found nothing and is waiting.
+    polls_waiting_reaches(&app, 1).await;
     assert!(!poll.is_finished(), "the poll waits while there is nothing new");
     app.say(&conversation, "Hello").await;
     let page = poll.await.unwrap().unwrap();
@@ -63,6 +63,27 @@ async fn long_poll_waits_for_the_next_message(backend: Backend) {
     assert_eq!(messages[0]["seq"], 2);
     assert_eq!(messages[0]["content"], "Hello");
     assert_eq!(page["next_after"], messages.last().unwrap()["seq"]);
+    assert_eq!(polls_waiting(&app).await, 0, "the answered poll waits no more");
+}
+
+/// `frontdesk_long_polls_waiting` of the server's `/metrics`.
+async fn polls_waiting(app: &TestApp) -> u64 {
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("frontdesk_long_polls_waiting{"))
+        .unwrap_or_else(|| panic!("frontdesk_long_polls_waiting in {text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Waits until `count` long polls wait on the server (asking again every few milliseconds; the
+/// deadline only keeps a broken server from hanging the test).
+async fn polls_waiting_reaches(app: &TestApp, count: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while polls_waiting(app).await < count {
+        assert!(tokio::time::Instant::now() < deadline, "no long poll ever waited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn long_poll_without_news_returns_an_empty_page(backend: Backend) {

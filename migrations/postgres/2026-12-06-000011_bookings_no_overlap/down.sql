@@ -1,0 +1,1 @@
+COMMENT ON CONSTRAINT bookings_no_overlap ON bookings IS NULL;

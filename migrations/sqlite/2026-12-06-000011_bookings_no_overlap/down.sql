@@ -1,0 +1,2 @@
+DROP TRIGGER bookings_no_overlap_update;
+DROP TRIGGER bookings_no_overlap_insert;
