@@ -16,7 +16,7 @@
 //! 2. **Seeding**, through the server's public APIs only: an agent (`POST /api/agents`, its
 //!    invite, `POST /api/auth/password`), then `--conversations` visitors on the widget socket
 //!    (`/ws/widget`), each `hello`, a question and the bot's answer; every third gives a name and
-//!    an email first (`contact`), every tenth asks for a person (queued). The open conversations
+//!    an email first (`contact`), every hundredth asks for a person (queued). The open conversations
 //!    are then counted over REST.
 //! 3. **Sign-in → inbox.** On the console's sign-in page, with the email and password typed in
 //!    by WebDriver, a script takes `performance.now()` and clicks "Sign in"; a `MutationObserver`
@@ -188,20 +188,25 @@ async fn run(opts: Opts) -> Result<(), String> {
     // The hand-offs, in the same (warm) browser, signed in and left on the inbox.
     let mut handoffs = Samples::default();
     let mut offsets = Vec::new();
+    let mut positions = Vec::new();
+    let mut on_screen = 0;
     if opts.handoffs > 0 {
         open_inbox(&browser, &opts.url, rows).await.map_err(|e| format!("the console for the hand-offs: {e}"))?;
         for i in 0..opts.handoffs {
-            let timing =
-                handoff_once(&browser, &opts, &api, i).await.map_err(|e| format!("hand-off {}: {e}", i + 1))?;
+            let run = handoff_once(&browser, &opts, &api, i).await.map_err(|e| format!("hand-off {}: {e}", i + 1))?;
             eprintln!(
-                "hand-off {:>2}: {} (clock check: page − bench in [{:.1}, {:.1}] ms)",
+                "hand-off {:>2}: {}; row {} of the list{} (clock check: page − bench in [{:.1}, {:.1}] ms)",
                 i + 1,
-                describe(&timing.0),
-                timing.1 .0,
-                timing.1 .1
+                describe(&run.timing),
+                run.position,
+                if run.on_screen { ", on the first screen" } else { ", below the fold" },
+                run.offset.0,
+                run.offset.1
             );
-            handoffs.push(&timing.0);
-            offsets.push(timing.1);
+            handoffs.push(&run.timing);
+            offsets.push(run.offset);
+            positions.push(run.position);
+            on_screen += usize::from(run.on_screen);
         }
     }
     let _ = browser.close().await;
@@ -271,8 +276,15 @@ async fn run(opts: Opts) -> Result<(), String> {
             "  clock check: page − bench within [{:.1}, {:.1}] ms in every run (each run's bound at most {:.1} ms wide)",
             low, high, widest
         );
+        println!(
+            "  the new row: position {:?} in the list; on the first screen in {on_screen} of {} runs",
+            positions,
+            handoffs.len()
+        );
         let mut summary = summary;
         summary["clock_offset_ms"] = json!({ "low": round1(low), "high": round1(high), "widest": round1(widest) });
+        summary["row_positions"] = json!(positions);
+        summary["on_screen"] = json!(on_screen);
         result("handoff", summary);
     }
     Ok(())
@@ -293,16 +305,21 @@ const SIGN_IN_LABELS: &[(&str, &str)] = &[
     ("rows_seen", "all rows in the page (MutationObserver)"),
     ("rendered", "rendered (task after the frame)"),
     ("first_row_shown", "first row presented (Element Timing)"),
+    ("long_frames", "long animation frames until rendered: total"),
+    ("long_frames_style_layout", "… of which style, layout and paint"),
 ];
 
 /// What a hand-off run reports.
 const HANDOFF_LABELS: &[(&str, &str)] = &[
     ("visitor_ack", "visitor: ack (bench clock)"),
     ("visitor_reply", "visitor: the bot's answer (bench clock)"),
+    ("frame_first", "console: first frame about it received"),
     ("frame_owner_changed", "console: owner_changed frame received"),
     ("row_queued", "console: row queued in the page"),
     ("rendered", "console: rendered (task after the frame)"),
     ("row_shown", "console: row presented (Element Timing)"),
+    ("long_frames", "long animation frames meanwhile: total"),
+    ("long_frames_style_layout", "… of which style, layout and paint"),
 ];
 
 fn fmt_stats(stats: &Value) -> String {
@@ -447,6 +464,22 @@ if (!window.__fcBenchWs) {
 const SIGN_IN_SCRIPT: &str = r#"
 const [want, done] = arguments;
 const rows = () => document.querySelectorAll('.fc-inbox .fc-conv');
+// Long animation frames (over 50 ms) from now on: their total length, and the part of it spent
+// in style, layout and paint (from styleAndLayoutStart to the frame's end), up to `until`.
+const loaf = [];
+const lo = new PerformanceObserver((list) => { for (const e of list.getEntries()) loaf.push(e); });
+try { lo.observe({ type: 'long-animation-frame', buffered: false }); } catch (e) { /* not supported */ }
+const longFrames = (from, until) => {
+  lo.disconnect();
+  let total = 0, style = 0;
+  for (const e of loaf) {
+    if (e.startTime + e.duration < from || e.startTime > until) continue;
+    total += e.duration;
+    if (e.styleAndLayoutStart) style += e.startTime + e.duration - e.styleAndLayoutStart;
+  }
+  return { long_frames: total, long_frames_style_layout: style };
+};
+
 const out = {};
 let t0 = 0, finished = false;
 const finish = (extra) => {
@@ -471,6 +504,11 @@ const finish = (extra) => {
   const ws = window.__fcBenchWs || {};
   for (const k of ['created', 'open', 'inbox']) if (ws[k] !== undefined && ws[k] >= t0) out['socket_' + k] = ws[k] - t0;
   out.rows = rows().length;
+  if (out.rendered !== undefined) {
+    const f = longFrames(t0, t0 + out.rendered);
+    out.long_frames = f.long_frames;
+    out.long_frames_style_layout = f.long_frames_style_layout;
+  }
   done(Object.assign(out, extra || {}));
 };
 const giveUp = setTimeout(() => finish({ error: 'the inbox did not show ' + want + ' rows within 45 s' }), 45000);
@@ -547,10 +585,18 @@ async fn sign_out(browser: &Client) -> Result<(), String> {
     .map(|_| ())
 }
 
+/// One hand-off's intervals, the clock check's bounds on (page − bench) in ms, and where the
+/// row was: its place in the list, and whether it was on the first screen.
+struct Handoff {
+    timing: Timing,
+    offset: (f64, f64),
+    position: u64,
+    on_screen: bool,
+}
+
 /// One hand-off: a new visitor asks a question (its row appears in the open console), then asks
-/// for a person; answers the intervals from the request frame sent (bench wall clock) and the
-/// clock check's bounds on (page − bench), ms.
-async fn handoff_once(browser: &Client, opts: &Opts, api: &Api, i: usize) -> Result<(Timing, (f64, f64)), String> {
+/// for a person; answers the intervals from the request frame sent (bench wall clock).
+async fn handoff_once(browser: &Client, opts: &Opts, api: &Api, i: usize) -> Result<Handoff, String> {
     let mut visitor = Visitor::connect(&opts.url, &opts.bot).await?;
     let conversation = visitor.conversation.clone();
     visitor.ask(&format!("handoff-{i}-q"), QUESTIONS[i % QUESTIONS.len()]).await?;
@@ -619,16 +665,25 @@ async fn handoff_once(browser: &Client, opts: &Opts, api: &Api, i: usize) -> Res
         return Err(format!("closing {conversation}: {status} {body}"));
     }
     let mut timing = vec![("visitor_ack", ack), ("visitor_reply", reply)];
-    for (key, name) in
-        [("frame", "frame_owner_changed"), ("queued", "row_queued"), ("rendered", "rendered"), ("shown", "row_shown")]
-    {
+    for (key, name) in [
+        ("frame_first", "frame_first"),
+        ("frame", "frame_owner_changed"),
+        ("queued", "row_queued"),
+        ("rendered", "rendered"),
+        ("shown", "row_shown"),
+    ] {
         match answer[key].as_f64() {
             Some(v) => timing.push((name, v - sent)),
             None if key == "shown" => {}
             None => return Err(format!("no `{key}` in the page's answer {answer}")),
         }
     }
-    Ok((timing, offset))
+    for key in ["long_frames", "long_frames_style_layout"] {
+        timing.push((key, answer[key].as_f64().unwrap_or_default()));
+    }
+    let on_screen = answer["on_screen"].as_bool().unwrap_or(false);
+    let position = answer["position"].as_u64().unwrap_or_default();
+    Ok(Handoff { timing, offset, position, on_screen })
 }
 
 /// Watches one conversation's row (argument: its id) until it says `data-owner="queued"`; leaves
@@ -637,6 +692,23 @@ const HANDOFF_WATCH_SCRIPT: &str = r#"
 const [id] = arguments;
 const now = () => performance.timeOrigin + performance.now();
 const out = {};
+const start = performance.now();
+// Long animation frames (over 50 ms) from now on: their total length, and the part of it spent
+// in style, layout and paint (from styleAndLayoutStart to the frame's end), up to `until`.
+const loaf = [];
+const lo = new PerformanceObserver((list) => { for (const e of list.getEntries()) loaf.push(e); });
+try { lo.observe({ type: 'long-animation-frame', buffered: false }); } catch (e) { /* not supported */ }
+const longFrames = (from, until) => {
+  lo.disconnect();
+  let total = 0, style = 0;
+  for (const e of loaf) {
+    if (e.startTime + e.duration < from || e.startTime > until) continue;
+    total += e.duration;
+    if (e.styleAndLayoutStart) style += e.startTime + e.duration - e.styleAndLayoutStart;
+  }
+  return { long_frames: total, long_frames_style_layout: style };
+};
+
 let resolve;
 window.__fcBenchHandoff = new Promise((r) => { resolve = r; });
 const row = () => document.querySelector(`.fc-inbox .fc-conv[data-id="${id}"]`);
@@ -656,7 +728,12 @@ const finish = () => {
   // The first frame of the console's socket that says this conversation is queued.
   const f = ws && ws.frames.find(([, text]) => text.includes('"owner_changed"') && text.includes('"queued"'));
   if (f) out.frame = performance.timeOrigin + f[0];
+  // The first frame about it (the visitor's message, stored).
+  if (ws && ws.frames.length) out.frame_first = performance.timeOrigin + ws.frames[0][0];
   if (ws) ws.watch = null;
+  const lf = longFrames(start, out.rendered - performance.timeOrigin);
+  out.long_frames = lf.long_frames;
+  out.long_frames_style_layout = lf.long_frames_style_layout;
   resolve(out);
 };
 const mo = new MutationObserver(() => {
@@ -670,8 +747,13 @@ const mo = new MutationObserver(() => {
   const ch = new MessageChannel();
   ch.port1.onmessage = () => {
     out.rendered = now();
+    // On the first screen: within the list's visible box (the new row may be below older
+    // queued ones, which come first).
+    const box = r.getBoundingClientRect(), list = document.querySelector('.fc-inbox').getBoundingClientRect();
+    out.on_screen = r.isConnected && box.height > 0 && box.top < Math.min(list.bottom, innerHeight) && box.bottom > list.top;
+    out.position = Array.prototype.indexOf.call(document.querySelectorAll('.fc-inbox .fc-conv'), r) + 1;
     const wait = (n) => (out.shown !== undefined || n <= 0) ? finish() : setTimeout(() => wait(n - 1), 20);
-    wait(50);
+    wait(out.on_screen ? 50 : 0);
   };
   ch.port2.postMessage(0);
 });
@@ -743,7 +825,7 @@ async fn seed_conversations(opts: &Opts) -> Result<(), String> {
             if i % 3 == 0 {
                 visitor.contact(i).await?;
             }
-            if i % 10 == 0 {
+            if i % 100 == 0 {
                 visitor.request_person(&format!("seed-{i}")).await?;
             } else {
                 visitor.ask(&format!("seed-{i}"), QUESTIONS[i % QUESTIONS.len()]).await?;
