@@ -7,6 +7,7 @@
 #
 #   benches/run_console.sh                    # RUNS=10 of each
 #   RUNS=5 CONVERSATIONS=200 RESULTS_DIR=/tmp benches/run_console.sh
+#   SCREENSHOTS=/tmp/shots benches/run_console.sh   # also saves the inbox and each hand-off (PNG)
 #
 # The server is a fresh release build with the demo workspace (SQLite in a temporary data
 # directory), pinned to core 0 with one worker; the benchmark, its chromedriver and Chromium
@@ -51,7 +52,8 @@ out=$RUN_DIR/console.out
 status=0
 timeout --kill-after=10 "$RUN_TIMEOUT" taskset -c "$CLIENT_CORE" "$BENCH" \
     --url "http://127.0.0.1:$PORT" --bot "$BOT" --key "$KEY" --conversations "$CONVERSATIONS" \
-    --runs "$RUNS" --handoffs "$HANDOFFS" --chromium "$CHROMIUM" --chromedriver "$CHROMEDRIVER" |
+    --runs "$RUNS" --handoffs "$HANDOFFS" --chromium "$CHROMIUM" --chromedriver "$CHROMEDRIVER" \
+    ${SCREENSHOTS:+--screenshots "$SCREENSHOTS"} |
     tee "$out" || status=$?
 errors=$(grep -c 'ERROR' "$RUN_DIR/stderr" || true)
 warns=$(grep -c 'WARN' "$RUN_DIR/stderr" || true)
