@@ -63,8 +63,11 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "common/browser.rs"]
+mod browser;
 #[path = "common/mod.rs"]
 mod common;
+use browser::Chromedriver;
 use common::{percentile, result, round1, widget_ready, Api};
 
 const USAGE: &str = "usage: console_load --url http://127.0.0.1:PORT --bot BOT_ID --key API_KEY \
@@ -173,7 +176,7 @@ async fn run(opts: Opts) -> Result<(), String> {
 
     let mut cold = Samples::default();
     for i in 0..opts.runs {
-        let browser = driver.session(&opts.chromium).await?;
+        let browser = console_browser(&driver, &opts.chromium).await?;
         let timing = sign_in_once(&browser, &opts.url, rows).await;
         let _ = browser.close().await;
         let timing = timing.map_err(|e| format!("cold run {}: {e}", i + 1))?;
@@ -181,7 +184,7 @@ async fn run(opts: Opts) -> Result<(), String> {
         cold.push(&timing);
     }
     let mut warm = Samples::default();
-    let browser = driver.session(&opts.chromium).await?;
+    let browser = console_browser(&driver, &opts.chromium).await?;
     sign_in_once(&browser, &opts.url, rows).await.map_err(|e| format!("warm-up run: {e}"))?;
     for i in 0..opts.runs {
         let timing = sign_in_once(&browser, &opts.url, rows).await.map_err(|e| format!("warm run {}: {e}", i + 1))?;
@@ -1083,72 +1086,21 @@ async fn measure_bytes(opts: &Opts) -> Result<Value, String> {
 // ---------------------------------------------------------------------------------------------
 // The browser
 
-/// chromedriver on a free port, ended when dropped.
-struct Chromedriver {
-    child: Child,
-    port: u16,
-    /// Removed when the benchmark ends (a closed browser may still be writing to its own).
-    profiles: std::sync::Mutex<Vec<tempfile::TempDir>>,
-}
+/// The console's browser, besides the common flags: the agent's socket and its timers must not
+/// be slowed as a background page's, the chime may play, and the window is then fitted (see
+/// [`fit_viewport`]).
+const CONSOLE_FLAGS: &[&str] = &[
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--autoplay-policy=no-user-gesture-required",
+    "--window-size=1280,800",
+];
 
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Chromedriver {
-    fn start(binary: &str) -> Result<Chromedriver, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?.local_addr().unwrap().port();
-        let child = Command::new(binary)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{binary}: {e}"))?;
-        let driver = Chromedriver { child, port, profiles: Default::default() };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("chromedriver did not start".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(driver)
-    }
-
-    /// A new browser with a fresh profile, its page 1280×800 (the browser tests' desktop).
-    async fn session(&self, chromium: &str) -> Result<Client, String> {
-        let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let args = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            // The agent's socket and its timers must not be slowed as a background page's.
-            "--disable-background-timer-throttling",
-            "--disable-renderer-backgrounding",
-            "--autoplay-policy=no-user-gesture-required",
-            "--window-size=1280,800", // then fitted: see fit_viewport
-            &format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let capabilities =
-            json!({ "browserName": "chrome", "goog:chromeOptions": { "binary": chromium, "args": args } });
-        let Value::Object(capabilities) = capabilities else { unreachable!() };
-        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(capabilities);
-        let client =
-            builder.connect(&format!("http://127.0.0.1:{}", self.port)).await.map_err(|e| format!("a browser: {e}"))?;
-        self.profiles.lock().unwrap().push(profile);
-        fit_viewport(&client).await?;
-        Ok(client)
-    }
+/// A new browser whose page is the console's desktop size.
+async fn console_browser(driver: &Chromedriver, chromium: &str) -> Result<Client, String> {
+    let client = driver.session(chromium, CONSOLE_FLAGS).await?;
+    fit_viewport(&client).await?;
+    Ok(client)
 }
 
 /// The console's desktop size, as the browser tests see it: the page's own area (the window

@@ -23,14 +23,16 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::Client;
 use serde_json::{json, Value};
 
+#[path = "common/browser.rs"]
+mod browser;
 #[path = "common/mod.rs"]
 mod common;
+use browser::Chromedriver;
 use common::{percentile, result, round1};
 
 const USAGE: &str = "usage: widget_load --url http://127.0.0.1:PORT --bot BOT_ID [--runs 20] \
@@ -89,7 +91,7 @@ async fn run(opts: Opts) -> Result<(), String> {
 
     let mut cold = Runs::default();
     for i in 0..opts.runs {
-        let browser = driver.session(&opts.chromium).await?;
+        let browser = driver.session(&opts.chromium, &["--window-size=1280,800"]).await?;
         let timing = load_once(&browser, &host.url, &opts).await;
         let _ = browser.close().await;
         let timing = timing.map_err(|e| format!("cold run {}: {e}", i + 1))?;
@@ -97,7 +99,7 @@ async fn run(opts: Opts) -> Result<(), String> {
         cold.push(timing);
     }
     let mut warm = Runs::default();
-    let browser = driver.session(&opts.chromium).await?;
+    let browser = driver.session(&opts.chromium, &["--window-size=1280,800"]).await?;
     load_once(&browser, &host.url, &opts).await.map_err(|e| format!("warm-up run: {e}"))?;
     for i in 0..opts.runs {
         let timing = load_once(&browser, &host.url, &opts).await.map_err(|e| format!("warm run {}: {e}", i + 1))?;
@@ -301,69 +303,6 @@ async fn measure_bytes(opts: &Opts) -> Result<Value, String> {
         assets.push(asset);
     }
     Ok(json!({ "assets": assets, "total": total, "budget_gzip": BUDGET_GZIP_BYTES }))
-}
-
-/// chromedriver on a free port, ended when dropped.
-struct Chromedriver {
-    child: Child,
-    port: u16,
-    /// Removed when the benchmark ends (a closed browser may still be writing to its own).
-    profiles: std::sync::Mutex<Vec<tempfile::TempDir>>,
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Chromedriver {
-    fn start(binary: &str) -> Result<Chromedriver, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?.local_addr().unwrap().port();
-        let child = Command::new(binary)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{binary}: {e}"))?;
-        let driver = Chromedriver { child, port, profiles: Default::default() };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("chromedriver did not start".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(driver)
-    }
-
-    /// A new browser with a fresh profile.
-    async fn session(&self, chromium: &str) -> Result<Client, String> {
-        let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let args = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--window-size=1280,800",
-            &format!("--user-data-dir={}", profile.path().display()),
-        ];
-        let capabilities =
-            json!({ "browserName": "chrome", "goog:chromeOptions": { "binary": chromium, "args": args } });
-        let Value::Object(capabilities) = capabilities else { unreachable!() };
-        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        builder.capabilities(capabilities);
-        let client =
-            builder.connect(&format!("http://127.0.0.1:{}", self.port)).await.map_err(|e| format!("a browser: {e}"))?;
-        self.profiles.lock().unwrap().push(profile);
-        Ok(client)
-    }
 }
 
 /// The host page: another origin (`localhost` rather than `127.0.0.1`, its own port), a plain

@@ -134,6 +134,31 @@ impl Chat {
         channel: &'static str,
         variables: serde_json::Value,
     ) -> Result<ConversationRow, ApiError> {
+        let started = self.start_with(bot, external_id, channel, variables, None).await?;
+        started.map_err(|_| ApiError::internal("a conversation was found where none was asked for"))
+    }
+
+    /// [`Chat::start`] unless the bot has an open conversation whose `external_id` starts with
+    /// `prefix` (an outside visitor's), checked and created atomically; answers that one instead.
+    pub async fn start_unless_open(
+        &self,
+        bot: &BotRow,
+        external_id: String,
+        channel: &'static str,
+        variables: serde_json::Value,
+        prefix: String,
+    ) -> Result<Result<ConversationRow, ConversationRow>, ApiError> {
+        self.start_with(bot, Some(external_id), channel, variables, Some(prefix)).await
+    }
+
+    async fn start_with(
+        &self,
+        bot: &BotRow,
+        external_id: Option<String>,
+        channel: &'static str,
+        variables: serde_json::Value,
+        unless_open: Option<String>,
+    ) -> Result<Result<ConversationRow, ConversationRow>, ApiError> {
         let settings = self.bots.get(bot.workspace_id, bot.id).await?;
         // An API-channel conversation that a flow will run opens with the flow's words, not the
         // welcome (the caller's own UI greets); a widget still shows the welcome until the
@@ -149,19 +174,20 @@ impl Chat {
         let created = self
             .db
             .run(move |conn| {
-                conversations::create(
-                    conn,
-                    NewConversation {
-                        workspace_id,
-                        bot_id,
-                        bot_public_id: &bot_public_id,
-                        external_id: external_id.as_deref(),
-                        channel,
-                        variables: &variables,
-                        welcome: welcome.as_deref(),
-                        now: now_ms(),
-                    },
-                )
+                let new = NewConversation {
+                    workspace_id,
+                    bot_id,
+                    bot_public_id: &bot_public_id,
+                    external_id: external_id.as_deref(),
+                    channel,
+                    variables: &variables,
+                    welcome: welcome.as_deref(),
+                    now: now_ms(),
+                };
+                match &unless_open {
+                    Some(prefix) => conversations::create_unless_open(conn, new, prefix),
+                    None => conversations::create(conn, new).map(Ok),
+                }
             })
             .await;
         match created {
@@ -169,9 +195,11 @@ impl Chat {
                 Err(ApiError::conflict("a conversation with this external_id already exists for this bot"))
             }
             other => {
-                let row = other?;
-                crate::webhooks::outbox::committed();
-                Ok(row)
+                let started = other?;
+                if started.is_ok() {
+                    crate::webhooks::outbox::committed();
+                }
+                Ok(started)
             }
         }
     }

@@ -162,18 +162,20 @@ pub async fn start(
         let key = idempotency::key_of(&req)?;
         let created = idempotency::once(&chat, workspace_id, "chataibot-conversations", key, &digest, || async {
             let prefix = format!("chataibot:{visitor}:");
-            let (bot_id, lookup) = (bot.id, prefix.clone());
-            let open = chat.db.run(move |conn| conversations::open_with_external_prefix(conn, bot_id, &lookup)).await?;
-            if let Some(open) = open {
-                return Err(ApiError::conflict(format!(
-                    "visitor `{visitor}` already has an open conversation with this bot ({}); \
-                     send messages to it, or close it first",
-                    open.id
-                ))
-                .with("conversation_id", json!(open.id)));
-            }
             let external_id = format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-            let row = chat.start(&bot, Some(external_id), CHANNEL, Value::Object(variables)).await?;
+            // One open conversation per visitor, checked and created in one transaction.
+            let started = chat.start_unless_open(&bot, external_id, CHANNEL, Value::Object(variables), prefix).await?;
+            let row = match started {
+                Ok(row) => row,
+                Err(open) => {
+                    return Err(ApiError::conflict(format!(
+                        "visitor `{visitor}` already has an open conversation with this bot ({}); \
+                         send messages to it, or close it first",
+                        open.id
+                    ))
+                    .with("conversation_id", json!(open.id)))
+                }
+            };
             if contact.contains_key("name") && (contact.contains_key("email") || contact.contains_key("phone")) {
                 // The contact given becomes (or finds) the CRM's contact for this visitor.
                 chat.save_contact(workspace_id, &row.id).await?;

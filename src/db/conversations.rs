@@ -305,6 +305,28 @@ pub fn open_with_external_prefix(
         .optional())?)
 }
 
+/// Creates the conversation unless the bot already has an open one whose `external_id` starts
+/// with `prefix` (one open conversation per outside visitor), in one write transaction: two
+/// first messages of one visitor cannot both start one. Answers the open conversation instead.
+pub fn create_unless_open(
+    conn: &mut DbConn,
+    new: NewConversation<'_>,
+    prefix: &str,
+) -> Result<Result<ConversationRow, ConversationRow>, DbError> {
+    write_tx(conn, |conn| {
+        // SQLite's write transaction already holds the database; PostgreSQL's check-then-insert
+        // is serialised per bot by its row lock.
+        if let DbConn::Postgres(c) = conn {
+            use crate::db::schema::bots;
+            bots::table.filter(bots::id.eq(new.bot_id)).select(bots::id).for_update().first::<i64>(c)?;
+        }
+        if let Some(open) = open_with_external_prefix(conn, new.bot_id, prefix)? {
+            return Ok(Err(open));
+        }
+        create(conn, new).map(Ok)
+    })
+}
+
 /// Merges `patch` into the conversation's variables in one transaction (see
 /// [`frontdesk_actors::merge_variables`]); `None`-safe: an unknown conversation is an error.
 pub fn merge_variables(

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{spawn_app, spawn_app_with, status_json, Backend, TestApp};
 use crate::on_both_backends;
+use crate::revocation::{revoked_close, until_closed};
 
 on_both_backends!(
     an_invited_agent_sets_a_password_signs_in_and_out,
@@ -395,20 +396,6 @@ async fn console_socket(base: &str, cookie: &str) -> crate::helpers::Socket {
     }
 }
 
-/// Waits for the socket's close frame (skipping the frames before it); answers its code.
-async fn close_code(socket: &mut crate::helpers::Socket) -> Option<u16> {
-    let closed = async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(close))) => return close.map(|c| u16::from(c.code)),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return None,
-            }
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(20), closed).await.expect("the socket closes within 20 s")
-}
-
 async fn a_deactivated_agent_is_signed_out_on_every_node(backend: Backend) {
     let prefix = format!("frontdesk-test-{}:", uuid::Uuid::new_v4().simple());
     let app = spawn_app_with(backend, |args| {
@@ -434,7 +421,7 @@ async fn a_deactivated_agent_is_signed_out_on_every_node(backend: Backend) {
     // Deactivated by the owner through the first node.
     let res = app.http.delete(app.url(&format!("/api/agents/{id}"))).bearer_auth(&app.a.api_key).send().await.unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(close_code(&mut socket).await, Some(4001), "the other node closes the socket as revoked");
+    assert_eq!(until_closed(&mut socket).await.0, revoked_close(), "the other node closes the socket as revoked");
     assert_eq!(on_other(&console.cookie).send().await.unwrap().status(), 401, "the session ends on the other node");
     assert_eq!(console.get("/api/auth/session").await.0, 401, "and on the first");
     // Their colleague, on the same node, is untouched: still signed in, still hearing the inbox.
@@ -458,5 +445,6 @@ async fn a_deactivated_agent_is_signed_out_on_every_node(backend: Backend) {
     // The colleague signs out on the first node: their socket on the other ends as well.
     let out = colleague.request(reqwest::Method::POST, "/api/auth/sign-out", true).send().await.unwrap();
     assert_eq!(out.status(), 204);
-    assert_eq!(close_code(&mut colleagues).await, Some(4001), "signing out ends the session's socket everywhere");
+    let closed = until_closed(&mut colleagues).await.0;
+    assert_eq!(closed, revoked_close(), "signing out ends the session's socket everywhere");
 }

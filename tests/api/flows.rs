@@ -18,6 +18,7 @@ on_both_backends!(
     a_running_conversation_keeps_its_version_and_invalid_flows_are_refused,
     the_api_channel_refuses_bad_starts_and_a_dry_run_changes_nothing,
     the_same_flow_runs_on_the_widget_and_over_rest,
+    first_messages_of_one_api_visitor_sent_at_once_start_one_conversation,
 );
 
 fn lead_flow() -> Value {
@@ -494,4 +495,28 @@ async fn the_same_flow_runs_on_the_widget_and_over_rest(backend: Backend) {
     // After the flow, the ordinary bot.
     let after = app.say(&conversation, "What are your opening hours?").await;
     assert!(after["reply"]["content"].as_str().unwrap().contains("Monday to Friday"), "{after}");
+}
+
+async fn first_messages_of_one_api_visitor_sent_at_once_start_one_conversation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let start = |n: usize| {
+        let app = &app;
+        let body = json!({
+            "channel": "API", "message": { "data": { "body": format!("Hello {n}") }, "type": "text" },
+            "bot_key": app.a.bot_id, "from": { "user_external_id": "v-race", "type": "VISITOR" }
+        });
+        async move { app.post(&app.a.api_key, "/api/v1/conversations", body).await }
+    };
+    let answers = futures::future::join_all((0..8).map(start)).await;
+    let started: Vec<&Value> = answers.iter().filter(|(status, _)| *status == 200).map(|(_, body)| body).collect();
+    assert_eq!(started.len(), 1, "one conversation per visitor, however many start at once: {answers:?}");
+    let id = &started[0]["conversation"]["id"];
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+        assert_eq!(*status, 409, "{body}");
+        assert_eq!(&body["conversation_id"], id, "the refusal names the one that started: {body}");
+    }
+    let (status, list) = app.get(&app.a.api_key, "/api/conversations?status=open").await;
+    assert_eq!(status, 200, "{list}");
+    let text = list.to_string();
+    assert_eq!(text.matches("chataibot:v-race:").count(), 1, "one open conversation stored: {list}");
 }

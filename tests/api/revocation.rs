@@ -217,7 +217,7 @@ async fn next_frame(socket: &mut Socket) -> Frame {
 }
 
 /// Reads until the socket closes; answers the close and the JSON frames seen before it.
-async fn until_closed(socket: &mut Socket) -> (Option<(CloseCode, String)>, Vec<Value>) {
+pub(crate) async fn until_closed(socket: &mut Socket) -> (Option<(CloseCode, String)>, Vec<Value>) {
     let mut seen = Vec::new();
     loop {
         match next_frame(socket).await {
@@ -227,7 +227,7 @@ async fn until_closed(socket: &mut Socket) -> (Option<(CloseCode, String)>, Vec<
     }
 }
 
-fn revoked_close() -> Option<(CloseCode, String)> {
+pub(crate) fn revoked_close() -> Option<(CloseCode, String)> {
     Some((CloseCode::from(4001), "credential revoked".to_owned()))
 }
 
