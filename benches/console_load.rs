@@ -53,16 +53,16 @@
 //!
 //! Prints median, p95, min and max, and `RESULT {json}` lines.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "common/assets.rs"]
+mod assets;
 #[path = "common/browser.rs"]
 mod browser;
 #[path = "common/mod.rs"]
@@ -220,28 +220,9 @@ async fn run(opts: Opts) -> Result<(), String> {
     let _ = browser.close().await;
 
     println!();
-    println!("## console bytes (on the wire)");
-    for asset in bytes["assets"].as_array().unwrap() {
-        println!(
-            "{:<48} raw {:>7} B, gzip {:>6} B, br {:>6} B (local gzip -9: {} B) {}; {}",
-            asset["path"].as_str().unwrap(),
-            asset["identity"],
-            asset["gzip"],
-            asset["br"],
-            asset["local_gzip9"],
-            asset["content_type"].as_str().unwrap_or("?"),
-            asset["cache_control"].as_str().unwrap_or("no Cache-Control"),
-        );
-    }
-    let gzip = bytes["total"]["gzip"].as_u64().unwrap_or(u64::MAX) as i64;
-    let verdict = |budget: usize| {
-        let left = budget as i64 - gzip;
-        if left >= 0 {
-            format!("{left} B within {budget} B")
-        } else {
-            format!("OVER {budget} B by {} B", -left)
-        }
-    };
+    assets::print_assets("console bytes (on the wire)", &bytes);
+    let gzip = bytes["total"]["gzip"].as_u64().unwrap_or(u64::MAX);
+    let verdict = |budget| assets::verdict(gzip, budget);
     println!(
         "total JS + CSS: raw {} B, gzip {} B, br {} B (budget 150 KB gzipped: {}; {}); with the page: gzip {} B",
         bytes["total"]["identity"],
@@ -1008,79 +989,19 @@ impl Visitor {
 
 /// Fetches `/console` and the hashed script and stylesheet its page names, with each encoding.
 async fn measure_bytes(opts: &Opts) -> Result<Value, String> {
-    // No gzip/brotli feature on this reqwest: bodies arrive as sent.
     let http = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
-    let get = |path: String, encoding: &'static str| {
-        let http = http.clone();
-        let url = format!("{}{path}", opts.url);
-        async move {
-            let res = http
-                .get(&url)
-                .header("Accept-Encoding", encoding)
-                .send()
-                .await
-                .map_err(|e| format!("GET {url}: {e}"))?;
-            if !res.status().is_success() {
-                return Err(format!("GET {url}: {}", res.status()));
-            }
-            let headers: HashMap<String, String> = res
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-                .collect();
-            let body = res.bytes().await.map_err(|e| format!("GET {url}: {e}"))?;
-            Ok::<_, String>((headers, body))
-        }
-    };
-    let (_, page) = get("/console".into(), "identity").await?;
-    let page_text = String::from_utf8_lossy(&page).into_owned();
-    let mut paths = vec!["/console".to_owned()];
-    let mut rest = page_text.as_str();
-    while let Some(at) = rest.find("/console/assets/") {
-        let tail = &rest[at..];
-        let end = tail.find(|c: char| c == '"' || c == '\'' || c.is_whitespace() || c == '>').unwrap_or(tail.len());
-        let path = tail[..end].to_owned();
-        if !paths.contains(&path) {
-            paths.push(path);
-        }
-        rest = &tail[end..];
-    }
+    let page = assets::text(&http, &opts.url, "/console", None).await?;
+    let paths = assets::named_paths("/console", &page, "/console/assets/");
     if !paths.iter().any(|p| p.ends_with(".js")) || !paths.iter().any(|p| p.ends_with(".css")) {
         return Err(format!("the console's page names no hashed script and stylesheet: {paths:?}"));
     }
-    let mut assets = Vec::new();
-    let encodings = ["identity", "gzip", "br", "local_gzip9"];
-    let mut total: HashMap<&str, usize> = encodings.iter().map(|e| (*e, 0)).collect();
-    let mut with_page = total.clone();
+    let mut measured = Vec::new();
     for path in paths {
-        let is_page = path == "/console";
-        let mut asset = json!({ "path": path });
-        for encoding in ["identity", "gzip", "br"] {
-            let (headers, body) = get(path.clone(), encoding).await?;
-            let sent = headers.get("content-encoding").cloned().unwrap_or_else(|| "identity".into());
-            asset[encoding] = json!(body.len());
-            asset[format!("{encoding}_content_encoding")] = json!(sent);
-            let mut sizes = vec![(encoding, body.len())];
-            if encoding == "identity" {
-                asset["content_type"] = json!(headers.get("content-type"));
-                asset["cache_control"] = json!(headers.get("cache-control"));
-                asset["etag"] = json!(headers.get("etag"));
-                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                gz.write_all(&body).map_err(|e| e.to_string())?;
-                let local = gz.finish().map_err(|e| e.to_string())?.len();
-                asset["local_gzip9"] = json!(local);
-                sizes.push(("local_gzip9", local));
-            }
-            for (key, size) in sizes {
-                *with_page.get_mut(key).unwrap() += size;
-                if !is_page {
-                    *total.get_mut(key).unwrap() += size;
-                }
-            }
-        }
-        assets.push(asset);
+        measured.push(assets::measure(&http, &opts.url, &path, None).await?);
     }
-    Ok(json!({ "assets": assets, "total": total, "with_page": with_page, "budget_gzip": BUDGET_GZIP_BYTES }))
+    let total = assets::total(measured.iter().filter(|asset| asset["path"] != "/console"));
+    let with_page = assets::total(&measured);
+    Ok(json!({ "assets": measured, "total": total, "with_page": with_page, "budget_gzip": BUDGET_GZIP_BYTES }))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,13 +21,14 @@
 //!
 //! Prints median, p95, min and max, and `RESULT {json}` lines.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
 use fantoccini::Client;
 use serde_json::{json, Value};
 
+#[path = "common/assets.rs"]
+mod assets;
 #[path = "common/browser.rs"]
 mod browser;
 #[path = "common/mod.rs"]
@@ -109,28 +110,9 @@ async fn run(opts: Opts) -> Result<(), String> {
     let _ = browser.close().await;
 
     println!();
-    println!("## widget bytes (on the wire)");
-    for asset in bytes["assets"].as_array().unwrap() {
-        println!(
-            "{:<48} raw {:>7} B, gzip {:>6} B, br {:>6} B (local gzip -9: {} B) {}; {}",
-            asset["path"].as_str().unwrap(),
-            asset["identity"],
-            asset["gzip"],
-            asset["br"],
-            asset["local_gzip9"],
-            asset["content_type"].as_str().unwrap_or("?"),
-            asset["cache_control"].as_str().unwrap_or("no Cache-Control"),
-        );
-    }
-    let gzip = bytes["total"]["gzip"].as_u64().unwrap_or(u64::MAX) as i64;
-    let verdict = |budget: usize| {
-        let left = budget as i64 - gzip;
-        if left >= 0 {
-            format!("{left} B within {budget} B")
-        } else {
-            format!("OVER {budget} B by {} B", -left)
-        }
-    };
+    assets::print_assets("widget bytes (on the wire)", &bytes);
+    let gzip = bytes["total"]["gzip"].as_u64().unwrap_or(u64::MAX);
+    let verdict = |budget| assets::verdict(gzip, budget);
     println!(
         "total JS + CSS: raw {} B, gzip {} B, br {} B (budget 25 KB gzipped: {}; {})",
         bytes["total"]["identity"],
@@ -241,68 +223,16 @@ async fn load_once(browser: &Client, page: &str, opts: &Opts) -> Result<(f64, f6
 
 /// Fetches `/widget.js` and every hashed asset it names, with each encoding.
 async fn measure_bytes(opts: &Opts) -> Result<Value, String> {
-    // No gzip/brotli feature on this reqwest: bodies arrive as sent.
     let http = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
-    let get = |path: String, encoding: &'static str| {
-        let http = http.clone();
-        let url = format!("{}{path}", opts.url);
-        async move {
-            let res = http
-                .get(&url)
-                .header("Accept-Encoding", encoding)
-                .header("Origin", "http://localhost")
-                .send()
-                .await
-                .map_err(|e| format!("GET {url}: {e}"))?;
-            if !res.status().is_success() {
-                return Err(format!("GET {url}: {}", res.status()));
-            }
-            let headers: HashMap<String, String> = res
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-                .collect();
-            let body = res.bytes().await.map_err(|e| format!("GET {url}: {e}"))?;
-            Ok::<_, String>((headers, body))
-        }
-    };
-    let (_, loader) = get("/widget.js".into(), "identity").await?;
-    let loader_text = String::from_utf8_lossy(&loader).into_owned();
-    let mut paths = vec!["/widget.js".to_owned()];
-    let mut rest = loader_text.as_str();
-    while let Some(at) = rest.find("/widget/assets/") {
-        let tail = &rest[at..];
-        let end = tail.find(|c: char| c == '"' || c == '\'' || c == '`' || c.is_whitespace()).unwrap_or(tail.len());
-        let path = tail[..end].to_owned();
-        if !paths.contains(&path) {
-            paths.push(path);
-        }
-        rest = &tail[end..];
+    // As the host page's script asks (CORS).
+    let origin = Some("http://localhost");
+    let loader = assets::text(&http, &opts.url, "/widget.js", origin).await?;
+    let mut measured = Vec::new();
+    for path in assets::named_paths("/widget.js", &loader, "/widget/assets/") {
+        measured.push(assets::measure(&http, &opts.url, &path, origin).await?);
     }
-    let mut assets = Vec::new();
-    let mut total = HashMap::from([("identity", 0usize), ("gzip", 0), ("br", 0), ("local_gzip9", 0)]);
-    for path in paths {
-        let mut asset = json!({ "path": path });
-        for encoding in ["identity", "gzip", "br"] {
-            let (headers, body) = get(path.clone(), encoding).await?;
-            let sent = headers.get("content-encoding").cloned().unwrap_or_else(|| "identity".into());
-            asset[encoding] = json!(body.len());
-            asset[format!("{encoding}_content_encoding")] = json!(sent);
-            *total.get_mut(encoding).unwrap() += body.len();
-            if encoding == "identity" {
-                asset["content_type"] = json!(headers.get("content-type"));
-                asset["cache_control"] = json!(headers.get("cache-control"));
-                asset["etag"] = json!(headers.get("etag"));
-                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                gz.write_all(&body).map_err(|e| e.to_string())?;
-                let local = gz.finish().map_err(|e| e.to_string())?.len();
-                asset["local_gzip9"] = json!(local);
-                *total.get_mut("local_gzip9").unwrap() += local;
-            }
-        }
-        assets.push(asset);
-    }
-    Ok(json!({ "assets": assets, "total": total, "budget_gzip": BUDGET_GZIP_BYTES }))
+    let total = assets::total(&measured);
+    Ok(json!({ "assets": measured, "total": total, "budget_gzip": BUDGET_GZIP_BYTES }))
 }
 
 /// The host page: another origin (`localhost` rather than `127.0.0.1`, its own port), a plain

@@ -17,7 +17,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::chat::{Chat, VisitorInput};
-use crate::db::conversations;
 use crate::db::{bots, workspaces};
 use crate::error::{ApiError, JsonBody};
 use crate::http::auth::Caller;
