@@ -20,6 +20,7 @@ use crate::cluster::ownership::{Command, Conversations};
 use crate::config::Limits;
 use crate::db::bots::BotRow;
 use crate::db::conversations::{self, ConversationRow, ConversationView, NewConversation};
+pub use crate::db::conversations::{Continued, OutsideSession};
 use crate::db::{bots, messages, now_ms, Db};
 use crate::error::ApiError;
 use crate::flows::FlowCatalog;
@@ -134,21 +135,24 @@ impl Chat {
         channel: &'static str,
         variables: serde_json::Value,
     ) -> Result<ConversationRow, ApiError> {
-        let started = self.start_with(bot, external_id, channel, variables, None).await?;
-        started.map_err(|_| ApiError::internal("a conversation was found where none was asked for"))
+        match self.start_with(bot, external_id, channel, variables, None).await? {
+            Continued::Started(row) => Ok(row),
+            Continued::Found(_) => Err(ApiError::internal("a conversation was found where none was asked for")),
+        }
     }
 
-    /// [`Chat::start`] unless the bot has an open conversation whose `external_id` starts with
-    /// `prefix` (an outside visitor's), checked and created atomically; answers that one instead.
-    pub async fn start_unless_open(
+    /// The conversation an outside session continues, or a new one started for it (checked and
+    /// started atomically, see [`conversations::find_or_start`]). A new conversation's external
+    /// id is `external_id`.
+    pub async fn find_or_start(
         &self,
         bot: &BotRow,
         external_id: String,
         channel: &'static str,
         variables: serde_json::Value,
-        prefix: String,
-    ) -> Result<Result<ConversationRow, ConversationRow>, ApiError> {
-        self.start_with(bot, Some(external_id), channel, variables, Some(prefix)).await
+        session: OutsideSession,
+    ) -> Result<Continued, ApiError> {
+        self.start_with(bot, Some(external_id), channel, variables, Some(session)).await
     }
 
     async fn start_with(
@@ -157,8 +161,8 @@ impl Chat {
         external_id: Option<String>,
         channel: &'static str,
         variables: serde_json::Value,
-        unless_open: Option<String>,
-    ) -> Result<Result<ConversationRow, ConversationRow>, ApiError> {
+        session: Option<OutsideSession>,
+    ) -> Result<Continued, ApiError> {
         let settings = self.bots.get(bot.workspace_id, bot.id).await?;
         // An API-channel conversation that a flow will run opens with the flow's words, not the
         // welcome (the caller's own UI greets); a widget still shows the welcome until the
@@ -184,9 +188,9 @@ impl Chat {
                     welcome: welcome.as_deref(),
                     now: now_ms(),
                 };
-                match &unless_open {
-                    Some(prefix) => conversations::create_unless_open(conn, new, prefix),
-                    None => conversations::create(conn, new).map(Ok),
+                match &session {
+                    Some(session) => conversations::find_or_start(conn, new, session),
+                    None => conversations::create(conn, new).map(Continued::Started),
                 }
             })
             .await;
@@ -194,13 +198,7 @@ impl Chat {
             Err(err) if err.is_unique_violation() => {
                 Err(ApiError::conflict("a conversation with this external_id already exists for this bot"))
             }
-            other => {
-                let started = other?;
-                if started.is_ok() {
-                    crate::webhooks::outbox::committed();
-                }
-                Ok(started)
-            }
+            other => Ok(other?),
         }
     }
 
@@ -212,7 +210,7 @@ impl Chat {
         external_id: String,
         channel: &'static str,
     ) -> Result<ConversationRow, ApiError> {
-        self.open_session(bot, external_id, channel, None).await
+        self.named_session(bot, external_id, channel, None).await
     }
 
     /// [`Chat::session_conversation`] for a caller without credentials: a new conversation is
@@ -224,25 +222,23 @@ impl Chat {
         channel: &'static str,
         address: Option<std::net::IpAddr>,
     ) -> Result<ConversationRow, ApiError> {
-        self.open_session(bot, external_id, channel, Some(address)).await
+        self.named_session(bot, external_id, channel, Some(address)).await
     }
 
-    async fn open_session(
+    async fn named_session(
         &self,
         bot: &BotRow,
         external_id: String,
         channel: &'static str,
         public: Option<Option<std::net::IpAddr>>,
     ) -> Result<ConversationRow, ApiError> {
-        let find = |external_id: String| {
-            let bot_id = bot.id;
-            self.db.run(move |conn| conversations::by_external_id(conn, bot_id, &external_id))
-        };
-        match find(external_id.clone()).await? {
-            Some(row) if row.status == "closed" => {
-                Err(ApiError::conflict("this session's conversation is closed; start a new session"))
-            }
-            Some(row) => Ok(row),
+        let bot_id = bot.id;
+        let key = external_id.clone();
+        // Most messages continue a session: found on a read, they never take the write lock
+        // nor count against the quotas of new conversations.
+        let known = self.db.run(move |conn| conversations::by_external_id(conn, bot_id, &key)).await?;
+        let row = match known {
+            Some(row) => row,
             None => {
                 if let Some(address) = public {
                     self.admission
@@ -250,13 +246,18 @@ impl Chat {
                         .await
                         .map_err(crate::admission::Refusal::into_api_error)?;
                 }
-                match self.start(bot, Some(external_id.clone()), channel, serde_json::json!({})).await {
-                    Ok(row) => Ok(row),
-                    // Two first messages of one session raced: the other created it.
-                    Err(_) => find(external_id).await?.ok_or_else(|| ApiError::internal("session vanished")),
+                match self
+                    .find_or_start(bot, external_id, channel, serde_json::json!({}), OutsideSession::Named)
+                    .await?
+                {
+                    Continued::Found(row) | Continued::Started(row) => row,
                 }
             }
+        };
+        if row.status == "closed" {
+            return Err(ApiError::conflict("this session's conversation is closed; start a new session"));
         }
+        Ok(row)
     }
 
     /// Posts a visitor message and waits up to `wait` for the bot's stored reply; returns the

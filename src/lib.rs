@@ -23,6 +23,7 @@ pub mod handoff;
 pub mod http;
 pub mod knowledge;
 pub mod net_guard;
+pub mod replay;
 pub mod revocation;
 pub mod secrets;
 pub mod startup;

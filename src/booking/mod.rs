@@ -16,12 +16,12 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::db::bookings::{self, BookingRow, BusyQuery, HoldRow, NewBooking, NewTime};
-use crate::db::patients::{self, Person};
+use crate::db::contacts::{self, Authority, Person};
+use crate::db::outbox;
 use crate::db::schedule::{self, DoctorRow, ServiceRow};
 use crate::db::schema::workspaces;
 use crate::db::{lock_workspace, write_tx, DbConn, DbError, Guarded};
 use crate::on_backend;
-use crate::webhooks::outbox;
 use slots::{DoctorCalendar, Slot, SlotQuery, WeeklyWindow};
 
 /// Granularity of offered start times, in minutes.
@@ -588,8 +588,9 @@ fn reserve_in_tx(
         name: Some(req.customer_name.as_str()),
         email: req.customer_email.as_deref(),
         phone: req.customer_phone.as_deref(),
+        external_id: None,
     };
-    let patient = patients::match_or_create(conn, workspace_id, &person, "booking", now)?;
+    let patient = contacts::merge(conn, workspace_id, &person, None, Authority::Visitor, "booking", now)?;
     let row = bookings::insert(
         conn,
         &NewBooking {
@@ -598,7 +599,7 @@ fn reserve_in_tx(
             doctor_name: free.doctor_name,
             service_id: free.service.id,
             service_name: free.service.name.clone(),
-            contact_id: patient.map(|(p, _)| p.id),
+            contact_id: patient.map(|merged| merged.contact.id),
             conversation_id: req.conversation_id.clone(),
             customer_name: req.customer_name.trim().to_owned(),
             customer_email: req.customer_email.clone(),

@@ -736,7 +736,6 @@ impl Reception {
                 booking::reserve(conn, workspace_id, &request, now_ms(), horizon).map(|row| BookingView::new(&row, tz))
             })
             .await?;
-        crate::webhooks::outbox::committed();
         match outcome {
             Ok(view) => {
                 let name = contact.name.as_deref().map(first_name).unwrap_or("");
@@ -935,7 +934,6 @@ impl Reception {
                 booking::finish(conn, workspace_id, id, "cancelled", Some("cancelled by the patient in chat"), now_ms())
             })
             .await?;
-        crate::webhooks::outbox::committed();
         *dialog = Dialog::default();
         match outcome {
             Ok(row) => {
@@ -984,7 +982,6 @@ impl Reception {
                 ))
             })
             .await??;
-        crate::webhooks::outbox::committed();
         match outcome {
             Ok(row) => {
                 *dialog = Dialog::default();

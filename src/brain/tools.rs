@@ -227,7 +227,6 @@ impl Tools {
             })
             .await
             .map_err(|err| err.to_string())?;
-        crate::webhooks::outbox::committed();
         match outcome {
             Ok(Ok(view)) => Ok(json!({ "booked": view })),
             Ok(Err(err)) | Err(err) => Ok(booking_error(err)),
@@ -257,7 +256,6 @@ impl Tools {
             })
             .await
             .map_err(|err| err.to_string())?;
-        crate::webhooks::outbox::committed();
         match outcome {
             Ok(row) => Ok(json!({ "cancelled": row.id })),
             Err(BookingError::NotFound) => {

@@ -16,7 +16,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{Chat, VisitorInput};
+use crate::chat::{Chat, Continued, OutsideSession, VisitorInput};
 use crate::db::{bots, workspaces};
 use crate::error::{ApiError, JsonBody};
 use crate::http::auth::Caller;
@@ -163,10 +163,10 @@ pub async fn start(
             let prefix = format!("chataibot:{visitor}:");
             let external_id = format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
             // One open conversation per visitor, checked and created in one transaction.
-            let started = chat.start_unless_open(&bot, external_id, CHANNEL, Value::Object(variables), prefix).await?;
-            let row = match started {
-                Ok(row) => row,
-                Err(open) => {
+            let session = OutsideSession::OpenWithPrefix(prefix);
+            let row = match chat.find_or_start(&bot, external_id, CHANNEL, Value::Object(variables), session).await? {
+                Continued::Started(row) => row,
+                Continued::Found(open) => {
                     return Err(ApiError::conflict(format!(
                         "visitor `{visitor}` already has an open conversation with this bot ({}); \
                          send messages to it, or close it first",

@@ -35,12 +35,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::chat::{Chat, VisitorInput};
+use crate::chat::{Chat, Continued, OutsideSession, VisitorInput};
 use crate::crm::signals::{normalize_email, normalize_phone};
 use crate::db::bots::BotRow;
 use crate::db::customers::{
@@ -1222,7 +1222,7 @@ async fn send_message(
         let customer_id = customer.as_ref().map(|c| c.id);
         let session = match (session_id, customer_id) {
             (Some(id), _) => given_session(chat, workspace_id, &bot, &id, customer_id).await?,
-            (None, Some(contact_id)) => customer_session(chat, workspace_id, &bot, contact_id).await?,
+            (None, Some(contact_id)) => customer_session(chat, &bot, contact_id).await?,
             (None, None) => chat.start(&bot, None, CHANNEL, json!({})).await?.id,
         };
         let (_, reply) = chat.ask(&session, visitor, REPLY_WAIT).await?;
@@ -1269,47 +1269,14 @@ async fn given_session(
     Ok(session.id)
 }
 
-/// The customer's open session with the bot, or a new one. New sessions get the external id
-/// `cxgenie:customer:<customer id>:<n>` (n counting up), unique per bot, so that two first
-/// messages of one customer racing each other start one session, not two.
-async fn customer_session(chat: &Chat, workspace_id: i64, bot: &BotRow, contact_id: i64) -> Result<String, ApiError> {
-    let prefix = format!("{CHANNEL}:customer:{contact_id}:");
-    for _ in 0..5 {
-        let (bot_id, keyed_prefix) = (bot.id, prefix.clone());
-        let (open, keyed) = chat
-            .db
-            .run(move |conn| {
-                Ok((
-                    customers::open_session(conn, workspace_id, bot_id, contact_id)?,
-                    customers::sessions_keyed(conn, workspace_id, bot_id, &keyed_prefix)?,
-                ))
-            })
-            .await?;
-        if let Some(session) = open {
-            return Ok(session.id);
-        }
-        let newest = keyed
-            .iter()
-            .filter_map(|s| Some((s.external_id.as_deref()?.strip_prefix(&prefix)?.parse::<u64>().ok()?, s)))
-            .max_by_key(|(n, _)| *n);
-        if let Some((_, session)) =
-            newest.filter(|(_, s)| s.status == "open" && s.contact_id.is_none_or(|c| c == contact_id))
-        {
-            // Started by a racing request (which may not have linked it yet).
-            link(chat, workspace_id, &session.id, contact_id).await?;
-            return Ok(session.id.clone());
-        }
-        let next = newest.map(|(n, _)| n + 1).unwrap_or(1);
-        match chat.start(bot, Some(format!("{prefix}{next}")), CHANNEL, json!({})).await {
-            Ok(row) => {
-                link(chat, workspace_id, &row.id, contact_id).await?;
-                return Ok(row.id);
-            }
-            Err(err) if err.status_code() == StatusCode::CONFLICT => continue,
-            Err(err) => return Err(err),
-        }
+/// The customer's open session with the bot, or a new one linked to them (found or started
+/// atomically: two first messages of one customer start one session).
+async fn customer_session(chat: &Chat, bot: &BotRow, contact_id: i64) -> Result<String, ApiError> {
+    let external_id = format!("{CHANNEL}:customer:{contact_id}:{}", uuid::Uuid::new_v4().simple());
+    let session = OutsideSession::OpenOfContact(contact_id);
+    match chat.find_or_start(bot, external_id, CHANNEL, json!({}), session).await? {
+        Continued::Found(row) | Continued::Started(row) => Ok(row.id),
     }
-    Err(ApiError::unavailable("could not start the customer's session; try again"))
 }
 
 #[cfg(test)]

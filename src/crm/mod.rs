@@ -11,9 +11,10 @@ pub mod signals;
 use async_trait::async_trait;
 use frontdesk_actors::LeadSignals;
 
+use crate::db::contacts::{self, Authority, Person};
 use crate::db::forms;
 use crate::db::leads::{self, NewLead};
-use crate::db::patients::{self, Person};
+use crate::db::patients;
 use crate::db::{bookings, conversations, messages, now_ms, schedule, write_tx, Db, DbConn, DbError};
 use signals::{ContactDetails, ConversationFacts};
 
@@ -51,7 +52,6 @@ impl LeadSignals for DbLeadSignals {
                 Ok(with_leads)
             })
             .await;
-        crate::webhooks::outbox::committed();
         done.unwrap_or_else(|err| {
             tracing::warn!(error = %err, "lead scoring pass failed");
             Vec::new()
@@ -79,8 +79,10 @@ pub fn submit_form(
                     .id,
             ),
             None => {
-                let person = Person { name: text("name"), email: text("email"), phone: text("phone") };
-                patients::match_or_create(conn, workspace_id, &person, "form", now)?.map(|(p, _)| p.id)
+                let person =
+                    Person { name: text("name"), email: text("email"), phone: text("phone"), external_id: None };
+                contacts::merge(conn, workspace_id, &person, None, Authority::Visitor, "form", now)?
+                    .map(|merged| merged.contact.id)
             }
         };
         let view = forms::submit(conn, workspace_id, form.id, patient_id, data, now)?;
@@ -92,7 +94,7 @@ pub fn submit_form(
             "patient_id": patient_id,
             "data": data,
         });
-        crate::webhooks::outbox::emit(conn, workspace_id, "form_submitted", event, now)?;
+        crate::db::outbox::emit(conn, workspace_id, "form_submitted", event, now)?;
         Ok(view)
     })
 }
@@ -165,9 +167,10 @@ pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now:
         return Ok(true);
     }
     write_tx(conn, |conn| {
-        let person =
-            Person { name: contact.name.as_deref(), email: contact.email.as_deref(), phone: contact.phone.as_deref() };
-        let Some((patient, _)) = patients::match_or_create(conn, workspace_id, &person, "chat", now)? else {
+        let Some(patient) =
+            contacts::merge(conn, workspace_id, &person_of(&contact), None, Authority::Visitor, "chat", now)?
+                .map(|merged| merged.contact)
+        else {
             return Ok(false);
         };
         if conversation.contact_id != Some(patient.id) {
@@ -202,6 +205,15 @@ pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now:
 
 /// Whether a pass would change nothing: the conversation is linked to its patient, the patient
 /// has every detail the chat gave, and the lead has every fired rule, detail and interest.
+fn person_of(contact: &ContactDetails) -> Person<'_> {
+    Person {
+        name: contact.name.as_deref(),
+        email: contact.email.as_deref(),
+        phone: contact.phone.as_deref(),
+        external_id: None,
+    }
+}
+
 fn nothing_new(
     conn: &mut DbConn,
     workspace_id: i64,
@@ -210,9 +222,7 @@ fn nothing_new(
     fired: &[signals::Signal],
     interest: Option<&str>,
 ) -> Result<bool, DbError> {
-    let person =
-        Person { name: contact.name.as_deref(), email: contact.email.as_deref(), phone: contact.phone.as_deref() };
-    let Some(patient) = patients::find(conn, workspace_id, &person)? else { return Ok(false) };
+    let Some(patient) = contacts::find(conn, workspace_id, &person_of(&contact))? else { return Ok(false) };
     let patient_complete = (contact.name.is_none() || patient.name.is_some())
         && (contact.email.is_none() || patient.email.is_some())
         && (contact.phone.is_none() || patient.phone.is_some());

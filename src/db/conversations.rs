@@ -8,9 +8,9 @@ use frontdesk_actors::{
 use serde::Serialize;
 
 use super::schema::{agents, bots, conversation_transitions, conversations, messages};
-use super::{messages as message_rows, write_tx, DbConn, DbError};
+use super::{like_escape, messages as message_rows, write_tx, DbConn, DbError};
+use crate::db::outbox;
 use crate::on_backend;
-use crate::webhooks::outbox;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = conversations)]
@@ -282,48 +282,79 @@ fn set_variables(
     Ok(())
 }
 
-/// The bot's open conversation whose `external_id` starts with `prefix` (a seed API's visitor).
-pub fn open_with_external_prefix(
-    conn: &mut DbConn,
-    bot_id: i64,
-    prefix: &str,
-) -> Result<Option<ConversationRow>, DbError> {
-    let escaped: String = prefix
-        .chars()
-        .flat_map(|c| match c {
-            '\\' | '%' | '_' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    let pattern = format!("{escaped}%");
-    Ok(on_backend!(conn, c => conversations::table
-        .filter(conversations::bot_id.eq(bot_id))
-        .filter(conversations::external_id.like(&pattern).escape('\\'))
-        .filter(conversations::status.eq("open"))
-        .select(ConversationRow::as_select())
-        .first(c)
-        .optional())?)
+/// Which conversation an outside session continues: the one way a seed API's caller (a
+/// session id, a visitor, a customer) finds its conversation or starts one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutsideSession {
+    /// The bot's conversation whose external id is the new conversation's, whatever its status
+    /// (ChatSupport's and ChatGenius' session ids).
+    Named,
+    /// The bot's open conversation whose external id starts with this prefix (ChatAIBot's
+    /// visitor: one open conversation each).
+    OpenWithPrefix(String),
+    /// The bot's open conversation linked to this contact, however it was linked; a new one is
+    /// linked to it (CX Genie's customer).
+    OpenOfContact(i64),
 }
 
-/// Creates the conversation unless the bot already has an open one whose `external_id` starts
-/// with `prefix` (one open conversation per outside visitor), in one write transaction: two
-/// first messages of one visitor cannot both start one. Answers the open conversation instead.
-pub fn create_unless_open(
+/// What [`find_or_start`] did.
+#[derive(Debug, Clone)]
+pub enum Continued {
+    Found(ConversationRow),
+    Started(ConversationRow),
+}
+
+/// The conversation `session` names, or `new` created (linked to the session's contact), checked
+/// and created in one write transaction: two first messages of one session start one
+/// conversation. SQLite's write transaction already holds the database; on PostgreSQL the bot's
+/// row lock serialises the check-then-insert.
+pub fn find_or_start(
     conn: &mut DbConn,
     new: NewConversation<'_>,
-    prefix: &str,
-) -> Result<Result<ConversationRow, ConversationRow>, DbError> {
+    session: &OutsideSession,
+) -> Result<Continued, DbError> {
     write_tx(conn, |conn| {
-        // SQLite's write transaction already holds the database; PostgreSQL's check-then-insert
-        // is serialised per bot by its row lock.
         if let DbConn::Postgres(c) = conn {
-            use crate::db::schema::bots;
             bots::table.filter(bots::id.eq(new.bot_id)).select(bots::id).for_update().first::<i64>(c)?;
         }
-        if let Some(open) = open_with_external_prefix(conn, new.bot_id, prefix)? {
-            return Ok(Err(open));
+        let bot_id = new.bot_id;
+        // The bot's open conversations, newest first.
+        macro_rules! open {
+            () => {
+                conversations::table
+                    .filter(conversations::bot_id.eq(bot_id))
+                    .filter(conversations::status.eq("open"))
+                    .order((conversations::created_at.desc(), conversations::id.desc()))
+                    .select(ConversationRow::as_select())
+            };
         }
-        create(conn, new).map(Ok)
+        let found: Option<ConversationRow> = match session {
+            OutsideSession::Named => match new.external_id {
+                Some(external_id) => by_external_id(conn, bot_id, external_id)?,
+                None => return Err(DbError::Invalid("a named session needs its external id".into())),
+            },
+            OutsideSession::OpenWithPrefix(prefix) => {
+                let pattern = format!("{}%", like_escape(prefix));
+                on_backend!(conn, c => open!()
+                    .filter(conversations::external_id.like(&pattern).escape('\\'))
+                    .first(c)
+                    .optional())?
+            }
+            OutsideSession::OpenOfContact(contact_id) => on_backend!(conn, c => open!()
+                .filter(conversations::contact_id.eq(*contact_id))
+                .first(c)
+                .optional())?,
+        };
+        if let Some(found) = found {
+            return Ok(Continued::Found(found));
+        }
+        let workspace_id = new.workspace_id;
+        let mut row = create(conn, new)?;
+        if let OutsideSession::OpenOfContact(contact_id) = session {
+            set_contact(conn, workspace_id, &row.id, *contact_id)?;
+            row.contact_id = Some(*contact_id);
+        }
+        Ok(Continued::Started(row))
     })
 }
 

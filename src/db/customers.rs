@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
+use super::contacts::{Authority, Person};
 use super::schema::{agents, contacts, conversations, messages};
-use super::{lock_workspace, lower, write_tx, DbConn, DbError, Guarded};
-use crate::crm::signals::{normalize_email, normalize_phone};
+use super::{like_escape, lower, write_tx, DbConn, DbError};
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -73,10 +73,6 @@ pub struct CustomerFilter {
     pub users: Option<bool>,
     pub cursor: Option<Cursor>,
     pub limit: i64,
-}
-
-fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// The boxed query of the workspace's customers that pass the filter (cursor excepted).
@@ -450,52 +446,20 @@ impl CustomerInfo {
     }
 }
 
-/// The workspace's customer with this external id, email or phone (in that order of trust).
-fn find(conn: &mut DbConn, workspace_id: i64, info: &CustomerInfo) -> Result<Option<ContactRow>, DbError> {
-    if let Some(external_id) = &info.external_id {
-        // The attributes are JSON text: narrow down by the serialised pair, then check exactly.
-        let pair = format!("\"external_id\":{}", serde_json::Value::from(external_id.as_str()));
-        let needle = format!("%{}%", like_escape(&pair));
-        let candidates: Vec<ContactRow> = on_backend!(conn, c => contacts::table
-            .filter(contacts::workspace_id.eq(workspace_id))
-            .filter(contacts::attributes.like(needle).escape('\\'))
-            .order(contacts::id.asc())
-            .select(ContactRow::as_select())
-            .load(c))?;
-        if let Some(found) = candidates.into_iter().find(|row| row.external_id().as_deref() == Some(external_id)) {
-            return Ok(Some(found));
+impl CustomerInfo {
+    pub fn person(&self) -> Person<'_> {
+        Person {
+            name: self.name.as_deref(),
+            email: self.email.as_deref(),
+            phone: self.phone.as_deref(),
+            external_id: self.external_id.as_deref(),
         }
     }
-    if let Some(email) = info.email.as_deref().and_then(normalize_email) {
-        let found = on_backend!(conn, c => contacts::table
-            .filter(contacts::workspace_id.eq(workspace_id))
-            .filter(contacts::email_normalized.eq(&email))
-            .order(contacts::id.asc())
-            .select(ContactRow::as_select())
-            .first(c)
-            .optional())?;
-        if found.is_some() {
-            return Ok(found);
-        }
-    }
-    if let Some(phone) = info.phone.as_deref().and_then(normalize_phone) {
-        return Ok(on_backend!(conn, c => contacts::table
-            .filter(contacts::workspace_id.eq(workspace_id))
-            .filter(contacts::phone_normalized.eq(&phone))
-            .order(contacts::id.asc())
-            .select(ContactRow::as_select())
-            .first(c)
-            .optional())?);
-    }
-    Ok(None)
 }
 
-/// Creates or updates the customer `info` describes, in one write transaction (holding the
-/// workspace's contact lock on PostgreSQL, like patient matching): matched by external id, then
-/// email, then phone; a match takes every detail given (what a customer enters now is what is
-/// true now; an email or phone equal to the stored one once normalised is left as written) and
-/// `metadata`'s keys; otherwise a new contact of kind `customer`. A name alone
-/// matches nobody, so it always makes a new customer.
+/// Creates or updates the customer `info` describes, in one write transaction, by the
+/// integrator's rule of [`contacts::merge`]: a match takes every detail given (what a customer
+/// enters now is what is true now) and `metadata`'s keys; a name alone makes a new customer.
 pub fn upsert(
     conn: &mut DbConn,
     workspace_id: i64,
@@ -504,99 +468,10 @@ pub fn upsert(
     now: i64,
 ) -> Result<ContactRow, DbError> {
     write_tx(conn, |conn| {
-        lock_workspace(conn, Guarded::Patients, workspace_id)?;
-        let existing = find(conn, workspace_id, info)?;
-        let mut attributes = existing.as_ref().map(ContactRow::attributes).unwrap_or_default();
-        if let Some(external_id) = &info.external_id {
-            attributes.insert("external_id".into(), external_id.clone().into());
-        }
-        if let Some(metadata) = metadata.filter(|m| !m.is_empty()) {
-            let entry = attributes.entry("metadata").or_insert_with(|| serde_json::json!({}));
-            if !entry.is_object() {
-                *entry = serde_json::json!({});
-            }
-            if let Some(target) = entry.as_object_mut() {
-                target.extend(metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-        }
-        let attributes = serde_json::Value::Object(attributes).to_string();
-        let email_normalized = info.email.as_deref().and_then(normalize_email);
-        let phone_normalized = info.phone.as_deref().and_then(normalize_phone);
-        match existing {
-            Some(row) => {
-                // The same address or number written another way ("ADA@example.com") is no change.
-                let same = |given: &Option<String>, stored: &Option<String>, normalize: fn(&str) -> Option<String>| {
-                    given.as_deref().and_then(normalize) == stored.as_deref().and_then(normalize)
-                };
-                let email = info.email.as_ref().filter(|_| !same(&info.email, &row.email, normalize_email));
-                let phone = info.phone.as_ref().filter(|_| !same(&info.phone, &row.phone, normalize_phone));
-                let target =
-                    contacts::table.filter(contacts::workspace_id.eq(workspace_id)).filter(contacts::id.eq(row.id));
-                Ok(on_backend!(conn, c => diesel::update(target)
-                    .set((
-                        info.name.as_ref().map(|v| contacts::name.eq(v)),
-                        email.map(|v| contacts::email.eq(v)),
-                        email.and(email_normalized.as_ref()).map(|v| contacts::email_normalized.eq(v)),
-                        phone.map(|v| contacts::phone.eq(v)),
-                        phone.and(phone_normalized.as_ref()).map(|v| contacts::phone_normalized.eq(v)),
-                        contacts::attributes.eq(&attributes),
-                        contacts::updated_at.eq(now),
-                    ))
-                    .returning(ContactRow::as_returning())
-                    .get_result(c))?)
-            }
-            None => Ok(on_backend!(conn, c => diesel::insert_into(contacts::table)
-                .values((
-                    contacts::workspace_id.eq(workspace_id),
-                    contacts::kind.eq("customer"),
-                    contacts::name.eq(&info.name),
-                    contacts::email.eq(&info.email),
-                    contacts::email_normalized.eq(&email_normalized),
-                    contacts::phone.eq(&info.phone),
-                    contacts::phone_normalized.eq(&phone_normalized),
-                    contacts::attributes.eq(&attributes),
-                    contacts::created_at.eq(now),
-                    contacts::updated_at.eq(now),
-                ))
-                .returning(ContactRow::as_returning())
-                .get_result(c))?),
-        }
+        super::contacts::merge(conn, workspace_id, &info.person(), metadata, Authority::Integrator, "cxgenie", now)?
+            .map(|merged| merged.contact)
+            .ok_or_else(|| DbError::Invalid("customer_info names nobody".into()))
     })
-}
-
-/// The customer's newest open session with the bot, however it was linked.
-pub fn open_session(
-    conn: &mut DbConn,
-    workspace_id: i64,
-    bot_id: i64,
-    contact_id: i64,
-) -> Result<Option<SessionRow>, DbError> {
-    Ok(on_backend!(conn, c => conversations::table
-        .filter(conversations::workspace_id.eq(workspace_id))
-        .filter(conversations::bot_id.eq(bot_id))
-        .filter(conversations::contact_id.eq(contact_id))
-        .filter(conversations::status.eq("open"))
-        .order((conversations::created_at.desc(), conversations::id.desc()))
-        .select(SessionRow::as_select())
-        .first(c)
-        .optional())?)
-}
-
-/// The bot's sessions whose external id starts with `prefix` (the numbered sessions CX Genie's
-/// chat starts for one customer).
-pub fn sessions_keyed(
-    conn: &mut DbConn,
-    workspace_id: i64,
-    bot_id: i64,
-    prefix: &str,
-) -> Result<Vec<SessionRow>, DbError> {
-    let pattern = format!("{}%", like_escape(prefix));
-    Ok(on_backend!(conn, c => conversations::table
-        .filter(conversations::workspace_id.eq(workspace_id))
-        .filter(conversations::bot_id.eq(bot_id))
-        .filter(conversations::external_id.like(pattern).escape('\\'))
-        .select(SessionRow::as_select())
-        .load(c))?)
 }
 
 #[cfg(test)]

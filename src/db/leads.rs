@@ -7,8 +7,8 @@ use serde::Serialize;
 use super::schema::{lead_events, leads};
 use super::{DbConn, DbError};
 use crate::crm::signals::{temperature, Signal};
+use crate::db::outbox;
 use crate::on_backend;
-use crate::webhooks::outbox;
 
 /// The stages a lead moves through, in the documented order.
 pub const STAGES: &[&str] = &["new", "contacted", "qualified", "converted", "lost"];

@@ -13,6 +13,7 @@
 pub mod agents;
 pub mod bookings;
 pub mod bots;
+pub mod contacts;
 pub mod conversations;
 pub mod customers;
 pub mod flows;
@@ -24,6 +25,7 @@ pub mod knowledge;
 pub mod leads;
 pub mod messages;
 pub mod notes;
+pub mod outbox;
 pub mod patients;
 pub mod schedule;
 pub mod schema;
@@ -327,7 +329,10 @@ impl Db {
             // Held until the work is done, also when the caller stopped waiting for it.
             let _permit = permit;
             let mut conn = pool.get()?;
-            f(&mut conn)
+            let done = f(&mut conn);
+            // The closure is the unit of work: what it committed may have events to send.
+            outbox::end_unit_of_work(done.is_ok());
+            done
         })
         .await
         .map_err(|err| DbError::Task(err.to_string()))?
@@ -420,6 +425,11 @@ pub fn describe_pg_failure(url: &str, err: &diesel::ConnectionError) -> String {
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// `s` as literal text inside a `LIKE` pattern whose escape character is `\\`.
+pub(crate) fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 #[diesel::declare_sql_function]

@@ -1,14 +1,13 @@
-//! Patients (the `contacts` table): matching a person by normalised email or phone, creating
-//! them with their `new_patient` event, search, and partial updates.
+//! Patients (the `contacts` table as the console and the REST API show it): reading, search
+//! and partial updates. Finding or creating a person is [`super::contacts`]' one rule.
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::schema::contacts;
-use super::{lock_workspace, lower, DbConn, DbError, Guarded};
+use super::{like_escape, lower, DbConn, DbError};
 use crate::crm::signals::{normalize_email, normalize_phone};
 use crate::on_backend;
-use crate::webhooks::outbox;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = contacts)]
@@ -24,92 +23,6 @@ pub struct PatientRow {
     pub notes: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
-}
-
-/// Who a booking, a chat or a form names.
-#[derive(Debug, Clone, Default)]
-pub struct Person<'a> {
-    pub name: Option<&'a str>,
-    pub email: Option<&'a str>,
-    pub phone: Option<&'a str>,
-}
-
-/// The patient with this email (checked first) or phone, both compared normalised.
-pub fn find(conn: &mut DbConn, workspace_id: i64, person: &Person<'_>) -> Result<Option<PatientRow>, DbError> {
-    if let Some(email) = person.email.and_then(normalize_email) {
-        let found = on_backend!(conn, c => contacts::table
-            .filter(contacts::workspace_id.eq(workspace_id))
-            .filter(contacts::email_normalized.eq(&email))
-            .order(contacts::id.asc())
-            .select(PatientRow::as_select())
-            .first(c)
-            .optional())?;
-        if found.is_some() {
-            return Ok(found);
-        }
-    }
-    if let Some(phone) = person.phone.and_then(normalize_phone) {
-        return Ok(on_backend!(conn, c => contacts::table
-            .filter(contacts::workspace_id.eq(workspace_id))
-            .filter(contacts::phone_normalized.eq(&phone))
-            .order(contacts::id.asc())
-            .select(PatientRow::as_select())
-            .first(c)
-            .optional())?);
-    }
-    Ok(None)
-}
-
-/// The matching patient, completed with details they did not have yet, or a new patient (with
-/// its `new_patient` event, in the caller's transaction, which must be a write transaction:
-/// on PostgreSQL it holds the workspace's patient lock until it ends). `None` when the person gives neither
-/// a usable email nor phone: a name alone identifies nobody.
-pub fn match_or_create(
-    conn: &mut DbConn,
-    workspace_id: i64,
-    person: &Person<'_>,
-    source: &str,
-    now: i64,
-) -> Result<Option<(PatientRow, bool)>, DbError> {
-    let email = person.email.filter(|e| normalize_email(e).is_some());
-    let phone = person.phone.filter(|p| normalize_phone(p).is_some());
-    if email.is_none() && phone.is_none() {
-        return Ok(None);
-    }
-    let name = person.name.map(str::trim).filter(|n| !n.is_empty());
-    lock_workspace(conn, Guarded::Patients, workspace_id)?;
-    if let Some(existing) = find(conn, workspace_id, person)? {
-        let fill = PatientChanges {
-            name: name.filter(|_| existing.name.is_none()).map(str::to_owned),
-            email: email.filter(|_| existing.email.is_none()).map(str::to_owned),
-            phone: phone.filter(|_| existing.phone.is_none()).map(str::to_owned),
-            ..PatientChanges::default()
-        };
-        if fill.is_empty() {
-            return Ok(Some((existing, false)));
-        }
-        let updated = update(conn, workspace_id, existing.id, &fill, now)?.unwrap_or(existing);
-        return Ok(Some((updated, false)));
-    }
-    let row = on_backend!(conn, c => diesel::insert_into(contacts::table)
-        .values((
-            contacts::workspace_id.eq(workspace_id),
-            contacts::kind.eq("patient"),
-            contacts::name.eq(name),
-            contacts::email.eq(email.map(str::trim)),
-            contacts::email_normalized.eq(email.and_then(normalize_email)),
-            contacts::phone.eq(phone.map(str::trim)),
-            contacts::phone_normalized.eq(phone.and_then(normalize_phone)),
-            contacts::created_at.eq(now),
-            contacts::updated_at.eq(now),
-        ))
-        .returning(PatientRow::as_returning())
-        .get_result(c))?;
-    let mut data = serde_json::to_value(&row).unwrap_or_default();
-    data["patient_id"] = row.id.into();
-    data["source"] = source.into();
-    outbox::emit(conn, workspace_id, "new_patient", data, now)?;
-    Ok(Some((row, true)))
 }
 
 pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<PatientRow>, DbError> {
@@ -130,8 +43,7 @@ pub fn search(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<PatientRow>, DbError> {
-    let escape = |s: &str| s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    let text = search.map(str::trim).filter(|s| !s.is_empty()).map(|s| format!("%{}%", escape(&s.to_lowercase())));
+    let text = search.map(str::trim).filter(|s| !s.is_empty()).map(|s| format!("%{}%", like_escape(&s.to_lowercase())));
     let digits: String = search.unwrap_or_default().chars().filter(char::is_ascii_digit).collect();
     Ok(on_backend!(conn, c => {
         let mut q = contacts::table.filter(contacts::workspace_id.eq(workspace_id)).into_boxed();

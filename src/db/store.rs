@@ -74,23 +74,12 @@ impl ConversationStore for DbConversationStore {
         fence: Option<i64>,
     ) -> Result<(), StoreError> {
         let id = conversation_id.to_owned();
-        let queued = self
-            .db
-            .run(move |conn| conversations::close(conn, workspace_id, &id, at, fence))
-            .await
-            .map_err(store_error)?;
-        if queued {
-            crate::webhooks::outbox::committed();
-        }
+        self.db.run(move |conn| conversations::close(conn, workspace_id, &id, at, fence)).await.map_err(store_error)?;
         Ok(())
     }
 
     async fn change_owner(&self, change: OwnershipChange) -> Result<OwnershipOutcome, StoreError> {
-        let outcome = self.db.run(move |conn| conversations::change_owner(conn, &change)).await.map_err(store_error)?;
-        if matches!(outcome, OwnershipOutcome::Changed { .. }) {
-            crate::webhooks::outbox::committed();
-        }
-        Ok(outcome)
+        self.db.run(move |conn| conversations::change_owner(conn, &change)).await.map_err(store_error)
     }
 
     async fn mark_read(

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events};
 use super::{write_tx, DbConn, DbError};
+use crate::db::outbox;
 use crate::on_backend;
-use crate::webhooks::outbox;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = webhook_endpoints)]
@@ -113,7 +113,12 @@ pub fn update(
             ))
             .execute(c))?;
     }
-    get(conn, workspace_id, id)
+    let row = get(conn, workspace_id, id)?;
+    if row.as_ref().is_some_and(|r| r.active) {
+        // Deliveries held back while it was off (or failing) are due again.
+        outbox::deliveries_due();
+    }
+    Ok(row)
 }
 
 pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
@@ -521,6 +526,9 @@ pub fn redeliver(
             webhook_deliveries::updated_at.eq(now),
         ))
         .execute(c))?;
+    if changed == 1 {
+        outbox::deliveries_due();
+    }
     Ok(changed == 1)
 }
 
@@ -542,7 +550,7 @@ pub fn replay(
             .load(c))?;
         let mut queued = 0;
         for (event_id, event) in events {
-            if crate::webhooks::subscribes(&endpoint.events, &event) {
+            if super::outbox::subscribes(&endpoint.events, &event) {
                 queued += outbox::queue(conn, workspace_id, event_id, &[endpoint.id], now)?;
             }
         }

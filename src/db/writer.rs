@@ -19,7 +19,7 @@ use frontdesk_actors::{Appended, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{conversations, messages, write_tx, Db, DbConn, DbError};
-use crate::webhooks::outbox;
+use crate::db::outbox;
 use frontdesk_actors::NewMessage;
 
 /// Most messages one transaction takes.
@@ -122,14 +122,12 @@ fn write_batch(db: &Db, batch: Vec<Job>) {
             .map(|(_, job)| job.message.clone())
             .collect();
         let outcomes = messages::insert_batch_or_find(conn, &rows)?;
-        let queued = announce(conn, &rows, &outcomes)?;
-        Ok((stale, outcomes, queued))
+        announce(conn, &rows, &outcomes)?;
+        Ok((stale, outcomes))
     });
     match together {
-        Ok((stale, outcomes, queued)) => {
-            if queued > 0 {
-                outbox::committed();
-            }
+        Ok((stale, outcomes)) => {
+            outbox::end_unit_of_work(true);
             let mut outcomes = outcomes.into_iter();
             for (index, job) in batch.into_iter().enumerate() {
                 let answer = match stale.contains(&index) {
@@ -140,21 +138,21 @@ fn write_batch(db: &Db, batch: Vec<Job>) {
             }
         }
         Err(err) if batch.len() == 1 => {
+            outbox::end_unit_of_work(false);
             let job = batch.into_iter().next().expect("one job");
             let _ = job.done.send(Err(to_store_error(err)));
         }
         Err(_) => {
+            outbox::end_unit_of_work(false);
             for job in batch {
                 let alone = write_tx(&mut conn, |conn| {
                     conversations::check_fence(conn, &job.message.conversation_id, job.message.fence)?;
                     let outcome = messages::insert_or_find(conn, &job.message)?;
-                    let queued = announce(conn, std::slice::from_ref(&job.message), std::slice::from_ref(&outcome))?;
-                    Ok((outcome, queued))
+                    announce(conn, std::slice::from_ref(&job.message), std::slice::from_ref(&outcome))?;
+                    Ok(outcome)
                 });
-                if alone.as_ref().is_ok_and(|(_, queued)| *queued > 0) {
-                    outbox::committed();
-                }
-                let _ = job.done.send(alone.map(|(outcome, _)| outcome).map_err(to_store_error));
+                outbox::end_unit_of_work(alone.is_ok());
+                let _ = job.done.send(alone.map_err(to_store_error));
             }
         }
     }

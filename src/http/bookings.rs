@@ -157,7 +157,6 @@ pub(crate) async fn reserve(chat: &Chat, workspace_id: i64, request: BookingRequ
             Ok::<_, BookingError>(BookingView::new(&row, tz))
         })
         .await??;
-    crate::webhooks::outbox::committed();
     Ok(view)
 }
 
@@ -279,7 +278,6 @@ pub async fn reschedule(
             Ok::<_, BookingError>(BookingView::new(&row, booking::workspace_tz(conn, workspace_id)?))
         })
         .await??;
-    crate::webhooks::outbox::committed();
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -305,7 +303,6 @@ async fn finish(
             Ok::<_, BookingError>(BookingView::new(&row, booking::workspace_tz(conn, workspace_id)?))
         })
         .await??;
-    crate::webhooks::outbox::committed();
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -18,10 +18,10 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::chat::Chat;
 use crate::error::{ApiError, QueryParams};
 use crate::http::auth::Caller;
+use crate::replay::{self, Live, ReplayCursor};
 use crate::revocation::{Revocations, Watch};
 
 const KEEPALIVE: Duration = Duration::from_secs(15);
-const REPLAY_PAGE: i64 = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +58,7 @@ pub async fn stream(
         ),
         None => None,
     };
-    let mut last = from_header.or(query.0.last_event_id).unwrap_or(0);
+    let mut cursor = ReplayCursor::after(from_header.or(query.0.last_event_id).unwrap_or(0));
     let workspace_id = caller.workspace_id;
     let row = chat.conversation(workspace_id, &path).await?;
     let conversation_id = row.id;
@@ -71,34 +71,27 @@ pub async fn stream(
         // Watching for as long as the stream lives.
         let _watch = _watch;
         let mut keepalive = tokio::time::interval(KEEPALIVE);
-        let mut catch_up = true;
+        // One stream reads its pages in line with its live events, so a read never overlaps one.
+        let mut read_from = cursor.start_read();
         loop {
-            if catch_up {
-                catch_up = false;
-                loop {
-                    let page = match chat.history_after(workspace_id, &conversation_id, last, REPLAY_PAGE).await {
-                        Ok(page) => page,
-                        Err(_) => return,
-                    };
-                    let full = page.len() as i64 == REPLAY_PAGE;
-                    for message in page {
-                        last = message.seq;
-                        yield Ok::<_, actix_web::Error>(frame(&ConversationEvent::replay(message)));
-                    }
-                    if !full { break; }
+            while let Some(after) = read_from {
+                let page = match chat.history_after(workspace_id, &conversation_id, after, replay::PAGE).await {
+                    Ok(page) => cursor.page(page),
+                    Err(_) => return,
+                };
+                for message in page.messages {
+                    yield Ok::<_, actix_web::Error>(frame(&ConversationEvent::replay(message)));
                 }
+                read_from = page.read_on.then(|| cursor.last_seq());
             }
             tokio::select! {
                 received = events.recv() => match received {
-                    Ok(event) => {
-                        if let Some(message) = event.stored_message() {
-                            if message.seq <= last { continue; }
-                            if message.seq > last + 1 { catch_up = true; continue; }
-                            last = message.seq;
-                        }
-                        yield Ok(frame(&event));
-                    }
-                    Err(RecvError::Lagged(_)) => catch_up = true,
+                    Ok(event) => match cursor.live(event.stored_message().map(|m| m.seq)) {
+                        Live::Skip => {}
+                        Live::CatchUp => read_from = cursor.start_read(),
+                        Live::Deliver => yield Ok(frame(&event)),
+                    },
+                    Err(RecvError::Lagged(_)) => read_from = cursor.start_read(),
                     Err(RecvError::Closed) => return,
                 },
                 _ = keepalive.tick() => yield Ok(Bytes::from_static(b": keepalive\n\n")),

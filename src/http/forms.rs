@@ -12,7 +12,6 @@ use crate::db::now_ms;
 use crate::error::{ApiError, JsonBody};
 use crate::http::auth::Caller;
 use crate::http::idempotency;
-use crate::webhooks::outbox;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,7 +185,6 @@ pub async fn submit_form(
             .db
             .run(move |conn| crate::crm::submit_form(conn, workspace_id, &form, patient_id, &data, now_ms()))
             .await?;
-        outbox::committed();
         Ok((StatusCode::CREATED, view))
     })
     .await?;

@@ -10,7 +10,6 @@ use crate::db::{now_ms, write_tx};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::http::auth::Caller;
 use crate::http::page;
-use crate::webhooks::outbox;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,7 +69,6 @@ pub async fn set_stage(
         .db
         .run(move |conn| write_tx(conn, |conn| leads::set_stage(conn, workspace_id, id, &stage, now_ms())))
         .await?;
-    outbox::committed();
     Ok(HttpResponse::Ok().json(LeadView::from(row.ok_or_else(|| ApiError::not_found("lead not found"))?)))
 }
 

@@ -195,9 +195,6 @@ pub async fn update(
         .run(move |conn| store::update(conn, workspace_id, id, changes, now_ms()))
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint not found"))?;
-    if row.active {
-        crate::webhooks::outbox::committed();
-    }
     Ok(HttpResponse::Ok().json(EndpointView::from(row)))
 }
 
@@ -359,7 +356,6 @@ pub async fn redeliver(
     if !chat.db.run(move |conn| store::redeliver(conn, workspace_id, endpoint_id, delivery_id, now_ms())).await? {
         return Err(ApiError::not_found("delivery not found"));
     }
-    crate::webhooks::outbox::committed();
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": delivery_id, "status": "pending" })))
 }
 
@@ -386,7 +382,6 @@ pub async fn replay(
     require_active(&endpoint)?;
     let workspace_id = caller.workspace_id;
     let queued = chat.db.run(move |conn| store::replay(conn, workspace_id, &endpoint, since, now_ms())).await?;
-    crate::webhooks::outbox::committed();
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": queued })))
 }
 

@@ -14,8 +14,9 @@ use actix::prelude::*;
 use frontdesk_actors::Clock;
 use rand::Rng;
 
-use super::{outbox, signing};
+use super::signing;
 use crate::crypto::SecretBox;
+use crate::db::outbox;
 use crate::db::webhooks::{self as store, Attempt, DueDelivery, Next, Outcome};
 use crate::db::Db;
 use crate::net_guard::{self, TargetPolicy};
@@ -179,12 +180,7 @@ async fn record(db: &Db, config: &DispatchConfig, endpoint_id: i64, outcomes: Ve
     let disable_after = config.disable_after.as_millis() as i64;
     let node = config.node_id.clone();
     match db.run(move |conn| store::record_attempts(conn, &node, endpoint_id, &outcomes, disable_after, now)).await {
-        Ok(disabled) => {
-            if disabled {
-                outbox::committed();
-            }
-            disabled
-        }
+        Ok(disabled) => disabled,
         Err(err) => {
             // The claims lapse and the deliveries are tried again: at least once, never lost.
             tracing::error!(error = %err, "cannot record webhook attempts");

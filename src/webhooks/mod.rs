@@ -3,7 +3,6 @@
 //! dead-letters and logs.
 
 pub mod dispatcher;
-pub mod outbox;
 pub mod signing;
 
 /// Every event a webhook endpoint can subscribe to (`*` subscribes to all).
@@ -45,12 +44,7 @@ pub fn validate_events(events: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether a subscription list (stored as JSON) takes `event`.
-pub fn subscribes(events_json: &str, event: &str) -> bool {
-    serde_json::from_str::<Vec<String>>(events_json)
-        .map(|events| events.iter().any(|e| e == "*" || e == event))
-        .unwrap_or(false)
-}
+pub use crate::db::outbox::subscribes;
 
 #[cfg(test)]
 mod tests {

@@ -36,12 +36,12 @@ use crate::cluster::redis::Redis;
 use crate::db::inbox::InboxItem;
 use crate::db::{agents, inbox, now_ms};
 use crate::error::ApiError;
+use crate::replay::{self, Live, ReplayCursor};
 use crate::revocation::{self, Credential, Revocations, WatchGuard};
 use crate::ws::protocol::{refuse_version, AgentFrame, AGENT_PROTOCOL, UNSUPPORTED_PROTOCOL};
 
 /// Open conversations in the first snapshot; older ones are a REST page away.
 const SNAPSHOT_SIZE: usize = 500;
-const HISTORY_PAGE: i64 = 200;
 
 /// How many sockets each agent has open on this node. An agent goes offline with their last
 /// socket: on one node, the last socket there; clustered, the last on any live node (each node
@@ -137,11 +137,9 @@ type BusItem = (Source, Result<Arc<ConversationEvent>, BroadcastStreamRecvError>
 
 struct Subscription {
     stream: SpawnHandle,
-    last_seq: i64,
+    cursor: ReplayCursor,
     /// The page of history being read, while a catch-up runs.
     replay: Option<SpawnHandle>,
-    /// A message was skipped (or the bus lagged) while it ran: read on after a short page.
-    again: bool,
 }
 
 pub struct AgentSocket {
@@ -402,7 +400,8 @@ impl AgentSocket {
             Ok((id, events)) => {
                 let source = Source::Conversation(id.clone());
                 let stream = ctx.add_stream(BroadcastStream::new(events).map(move |item| (source.clone(), item)));
-                act.subscriptions.insert(id.clone(), Subscription { stream, last_seq, replay: None, again: false });
+                act.subscriptions
+                    .insert(id.clone(), Subscription { stream, cursor: ReplayCursor::after(last_seq), replay: None });
                 act.known.insert(id.clone());
                 ack(ctx, reference, serde_json::json!({ "conversation_id": id }));
                 act.catch_up(ctx, id);
@@ -417,40 +416,33 @@ impl AgentSocket {
     /// messages follow the rule of the widget's resume: the next in line is delivered at once,
     /// one further ahead makes the catch-up read on, so none is lost, repeated or reordered.
     fn catch_up(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: String) {
-        let Some(subscription) = self.subscriptions.get_mut(&id) else { return };
-        if subscription.replay.is_some() {
-            subscription.again = true;
-            return;
-        }
-        self.history_page(ctx, id, true);
+        let Some(after) = self.subscriptions.get_mut(&id).and_then(|s| s.cursor.start_read()) else { return };
+        self.history_page(ctx, id, after, true);
     }
 
-    fn history_page(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: String, first: bool) {
-        let Some(after) = self.subscriptions.get(&id).map(|s| s.last_seq) else { return };
+    fn history_page(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: String, after: i64, first: bool) {
         let (chat, workspace_id) = (self.chat.clone(), self.workspace_id);
         let read_id = id.clone();
         let key = id.clone();
-        let read = async move { chat.history_after(workspace_id, &read_id, after, HISTORY_PAGE).await };
+        let read = async move { chat.history_after(workspace_id, &read_id, after, replay::PAGE).await };
         let handle = ctx.spawn(read.into_actor(self).map(move |read, act, ctx| {
             let Some(subscription) = act.subscriptions.get_mut(&id) else { return };
             subscription.replay = None;
             match read {
                 Ok(page) => {
-                    let full = page.len() as i64 == HISTORY_PAGE;
-                    let messages: Vec<_> = page.into_iter().filter(|m| m.seq > subscription.last_seq).collect();
-                    if let Some(last) = messages.last() {
-                        subscription.last_seq = last.seq;
+                    let page = subscription.cursor.page(page);
+                    let after = subscription.cursor.last_seq();
+                    if first || !page.messages.is_empty() {
+                        let frame =
+                            AgentFrame::History { conversation_id: &id, messages: &page.messages, more: page.full };
+                        send(ctx, &frame);
                     }
-                    let more = full || std::mem::take(&mut subscription.again);
-                    if first || !messages.is_empty() {
-                        send(ctx, &AgentFrame::History { conversation_id: &id, messages: &messages, more: full });
-                    }
-                    if more {
-                        act.history_page(ctx, id, false);
+                    if page.read_on {
+                        act.history_page(ctx, id, after, false);
                     }
                 }
                 Err(err) => {
-                    subscription.again = false;
+                    subscription.cursor.failed();
                     error(ctx, None, err.message());
                 }
             }
@@ -585,14 +577,10 @@ impl StreamHandler<BusItem> for AgentSocket {
             }
             (Source::Conversation(id), Ok(event)) => {
                 let Some(subscription) = self.subscriptions.get_mut(&id) else { return };
-                match event.stored_message().map(|m| m.seq) {
-                    Some(seq) if seq <= subscription.last_seq => {}
-                    Some(seq) if seq > subscription.last_seq + 1 => self.catch_up(ctx, id),
-                    Some(seq) => {
-                        subscription.last_seq = seq;
-                        deliver(ctx, &event);
-                    }
-                    None => deliver(ctx, &event),
+                match subscription.cursor.live(event.stored_message().map(|m| m.seq)) {
+                    Live::Skip => {}
+                    Live::CatchUp => self.catch_up(ctx, id),
+                    Live::Deliver => deliver(ctx, &event),
                 }
             }
             (Source::Conversation(id), Err(BroadcastStreamRecvError::Lagged(_))) => self.catch_up(ctx, id),

@@ -25,9 +25,9 @@ use tokio_stream::wrappers::BroadcastStream;
 use crate::admission::{Coalescer, Offer, Refusal, SocketQuota, RATE_LIMITED};
 use crate::chat::{Chat, VisitorInput};
 use crate::error::{describe_json_error, ApiError};
+use crate::replay::{self, Live, ReplayCursor};
 use crate::ws::protocol::{refuse_version, WidgetFrame, UNSUPPORTED_PROTOCOL, WIDGET_PROTOCOL};
 
-const REPLAY_PAGE: i64 = 200;
 /// The `code` of an error frame refusing contact details.
 const INVALID_CONTACT: &str = "invalid_contact";
 
@@ -138,8 +138,7 @@ pub struct VisitorSocket {
     joined: Option<Joined>,
     joining: bool,
     /// The highest `seq` this socket has delivered; replays and live events continue from it.
-    last_seq: i64,
-    replay: Replay,
+    cursor: ReplayCursor,
     heard_from: Instant,
     /// Admission control: the client's address (its new conversations are counted against it),
     /// this socket's message quota, the refusals in a row (too many close the socket), and the
@@ -163,15 +162,6 @@ impl From<ApiError> for JoinError {
     }
 }
 
-/// Where the socket's resume from the database stands.
-#[derive(Default)]
-struct Replay {
-    /// A page is being read.
-    running: bool,
-    /// A message was skipped (or the bus lagged) while it ran: read on after a short page.
-    again: bool,
-}
-
 pub async fn connect(req: HttpRequest, stream: web::Payload, chat: web::Data<Chat>) -> actix_web::Result<HttpResponse> {
     let origin = req.headers().get("origin").and_then(|o| o.to_str().ok()).map(str::to_owned);
     let max_frame = chat.limits.max_frame_bytes;
@@ -183,8 +173,7 @@ pub async fn connect(req: HttpRequest, stream: web::Payload, chat: web::Data<Cha
         origin,
         joined: None,
         joining: false,
-        last_seq: 0,
-        replay: Replay::default(),
+        cursor: ReplayCursor::default(),
         heard_from: Instant::now(),
         address,
         quota,
@@ -249,7 +238,7 @@ impl VisitorSocket {
 
     fn deliver(&mut self, ctx: &mut ws::WebsocketContext<Self>, event: &ConversationEvent) {
         if let Some(message) = event.stored_message() {
-            self.last_seq = self.last_seq.max(message.seq);
+            self.cursor.delivered(message.seq);
         }
         match event {
             // What the visitor sees of a change of hands: a person joining or leaving.
@@ -273,44 +262,35 @@ impl VisitorSocket {
         }
     }
 
-    /// Sends every stored message after `last_seq`, from the database, a page at a time: each
-    /// page goes out before the next is read, and the socket keeps serving frames and live
-    /// events meanwhile. A live message that is the next in line is delivered at once (the page
-    /// then skips it); one further ahead is left to the replay, which reads on past a short page
-    /// when such a message (or a lag) was seen while it ran, so nothing is lost or sent twice.
+    /// Sends every stored message the visitor does not have, from the database, a page at a
+    /// time (each page goes out before the next is read, and the socket keeps serving frames
+    /// and live events meanwhile), by the one rule of [`crate::replay`].
     fn catch_up(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.replay.running {
-            self.replay.again = true;
-            return;
+        if let Some(after) = self.cursor.start_read() {
+            self.replay_page(ctx, after);
         }
-        self.replay.running = true;
-        self.replay_page(ctx);
     }
 
-    fn replay_page(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+    fn replay_page(&mut self, ctx: &mut ws::WebsocketContext<Self>, after: i64) {
         let Some(joined) = &self.joined else {
-            self.replay = Replay::default();
+            self.cursor.stopped();
             return;
         };
         let chat = self.chat.clone();
-        let (workspace_id, id, after) = (joined.workspace_id, joined.conversation_id.clone(), self.last_seq);
-        let read = async move { chat.history_after(workspace_id, &id, after, REPLAY_PAGE).await };
+        let (workspace_id, id) = (joined.workspace_id, joined.conversation_id.clone());
+        let read = async move { chat.history_after(workspace_id, &id, after, replay::PAGE).await };
         ctx.spawn(read.into_actor(self).map(|page, act, ctx| match page {
             Ok(page) => {
-                let full = page.len() as i64 == REPLAY_PAGE;
-                for message in page {
-                    if message.seq > act.last_seq {
-                        act.deliver(ctx, &ConversationEvent::replay(message));
-                    }
+                let page = act.cursor.page(page);
+                for message in page.messages {
+                    act.deliver(ctx, &ConversationEvent::replay(message));
                 }
-                if full || std::mem::take(&mut act.replay.again) {
-                    act.replay_page(ctx);
-                } else {
-                    act.replay.running = false;
+                if page.read_on {
+                    act.replay_page(ctx, act.cursor.last_seq());
                 }
             }
             Err(err) => {
-                act.replay = Replay::default();
+                act.cursor.failed();
                 Self::error(ctx, err.message(), None);
             }
         }));
@@ -378,7 +358,7 @@ impl VisitorSocket {
                         },
                     );
                     act.joined = Some(Joined { conversation_id: row.id, workspace_id: row.workspace_id });
-                    act.last_seq = last_seq.unwrap_or(0);
+                    act.cursor = ReplayCursor::after(last_seq.unwrap_or(0));
                     ctx.add_stream(BroadcastStream::new(events));
                     act.catch_up(ctx);
                 }
@@ -611,10 +591,10 @@ impl StreamHandler<Result<Arc<ConversationEvent>, BroadcastStreamRecvError>> for
         };
         match &*event {
             ConversationEvent::Typing { sender: Sender::Visitor, .. } => {}
-            other => match other.stored_message() {
-                Some(message) if message.seq <= self.last_seq => {}
-                Some(message) if message.seq > self.last_seq + 1 => self.catch_up(ctx),
-                _ => self.deliver(ctx, other),
+            other => match self.cursor.live(other.stored_message().map(|m| m.seq)) {
+                Live::Skip => {}
+                Live::CatchUp => self.catch_up(ctx),
+                Live::Deliver => self.deliver(ctx, other),
             },
         }
     }

@@ -22,6 +22,7 @@ on_both_backends!(
     forms_validate_and_submissions_create_patients_and_events,
     crm_routes_are_scoped_to_the_workspace,
     the_documented_crm_bodies_work_as_written,
+    one_contact_rule_for_visitors_bookings_and_integrators,
 );
 
 /// How long anything asynchronous (the lead scorer, webhook delivery) may take.
@@ -1047,4 +1048,71 @@ async fn the_documented_crm_bodies_work_as_written(backend: Backend) {
         send(&app, &app.a.api_key, "PATCH", &format!("{path}/score"), Some(json!({ "score": 12.5 }))).await;
     assert_eq!(status, 200, "{scored}");
     assert_eq!((scored["score"].as_f64(), scored["temperature"].as_str()), (Some(12.5), Some("Very Hot")));
+}
+
+/// Sends a CX Genie public-API message as the customer `info` describes; answers the customer id.
+async fn cxgenie_customer(app: &TestApp, info: Value) -> i64 {
+    let body = json!({
+        "workspace_token": app.a.workspace_token,
+        "bot_id": app.a.bot_id,
+        "content": "Hello",
+        "customer_info": info,
+    });
+    let res = app.http.post(app.url("/api/v2/public-api/messages")).json(&body).send().await.unwrap();
+    let (status, answer) = status_json(res).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["customer_id"].as_str().expect("a customer id").parse().expect("numeric")
+}
+
+/// Every path that names a person (a booking, CX Genie's `customer_info`) finds them by one
+/// rule: external id, then email, then phone. A visitor's details only fill gaps; an
+/// integrator's record replaces them; every new contact is announced by one `new_patient`.
+async fn one_contact_rule_for_visitors_bookings_and_integrators(backend: Backend) {
+    let app = hooked_app(backend).await;
+    let receiver = Receiver::start().await;
+    let endpoint = subscribe(&app, &receiver, &["new_patient"]).await;
+    let key = app.a.api_key.clone();
+
+    let ada = book(&app, ("Ada Lovelace", Some("ada@example.com"), None), ("2027-03-01", "10:00"), "Dr. Sarah Johnson")
+        .await["patient_id"]
+        .as_i64()
+        .expect("a booking creates its patient");
+    // Booked by someone else for Ada: the same email, another name, a phone Ada had not given.
+    let again = book(
+        &app,
+        ("Ada's Mother", Some("ADA@example.com"), Some("+44 20 7946 0018")),
+        ("2027-03-01", "11:00"),
+        "Dr. Sarah Johnson",
+    )
+    .await;
+    assert_eq!(again["patient_id"], ada);
+    let stored = patient(&app, ada).await;
+    assert_eq!(stored["name"], "Ada Lovelace", "a visitor's words never replace a stored name: {stored}");
+    assert_eq!(stored["phone"], "+44 20 7946 0018", "a visitor's words fill a gap: {stored}");
+
+    // The integrator's record is what is true now, and its id finds the person from then on.
+    let customer =
+        cxgenie_customer(&app, json!({"name": "Ada King", "email": " ada@EXAMPLE.com", "external_id": "crm-42"})).await;
+    assert_eq!(customer, ada, "the integrator's customer is the booking's patient");
+    assert_eq!(patient(&app, ada).await["name"], "Ada King");
+    let by_id = cxgenie_customer(&app, json!({"external_id": "crm-42", "phone_number": "+44 20 7946 0999"})).await;
+    assert_eq!(by_id, ada, "matched by the external id alone");
+    assert_eq!(patient(&app, ada).await["phone"], "+44 20 7946 0999");
+
+    // A customer first named by the integrator is a contact like any other.
+    let bob = cxgenie_customer(&app, json!({"name": "Bob Stone", "email": "bob@example.com"})).await;
+    assert_ne!(bob, ada);
+    let booked = book(&app, ("Bob", Some("bob@example.com"), None), ("2027-03-02", "10:00"), "Dr. Sarah Johnson").await;
+    assert_eq!(booked["patient_id"], bob);
+    assert_eq!(patient(&app, bob).await["name"], "Bob Stone");
+    assert_eq!(patients(&app, &key, "").await.len(), 2, "matching never duplicates a contact");
+
+    let log = settled_log(&app, endpoint).await;
+    assert_eq!(count_event(&log, "new_patient"), 2, "{log:?}");
+    let got = envelopes(&receiver.received(), "new_patient");
+    let sources: Vec<(i64, &str)> = got
+        .iter()
+        .map(|e| (e["data"]["patient_id"].as_i64().unwrap(), e["data"]["source"].as_str().unwrap()))
+        .collect();
+    assert!(sources.contains(&(ada, "booking")) && sources.contains(&(bob, "cxgenie")), "{sources:?}");
 }

@@ -529,9 +529,9 @@ async fn an_idempotent_create_never_stores_the_secret_in_clear(backend: Backend)
 
 async fn an_event_emitted_in_a_failed_transaction_is_gone_with_it(backend: Backend) {
     use diesel::prelude::*;
+    use frontdesk::db::outbox;
     use frontdesk::db::schema::{webhook_deliveries, webhook_events};
     use frontdesk::db::{write_tx, DbError};
-    use frontdesk::webhooks::outbox;
     let app = webhook_app(backend, 3600).await;
     subscribe(&app, "https://example.com/in", json!(["*"])).await;
     let workspace = app.a.workspace_id;

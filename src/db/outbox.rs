@@ -3,23 +3,38 @@
 //! events with it; a change that commits has them durably queued. Events are recorded only for
 //! workspaces with at least one active subscribed endpoint, so chat traffic costs nothing extra
 //! where nobody listens.
+//!
+//! Nobody wakes the dispatcher by hand: an emit that queued deliveries marks the unit of work
+//! running on this thread ([`Db::run`](super::Db::run)'s closure, or a group commit of the
+//! message writer), and the unit of work wakes the dispatcher when it ends well
+//! ([`end_unit_of_work`]). A unit that rolled back wakes nobody; the dispatcher also polls, so
+//! a wake-up lost to a crash only costs latency.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use diesel::prelude::*;
 use tokio::sync::Notify;
 
-use crate::db::schema::{webhook_deliveries, webhook_endpoints, webhook_events};
-use crate::db::{DbConn, DbError};
+use super::schema::{webhook_deliveries, webhook_endpoints, webhook_events};
+use super::{DbConn, DbError};
 use crate::on_backend;
 
 /// Wakes the dispatcher when new deliveries have been committed (it also polls, so a missed
 /// wake-up only costs latency).
 pub static COMMITTED: Notify = Notify::const_new();
 
-/// Tells the dispatcher that deliveries were committed.
-pub fn committed() {
-    COMMITTED.notify_one();
+thread_local! {
+    /// Deliveries were queued by the unit of work running on this thread.
+    static QUEUED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Ends the unit of work running on this thread: if it queued deliveries and `committed`, the
+/// dispatcher is woken to send them.
+pub fn end_unit_of_work(committed: bool) {
+    if QUEUED.with(|queued| queued.replace(false)) && committed {
+        COMMITTED.notify_one();
+    }
 }
 
 /// One event to record.
@@ -66,7 +81,7 @@ pub fn emit_many(conn: &mut DbConn, events: Vec<Event<'_>>, now: i64) -> Result<
             .get(&event.workspace_id)
             .into_iter()
             .flatten()
-            .filter(|(_, subscribed)| super::subscribes(subscribed, event.event))
+            .filter(|(_, subscribed)| subscribes(subscribed, event.event))
             .map(|(id, _)| *id)
             .collect();
         if targets.is_empty() {
@@ -113,5 +128,22 @@ pub fn queue(
             )
         })
         .collect();
-    Ok(on_backend!(conn, c => diesel::insert_into(webhook_deliveries::table).values(&rows).execute(c))?)
+    let queued = on_backend!(conn, c => diesel::insert_into(webhook_deliveries::table).values(&rows).execute(c))?;
+    if queued > 0 {
+        deliveries_due();
+    }
+    Ok(queued)
+}
+
+/// Tells this thread's unit of work that it made deliveries due (queued them, or made old ones
+/// sendable again), so that its end wakes the dispatcher.
+pub fn deliveries_due() {
+    QUEUED.with(|flag| flag.set(true));
+}
+
+/// Whether a subscription list (stored as JSON) takes `event`.
+pub fn subscribes(events_json: &str, event: &str) -> bool {
+    serde_json::from_str::<Vec<String>>(events_json)
+        .map(|events| events.iter().any(|e| e == "*" || e == event))
+        .unwrap_or(false)
 }
