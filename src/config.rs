@@ -194,6 +194,11 @@ pub struct SettingsArgs {
     /// still authenticate (the fallback when a revocation did not reach it); 0 never [default: 10].
     #[arg(long, global = true, env = "FRONTDESK_CREDENTIAL_CHECK_SECS")]
     pub credential_check_secs: Option<u64>,
+    /// Seconds between each node's housekeeping rounds: forgetting full rate-limit quotas,
+    /// purging expired console sessions, booking holds and idempotency keys, and setting
+    /// offline the agents left "online" by a node that died [default: 60].
+    #[arg(long, global = true, env = "FRONTDESK_SWEEP_SECS")]
+    pub sweep_secs: Option<u64>,
     /// Create a demo workspace when the database has none: `true` or `false` [default: true].
     #[arg(long, global = true, env = "FRONTDESK_DEMO")]
     pub demo: Option<bool>,
@@ -299,6 +304,8 @@ pub struct Settings {
     pub auto_assign: bool,
     /// How often open connections' credentials are checked (`None`: never).
     pub credential_check: Option<Duration>,
+    /// How often the housekeeping job runs.
+    pub sweep_interval: Duration,
     pub demo: bool,
     pub demo_page: crate::web::DemoPage,
     pub web_dir: Option<PathBuf>,
@@ -643,6 +650,9 @@ impl Settings {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
             },
+            sweep_interval: Duration::from_secs(
+                pick(args.sweep_secs, from_file("SWEEP_SECS"), "FRONTDESK_SWEEP_SECS")?.unwrap_or(60).clamp(1, 86_400),
+            ),
             redis_prefix: pick(args.redis_prefix.clone(), from_file("REDIS_PREFIX"), "FRONTDESK_REDIS_PREFIX")?
                 .unwrap_or_else(|| "frontdesk:".into()),
             lease: Duration::from_millis(

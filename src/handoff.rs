@@ -13,12 +13,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Actor;
 use frontdesk_actors::{ChangedBy, HandBack, TakeOver};
+use futures::future::LocalBoxFuture;
 
 use crate::chat::Chat;
 use crate::cluster::ownership::Command;
 use crate::cluster::redis::Redis;
 use crate::db::{agents, conversations, now_ms};
+use crate::jobs::{BackgroundJob, JobRunner, Round, Schedule};
 
 /// How often the rules are checked.
 const EVERY: Duration = Duration::from_secs(1);
@@ -32,37 +35,33 @@ pub struct HandoffRules {
     pub redis: Option<Arc<Redis>>,
 }
 
+impl BackgroundJob for HandoffRules {
+    const NAME: &'static str = "handoff_rules";
+
+    fn round(self: Arc<Self>) -> LocalBoxFuture<'static, Result<Round, String>> {
+        Box::pin(async move {
+            if let Some(silence) = self.silence {
+                self.hand_back_silent(silence).await;
+            }
+            if self.auto_assign {
+                self.assign_queued().await;
+            }
+            Ok(Round::Idle)
+        })
+    }
+}
+
 /// The name of the lead these rules take in Redis.
 pub const ROLE: &str = "handoff";
 
 impl HandoffRules {
-    /// Runs the rules on the current runtime until it ends.
+    /// Runs the rules as a background job, led by one node of a cluster.
     pub fn start(self) {
         if self.silence.is_none() && !self.auto_assign {
             return;
         }
-        actix_rt::spawn(async move {
-            let mut every = tokio::time::interval(EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                if let Some(redis) = &self.redis {
-                    match redis.lead(ROLE, EVERY * 3).await {
-                        Ok(true) => {}
-                        Ok(false) => continue,
-                        // Cut off from Redis: run the rules here too; conditional updates keep
-                        // each move single.
-                        Err(_) => {}
-                    }
-                }
-                if let Some(silence) = self.silence {
-                    self.hand_back_silent(silence).await;
-                }
-                if self.auto_assign {
-                    self.assign_queued().await;
-                }
-            }
-        });
+        let schedule = Schedule::every(EVERY).led(self.redis.clone(), ROLE);
+        JobRunner::new(self, schedule).start();
     }
 
     async fn hand_back_silent(&self, silence: Duration) {

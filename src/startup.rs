@@ -41,7 +41,9 @@ use crate::knowledge::files::FileStore;
 use crate::knowledge::learn::{LearnConfig, Learner, LearnerWaker};
 use crate::knowledge::Knowledge;
 use crate::net_guard::TargetPolicy;
-use crate::webhooks::dispatcher::{DispatchConfig, WebhookDispatcher};
+use crate::jobs::{JobRunner, Schedule};
+use crate::sweeps::Sweeps;
+use crate::webhooks::dispatcher::{DispatchConfig, WebhookDelivery};
 
 /// How often a node announces itself in Redis.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -224,7 +226,7 @@ impl Application {
             None => Conversations::single(registry),
         };
         let policy = TargetPolicy { allow_loopback: settings.webhook_allow_loopback, ..Default::default() };
-        WebhookDispatcher::new(
+        WebhookDelivery::new(
             db.clone(),
             secrets.clone(),
             Arc::new(SystemClock),
@@ -292,40 +294,32 @@ impl Application {
         let chat_limiter = ChatRateLimiter::per_minute(settings.chat_rate_limit_per_minute)
             .map(|limiter| web::Data::new(limiter.shared(redis.clone())));
         let cluster = web::Data::new(Cluster { node_id: node_id.clone(), redis, bus: bus_stats });
-        let sweep_limiter = limiter.clone();
-        let sweep_chat_limiter = chat_limiter.clone();
-        let sweep_db = chat.db.clone();
-        let sweep_admission = chat.admission.clone();
-        let sweep_sign_in = console_auth.clone();
-        let graceful_chat = chat.clone().into_inner();
-        actix_rt::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                bus.sweep();
-                if let Some(limiter) = &sweep_limiter {
-                    limiter.shrink();
-                }
-                if let Some(limiter) = &sweep_chat_limiter {
-                    limiter.shrink();
-                }
-                sweep_admission.shrink();
-                // Sign-in quotas are kept per email and per address: forget the full ones.
-                for limiter in [&sweep_sign_in.per_account, &sweep_sign_in.per_address].into_iter().flatten() {
-                    limiter.shrink();
-                }
-                let purged = sweep_db
-                    .run(|conn| {
-                        let now = crate::db::now_ms();
-                        crate::db::sessions::purge_expired(conn, now)?;
-                        crate::db::bookings::purge_expired_holds(conn, now)
-                    })
-                    .await;
-                if let Err(err) = purged {
-                    tracing::warn!(error = %err, "could not purge expired booking holds");
-                }
+        let mut shrink: Vec<Box<dyn Fn()>> = vec![Box::new(move || {
+            bus.sweep();
+        })];
+        if let Some(limiter) = limiter.clone() {
+            shrink.push(Box::new(move || limiter.shrink()));
+        }
+        if let Some(limiter) = chat_limiter.clone() {
+            shrink.push(Box::new(move || limiter.shrink()));
+        }
+        let admission = chat.admission.clone();
+        shrink.push(Box::new(move || admission.shrink()));
+        // Sign-in quotas are kept per email and per address: forget the full ones.
+        let sign_in = console_auth.clone();
+        shrink.push(Box::new(move || {
+            for limiter in [&sign_in.per_account, &sign_in.per_address].into_iter().flatten() {
+                limiter.shrink();
             }
-        });
+        }));
+        let sweeps = Sweeps {
+            db: chat.db.clone(),
+            agent_sockets: agent_sockets.clone().into_inner(),
+            presence_grace: settings.sweep_interval,
+            shrink,
+        };
+        JobRunner::new(sweeps, Schedule::every(settings.sweep_interval)).start();
+        let graceful_chat = chat.clone().into_inner();
 
         let port = listener.local_addr()?.port();
         let body_guard = http::body_guard::BodyGuard {

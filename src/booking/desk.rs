@@ -36,7 +36,15 @@ impl BookingDesk {
     {
         let db = self.db.clone();
         self.desk
-            .run(workspace_id, move || db.conn().map(|mut conn| job(&mut conn)))
+            .run(workspace_id, move || {
+                db.conn().map(|mut conn| {
+                    let done = job(&mut conn);
+                    // The job is a unit of work like `Db::run`'s: what it queued is due now (a
+                    // job that rolled back only wakes the dispatcher for nothing).
+                    crate::db::outbox::end_unit_of_work(true);
+                    done
+                })
+            })
             .await
             .map_err(|err| DbError::Task(err.to_string()))?
     }

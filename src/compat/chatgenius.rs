@@ -15,11 +15,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 
+use crate::booking::BookingView;
 use crate::brain::reception::Action;
 use crate::chat::{Chat, VisitorInput};
 use crate::db::{conversations, schedule, workspaces};
 use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::http::bookings::{reserve, BookingBody};
+use crate::http::bookings::{reserve_once, BookingBody};
 use crate::http::idempotency;
 use crate::http::rate_limit::ChatRateLimiter;
 
@@ -173,13 +174,10 @@ pub async fn external_booking(
     chat.admission.external_key(workspace_id).await?;
     let request = body.request("external")?;
     let idem = idempotency::key_of(&req)?;
-    idempotency::once(&chat, workspace_id, "external_booking", idem, &digest, || async {
-        let view = reserve(&chat, workspace_id, request).await?;
-        Ok((
-            StatusCode::CREATED,
-            serde_json::json!({ "ok": true, "booking_id": view.id, "message": "Booking created", "booking": view }),
-        ))
-    })
-    .await
-    .map(idempotency::Created::respond)
+    let respond = |view: BookingView| {
+        serde_json::json!({ "ok": true, "booking_id": view.id, "message": "Booking created", "booking": view })
+    };
+    reserve_once(&chat, workspace_id, request, ("external_booking", idem, digest), respond)
+        .await
+        .map(idempotency::Created::respond)
 }

@@ -158,6 +158,38 @@ pub fn online(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<AgentRow>, DbE
     Ok(rows.into_iter().map(|(row, _)| row).collect())
 }
 
+/// Agents of every workspace shown present (online or away) and not seen since `seen_before`:
+/// a housekeeping sweep checks that someone still holds a socket for them.
+pub fn present_unseen_since(conn: &mut DbConn, seen_before: i64, limit: i64) -> Result<Vec<(i64, i64)>, DbError> {
+    Ok(on_backend!(conn, c => agents::table
+        .filter(agents::presence.ne("offline"))
+        .filter(agents::last_seen_at.is_null().or(agents::last_seen_at.lt(seen_before)))
+        .order(agents::id.asc())
+        .limit(limit)
+        .select((agents::workspace_id, agents::id))
+        .load(c))?)
+}
+
+/// Sets the agent offline unless they were seen since `seen_before` (a socket that opened
+/// meanwhile set them present again); answers whether it did.
+pub fn set_offline_if_unseen(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    id: i64,
+    seen_before: i64,
+    now: i64,
+) -> Result<bool, DbError> {
+    let target = agents::table
+        .filter(agents::workspace_id.eq(workspace_id))
+        .filter(agents::id.eq(id))
+        .filter(agents::presence.ne("offline"))
+        .filter(agents::last_seen_at.is_null().or(agents::last_seen_at.lt(seen_before)));
+    let changed = on_backend!(conn, c => diesel::update(target)
+        .set((agents::presence.eq("offline"), agents::updated_at.eq(now)))
+        .execute(c))?;
+    Ok(changed == 1)
+}
+
 /// Notes that the agent was just given a conversation (round-robin moves past them).
 pub fn assigned(conn: &mut DbConn, workspace_id: i64, id: i64, now: i64) -> Result<(), DbError> {
     let target = agents::table.filter(agents::workspace_id.eq(workspace_id)).filter(agents::id.eq(id));

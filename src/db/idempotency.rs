@@ -7,6 +7,9 @@ use super::schema::idempotency_keys as keys;
 use super::{now_ms, DbConn, DbError};
 use crate::on_backend;
 
+/// How long a key is remembered: a retry later than this is a new request.
+pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
+
 /// A claim older than this is taken to belong to a request that died, and may be taken over.
 const STALE_CLAIM_MS: i64 = 5 * 60 * 1000;
 
@@ -96,4 +99,9 @@ pub fn release(conn: &mut DbConn, workspace_id: i64, scope: &str, key: &str) -> 
         .filter(keys::status_code.eq(0));
     on_backend!(conn, c => diesel::delete(target).execute(c))?;
     Ok(())
+}
+
+/// Forgets the keys used before `before` (a housekeeping sweep); returns how many.
+pub fn purge_before(conn: &mut DbConn, before: i64) -> Result<usize, DbError> {
+    Ok(on_backend!(conn, c => diesel::delete(keys::table.filter(keys::created_at.lt(before))).execute(c))?)
 }

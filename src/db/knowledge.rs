@@ -144,6 +144,14 @@ pub struct Claim {
 }
 
 /// Claims the oldest source that is waiting, or whose learning lease lapsed, for `lease_ms`.
+/// Sources waiting to be learned or being learned, for the job's queue depth.
+pub fn waiting_count(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(on_backend!(conn, c => knowledge_sources::table
+        .filter(knowledge_sources::status.eq_any(["waiting", "learning"]))
+        .count()
+        .get_result(c))?)
+}
+
 pub fn claim_next(
     conn: &mut DbConn,
     node: &str,

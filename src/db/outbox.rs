@@ -12,6 +12,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use diesel::prelude::*;
 use tokio::sync::Notify;
@@ -22,7 +23,10 @@ use crate::on_backend;
 
 /// Wakes the dispatcher when new deliveries have been committed (it also polls, so a missed
 /// wake-up only costs latency).
-pub static COMMITTED: Notify = Notify::const_new();
+pub fn committed_signal() -> Arc<Notify> {
+    static COMMITTED: OnceLock<Arc<Notify>> = OnceLock::new();
+    COMMITTED.get_or_init(Default::default).clone()
+}
 
 thread_local! {
     /// Deliveries were queued by the unit of work running on this thread.
@@ -33,7 +37,7 @@ thread_local! {
 /// dispatcher is woken to send them.
 pub fn end_unit_of_work(committed: bool) {
     if QUEUED.with(|queued| queued.replace(false)) && committed {
-        COMMITTED.notify_one();
+        committed_signal().notify_one();
     }
 }
 

@@ -505,6 +505,14 @@ fn attempts_of(conn: &mut DbConn, workspace_id: i64, delivery_id: i64) -> Result
 
 /// Sends a delivery again from the start of the retry schedule; false if it is not the
 /// endpoint's.
+/// Deliveries waiting to be sent (due now or later), for the job's queue depth.
+pub fn pending_count(conn: &mut DbConn) -> Result<i64, DbError> {
+    Ok(on_backend!(conn, c => webhook_deliveries::table
+        .filter(webhook_deliveries::status.eq("pending"))
+        .count()
+        .get_result(c))?)
+}
+
 pub fn redeliver(
     conn: &mut DbConn,
     workspace_id: i64,

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, NaiveTime};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Start};
 use crate::chat::Chat;
@@ -147,17 +147,25 @@ impl BookingBody {
     }
 }
 
-pub(crate) async fn reserve(chat: &Chat, workspace_id: i64, request: BookingRequest) -> Result<BookingView, ApiError> {
+/// Reserves on the booking desk, once per idempotency key: the key, the booking and the stored
+/// response commit together. `respond` shapes the answer from the booking.
+pub(crate) async fn reserve_once<T: Serialize + Send + 'static>(
+    chat: &Chat,
+    workspace_id: i64,
+    request: BookingRequest,
+    (scope, key, digest): (&'static str, Option<String>, String),
+    respond: fn(BookingView) -> T,
+) -> Result<idempotency::Created, ApiError> {
     let horizon = chat.desk.horizon();
-    let view = chat
-        .desk
+    chat.desk
         .run(workspace_id, move |conn| {
-            let row = booking::reserve(conn, workspace_id, &request, now_ms(), horizon)?;
-            let tz = booking::workspace_tz(conn, workspace_id)?;
-            Ok::<_, BookingError>(BookingView::new(&row, tz))
+            idempotency::in_transaction(conn, workspace_id, scope, key.as_deref(), &digest, |conn| {
+                let row = booking::reserve(conn, workspace_id, &request, now_ms(), horizon)?;
+                let tz = booking::workspace_tz(conn, workspace_id)?;
+                Ok((StatusCode::CREATED, respond(BookingView::new(&row, tz))))
+            })
         })
-        .await??;
-    Ok(view)
+        .await?
 }
 
 /// `POST /api/bookings`: a booking made from the dashboard; answers the booking.
@@ -176,11 +184,9 @@ pub async fn create(
     let request = body.request("api")?;
     let workspace_id = caller.workspace_id;
     let key = idempotency::key_of(&req)?;
-    idempotency::once(&chat, workspace_id, "bookings", key, &digest, || async {
-        Ok((StatusCode::CREATED, reserve(&chat, workspace_id, request).await?))
-    })
-    .await
-    .map(idempotency::Created::respond)
+    reserve_once(&chat, workspace_id, request, ("bookings", key, digest), |view| view)
+        .await
+        .map(idempotency::Created::respond)
 }
 
 #[derive(Debug, Deserialize)]

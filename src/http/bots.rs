@@ -88,11 +88,8 @@ pub async fn create(
     validate_settings(&body.settings, &models)?;
     let id = caller.workspace_id;
     let key = idempotency::key_of(&req)?;
-    idempotency::once(&chat, id, "bots", key, &digest, || async {
-        let row = chat
-            .db
-            .run(move |conn| bots::create(conn, id, body.name.trim(), &body.settings, &body.allowed_origins))
-            .await?;
+    idempotency::create_once(&chat, id, "bots", key, &digest, move |conn| {
+        let row = bots::create(conn, id, body.name.trim(), &body.settings, &body.allowed_origins)?;
         Ok((StatusCode::CREATED, BotView::from(row)))
     })
     .await

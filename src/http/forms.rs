@@ -71,12 +71,8 @@ pub async fn create_form(
     check_form(&form)?;
     let workspace_id = caller.workspace_id;
     let key = idempotency::key_of(&req)?;
-    idempotency::once(&chat, workspace_id, "forms", key, &digest, || async {
-        let view = chat
-            .db
-            .run(move |conn| forms::create(conn, workspace_id, form.name.trim(), &form.kind, &form.fields, now_ms()))
-            .await?;
-        Ok((StatusCode::CREATED, view))
+    idempotency::create_once(&chat, workspace_id, "forms", key, &digest, move |conn| {
+        Ok((StatusCode::CREATED, forms::create(conn, workspace_id, form.name.trim(), &form.kind, &form.fields, now_ms())?))
     })
     .await
     .map(idempotency::Created::respond)

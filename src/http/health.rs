@@ -273,5 +273,30 @@ pub async fn metrics(
             let _ = writeln!(out, "{name}{{node=\"{}\",kind=\"{}\"}} {skipped}", cluster.node_id, kind.name());
         }
     }
+    // Background jobs, by job: rounds run, failed rounds, failures in a row now, queue depth.
+    let jobs = crate::jobs::stats();
+    let job_series: [(&str, &str, &str, fn(&crate::jobs::JobStats) -> i64); 4] = [
+        ("frontdesk_job_rounds_total", "counter", "Rounds each background job ran.", |s| {
+            s.rounds.load(Ordering::Relaxed) as i64
+        }),
+        ("frontdesk_job_failures_total", "counter", "Rounds of each background job that failed.", |s| {
+            s.failures.load(Ordering::Relaxed) as i64
+        }),
+        ("frontdesk_job_failing", "gauge", "Failed rounds in a row of each background job (0: healthy).", |s| {
+            s.failing.load(Ordering::Relaxed) as i64
+        }),
+        ("frontdesk_job_queue_depth", "gauge", "Units of work waiting for each queue-draining job.", |s| {
+            s.depth.load(Ordering::Relaxed)
+        }),
+    ];
+    for (name, kind, help, value) in job_series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (job, stats) in &jobs {
+            let value = value(stats);
+            if value >= 0 {
+                let _ = writeln!(out, "{name}{{node=\"{}\",job=\"{job}\"}} {value}", cluster.node_id);
+            }
+        }
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

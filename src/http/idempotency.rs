@@ -1,6 +1,12 @@
 //! `Idempotency-Key` on every POST that creates something: a retried request with the same key
 //! and body gets the first response again and creates nothing new; the same key with another
 //! body gets 422; a retry while the first is still running gets 409.
+//!
+//! A creation that is one database transaction goes through [`create_once`]: the key, the
+//! creation and its stored response commit together or not at all, so no crash can leave a
+//! thing created whose key a retry would not find. [`once`] is for creations that cross
+//! several transactions or actors (a conversation's first message): its key is claimed first
+//! and completed after, and a claim left by a request that died expires.
 
 use std::future::Future;
 
@@ -10,6 +16,7 @@ use serde::Serialize;
 
 use crate::chat::Chat;
 use crate::db::idempotency::{self, Claim};
+use crate::db::{write_tx, DbConn, DbError};
 use crate::error::ApiError;
 
 const HEADER: &str = "Idempotency-Key";
@@ -98,5 +105,93 @@ where
                 Err(err)
             }
         },
+    }
+}
+
+/// Why a [`create_once`] transaction rolled back.
+enum RolledBack {
+    Db(DbError),
+    Api(ApiError),
+}
+
+impl From<diesel::result::Error> for RolledBack {
+    fn from(err: diesel::result::Error) -> Self {
+        RolledBack::Db(err.into())
+    }
+}
+
+impl From<DbError> for RolledBack {
+    fn from(err: DbError) -> Self {
+        RolledBack::Db(err)
+    }
+}
+
+/// Runs `create` once per key, in one write transaction with the key and its stored response
+/// (zero-to-production's pattern): a retry finds the first response, or, if the first is still
+/// running, waits for its transaction and then finds it. Without a key, `create` simply runs in
+/// the transaction. An error from `create` rolls everything back, key included.
+pub async fn create_once<T, F>(
+    chat: &Chat,
+    workspace_id: i64,
+    scope: &'static str,
+    key: Option<String>,
+    body_digest: &str,
+    create: F,
+) -> Result<Created, ApiError>
+where
+    T: Serialize,
+    F: FnOnce(&mut DbConn) -> Result<(StatusCode, T), ApiError> + Send + 'static,
+{
+    let digest = body_digest.to_owned();
+    chat.db.run(move |conn| Ok(in_transaction(conn, workspace_id, scope, key.as_deref(), &digest, create))).await?
+}
+
+/// [`create_once`] on a connection the caller holds (the booking desk's).
+pub fn in_transaction<T, F>(
+    conn: &mut DbConn,
+    workspace_id: i64,
+    scope: &str,
+    key: Option<&str>,
+    digest: &str,
+    create: F,
+) -> Result<Created, ApiError>
+where
+    T: Serialize,
+    F: FnOnce(&mut DbConn) -> Result<(StatusCode, T), ApiError>,
+{
+    let done = write_tx(conn, |conn| {
+        if let Some(key) = key {
+            match idempotency::claim(conn, workspace_id, scope, key, digest)? {
+                Claim::Fresh => {}
+                Claim::Replay { status, body } => {
+                    return Ok(Created {
+                        status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                        body: serde_json::from_str(&body).map_err(|e| RolledBack::Api(ApiError::internal(e)))?,
+                        replayed: true,
+                    })
+                }
+                Claim::Mismatch => {
+                    return Err(RolledBack::Api(ApiError::unprocessable(
+                        "Idempotency-Key was already used with a different request body",
+                    )))
+                }
+                Claim::InProgress => {
+                    return Err(RolledBack::Api(ApiError::conflict(
+                        "a request with this Idempotency-Key is still being processed",
+                    )))
+                }
+            }
+        }
+        let (status, body) = create(conn).map_err(RolledBack::Api)?;
+        let body = serde_json::to_value(body).map_err(|e| RolledBack::Api(ApiError::internal(e)))?;
+        if let Some(key) = key {
+            idempotency::complete(conn, workspace_id, scope, key, status.as_u16(), &body.to_string())?;
+        }
+        Ok(Created { status, body, replayed: false })
+    });
+    match done {
+        Ok(created) => Ok(created),
+        Err(RolledBack::Db(err)) => Err(err.into()),
+        Err(RolledBack::Api(err)) => Err(err),
     }
 }

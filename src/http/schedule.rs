@@ -61,9 +61,8 @@ pub async fn create_doctor(
     check_doctor(&fields, true)?;
     let workspace_id = caller.workspace_id;
     let key = idempotency::key_of(&req)?;
-    idempotency::once(&chat, workspace_id, "doctors", key, &digest, || async {
-        let row = chat.db.run(move |conn| schedule::create_doctor(conn, workspace_id, &fields)).await?;
-        Ok((StatusCode::CREATED, row))
+    idempotency::create_once(&chat, workspace_id, "doctors", key, &digest, move |conn| {
+        Ok((StatusCode::CREATED, schedule::create_doctor(conn, workspace_id, &fields)?))
     })
     .await
     .map(idempotency::Created::respond)
@@ -233,13 +232,8 @@ pub async fn create_service(
     check_service(&fields, true)?;
     let workspace_id = caller.workspace_id;
     let key = idempotency::key_of(&req)?;
-    idempotency::once(&chat, workspace_id, "services", key, &digest, || async {
-        let row = chat
-            .db
-            .run(move |conn| schedule::create_service(conn, workspace_id, &fields))
-            .await
-            .map_err(duplicate_name)?;
-        Ok((StatusCode::CREATED, row))
+    idempotency::create_once(&chat, workspace_id, "services", key, &digest, move |conn| {
+        Ok((StatusCode::CREATED, schedule::create_service(conn, workspace_id, &fields).map_err(duplicate_name)?))
     })
     .await
     .map(idempotency::Created::respond)

@@ -12,10 +12,13 @@
 //! meanwhile) and a backfill loop computes the missing ones, and those of chunks learned before
 //! embeddings were turned on or under another model, once the endpoint answers. Every node runs
 //! the backfill; two nodes may embed the same chunk, which costs a request and changes nothing.
+//! Both are background jobs ([`crate::jobs`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix::Actor;
+use futures::future::LocalBoxFuture;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
@@ -27,6 +30,7 @@ use super::fetch::{CrawlLimits, CrawledPage, Fetcher};
 use super::files::FileStore;
 use crate::db::knowledge::{self, Claim, NewChunk, SourceRow};
 use crate::db::{now_ms, uploads, Db, DbError};
+use crate::jobs::{BackgroundJob, JobRunner, Round, Schedule};
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
@@ -67,9 +71,51 @@ pub struct Learner {
     config: LearnConfig,
 }
 
-/// The backfill's pause when it has nothing to do, and its longest pause after failures.
+/// The backfill's period when it has nothing to do, and its longest pause after failures.
 const BACKFILL_IDLE: Duration = Duration::from_secs(5);
 const BACKFILL_MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// A round learns one waiting source.
+impl BackgroundJob for Learner {
+    const NAME: &'static str = "knowledge_learning";
+
+    fn round(self: Arc<Self>) -> LocalBoxFuture<'static, Result<Round, String>> {
+        Box::pin(async move {
+            match self.claim().await {
+                Ok(Some((source, claim))) => {
+                    self.learn(source, claim).await;
+                    Ok(Round::More)
+                }
+                Ok(None) => Ok(Round::Idle),
+                Err(err) => Err(format!("knowledge queue unavailable: {err}")),
+            }
+        })
+    }
+
+    fn depth(self: Arc<Self>) -> LocalBoxFuture<'static, Option<i64>> {
+        Box::pin(async move { self.db.run(knowledge::waiting_count).await.ok() })
+    }
+}
+
+/// Gives vectors to chunks that have none from the configured model, a batch a round.
+struct EmbeddingsBackfill(Arc<Learner>);
+
+impl BackgroundJob for EmbeddingsBackfill {
+    const NAME: &'static str = "embeddings_backfill";
+
+    fn round(self: Arc<Self>) -> LocalBoxFuture<'static, Result<Round, String>> {
+        Box::pin(async move {
+            let Some(embedder) = self.0.embedder.clone() else { return Ok(Round::Idle) };
+            match self.0.backfill_batch(&embedder).await? {
+                0 => Ok(Round::Idle),
+                done => {
+                    tracing::info!(done, model = embedder.model(), "knowledge vectors backfilled");
+                    Ok(Round::More)
+                }
+            }
+        })
+    }
+}
 
 /// What learning one source produced.
 #[derive(Debug)]
@@ -90,36 +136,17 @@ impl Learner {
         Self { db, fetcher, files, cache, embedder, config }
     }
 
-    /// Starts the worker's loops on the current runtime; they end with it.
+    /// Starts the worker's background jobs on the current arbiter: `concurrency` runners of
+    /// [`Learner`]'s rounds, woken by `waker`, and, with embeddings configured, the backfill.
     pub fn start(self, waker: LearnerWaker) {
         let learner = Arc::new(self);
+        let schedule = Schedule::every(learner.config.poll).woken_by(waker.0.clone());
         for _ in 0..learner.config.concurrency.max(1) {
-            let learner = learner.clone();
-            let waker = waker.clone();
-            tokio::spawn(async move { learner.run(waker).await });
+            JobRunner::shared(learner.clone(), schedule.clone()).start();
         }
         if learner.embedder.is_some() {
-            tokio::spawn(async move { learner.backfill().await });
-        }
-    }
-
-    /// Gives vectors to chunks that have none from the configured model, a batch at a time.
-    async fn backfill(self: Arc<Self>) {
-        let Some(embedder) = self.embedder.clone() else { return };
-        let mut pause = BACKFILL_IDLE;
-        loop {
-            match self.backfill_batch(&embedder).await {
-                Ok(0) => pause = BACKFILL_IDLE,
-                Ok(done) => {
-                    tracing::info!(done, model = embedder.model(), "knowledge vectors backfilled");
-                    pause = Duration::ZERO;
-                }
-                Err(err) => {
-                    pause = (pause * 2).clamp(BACKFILL_IDLE, BACKFILL_MAX_BACKOFF);
-                    tracing::warn!(error = %err, retry_in = ?pause, "knowledge vectors not backfilled");
-                }
-            }
-            tokio::time::sleep(pause).await;
+            let backfill = Schedule { max_backoff: BACKFILL_MAX_BACKOFF, ..Schedule::every(BACKFILL_IDLE) };
+            JobRunner::new(EmbeddingsBackfill(learner), backfill).start();
         }
     }
 
@@ -149,21 +176,6 @@ impl Learner {
         }
         // Chunks replaced meanwhile are not stored, but they are gone from the backlog too.
         Ok(pending.len())
-    }
-
-    async fn run(self: Arc<Self>, waker: LearnerWaker) {
-        loop {
-            match self.claim().await {
-                Ok(Some((source, claim))) => self.learn(source, claim).await,
-                Ok(None) => {
-                    let _ = tokio::time::timeout(self.config.poll, waker.0.notified()).await;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "knowledge queue unavailable");
-                    tokio::time::sleep(self.config.poll).await;
-                }
-            }
-        }
     }
 
     async fn claim(&self) -> Result<Option<(SourceRow, Claim)>, DbError> {

@@ -4,13 +4,15 @@
 //! transaction per up to 64) with their consequence: delivered, retried later (the schedule,
 //! with jitter, or the receiver's `Retry-After`), or dead-lettered. A send whose record is lost
 //! (a crash in between) is sent again with the same `webhook-id`: at least once, never lost.
-//! It wakes on commits of new deliveries and polls as a safety net.
+//! It runs as a background job ([`crate::jobs`]): woken by commits of new deliveries, polling as
+//! a safety net.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures::future::LocalBoxFuture;
 use frontdesk_actors::Clock;
 use rand::Rng;
 
@@ -19,6 +21,7 @@ use crate::crypto::SecretBox;
 use crate::db::outbox;
 use crate::db::webhooks::{self as store, Attempt, DueDelivery, Next, Outcome};
 use crate::db::Db;
+use crate::jobs::{BackgroundJob, JobRunner, Round, Schedule};
 use crate::net_guard::{self, TargetPolicy};
 
 /// How much of a receiver's answer the delivery log keeps.
@@ -57,69 +60,41 @@ impl DispatchConfig {
     }
 }
 
-pub struct WebhookDispatcher {
+/// Webhook delivery as a background job: a round claims the due deliveries and sends them.
+pub struct WebhookDelivery {
     db: Db,
     secrets: SecretBox,
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
     config: Arc<DispatchConfig>,
-    running: bool,
-    again: bool,
 }
 
-impl WebhookDispatcher {
+impl WebhookDelivery {
     pub fn new(db: Db, secrets: SecretBox, clock: Arc<dyn Clock>, config: DispatchConfig) -> Self {
         let client = net_guard::client(config.policy.clone(), config.timeout);
-        Self { db, secrets, client, clock, config: Arc::new(config), running: false, again: false }
+        Self { db, secrets, client, clock, config: Arc::new(config) }
+    }
+
+    /// Its runner: woken by every commit that queued deliveries, polling at the configured
+    /// interval as a safety net.
+    pub fn start(self) -> Addr<JobRunner<Self>> {
+        let schedule = Schedule::every(self.config.poll).woken_by(outbox::committed_signal());
+        JobRunner::new(self, schedule).start()
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Round;
+impl BackgroundJob for WebhookDelivery {
+    const NAME: &'static str = "webhook_delivery";
 
-impl Actor for WebhookDispatcher {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.config.poll, |_, ctx| ctx.notify(Round));
-        let me = ctx.address();
-        ctx.spawn(
-            async move {
-                loop {
-                    outbox::COMMITTED.notified().await;
-                    if me.try_send(Round).is_err() {
-                        return;
-                    }
-                }
-            }
-            .into_actor(self),
-        );
-        ctx.notify(Round);
-    }
-}
-
-impl Handler<Round> for WebhookDispatcher {
-    type Result = ();
-
-    fn handle(&mut self, _: Round, ctx: &mut Self::Context) {
-        if self.running {
-            self.again = true;
-            return;
-        }
-        self.running = true;
-        self.again = false;
+    fn round(self: Arc<Self>) -> LocalBoxFuture<'static, Result<Round, String>> {
         let (db, secrets, client, clock, config) =
             (self.db.clone(), self.secrets.clone(), self.client.clone(), self.clock.clone(), self.config.clone());
-        let round = async move {
+        Box::pin(async move {
             let now = clock.now_ms();
             let (node, lease, batch) = (config.node_id.clone(), config.lease.as_millis() as i64, config.batch);
             let due = match db.run(move |conn| store::claim_due(conn, &node, now, lease, batch)).await {
                 Ok(due) => due,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot claim webhook deliveries");
-                    return false;
-                }
+                Err(err) => return Err(format!("cannot claim webhook deliveries: {err}")),
             };
             let full = due.len() as i64 == batch;
             // One endpoint's deliveries go one after another, in event order; endpoints in parallel.
@@ -161,14 +136,12 @@ impl Handler<Round> for WebhookDispatcher {
                 }
             });
             futures::future::join_all(lanes).await;
-            full
-        };
-        ctx.spawn(round.into_actor(self).map(|more, act, ctx| {
-            act.running = false;
-            if more || act.again {
-                ctx.notify(Round);
-            }
-        }));
+            Ok(if full { Round::More } else { Round::Idle })
+        })
+    }
+
+    fn depth(self: Arc<Self>) -> LocalBoxFuture<'static, Option<i64>> {
+        Box::pin(async move { self.db.run(store::pending_count).await.ok() })
     }
 }
 

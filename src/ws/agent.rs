@@ -104,6 +104,19 @@ impl AgentSockets {
         }
     }
 
+    /// Whether the agent has a socket open on this node or, clustered, on any live node (when
+    /// Redis cannot say, they are taken to have one: presence is never cleared on a guess).
+    pub async fn connected_anywhere(&self, agent_id: i64) -> bool {
+        if self.lock().get(&agent_id).is_some_and(|n| *n > 0) {
+            return true;
+        }
+        let Some(redis) = &self.redis else { return false };
+        match redis.marked_by_live_nodes(&Self::key(agent_id)).await {
+            Ok(nodes) => !nodes.is_empty(),
+            Err(_) => true,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, usize>> {
         self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -25,6 +25,7 @@ on_both_backends!(
     with_nobody_online_the_bot_offers_to_take_contact_details,
     every_change_of_hands_is_a_signed_webhook_and_round_robin_assigns_the_queue,
     the_bot_asks_for_a_person_after_questions_it_could_not_answer,
+    presence_without_a_socket_anywhere_is_cleared_by_housekeeping,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -601,4 +602,41 @@ async fn each_inbox_item_shows_its_own_last_message_unread_count_and_agent(backe
     for id in [&quiet, &read, &waiting] {
         assert_eq!(item(id)["bot_id"], app.a.bot_id.as_str());
     }
+}
+
+/// An agent left "online" with no socket on any node (their node died, or they set it by hand
+/// and went) is set offline by the housekeeping job; an agent whose socket is open stays online
+/// although they too were last seen before the sweep.
+async fn presence_without_a_socket_anywhere_is_cleared_by_housekeeping(backend: Backend) {
+    let app = spawn_app_with(backend, |args| {
+        args.sweep_secs = Some(1);
+    })
+    .await;
+    let (_, gone) = new_agent(&app, &app.a.api_key, "Gone Agent").await;
+    let (_, here) = new_agent(&app, &app.a.api_key, "Here Agent").await;
+    // The agent with a socket is seen first: any sweep that finds the other unseen long enough
+    // looks at them too.
+    let (_socket, _inbox) = AgentSocket::connect(&app, &here).await;
+    let (_, me) = app.get(&here, "/api/agents/me").await;
+    assert_eq!(me["presence"], "online", "{me}");
+    let (status, body) = app.put_json(&gone, "/api/agents/me/presence", json!({ "presence": "online" })).await;
+    assert_eq!(status, 200, "{body}");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, me) = app.get(&gone, "/api/agents/me").await;
+        if me["presence"] == "offline" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {me}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The sweep that cleared the other passed over this agent: their socket is open.
+    let (_, me) = app.get(&here, "/api/agents/me").await;
+    assert_eq!(me["presence"], "online", "an agent with an open socket stays online: {me}");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("frontdesk_job_rounds_total{") && l.contains("job=\"sweeps\"")),
+        "the job's rounds are counted: {metrics}"
+    );
 }

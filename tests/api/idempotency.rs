@@ -7,7 +7,11 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, status_json, Backend, TestApp};
 use crate::on_both_backends;
 
-on_both_backends!(a_key_creates_once_and_replays_the_first_response, the_key_stands_in_for_a_missing_client_msg_id);
+on_both_backends!(
+    a_key_creates_once_and_replays_the_first_response,
+    the_key_stands_in_for_a_missing_client_msg_id,
+    racing_retries_of_a_booking_get_one_booking_and_its_response,
+);
 
 async fn post_with_key(app: &TestApp, api_key: &str, path: &str, idem: &str, body: Value) -> (u16, Value, bool) {
     let res = app
@@ -78,4 +82,36 @@ async fn the_key_stands_in_for_a_missing_client_msg_id(backend: Backend) {
     assert_eq!(second["duplicate"], true);
     assert_eq!(second["message"]["id"], first["message"]["id"]);
     assert_eq!(app.messages(&conversation).await.len(), 3);
+}
+
+/// A booking's key, the booking and its stored response commit in one transaction: retries
+/// racing the first all get its response (none is refused as "still running"), one booking
+/// exists, and a retry with the key after a refused request creates it.
+async fn racing_retries_of_a_booking_get_one_booking_and_its_response(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.a.api_key.clone();
+    let body = json!({
+        "customer_name": "Ravi Patel",
+        "customer_email": "ravi@example.com",
+        "date": "2027-04-06",
+        "time": "10:00",
+        "service": "General Consultation",
+    });
+    let racers = (0..6).map(|_| post_with_key(&app, &key, "/api/bookings", "book-1", body.clone()));
+    let results = futures::future::join_all(racers).await;
+    assert!(results.iter().all(|(status, _, _)| *status == 201), "{results:?}");
+    let ids: HashSet<i64> = results.iter().map(|(_, b, _)| b["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "{results:?}");
+    assert_eq!(results.iter().filter(|(_, _, replayed)| !replayed).count(), 1, "one first answer, the rest replays");
+    let (status, bookings) = app.get(&key, "/api/bookings").await;
+    assert_eq!(status, 200, "{bookings}");
+    assert_eq!(bookings.as_array().unwrap().len(), 1, "{bookings}");
+
+    // A refused booking (the slot is taken) stores nothing under its key.
+    let taken = json!({"customer_name": "Mia Wong", "date": "2027-04-06", "time": "10:00", "service": "General Consultation", "doctor_id": results[0].1["doctor_id"]});
+    let (status, error, _) = post_with_key(&app, &key, "/api/bookings", "book-2", taken).await;
+    assert_eq!(status, 409, "{error}");
+    let free = json!({"customer_name": "Mia Wong", "date": "2027-04-06", "time": "11:00", "service": "General Consultation"});
+    let (status, booked, replayed) = post_with_key(&app, &key, "/api/bookings", "book-2", free).await;
+    assert_eq!((status, replayed), (201, false), "{booked}");
 }
