@@ -41,10 +41,10 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use frontdesk::knowledge::answer::{self, Basis};
-use frontdesk::knowledge::chunk::{chunk_sections, text_to_sections, ChunkConfig};
-use frontdesk::knowledge::extract;
-use frontdesk::knowledge::index::{IndexedChunk, KnowledgeIndex, QaPair};
+use frontdesk::domain::knowledge::answer::{self, Basis};
+use frontdesk::domain::knowledge::chunk::{chunk_sections, text_to_sections, ChunkConfig};
+use frontdesk::domain::knowledge::extract;
+use frontdesk::domain::knowledge::index::{IndexedChunk, KnowledgeIndex, QaPair};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -572,7 +572,7 @@ fn hybrid_retrieval(
 ) -> Result<(), String> {
     let unit = |rng: &mut StdRng| {
         let v: Vec<f32> = (0..dims).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-        frontdesk::knowledge::embed::normalized(v).expect("a random vector is not zero")
+        frontdesk::domain::knowledge::embed::normalized(v).expect("a random vector is not zero")
     };
     for chunk in &mut chunks {
         chunk.embedding = Some(unit(rng));

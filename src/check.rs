@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::config::Settings;
-use crate::db::Db;
+use crate::storage::Db;
 
 /// How long each service has to answer.
 const REACH_TIMEOUT: Duration = Duration::from_secs(5);

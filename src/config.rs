@@ -307,7 +307,7 @@ pub struct Settings {
     /// How often the housekeeping job runs.
     pub sweep_interval: Duration,
     pub demo: bool,
-    pub demo_page: crate::web::DemoPage,
+    pub demo_page: crate::transport::web::DemoPage,
     pub web_dir: Option<PathBuf>,
     pub session_lifetime: Duration,
     pub sign_in_per_account_per_minute: u32,
@@ -490,7 +490,7 @@ impl Settings {
             pick(args.data_dir.clone(), from_file("DATA_DIR"), "FRONTDESK_DATA_DIR")?.unwrap_or("./data".into());
         let database_url = pick(args.database_url.clone(), from_file("DATABASE_URL"), "DATABASE_URL")?
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("frontdesk.db").display()));
-        crate::db::parse_url(&database_url)?;
+        crate::storage::parse_url(&database_url)?;
         let log_format = match pick(args.log_format.clone(), from_file("LOG_FORMAT"), "FRONTDESK_LOG_FORMAT")?
             .as_deref()
             .unwrap_or("text")
@@ -548,7 +548,7 @@ impl Settings {
                 "FRONTDESK_WEBHOOK_RETRY_SCHEDULE_MS",
             )? {
                 Some(list) => parse_schedule(&list)?,
-                None => crate::webhooks::dispatcher::DispatchConfig::default_schedule(),
+                None => crate::domain::webhooks::dispatcher::DispatchConfig::default_schedule(),
             },
             webhook_disable_after: Duration::from_secs(
                 pick(
@@ -573,12 +573,12 @@ impl Settings {
                 from_file("BOOKING_HORIZON_DAYS"),
                 "FRONTDESK_BOOKING_HORIZON_DAYS",
             )?
-            .unwrap_or(crate::booking::Horizon::DEFAULT_DAYS)
+            .unwrap_or(crate::domain::booking::Horizon::DEFAULT_DAYS)
             {
-                days @ 1..=crate::booking::Horizon::MAX_DAYS => days,
+                days @ 1..=crate::domain::booking::Horizon::MAX_DAYS => days,
                 other => anyhow::bail!(
                     "FRONTDESK_BOOKING_HORIZON_DAYS must be 1 to {} days (got {other})",
-                    crate::booking::Horizon::MAX_DAYS
+                    crate::domain::booking::Horizon::MAX_DAYS
                 ),
             },
             chat_rate_limit_per_minute: pick(
@@ -660,8 +660,8 @@ impl Settings {
             ),
             demo: pick(args.demo, from_file("DEMO"), "FRONTDESK_DEMO")?.unwrap_or(true),
             demo_page: match pick(args.demo_page.clone(), from_file("DEMO_PAGE"), "FRONTDESK_DEMO_PAGE")?.as_deref() {
-                None | Some("demo") => crate::web::DemoPage::Demo,
-                Some("off") => crate::web::DemoPage::Off,
+                None | Some("demo") => crate::transport::web::DemoPage::Demo,
+                Some("off") => crate::transport::web::DemoPage::Off,
                 Some(other) => anyhow::bail!("FRONTDESK_DEMO_PAGE must be `demo` or `off`, not `{other}`"),
             },
             session_lifetime: Duration::from_secs(
@@ -691,7 +691,7 @@ impl Settings {
             },
             web_dir: match pick(args.web_dir.clone(), from_file("WEB_DIR"), "FRONTDESK_WEB_DIR")? {
                 Some(dir) if !dir.join("widget/widget.js").is_file() => anyhow::bail!(
-                    "FRONTDESK_WEB_DIR: {} has no widget/widget.js (point it at a checkout's src/web)",
+                    "FRONTDESK_WEB_DIR: {} has no widget/widget.js (point it at a checkout's src/transport/web)",
                     dir.display()
                 ),
                 dir => dir,
@@ -944,7 +944,7 @@ fn read_toml(path: &Path) -> anyhow::Result<(HashMap<String, String>, toml::Tabl
     Ok((flat, models))
 }
 
-/// Admission control settings (see [`crate::admission`]); every quota is per minute and 0 turns
+/// Admission control settings (see [`crate::domain::admission`]); every quota is per minute and 0 turns
 /// it off.
 #[derive(Debug, Clone, Default, Args)]
 pub struct AdmissionArgs {

@@ -21,7 +21,7 @@ use futures::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use crate::config::Limits;
-use crate::db::DbError;
+use crate::storage::DbError;
 
 /// What a 503 for a saturated database asks the client to wait, in seconds.
 const BUSY_RETRY_AFTER_SECS: u64 = 1;

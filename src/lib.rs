@@ -1,36 +1,31 @@
 //! frontdesk: a self-hosted AI front desk.
 //!
 //! The library holds everything; `main.rs` is a thin CLI over it. The live runtime (one actor
-//! per conversation) is the `frontdesk-actors` crate; this crate gives it its adapters: the
-//! database ([`db`]), the brains ([`brain`]), event fan-out ([`cluster`]), and the transports
-//! ([`http`] for REST and SSE, [`ws`] for the widget socket), all over the one chat core in
-//! [`chat`].
+//! per conversation) is the `frontdesk-actors` crate. This crate is in layers, each a folder:
+//!
+//! - [`transport`]: what clients speak — REST and SSE ([`transport::http`]), the widget and
+//!   agent sockets ([`transport::ws`]), the five compatible APIs ([`transport::compat`]), the
+//!   widget and console files ([`transport::web`]), admission control and revocation;
+//! - [`domain`]: the rules — the chat core ([`domain::chat`]), bookings, the CRM, knowledge,
+//!   hand-off, webhooks, the one replay rule;
+//! - [`brain`]: who answers — the built-in brain, the model brain, flows;
+//! - [`storage`]: the database (diesel, SQLite or PostgreSQL), its one writer of messages and
+//!   its outbox; it imports nothing from the layers above;
+//! - [`jobs`]: background work, one mechanism;
+//! - [`cluster`]: what only several nodes need (Redis, forwarding, the event bus across nodes).
 
-pub mod admission;
-pub mod booking;
 pub mod brain;
-pub mod chat;
 pub mod check;
 pub mod cluster;
-pub mod compat;
 pub mod config;
-pub mod crm;
 pub mod crypto;
-pub mod db;
+pub mod domain;
 pub mod error;
-pub mod flows;
-pub mod handoff;
-pub mod http;
 pub mod jobs;
-pub mod knowledge;
 pub mod net_guard;
-pub mod replay;
-pub mod revocation;
 pub mod secrets;
 pub mod startup;
-pub mod sweeps;
+pub mod storage;
 pub mod telemetry;
 pub mod text;
-pub mod web;
-pub mod webhooks;
-pub mod ws;
+pub mod transport;

@@ -4,8 +4,8 @@ use clap::{Parser, Subcommand};
 use frontdesk::cluster::control::{publish_once, Control, Revoked};
 use frontdesk::cluster::redis::Redis;
 use frontdesk::config::{Settings, SettingsArgs};
-use frontdesk::db::{agents, keys, now_ms, workspaces};
 use frontdesk::startup::{open_database, Application};
+use frontdesk::storage::{agents, keys, now_ms, workspaces};
 use frontdesk::telemetry;
 
 /// frontdesk: a self-hosted AI front desk (widget chat, knowledge, bookings, leads, agents, webhooks).
@@ -179,9 +179,9 @@ fn run() -> anyhow::Result<()> {
             anyhow::ensure!(email.contains('@'), "--email must be an email address");
             let (agent, token) = agents::create(&mut conn, workspace, name.trim(), &email, &role, now_ms())?
                 .ok_or_else(|| anyhow::anyhow!("workspace {workspace} already has an agent with this email"))?;
-            let lifetime = frontdesk::http::console_auth::LINK_LIFETIME.as_millis() as i64;
-            let (link, expires_at) = frontdesk::db::sessions::create_link(&mut conn, &agent, lifetime, now_ms())?;
-            let link = format!("{}{}", settings.public_url, frontdesk::http::console_auth::link_path(&link));
+            let lifetime = frontdesk::transport::http::console_auth::LINK_LIFETIME.as_millis() as i64;
+            let (link, expires_at) = frontdesk::storage::sessions::create_link(&mut conn, &agent, lifetime, now_ms())?;
+            let link = format!("{}{}", settings.public_url, frontdesk::transport::http::console_auth::link_path(&link));
             println!(
                 "{}",
                 serde_json::json!({ "agent": agent, "token": token, "set_password_link": link, "link_expires_at": expires_at })

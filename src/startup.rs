@@ -10,40 +10,40 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use frontdesk_actors::{EventBus, LeadScorer, Ports, SessionConfig, SessionRegistry, SystemClock};
 
-use crate::cluster::ownership::Conversations;
+use crate::domain::conversations::Conversations;
 use tracing_actix_web::TracingLogger;
 
-use crate::admission::Admission;
-use crate::booking::desk::BookingDesk;
 use crate::brain::builtin::BuiltinBrain;
+use crate::brain::flows::{FlowBrain, FlowCatalog};
 use crate::brain::model::ModelBrain;
 use crate::brain::reception::Reception;
 use crate::brain::BotSettingsCache;
-use crate::chat::Chat;
 use crate::cluster::bus::RedisBus;
 use crate::cluster::redis::Redis;
-use crate::cluster::LocalBus;
 use crate::config::Settings;
-use crate::crm::DbLeadSignals;
 use crate::crypto::SecretBox;
-use crate::db::store::DbConversationStore;
-use crate::db::workspaces::{self, CreatedWorkspace};
-use crate::db::{Backend, Db, MessageWriter};
-use crate::flows::{FlowBrain, FlowCatalog};
-use crate::http;
-use crate::http::rate_limit::{ApiRateLimiter, ChatRateLimiter};
-use crate::http::webhooks::WebhookAdmin;
-use crate::knowledge::cache::KnowledgeCache;
-use crate::knowledge::chunk::ChunkConfig;
-use crate::knowledge::embed::Embedder;
-use crate::knowledge::fetch::{FetchLimits, Fetcher};
-use crate::knowledge::files::FileStore;
-use crate::knowledge::learn::{LearnConfig, Learner, LearnerWaker};
-use crate::knowledge::Knowledge;
-use crate::net_guard::TargetPolicy;
+use crate::domain::admission::Admission;
+use crate::domain::booking::desk::BookingDesk;
+use crate::domain::chat::Chat;
+use crate::domain::crm::DbLeadSignals;
+use crate::domain::events::LocalBus;
+use crate::domain::knowledge::cache::KnowledgeCache;
+use crate::domain::knowledge::chunk::ChunkConfig;
+use crate::domain::knowledge::embed::Embedder;
+use crate::domain::knowledge::fetch::{FetchLimits, Fetcher};
+use crate::domain::knowledge::files::FileStore;
+use crate::domain::knowledge::learn::{LearnConfig, Learner, LearnerWaker};
+use crate::domain::knowledge::Knowledge;
+use crate::domain::rate_limit::{ApiRateLimiter, ChatRateLimiter};
+use crate::domain::store::DbConversationStore;
+use crate::domain::webhooks::dispatcher::{DispatchConfig, WebhookDelivery};
+use crate::jobs::sweeps::Sweeps;
 use crate::jobs::{JobRunner, Schedule};
-use crate::sweeps::Sweeps;
-use crate::webhooks::dispatcher::{DispatchConfig, WebhookDelivery};
+use crate::net_guard::TargetPolicy;
+use crate::storage::workspaces::{self, CreatedWorkspace};
+use crate::storage::{Backend, Db, MessageWriter};
+use crate::transport::http;
+use crate::transport::http::webhooks::WebhookAdmin;
 
 /// How often a node announces itself in Redis.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -66,7 +66,7 @@ pub struct Application {
     chat: Arc<Chat>,
     /// The demo workspace, when this start created it (its secrets are shown only now).
     pub demo: Option<CreatedWorkspace>,
-    demo_page: crate::web::DemoPage,
+    demo_page: crate::transport::web::DemoPage,
 }
 
 /// Listens on `address`, or says in one line why not and what to do.
@@ -148,9 +148,10 @@ impl Application {
         let bus = Arc::new(LocalBus::new());
         let bots = Arc::new(BotSettingsCache::new(db.clone()));
         let desk = Arc::new(
-            BookingDesk::new(db.clone()).with_horizon(crate::booking::Horizon::days(settings.booking_horizon_days)),
+            BookingDesk::new(db.clone())
+                .with_horizon(crate::domain::booking::Horizon::days(settings.booking_horizon_days)),
         );
-        let scorer = LeadScorer::new(Arc::new(DbLeadSignals::new(db.clone())), crate::crm::COALESCE).start();
+        let scorer = LeadScorer::new(Arc::new(DbLeadSignals::new(db.clone())), crate::domain::crm::COALESCE).start();
         let reception = Arc::new(Reception::new(db.clone(), desk.clone(), Some(scorer.clone()), settings.booking_hold));
         // Unique even for several servers in one process (tests) or on one host.
         let node_id =
@@ -245,7 +246,7 @@ impl Application {
         )
         .start();
         let links = web::Data::new(secrets.clone());
-        let console_auth = web::Data::new(crate::http::console_auth::ConsoleAuth {
+        let console_auth = web::Data::new(crate::transport::http::console_auth::ConsoleAuth {
             session_lifetime: settings.session_lifetime,
             per_account: ApiRateLimiter::<String>::per_minute(settings.sign_in_per_account_per_minute)
                 .map(|limiter| limiter.shared(redis.clone(), "signin-account")),
@@ -253,11 +254,11 @@ impl Application {
                 .map(|limiter| limiter.shared(redis.clone(), "signin-address")),
         });
         let webhook_admin = web::Data::new(WebhookAdmin { secrets, policy });
-        let web_files = web::Data::new(crate::web::WebFiles::new(settings.web_dir.clone()));
+        let web_files = web::Data::new(crate::transport::web::WebFiles::new(settings.web_dir.clone()));
         let warming = web_files.clone();
         tokio::task::spawn_blocking(move || warming.warm()).await?;
         let demo_page = web::Data::new(settings.demo_page);
-        let api_origins = web::Data::new(crate::http::cors::ApiOrigins(settings.api_cors_origins.clone()));
+        let api_origins = web::Data::new(crate::transport::http::cors::ApiOrigins(settings.api_cors_origins.clone()));
         let limits = settings.limits();
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let chat = web::Data::new(Chat {
@@ -274,14 +275,14 @@ impl Application {
             scorer,
             polls_waiting: Arc::default(),
         });
-        let agent_sockets = web::Data::new(crate::ws::agent::AgentSockets::new(redis.clone()));
-        let revocations = web::Data::from(crate::revocation::Revocations::start(
+        let agent_sockets = web::Data::new(crate::domain::presence::AgentSockets::new(redis.clone()));
+        let revocations = web::Data::from(crate::transport::revocation::Revocations::start(
             chat.db.clone(),
             redis.clone(),
             settings.credential_check,
         ));
         let model_defaults = web::Data::new(settings.model.clone());
-        crate::handoff::HandoffRules {
+        crate::domain::handoff::HandoffRules {
             chat: chat.clone().into_inner(),
             silence: settings.agent_silence,
             auto_assign: settings.auto_assign,
@@ -329,9 +330,9 @@ impl Application {
         let server = HttpServer::new(move || {
             let app = App::new()
                 // Inside the request span, so a refusal at the door is logged like any answer.
-                .wrap(actix_web::middleware::from_fn(crate::admission::public_door))
+                .wrap(actix_web::middleware::from_fn(crate::domain::admission::public_door))
                 // Outside the door, so a refusal (429) is readable by the page that was refused.
-                .wrap(actix_web::middleware::from_fn(crate::http::cors::cors))
+                .wrap(actix_web::middleware::from_fn(crate::transport::http::cors::cors))
                 .wrap(actix_web::middleware::from_fn(crate::text::refuse_nul_in_url))
                 .wrap(body_guard)
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
@@ -391,10 +392,10 @@ impl Application {
 
     /// The bot `/demo` shows, when the page is on and the database has a demo workspace.
     pub async fn demo_bot(&self) -> Option<String> {
-        if self.demo_page == crate::web::DemoPage::Off {
+        if self.demo_page == crate::transport::web::DemoPage::Off {
             return None;
         }
-        self.chat.db.run(crate::db::workspaces::demo_bot).await.ok().flatten()
+        self.chat.db.run(crate::storage::workspaces::demo_bot).await.ok().flatten()
     }
 
     /// A handle to stop the server from elsewhere.

@@ -105,7 +105,7 @@ pub fn check_query(query: &str) -> Result<(), ApiError> {
 }
 
 /// Middleware on every route: a path segment with a NUL names nothing that exists (404, as
-/// [`crate::http::path_error`] answers for any id that cannot be one), and a query parameter
+/// [`crate::transport::http::path_error`] answers for any id that cannot be one), and a query parameter
 /// with one is refused with 422, before any handler or extractor sees them.
 pub async fn refuse_nul_in_url(
     req: ServiceRequest,

@@ -15,9 +15,9 @@ use futures::stream::BoxStream;
 
 use super::reception::Reception;
 use super::BotSettingsCache;
-use crate::db::bots::Fact;
-use crate::db::{agents, BotSettings, Db};
-use crate::knowledge::Knowledge;
+use crate::domain::knowledge::Knowledge;
+use crate::storage::bots::Fact;
+use crate::storage::{agents, BotSettings, Db};
 
 pub struct BuiltinBrain {
     bots: Arc<BotSettingsCache>,
@@ -424,7 +424,7 @@ mod handoff_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::workspaces::demo_bot_settings;
+    use crate::storage::workspaces::demo_bot_settings;
 
     fn demo() -> BotSettings {
         demo_bot_settings("Bright Smile Dental")

@@ -6,6 +6,7 @@
 //! so a reply costs no database round trip once the bot has been seen.
 
 pub mod builtin;
+pub mod flows;
 pub mod model;
 pub mod reception;
 pub mod redact;
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::db::{bots, BotSettings, Db, DbError};
+use crate::storage::{bots, BotSettings, Db, DbError};
 
 /// How long a cached bot's settings are trusted before they are read again. Updates made
 /// through this node invalidate at once; the TTL bounds staleness for updates made elsewhere.

@@ -35,10 +35,10 @@ use super::redact::{Redactor, StreamRestorer};
 use super::tools::{self, Tools};
 use super::BotSettingsCache;
 use crate::config::ModelDefaults;
-use crate::db::bots::BotModel;
-use crate::db::{now_ms, usage, BotSettings, Db};
-use crate::knowledge::index::Hit;
-use crate::knowledge::Knowledge;
+use crate::domain::knowledge::index::Hit;
+use crate::domain::knowledge::Knowledge;
+use crate::storage::bots::BotModel;
+use crate::storage::{now_ms, usage, BotSettings, Db};
 
 /// Passages of the knowledge base given to the model with each question.
 const PASSAGES: usize = 4;

@@ -17,13 +17,13 @@ use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 
 use super::when;
-use crate::booking::desk::BookingDesk;
-use crate::booking::{
+use crate::domain::booking::desk::BookingDesk;
+use crate::domain::booking::{
     self, AvailabilityRequest, BookingError, BookingRequest, BookingView, HoldRequest, Named, Practice, Start,
 };
-use crate::crm::signals::{self, ContactDetails};
-use crate::db::bookings::{self as booking_rows, BookingFilter, BookingRow};
-use crate::db::{now_ms, Db, DbError};
+use crate::domain::crm::signals::{self, ContactDetails};
+use crate::storage::bookings::{self as booking_rows, BookingFilter, BookingRow};
+use crate::storage::{now_ms, Db, DbError};
 use frontdesk_actors::{LeadScorer, Rescore, TurnState};
 
 /// How many start times one offer lists.

@@ -15,10 +15,10 @@ use frontdesk_actors::{ChangedBy, LeadScorer, RescoreNow, TurnState};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::booking::desk::BookingDesk;
-use crate::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Start};
-use crate::db::{agents, bookings, now_ms, Db};
-use crate::knowledge::Knowledge;
+use crate::domain::booking::desk::BookingDesk;
+use crate::domain::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Start};
+use crate::domain::knowledge::Knowledge;
+use crate::storage::{agents, bookings, now_ms, Db};
 
 /// The tools as the model is told of them (OpenAI's function-calling schema).
 pub fn definitions() -> Vec<Value> {

@@ -1,5 +1,5 @@
 //! `RedisBus`: conversation events for every node. Each event is delivered to this node's own
-//! subscribers at once (through the [`LocalBus`]) and published once on the cluster's channel;
+//! subscribers at once (through the [`LocalBus`](crate::domain::events::LocalBus)) and published once on the cluster's channel;
 //! every other node hands what it hears to its own subscribers.
 //!
 //! One channel carries every conversation, so a node hears the whole cluster's events and keeps
@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::ownership::{first_version, NODE_PROTOCOL};
 use super::redis::Redis;
-use super::LocalBus;
+use crate::domain::events::LocalBus;
 
 /// The channel (under the cluster's prefix) every event travels on.
 const CHANNEL: &str = "events";
@@ -83,7 +83,7 @@ impl RedisBus {
             while pending.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
                 // Events that waited too long (Redis was away) would only confuse a listener
                 // (a delta after its reply's `done`): they stay on this node; seq refills the rest.
-                let fresh_since = crate::db::now_ms() - STALE_AFTER_MS;
+                let fresh_since = crate::storage::now_ms() - STALE_AFTER_MS;
                 let before = batch.len();
                 batch.retain(|(at, _)| *at >= fresh_since);
                 published.dropped.fetch_add((before - batch.len()) as u64, Ordering::Relaxed);
@@ -139,7 +139,7 @@ impl RedisBus {
                                 }
                             };
                             if envelope.node != me {
-                                let lag = (crate::db::now_ms() - envelope.at).max(0);
+                                let lag = (crate::storage::now_ms() - envelope.at).max(0);
                                 heard.received.fetch_add(1, Ordering::Relaxed);
                                 heard.last_lag_ms.store(lag, Ordering::Relaxed);
                                 heard.max_lag_ms.fetch_max(lag, Ordering::Relaxed);
@@ -164,7 +164,7 @@ impl EventBus for RedisBus {
             v: NODE_PROTOCOL,
             node: self.node_id.clone(),
             topic: topic.to_owned(),
-            at: crate::db::now_ms(),
+            at: crate::storage::now_ms(),
             event,
         };
         match serde_json::to_string(&envelope) {
@@ -172,7 +172,7 @@ impl EventBus for RedisBus {
                 if self.outbox.try_send((envelope.at, payload)).is_err() {
                     // Counted every time, logged once a second at most (it comes in floods).
                     let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                    let now = crate::db::now_ms();
+                    let now = crate::storage::now_ms();
                     let last = self.stats.last_full_warning_ms.load(Ordering::Relaxed);
                     if now - last >= 1000
                         && self

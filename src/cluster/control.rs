@@ -6,7 +6,7 @@
 //! "workspace_id":…,"agent_id"|"key_id":…}`. A node ignores a version or a `type` it does not know
 //! (a newer node during a rolling upgrade), so kinds can be added without breaking older nodes.
 //! Redis pub/sub delivers at most once, so every kind needs a fallback for a lost message; for
-//! revocations it is each node's periodic credential check ([`crate::revocation`]).
+//! revocations it is each node's periodic credential check ([`crate::transport::revocation`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,7 +62,7 @@ fn encode(node: &str, control: &Control) -> Option<String> {
     let object = value.as_object_mut()?;
     object.insert("v".into(), VERSION.into());
     object.insert("node".into(), node.into());
-    object.insert("at".into(), crate::db::now_ms().into());
+    object.insert("at".into(), crate::storage::now_ms().into());
     Some(value.to_string())
 }
 

@@ -1,12 +1,8 @@
-//! Coordination between the parts of a node (and, with Redis, between nodes): event fan-out
-//! to every subscriber of a conversation, and (with `REDIS_URL`) membership and shared rate
-//! limits across nodes, and which node runs each conversation. Without `REDIS_URL`, everything
-//! is in-process.
+//! What only several nodes need (with `REDIS_URL`): membership, shared rate limits, events
+//! carried between nodes, control messages, and which node runs each conversation. A single
+//! node runs none of it: its events go through [`crate::domain::events::LocalBus`] alone.
 
 pub mod bus;
 pub mod control;
-pub mod local;
 pub mod ownership;
 pub mod redis;
-
-pub use local::LocalBus;

@@ -1,8 +1,5 @@
-//! Where each conversation lives: its one live session, on one node at a time.
-//!
-//! Every command for a conversation (a visitor's or agent's message, typing, a takeover, …) goes
-//! through [`Conversations::dispatch`]. On a single node that is the node's session registry.
-//! With Redis, a conversation is owned by the node that holds its lease (`lease:<id>`, taken
+//! Conversations across nodes ([`crate::domain::conversations`] routes a command here when the
+//! node is clustered). With Redis, a conversation is owned by the node that holds its lease (`lease:<id>`, taken
 //! with `SET NX PX`, renewed every third of its time to live, released when the session stops):
 //!
 //! - a node that needs a conversation nobody holds takes the lease, then claims the
@@ -18,26 +15,20 @@
 //! - while Redis is unreachable, a node takes a conversation by claiming it in the database
 //!   alone: writes stay fenced, so two nodes passing one conversation back and forth are slower
 //!   but never write over each other.
-//!
-//! Retrying a command is safe: messages carry their `client_msg_id`, and every other command is
-//! idempotent, so a command whose answer was lost is simply sent again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use frontdesk_actors::{
-    AgentMessage, AgentTyping, CloseConversation, ConversationEvent, EventBus, HandBack, MarkRead, Posted,
-    RequestHandoff, Sender, SessionError, SessionRegistry, StoredMessage, TakeOver, UpdateVariables, VisitorMessage,
-    VisitorTyping,
-};
+use frontdesk_actors::{ConversationEvent, EventBus, Posted, Sender, SessionError, SessionRegistry, StoredMessage};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
 use super::redis::{Kind, Redis};
-use crate::db::{conversations, Db};
+use crate::domain::conversations::{run_local, Command, Outcome};
+use crate::storage::{conversations, Db};
 
 /// How long a forwarded command may wait for the owner's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,77 +36,6 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 const TAKEOVER_GRACE: Duration = Duration::from_secs(3);
 /// How long a forwarded visitor message's caller may wait for the reply through the events.
 const REPLY_WAIT: Duration = Duration::from_secs(300);
-
-/// Something to do in a conversation, as one node asks another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
-pub enum Command {
-    Visitor(VisitorMessage),
-    VisitorTyping(VisitorTyping),
-    Close(CloseConversation),
-    TakeOver(TakeOver),
-    HandBack(HandBack),
-    RequestHandoff(RequestHandoff),
-    Agent(AgentMessage),
-    AgentTyping(AgentTyping),
-    MarkRead(MarkRead),
-    UpdateVariables(UpdateVariables),
-}
-
-/// What a command did.
-#[derive(Debug)]
-pub enum Outcome {
-    /// A visitor's message is stored; its reply comes through `Posted::reply`.
-    Posted(Posted),
-    /// An agent's message is stored (`true`: it repeated an earlier `client_msg_id`).
-    AgentMessage(StoredMessage, bool),
-    /// How far the reader has now read.
-    Read(i64),
-    /// The conversation's variables as they now stand.
-    Variables(serde_json::Value),
-    Done,
-}
-
-impl Outcome {
-    fn unexpected(self) -> SessionError {
-        SessionError::Failed(format!("unexpected answer from the conversation: {self:?}"))
-    }
-
-    pub fn posted(self) -> Result<Posted, SessionError> {
-        match self {
-            Outcome::Posted(posted) => Ok(posted),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub fn agent_message(self) -> Result<(StoredMessage, bool), SessionError> {
-        match self {
-            Outcome::AgentMessage(message, duplicate) => Ok((message, duplicate)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub fn read(self) -> Result<i64, SessionError> {
-        match self {
-            Outcome::Read(seq) => Ok(seq),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub fn variables(self) -> Result<serde_json::Value, SessionError> {
-        match self {
-            Outcome::Variables(variables) => Ok(variables),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    pub fn done(self) -> Result<(), SessionError> {
-        match self {
-            Outcome::Done => Ok(()),
-            other => Err(other.unexpected()),
-        }
-    }
-}
 
 /// An [`Outcome`] as it travels between nodes (a reply already stored travels with it).
 #[derive(Debug, Serialize, Deserialize)]
@@ -218,14 +138,8 @@ pub struct OwnershipStats {
     pub lost: AtomicU64,
 }
 
-/// The conversations of this node: the session registry, and with Redis the leases.
-pub struct Conversations {
-    registry: SessionRegistry,
-    cluster: Option<Arc<Owners>>,
-}
-
 /// This node's side of conversation ownership across nodes.
-struct Owners {
+pub(crate) struct Owners {
     redis: Arc<Redis>,
     db: Db,
     bus: Arc<dyn EventBus>,
@@ -260,22 +174,29 @@ enum Forwarded {
     Unanswered,
 }
 
-impl Conversations {
-    /// A single node's conversations: every session is local.
-    pub fn single(registry: SessionRegistry) -> Conversations {
-        Conversations { registry, cluster: None }
-    }
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
-    /// A cluster node's conversations; starts listening for other nodes' commands and renewing
+fn lease_key(conversation_id: &str) -> String {
+    format!("lease:{conversation_id}")
+}
+
+fn node_channel(node_id: &str) -> String {
+    format!("node:{node_id}")
+}
+
+impl Owners {
+    /// This node's side of ownership; starts listening for other nodes' commands and renewing
     /// this node's leases (on the current runtime). The registry gets a stop hook that gives a
     /// conversation's lease back when its session stops.
-    pub fn clustered(
+    pub(crate) fn start(
         registry: SessionRegistry,
         redis: Arc<Redis>,
         db: Db,
         bus: Arc<dyn EventBus>,
         lease: Duration,
-    ) -> Conversations {
+    ) -> Arc<Owners> {
         let owners = Arc::new_cyclic(|me: &std::sync::Weak<Owners>| {
             let me = me.clone();
             // A session that stops gives its conversation's lease back at once.
@@ -299,91 +220,41 @@ impl Conversations {
         });
         owners.clone().listen();
         owners.clone().renew();
-        Conversations { registry: owners.registry.clone(), cluster: Some(owners) }
+        owners
     }
 
-    /// The node's session registry.
-    pub fn registry(&self) -> &SessionRegistry {
-        &self.registry
+    /// The registry, with its stop hook.
+    pub(crate) fn registry(&self) -> SessionRegistry {
+        self.registry.clone()
     }
 
-    /// How many conversations this node holds the lease of (`None` on a single node).
-    pub fn leases_held(&self) -> Option<usize> {
-        self.cluster.as_ref().map(|owners| lock(&owners.held).len())
+    /// How many conversations this node holds the lease of.
+    pub(crate) fn held(&self) -> usize {
+        lock(&self.held).len()
     }
 
-    pub fn stats(&self) -> Option<Arc<OwnershipStats>> {
-        self.cluster.as_ref().map(|owners| owners.stats.clone())
+    pub(crate) fn stats(&self) -> Arc<OwnershipStats> {
+        self.stats.clone()
     }
 
-    /// Runs `command` in the conversation's session, wherever it lives.
-    pub async fn dispatch(&self, conversation_id: &str, command: Command) -> Result<Outcome, SessionError> {
-        match &self.cluster {
-            None => run_local(&self.registry, conversation_id, None, command).await,
-            Some(owners) => owners.dispatch(conversation_id, command).await,
+    /// The node is shutting down: it takes no new conversation.
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Gives back every lease still held.
+    pub(crate) async fn give_all_back(&self) {
+        let held: Vec<String> = lock(&self.held).keys().cloned().collect();
+        for conversation_id in held {
+            self.give_back(&conversation_id).await;
         }
     }
 
-    /// The node is shutting down: every session finishes its turn and stops (giving its lease
-    /// back); after `within`, whatever is still held is released anyway.
-    pub async fn drain(&self, within: Duration) {
-        if let Some(owners) = &self.cluster {
-            owners.draining.store(true, Ordering::Relaxed);
-        }
-        let asked = self.registry.drain();
-        tracing::info!(sessions = asked, "live conversations finish their replies and hand over");
-        let deadline = Instant::now() + within;
-        while self.registry.live() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if let Some(owners) = &self.cluster {
-            let held: Vec<String> = lock(&owners.held).keys().cloned().collect();
-            for conversation_id in held {
-                owners.give_back(&conversation_id).await;
-            }
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn lease_key(conversation_id: &str) -> String {
-    format!("lease:{conversation_id}")
-}
-
-fn node_channel(node_id: &str) -> String {
-    format!("node:{node_id}")
-}
-
-/// Runs a command in this node's session of the conversation.
-async fn run_local(
-    registry: &SessionRegistry,
-    conversation_id: &str,
-    fence: Option<i64>,
-    command: Command,
-) -> Result<Outcome, SessionError> {
-    let id = conversation_id;
-    Ok(match command {
-        Command::Visitor(m) => Outcome::Posted(registry.send_fenced(id, fence, m).await?),
-        Command::Agent(m) => {
-            let (message, duplicate) = registry.send_fenced(id, fence, m).await?;
-            Outcome::AgentMessage(message, duplicate)
-        }
-        Command::MarkRead(m) => Outcome::Read(registry.send_fenced(id, fence, m).await?),
-        Command::UpdateVariables(m) => Outcome::Variables(registry.send_fenced(id, fence, m).await?),
-        Command::VisitorTyping(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::Close(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::TakeOver(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::HandBack(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::RequestHandoff(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::AgentTyping(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-    })
-}
-
-impl Owners {
-    async fn dispatch(self: &Arc<Self>, conversation_id: &str, command: Command) -> Result<Outcome, SessionError> {
+    pub(crate) async fn dispatch(
+        self: &Arc<Self>,
+        conversation_id: &str,
+        command: Command,
+    ) -> Result<Outcome, SessionError> {
         let deadline = Instant::now() + self.lease + TAKEOVER_GRACE;
         loop {
             match self.route(conversation_id).await? {
@@ -728,7 +599,10 @@ async fn await_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use frontdesk_actors::{AgentRef, ChangedBy};
+    use frontdesk_actors::{
+        AgentMessage, AgentRef, AgentTyping, ChangedBy, CloseConversation, HandBack, MarkRead, RequestHandoff,
+        TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
+    };
 
     fn stored(id: i64, seq: i64, sender: Sender) -> StoredMessage {
         StoredMessage {

@@ -17,7 +17,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Script};
 
-use crate::http::rate_limit::Verdict;
+use crate::domain::rate_limit::Verdict;
 
 /// How long one Redis call may take before the node decides without it.
 const CALL_TIMEOUT: Duration = Duration::from_millis(300);
@@ -486,7 +486,7 @@ impl Redis {
             loop {
                 tick.tick().await;
                 let Ok(mut conn) = redis.connection(Kind::Membership).await else { continue };
-                let now = crate::db::now_ms();
+                let now = crate::storage::now_ms();
                 let mut beat = redis::pipe();
                 beat.zadd(redis.key("nodes"), &redis.node_id, now).ignore();
                 beat.zrembyscore(redis.key("nodes"), "-inf", now - window).ignore();
@@ -498,7 +498,7 @@ impl Redis {
     /// The nodes whose heartbeat is current (this one included, once it has beaten).
     pub async fn nodes(&self) -> Result<Vec<String>, String> {
         let mut conn = self.connection(Kind::Membership).await?;
-        let since = crate::db::now_ms() - self.window_ms.load(Ordering::Relaxed);
+        let since = crate::storage::now_ms() - self.window_ms.load(Ordering::Relaxed);
         self.call(Kind::Membership, conn.zrangebyscore(self.key("nodes"), since, "+inf")).await
     }
 }

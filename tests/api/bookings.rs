@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use frontdesk::booking::{self, BookingError, BookingRequest, Named, Start};
-use frontdesk::db::bookings::{self as rows, BookingFilter};
+use frontdesk::domain::booking::{self, BookingError, BookingRequest, Named, Start};
+use frontdesk::storage::bookings::{self as rows, BookingFilter};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -460,7 +460,7 @@ async fn random_requests_never_double_book(backend: Backend) {
     runner
         .run(&strategy, |attempts| {
             let mut conn = store.conn().unwrap();
-            let workspace = frontdesk::db::workspaces::create(&mut conn, "Random", true).unwrap().workspace_id;
+            let workspace = frontdesk::storage::workspaces::create(&mut conn, "Random", true).unwrap().workspace_id;
             let practice = booking::Practice::load(&mut conn, workspace).unwrap();
             let monday = chrono::NaiveDate::from_ymd_opt(2027, 3, 1).unwrap();
             let mut booked = 0;
@@ -514,7 +514,7 @@ async fn without_the_actor_the_database_alone_refuses_overlaps(backend: Backend)
         tokio::task::spawn_blocking(move || frontdesk::startup::open_database(&settings).unwrap()).await.unwrap();
     let workspace = {
         let mut conn = store.conn().unwrap();
-        frontdesk::db::workspaces::create(&mut conn, "Nodes", true).unwrap().workspace_id
+        frontdesk::storage::workspaces::create(&mut conn, "Nodes", true).unwrap().workspace_id
     };
     // Fewer threads than the pool has connections, so that every one reaches the barrier.
     const RACERS: usize = 12;
@@ -558,7 +558,7 @@ async fn the_database_itself_refuses_overlapping_rows(backend: Backend) {
     let store =
         tokio::task::spawn_blocking(move || frontdesk::startup::open_database(&settings).unwrap()).await.unwrap();
     let mut conn = store.conn().unwrap();
-    let workspace = frontdesk::db::workspaces::create(&mut conn, "Raw", true).unwrap().workspace_id;
+    let workspace = frontdesk::storage::workspaces::create(&mut conn, "Raw", true).unwrap().workspace_id;
     let doctors = booking::Practice::load(&mut conn, workspace).unwrap().doctors;
     let (doctor, other_doctor) = (doctors[0].id, doctors[1].id);
     let row = |doctor_id: i64, starts_at: i64, occupied_until: i64| rows::NewBooking {
@@ -608,7 +608,7 @@ async fn the_database_itself_refuses_overlapping_rows(backend: Backend) {
     rows::insert(&mut conn, &row(doctor, 1_000, 2_000), 0).expect("a cancelled booking frees its range");
     let revive = format!("UPDATE bookings SET status = 'confirmed' WHERE id = {}", first.id);
     let revived = frontdesk::on_backend!(&mut *conn, c => diesel::RunQueryDsl::execute(diesel::sql_query(&revive), c))
-        .map_err(frontdesk::db::DbError::from)
+        .map_err(frontdesk::storage::DbError::from)
         .unwrap_err();
     assert!(rows::is_overlap_violation(&revived), "{revived}");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use frontdesk::db::{conversations, messages, Db, DbConn};
+use frontdesk::storage::{conversations, messages, Db, DbConn};
 use frontdesk_actors::{NewMessage, Sender, StoreError};
 use serde_json::{json, Value};
 
@@ -81,10 +81,15 @@ async fn conversation(backend: Backend) -> (TestDb, Db, i64, String) {
     tokio::task::spawn_blocking(move || {
         let store = frontdesk::startup::open_database(&settings).unwrap();
         let mut conn = store.conn().unwrap();
-        let workspace = frontdesk::db::workspaces::create(&mut conn, "Writer", false).unwrap().workspace_id;
-        let bot =
-            frontdesk::db::bots::create(&mut conn, workspace, "Main", &frontdesk::db::BotSettings::default(), &[])
-                .unwrap();
+        let workspace = frontdesk::storage::workspaces::create(&mut conn, "Writer", false).unwrap().workspace_id;
+        let bot = frontdesk::storage::bots::create(
+            &mut conn,
+            workspace,
+            "Main",
+            &frontdesk::storage::BotSettings::default(),
+            &[],
+        )
+        .unwrap();
         let row = conversations::create(
             &mut conn,
             conversations::NewConversation {
@@ -95,7 +100,7 @@ async fn conversation(backend: Backend) -> (TestDb, Db, i64, String) {
                 channel: "api",
                 variables: &json!({}),
                 welcome: None,
-                now: frontdesk::db::now_ms(),
+                now: frontdesk::storage::now_ms(),
             },
         )
         .unwrap();
@@ -117,7 +122,7 @@ fn new_message(workspace_id: i64, conversation_id: &str, seq: i64) -> NewMessage
         media: None,
         client_msg_id: None,
         reply_to: None,
-        created_at: frontdesk::db::now_ms(),
+        created_at: frontdesk::storage::now_ms(),
         metadata: None,
         fence: None,
     }
@@ -156,7 +161,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 async fn a_full_writer_queue_refuses_instead_of_growing(backend: Backend) {
     let (_db, store, workspace, conversation) = conversation(backend).await;
     // One thread with room for one message; a sender waits 50 ms for room.
-    let writer = frontdesk::db::MessageWriter::start(store.clone(), 1, 1, Duration::from_millis(50));
+    let writer = frontdesk::storage::MessageWriter::start(store.clone(), 1, 1, Duration::from_millis(50));
     let release = lock_messages(&store);
 
     // The thread takes the first message and waits for the lock; the second fills the queue.

@@ -364,7 +364,7 @@ async fn a_stale_owner_cannot_write_after_another_node_claims_the_conversation()
     // was paused): the database's fencing token moves on.
     let db = app.database();
     let id = conversation.clone();
-    let token = db.run(move |conn| frontdesk::db::conversations::claim(conn, &id)).await.unwrap().unwrap();
+    let token = db.run(move |conn| frontdesk::storage::conversations::claim(conn, &id)).await.unwrap().unwrap();
     assert!(token >= 2, "A's claim was {}", token - 1);
 
     // A still holds the Redis lease and its live session with the old token: that session's
@@ -378,7 +378,7 @@ async fn a_stale_owner_cannot_write_after_another_node_claims_the_conversation()
     let seqs: Vec<i64> = messages.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5], "{messages:?}");
     let id = conversation.clone();
-    let next = db.run(move |conn| frontdesk::db::conversations::claim(conn, &id)).await.unwrap().unwrap();
+    let next = db.run(move |conn| frontdesk::storage::conversations::claim(conn, &id)).await.unwrap().unwrap();
     assert_eq!(next, token + 2, "A's second claim came after the other one");
 }
 

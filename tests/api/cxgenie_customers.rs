@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use diesel::prelude::*;
-use frontdesk::db::customers::{self, CustomerInfo};
-use frontdesk::db::schema::{contacts, conversations, messages};
+use frontdesk::storage::customers::{self, CustomerInfo};
+use frontdesk::storage::schema::{contacts, conversations, messages};
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, status_json, Backend, TestApp};
@@ -442,7 +442,7 @@ async fn cursor_returns_every_customer_once_while_customers_arrive(backend: Back
     let workspace_id = app.a.workspace_id;
     let same_instant: Vec<String> = tokio::task::spawn_blocking(move || {
         let mut conn = database.conn().unwrap();
-        let at = frontdesk::db::now_ms() + 1;
+        let at = frontdesk::storage::now_ms() + 1;
         (0..5)
             .map(|n| {
                 let info = CustomerInfo { name: Some(format!("Twin {n}")), ..CustomerInfo::default() };
@@ -669,7 +669,7 @@ async fn system_message(app: &TestApp, session: &str) {
                     messages::seq.eq(last.unwrap_or(0) + 1),
                     messages::sender.eq("system"),
                     messages::content.eq("The conversation was transferred"),
-                    messages::created_at.eq(frontdesk::db::now_ms()),
+                    messages::created_at.eq(frontdesk::storage::now_ms()),
                 ))
                 .execute(c)
                 .unwrap();

@@ -25,9 +25,9 @@ fn sqlite_connections_are_wal_with_full_sync() {
         synchronous: i64,
     }
     let db_dir = TestDb::new(Backend::Sqlite);
-    let db = frontdesk::db::Db::connect(&db_dir.url, 2).unwrap();
+    let db = frontdesk::storage::Db::connect(&db_dir.url, 2).unwrap();
     let mut conn = db.conn().unwrap();
-    let frontdesk::db::DbConn::Sqlite(c) = &mut *conn else { panic!("a SQLite connection") };
+    let frontdesk::storage::DbConn::Sqlite(c) = &mut *conn else { panic!("a SQLite connection") };
     c.batch_execute("SELECT 1").unwrap();
     let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(c).unwrap();
     let sync: Sync = diesel::sql_query("PRAGMA synchronous").get_result(c).unwrap();

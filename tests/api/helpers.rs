@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use diesel::{Connection, RunQueryDsl};
 use frontdesk::config::{AdmissionArgs, Settings, SettingsArgs};
-use frontdesk::db::workspaces::{self, CreatedWorkspace};
 use frontdesk::startup::{open_database, Application, GracefulShutdown};
+use frontdesk::storage::workspaces::{self, CreatedWorkspace};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -237,8 +237,8 @@ impl TestApp {
     }
 
     /// The server's database, for checks the API cannot make.
-    pub fn database(&self) -> frontdesk::db::Db {
-        frontdesk::db::Db::connect(&self.db().url, 2).expect("test database")
+    pub fn database(&self) -> frontdesk::storage::Db {
+        frontdesk::storage::Db::connect(&self.db().url, 2).expect("test database")
     }
 
     /// The environment that points the real binary (the CLI) at this server's database.

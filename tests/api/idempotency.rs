@@ -111,7 +111,8 @@ async fn racing_retries_of_a_booking_get_one_booking_and_its_response(backend: B
     let taken = json!({"customer_name": "Mia Wong", "date": "2027-04-06", "time": "10:00", "service": "General Consultation", "doctor_id": results[0].1["doctor_id"]});
     let (status, error, _) = post_with_key(&app, &key, "/api/bookings", "book-2", taken).await;
     assert_eq!(status, 409, "{error}");
-    let free = json!({"customer_name": "Mia Wong", "date": "2027-04-06", "time": "11:00", "service": "General Consultation"});
+    let free =
+        json!({"customer_name": "Mia Wong", "date": "2027-04-06", "time": "11:00", "service": "General Consultation"});
     let (status, booked, replayed) = post_with_key(&app, &key, "/api/bookings", "book-2", free).await;
     assert_eq!((status, replayed), (201, false), "{booked}");
 }

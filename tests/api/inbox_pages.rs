@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use frontdesk::db::conversations::{self, NewConversation};
-use frontdesk::db::{bots, messages};
+use frontdesk::storage::conversations::{self, NewConversation};
+use frontdesk::storage::{bots, messages};
 use frontdesk_actors::{NewMessage, Sender};
 use serde_json::json;
 
@@ -27,7 +27,7 @@ async fn five_hundred_conversations_list_in_pages_of_a_hundred(backend: Backend)
         let mut conn = db.conn().expect("connection");
         let bot = bots::get(&mut conn, workspace_id, &bot_public).expect("bot").expect("the workspace's bot");
         let variables = json!({});
-        let base = frontdesk::db::now_ms();
+        let base = frontdesk::storage::now_ms();
         let mut expected = HashMap::new();
         for i in 0..CONVERSATIONS {
             let at = base + i as i64;

@@ -2,8 +2,8 @@
 //! a lapsed claim taken over, a stale claim unable to hand in, and re-learning that replaces a
 //! source's chunks all at once.
 
-use frontdesk::db::knowledge::{self, NewChunk, NewSource};
-use frontdesk::db::{Db, DbConn};
+use frontdesk::storage::knowledge::{self, NewChunk, NewSource};
+use frontdesk::storage::{Db, DbConn};
 
 use crate::helpers::{settings_for, Backend, TestDb};
 use crate::on_both_backends;
@@ -24,7 +24,7 @@ async fn database(backend: Backend) -> (TestDb, Db, i64) {
         tokio::task::spawn_blocking(move || frontdesk::startup::open_database(&settings).unwrap()).await.unwrap();
     let workspace = {
         let mut conn = store.conn().unwrap();
-        frontdesk::db::workspaces::create(&mut conn, "Knowledge", false).unwrap().workspace_id
+        frontdesk::storage::workspaces::create(&mut conn, "Knowledge", false).unwrap().workspace_id
     };
     (db, store, workspace)
 }
@@ -125,13 +125,13 @@ async fn relearning_replaces_the_chunks_at_once(backend: Backend) {
 /// A bot's index follows its sources: learned chunks are found, a deleted source's are not,
 /// another bot's never, and a Q&A pair answers with its own answer.
 async fn the_bot_index_follows_its_sources(backend: Backend) {
-    use frontdesk::knowledge::cache::KnowledgeCache;
+    use frontdesk::domain::knowledge::cache::KnowledgeCache;
     let (_db, store, workspace) = database(backend).await;
     let (bot, other_bot) = {
         let mut conn = store.conn().unwrap();
-        let settings = frontdesk::db::BotSettings::default();
-        let bot = frontdesk::db::bots::create(&mut conn, workspace, "Main", &settings, &[]).unwrap().id;
-        let other = frontdesk::db::bots::create(&mut conn, workspace, "Other", &settings, &[]).unwrap().id;
+        let settings = frontdesk::storage::BotSettings::default();
+        let bot = frontdesk::storage::bots::create(&mut conn, workspace, "Main", &settings, &[]).unwrap().id;
+        let other = frontdesk::storage::bots::create(&mut conn, workspace, "Other", &settings, &[]).unwrap().id;
         (bot, other)
     };
     let learn = |bot_id: i64, text: &str| {
@@ -186,12 +186,14 @@ fn learn_for(store: &Db, workspace: i64, bot_id: i64, text: &str) -> i64 {
 
 fn bot(store: &Db, workspace: i64, name: &str) -> i64 {
     let mut conn = store.conn().unwrap();
-    frontdesk::db::bots::create(&mut conn, workspace, name, &frontdesk::db::BotSettings::default(), &[]).unwrap().id
+    frontdesk::storage::bots::create(&mut conn, workspace, name, &frontdesk::storage::BotSettings::default(), &[])
+        .unwrap()
+        .id
 }
 
 /// Many questions for a bot whose index is not built yet: one build, and all get that index.
 async fn concurrent_questions_build_a_bot_index_once(backend: Backend) {
-    use frontdesk::knowledge::cache::KnowledgeCache;
+    use frontdesk::domain::knowledge::cache::KnowledgeCache;
     let (_db, store, workspace) = database(backend).await;
     let bot = bot(&store, workspace, "Main");
     learn_for(&store, workspace, bot, "Free parking is available behind the clinic on Harbour Street.");
@@ -212,7 +214,7 @@ async fn concurrent_questions_build_a_bot_index_once(backend: Backend) {
 /// With room for two indexes, a third bot's evicts the least recently used one, which is
 /// built again when asked for; an index larger than the memory budget is not kept at all.
 async fn the_index_cache_keeps_the_most_recently_used_within_its_bounds(backend: Backend) {
-    use frontdesk::knowledge::cache::KnowledgeCache;
+    use frontdesk::domain::knowledge::cache::KnowledgeCache;
     let (_db, store, workspace) = database(backend).await;
     let bots: Vec<i64> = ["A", "B", "C"].iter().map(|name| bot(&store, workspace, name)).collect();
     for (bot, text) in bots.iter().zip(["Parking is free.", "Whitening costs 350 dollars.", "We open at 8."]) {

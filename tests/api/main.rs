@@ -29,6 +29,7 @@ mod idempotency;
 mod inbox_pages;
 mod knowledge;
 mod knowledge_queue;
+mod layers;
 mod logs;
 mod model;
 mod model_profiles;

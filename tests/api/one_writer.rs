@@ -107,7 +107,7 @@ async fn a_stale_sessions_brain_cannot_change_the_variables(backend: Backend) {
     // while it was paused): the database's fencing token moves on.
     let db = app.database();
     let id = conversation.clone();
-    db.run(move |conn| frontdesk::db::conversations::claim(conn, &id)).await.unwrap().unwrap();
+    db.run(move |conn| frontdesk::storage::conversations::claim(conn, &id)).await.unwrap().unwrap();
     gate.notify_one();
 
     // The stale session's write is refused and it stops, letting the lease go.

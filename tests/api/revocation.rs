@@ -38,7 +38,7 @@ async fn new_key(app: &TestApp, workspace_id: i64, name: &str) -> (i64, String) 
     let name = name.to_owned();
     let key = tokio::task::spawn_blocking(move || {
         let mut conn = db.conn().unwrap();
-        frontdesk::db::keys::create(&mut conn, workspace_id, &name).unwrap()
+        frontdesk::storage::keys::create(&mut conn, workspace_id, &name).unwrap()
     })
     .await
     .unwrap();

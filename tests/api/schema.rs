@@ -1,4 +1,4 @@
-//! The hand-kept schema (`src/db/schema.rs`) against what each backend's migrations build: every
+//! The hand-kept schema (`src/storage/schema.rs`) against what each backend's migrations build: every
 //! migration runs on a fresh database, which is then read back (SQLite's `pragma_table_info`,
 //! PostgreSQL's `information_schema`) and compared, table by table and column by column (type,
 //! nullability, primary key), with the `diesel::table!` definitions as compiled. Any table or
@@ -10,7 +10,7 @@ use std::path::Path;
 
 use diesel::sql_types::{BigInt, Binary, Bool, Double, Integer, Nullable, Text};
 use diesel::{Column, Expression, QueryDsl, QueryableByName, RunQueryDsl, Table};
-use frontdesk::db::{schema, DbConn};
+use frontdesk::storage::{schema, DbConn};
 
 use crate::helpers::{settings_for, Backend, TestDb};
 use crate::on_both_backends;
@@ -174,7 +174,7 @@ fn parse_select(query: &str) -> (String, Vec<String>) {
 
 /// The tables `schema.rs` declares, read from its text (to check that none is left out above).
 fn tables_in_schema_rs() -> BTreeSet<String> {
-    let text = include_str!("../../src/db/schema.rs");
+    let text = include_str!("../../src/storage/schema.rs");
     let mut tables = BTreeSet::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
@@ -368,7 +368,7 @@ async fn the_migrations_build_exactly_the_schema(backend: Backend) {
     let differences = differences(&declared, &built);
     assert!(
         differences.is_empty(),
-        "src/db/schema.rs and the {backend:?} migrations disagree:\n  {}",
+        "src/storage/schema.rs and the {backend:?} migrations disagree:\n  {}",
         differences.join("\n  ")
     );
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use diesel::RunQueryDsl;
-use frontdesk::db::{Db, DbConn};
+use frontdesk::storage::{Db, DbConn};
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -571,7 +571,7 @@ enum Takes {
     Nothing(&'static str),
 }
 
-/// Every POST, PATCH and PUT route, as registered (placeholders as in `src/http/mod.rs`).
+/// Every POST, PATCH and PUT route, as registered (placeholders as in `src/transport/http/mod.rs`).
 const ROUTES: &[(&str, &str, Takes)] = &[
     ("POST", "/api/external/booking", Takes::Json(r#"{"customer_name":["Ann"]}"#)),
     ("POST", "/chat", Takes::Json(r#"{"message":1,"session_id":"s","admin_id":"a"}"#)),
@@ -648,9 +648,9 @@ const ROUTES: &[(&str, &str, Takes)] = &[
 fn registered_routes() -> BTreeSet<(String, String)> {
     // The route tables, and whether their paths are mounted under `/api` when they do not say so.
     let sources = [
-        (include_str!("../../src/http/mod.rs"), true),
-        (include_str!("../../src/compat/cxgenie_customers.rs"), true),
-        (include_str!("../../src/web/mod.rs"), false),
+        (include_str!("../../src/transport/http/mod.rs"), true),
+        (include_str!("../../src/transport/compat/cxgenie_customers.rs"), true),
+        (include_str!("../../src/transport/web/mod.rs"), false),
     ];
     let mut found = BTreeSet::new();
     for (source, under_api) in sources {

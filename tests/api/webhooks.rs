@@ -496,7 +496,7 @@ async fn two_nodes_on_one_database_send_each_event_once(backend: Backend) {
 
 async fn an_idempotent_create_never_stores_the_secret_in_clear(backend: Backend) {
     use diesel::prelude::*;
-    use frontdesk::db::schema::idempotency_keys;
+    use frontdesk::storage::schema::idempotency_keys;
     let app = webhook_app(backend, 3600).await;
     let create = || {
         app.http
@@ -529,9 +529,9 @@ async fn an_idempotent_create_never_stores_the_secret_in_clear(backend: Backend)
 
 async fn an_event_emitted_in_a_failed_transaction_is_gone_with_it(backend: Backend) {
     use diesel::prelude::*;
-    use frontdesk::db::outbox;
-    use frontdesk::db::schema::{webhook_deliveries, webhook_events};
-    use frontdesk::db::{write_tx, DbError};
+    use frontdesk::storage::outbox;
+    use frontdesk::storage::schema::{webhook_deliveries, webhook_events};
+    use frontdesk::storage::{write_tx, DbError};
     let app = webhook_app(backend, 3600).await;
     subscribe(&app, "https://example.com/in", json!(["*"])).await;
     let workspace = app.a.workspace_id;

@@ -1,0 +1,17 @@
+//! The domain: the rules of a front desk, called by every transport. The chat core
+//! ([`chat::Chat`]) runs conversations through their sessions; bookings, the CRM, knowledge,
+//! hand-off and webhooks each keep their rules in one module.
+
+pub mod admission;
+pub mod booking;
+pub mod chat;
+pub mod conversations;
+pub mod crm;
+pub mod events;
+pub mod handoff;
+pub mod knowledge;
+pub mod presence;
+pub mod rate_limit;
+pub mod replay;
+pub mod store;
+pub mod webhooks;

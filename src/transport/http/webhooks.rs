@@ -1,0 +1,429 @@
+//! `/api/webhooks` (endpoints, secrets, the delivery log, redelivery, replay) and Zapier-style
+//! REST hooks (`/api/hooks/subscribe`, `DELETE /api/hooks/{id}`).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::SecretBox;
+use crate::domain::chat::Chat;
+use crate::domain::webhooks::{signing, validate_events};
+use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
+use crate::net_guard::{self, TargetPolicy};
+use crate::storage::now_ms;
+use crate::storage::webhooks::{self as store, EndpointChanges, EndpointRow, NewEndpoint};
+use crate::transport::http::auth::Caller;
+use crate::transport::http::idempotency;
+
+/// What the webhook routes need beyond the chat core.
+pub struct WebhookAdmin {
+    pub secrets: SecretBox,
+    pub policy: TargetPolicy,
+}
+
+/// The longest rotation overlap accepted (seven days).
+const MAX_OVERLAP_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, Serialize)]
+pub struct EndpointView {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub active: bool,
+    /// Why the endpoint was turned off automatically (410, or failing too long), if it was.
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Shown only when the endpoint is created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl From<EndpointRow> for EndpointView {
+    fn from(row: EndpointRow) -> Self {
+        EndpointView {
+            id: row.id,
+            url: row.url,
+            events: serde_json::from_str(&row.events).unwrap_or_default(),
+            description: row.description,
+            active: row.active,
+            disabled_reason: row.disabled_reason,
+            failing_since: row.failing_since,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            secret: None,
+        }
+    }
+}
+
+fn check_target(url: &str, policy: TargetPolicy) -> Result<(), ApiError> {
+    net_guard::check_url(url, policy).map(|_| ()).map_err(|err| ApiError::bad_request(format!("invalid `url`: {err}")))
+}
+
+fn check_events(events: &[String]) -> Result<(), ApiError> {
+    validate_events(events).map_err(|err| ApiError::unprocessable(format!("invalid `events`: {err}")))
+}
+
+fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.chars().count() > 500 {
+        return Err(ApiError::unprocessable("description must be at most 500 characters"));
+    }
+    Ok(())
+}
+
+async fn endpoint(chat: &Chat, workspace_id: i64, id: i64) -> Result<EndpointRow, ApiError> {
+    chat.db
+        .run(move |conn| store::get(conn, workspace_id, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint not found"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    pub url: String,
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn create_endpoint(
+    chat: &Chat,
+    admin: &WebhookAdmin,
+    workspace_id: i64,
+    body: CreateEndpoint,
+) -> Result<EndpointView, ApiError> {
+    check_target(&body.url, admin.policy.clone())?;
+    check_events(&body.events)?;
+    check_description(&body.description)?;
+    let secret = signing::new_secret();
+    let sealed = admin.secrets.seal(&secret);
+    let row = chat
+        .db
+        .run(move |conn| {
+            let new = NewEndpoint {
+                url: &body.url,
+                events: &body.events,
+                description: &body.description,
+                active: body.active,
+                sealed_secret: &sealed,
+            };
+            store::create(conn, workspace_id, new, now_ms())
+        })
+        .await?;
+    Ok(EndpointView { secret: Some(secret), ..EndpointView::from(row) })
+}
+
+pub async fn create(
+    req: HttpRequest,
+    chat: web::Data<Chat>,
+    admin: web::Data<WebhookAdmin>,
+    caller: Caller,
+    body: JsonBody<CreateEndpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let JsonBody(body, digest) = body;
+    let key = idempotency::key_of(&req)?;
+    // The stored (replayable) response leaves the secret out; it is read back from the
+    // encrypted endpoint row for the first answer and for every replay alike.
+    let created = idempotency::once(&chat, caller.workspace_id, "webhooks", key, &digest, || async {
+        let view = create_endpoint(&chat, &admin, caller.workspace_id, body).await?;
+        Ok((StatusCode::CREATED, EndpointView { secret: None, ..view }))
+    })
+    .await?;
+    let id = created.body["id"].as_i64().ok_or_else(|| ApiError::internal("created endpoint without id"))?;
+    let row = endpoint(&chat, caller.workspace_id, id).await?;
+    let mut answer = created;
+    answer.body["secret"] = serde_json::Value::String(admin.secrets.open(&row.secret).map_err(ApiError::internal)?);
+    Ok(answer.respond())
+}
+
+pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let id = caller.workspace_id;
+    let rows = chat.db.run(move |conn| store::list(conn, id)).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "data": rows.into_iter().map(EndpointView::from).collect::<Vec<_>>() })))
+}
+
+pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(EndpointView::from(endpoint(&chat, caller.workspace_id, *path).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub active: Option<bool>,
+}
+
+pub async fn update(
+    chat: web::Data<Chat>,
+    admin: web::Data<WebhookAdmin>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: JsonBody<UpdateEndpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    if let Some(url) = &body.url {
+        check_target(url, admin.policy.clone())?;
+    }
+    if let Some(events) = &body.events {
+        check_events(events)?;
+    }
+    if let Some(description) = &body.description {
+        check_description(description)?;
+    }
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let changes =
+        EndpointChanges { url: body.url, events: body.events, description: body.description, active: body.active };
+    let row = chat
+        .db
+        .run(move |conn| store::update(conn, workspace_id, id, changes, now_ms()))
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint not found"))?;
+    Ok(HttpResponse::Ok().json(EndpointView::from(row)))
+}
+
+pub async fn delete(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    if !chat.db.run(move |conn| store::delete(conn, workspace_id, id)).await? {
+        return Err(ApiError::not_found("webhook endpoint not found"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize)]
+pub struct SecretView {
+    pub secret: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<i64>,
+}
+
+fn secret_view(admin: &WebhookAdmin, row: &EndpointRow) -> Result<SecretView, ApiError> {
+    let now = now_ms();
+    let previous = match (&row.previous_secret, row.previous_secret_expires_at) {
+        (Some(sealed), Some(until)) if until > now => {
+            Some((admin.secrets.open(sealed).map_err(ApiError::internal)?, until))
+        }
+        _ => None,
+    };
+    Ok(SecretView {
+        secret: admin.secrets.open(&row.secret).map_err(ApiError::internal)?,
+        previous_secret_expires_at: previous.as_ref().map(|(_, until)| *until),
+        previous_secret: previous.map(|(secret, _)| secret),
+    })
+}
+
+/// `POST /api/webhooks/{id}/secret/reveal`: the signing secret (and, during a rotation, the old one).
+pub async fn reveal(
+    chat: web::Data<Chat>,
+    admin: web::Data<WebhookAdmin>,
+    caller: Caller,
+    path: web::Path<i64>,
+    _body: OptionalJsonBody<NoFields>,
+) -> Result<HttpResponse, ApiError> {
+    let row = endpoint(&chat, caller.workspace_id, *path).await?;
+    Ok(HttpResponse::Ok().json(secret_view(&admin, &row)?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotate {
+    /// Seconds the old secret stays valid (and keeps signing); default one day.
+    pub overlap_secs: Option<u64>,
+}
+
+pub async fn rotate(
+    chat: web::Data<Chat>,
+    admin: web::Data<WebhookAdmin>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: OptionalJsonBody<Rotate>,
+) -> Result<HttpResponse, ApiError> {
+    let overlap = body.0.unwrap_or_default().overlap_secs.unwrap_or(24 * 3600);
+    if overlap > MAX_OVERLAP_SECS {
+        return Err(ApiError::unprocessable(format!("overlap_secs must be at most {MAX_OVERLAP_SECS}")));
+    }
+    let secret = signing::new_secret();
+    let sealed = admin.secrets.seal(&secret);
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    let now = now_ms();
+    let until = now + (overlap as i64) * 1000;
+    let row = chat
+        .db
+        .run(move |conn| store::rotate(conn, workspace_id, id, &sealed, until, now))
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint not found"))?;
+    Ok(HttpResponse::Ok().json(secret_view(&admin, &row)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryQuery {
+    /// `pending`, `delivered` or `dead`.
+    pub status: Option<String>,
+    pub event: Option<String>,
+    /// Cursor: deliveries with a smaller id (the log is newest first).
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+pub async fn deliveries(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+    query: QueryParams<DeliveryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.0;
+    if let Some(status) = &query.status {
+        if !["pending", "delivered", "dead"].contains(&status.as_str()) {
+            return Err(ApiError::unprocessable("status must be pending, delivered or dead"));
+        }
+    }
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=chat.limits.max_page_size).contains(&limit) {
+        return Err(ApiError::unprocessable(format!("limit must be between 1 and {}", chat.limits.max_page_size)));
+    }
+    let endpoint = endpoint(&chat, caller.workspace_id, *path).await?;
+    let workspace_id = caller.workspace_id;
+    let page = chat
+        .db
+        .run(move |conn| {
+            store::deliveries(
+                conn,
+                workspace_id,
+                endpoint.id,
+                None,
+                query.status.as_deref(),
+                query.event.as_deref(),
+                query.before,
+                limit,
+            )
+        })
+        .await?;
+    let next_before = (page.len() as i64 == limit).then(|| page.last().map(|d| d.id)).flatten();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": page, "next_before": next_before })))
+}
+
+pub async fn delivery(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (endpoint_id, delivery_id) = path.into_inner();
+    let workspace_id = caller.workspace_id;
+    let found = chat
+        .db
+        .run(move |conn| store::deliveries(conn, workspace_id, endpoint_id, Some(delivery_id), None, None, None, 1))
+        .await?;
+    let delivery = found.into_iter().next().ok_or_else(|| ApiError::not_found("delivery not found"))?;
+    Ok(HttpResponse::Ok().json(delivery))
+}
+
+/// Sending waits for an active endpoint; asking a disabled one to send would be a silent no-op.
+fn require_active(endpoint: &EndpointRow) -> Result<(), ApiError> {
+    if endpoint.active {
+        return Ok(());
+    }
+    Err(ApiError::conflict("the endpoint is disabled: turn it back on (PATCH active: true) first"))
+}
+
+pub async fn redeliver(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<(i64, i64)>,
+    _body: OptionalJsonBody<NoFields>,
+) -> Result<HttpResponse, ApiError> {
+    let (endpoint_id, delivery_id) = path.into_inner();
+    let workspace_id = caller.workspace_id;
+    require_active(&endpoint(&chat, workspace_id, endpoint_id).await?)?;
+    if !chat.db.run(move |conn| store::redeliver(conn, workspace_id, endpoint_id, delivery_id, now_ms())).await? {
+        return Err(ApiError::not_found("delivery not found"));
+    }
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": delivery_id, "status": "pending" })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    /// Milliseconds since the epoch, or an RFC 3339 time.
+    pub since: serde_json::Value,
+}
+
+pub async fn replay(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: JsonBody<Replay>,
+) -> Result<HttpResponse, ApiError> {
+    let since = match &body.0.since {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::bad_request("invalid field `since`: milliseconds since the epoch or an RFC 3339 time"))?;
+    let endpoint = endpoint(&chat, caller.workspace_id, *path).await?;
+    require_active(&endpoint)?;
+    let workspace_id = caller.workspace_id;
+    let queued = chat.db.run(move |conn| store::replay(conn, workspace_id, &endpoint, since, now_ms())).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": queued })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscribe {
+    pub target_url: String,
+    pub event: String,
+}
+
+/// Zapier-style subscribe: one endpoint for one event; answers its id (and its secret).
+pub async fn subscribe(
+    chat: web::Data<Chat>,
+    admin: web::Data<WebhookAdmin>,
+    caller: Caller,
+    body: JsonBody<Subscribe>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    let created = create_endpoint(
+        &chat,
+        &admin,
+        caller.workspace_id,
+        CreateEndpoint { url: body.target_url, events: vec![body.event], description: "zapier".into(), active: true },
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "id": created.id,
+        "target_url": created.url,
+        "event": created.events.first(),
+        "secret": created.secret,
+    })))
+}
+
+/// Zapier-style unsubscribe.
+pub async fn unsubscribe(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (workspace_id, id) = (caller.workspace_id, *path);
+    if !chat.db.run(move |conn| store::delete(conn, workspace_id, id)).await? {
+        return Err(ApiError::not_found("subscription not found"));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "unsubscribed": true })))
+}
