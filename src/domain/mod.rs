@@ -7,6 +7,7 @@ pub mod booking;
 pub mod chat;
 pub mod conversations;
 pub mod crm;
+pub mod directory;
 pub mod events;
 pub mod handoff;
 pub mod knowledge;

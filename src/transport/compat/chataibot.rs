@@ -18,7 +18,6 @@ use serde_json::{json, Map, Value};
 
 use crate::domain::chat::{Chat, Continued, OutsideSession, VisitorInput};
 use crate::error::{ApiError, JsonBody};
-use crate::storage::{bots, workspaces};
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
@@ -155,7 +154,7 @@ pub async fn start(
         variables.insert("conversation".into(), Value::Object(body.variables.conversation.unwrap_or_default()));
         let workspace_id = caller.workspace_id;
         let bot_key = body.bot_key.trim().to_owned();
-        let found = chat.db.run(move |conn| bots::get(conn, workspace_id, &bot_key)).await?;
+        let found = chat.find_bot(workspace_id, &bot_key).await?;
         let bot =
             found.ok_or_else(|| ApiError::not_found(format!("bot_key `{}` names no bot", body.bot_key.trim())))?;
 
@@ -183,7 +182,7 @@ pub async fn start(
             if let Some(message) = first {
                 chat.post(&row.id, message).await?;
             }
-            let account = chat.db.run(move |conn| workspaces::get(conn, workspace_id)).await?.map(|w| w.public_id);
+            let account = chat.workspace_public_id(workspace_id).await?;
             let text = |field: &str| contact.get(field).cloned().unwrap_or(Value::Null);
             let body = json!({
                 "ok": true,

@@ -20,7 +20,6 @@ use crate::domain::booking::BookingView;
 use crate::domain::chat::{Chat, VisitorInput};
 use crate::domain::rate_limit::ChatRateLimiter;
 use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::storage::{conversations, schedule, workspaces};
 use crate::transport::http::bookings::{reserve_once, BookingBody};
 use crate::transport::http::idempotency;
 
@@ -59,11 +58,8 @@ pub async fn chat(
     if admin.is_empty() {
         return Err(ApiError::unprocessable("admin_id must not be empty"));
     }
-    let workspace_id = chat
-        .db
-        .run(move |conn| schedule::workspace_by_public_id(conn, &admin))
-        .await?
-        .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
+    let workspace_id =
+        chat.workspace_by_public_id(&admin).await?.ok_or_else(|| ApiError::not_found("admin_id not found"))?;
     // A web page may chat only from an origin the practice's bots allow.
     crate::transport::http::cors::check_workspace_origin(
         &chat,
@@ -74,7 +70,7 @@ pub async fn chat(
     let address = chat.admission.client_address(&req);
     let verdict = match limiter {
         Some(limiter) => {
-            let quotas = chat.db.run(move |conn| workspaces::quotas(conn, workspace_id)).await?;
+            let quotas = chat.quotas(workspace_id).await?;
             Some(limiter.check(workspace_id, &session_id, address, quotas.chat_rate_limit_per_minute).await)
         }
         None => None,
@@ -99,7 +95,7 @@ pub async fn chat(
     let (question, reply) = chat.ask(&conversation.id, visitor, REPLY_WAIT).await?;
     let question_id = question.id;
     let (id, bot_id) = (conversation.id.clone(), bot.id);
-    let row = chat.db.run(move |conn| conversations::get_for_bot(conn, bot_id, &id)).await?;
+    let row = chat.stored_conversation(bot_id, &id).await?;
     let variables: serde_json::Value = row.and_then(|r| serde_json::from_str(&r.variables).ok()).unwrap_or_default();
     let last = &variables["last_action"];
     let action = if last["reply_to"].as_i64() == Some(question_id) {
@@ -140,18 +136,15 @@ pub async fn public_doctors(
     let admin_id = query.0.admin_id.filter(|id| !id.trim().is_empty()).ok_or_else(|| {
         ApiError::bad_request("missing query parameter `admin_id` (the public id from the embed code)")
     })?;
-    let workspace_id = chat
-        .db
-        .run(move |conn| schedule::workspace_by_public_id(conn, admin_id.trim()))
-        .await?
-        .ok_or_else(|| ApiError::not_found("admin_id not found"))?;
+    let workspace_id =
+        chat.workspace_by_public_id(admin_id.trim()).await?.ok_or_else(|| ApiError::not_found("admin_id not found"))?;
     crate::transport::http::cors::check_workspace_origin(
         &chat,
         workspace_id,
         crate::transport::http::cors::origin(&req),
     )
     .await?;
-    let doctors = chat.db.run(move |conn| schedule::doctors(conn, workspace_id, true)).await?;
+    let doctors = chat.doctors(workspace_id, true).await?;
     let public: Vec<PublicDoctor> = doctors
         .into_iter()
         .map(|d| PublicDoctor {
@@ -176,11 +169,8 @@ pub async fn external_booking(
     let key = body.api_key.clone().filter(|k| !k.trim().is_empty()).ok_or_else(|| {
         ApiError::unauthorized("missing `api_key`: send the workspace's external API key in the body")
     })?;
-    let workspace_id = chat
-        .db
-        .run(move |conn| workspaces::by_external_key(conn, key.trim()))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid api_key"))?;
+    let workspace_id =
+        chat.workspace_by_external_key(key.trim()).await?.ok_or_else(|| ApiError::unauthorized("invalid api_key"))?;
     chat.admission.external_key(workspace_id).await?;
     let request = body.request("external")?;
     let idem = idempotency::key_of(&req)?;

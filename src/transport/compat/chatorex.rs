@@ -13,9 +13,9 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::chat::Chat;
+use crate::domain::directory::{BotChanges, SourceRow};
 use crate::domain::knowledge::{Knowledge, SourceInput};
 use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::storage::knowledge::SourceRow;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::knowledge::{receive_files, views, UploadPolicy};
 use crate::transport::web::widget_config::{ChatorexSettings, WidgetPatch};
@@ -194,14 +194,10 @@ pub async fn update_widget_settings(
     let bot = chat.workspace_bot(caller.workspace_id, wanted).await?;
     let settings = patch.apply(bot.settings())?;
     let workspace_id = caller.workspace_id;
-    let public_id = bot.public_id.clone();
+    let changes = BotChanges { settings: Some(settings), ..BotChanges::default() };
     let row = chat
-        .db
-        .run(move |conn| {
-            crate::storage::bots::update(conn, workspace_id, &public_id, None, Some(&settings), None, None)
-        })
+        .update_bot(workspace_id, &bot.public_id, changes)
         .await?
         .ok_or_else(|| ApiError::not_found("bot not found"))?;
-    chat.bots.invalidate(row.id);
     Ok(HttpResponse::Ok().json(ChatorexSettings::of(&row)))
 }

@@ -179,8 +179,8 @@ pub async fn widget_config(
 ) -> Result<HttpResponse, ApiError> {
     let bot = chat.workspace_bot(caller.workspace_id, query.0.widget_id).await?;
     let workspace_id = caller.workspace_id;
-    let online = chat.db.run(move |conn| crate::storage::agents::online(conn, workspace_id)).await?;
-    let config = crate::transport::web::widget_config::PublicConfig::new(&bot, !online.is_empty(), &chat.limits);
+    let online = chat.anyone_online(workspace_id).await?;
+    let config = crate::transport::web::widget_config::PublicConfig::new(&bot, online, &chat.limits);
     let mut body = serde_json::to_value(config).map_err(ApiError::internal)?;
     body["widgetId"] = serde_json::json!(bot.public_id);
     body["active"] = serde_json::json!(bot.active);

@@ -13,10 +13,9 @@ use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::chat::Chat;
+use crate::domain::directory::SourceRow;
 use crate::domain::knowledge::{Knowledge, SourceInput};
 use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::storage::knowledge::SourceRow;
-use crate::storage::uploads;
 use crate::transport::http::auth::workspace_of_token;
 use crate::transport::http::knowledge::{receive_files, UploadPolicy, UploadView};
 
@@ -76,7 +75,7 @@ async fn record(chat: &Chat, row: SourceRow, kind: DataType, bot_public_id: Stri
     let upload = match row.upload_id.clone() {
         Some(id) => {
             let workspace_id = row.workspace_id;
-            chat.db.run(move |conn| uploads::get(conn, workspace_id, &id)).await?
+            chat.upload(workspace_id, &id).await?
         }
         None => None,
     };

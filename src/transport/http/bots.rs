@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::brain::model::check_bot_model;
 use crate::config::ModelDefaults;
 use crate::domain::chat::Chat;
+use crate::domain::directory::BotChanges;
 use crate::error::{ApiError, JsonBody};
 use crate::storage::bots::{self, BotRow, BotSettings};
 use crate::storage::workspaces;
@@ -124,22 +125,13 @@ pub async fn update(
     }
     let id = caller.workspace_id;
     let public_id = path.into_inner();
-    let row = chat
-        .db
-        .run(move |conn| {
-            bots::update(
-                conn,
-                id,
-                &public_id,
-                body.name.as_deref().map(str::trim),
-                body.settings.as_ref(),
-                body.allowed_origins.as_deref(),
-                body.active,
-            )
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("bot not found"))?;
-    chat.bots.invalidate(row.id);
+    let changes = BotChanges {
+        name: body.name.as_deref().map(str::trim).map(str::to_owned),
+        settings: body.settings,
+        allowed_origins: body.allowed_origins,
+        active: body.active,
+    };
+    let row = chat.update_bot(id, &public_id, changes).await?.ok_or_else(|| ApiError::not_found("bot not found"))?;
     Ok(HttpResponse::Ok().json(BotView::from(row)))
 }
 

@@ -1,0 +1,103 @@
+//! What the transports look up or change about a workspace's setup (its bots, doctors,
+//! agents, keys and uploads), as the chat core's methods, so that a transport asks the domain
+//! and never a repository. A change that caches must forget (a bot's settings) forgets here.
+
+pub use crate::storage::bots::{BotRow, BotSettings};
+pub use crate::storage::conversations::ConversationRow;
+pub use crate::storage::knowledge::SourceRow;
+pub use crate::storage::schedule::DoctorRow;
+pub use crate::storage::uploads::UploadRow;
+pub use crate::storage::workspaces::Quotas;
+
+use super::chat::Chat;
+use crate::error::ApiError;
+use crate::storage::{agents, bots, conversations, schedule, uploads, workspaces};
+
+/// A change to a bot: only what is `Some` changes.
+#[derive(Debug, Default)]
+pub struct BotChanges {
+    pub name: Option<String>,
+    pub settings: Option<BotSettings>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub active: Option<bool>,
+}
+
+impl Chat {
+    /// The workspace's bot with this public id, if it has one.
+    pub async fn find_bot(&self, workspace_id: i64, public_id: &str) -> Result<Option<BotRow>, ApiError> {
+        let public_id = public_id.to_owned();
+        Ok(self.db.run(move |conn| bots::get(conn, workspace_id, &public_id)).await?)
+    }
+
+    /// Changes a bot and forgets its cached settings; `None` when the workspace has no such bot.
+    pub async fn update_bot(
+        &self,
+        workspace_id: i64,
+        public_id: &str,
+        changes: BotChanges,
+    ) -> Result<Option<BotRow>, ApiError> {
+        let public_id = public_id.to_owned();
+        let row = self
+            .db
+            .run(move |conn| {
+                bots::update(
+                    conn,
+                    workspace_id,
+                    &public_id,
+                    changes.name.as_deref(),
+                    changes.settings.as_ref(),
+                    changes.allowed_origins.as_deref(),
+                    changes.active,
+                )
+            })
+            .await?;
+        if let Some(row) = &row {
+            self.bots.invalidate(row.id);
+        }
+        Ok(row)
+    }
+
+    /// The workspace's public id (the account id integrators see).
+    pub async fn workspace_public_id(&self, workspace_id: i64) -> Result<Option<String>, ApiError> {
+        Ok(self.db.run(move |conn| workspaces::get(conn, workspace_id)).await?.map(|w| w.public_id))
+    }
+
+    /// The workspace a public id (the embed code's `admin_id`) names.
+    pub async fn workspace_by_public_id(&self, public_id: &str) -> Result<Option<i64>, ApiError> {
+        let public_id = public_id.to_owned();
+        Ok(self.db.run(move |conn| schedule::workspace_by_public_id(conn, &public_id)).await?)
+    }
+
+    /// The workspace an external API key (ChatGenius's body `api_key`) authenticates.
+    pub async fn workspace_by_external_key(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        let key = key.to_owned();
+        Ok(self.db.run(move |conn| workspaces::by_external_key(conn, &key)).await?)
+    }
+
+    /// The workspace's own quotas.
+    pub async fn quotas(&self, workspace_id: i64) -> Result<Quotas, ApiError> {
+        Ok(self.db.run(move |conn| workspaces::quotas(conn, workspace_id)).await?)
+    }
+
+    /// The workspace's doctors (only the active ones when `only_active`).
+    pub async fn doctors(&self, workspace_id: i64, only_active: bool) -> Result<Vec<DoctorRow>, ApiError> {
+        Ok(self.db.run(move |conn| schedule::doctors(conn, workspace_id, only_active)).await?)
+    }
+
+    /// Whether an agent of the workspace is online now.
+    pub async fn anyone_online(&self, workspace_id: i64) -> Result<bool, ApiError> {
+        Ok(!self.db.run(move |conn| agents::online(conn, workspace_id)).await?.is_empty())
+    }
+
+    /// The bot's conversation with this id, as stored now (its variables included).
+    pub async fn stored_conversation(&self, bot_id: i64, id: &str) -> Result<Option<ConversationRow>, ApiError> {
+        let id = id.to_owned();
+        Ok(self.db.run(move |conn| conversations::get_for_bot(conn, bot_id, &id)).await?)
+    }
+
+    /// The workspace's upload with this id.
+    pub async fn upload(&self, workspace_id: i64, id: &str) -> Result<Option<UploadRow>, ApiError> {
+        let id = id.to_owned();
+        Ok(self.db.run(move |conn| uploads::get(conn, workspace_id, &id)).await?)
+    }
+}
