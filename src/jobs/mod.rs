@@ -22,6 +22,9 @@ use tokio::sync::Notify;
 
 use crate::cluster::redis::Redis;
 
+/// The longest pause after failures in a row, unless a job says otherwise.
+const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// What a round did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Round {
@@ -70,9 +73,10 @@ pub struct Lead {
 }
 
 impl Schedule {
-    /// Rounds at `every`, woken by nothing else.
+    /// Rounds at `every`, woken by nothing else; after failures, rounds pause up to 30 s (a
+    /// database back from an outage is worked on again within that).
     pub fn every(every: Duration) -> Self {
-        Self { every, wake: None, max_backoff: Duration::from_secs(300), lead: None }
+        Self { every, wake: None, max_backoff: DEFAULT_MAX_BACKOFF, lead: None }
     }
 
     /// Also woken by `wake`.
