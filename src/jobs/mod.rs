@@ -289,8 +289,9 @@ mod tests {
             lead: None,
         };
         let _runner = JobRunner::shared(job.clone(), schedule).start();
-        done.notified().await;
-        assert_eq!(job.calls.load(Ordering::SeqCst), 5, "two failures, then three rounds of work");
+        tokio::time::timeout(Duration::from_secs(10), done.notified()).await.expect("the queue drains");
+        // Two failures, then three rounds of work (the period may add an idle round after).
+        assert!(job.calls.load(Ordering::SeqCst) >= 5);
         let stats = stats().into_iter().find(|(name, _)| *name == "test_countdown").expect("registered").1;
         assert_eq!(stats.failures.load(Ordering::Relaxed), 2);
         // The last round's depth and health are recorded once its future ends.
