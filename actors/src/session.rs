@@ -82,7 +82,7 @@ pub enum SessionError {
 }
 
 /// A visitor's message, as every transport hands it to the session.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Posted, SessionError>")]
 pub struct VisitorMessage {
     /// The client's id for this message: resending it never creates a second message.
@@ -104,19 +104,19 @@ pub struct Posted {
 }
 
 /// The visitor started or stopped typing.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct VisitorTyping {
     pub on: bool,
 }
 
 /// Close the conversation: no message is taken after it.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct CloseConversation;
 
 /// Put the conversation in the queue for a person (idempotent while it waits there).
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct RequestHandoff {
     pub actor: ChangedBy,
@@ -124,7 +124,7 @@ pub struct RequestHandoff {
 }
 
 /// An agent takes the conversation over from the bot or the queue; the bot falls silent at once.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct TakeOver {
     pub agent: AgentRef,
@@ -132,7 +132,7 @@ pub struct TakeOver {
 }
 
 /// The conversation goes back to the bot, from an agent or the queue.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct HandBack {
     /// The agent handing back, when one does.
@@ -144,7 +144,7 @@ pub struct HandBack {
 }
 
 /// A message from the agent who owns the conversation.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(StoredMessage, bool), SessionError>")]
 pub struct AgentMessage {
     pub agent: AgentRef,
@@ -154,7 +154,7 @@ pub struct AgentMessage {
 }
 
 /// The owning agent started or stopped typing.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct AgentTyping {
     pub agent: AgentRef,
@@ -162,7 +162,7 @@ pub struct AgentTyping {
 }
 
 /// `reader` (the visitor, or an agent) has read up to `seq`.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<i64, SessionError>")]
 pub struct MarkRead {
     pub reader: Sender,
@@ -171,7 +171,7 @@ pub struct MarkRead {
 
 /// Merge a patch into the conversation's variables (the API's and agents' edits); answers the
 /// variables as they now stand.
-#[derive(Debug, Clone, Message, Serialize, Deserialize)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<serde_json::Value, SessionError>")]
 pub struct UpdateVariables {
     pub patch: serde_json::Value,

@@ -599,10 +599,11 @@ async fn await_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use frontdesk_actors::{
-        AgentMessage, AgentRef, AgentTyping, ChangedBy, CloseConversation, HandBack, MarkRead, RequestHandoff,
-        TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
+    use crate::domain::conversations::{
+        AgentMessage, AgentTyping, CloseConversation, HandBack, MarkRead, RequestHandoff, TakeOver, UpdateVariables,
+        VisitorMessage, VisitorTyping,
     };
+    use frontdesk_actors::{AgentRef, ChangedBy};
 
     fn stored(id: i64, seq: i64, sender: Sender) -> StoredMessage {
         StoredMessage {
@@ -639,10 +640,9 @@ mod tests {
         assert!(matches!(read_envelope(old), Ok(Envelope::Request { v: 1, id: 1, .. })), "{:?}", read_envelope(old));
     }
 
-    #[test]
-    fn every_command_crosses_between_nodes_unchanged() {
+    fn every_command() -> Vec<Command> {
         let agent = AgentRef { id: 7, name: "Dana".into() };
-        let commands = vec![
+        vec![
             Command::Visitor(VisitorMessage {
                 client_msg_id: "m1".into(),
                 text: "hi".into(),
@@ -668,14 +668,28 @@ mod tests {
             Command::AgentTyping(AgentTyping { agent, on: false }),
             Command::MarkRead(MarkRead { reader: Sender::Visitor, seq: 9 }),
             Command::UpdateVariables(UpdateVariables { patch: serde_json::json!({"contact": {"name": "Ana"}}) }),
-        ];
-        for command in commands {
+        ]
+    }
+
+    #[test]
+    fn every_command_crosses_between_nodes_unchanged() {
+        for command in every_command() {
             let request =
                 Envelope::Request { v: NODE_PROTOCOL, id: 3, from: "n1".into(), conversation_id: "c".into(), command };
             let text = serde_json::to_string(&request).unwrap();
             let back: Envelope = serde_json::from_str(&text).unwrap();
             assert_eq!(format!("{back:?}"), format!("{request:?}"), "{text}");
         }
+    }
+
+    /// What nodes say to each other is a contract between versions of frontdesk (a rolling
+    /// upgrade runs two at once): a change to it must be deliberate, with `NODE_PROTOCOL` raised
+    /// when an older node could not read it.
+    #[test]
+    fn the_wire_form_of_every_command_is_pinned() {
+        let wire: Vec<serde_json::Value> =
+            every_command().into_iter().map(|command| serde_json::to_value(command).unwrap()).collect();
+        insta::assert_json_snapshot!("node_commands", wire);
     }
 
     #[test]

@@ -7,10 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use frontdesk_actors::{
-    AgentMessage, AgentRef, AgentTyping, ChangedBy, CloseConversation, EventBus, HandBack, MarkRead, Posted,
-    RequestHandoff, Sender, StoredMessage, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
-};
+use frontdesk_actors::{AgentRef, ChangedBy, EventBus, Posted, Sender, StoredMessage};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::brain::flows::FlowCatalog;
@@ -18,7 +15,10 @@ use crate::brain::tools::Tools;
 use crate::brain::BotSettingsCache;
 use crate::config::Limits;
 use crate::domain::booking::desk::BookingDesk;
-use crate::domain::conversations::{Command, Conversations};
+use crate::domain::conversations::{
+    AgentMessage, AgentTyping, CloseConversation, Command, Conversations, HandBack, MarkRead, RequestHandoff, TakeOver,
+    UpdateVariables, VisitorMessage, VisitorTyping,
+};
 use crate::error::ApiError;
 use crate::storage::bots::BotRow;
 use crate::storage::conversations::{self, ConversationRow, ConversationView, NewConversation};

@@ -11,17 +11,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use frontdesk_actors::{
-    AgentMessage, AgentTyping, CloseConversation, EventBus, HandBack, MarkRead, Posted, RequestHandoff, SessionError,
-    SessionRegistry, StoredMessage, TakeOver, UpdateVariables, VisitorMessage, VisitorTyping,
-};
+use frontdesk_actors as session;
+use frontdesk_actors::{AgentRef, ChangedBy, EventBus, Posted, Sender, SessionError, SessionRegistry, StoredMessage};
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::ownership::{Owners, OwnershipStats};
 use crate::cluster::redis::Redis;
 use crate::storage::Db;
 
-/// Something to do in a conversation, as one node asks another.
+/// Something to do in a conversation, wherever it lives. It is also what one node asks another
+/// (inside [`crate::cluster::ownership`]'s versioned envelope): its bodies are this module's own
+/// types, not the session actor's messages, so that changing an actor message cannot change
+/// what nodes say to each other (the wire form of every command is pinned by a snapshot test).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "body", rename_all = "snake_case")]
 pub enum Command {
@@ -35,6 +36,139 @@ pub enum Command {
     AgentTyping(AgentTyping),
     MarkRead(MarkRead),
     UpdateVariables(UpdateVariables),
+}
+
+/// A visitor's message: the client's id for it (resending it never makes a second message),
+/// its words, attachments, and context for answering this one message only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VisitorMessage {
+    pub client_msg_id: String,
+    pub text: String,
+    pub media: Option<serde_json::Value>,
+    pub context: Option<serde_json::Value>,
+}
+
+/// The visitor started or stopped typing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VisitorTyping {
+    pub on: bool,
+}
+
+/// Close the conversation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloseConversation;
+
+/// Queue the conversation for a person.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestHandoff {
+    pub actor: ChangedBy,
+    pub reason: Option<String>,
+}
+
+/// An agent takes the conversation over.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TakeOver {
+    pub agent: AgentRef,
+    pub actor: ChangedBy,
+}
+
+/// The conversation goes back to the bot (only if the owning agent has been silent since
+/// before `silent_before`, when it is given).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HandBack {
+    pub agent: Option<AgentRef>,
+    pub actor: ChangedBy,
+    pub reason: Option<String>,
+    pub silent_before: Option<i64>,
+}
+
+/// A message from the owning agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentMessage {
+    pub agent: AgentRef,
+    pub client_msg_id: String,
+    pub text: String,
+    pub media: Option<serde_json::Value>,
+}
+
+/// The owning agent started or stopped typing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentTyping {
+    pub agent: AgentRef,
+    pub on: bool,
+}
+
+/// `reader` has read up to `seq`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MarkRead {
+    pub reader: Sender,
+    pub seq: i64,
+}
+
+/// A patch merged into the conversation's variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateVariables {
+    pub patch: serde_json::Value,
+}
+
+impl From<VisitorMessage> for session::VisitorMessage {
+    fn from(m: VisitorMessage) -> Self {
+        session::VisitorMessage { client_msg_id: m.client_msg_id, text: m.text, media: m.media, context: m.context }
+    }
+}
+
+impl From<VisitorTyping> for session::VisitorTyping {
+    fn from(m: VisitorTyping) -> Self {
+        session::VisitorTyping { on: m.on }
+    }
+}
+
+impl From<CloseConversation> for session::CloseConversation {
+    fn from(_: CloseConversation) -> Self {
+        session::CloseConversation
+    }
+}
+
+impl From<RequestHandoff> for session::RequestHandoff {
+    fn from(m: RequestHandoff) -> Self {
+        session::RequestHandoff { actor: m.actor, reason: m.reason }
+    }
+}
+
+impl From<TakeOver> for session::TakeOver {
+    fn from(m: TakeOver) -> Self {
+        session::TakeOver { agent: m.agent, actor: m.actor }
+    }
+}
+
+impl From<HandBack> for session::HandBack {
+    fn from(m: HandBack) -> Self {
+        session::HandBack { agent: m.agent, actor: m.actor, reason: m.reason, silent_before: m.silent_before }
+    }
+}
+
+impl From<AgentMessage> for session::AgentMessage {
+    fn from(m: AgentMessage) -> Self {
+        session::AgentMessage { agent: m.agent, client_msg_id: m.client_msg_id, text: m.text, media: m.media }
+    }
+}
+
+impl From<AgentTyping> for session::AgentTyping {
+    fn from(m: AgentTyping) -> Self {
+        session::AgentTyping { agent: m.agent, on: m.on }
+    }
+}
+
+impl From<MarkRead> for session::MarkRead {
+    fn from(m: MarkRead) -> Self {
+        session::MarkRead { reader: m.reader, seq: m.seq }
+    }
+}
+
+impl From<UpdateVariables> for session::UpdateVariables {
+    fn from(m: UpdateVariables) -> Self {
+        session::UpdateVariables { patch: m.patch }
+    }
 }
 
 /// What a command did.
@@ -166,19 +300,35 @@ pub(crate) async fn run_local(
     command: Command,
 ) -> Result<Outcome, SessionError> {
     let id = conversation_id;
+    type Visitor = session::VisitorMessage;
+    type Agent = session::AgentMessage;
+    type Read = session::MarkRead;
+    type Variables = session::UpdateVariables;
+    type VisitorTypes = session::VisitorTyping;
+    type Close = session::CloseConversation;
+    type Take = session::TakeOver;
+    type Back = session::HandBack;
+    type Handoff = session::RequestHandoff;
+    type AgentTypes = session::AgentTyping;
     Ok(match command {
-        Command::Visitor(m) => Outcome::Posted(registry.send_fenced(id, fence, m).await?),
+        Command::Visitor(m) => Outcome::Posted(registry.send_fenced(id, fence, Visitor::from(m)).await?),
         Command::Agent(m) => {
-            let (message, duplicate) = registry.send_fenced(id, fence, m).await?;
+            let (message, duplicate) = registry.send_fenced(id, fence, Agent::from(m)).await?;
             Outcome::AgentMessage(message, duplicate)
         }
-        Command::MarkRead(m) => Outcome::Read(registry.send_fenced(id, fence, m).await?),
-        Command::UpdateVariables(m) => Outcome::Variables(registry.send_fenced(id, fence, m).await?),
-        Command::VisitorTyping(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::Close(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::TakeOver(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::HandBack(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::RequestHandoff(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
-        Command::AgentTyping(m) => registry.send_fenced(id, fence, m).await.map(|()| Outcome::Done)?,
+        Command::MarkRead(m) => Outcome::Read(registry.send_fenced(id, fence, Read::from(m)).await?),
+        Command::UpdateVariables(m) => Outcome::Variables(registry.send_fenced(id, fence, Variables::from(m)).await?),
+        Command::VisitorTyping(m) => {
+            registry.send_fenced(id, fence, VisitorTypes::from(m)).await.map(|()| Outcome::Done)?
+        }
+        Command::Close(m) => registry.send_fenced(id, fence, Close::from(m)).await.map(|()| Outcome::Done)?,
+        Command::TakeOver(m) => registry.send_fenced(id, fence, Take::from(m)).await.map(|()| Outcome::Done)?,
+        Command::HandBack(m) => registry.send_fenced(id, fence, Back::from(m)).await.map(|()| Outcome::Done)?,
+        Command::RequestHandoff(m) => {
+            registry.send_fenced(id, fence, Handoff::from(m)).await.map(|()| Outcome::Done)?
+        }
+        Command::AgentTyping(m) => {
+            registry.send_fenced(id, fence, AgentTypes::from(m)).await.map(|()| Outcome::Done)?
+        }
     })
 }

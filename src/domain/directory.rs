@@ -2,16 +2,22 @@
 //! agents, keys and uploads), as the chat core's methods, so that a transport asks the domain
 //! and never a repository. A change that caches must forget (a bot's settings) forgets here.
 
-pub use crate::storage::bots::{BotRow, BotSettings};
+pub use crate::storage::agents::AgentRow;
+pub use crate::storage::bots::{BotRow, BotSettings, LeadCapture, LeadField, WidgetSettings};
 pub use crate::storage::conversations::ConversationRow;
 pub use crate::storage::knowledge::SourceRow;
 pub use crate::storage::schedule::DoctorRow;
 pub use crate::storage::uploads::UploadRow;
-pub use crate::storage::workspaces::Quotas;
+pub use crate::storage::usage::MonthUsage;
+pub use crate::storage::workspaces::{Quotas, WorkspaceRow};
+
+use actix_web::http::StatusCode;
+use serde::Serialize;
 
 use super::chat::Chat;
+use super::idempotency::{self, Created, Idempotent};
 use crate::error::ApiError;
-use crate::storage::{agents, bots, conversations, schedule, uploads, workspaces};
+use crate::storage::{agents, bots, conversations, now_ms, schedule, uploads, usage, workspaces};
 
 /// A change to a bot: only what is `Some` changes.
 #[derive(Debug, Default)]
@@ -95,9 +101,62 @@ impl Chat {
         Ok(self.db.run(move |conn| conversations::get_for_bot(conn, bot_id, &id)).await?)
     }
 
+    /// The workspace's agent with this id.
+    pub async fn agent(&self, workspace_id: i64, id: i64) -> Result<Option<AgentRow>, ApiError> {
+        Ok(self.db.run(move |conn| agents::get(conn, workspace_id, id)).await?)
+    }
+
+    /// The demo workspace's bot (its public id), made on a first start with `FRONTDESK_DEMO`.
+    pub async fn demo_bot(&self) -> Result<Option<String>, ApiError> {
+        Ok(self.db.run(workspaces::demo_bot).await?)
+    }
+
     /// The workspace's upload with this id.
     pub async fn upload(&self, workspace_id: i64, id: &str) -> Result<Option<UploadRow>, ApiError> {
         let id = id.to_owned();
         Ok(self.db.run(move |conn| uploads::get(conn, workspace_id, &id)).await?)
     }
+
+    /// The workspace with its own quotas.
+    pub async fn workspace(&self, workspace_id: i64) -> Result<(WorkspaceRow, Quotas), ApiError> {
+        let (row, quotas) = self
+            .db
+            .run(move |conn| Ok((workspaces::get(conn, workspace_id)?, workspaces::quotas(conn, workspace_id)?)))
+            .await?;
+        Ok((row.ok_or_else(|| ApiError::not_found("workspace not found"))?, quotas))
+    }
+
+    /// The workspace's bots.
+    pub async fn bots(&self, workspace_id: i64) -> Result<Vec<BotRow>, ApiError> {
+        Ok(self.db.run(move |conn| bots::list(conn, workspace_id)).await?)
+    }
+
+    /// Creates a bot once per idempotency key; `view` is the answer stored for a retry.
+    pub async fn create_bot<V: Serialize + Send + 'static>(
+        &self,
+        workspace_id: i64,
+        bot: NewBot,
+        request: Idempotent,
+        view: fn(BotRow) -> V,
+    ) -> Result<Created, ApiError> {
+        idempotency::create_once(&self.db, workspace_id, "bots", request, move |conn| {
+            let row = bots::create(conn, workspace_id, bot.name.trim(), &bot.settings, &bot.allowed_origins)?;
+            Ok((StatusCode::CREATED, view(row)))
+        })
+        .await
+    }
+
+    /// The workspace's model usage in `month` (`YYYY-MM`, UTC; this month when `None`).
+    pub async fn usage(&self, workspace_id: i64, month: Option<String>) -> Result<MonthUsage, ApiError> {
+        let month = month.unwrap_or_else(|| usage::month_of(now_ms()));
+        Ok(self.db.run(move |conn| usage::get(conn, workspace_id, &month)).await?)
+    }
+}
+
+/// A bot to create.
+#[derive(Debug)]
+pub struct NewBot {
+    pub name: String,
+    pub settings: BotSettings,
+    pub allowed_origins: Vec<String>,
 }

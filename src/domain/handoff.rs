@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
-use frontdesk_actors::{ChangedBy, HandBack, TakeOver};
+use frontdesk_actors::ChangedBy;
 use futures::future::LocalBoxFuture;
 
 use crate::cluster::redis::Redis;
 use crate::domain::chat::Chat;
-use crate::domain::conversations::Command;
+use crate::domain::conversations::{Command, HandBack, TakeOver};
 use crate::jobs::{BackgroundJob, JobRunner, Round, Schedule};
 use crate::storage::{agents, conversations, now_ms};
 

@@ -13,7 +13,7 @@
 //! a revoked credential gets 401 on its next request on any node. The registry holds one entry
 //! per open connection, so it is bounded by the server's connection limits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -22,14 +22,13 @@ use tokio::sync::oneshot;
 
 use crate::cluster::control::{Control, ControlBus, Revoked};
 use crate::cluster::redis::Redis;
-use crate::storage::{agents, keys, Db};
+use crate::domain::access::{self, StillActive};
+use crate::storage::Db;
 
 /// WebSocket close code of a connection whose credential was revoked (application range).
 pub const CLOSE_CODE: u16 = 4001;
 /// The reason sent with it.
 pub const CLOSE_REASON: &str = "credential revoked";
-/// Ids per query of the periodic check.
-const CHECK_CHUNK: usize = 500;
 
 /// What authenticated a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -237,7 +236,7 @@ impl Revocations {
     }
 
     /// Checks every watched credential against the database, in one query per kind and
-    /// [`CHECK_CHUNK`] ids, and ends the connections of those that no longer authenticate.
+    /// chunk of ids, and ends the connections of those that no longer authenticate.
     pub async fn check(&self, db: &Db) -> Result<usize, crate::storage::DbError> {
         let (key_ids, agent_ids, session_ids): (Vec<i64>, Vec<i64>, Vec<i64>) = {
             let watchers = self.lock();
@@ -262,23 +261,8 @@ impl Revocations {
             .chain(agent_ids.iter().map(|id| Credential::Agent(*id)))
             .chain(session_ids.iter().map(|id| Credential::Session(*id)))
             .collect();
-        let (active_keys, agent_tokens, active_sessions) = db
-            .run(move |conn| {
-                let mut active = HashSet::new();
-                for chunk in key_ids.chunks(CHECK_CHUNK) {
-                    active.extend(keys::active_among(conn, chunk)?);
-                }
-                let mut tokens = HashMap::new();
-                for chunk in agent_ids.chunks(CHECK_CHUNK) {
-                    tokens.extend(agents::token_hashes(conn, chunk)?);
-                }
-                let mut sessions = HashSet::new();
-                for chunk in session_ids.chunks(CHECK_CHUNK) {
-                    sessions.extend(crate::storage::sessions::active_among(conn, chunk, crate::storage::now_ms())?);
-                }
-                Ok((active, tokens, sessions))
-            })
-            .await?;
+        let StillActive { keys: active_keys, agent_tokens, sessions: active_sessions } =
+            access::still_active(db, key_ids, agent_ids, session_ids).await?;
         // Only what was read: connections opened since are checked next time.
         let mut closed = 0;
         for credential in checked {

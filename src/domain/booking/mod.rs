@@ -810,6 +810,25 @@ pub fn finish(
     })
 }
 
+/// How a booking's refusal reads over the API: bad input 400, a broken rule 422, a taken time
+/// 409 with alternatives, an unknown booking 404.
+impl From<BookingError> for crate::error::ApiError {
+    fn from(err: BookingError) -> Self {
+        match err {
+            BookingError::Invalid(message) => crate::error::ApiError::bad_request(message),
+            BookingError::Unprocessable(message) => crate::error::ApiError::unprocessable(message),
+            BookingError::Conflict { message, alternatives } => crate::error::ApiError::conflict(message)
+                .with("alternatives", serde_json::to_value(alternatives).unwrap_or_default()),
+            BookingError::State(message) => crate::error::ApiError::conflict(message),
+            BookingError::BeyondHorizon { field, .. } => {
+                crate::error::ApiError::unprocessable(err.to_string()).with("field", serde_json::Value::from(field))
+            }
+            BookingError::NotFound => crate::error::ApiError::not_found("booking not found"),
+            BookingError::Db(err) => err.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod fetch;
 pub mod files;
 pub mod index;
 pub mod learn;
+pub mod library;
 
 use std::sync::Arc;
 

@@ -3,6 +3,7 @@
 //! dead-letters and logs.
 
 pub mod dispatcher;
+pub mod endpoints;
 pub mod signing;
 
 /// Every event a webhook endpoint can subscribe to (`*` subscribes to all).

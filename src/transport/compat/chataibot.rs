@@ -159,7 +159,7 @@ pub async fn start(
             found.ok_or_else(|| ApiError::not_found(format!("bot_key `{}` names no bot", body.bot_key.trim())))?;
 
         let key = idempotency::key_of(&req)?;
-        let created = idempotency::once(&chat, workspace_id, "chataibot-conversations", key, &digest, || async {
+        let created = idempotency::once(&chat.db, workspace_id, "chataibot-conversations", key, &digest, || async {
             let prefix = format!("chataibot:{visitor}:");
             let external_id = format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
             // One open conversation per visitor, checked and created in one transaction.
@@ -201,7 +201,7 @@ pub async fn start(
             Ok((StatusCode::OK, body))
         })
         .await?;
-        Ok(created.respond())
+        Ok(idempotency::respond(created))
     }
     .await
     .map_err(failed)

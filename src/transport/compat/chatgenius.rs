@@ -20,7 +20,7 @@ use crate::domain::booking::BookingView;
 use crate::domain::chat::{Chat, VisitorInput};
 use crate::domain::rate_limit::ChatRateLimiter;
 use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::transport::http::bookings::{reserve_once, BookingBody};
+use crate::transport::http::bookings::BookingBody;
 use crate::transport::http::idempotency;
 
 /// How long the endpoint waits for the bot's answer.
@@ -172,10 +172,8 @@ pub async fn external_booking(
     let workspace_id =
         chat.workspace_by_external_key(key.trim()).await?.ok_or_else(|| ApiError::unauthorized("invalid api_key"))?;
     chat.admission.external_key(workspace_id).await?;
-    let request = body.request("external")?;
-    let idem = idempotency::key_of(&req)?;
+    let booking = body.request("external")?;
+    let request = idempotency::idempotent(&req, &digest)?;
     let respond = |view: BookingView| serde_json::json!({ "ok": true, "booking_id": view.id, "message": "Booking created", "booking": view });
-    reserve_once(&chat, workspace_id, request, ("external_booking", idem, digest), respond)
-        .await
-        .map(idempotency::Created::respond)
+    chat.desk.reserve_once(workspace_id, booking, "external_booking", request, respond).await.map(idempotency::respond)
 }

@@ -42,13 +42,11 @@ use serde_json::{json, Value};
 
 use crate::domain::chat::{Chat, Continued, OutsideSession, VisitorInput};
 use crate::domain::crm::signals::{normalize_email, normalize_phone};
-use crate::error::{ApiError, JsonBody};
-use crate::storage::bots::BotRow;
-use crate::storage::customers::{
-    self, Activity, AgentBrief, ContactRow, Cursor, CustomerFilter, CustomerInfo, MessageRow, ReplyStatus,
-    SessionFilter, SessionRow,
+use crate::domain::customers::{
+    self, Activity, AgentBrief, BotRow, ContactRow, Cursor, CustomerFilter, CustomerInfo, MessageOrder, MessageRow,
+    ReplyStatus, SessionFilter, SessionRow, WorkspaceBrief as Workspace,
 };
-use crate::storage::{bots, conversations, now_ms, workspaces, DbConn, DbError};
+use crate::error::{ApiError, JsonBody};
 use crate::transport::http::auth::{bearer, workspace_of_token};
 use crate::transport::http::idempotency;
 
@@ -258,7 +256,7 @@ async fn resolve_bots(
 ) -> Result<Option<Vec<i64>>, ApiError> {
     match named {
         None => Ok(None),
-        Some(named) => Ok(Some(chat.db.run(move |conn| customers::bot_ids(conn, workspace_id, &named)).await?)),
+        Some(named) => Ok(Some(customers::bot_ids(&chat.db, workspace_id, named).await?)),
     }
 }
 
@@ -639,24 +637,6 @@ fn session_status(session: &SessionRow) -> &'static str {
     }
 }
 
-/// What every view needs besides its rows: the workspace's public id and its bots.
-struct Workspace {
-    public_id: String,
-    bots: HashMap<i64, BotRow>,
-}
-
-impl Workspace {
-    fn load(conn: &mut DbConn, workspace_id: i64) -> Result<Workspace, DbError> {
-        let public_id = workspaces::get(conn, workspace_id)?.map(|w| w.public_id).unwrap_or_default();
-        let bots = bots::list(conn, workspace_id)?.into_iter().map(|b| (b.id, b)).collect();
-        Ok(Workspace { public_id, bots })
-    }
-
-    fn bot_public_id(&self, id: i64) -> String {
-        self.bots.get(&id).map(|b| b.public_id.clone()).unwrap_or_default()
-    }
-}
-
 /// A customer from their contact row, their sessions (newest first) and the activity of the
 /// newest one.
 fn customer_view(
@@ -788,35 +768,19 @@ async fn list_customers(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, 
     // frontdesk has no test customers; none of another workspace's bots has customers here.
     let nothing = is_testing == Some(true) || bot_ids.as_ref().is_some_and(Vec::is_empty);
     let filter = CustomerFilter { search, bot_ids, users, cursor, limit };
-    let (views, total, next_cursor) = chat
-        .db
-        .run(move |conn| {
-            if nothing {
-                return Ok((Vec::new(), 0, None));
-            }
-            let (mut rows, total) = customers::list(conn, workspace_id, &filter)?;
-            let more = rows.len() as i64 > filter.limit;
-            rows.truncate(filter.limit as usize);
-            let next_cursor = if more { rows.last().map(cursor_of) } else { None };
-            let ws = Workspace::load(conn, workspace_id)?;
-            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            let mut by_customer: HashMap<i64, Vec<SessionRow>> = HashMap::new();
-            for session in customers::sessions_of(conn, workspace_id, &ids)? {
-                by_customer.entry(session.contact_id.unwrap_or_default()).or_default().push(session);
-            }
-            let newest: Vec<String> = by_customer.values().filter_map(|s| s.first()).map(|s| s.id.clone()).collect();
-            let activity = customers::activity(conn, workspace_id, &newest)?;
-            let views: Vec<CustomerView> = rows
-                .iter()
-                .map(|row| {
-                    let sessions = by_customer.get(&row.id).map(Vec::as_slice).unwrap_or_default();
-                    let latest = sessions.first().and_then(|s| activity.get(&s.id));
-                    customer_view(&ws, row, sessions, latest)
-                })
-                .collect();
-            Ok((views, total, next_cursor))
+    let found = customers::page(&chat.db, workspace_id, filter, nothing).await?;
+    let next_cursor = if found.more { found.customers.last().map(cursor_of) } else { None };
+    let (ws, activity) = (&found.workspace, &found.activity);
+    let views: Vec<CustomerView> = found
+        .customers
+        .iter()
+        .map(|row| {
+            let sessions = found.sessions.get(&row.id).map(Vec::as_slice).unwrap_or_default();
+            let latest = sessions.first().and_then(|s| activity.get(&s.id));
+            customer_view(ws, row, sessions, latest)
         })
-        .await?;
+        .collect();
+    let total = found.total;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "data": { "total": total, "customers": views, "next_cursor": next_cursor },
@@ -843,23 +807,17 @@ async fn detail_of_customer(req: &HttpRequest, chat: &Chat, customer_id: &str) -
     params.finish()?;
     let not_found = || ApiError::not_found("customer not found");
     let id: i64 = customer_id.trim().parse().map_err(|_| not_found())?;
-    let detail = chat
-        .db
-        .run(move |conn| {
-            let Some(contact) = customers::get(conn, workspace_id, id)? else { return Ok(None) };
-            let ws = Workspace::load(conn, workspace_id)?;
-            let sessions = customers::sessions_of(conn, workspace_id, &[id])?;
-            let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
-            let activity = customers::activity(conn, workspace_id, &ids)?;
-            let agent_ids: Vec<i64> = activity.values().flat_map(|a| a.agent_ids.iter().copied()).collect();
-            let agents = customers::agents(conn, workspace_id, &agent_ids)?;
+    let record = customers::customer(&chat.db, workspace_id, id).await?.ok_or_else(not_found)?;
+    let detail = {
+        let customers::CustomerRecord { workspace: ws, contact, sessions, activity, agents } = &record;
+        {
             let newest = sessions.first();
             let latest = newest.and_then(|s| activity.get(&s.id));
-            let customer = customer_view(&ws, &contact, &sessions, latest);
+            let customer = customer_view(ws, contact, sessions, latest);
             let all: Vec<&SessionRow> = sessions.iter().collect();
-            Ok(Some(CustomerDetail {
+            CustomerDetail {
                 customer,
-                replied_by: replied_by(&ws, &all, &activity, &agents),
+                replied_by: replied_by(ws, &all, activity, agents),
                 tag_list: Vec::new(),
                 is_customer_answered: latest
                     .is_some_and(|a| a.last_visitor_seq > 0 && a.last_reply_seq > a.last_visitor_seq),
@@ -875,10 +833,9 @@ async fn detail_of_customer(req: &HttpRequest, chat: &Chat, customer_id: &str) -
                     status: session_status(s),
                     assignee_id: s.assigned_agent_id.map(|a| a.to_string()),
                 }),
-            }))
-        })
-        .await?
-        .ok_or_else(not_found)?;
+            }
+        }
+    };
     Ok(HttpResponse::Ok().json(json!({ "success": true, "data": detail })))
 }
 
@@ -946,20 +903,12 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
     let bot_ids = resolve_bots(chat, workspace_id, named_bots).await?;
     let nothing = bot_ids.as_ref().is_some_and(Vec::is_empty);
     let filter = SessionFilter { contact_id, bot_ids, statuses, reply, created_from, created_to, limit, offset };
-    let found = chat
-        .db
-        .run(move |conn| {
-            let Some(contact) = customers::get(conn, workspace_id, contact_id)? else { return Ok(None) };
-            let (page, total) =
-                if nothing { (Vec::new(), 0) } else { customers::sessions(conn, workspace_id, &filter)? };
-            let ws = Workspace::load(conn, workspace_id)?;
-            let all = customers::sessions_of(conn, workspace_id, &[contact_id])?;
-            let mut ids: Vec<String> = page.iter().map(|s| s.id.clone()).collect();
-            ids.extend(all.first().map(|s| s.id.clone()));
-            let activity = customers::activity(conn, workspace_id, &ids)?;
-            let agent_ids: Vec<i64> = activity.values().flat_map(|a| a.agent_ids.iter().copied()).collect();
-            let agents = customers::agents(conn, workspace_id, &agent_ids)?;
-            let customer = customer_view(&ws, &contact, &all, all.first().and_then(|s| activity.get(&s.id)));
+    let found = customers::sessions(&chat.db, workspace_id, filter, nothing).await?.ok_or_else(not_found)?;
+    let customers::SessionPage { record, page, total } = &found;
+    let customers::CustomerRecord { workspace: ws, contact, sessions: all, activity, agents } = record;
+    let (views, total) = {
+        {
+            let customer = customer_view(ws, contact, all, all.first().and_then(|s| activity.get(&s.id)));
             let newest_id = all.first().map(|s| s.id.clone());
             let idle = Activity::default();
             let views: Vec<SessionView> = page
@@ -996,7 +945,7 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
                         social_account_id: None,
                         last_message_id: last.map(|m| m.id.to_string()),
                         tag_ids: Vec::new(),
-                        reply_by_ids: replied_by(&ws, &[session], &activity, &agents),
+                        reply_by_ids: replied_by(ws, &[session], activity, agents),
                         last_social_message: None,
                         is_last_session: newest_id.as_deref() == Some(session.id.as_str()),
                         queued_at: iso(session.created_at),
@@ -1011,10 +960,9 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
                     }
                 })
                 .collect();
-            Ok(Some((views, total)))
-        })
-        .await?;
-    let (views, total) = found.ok_or_else(not_found)?;
+            (views, *total)
+        }
+    };
     Ok(HttpResponse::Ok().json(json!({ "success": true, "total": total, "data": views })))
 }
 
@@ -1060,15 +1008,13 @@ async fn session_messages(req: &HttpRequest, chat: &Chat, session_id: &str) -> R
     params.finish()?;
     let not_found = || ApiError::not_found("session not found");
     let contact_id: i64 = customer_id.parse().map_err(|_| not_found())?;
-    let session_id = session_id.to_owned();
-    let found = chat
-        .db
-        .run(move |conn| {
-            let session = customers::session(conn, workspace_id, &session_id)?;
-            let Some(session) = session.filter(|s| s.contact_id == Some(contact_id)) else { return Ok(None) };
-            let (rows, total) =
-                customers::messages(conn, workspace_id, &session.id, descending, without_system, limit, offset)?;
-            let ws = Workspace::load(conn, workspace_id)?;
+    let order = MessageOrder { descending, without_system, limit, offset };
+    let found = customers::session_messages(&chat.db, workspace_id, session_id.to_owned(), contact_id, order)
+        .await?
+        .ok_or_else(not_found)?;
+    let customers::SessionMessages { workspace: ws, session, messages: rows, total } = found;
+    let messages = {
+        {
             let bot = ws.bots.get(&session.bot_id);
             let bot_public_id = ws.bot_public_id(session.bot_id);
             let messages: Vec<SessionMessage> = rows
@@ -1087,11 +1033,10 @@ async fn session_messages(req: &HttpRequest, chat: &Chat, session_id: &str) -> R
                     reactions: json!({}),
                     quoted_from: None,
                 })
-                .collect();
-            Ok(Some((messages, total)))
-        })
-        .await?;
-    let (messages, total) = found.ok_or_else(not_found)?;
+                .collect::<Vec<SessionMessage>>();
+            messages
+        }
+    };
     Ok(HttpResponse::Ok().json(json!({ "success": true, "total": total, "data": messages })))
 }
 
@@ -1210,13 +1155,9 @@ async fn send_message(
         .map_err(|err| err.not_found_as("bot not found"))?;
     let metadata = body.metadata;
     let session_id = body.session_id;
-    idempotency::once(chat, workspace_id, "cxgenie_messages", key, &digest, move || async move {
+    idempotency::once(&chat.db, workspace_id, "cxgenie_messages", key, &digest, move || async move {
         let customer = match info {
-            Some(info) => Some(
-                chat.db
-                    .run(move |conn| customers::upsert(conn, workspace_id, &info, metadata.as_ref(), now_ms()))
-                    .await?,
-            ),
+            Some(info) => Some(customers::upsert(&chat.db, workspace_id, info, metadata).await?),
             None => None,
         };
         let customer_id = customer.as_ref().map(|c| c.id);
@@ -1237,12 +1178,11 @@ async fn send_message(
         ))
     })
     .await
-    .map(idempotency::Created::respond)
+    .map(idempotency::respond)
 }
 
 async fn link(chat: &Chat, workspace_id: i64, session_id: &str, contact_id: i64) -> Result<(), ApiError> {
-    let id = session_id.to_owned();
-    Ok(chat.db.run(move |conn| conversations::set_contact(conn, workspace_id, &id, contact_id)).await?)
+    customers::link(&chat.db, workspace_id, session_id.to_owned(), contact_id).await
 }
 
 /// The session the body names: the bot's, open, and linked to the customer if there is one.
@@ -1254,9 +1194,7 @@ async fn given_session(
     customer_id: Option<i64>,
 ) -> Result<String, ApiError> {
     let id = session_id.trim().to_owned();
-    let session = chat
-        .db
-        .run(move |conn| customers::session(conn, workspace_id, &id))
+    let session = customers::session(&chat.db, workspace_id, id)
         .await?
         .filter(|s| s.bot_id == bot.id)
         .ok_or_else(|| ApiError::not_found("session not found"))?;

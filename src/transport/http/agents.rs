@@ -13,10 +13,10 @@ use actix_web::{web, HttpResponse};
 use frontdesk_actors::{AgentRef, ChangedBy, Sender};
 use serde::Deserialize;
 
+use crate::domain::agents::{self, AgentChanges as Changes};
 use crate::domain::chat::Chat;
+use crate::domain::inbox::{self, Cursor, InboxFilter};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
-use crate::storage::inbox::{self, Cursor, InboxFilter};
-use crate::storage::{agents, now_ms};
 use crate::transport::http::auth::Caller;
 use crate::transport::revocation::{Credential, Revocations};
 
@@ -28,57 +28,24 @@ pub struct NewAgent {
     pub role: Option<String>,
 }
 
-fn check_role(role: &str) -> Result<(), ApiError> {
-    if agents::ROLES.contains(&role) {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(format!("`role` must be one of {}", agents::ROLES.join(", "))))
-    }
-}
-
-fn check_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::unprocessable("`name` must be 1 to 100 characters"));
-    }
-    Ok(name.to_owned())
-}
-
 pub async fn create(chat: web::Data<Chat>, caller: Caller, body: JsonBody<NewAgent>) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    let name = check_name(&body.name)?;
-    let email = body.email.trim().to_lowercase();
-    if !email.contains('@') || email.len() > 254 || email.contains(char::is_whitespace) {
-        return Err(ApiError::unprocessable("`email` must be an email address"));
-    }
-    let role = body.role.unwrap_or_else(|| "agent".into());
-    check_role(&role)?;
-    let workspace_id = caller.workspace_id;
-    let created = chat.db.run(move |conn| agents::create(conn, workspace_id, &name, &email, &role, now_ms())).await?;
-    let (agent, token) = created.ok_or_else(|| ApiError::conflict("an agent with this email already exists"))?;
+    let (agent, token) = agents::create(&chat.db, caller.workspace_id, &body.name, &body.email, body.role).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({ "agent": agent, "token": token })))
 }
 
 pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let workspace_id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| agents::list(conn, workspace_id)).await?;
+    let rows = agents::list(&chat.db, caller.workspace_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "agents": rows })))
 }
 
-async fn agent_of(chat: &Chat, workspace_id: i64, id: i64) -> Result<agents::AgentRow, ApiError> {
-    chat.db
-        .run(move |conn| agents::get(conn, workspace_id, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("agent not found"))
-}
-
 pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(agent_of(&chat, caller.workspace_id, *path).await?))
+    Ok(HttpResponse::Ok().json(agents::get(&chat.db, caller.workspace_id, *path).await?))
 }
 
 pub async fn me(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let agent = caller.agent.as_ref().ok_or_else(|| ApiError::bad_request("`/api/agents/me` needs an agent token"))?;
-    Ok(HttpResponse::Ok().json(agent_of(&chat, caller.workspace_id, agent.id).await?))
+    Ok(HttpResponse::Ok().json(agents::get(&chat.db, caller.workspace_id, agent.id).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,31 +62,8 @@ async fn apply_changes(
     id: i64,
     changes: AgentChanges,
 ) -> Result<HttpResponse, ApiError> {
-    let name = changes.name.as_deref().map(check_name).transpose()?;
-    if let Some(role) = &changes.role {
-        check_role(role)?;
-    }
-    if let Some(presence) = &changes.presence {
-        if !agents::PRESENCES.contains(&presence.as_str()) {
-            return Err(ApiError::unprocessable(format!("`presence` must be one of {}", agents::PRESENCES.join(", "))));
-        }
-    }
-    let updated = chat
-        .db
-        .run(move |conn| {
-            agents::update(
-                conn,
-                workspace_id,
-                id,
-                name.as_deref(),
-                changes.role.as_deref(),
-                changes.presence.as_deref(),
-                now_ms(),
-            )
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("agent not found"))?;
-    Ok(HttpResponse::Ok().json(updated))
+    let changes = Changes { name: changes.name, role: changes.role, presence: changes.presence };
+    Ok(HttpResponse::Ok().json(agents::update(&chat.db, workspace_id, id, changes).await?))
 }
 
 pub async fn update(
@@ -156,16 +100,7 @@ pub async fn delete(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let (workspace_id, id) = (caller.workspace_id, *path);
-    let deleted = chat
-        .db
-        .run(move |conn| {
-            crate::storage::write_tx(conn, |conn| {
-                crate::storage::sessions::delete_for_agent(conn, workspace_id, id)?;
-                agents::delete(conn, workspace_id, id)
-            })
-        })
-        .await?;
-    if deleted {
+    if agents::delete(&chat.db, workspace_id, id).await? {
         revocations.revoke(workspace_id, Credential::Agent(id));
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -183,8 +118,7 @@ pub async fn rotate_token(
     _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
     let (workspace_id, id) = (caller.workspace_id, *path);
-    let rotated = chat.db.run(move |conn| agents::rotate_token(conn, workspace_id, id, now_ms())).await?;
-    let (agent, token) = rotated.ok_or_else(|| ApiError::not_found("agent not found"))?;
+    let (agent, token) = agents::rotate_token(&chat.db, workspace_id, id).await?;
     revocations.revoke(workspace_id, Credential::Agent(id));
     Ok(HttpResponse::Ok().json(serde_json::json!({ "agent": agent, "token": token })))
 }
@@ -197,16 +131,7 @@ pub async fn invite(
     path: web::Path<i64>,
     _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let lifetime = crate::transport::http::console_auth::LINK_LIFETIME.as_millis() as i64;
-    let link = chat
-        .db
-        .run(move |conn| match agents::get(conn, workspace_id, id)? {
-            Some(agent) => crate::storage::sessions::create_link(conn, &agent, lifetime, now_ms()).map(Some),
-            None => Ok(None),
-        })
-        .await?;
-    let (token, expires_at) = link.ok_or_else(|| ApiError::not_found("agent not found"))?;
+    let (token, expires_at) = agents::invite(&chat.db, caller.workspace_id, *path).await?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "link": crate::transport::http::console_auth::link_path(&token),
         "expires_at": expires_at,
@@ -219,7 +144,7 @@ pub async fn acting_agent(chat: &Chat, caller: &Caller, named: Option<i64>) -> R
         (Some(me), None) => Ok(me.clone()),
         (Some(me), Some(id)) if id == me.id => Ok(me.clone()),
         (Some(_), Some(_)) => Err(ApiError::forbidden("an agent token acts only as its own agent")),
-        (None, Some(id)) => Ok(agent_of(chat, caller.workspace_id, id).await?.as_ref()),
+        (None, Some(id)) => Ok(agents::get(&chat.db, caller.workspace_id, id).await?.as_ref()),
         (None, None) => Err(ApiError::bad_request("`agent_id` is required with an API key")),
     }
 }
@@ -303,9 +228,7 @@ pub async fn list_conversations(
         contact_id: q.contact_id,
         search,
     };
-    let workspace_id = caller.workspace_id;
-    let (items, next) =
-        chat.db.run(move |conn| inbox::page(conn, workspace_id, &filter, cursor.as_ref(), limit)).await?;
+    let (items, next) = inbox::page(&chat.db, caller.workspace_id, filter, cursor, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "conversations": items, "next_cursor": next.map(|c| c.encode()) })))
 }
 
@@ -314,16 +237,8 @@ pub async fn list_conversations(
 /// used.
 pub async fn detail(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;
-    let (workspace_id, id) = (caller.workspace_id, row.id.clone());
-    let (item, messages, transitions, tokens) = chat
-        .db
-        .run(move |conn| {
-            let messages = crate::storage::messages::recent(conn, &id, 200)?;
-            let transitions = inbox::transitions(conn, workspace_id, &id)?;
-            let tokens = crate::storage::messages::model_tokens(conn, workspace_id, &id)?;
-            Ok((inbox::item(conn, row)?, messages, transitions, tokens))
-        })
-        .await?;
+    let inbox::Detail { item, messages, transitions, tokens } =
+        inbox::detail(&chat.db, caller.workspace_id, row).await?;
     let mut body = serde_json::to_value(item).map_err(ApiError::internal)?;
     let (prompt_tokens, completion_tokens, replies) = tokens;
     body["model_usage"] = serde_json::json!({

@@ -21,10 +21,10 @@ use actix_web::middleware::Next;
 use actix_web::ResponseError;
 use actix_web::{http::header, web, FromRequest, HttpMessage, HttpRequest};
 
+use crate::domain::access;
 use crate::domain::chat::Chat;
 use crate::domain::rate_limit::ApiRateLimiter;
 use crate::error::ApiError;
-use crate::storage::keys;
 use crate::transport::revocation::Credential;
 
 /// A caller authenticated by an API key or an agent token: everything it touches is scoped to
@@ -85,9 +85,7 @@ pub async fn require_api_key(
     let mut token_hash = None;
     let (workspace_id, key_id, agent, quota) = if token.starts_with(crate::secrets::AGENT_TOKEN_PREFIX) {
         token_hash = Some(crate::secrets::hash(&token));
-        let agent = chat
-            .db
-            .run(move |conn| crate::storage::agents::authenticate(conn, &token))
+        let agent = access::agent_token(&chat.db, token)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::unauthorized("invalid agent token"))?;
@@ -97,9 +95,7 @@ pub async fn require_api_key(
         // Agents have their own quota, apart from the API keys' ids.
         (agent.workspace_id, -agent.id, Some(agent.as_ref()), None)
     } else {
-        let (workspace_id, key_id, quotas) = chat
-            .db
-            .run(move |conn| keys::authenticate_with_quotas(conn, &token))
+        let (workspace_id, key_id, quotas) = access::api_key(&chat.db, token)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
@@ -207,9 +203,7 @@ pub async fn workspace_of_token(chat: &Chat, token: &str) -> Result<i64, ApiErro
     if token.is_empty() {
         return Err(ApiError::unauthorized("missing `workspace_token`"));
     }
-    let workspace_id = chat
-        .db
-        .run(move |conn| crate::storage::workspaces::by_token(conn, &token))
+    let workspace_id = access::workspace_token(&chat.db, token)
         .await?
         .ok_or_else(|| ApiError::unauthorized("invalid workspace_token"))?;
     chat.admission.workspace_token(workspace_id).await?;
@@ -246,9 +240,7 @@ pub async fn workspace_of_any(req: &HttpRequest, chat: &Chat) -> Result<i64, Api
     }
     let credential = bearer(req)?;
     let key = credential.clone();
-    if let Some((workspace_id, key_id, quotas)) =
-        chat.db.run(move |conn| keys::authenticate_with_quotas(conn, &key)).await?
-    {
+    if let Some((workspace_id, key_id, quotas)) = access::api_key(&chat.db, key).await? {
         count_key(req, key_id, quotas.rate_limit_per_minute).await?;
         return Ok(workspace_id);
     }

@@ -2,36 +2,16 @@
 //! complete and no-show. Every write goes through the workspace's booking actor. (ChatGenius's
 //! external booking, with its key in the body, is in [`crate::transport::compat::chatgenius`].)
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, NaiveDate, NaiveTime};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::domain::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Start};
+use crate::domain::booking::desk::{BookingQuery, SlotSearch};
+use crate::domain::booking::{self, BookingRequest, Named, Start};
 use crate::domain::chat::Chat;
 use crate::error::{ApiError, JsonBody, OptionalJsonBody, QueryParams};
-use crate::storage::bookings::{self as rows, BookingFilter};
-use crate::storage::now_ms;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
-
-impl From<BookingError> for ApiError {
-    fn from(err: BookingError) -> Self {
-        match err {
-            BookingError::Invalid(message) => ApiError::bad_request(message),
-            BookingError::Unprocessable(message) => ApiError::unprocessable(message),
-            BookingError::Conflict { message, alternatives } => {
-                ApiError::conflict(message).with("alternatives", serde_json::to_value(alternatives).unwrap_or_default())
-            }
-            BookingError::State(message) => ApiError::conflict(message),
-            BookingError::BeyondHorizon { field, .. } => {
-                ApiError::unprocessable(err.to_string()).with("field", serde_json::Value::from(field))
-            }
-            BookingError::NotFound => ApiError::not_found("booking not found"),
-            BookingError::Db(err) => err.into(),
-        }
-    }
-}
 
 /// A booking as a client describes it: ChatGenius's fields, with ids and an RFC 3339
 /// `starts_at` accepted as alternatives.
@@ -147,27 +127,6 @@ impl BookingBody {
     }
 }
 
-/// Reserves on the booking desk, once per idempotency key: the key, the booking and the stored
-/// response commit together. `respond` shapes the answer from the booking.
-pub(crate) async fn reserve_once<T: Serialize + Send + 'static>(
-    chat: &Chat,
-    workspace_id: i64,
-    request: BookingRequest,
-    (scope, key, digest): (&'static str, Option<String>, String),
-    respond: fn(BookingView) -> T,
-) -> Result<idempotency::Created, ApiError> {
-    let horizon = chat.desk.horizon();
-    chat.desk
-        .run(workspace_id, move |conn| {
-            idempotency::in_transaction(conn, workspace_id, scope, key.as_deref(), &digest, |conn| {
-                let row = booking::reserve(conn, workspace_id, &request, now_ms(), horizon)?;
-                let tz = booking::workspace_tz(conn, workspace_id)?;
-                Ok((StatusCode::CREATED, respond(BookingView::new(&row, tz))))
-            })
-        })
-        .await?
-}
-
 /// `POST /api/bookings`: a booking made from the dashboard; answers the booking.
 pub async fn create(
     req: HttpRequest,
@@ -181,12 +140,12 @@ pub async fn create(
             "invalid body: `api_key` belongs to POST /api/external/booking; here the bearer key authenticates",
         ));
     }
-    let request = body.request("api")?;
-    let workspace_id = caller.workspace_id;
-    let key = idempotency::key_of(&req)?;
-    reserve_once(&chat, workspace_id, request, ("bookings", key, digest), |view| view)
+    let booking = body.request("api")?;
+    let request = idempotency::idempotent(&req, &digest)?;
+    chat.desk
+        .reserve_once(caller.workspace_id, booking, "bookings", request, |view| view)
         .await
-        .map(idempotency::Created::respond)
+        .map(idempotency::respond)
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,49 +169,21 @@ pub async fn list(
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.0;
-    if let Some(status) = &q.status {
-        if !rows::STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "invalid query parameter `status`: expected one of {}",
-                rows::STATUSES.join(", ")
-            )));
-        }
-    }
     let (limit, offset) = crate::transport::http::page(q.limit, q.offset)?;
-    let from = q.from.as_deref().map(|d| parse_date("from", d)).transpose()?;
-    let to = q.to.as_deref().map(|d| parse_date("to", d)).transpose()?;
-    let workspace_id = caller.workspace_id;
-    let views = chat
-        .db
-        .run(move |conn| {
-            let tz = booking::workspace_tz(conn, workspace_id)?;
-            let filter = BookingFilter {
-                from: from.map(|d| booking::start_of_day(tz, d)),
-                to: to.and_then(|d| d.succ_opt()).map(|d| booking::start_of_day(tz, d)),
-                status: q.status.clone(),
-                doctor_id: q.doctor_id,
-                contact_id: q.patient_id,
-                conversation_id: None,
-                limit,
-                offset,
-            };
-            Ok(rows::list(conn, workspace_id, &filter)?.iter().map(|r| BookingView::new(r, tz)).collect::<Vec<_>>())
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(views))
+    let query = BookingQuery {
+        from: q.from.as_deref().map(|d| parse_date("from", d)).transpose()?,
+        to: q.to.as_deref().map(|d| parse_date("to", d)).transpose()?,
+        status: q.status,
+        doctor_id: q.doctor_id,
+        patient_id: q.patient_id,
+        limit,
+        offset,
+    };
+    Ok(HttpResponse::Ok().json(chat.desk.list(caller.workspace_id, query).await?))
 }
 
 pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let view = chat
-        .db
-        .run(move |conn| {
-            let tz = booking::workspace_tz(conn, workspace_id)?;
-            Ok(rows::get(conn, workspace_id, id)?.map(|r| BookingView::new(&r, tz)))
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("booking not found"))?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(chat.desk.get(caller.workspace_id, *path).await?))
 }
 
 /// `PATCH /api/bookings/:id`: a new time (`date` + `time`, or `starts_at`), optionally with
@@ -273,18 +204,10 @@ pub async fn reschedule(
     path: web::Path<i64>,
     body: JsonBody<RescheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id, body) = (caller.workspace_id, *path, body.0);
+    let body = body.0;
     let start = start_of(body.date.as_deref(), body.time.as_deref(), body.starts_at.as_deref())?;
     let doctor = named("doctor_name", body.doctor_name.as_ref(), body.doctor_id)?;
-    let horizon = chat.desk.horizon();
-    let view = chat
-        .desk
-        .run(workspace_id, move |conn| {
-            let row = booking::reschedule(conn, workspace_id, id, start, doctor.as_ref(), now_ms(), horizon)?;
-            Ok::<_, BookingError>(BookingView::new(&row, booking::workspace_tz(conn, workspace_id)?))
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(chat.desk.reschedule(caller.workspace_id, *path, start, doctor).await?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -301,15 +224,7 @@ async fn finish(
     body: OptionalJsonBody<FinishBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = body.0.unwrap_or_default().reason;
-    check_text("reason", reason.as_deref(), 500)?;
-    let view = chat
-        .desk
-        .run(workspace_id, move |conn| {
-            let row = booking::finish(conn, workspace_id, id, status, reason.as_deref(), now_ms())?;
-            Ok::<_, BookingError>(BookingView::new(&row, booking::workspace_tz(conn, workspace_id)?))
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(chat.desk.finish(workspace_id, id, status, reason).await?))
 }
 
 pub async fn cancel(
@@ -364,32 +279,14 @@ pub async fn availability(
     let service = named("service", q.service.as_ref(), q.service_id)?
         .ok_or_else(|| ApiError::bad_request("missing query parameter `service` (a name) or `service_id`"))?;
     let doctor = named("doctor_name", q.doctor_name.as_ref(), q.doctor_id)?;
-    let step = q.step.unwrap_or(booking::DEFAULT_STEP_MIN);
-    if !(5..=240).contains(&step) {
-        return Err(ApiError::bad_request("invalid query parameter `step`: 5 to 240 minutes"));
-    }
-    let from = q.from.as_deref().map(|d| parse_date("from", d)).transpose()?;
-    let to = q.to.as_deref().map(|d| parse_date("to", d)).transpose()?;
-    let workspace_id = caller.workspace_id;
-    let (slots, tz) = chat
-        .db
-        .run(move |conn| {
-            let tz = booking::workspace_tz(conn, workspace_id)?;
-            let now = now_ms();
-            let today = DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&tz).date_naive();
-            let from = from.unwrap_or(today);
-            let request = AvailabilityRequest {
-                service,
-                doctor,
-                from,
-                to: to.unwrap_or(from),
-                step_min: step,
-                conversation_id: None,
-                moving: None,
-            };
-            Ok((booking::availability(conn, workspace_id, &request, now), tz))
-        })
-        .await?;
+    let search = SlotSearch {
+        service,
+        doctor,
+        from: q.from.as_deref().map(|d| parse_date("from", d)).transpose()?,
+        to: q.to.as_deref().map(|d| parse_date("to", d)).transpose()?,
+        step_min: q.step.unwrap_or(booking::DEFAULT_STEP_MIN),
+    };
+    let (slots, tz) = chat.desk.availability(caller.workspace_id, search).await?;
     // Serialised straight from the slots: a month of 20 doctors is thousands of them, too many
     // to build as a `serde_json::Value` first.
     #[derive(serde::Serialize)]
@@ -397,5 +294,5 @@ pub async fn availability(
         timezone: &'a str,
         data: Vec<booking::SlotView>,
     }
-    Ok(HttpResponse::Ok().json(Availability { timezone: tz.name(), data: slots? }))
+    Ok(HttpResponse::Ok().json(Availability { timezone: tz.name(), data: slots }))
 }

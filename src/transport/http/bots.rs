@@ -1,16 +1,13 @@
 //! `/api/workspace` and `/api/bots`: the caller's workspace and its bots' settings.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::brain::model::check_bot_model;
 use crate::config::ModelDefaults;
 use crate::domain::chat::Chat;
-use crate::domain::directory::BotChanges;
+use crate::domain::directory::{BotChanges, BotRow, BotSettings, NewBot};
 use crate::error::{ApiError, JsonBody};
-use crate::storage::bots::{self, BotRow, BotSettings};
-use crate::storage::workspaces;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
@@ -46,9 +43,7 @@ pub async fn workspace(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResp
 
 /// The workspace with its own quotas (`null`: the server's).
 pub async fn workspace_view(chat: &Chat, id: i64) -> Result<HttpResponse, ApiError> {
-    let (row, quotas) =
-        chat.db.run(move |conn| Ok((workspaces::get(conn, id)?, workspaces::quotas(conn, id)?))).await?;
-    let row = row.ok_or_else(|| ApiError::not_found("workspace not found"))?;
+    let (row, quotas) = chat.workspace(id).await?;
     let mut body = serde_json::to_value(row).map_err(ApiError::internal)?;
     body["rate_limit_per_minute"] = serde_json::json!(quotas.rate_limit_per_minute);
     body["chat_rate_limit_per_minute"] = serde_json::json!(quotas.chat_rate_limit_per_minute);
@@ -56,8 +51,7 @@ pub async fn workspace_view(chat: &Chat, id: i64) -> Result<HttpResponse, ApiErr
 }
 
 pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| bots::list(conn, id)).await?;
+    let rows = chat.bots(caller.workspace_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": rows.into_iter().map(BotView::from).collect::<Vec<_>>() })))
 }
 
@@ -87,14 +81,9 @@ pub async fn create(
     validate_name(&body.name)?;
     validate_origins(&body.allowed_origins)?;
     validate_settings(&body.settings, &models)?;
-    let id = caller.workspace_id;
-    let key = idempotency::key_of(&req)?;
-    idempotency::create_once(&chat, id, "bots", key, &digest, move |conn| {
-        let row = bots::create(conn, id, body.name.trim(), &body.settings, &body.allowed_origins)?;
-        Ok((StatusCode::CREATED, BotView::from(row)))
-    })
-    .await
-    .map(idempotency::Created::respond)
+    let bot = NewBot { name: body.name, settings: body.settings, allowed_origins: body.allowed_origins };
+    let request = idempotency::idempotent(&req, &digest)?;
+    chat.create_bot(caller.workspace_id, bot, request, BotView::from).await.map(idempotency::respond)
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,12 +175,11 @@ pub async fn usage(
             if !valid {
                 return Err(ApiError::bad_request("invalid query parameter `month`: YYYY-MM"));
             }
-            month
+            Some(month)
         }
-        None => crate::storage::usage::month_of(crate::storage::now_ms()),
+        None => None,
     };
-    let workspace_id = caller.workspace_id;
-    let used = chat.db.run(move |conn| crate::storage::usage::get(conn, workspace_id, &month)).await?;
+    let used = chat.usage(caller.workspace_id, month).await?;
     let cap = settings.monthly_token_cap;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "month": used.month,

@@ -17,12 +17,10 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, Pass
 use argon2::Argon2;
 use serde::Deserialize;
 
+use crate::domain::access::{self, AgentRow, LinkRefused, SignedIn};
 use crate::domain::chat::Chat;
 use crate::domain::rate_limit::ApiRateLimiter;
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody};
-use crate::storage::agents::AgentRow;
-use crate::storage::sessions::{self, LinkRefused, SignedIn};
-use crate::storage::{now_ms, workspaces};
 use crate::transport::revocation::{Credential, Revocations};
 
 /// The session cookie's name.
@@ -31,8 +29,7 @@ pub const COOKIE: &str = "fd_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const MIN_PASSWORD_CHARS: usize = 10;
 const MAX_PASSWORD_CHARS: usize = 200;
-/// How long an invite or reset link works.
-pub const LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+pub use crate::domain::agents::LINK_LIFETIME;
 
 /// How long a session lasts, and the sign-in quotas.
 pub struct ConsoleAuth {
@@ -67,9 +64,7 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
 
 /// The live session a cookie's secret opens, or 401.
 pub async fn signed_in(chat: &Chat, secret: String) -> Result<SignedIn, ApiError> {
-    let now = now_ms();
-    chat.db
-        .run(move |conn| sessions::authenticate(conn, &secret, now))
+    access::session(&chat.db, secret)
         .await?
         .ok_or_else(|| ApiError::unauthorized("your session has ended: sign in again"))
 }
@@ -77,9 +72,7 @@ pub async fn signed_in(chat: &Chat, secret: String) -> Result<SignedIn, ApiError
 /// Who is signed in, as the console reads it.
 async fn view(chat: &Chat, signed_in: &SignedIn) -> Result<serde_json::Value, ApiError> {
     let workspace_id = signed_in.agent.workspace_id;
-    let workspace = chat
-        .db
-        .run(move |conn| workspaces::get(conn, workspace_id))
+    let workspace = access::workspace(&chat.db, workspace_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the workspace is gone"))?;
     let agent = &signed_in.agent;
@@ -112,8 +105,7 @@ async fn start_session(
     agent: AgentRow,
 ) -> Result<HttpResponse, ApiError> {
     let lifetime = auth.session_lifetime;
-    let (secret, signed_in) =
-        chat.db.run(move |conn| sessions::create(conn, &agent, lifetime.as_millis() as i64, now_ms())).await?;
+    let (secret, signed_in) = access::start_session(&chat.db, agent, lifetime.as_millis() as i64).await?;
     let body = view(chat, &signed_in).await?;
     Ok(HttpResponse::Ok().cookie(session_cookie(req, secret, lifetime)).json(body))
 }
@@ -154,8 +146,7 @@ pub async fn sign_in(
             }
         }
     }
-    let lookup = email.clone();
-    let candidates = chat.db.run(move |conn| sessions::agents_by_email(conn, &lookup)).await?;
+    let candidates = access::agents_by_email(&chat.db, email.clone()).await?;
     // Checked off the event loop: argon2 is slow on purpose. An unknown email costs a hash
     // too, so the answer's timing does not tell which emails exist.
     let matched = web::block(move || {
@@ -205,7 +196,7 @@ pub async fn sign_out(
     let signed_in = req.extensions().get::<SignedIn>().cloned();
     if let Some(signed_in) = signed_in {
         let session_id = signed_in.session_id;
-        chat.db.run(move |conn| sessions::delete(conn, session_id)).await?;
+        access::end_session(&chat.db, session_id).await?;
         // The console's socket signed in with this session ends too, on every node.
         revocations.revoke(signed_in.agent.workspace_id, Credential::Session(session_id));
     }
@@ -233,7 +224,7 @@ pub async fn set_password(
     check_password(&password)?;
     let hash = web::block(move || hash_password(&password)).await.map_err(ApiError::internal)??;
     let token = token.trim().to_owned();
-    let used = chat.db.run(move |conn| sessions::use_link(conn, &token, &hash, now_ms())).await?;
+    let used = access::use_link(&chat.db, token, hash).await?;
     let agent = match used {
         Ok(agent) => agent,
         Err(LinkRefused::Unknown) => return Err(ApiError::bad_request("this link is not valid: ask for a new one")),

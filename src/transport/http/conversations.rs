@@ -41,14 +41,14 @@ pub async fn start(
         }
     }
     let key = idempotency::key_of(&req)?;
-    idempotency::once(&chat, caller.workspace_id, "conversations", key, &digest, || async {
+    idempotency::once(&chat.db, caller.workspace_id, "conversations", key, &digest, || async {
         let bot = chat.workspace_bot(caller.workspace_id, body.bot_id).await?;
         let variables = serde_json::Value::Object(body.variables.unwrap_or_default());
         let row = chat.start(&bot, body.external_id, "rest", variables).await?;
         Ok((StatusCode::CREATED, chat.view(row).await?))
     })
     .await
-    .map(idempotency::Created::respond)
+    .map(idempotency::respond)
 }
 
 pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {

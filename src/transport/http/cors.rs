@@ -19,8 +19,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::domain::chat::Chat;
+use crate::domain::directory::BotRow;
 use crate::error::ApiError;
-use crate::storage::bots::BotRow;
 
 /// Paths (exact, or prefixes ending in `/`) of the routes a web page calls without a key.
 const BROWSER_ROUTES: &[&str] =
@@ -62,7 +62,7 @@ pub fn check_bot_origin(bot: &BotRow, origin: Option<&str>) -> Result<(), ApiErr
 /// bot of the workspace allows (any origin, when some bot lists none).
 pub async fn check_workspace_origin(chat: &Chat, workspace_id: i64, origin: Option<&str>) -> Result<(), ApiError> {
     let Some(origin) = origin.map(str::to_owned) else { return Ok(()) };
-    let bots = chat.db.run(move |conn| crate::storage::bots::list(conn, workspace_id)).await?;
+    let bots = chat.bots(workspace_id).await?;
     let open = bots.iter().filter(|b| b.active).any(|b| b.allowed_origins().is_empty());
     if open || bots.iter().any(|b| b.active && b.allowed_origins().contains(&origin)) {
         Ok(())

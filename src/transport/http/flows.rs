@@ -7,104 +7,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::brain::flows::{self, definition, DryRunContext};
+use crate::brain::flows::{self as engine, definition, DryRunContext};
 use crate::domain::chat::Chat;
+use crate::domain::flows::{self, VersionRow};
 use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::storage::flows::{self as flow_rows, Deployment, FlowRow, VersionRow, CHANNELS};
-use crate::storage::now_ms;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
-/// Longest flow name.
-const MAX_NAME: usize = 200;
 /// Most visitor messages one dry run plays.
 const MAX_DRY_RUN_MESSAGES: usize = 100;
-
-/// A flow as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct FlowView {
-    pub id: i64,
-    /// The bot's public id.
-    pub bot_id: Option<String>,
-    pub name: String,
-    /// The draft: what the next deploy makes a version of.
-    pub definition: Value,
-    pub deployments: Vec<Deployment>,
-    /// The highest version number (0 before the first deploy).
-    pub latest_version: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-async fn view(chat: &Chat, row: FlowRow) -> Result<FlowView, ApiError> {
-    let (workspace_id, flow_id, bot_id) = (row.workspace_id, row.id, row.bot_id);
-    let (bot, deployments, versions) = chat
-        .db
-        .run(move |conn| {
-            let bot = match bot_id {
-                Some(bot_id) => flow_rows::bot_public_id(conn, workspace_id, bot_id)?,
-                None => None,
-            };
-            Ok((
-                bot,
-                flow_rows::deployments(conn, workspace_id, flow_id)?,
-                flow_rows::versions(conn, workspace_id, flow_id)?,
-            ))
-        })
-        .await?;
-    Ok(FlowView {
-        id: row.id,
-        bot_id: bot,
-        name: row.name,
-        definition: serde_json::from_str(&row.definition).unwrap_or_default(),
-        deployments,
-        latest_version: versions.last().map(|v| v.version).unwrap_or(0),
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-    })
-}
-
-/// The flow document, or 422 listing every problem (`errors: [{block, field, message}]`).
-fn checked(document: &Value) -> Result<definition::Flow, ApiError> {
-    definition::parse(document).map_err(|problems| refused(&problems))
-}
-
-/// Like [`checked`], and its HTTP blocks' targets allowed by the operator's policy: what a flow
-/// that is saved or deployed must pass.
-fn checked_for_save(chat: &Chat, document: &Value) -> Result<definition::Flow, ApiError> {
-    let flow = checked(document)?;
-    let problems = definition::check_targets(&flow, chat.flows.http_policy());
-    if problems.is_empty() {
-        Ok(flow)
-    } else {
-        Err(refused(&problems))
-    }
-}
-
-fn refused(problems: &[definition::Problem]) -> ApiError {
-    let first = problems.first().map(ToString::to_string).unwrap_or_default();
-    let more = match problems.len() {
-        1 => String::new(),
-        n => format!(" (and {} more problems)", n - 1),
-    };
-    ApiError::unprocessable(format!("invalid flow: {first}{more}")).with("errors", json!(problems))
-}
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    let length = name.trim().chars().count();
-    if length == 0 || length > MAX_NAME {
-        return Err(ApiError::unprocessable(format!("name must be 1 to {MAX_NAME} characters")));
-    }
-    Ok(())
-}
-
-async fn flow_of(chat: &Chat, caller: &Caller, id: i64) -> Result<FlowRow, ApiError> {
-    let workspace_id = caller.workspace_id;
-    chat.db
-        .run(move |conn| flow_rows::get(conn, workspace_id, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("flow not found"))
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,20 +33,16 @@ pub async fn create(
     body: JsonBody<CreateFlow>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(body, digest) = body;
-    check_name(&body.name)?;
-    checked_for_save(&chat, &body.definition)?;
+    // Checked before the key is claimed, so that a refused document leaves no claim behind.
+    flows::check_name(&body.name)?;
+    flows::checked_for_save(&chat, &body.definition)?;
     let key = idempotency::key_of(&req)?;
-    idempotency::once(&chat, caller.workspace_id, "flows", key, &digest, || async {
-        let bot = chat.workspace_bot(caller.workspace_id, body.bot_id).await?;
-        let (workspace_id, name, definition) = (caller.workspace_id, body.name.trim().to_owned(), body.definition);
-        let row = chat
-            .db
-            .run(move |conn| flow_rows::create(conn, workspace_id, bot.id, &name, &definition, now_ms()))
-            .await?;
-        Ok((StatusCode::CREATED, view(&chat, row).await?))
+    idempotency::once(&chat.db, caller.workspace_id, "flows", key, &digest, || async {
+        let created = flows::create(&chat, caller.workspace_id, body.bot_id, &body.name, body.definition).await?;
+        Ok((StatusCode::CREATED, created))
     })
     .await
-    .map(idempotency::Created::respond)
+    .map(idempotency::respond)
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,22 +56,13 @@ pub async fn list(
     caller: Caller,
     query: QueryParams<ListFlows>,
 ) -> Result<HttpResponse, ApiError> {
-    let bot_id = match query.0.bot_id {
-        Some(public_id) => Some(chat.workspace_bot(caller.workspace_id, Some(public_id)).await?.id),
-        None => None,
-    };
-    let workspace_id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| flow_rows::list(conn, workspace_id, bot_id)).await?;
-    let mut data = Vec::with_capacity(rows.len());
-    for row in rows {
-        data.push(view(&chat, row).await?);
-    }
+    let data = flows::list(&chat, caller.workspace_id, query.0.bot_id).await?;
     Ok(HttpResponse::Ok().json(json!({ "data": data })))
 }
 
 pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let row = flow_of(&chat, &caller, *path).await?;
-    Ok(HttpResponse::Ok().json(view(&chat, row).await?))
+    let row = flows::flow(&chat, caller.workspace_id, *path).await?;
+    Ok(HttpResponse::Ok().json(flows::view(&chat, row).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,31 +80,12 @@ pub async fn update(
     body: JsonBody<UpdateFlow>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    if let Some(name) = &body.name {
-        check_name(name)?;
-    }
-    if let Some(definition) = &body.definition {
-        checked_for_save(&chat, definition)?;
-    }
-    let row = flow_of(&chat, &caller, *path).await?;
-    let (workspace_id, id) = (caller.workspace_id, row.id);
-    let name = body.name.map(|n| n.trim().to_owned());
-    let row = chat
-        .db
-        .run(move |conn| flow_rows::update(conn, workspace_id, id, name.as_deref(), body.definition.as_ref(), now_ms()))
-        .await?
-        .ok_or_else(|| ApiError::not_found("flow not found"))?;
-    Ok(HttpResponse::Ok().json(view(&chat, row).await?))
+    Ok(HttpResponse::Ok().json(flows::update(&chat, caller.workspace_id, *path, body.name, body.definition).await?))
 }
 
 pub async fn delete(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let row = flow_of(&chat, &caller, *path).await?;
-    let (workspace_id, id) = (caller.workspace_id, row.id);
-    match chat.db.run(move |conn| flow_rows::delete(conn, workspace_id, id)).await {
-        Ok(_) => Ok(HttpResponse::NoContent().finish()),
-        Err(crate::storage::DbError::Invalid(why)) => Err(ApiError::conflict(why)),
-        Err(other) => Err(other.into()),
-    }
+    flows::delete(&chat, caller.workspace_id, *path).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,22 +124,10 @@ struct VersionView {
 }
 
 pub async fn versions(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let row = flow_of(&chat, &caller, *path).await?;
-    let (workspace_id, id) = (caller.workspace_id, row.id);
-    let rows = chat.db.run(move |conn| flow_rows::versions(conn, workspace_id, id)).await?;
+    let row = flows::flow(&chat, caller.workspace_id, *path).await?;
+    let rows = flows::versions(&chat, &row).await?;
     let data: Vec<VersionView> = rows.into_iter().map(|row| VersionView { row, definition: None }).collect();
     Ok(HttpResponse::Ok().json(json!({ "data": data })))
-}
-
-/// The flow's version with this number.
-async fn numbered(chat: &Chat, flow: &FlowRow, number: i64) -> Result<VersionRow, ApiError> {
-    let (workspace_id, id) = (flow.workspace_id, flow.id);
-    chat.db
-        .run(move |conn| flow_rows::versions(conn, workspace_id, id))
-        .await?
-        .into_iter()
-        .find(|v| v.version == number)
-        .ok_or_else(|| ApiError::not_found(format!("the flow has no version {number}")))
 }
 
 pub async fn version(
@@ -269,8 +136,8 @@ pub async fn version(
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
     let (flow_id, number) = path.into_inner();
-    let row = flow_of(&chat, &caller, flow_id).await?;
-    let found = numbered(&chat, &row, number).await?;
+    let row = flows::flow(&chat, caller.workspace_id, flow_id).await?;
+    let found = flows::numbered(&chat, &row, number).await?;
     let definition = Some(found.document());
     Ok(HttpResponse::Ok().json(VersionView { row: found, definition }))
 }
@@ -284,22 +151,6 @@ pub struct Deploy {
     pub version: Option<i64>,
 }
 
-fn channels(list: &[String]) -> Result<Vec<&'static str>, ApiError> {
-    if list.is_empty() {
-        return Err(ApiError::unprocessable(format!("channels must name at least one of {}", CHANNELS.join(", "))));
-    }
-    let mut out = Vec::new();
-    for channel in list {
-        let known = CHANNELS.iter().find(|c| **c == channel.as_str()).ok_or_else(|| {
-            ApiError::unprocessable(format!("unknown channel `{channel}`; one of {}", CHANNELS.join(", ")))
-        })?;
-        if !out.contains(known) {
-            out.push(*known);
-        }
-    }
-    Ok(out)
-}
-
 /// Deploys the draft (as a new version) or a named version to channels. New conversations on
 /// those channels run it; conversations already running keep their version.
 pub async fn deploy(
@@ -309,22 +160,8 @@ pub async fn deploy(
     body: JsonBody<Deploy>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    let targets = channels(&body.channels)?;
-    let row = flow_of(&chat, &caller, *path).await?;
-    if body.version.is_none() {
-        // Drafts are checked on save; a draft from before a rule existed is checked again here.
-        checked_for_save(&chat, &serde_json::from_str(&row.definition).unwrap_or_default())?;
-    }
-    let bot_id = row.bot_id;
-    let flow = row.clone();
-    let version = body.version;
-    let deployed = chat.db.run(move |conn| flow_rows::deploy(conn, &flow, version, &targets, now_ms())).await?;
-    if let Some(bot_id) = bot_id {
-        chat.flows.invalidate(bot_id);
-    }
-    let row = flow_of(&chat, &caller, row.id).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "deployed": VersionView { row: deployed, definition: None }, "flow": view(&chat, row).await? })))
+    let (deployed, flow) = flows::deploy(&chat, caller.workspace_id, *path, &body.channels, body.version).await?;
+    Ok(HttpResponse::Ok().json(json!({ "deployed": VersionView { row: deployed, definition: None }, "flow": flow })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -339,14 +176,7 @@ pub async fn undeploy(
     path: web::Path<i64>,
     body: JsonBody<Undeploy>,
 ) -> Result<HttpResponse, ApiError> {
-    let targets = channels(&body.0.channels)?;
-    let row = flow_of(&chat, &caller, *path).await?;
-    let (workspace_id, id) = (caller.workspace_id, row.id);
-    chat.db.run(move |conn| flow_rows::undeploy(conn, workspace_id, id, &targets)).await?;
-    if let Some(bot_id) = row.bot_id {
-        chat.flows.invalidate(bot_id);
-    }
-    Ok(HttpResponse::Ok().json(view(&chat, row).await?))
+    Ok(HttpResponse::Ok().json(flows::undeploy(&chat, caller.workspace_id, *path, &body.0.channels).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,13 +212,13 @@ pub async fn dry_run(
             return Err(ApiError::unprocessable("variables must be an object"));
         }
     }
-    let row = flow_of(&chat, &caller, *path).await?;
+    let row = flows::flow(&chat, caller.workspace_id, *path).await?;
     let document = match (body.definition, body.version) {
         (Some(document), _) => document,
-        (None, Some(number)) => numbered(&chat, &row, number).await?.document(),
+        (None, Some(number)) => flows::numbered(&chat, &row, number).await?.document(),
         (None, None) => serde_json::from_str(&row.definition).unwrap_or_default(),
     };
-    let flow = checked(&document)?;
+    let flow = flows::checked(&document)?;
     let context = DryRunContext {
         db: chat.db.clone(),
         tools: chat.flow_tools.clone(),
@@ -397,6 +227,6 @@ pub async fn dry_run(
         bot_id: row.bot_id.unwrap_or_default(),
     };
     let variables = body.variables.unwrap_or_else(|| json!({}));
-    let result = flows::dry_run(&context, &flow, &body.messages, variables).await;
+    let result = engine::dry_run(&context, &flow, &body.messages, variables).await;
     Ok(HttpResponse::Ok().json(result))
 }

@@ -8,16 +8,15 @@
 
 use actix_web::{web, HttpResponse};
 
+use crate::domain::access::{self, Revoked};
 use crate::domain::chat::Chat;
 use crate::error::ApiError;
-use crate::storage::keys::{self, Revoked};
 use crate::transport::http::auth::Caller;
 use crate::transport::revocation::{Credential, Revocations};
 
 /// `GET /api/keys`: `{"keys": [{id, name, prefix, created_at, last_used_at, revoked_at}]}`.
 pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let workspace_id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| keys::list(conn, workspace_id)).await?;
+    let rows = access::keys(&chat.db, caller.workspace_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": rows })))
 }
 
@@ -34,22 +33,7 @@ pub async fn create(
     caller: Caller,
     body: crate::error::JsonBody<NewKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body.0.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::unprocessable("name must be 1 to 100 characters"));
-    }
-    let workspace_id = caller.workspace_id;
-    let (key, row) = chat
-        .db
-        .run(move |conn| {
-            let key = keys::create(conn, workspace_id, &name)?;
-            let row = keys::list(conn, workspace_id)?
-                .into_iter()
-                .filter(|row| key.starts_with(&row.prefix))
-                .max_by_key(|row| row.id);
-            Ok((key, row))
-        })
-        .await?;
+    let (key, row) = access::create_key(&chat.db, caller.workspace_id, &body.0.name).await?;
     let mut body = serde_json::to_value(row).map_err(ApiError::internal)?;
     body["key"] = serde_json::json!(key);
     Ok(HttpResponse::Created().json(body))
@@ -63,7 +47,7 @@ pub async fn revoke(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let (workspace_id, key_id) = (caller.workspace_id, *path);
-    match chat.db.run(move |conn| keys::revoke(conn, workspace_id, key_id, true)).await? {
+    match access::revoke_key(&chat.db, workspace_id, key_id).await? {
         Revoked::Done(_) => {
             revocations.revoke(workspace_id, Credential::ApiKey(key_id));
             Ok(HttpResponse::NoContent().finish())

@@ -18,11 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::chat::Chat;
 use crate::domain::knowledge::files::{PendingFile, StoreError, HEAD_LEN};
+use crate::domain::knowledge::library::{SourceRow, StoredFile, UploadRow};
 use crate::domain::knowledge::{extract, Knowledge, SourceInput};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
-use crate::storage::knowledge::{self as rows, SourceRow};
-use crate::storage::uploads::{self, NewUpload, UploadRow};
-use crate::storage::{now_ms, unanswered};
 use crate::transport::http::auth::Caller;
 use crate::transport::http::body_guard::BodyFault;
 
@@ -102,7 +100,7 @@ pub async fn bot_public_ids(
     chat: &Chat,
     workspace_id: i64,
 ) -> Result<std::collections::HashMap<i64, String>, ApiError> {
-    let bots = chat.db.run(move |conn| crate::storage::bots::list(conn, workspace_id)).await?;
+    let bots = chat.bots(workspace_id).await?;
     Ok(bots.into_iter().map(|bot| (bot.id, bot.public_id)).collect())
 }
 
@@ -231,9 +229,7 @@ pub async fn source_chunks(
     caller: Caller,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    knowledge.source(workspace_id, id).await?;
-    let chunks = knowledge.db.run(move |conn| rows::chunks(conn, workspace_id, id)).await?;
+    let chunks = knowledge.chunks(caller.workspace_id, *path).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "chunks": chunks })))
 }
 
@@ -285,6 +281,7 @@ pub struct UnansweredQuery {
 
 pub async fn list_unanswered(
     chat: web::Data<Chat>,
+    knowledge: web::Data<Knowledge>,
     caller: Caller,
     query: QueryParams<UnansweredQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -296,7 +293,7 @@ pub async fn list_unanswered(
         None => None,
     };
     let bot_filter = bot.as_ref().map(|b| b.id);
-    let rows = chat.db.run(move |conn| unanswered::list(conn, workspace_id, bot_filter, limit, offset)).await?;
+    let rows = knowledge.unanswered(workspace_id, bot_filter, limit, offset).await?;
     let bots = bot_public_ids(&chat, workspace_id).await?;
     let questions: Vec<_> = rows
         .into_iter()
@@ -323,36 +320,21 @@ pub async fn answer_unanswered(
     path: web::Path<i64>,
     body: JsonBody<AnswerBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let question = chat
-        .db
-        .run(move |conn| unanswered::get(conn, workspace_id, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("unanswered question not found"))?;
+    let workspace_id = caller.workspace_id;
+    let question = knowledge.unanswered_question(workspace_id, *path).await?;
     let bots = bot_public_ids(&chat, workspace_id).await?;
-    let input = SourceInput {
-        bot: bots.get(&question.bot_id).cloned(),
-        kind: "qa".into(),
-        question: Some(question.question.clone()),
-        answer: Some(body.0.answer),
-        ..SourceInput::default()
-    };
-    let row = knowledge.add_source(workspace_id, input).await?;
-    chat.db.run(move |conn| unanswered::delete(conn, workspace_id, id)).await?;
+    let bot = bots.get(&question.bot_id).cloned();
+    let row = knowledge.answer_unanswered(workspace_id, question, bot, body.0.answer).await?;
     Ok(HttpResponse::Created().json(views(&chat, workspace_id, vec![row]).await?.remove(0)))
 }
 
 pub async fn dismiss_unanswered(
-    chat: web::Data<Chat>,
+    knowledge: web::Data<Knowledge>,
     caller: Caller,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    if chat.db.run(move |conn| unanswered::delete(conn, workspace_id, id)).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::not_found("unanswered question not found"))
-    }
+    knowledge.dismiss_unanswered(caller.workspace_id, *path).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// An uploaded file as the upload routes answer it (CX Genie's `{name, url, type, size}`, plus
@@ -500,28 +482,9 @@ where
         let PartReceived { pending, name, mime } = part;
         let file =
             web::block(move || pending.finish()).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
-        stored.push(PartStored { name, mime, size: file.size, sha256: file.sha256 });
+        stored.push(StoredFile { name, mime, size: file.size, sha256: file.sha256 });
     }
-    let files = knowledge
-        .db
-        .run(move |conn| {
-            crate::storage::write_tx(conn, |conn| {
-                stored
-                    .iter()
-                    .map(|file| {
-                        let new = NewUpload {
-                            filename: &file.name,
-                            content_type: &file.mime,
-                            size_bytes: file.size as i64,
-                            sha256: &file.sha256,
-                            storage_path: &file.sha256,
-                        };
-                        uploads::create(conn, workspace_id, &new, now_ms())
-                    })
-                    .collect::<Result<Vec<_>, crate::storage::DbError>>()
-            })
-        })
-        .await?;
+    let files = knowledge.record_uploads(workspace_id, stored).await?;
     Ok(Received { files, fields })
 }
 
@@ -536,13 +499,6 @@ fn multipart_error(err: actix_multipart::MultipartError) -> ApiError {
         actix_multipart::MultipartError::Incomplete => ApiError::bad_request(BodyFault::Truncated.to_string()),
         other => ApiError::bad_request(format!("unreadable multipart body: {other}")),
     }
-}
-
-struct PartStored {
-    name: String,
-    mime: String,
-    size: u64,
-    sha256: String,
 }
 
 /// Streams one file part into a temporary file: refused (and the file gone) when it is too
@@ -662,11 +618,7 @@ pub async fn serve_upload(
     workspace_id: i64,
     id: String,
 ) -> Result<HttpResponse, ApiError> {
-    let row = chat
-        .db
-        .run(move |conn| uploads::get(conn, workspace_id, &id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("file not found"))?;
+    let row = chat.upload(workspace_id, &id).await?.ok_or_else(|| ApiError::not_found("file not found"))?;
     let files = knowledge.files.clone();
     let hash = row.sha256.clone();
     let bytes = web::block(move || files.read(&hash))

@@ -5,9 +5,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::chat::Chat;
+use crate::domain::leads;
 use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::storage::leads::{self, LeadView};
-use crate::storage::{now_ms, write_tx};
 use crate::transport::http::auth::Caller;
 use crate::transport::http::page;
 
@@ -19,14 +18,6 @@ pub struct LeadQuery {
     pub offset: Option<i64>,
 }
 
-fn check_stage(stage: &str) -> Result<(), ApiError> {
-    if leads::STAGES.contains(&stage) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!("invalid stage `{stage}`: valid stages are {}", leads::STAGES.join(", "))))
-    }
-}
-
 /// `GET /api/leads`: highest score first, as a bare array, each with its temperature.
 pub async fn list_leads(
     chat: web::Data<Chat>,
@@ -34,19 +25,12 @@ pub async fn list_leads(
     query: QueryParams<LeadQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.0;
-    if let Some(stage) = &q.stage {
-        check_stage(stage)?;
-    }
     let (limit, offset) = page(q.limit, q.offset)?;
-    let workspace_id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| leads::list(conn, workspace_id, q.stage.as_deref(), limit, offset)).await?;
-    Ok(HttpResponse::Ok().json(rows.into_iter().map(LeadView::from).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(leads::list(&chat.db, caller.workspace_id, q.stage, limit, offset).await?))
 }
 
 pub async fn get_lead(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let row = chat.db.run(move |conn| leads::get(conn, workspace_id, id)).await?;
-    Ok(HttpResponse::Ok().json(LeadView::from(row.ok_or_else(|| ApiError::not_found("lead not found"))?)))
+    Ok(HttpResponse::Ok().json(leads::get(&chat.db, caller.workspace_id, *path).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,14 +46,7 @@ pub async fn set_stage(
     path: web::Path<i64>,
     body: JsonBody<StageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let stage = body.0.stage;
-    check_stage(&stage)?;
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let row = chat
-        .db
-        .run(move |conn| write_tx(conn, |conn| leads::set_stage(conn, workspace_id, id, &stage, now_ms())))
-        .await?;
-    Ok(HttpResponse::Ok().json(LeadView::from(row.ok_or_else(|| ApiError::not_found("lead not found"))?)))
+    Ok(HttpResponse::Ok().json(leads::set_stage(&chat.db, caller.workspace_id, *path, body.0.stage).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,19 +68,7 @@ pub async fn set_score(
         .as_f64()
         .filter(|_| score.is_number())
         .ok_or_else(|| ApiError::bad_request("invalid field `score`: expected a number"))?;
-    if !score.is_finite() || !(0.0..=1000.0).contains(&score) {
-        return Err(ApiError::unprocessable("score must be a number from 0 to 1000"));
-    }
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::unprocessable("reason must be at most 500 characters"));
-    }
-    let reason = reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "set by API".into());
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let row = chat
-        .db
-        .run(move |conn| write_tx(conn, |conn| leads::set_score(conn, workspace_id, id, score, &reason, now_ms())))
-        .await?;
-    Ok(HttpResponse::Ok().json(LeadView::from(row.ok_or_else(|| ApiError::not_found("lead not found"))?)))
+    Ok(HttpResponse::Ok().json(leads::set_score(&chat.db, caller.workspace_id, *path, score, reason).await?))
 }
 
 /// `GET /api/leads/:id/history`: every change with its reason, oldest first.
@@ -112,14 +77,7 @@ pub async fn lead_history(
     caller: Caller,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let events = chat
-        .db
-        .run(move |conn| match leads::get(conn, workspace_id, id)? {
-            Some(_) => leads::history(conn, workspace_id, id).map(Some),
-            None => Ok(None),
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("lead not found"))?;
+    let id = *path;
+    let events = leads::history(&chat.db, caller.workspace_id, id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "lead_id": id, "data": events })))
 }

@@ -6,27 +6,14 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::chat::Chat;
+use crate::domain::notes;
 use crate::error::{ApiError, JsonBody};
-use crate::storage::notes::{self, NoteView};
-use crate::storage::now_ms;
 use crate::transport::http::auth::Caller;
-
-const MAX_NOTE_CHARS: usize = 4000;
-const MAX_NOTES: i64 = 500;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     pub text: String,
-}
-
-fn check_text(text: &str, field: &str, max: usize) -> Result<String, ApiError> {
-    let text = text.trim();
-    let chars = text.chars().count();
-    if chars == 0 || chars > max {
-        return Err(ApiError::unprocessable(format!("{field} must be 1 to {max} characters")));
-    }
-    Ok(text.to_owned())
 }
 
 /// `GET /api/conversations/{id}/notes`: `{"notes": [...]}`, oldest first.
@@ -36,9 +23,7 @@ pub async fn list_notes(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;
-    let workspace_id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| notes::notes(conn, workspace_id, &row.id, MAX_NOTES)).await?;
-    let views: Vec<NoteView> = rows.into_iter().map(NoteView::from).collect();
+    let views = notes::list(&chat.db, caller.workspace_id, row.id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "notes": views })))
 }
 
@@ -49,24 +34,10 @@ pub async fn add_note(
     path: web::Path<String>,
     body: JsonBody<NewNote>,
 ) -> Result<HttpResponse, ApiError> {
-    let text = check_text(&body.0.text, "text", MAX_NOTE_CHARS)?;
     let row = chat.conversation(caller.workspace_id, &path).await?;
-    let workspace_id = caller.workspace_id;
-    let agent = caller.agent.clone();
-    let note = chat
-        .db
-        .run(move |conn| {
-            notes::add_note(
-                conn,
-                workspace_id,
-                &row.id,
-                agent.as_ref().map(|a| (a.id, a.name.as_str())),
-                &text,
-                now_ms(),
-            )
-        })
-        .await?;
-    Ok(HttpResponse::Created().json(NoteView::from(note)))
+    let agent = caller.agent.as_ref().map(|a| (a.id, a.name.clone()));
+    let note = notes::add(&chat.db, caller.workspace_id, row.id, agent, &body.0.text).await?;
+    Ok(HttpResponse::Created().json(note))
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,8 +49,7 @@ pub struct NewCanned {
 
 /// `GET /api/canned-replies`.
 pub async fn list_canned(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let workspace_id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| notes::canned(conn, workspace_id)).await?;
+    let rows = notes::canned(&chat.db, caller.workspace_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "canned_replies": rows })))
 }
 
@@ -89,19 +59,7 @@ pub async fn add_canned(
     caller: Caller,
     body: JsonBody<NewCanned>,
 ) -> Result<HttpResponse, ApiError> {
-    let NewCanned { shortcut, text } = body.0;
-    let shortcut = shortcut.trim().trim_start_matches('/').to_lowercase();
-    let valid = !shortcut.is_empty()
-        && shortcut.len() <= 40
-        && shortcut.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
-        return Err(ApiError::unprocessable("shortcut must be 1 to 40 letters, digits, - or _"));
-    }
-    let text = check_text(&text, "text", MAX_NOTE_CHARS)?;
-    let workspace_id = caller.workspace_id;
-    let taken = shortcut.clone();
-    let row = chat.db.run(move |conn| notes::add_canned(conn, workspace_id, &shortcut, &text, now_ms())).await?;
-    let row = row.ok_or_else(|| ApiError::conflict(format!("the shortcut /{taken} is already used")))?;
+    let row = notes::add_canned(&chat.db, caller.workspace_id, &body.0.shortcut, &body.0.text).await?;
     Ok(HttpResponse::Created().json(row))
 }
 
@@ -111,10 +69,6 @@ pub async fn delete_canned(
     caller: Caller,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    if chat.db.run(move |conn| notes::delete_canned(conn, workspace_id, id)).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::not_found("canned reply not found"))
-    }
+    notes::delete_canned(&chat.db, caller.workspace_id, *path).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

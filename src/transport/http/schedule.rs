@@ -1,53 +1,17 @@
 //! The practice's schedule over REST: doctors, their weekly hours and time off, services, and
 //! the workspace's time zone.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::chat::Chat;
+use crate::domain::schedule::{self, DoctorFields, HoursRow, ServiceFields, TimeOff, TimeOffRow, WorkspaceSettings};
 use crate::error::{ApiError, JsonBody};
-use crate::storage::schedule::{self, DoctorFields, HoursRow, ServiceFields};
-use crate::storage::{bookings, workspaces, DbError};
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
-fn check_text(field: &str, value: &Option<String>, required: bool, max: usize) -> Result<(), ApiError> {
-    match value {
-        None if required => Err(ApiError::bad_request(format!("invalid body: missing field `{field}`"))),
-        Some(v) if v.chars().count() > max => {
-            Err(ApiError::unprocessable(format!("{field} must be at most {max} characters")))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A name: required when creating, never blank, at most 200 characters.
-fn check_name(name: &Option<String>, creating: bool) -> Result<(), ApiError> {
-    check_text("name", name, creating, 200)?;
-    if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(ApiError::unprocessable("name must not be empty"));
-    }
-    Ok(())
-}
-
-fn check_doctor(fields: &DoctorFields, creating: bool) -> Result<(), ApiError> {
-    check_name(&fields.name, creating)?;
-    check_text("specialty", &fields.specialty, false, 200)?;
-    check_text("bio", &fields.bio, false, 2000)?;
-    check_text("availability", &fields.availability, false, 200)?;
-    check_text("photo_url", &fields.photo_url, false, 2000)?;
-    if let Some(url) = fields.photo_url.as_deref().filter(|u| !u.is_empty()) {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(ApiError::unprocessable("photo_url must be an http(s) URL or empty"));
-        }
-    }
-    Ok(())
-}
-
 pub async fn list_doctors(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| schedule::doctors(conn, id, false)).await?;
+    let rows = schedule::doctors(&chat.db, caller.workspace_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": rows })))
 }
 
@@ -58,20 +22,12 @@ pub async fn create_doctor(
     body: JsonBody<DoctorFields>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(fields, digest) = body;
-    check_doctor(&fields, true)?;
-    let workspace_id = caller.workspace_id;
-    let key = idempotency::key_of(&req)?;
-    idempotency::create_once(&chat, workspace_id, "doctors", key, &digest, move |conn| {
-        Ok((StatusCode::CREATED, schedule::create_doctor(conn, workspace_id, &fields)?))
-    })
-    .await
-    .map(idempotency::Created::respond)
+    let request = idempotency::idempotent(&req, &digest)?;
+    schedule::create_doctor(&chat.db, caller.workspace_id, fields, request).await.map(idempotency::respond)
 }
 
 pub async fn get_doctor(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let row = chat.db.run(move |conn| schedule::doctor(conn, workspace_id, id)).await?;
-    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("doctor not found"))?))
+    Ok(HttpResponse::Ok().json(schedule::doctor(&chat.db, caller.workspace_id, *path).await?))
 }
 
 pub async fn update_doctor(
@@ -80,11 +36,7 @@ pub async fn update_doctor(
     path: web::Path<i64>,
     body: JsonBody<DoctorFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = body.0;
-    check_doctor(&fields, false)?;
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let row = chat.db.run(move |conn| schedule::update_doctor(conn, workspace_id, id, &fields)).await?;
-    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("doctor not found"))?))
+    Ok(HttpResponse::Ok().json(schedule::update_doctor(&chat.db, caller.workspace_id, *path, body.0).await?))
 }
 
 pub async fn delete_doctor(
@@ -92,10 +44,7 @@ pub async fn delete_doctor(
     caller: Caller,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    if !chat.db.run(move |conn| schedule::delete_doctor(conn, workspace_id, id)).await? {
-        return Err(ApiError::not_found("doctor not found"));
-    }
+    schedule::delete_doctor(&chat.db, caller.workspace_id, *path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -160,15 +109,7 @@ fn windows_of(rows: Vec<HoursRow>) -> Vec<Window> {
 }
 
 pub async fn get_hours(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let rows = chat
-        .db
-        .run(move |conn| match schedule::doctor(conn, workspace_id, id)? {
-            Some(_) => schedule::hours(conn, workspace_id, id).map(Some),
-            None => Ok(None),
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("doctor not found"))?;
+    let rows = schedule::hours(&chat.db, caller.workspace_id, *path).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": windows_of(rows) })))
 }
 
@@ -179,46 +120,12 @@ pub async fn set_hours(
     body: JsonBody<Vec<Window>>,
 ) -> Result<HttpResponse, ApiError> {
     let rows = parse_windows(&body.0)?;
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let saved = chat
-        .db
-        .run(move |conn| match schedule::doctor(conn, workspace_id, id)? {
-            Some(_) => {
-                schedule::set_hours(conn, workspace_id, id, &rows)?;
-                schedule::hours(conn, workspace_id, id).map(Some)
-            }
-            None => Ok(None),
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("doctor not found"))?;
+    let saved = schedule::set_hours(&chat.db, caller.workspace_id, *path, rows).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": windows_of(saved) })))
 }
 
-fn check_service(fields: &ServiceFields, creating: bool) -> Result<(), ApiError> {
-    check_name(&fields.name, creating)?;
-    if fields.duration_min.is_some_and(|d| !(5..=480).contains(&d)) {
-        return Err(ApiError::unprocessable("duration_min must be between 5 and 480"));
-    }
-    if fields.buffer_min.is_some_and(|b| !(0..=240).contains(&b)) {
-        return Err(ApiError::unprocessable("buffer_min must be between 0 and 240"));
-    }
-    if fields.price_cents.is_some_and(|p| p < 0) {
-        return Err(ApiError::unprocessable("price_cents must not be negative"));
-    }
-    Ok(())
-}
-
-fn duplicate_name(err: crate::storage::DbError) -> ApiError {
-    if err.is_unique_violation() {
-        ApiError::conflict("a service with this name already exists")
-    } else {
-        err.into()
-    }
-}
-
 pub async fn list_services(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| schedule::services(conn, id)).await?;
+    let rows = schedule::services(&chat.db, caller.workspace_id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": rows })))
 }
 
@@ -229,14 +136,8 @@ pub async fn create_service(
     body: JsonBody<ServiceFields>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(fields, digest) = body;
-    check_service(&fields, true)?;
-    let workspace_id = caller.workspace_id;
-    let key = idempotency::key_of(&req)?;
-    idempotency::create_once(&chat, workspace_id, "services", key, &digest, move |conn| {
-        Ok((StatusCode::CREATED, schedule::create_service(conn, workspace_id, &fields).map_err(duplicate_name)?))
-    })
-    .await
-    .map(idempotency::Created::respond)
+    let request = idempotency::idempotent(&req, &digest)?;
+    schedule::create_service(&chat.db, caller.workspace_id, fields, request).await.map(idempotency::respond)
 }
 
 pub async fn get_service(
@@ -244,9 +145,7 @@ pub async fn get_service(
     caller: Caller,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let row = chat.db.run(move |conn| schedule::service(conn, workspace_id, id)).await?;
-    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("service not found"))?))
+    Ok(HttpResponse::Ok().json(schedule::service(&chat.db, caller.workspace_id, *path).await?))
 }
 
 pub async fn update_service(
@@ -255,15 +154,7 @@ pub async fn update_service(
     path: web::Path<i64>,
     body: JsonBody<ServiceFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = body.0;
-    check_service(&fields, false)?;
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let row = chat
-        .db
-        .run(move |conn| schedule::update_service(conn, workspace_id, id, &fields))
-        .await
-        .map_err(duplicate_name)?;
-    Ok(HttpResponse::Ok().json(row.ok_or_else(|| ApiError::not_found("service not found"))?))
+    Ok(HttpResponse::Ok().json(schedule::update_service(&chat.db, caller.workspace_id, *path, body.0).await?))
 }
 
 pub async fn delete_service(
@@ -271,10 +162,7 @@ pub async fn delete_service(
     caller: Caller,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    if !chat.db.run(move |conn| schedule::delete_service(conn, workspace_id, id)).await? {
-        return Err(ApiError::not_found("service not found"));
-    }
+    schedule::delete_service(&chat.db, caller.workspace_id, *path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -296,48 +184,15 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
     Option::<u32>::deserialize(deserializer).map(Some)
 }
 
-/// Most requests per minute a workspace's quota may be set to.
-const MAX_QUOTA: u32 = 100_000;
-
 pub async fn update_workspace(
     chat: web::Data<Chat>,
     caller: Caller,
     body: JsonBody<WorkspaceChanges>,
 ) -> Result<HttpResponse, ApiError> {
-    let workspace_id = caller.workspace_id;
-    let changes = body.0;
-    for (name, quota) in [
-        ("rate_limit_per_minute", changes.rate_limit_per_minute),
-        ("chat_rate_limit_per_minute", changes.chat_rate_limit_per_minute),
-    ] {
-        if let Some(Some(n)) = quota {
-            if !(1..=MAX_QUOTA).contains(&n) {
-                return Err(ApiError::unprocessable(format!("{name} must be 1 to {MAX_QUOTA}, or null")));
-            }
-        }
-    }
-    if changes.rate_limit_per_minute.is_some() || changes.chat_rate_limit_per_minute.is_some() {
-        chat.db
-            .run(move |conn| {
-                let mut quotas = workspaces::quotas(conn, workspace_id)?;
-                if let Some(quota) = changes.rate_limit_per_minute {
-                    quotas.rate_limit_per_minute = quota;
-                }
-                if let Some(quota) = changes.chat_rate_limit_per_minute {
-                    quotas.chat_rate_limit_per_minute = quota;
-                }
-                workspaces::set_quotas(conn, workspace_id, quotas)
-            })
-            .await?;
-    }
-    if let Some(timezone) = changes.timezone {
-        let tz: chrono_tz::Tz = timezone.parse().map_err(|_| {
-            ApiError::unprocessable(format!("unknown time zone `{timezone}`: use an IANA name such as Europe/London"))
-        })?;
-        let name = tz.name().to_owned();
-        chat.db.run(move |conn| schedule::set_timezone(conn, workspace_id, &name)).await?;
-    }
-    crate::transport::http::bots::workspace_view(&chat, workspace_id).await
+    let WorkspaceChanges { timezone, rate_limit_per_minute, chat_rate_limit_per_minute } = body.0;
+    let changes = WorkspaceSettings { timezone, rate_limit_per_minute, chat_rate_limit_per_minute };
+    schedule::update_workspace(&chat.db, caller.workspace_id, changes).await?;
+    crate::transport::http::bots::workspace_view(&chat, caller.workspace_id).await
 }
 
 /// Time off: an exact range (`starts_at`/`ends_at`, RFC 3339), or whole days at the practice
@@ -362,8 +217,8 @@ struct TimeOffView {
     reason: String,
 }
 
-impl From<bookings::TimeOffRow> for TimeOffView {
-    fn from(row: bookings::TimeOffRow) -> Self {
+impl From<TimeOffRow> for TimeOffView {
+    fn from(row: TimeOffRow) -> Self {
         TimeOffView {
             id: row.id,
             doctor_id: row.doctor_id,
@@ -385,29 +240,18 @@ fn day(field: &str, value: &str) -> Result<chrono::NaiveDate, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("invalid field `{field}`: expected a date as YYYY-MM-DD")))
 }
 
-async fn doctor_exists(chat: &Chat, workspace_id: i64, doctor_id: i64) -> Result<(), ApiError> {
-    let found = chat.db.run(move |conn| schedule::doctor(conn, workspace_id, doctor_id)).await?;
-    found.map(|_| ()).ok_or_else(|| ApiError::not_found("doctor not found"))
-}
-
 pub async fn add_time_off(
     chat: web::Data<Chat>,
     caller: Caller,
     path: web::Path<i64>,
     body: JsonBody<TimeOffBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, doctor_id, body) = (caller.workspace_id, *path, body.0);
-    check_text("reason", &Some(body.reason.clone()), false, 500)?;
-    doctor_exists(&chat, workspace_id, doctor_id).await?;
-    enum Range {
-        Exact(i64, i64),
-        Days(chrono::NaiveDate, chrono::NaiveDate),
-    }
+    let body = body.0;
     let range = match (&body.starts_at, &body.ends_at, &body.from, &body.to) {
-        (Some(s), Some(e), None, None) => Range::Exact(instant("starts_at", s)?, instant("ends_at", e)?),
+        (Some(s), Some(e), None, None) => TimeOff::Exact(instant("starts_at", s)?, instant("ends_at", e)?),
         (None, None, Some(f), to) => {
             let from = day("from", f)?;
-            Range::Days(from, to.as_deref().map(|t| day("to", t)).transpose()?.unwrap_or(from))
+            TimeOff::Days(from, to.as_deref().map(|t| day("to", t)).transpose()?.unwrap_or(from))
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -415,27 +259,7 @@ pub async fn add_time_off(
             ))
         }
     };
-    let reason = body.reason.trim().to_owned();
-    let row = chat
-        .db
-        .run(move |conn| {
-            let (start, end) = match range {
-                Range::Exact(start, end) => (start, end),
-                Range::Days(from, to) => {
-                    let tz = crate::domain::booking::workspace_tz(conn, workspace_id)?;
-                    let after = to.succ_opt().unwrap_or(to);
-                    (crate::domain::booking::start_of_day(tz, from), crate::domain::booking::start_of_day(tz, after))
-                }
-            };
-            if end <= start {
-                return Err(DbError::Invalid("time off must end after it starts".into()));
-            }
-            if end - start > 366 * 86_400_000 {
-                return Err(DbError::Invalid("time off spans at most 366 days".into()));
-            }
-            bookings::add_time_off(conn, workspace_id, doctor_id, (start, end), &reason)
-        })
-        .await?;
+    let row = schedule::add_time_off(&chat.db, caller.workspace_id, *path, range, &body.reason).await?;
     Ok(HttpResponse::Created().json(TimeOffView::from(row)))
 }
 
@@ -444,9 +268,7 @@ pub async fn list_time_off(
     caller: Caller,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, doctor_id) = (caller.workspace_id, *path);
-    doctor_exists(&chat, workspace_id, doctor_id).await?;
-    let rows = chat.db.run(move |conn| bookings::time_off(conn, workspace_id, doctor_id)).await?;
+    let rows = schedule::time_off(&chat.db, caller.workspace_id, *path).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "data": rows.into_iter().map(TimeOffView::from).collect::<Vec<_>>() })))
 }
@@ -456,9 +278,7 @@ pub async fn delete_time_off(
     caller: Caller,
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, (doctor_id, id)) = (caller.workspace_id, *path);
-    if !chat.db.run(move |conn| bookings::delete_time_off(conn, workspace_id, doctor_id, id)).await? {
-        return Err(ApiError::not_found("time off not found"));
-    }
+    let (doctor_id, id) = *path;
+    schedule::delete_time_off(&chat.db, caller.workspace_id, doctor_id, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

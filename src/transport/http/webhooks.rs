@@ -5,24 +5,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::SecretBox;
 use crate::domain::chat::Chat;
-use crate::domain::webhooks::{signing, validate_events};
+use crate::domain::webhooks::endpoints::{self, DeliveryFilter, EndpointChanges, EndpointRow, EndpointSpec, Secrets};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
-use crate::net_guard::{self, TargetPolicy};
-use crate::storage::now_ms;
-use crate::storage::webhooks::{self as store, EndpointChanges, EndpointRow, NewEndpoint};
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
-/// What the webhook routes need beyond the chat core.
-pub struct WebhookAdmin {
-    pub secrets: SecretBox,
-    pub policy: TargetPolicy,
-}
-
-/// The longest rotation overlap accepted (seven days).
-const MAX_OVERLAP_SECS: u64 = 7 * 24 * 3600;
+pub use crate::domain::webhooks::endpoints::WebhookAdmin;
 
 #[derive(Debug, Serialize)]
 pub struct EndpointView {
@@ -58,28 +47,6 @@ impl From<EndpointRow> for EndpointView {
     }
 }
 
-fn check_target(url: &str, policy: TargetPolicy) -> Result<(), ApiError> {
-    net_guard::check_url(url, policy).map(|_| ()).map_err(|err| ApiError::bad_request(format!("invalid `url`: {err}")))
-}
-
-fn check_events(events: &[String]) -> Result<(), ApiError> {
-    validate_events(events).map_err(|err| ApiError::unprocessable(format!("invalid `events`: {err}")))
-}
-
-fn check_description(description: &str) -> Result<(), ApiError> {
-    if description.chars().count() > 500 {
-        return Err(ApiError::unprocessable("description must be at most 500 characters"));
-    }
-    Ok(())
-}
-
-async fn endpoint(chat: &Chat, workspace_id: i64, id: i64) -> Result<EndpointRow, ApiError> {
-    chat.db
-        .run(move |conn| store::get(conn, workspace_id, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook endpoint not found"))
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
@@ -106,24 +73,8 @@ async fn create_endpoint(
     workspace_id: i64,
     body: CreateEndpoint,
 ) -> Result<EndpointView, ApiError> {
-    check_target(&body.url, admin.policy.clone())?;
-    check_events(&body.events)?;
-    check_description(&body.description)?;
-    let secret = signing::new_secret();
-    let sealed = admin.secrets.seal(&secret);
-    let row = chat
-        .db
-        .run(move |conn| {
-            let new = NewEndpoint {
-                url: &body.url,
-                events: &body.events,
-                description: &body.description,
-                active: body.active,
-                sealed_secret: &sealed,
-            };
-            store::create(conn, workspace_id, new, now_ms())
-        })
-        .await?;
+    let spec = EndpointSpec { url: body.url, events: body.events, description: body.description, active: body.active };
+    let (row, secret) = endpoints::create(&chat.db, admin, workspace_id, spec).await?;
     Ok(EndpointView { secret: Some(secret), ..EndpointView::from(row) })
 }
 
@@ -138,27 +89,26 @@ pub async fn create(
     let key = idempotency::key_of(&req)?;
     // The stored (replayable) response leaves the secret out; it is read back from the
     // encrypted endpoint row for the first answer and for every replay alike.
-    let created = idempotency::once(&chat, caller.workspace_id, "webhooks", key, &digest, || async {
+    let created = idempotency::once(&chat.db, caller.workspace_id, "webhooks", key, &digest, || async {
         let view = create_endpoint(&chat, &admin, caller.workspace_id, body).await?;
         Ok((StatusCode::CREATED, EndpointView { secret: None, ..view }))
     })
     .await?;
     let id = created.body["id"].as_i64().ok_or_else(|| ApiError::internal("created endpoint without id"))?;
-    let row = endpoint(&chat, caller.workspace_id, id).await?;
+    let row = endpoints::endpoint(&chat.db, caller.workspace_id, id).await?;
     let mut answer = created;
-    answer.body["secret"] = serde_json::Value::String(admin.secrets.open(&row.secret).map_err(ApiError::internal)?);
-    Ok(answer.respond())
+    answer.body["secret"] = serde_json::Value::String(endpoints::secrets(&admin, &row)?.secret);
+    Ok(idempotency::respond(answer))
 }
 
 pub async fn list(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let id = caller.workspace_id;
-    let rows = chat.db.run(move |conn| store::list(conn, id)).await?;
+    let rows = endpoints::list(&chat.db, caller.workspace_id).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "data": rows.into_iter().map(EndpointView::from).collect::<Vec<_>>() })))
 }
 
 pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(EndpointView::from(endpoint(&chat, caller.workspace_id, *path).await?)))
+    Ok(HttpResponse::Ok().json(EndpointView::from(endpoints::endpoint(&chat.db, caller.workspace_id, *path).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,29 +128,14 @@ pub async fn update(
     body: JsonBody<UpdateEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    if let Some(url) = &body.url {
-        check_target(url, admin.policy.clone())?;
-    }
-    if let Some(events) = &body.events {
-        check_events(events)?;
-    }
-    if let Some(description) = &body.description {
-        check_description(description)?;
-    }
-    let (workspace_id, id) = (caller.workspace_id, *path);
     let changes =
         EndpointChanges { url: body.url, events: body.events, description: body.description, active: body.active };
-    let row = chat
-        .db
-        .run(move |conn| store::update(conn, workspace_id, id, changes, now_ms()))
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook endpoint not found"))?;
+    let row = endpoints::update(&chat.db, &admin, caller.workspace_id, *path, changes).await?;
     Ok(HttpResponse::Ok().json(EndpointView::from(row)))
 }
 
 pub async fn delete(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    if !chat.db.run(move |conn| store::delete(conn, workspace_id, id)).await? {
+    if !endpoints::delete(&chat.db, caller.workspace_id, *path).await? {
         return Err(ApiError::not_found("webhook endpoint not found"));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -215,19 +150,14 @@ pub struct SecretView {
     pub previous_secret_expires_at: Option<i64>,
 }
 
-fn secret_view(admin: &WebhookAdmin, row: &EndpointRow) -> Result<SecretView, ApiError> {
-    let now = now_ms();
-    let previous = match (&row.previous_secret, row.previous_secret_expires_at) {
-        (Some(sealed), Some(until)) if until > now => {
-            Some((admin.secrets.open(sealed).map_err(ApiError::internal)?, until))
+impl From<Secrets> for SecretView {
+    fn from(secrets: Secrets) -> Self {
+        SecretView {
+            secret: secrets.secret,
+            previous_secret_expires_at: secrets.previous.as_ref().map(|(_, until)| *until),
+            previous_secret: secrets.previous.map(|(secret, _)| secret),
         }
-        _ => None,
-    };
-    Ok(SecretView {
-        secret: admin.secrets.open(&row.secret).map_err(ApiError::internal)?,
-        previous_secret_expires_at: previous.as_ref().map(|(_, until)| *until),
-        previous_secret: previous.map(|(secret, _)| secret),
-    })
+    }
 }
 
 /// `POST /api/webhooks/{id}/secret/reveal`: the signing secret (and, during a rotation, the old one).
@@ -238,8 +168,8 @@ pub async fn reveal(
     path: web::Path<i64>,
     _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = endpoint(&chat, caller.workspace_id, *path).await?;
-    Ok(HttpResponse::Ok().json(secret_view(&admin, &row)?))
+    let row = endpoints::endpoint(&chat.db, caller.workspace_id, *path).await?;
+    Ok(HttpResponse::Ok().json(SecretView::from(endpoints::secrets(&admin, &row)?)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,20 +187,8 @@ pub async fn rotate(
     body: OptionalJsonBody<Rotate>,
 ) -> Result<HttpResponse, ApiError> {
     let overlap = body.0.unwrap_or_default().overlap_secs.unwrap_or(24 * 3600);
-    if overlap > MAX_OVERLAP_SECS {
-        return Err(ApiError::unprocessable(format!("overlap_secs must be at most {MAX_OVERLAP_SECS}")));
-    }
-    let secret = signing::new_secret();
-    let sealed = admin.secrets.seal(&secret);
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    let now = now_ms();
-    let until = now + (overlap as i64) * 1000;
-    let row = chat
-        .db
-        .run(move |conn| store::rotate(conn, workspace_id, id, &sealed, until, now))
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook endpoint not found"))?;
-    Ok(HttpResponse::Ok().json(secret_view(&admin, &row)?))
+    let secrets = endpoints::rotate(&chat.db, &admin, caller.workspace_id, *path, overlap).await?;
+    Ok(HttpResponse::Ok().json(SecretView::from(secrets)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,32 +209,12 @@ pub async fn deliveries(
     query: QueryParams<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
-    if let Some(status) = &query.status {
-        if !["pending", "delivered", "dead"].contains(&status.as_str()) {
-            return Err(ApiError::unprocessable("status must be pending, delivered or dead"));
-        }
-    }
     let limit = query.limit.unwrap_or(50);
     if !(1..=chat.limits.max_page_size).contains(&limit) {
         return Err(ApiError::unprocessable(format!("limit must be between 1 and {}", chat.limits.max_page_size)));
     }
-    let endpoint = endpoint(&chat, caller.workspace_id, *path).await?;
-    let workspace_id = caller.workspace_id;
-    let page = chat
-        .db
-        .run(move |conn| {
-            store::deliveries(
-                conn,
-                workspace_id,
-                endpoint.id,
-                None,
-                query.status.as_deref(),
-                query.event.as_deref(),
-                query.before,
-                limit,
-            )
-        })
-        .await?;
+    let filter = DeliveryFilter { status: query.status, event: query.event, before: query.before, limit };
+    let page = endpoints::deliveries(&chat.db, caller.workspace_id, *path, filter).await?;
     let next_before = (page.len() as i64 == limit).then(|| page.last().map(|d| d.id)).flatten();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": page, "next_before": next_before })))
 }
@@ -327,21 +225,8 @@ pub async fn delivery(
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
     let (endpoint_id, delivery_id) = path.into_inner();
-    let workspace_id = caller.workspace_id;
-    let found = chat
-        .db
-        .run(move |conn| store::deliveries(conn, workspace_id, endpoint_id, Some(delivery_id), None, None, None, 1))
-        .await?;
-    let delivery = found.into_iter().next().ok_or_else(|| ApiError::not_found("delivery not found"))?;
+    let delivery = endpoints::delivery(&chat.db, caller.workspace_id, endpoint_id, delivery_id).await?;
     Ok(HttpResponse::Ok().json(delivery))
-}
-
-/// Sending waits for an active endpoint; asking a disabled one to send would be a silent no-op.
-fn require_active(endpoint: &EndpointRow) -> Result<(), ApiError> {
-    if endpoint.active {
-        return Ok(());
-    }
-    Err(ApiError::conflict("the endpoint is disabled: turn it back on (PATCH active: true) first"))
 }
 
 pub async fn redeliver(
@@ -351,11 +236,7 @@ pub async fn redeliver(
     _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
     let (endpoint_id, delivery_id) = path.into_inner();
-    let workspace_id = caller.workspace_id;
-    require_active(&endpoint(&chat, workspace_id, endpoint_id).await?)?;
-    if !chat.db.run(move |conn| store::redeliver(conn, workspace_id, endpoint_id, delivery_id, now_ms())).await? {
-        return Err(ApiError::not_found("delivery not found"));
-    }
+    endpoints::redeliver(&chat.db, caller.workspace_id, endpoint_id, delivery_id).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": delivery_id, "status": "pending" })))
 }
 
@@ -378,10 +259,7 @@ pub async fn replay(
         _ => None,
     }
     .ok_or_else(|| ApiError::bad_request("invalid field `since`: milliseconds since the epoch or an RFC 3339 time"))?;
-    let endpoint = endpoint(&chat, caller.workspace_id, *path).await?;
-    require_active(&endpoint)?;
-    let workspace_id = caller.workspace_id;
-    let queued = chat.db.run(move |conn| store::replay(conn, workspace_id, &endpoint, since, now_ms())).await?;
+    let queued = endpoints::replay(&chat.db, caller.workspace_id, *path, since).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": queued })))
 }
 
@@ -421,8 +299,8 @@ pub async fn unsubscribe(
     caller: Caller,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (workspace_id, id) = (caller.workspace_id, *path);
-    if !chat.db.run(move |conn| store::delete(conn, workspace_id, id)).await? {
+    let id = *path;
+    if !endpoints::delete(&chat.db, caller.workspace_id, id).await? {
         return Err(ApiError::not_found("subscription not found"));
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "unsubscribed": true })))

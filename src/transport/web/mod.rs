@@ -353,7 +353,7 @@ pub async fn demo(
     if **setting == DemoPage::Off {
         return Err(off());
     }
-    let bot = chat.db.run(crate::storage::workspaces::demo_bot).await?.ok_or_else(|| {
+    let bot = chat.demo_bot().await?.ok_or_else(|| {
         ApiError::not_found("this server has no demo workspace (it is made on a first start with FRONTDESK_DEMO on)")
     })?;
     // Shown in the page's embed snippet only: this server as the browser reached it.

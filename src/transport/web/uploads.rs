@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use crate::crypto::SecretBox;
 use crate::domain::chat::Chat;
+use crate::domain::directory::UploadRow;
 use crate::domain::knowledge::Knowledge;
 use crate::error::ApiError;
-use crate::storage::uploads::UploadRow;
 use crate::transport::http::cors;
 use crate::transport::http::knowledge::{receive_files, serve_upload, UploadPolicy};
 use crate::transport::web::widget_config::UPLOAD_TYPES;

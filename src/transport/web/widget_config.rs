@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Limits;
 use crate::domain::chat::Chat;
+use crate::domain::directory::{BotRow, BotSettings, LeadCapture, LeadField, WidgetSettings};
 use crate::error::ApiError;
-use crate::storage::bots::{BotRow, BotSettings, LeadCapture, LeadField, WidgetSettings};
 use crate::transport::http::cors;
 
 pub const POSITIONS: &[&str] = &["bottom-right", "bottom-left"];
@@ -174,12 +174,7 @@ impl PublicConfig {
 pub async fn public_config(chat: &Chat, bot_id: &str, origin: Option<&str>) -> Result<PublicConfig, ApiError> {
     let bot = chat.public_bot(bot_id).await?;
     cors::check_bot_origin(&bot, origin)?;
-    let workspace_id = bot.workspace_id;
-    let online = chat
-        .db
-        .run(move |conn| crate::storage::agents::online(conn, workspace_id))
-        .await
-        .map(|agents| !agents.is_empty())?;
+    let online = chat.anyone_online(bot.workspace_id).await?;
     Ok(PublicConfig::new(&bot, online, &chat.limits))
 }
 

@@ -32,11 +32,11 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt as _;
 
 use crate::domain::chat::Chat;
+use crate::domain::inbox::{self, InboxItem};
 use crate::domain::presence::AgentSockets;
 use crate::domain::replay::{self, Live, ReplayCursor};
+use crate::domain::{access, agents};
 use crate::error::ApiError;
-use crate::storage::inbox::InboxItem;
-use crate::storage::{agents, inbox, now_ms};
 use crate::transport::revocation::{self, Credential, Revocations, WatchGuard};
 use crate::transport::ws::protocol::{refuse_version, AgentFrame, AGENT_PROTOCOL, UNSUPPORTED_PROTOCOL};
 
@@ -130,10 +130,9 @@ pub async fn connect(
                 None => crate::transport::http::auth::bearer(&req)?,
             };
             let token_hash = crate::secrets::hash(&token);
-            let agent =
-                chat.db.run(move |conn| agents::authenticate(conn, &token)).await.map_err(ApiError::from)?.ok_or_else(
-                    || ApiError::unauthorized("invalid agent token: send ?token=fda_… or Authorization: Bearer"),
-                )?;
+            let agent = access::agent_token(&chat.db, token).await.map_err(ApiError::from)?.ok_or_else(|| {
+                ApiError::unauthorized("invalid agent token: send ?token=fda_… or Authorization: Bearer")
+            })?;
             let credential = Credential::Agent(agent.id);
             (agent, credential, Some(token_hash))
         }
@@ -188,16 +187,9 @@ impl Actor for AgentSocket {
         let (chat, workspace_id, id) = (self.chat.clone(), self.workspace_id, self.agent.id);
         // Online before the snapshot goes out: whoever sees the agent's inbox sees them in.
         let snapshot = async move {
-            chat.db
-                .run(move |conn| {
-                    // Deleted between signing in and here: the revocation may have missed
-                    // this socket, which was not watching yet.
-                    if agents::update(conn, workspace_id, id, None, None, Some("online"), now_ms())?.is_none() {
-                        return Ok(None);
-                    }
-                    inbox::open_conversations(conn, workspace_id, SNAPSHOT_SIZE).map(Some)
-                })
-                .await
+            // Deleted between signing in and here (`None`): the revocation may have missed this
+            // socket, which was not watching yet.
+            inbox::sign_on(&chat.db, workspace_id, id, SNAPSHOT_SIZE).await
         };
         ctx.wait(snapshot.into_actor(self).map(|loaded, act, ctx| match loaded {
             Ok(None) => close_revoked(ctx),
@@ -216,9 +208,7 @@ impl Actor for AgentSocket {
             if !sockets.closed(id).await {
                 return;
             }
-            let offline =
-                db.run(move |conn| agents::update(conn, workspace_id, id, None, None, Some("offline"), now_ms()));
-            if let Err(err) = offline.await {
+            if let Err(err) = agents::set_presence(&db, workspace_id, id, "offline").await {
                 tracing::warn!(error = %err, "agent presence not set offline");
             }
         });
@@ -277,9 +267,7 @@ impl AgentSocket {
     ) {
         let (db, workspace_id, id, presence) =
             (self.chat.db.clone(), self.workspace_id, self.agent.id, presence.to_owned());
-        let update = async move {
-            db.run(move |conn| agents::update(conn, workspace_id, id, None, None, Some(&presence), now_ms())).await
-        };
+        let update = async move { agents::set_presence(&db, workspace_id, id, &presence).await };
         ctx.spawn(update.into_actor(self).map(move |done, _act, ctx| match done {
             Ok(Some(agent)) if reference.is_some() => {
                 ack(ctx, reference, serde_json::json!({ "presence": agent.presence }))
@@ -394,7 +382,7 @@ impl AgentSocket {
         let (chat, workspace_id) = (self.chat.clone(), self.workspace_id);
         let load = async move {
             let row = chat.conversation(workspace_id, &id).await?;
-            Ok::<_, ApiError>(chat.db.run(move |conn| inbox::item(conn, row)).await?)
+            inbox::item(&chat.db, row).await
         };
         ctx.wait(load.into_actor(self).map(move |loaded, _act, ctx| {
             if let Ok(item) = loaded {

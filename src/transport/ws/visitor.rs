@@ -326,14 +326,7 @@ impl VisitorSocket {
             };
             // The person holding a resumed conversation, for the header of a freshly loaded page.
             let agent = match (row.owner.as_str(), row.assigned_agent_id) {
-                ("agent", Some(agent_id)) => {
-                    let workspace_id = row.workspace_id;
-                    chat.db
-                        .run(move |conn| crate::storage::agents::get(conn, workspace_id, agent_id))
-                        .await
-                        .map_err(ApiError::from)?
-                        .map(|agent| agent.as_ref())
-                }
+                ("agent", Some(agent_id)) => chat.agent(row.workspace_id, agent_id).await?.map(|agent| agent.as_ref()),
                 _ => None,
             };
             // Subscribed before the replay is read, so nothing falls between the two.
