@@ -21,6 +21,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod ids;
 pub mod jobs;
 pub mod net_guard;
 pub mod secrets;

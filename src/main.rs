@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use frontdesk::cluster::control::{publish_once, Control, Revoked};
 use frontdesk::cluster::redis::Redis;
 use frontdesk::config::{Settings, SettingsArgs};
+use frontdesk::ids::WorkspaceId;
 use frontdesk::startup::{open_database, Application};
 use frontdesk::storage::{agents, keys, now_ms, workspaces};
 use frontdesk::telemetry;
@@ -143,6 +144,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Key { command: KeyCommand::Create { workspace, name } } => {
+            let workspace = WorkspaceId(workspace);
             let db = open_database(&settings)?;
             let mut conn = db.conn()?;
             let key = keys::create(&mut conn, workspace, &name)?;
@@ -150,6 +152,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Key { command: KeyCommand::List { workspace } } => {
+            let workspace = WorkspaceId(workspace);
             let db = open_database(&settings)?;
             let mut conn = db.conn()?;
             anyhow::ensure!(workspaces::get(&mut conn, workspace)?.is_some(), "workspace {workspace} does not exist");
@@ -158,6 +161,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Key { command: KeyCommand::Revoke { workspace, id } } => {
+            let workspace = WorkspaceId(workspace);
             let db = open_database(&settings)?;
             let mut conn = db.conn()?;
             let key = match keys::revoke(&mut conn, workspace, id, false)? {
@@ -172,6 +176,7 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Agent { command: AgentCommand::Create { workspace, name, email, role } } => {
+            let workspace = WorkspaceId(workspace);
             let db = open_database(&settings)?;
             let mut conn = db.conn()?;
             anyhow::ensure!(workspaces::get(&mut conn, workspace)?.is_some(), "workspace {workspace} does not exist");
@@ -194,7 +199,7 @@ fn run() -> anyhow::Result<()> {
 
 /// Tells the running nodes, through the cluster's control channel, that key `id` is revoked;
 /// false when Redis could not be reached (the nodes' own checks catch up).
-fn tell_nodes(url: &str, prefix: &str, workspace_id: i64, id: i64) -> anyhow::Result<bool> {
+fn tell_nodes(url: &str, prefix: &str, workspace_id: WorkspaceId, id: i64) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let redis = Redis::connect(url, prefix, &format!("cli-{}", std::process::id()))?;

@@ -16,6 +16,7 @@ use futures::stream::BoxStream;
 use super::reception::Reception;
 use super::BotSettingsCache;
 use crate::domain::knowledge::Knowledge;
+use crate::ids::WorkspaceId;
 use crate::storage::bots::Fact;
 use crate::storage::{agents, BotSettings, Db};
 
@@ -99,7 +100,7 @@ async fn answer_question(
         return Reply::plain(settings_answer);
     }
     let grounded = match knowledge {
-        Some(knowledge) => match knowledge.ask(request.workspace_id, request.bot_id, question).await {
+        Some(knowledge) => match knowledge.ask(WorkspaceId(request.workspace_id), request.bot_id, question).await {
             Ok(found) => found,
             Err(err) => {
                 tracing::warn!(error = %err, "knowledge base unavailable; answering without it");
@@ -115,8 +116,9 @@ async fn answer_question(
         return Reply::plain(settings_answer);
     }
     if let Some(knowledge) = knowledge {
-        let recorded =
-            knowledge.record_unanswered(request.workspace_id, request.bot_id, question, &request.conversation_id).await;
+        let recorded = knowledge
+            .record_unanswered(WorkspaceId(request.workspace_id), request.bot_id, question, &request.conversation_id)
+            .await;
         if let Err(err) = recorded {
             tracing::warn!(error = %err, "could not record an unanswered question");
         }
@@ -168,7 +170,7 @@ impl Brain for BuiltinBrain {
         let knowledge = self.knowledge.clone();
         let agents_db = self.agents.clone();
         Box::pin(async_stream::stream! {
-            let settings = match bots.get(request.workspace_id, request.bot_id).await {
+            let settings = match bots.get(WorkspaceId(request.workspace_id), request.bot_id).await {
                 Ok(settings) => Arc::new(with_request_context(&settings, request.context.as_ref())),
                 Err(err) => {
                     yield Err(BrainError(err.to_string()));
@@ -188,7 +190,7 @@ impl Brain for BuiltinBrain {
                 return;
             }
             if let Some(db) = agents_db.as_ref().filter(|_| asks_for_person(&question.content)) {
-                let workspace_id = request.workspace_id;
+                let workspace_id = WorkspaceId(request.workspace_id);
                 let online = db.run(move |conn| agents::online(conn, workspace_id)).await.map(|a| a.len()).unwrap_or(0);
                 let text = if online > 0 { &settings.handoff_waiting } else { &settings.handoff_offline };
                 yield Ok(BrainOutput::Metadata(serde_json::json!({ "handoff": { "agents_online": online } })));
@@ -201,7 +203,7 @@ impl Brain for BuiltinBrain {
             }
             if let Some(reception) = reception {
                 let turn = reception
-                    .turn(request.workspace_id, &request.conversation_id, question.id, &question.content, &request.variables, &request.state)
+                    .turn(WorkspaceId(request.workspace_id), &request.conversation_id, question.id, &question.content, &request.variables, &request.state)
                     .await;
                 match turn {
                     Ok(Some(turn)) => {

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::ids::WorkspaceId;
 use crate::storage::{bots, BotSettings, Db, DbError};
 
 /// How long a cached bot's settings are trusted before they are read again. Updates made
@@ -34,7 +35,7 @@ impl BotSettingsCache {
         Self { db, entries: Mutex::default() }
     }
 
-    pub async fn get(&self, workspace_id: i64, bot_id: i64) -> Result<Arc<BotSettings>, DbError> {
+    pub async fn get(&self, workspace_id: WorkspaceId, bot_id: i64) -> Result<Arc<BotSettings>, DbError> {
         if let Some((at, settings)) = self.lock().get(&bot_id) {
             if at.elapsed() < SETTINGS_TTL {
                 return Ok(settings.clone());

@@ -37,6 +37,7 @@ use super::BotSettingsCache;
 use crate::config::ModelDefaults;
 use crate::domain::knowledge::index::Hit;
 use crate::domain::knowledge::Knowledge;
+use crate::ids::WorkspaceId;
 use crate::storage::bots::BotModel;
 use crate::storage::{now_ms, usage, BotSettings, Db};
 
@@ -474,7 +475,7 @@ impl Brain for ModelBrain {
             budget: self.defaults.history_tokens,
         };
         Box::pin(async_stream::stream! {
-            let settings = match bots.get(request.workspace_id, request.bot_id).await {
+            let settings = match bots.get(WorkspaceId(request.workspace_id), request.bot_id).await {
                 Ok(settings) => settings,
                 Err(err) => {
                     yield Err(BrainError(err.to_string()));
@@ -528,7 +529,7 @@ impl ModelCall {
             let month = usage::month_of(now_ms());
             let capped = match self.cap {
                 Some(cap) if !builtin_turn => {
-                    let (workspace_id, month) = (request.workspace_id, month.clone());
+                    let (workspace_id, month) = (WorkspaceId(request.workspace_id), month.clone());
                     match self.db.run(move |conn| usage::get(conn, workspace_id, &month)).await {
                         Ok(used) => used.total_tokens() as u64 >= cap,
                         Err(err) => {
@@ -552,7 +553,7 @@ impl ModelCall {
             }
             let passages = match &self.knowledge {
                 Some(knowledge) => knowledge
-                    .search(request.workspace_id, request.bot_id, &question, PASSAGES)
+                    .search(WorkspaceId(request.workspace_id), request.bot_id, &question, PASSAGES)
                     .await
                     .map(|found| found.hits)
                     .unwrap_or_else(|err| {
@@ -711,7 +712,7 @@ impl ModelCall {
                     })).collect::<Vec<_>>(),
                 }));
                 let scope = tools::Scope {
-                    workspace_id: request.workspace_id,
+                    workspace_id: WorkspaceId(request.workspace_id),
                     bot_id: request.bot_id,
                     conversation_id: &request.conversation_id,
                     variables: &scope_variables,
@@ -767,7 +768,7 @@ impl ModelCall {
                     replies: 1,
                     ..usage::MonthUsage::default()
                 };
-                record(&self.db, request.workspace_id, &month, added).await;
+                record(&self.db, WorkspaceId(request.workspace_id), &month, added).await;
                 return;
             }
             if answered && last_failure.is_none() {
@@ -775,7 +776,7 @@ impl ModelCall {
             }
             let reason = last_failure.map(|f| f.reason).unwrap_or_else(|| "unknown".into());
             tracing::warn!(%reason, model = %endpoint.model, "model failed; the built-in brain answers");
-            record(&self.db, request.workspace_id, &month, usage::MonthUsage { failures: 1, ..usage::MonthUsage::default() }).await;
+            record(&self.db, WorkspaceId(request.workspace_id), &month, usage::MonthUsage { failures: 1, ..usage::MonthUsage::default() }).await;
             let note = serde_json::json!({ "name": endpoint.model, "fallback": true, "error": reason });
             let mut inner = builtin_with_note(&self.fallback, request, Some(note));
             while let Some(output) = inner.next().await {
@@ -813,7 +814,7 @@ fn builtin_with_note(
     })
 }
 
-async fn record(db: &Db, workspace_id: i64, month: &str, added: usage::MonthUsage) {
+async fn record(db: &Db, workspace_id: WorkspaceId, month: &str, added: usage::MonthUsage) {
     let month = month.to_owned();
     if let Err(err) = db.run(move |conn| usage::add(conn, workspace_id, &month, &added)).await {
         tracing::warn!(error = %err, "model usage not recorded");

@@ -22,6 +22,7 @@ use crate::domain::booking::{
     self, AvailabilityRequest, BookingError, BookingRequest, BookingView, HoldRequest, Named, Practice, Start,
 };
 use crate::domain::crm::signals::{self, ContactDetails};
+use crate::ids::WorkspaceId;
 use crate::storage::bookings::{self as booking_rows, BookingFilter, BookingRow};
 use crate::storage::{now_ms, Db, DbError};
 use frontdesk_actors::{LeadScorer, Rescore, TurnState};
@@ -138,7 +139,7 @@ pub struct Reception {
 
 /// What a turn knows about its conversation.
 struct Scope<'a> {
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     conversation_id: &'a str,
 }
 
@@ -326,7 +327,7 @@ impl Reception {
     /// leaves the message to the brain's other answers.
     pub async fn turn(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         conversation_id: &str,
         question_id: i64,
         text: &str,
@@ -412,7 +413,7 @@ impl Reception {
             let vars = state.store_changes(variables, &vars).await.map_err(|err| DbError::Task(err.0))?;
             if let Some(scorer) = &self.scorer {
                 let conversation_id = conversation_id.to_owned();
-                scorer.do_send(Rescore { workspace_id, conversation_id, engagement_only: false });
+                scorer.do_send(Rescore { workspace_id: workspace_id.get(), conversation_id, engagement_only: false });
             }
             Some(vars)
         } else {

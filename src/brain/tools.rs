@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::domain::booking::desk::BookingDesk;
 use crate::domain::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Start};
 use crate::domain::knowledge::Knowledge;
+use crate::ids::WorkspaceId;
 use crate::storage::{agents, bookings, now_ms, Db};
 
 /// The tools as the model is told of them (OpenAI's function-calling schema).
@@ -76,7 +77,7 @@ pub fn definitions() -> Vec<Value> {
 
 /// Where a tool call runs.
 pub struct Scope<'a> {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub bot_id: i64,
     pub conversation_id: &'a str,
     pub variables: &'a Value,
@@ -287,7 +288,7 @@ impl Tools {
             Err(err) => return (json!({ "error": err.0 }), Effects::default()),
         };
         let rescore =
-            RescoreNow { workspace_id: scope.workspace_id, conversation_id: scope.conversation_id.to_owned() };
+            RescoreNow { workspace_id: scope.workspace_id.get(), conversation_id: scope.conversation_id.to_owned() };
         let lead = self.scorer.send(rescore).await.unwrap_or(false);
         (json!({ "saved": variables["contact"], "lead": lead }), Effects::default())
     }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::redis::Redis;
+use crate::ids::WorkspaceId;
 
 /// The version of the envelope this node writes and understands.
 pub const VERSION: u64 = 1;
@@ -45,7 +46,7 @@ pub enum Control {
 /// reset).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revoked {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,7 +173,11 @@ mod tests {
 
     #[test]
     fn a_message_round_trips_and_unknown_ones_are_ignored() {
-        let sent = Control::CredentialRevoked(Revoked { workspace_id: 7, agent_id: Some(3), ..Default::default() });
+        let sent = Control::CredentialRevoked(Revoked {
+            workspace_id: WorkspaceId(7),
+            agent_id: Some(3),
+            ..Default::default()
+        });
         let payload = encode("node-a", &sent).unwrap();
         let value: serde_json::Value = serde_json::from_str(&payload).unwrap();
         assert_eq!(value["type"], "credential_revoked");

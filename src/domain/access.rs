@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::workspaces::{self, Quotas};
 use crate::storage::{agents, keys, now_ms, sessions, Db, DbError};
 
@@ -17,7 +18,7 @@ pub use crate::storage::workspaces::WorkspaceRow;
 const CHECK_CHUNK: usize = 500;
 
 /// The workspace, key id and quotas of an API key; `None` for an unknown or revoked key.
-pub async fn api_key(db: &Db, key: String) -> Result<Option<(i64, i64, Quotas)>, DbError> {
+pub async fn api_key(db: &Db, key: String) -> Result<Option<(WorkspaceId, i64, Quotas)>, DbError> {
     db.run(move |conn| keys::authenticate_with_quotas(conn, &key)).await
 }
 
@@ -27,11 +28,11 @@ pub async fn agent_token(db: &Db, token: String) -> Result<Option<AgentRow>, DbE
 }
 
 /// The workspace of a CX Genie `workspace_token`.
-pub async fn workspace_token(db: &Db, token: String) -> Result<Option<i64>, DbError> {
+pub async fn workspace_token(db: &Db, token: String) -> Result<Option<WorkspaceId>, DbError> {
     db.run(move |conn| workspaces::by_token(conn, &token)).await
 }
 
-pub async fn workspace(db: &Db, workspace_id: i64) -> Result<Option<WorkspaceRow>, DbError> {
+pub async fn workspace(db: &Db, workspace_id: WorkspaceId) -> Result<Option<WorkspaceRow>, DbError> {
     db.run(move |conn| workspaces::get(conn, workspace_id)).await
 }
 
@@ -61,12 +62,12 @@ pub async fn use_link(db: &Db, token: String, password_hash: String) -> Result<R
 }
 
 /// The workspace's API keys, without their secrets.
-pub async fn keys(db: &Db, workspace_id: i64) -> Result<Vec<KeyRow>, DbError> {
+pub async fn keys(db: &Db, workspace_id: WorkspaceId) -> Result<Vec<KeyRow>, DbError> {
     db.run(move |conn| keys::list(conn, workspace_id)).await
 }
 
 /// Creates an API key named `name`: the key (shown only now) and its listing.
-pub async fn create_key(db: &Db, workspace_id: i64, name: &str) -> Result<(String, Option<KeyRow>), ApiError> {
+pub async fn create_key(db: &Db, workspace_id: WorkspaceId, name: &str) -> Result<(String, Option<KeyRow>), ApiError> {
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::unprocessable("name must be 1 to 100 characters"));
@@ -85,7 +86,7 @@ pub async fn create_key(db: &Db, workspace_id: i64, name: &str) -> Result<(Strin
 }
 
 /// Revokes an API key; over the API the workspace's last active key is kept.
-pub async fn revoke_key(db: &Db, workspace_id: i64, key_id: i64) -> Result<Revoked, DbError> {
+pub async fn revoke_key(db: &Db, workspace_id: WorkspaceId, key_id: i64) -> Result<Revoked, DbError> {
     db.run(move |conn| keys::revoke(conn, workspace_id, key_id, true)).await
 }
 

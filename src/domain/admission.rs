@@ -29,6 +29,7 @@ use crate::config::AdmissionSettings;
 use crate::domain::chat::Chat;
 use crate::domain::rate_limit::{ApiRateLimiter, Verdict};
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 
 /// The `code` of every admission refusal.
 pub const RATE_LIMITED: &str = "rate_limited";
@@ -177,23 +178,23 @@ impl Admission {
     }
 
     /// Counts a request made with a CX Genie `workspace_token` (after it was found valid).
-    pub async fn workspace_token(&self, workspace_id: i64) -> Result<(), ApiError> {
+    pub async fn workspace_token(&self, workspace_id: WorkspaceId) -> Result<(), ApiError> {
         self.credential(&self.workspace_tokens, workspace_id, "rate limit exceeded for this workspace_token").await
     }
 
     /// Counts a request made with an external API key (after it was found valid).
-    pub async fn external_key(&self, workspace_id: i64) -> Result<(), ApiError> {
+    pub async fn external_key(&self, workspace_id: WorkspaceId) -> Result<(), ApiError> {
         self.credential(&self.external_keys, workspace_id, "rate limit exceeded for this api_key").await
     }
 
     async fn credential(
         &self,
         limiter: &Option<ApiRateLimiter<i64>>,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         what: &str,
     ) -> Result<(), ApiError> {
         let Some(limiter) = limiter else { return Ok(()) };
-        let verdict = limiter.check(workspace_id, None).await;
+        let verdict = limiter.check(workspace_id.get(), None).await;
         if verdict.allowed {
             return Ok(());
         }

@@ -3,6 +3,7 @@
 //! opened; the caller tells the transports' revocations.
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::agents::{self, PRESENCES, ROLES};
 use crate::storage::{now_ms, sessions, write_tx, Db};
 
@@ -43,7 +44,7 @@ fn not_found() -> ApiError {
 /// when the email is taken in the workspace.
 pub async fn create(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     name: &str,
     email: &str,
     role: Option<String>,
@@ -59,11 +60,11 @@ pub async fn create(
     created.ok_or_else(|| ApiError::conflict("an agent with this email already exists"))
 }
 
-pub async fn list(db: &Db, workspace_id: i64) -> Result<Vec<AgentRow>, ApiError> {
+pub async fn list(db: &Db, workspace_id: WorkspaceId) -> Result<Vec<AgentRow>, ApiError> {
     Ok(db.run(move |conn| agents::list(conn, workspace_id)).await?)
 }
 
-pub async fn get(db: &Db, workspace_id: i64, id: i64) -> Result<AgentRow, ApiError> {
+pub async fn get(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<AgentRow, ApiError> {
     db.run(move |conn| agents::get(conn, workspace_id, id)).await?.ok_or_else(not_found)
 }
 
@@ -76,7 +77,7 @@ pub struct AgentChanges {
 }
 
 /// Applies `changes`, each checked before anything is written.
-pub async fn update(db: &Db, workspace_id: i64, id: i64, changes: AgentChanges) -> Result<AgentRow, ApiError> {
+pub async fn update(db: &Db, workspace_id: WorkspaceId, id: i64, changes: AgentChanges) -> Result<AgentRow, ApiError> {
     let name = changes.name.as_deref().map(check_name).transpose()?;
     if let Some(role) = &changes.role {
         check_role(role)?;
@@ -100,14 +101,19 @@ pub async fn update(db: &Db, workspace_id: i64, id: i64, changes: AgentChanges) 
 }
 
 /// Sets an agent's presence as their socket comes and goes; `None` when the agent is gone.
-pub async fn set_presence(db: &Db, workspace_id: i64, id: i64, presence: &str) -> Result<Option<AgentRow>, ApiError> {
+pub async fn set_presence(
+    db: &Db,
+    workspace_id: WorkspaceId,
+    id: i64,
+    presence: &str,
+) -> Result<Option<AgentRow>, ApiError> {
     check_presence(presence)?;
     let presence = presence.to_owned();
     Ok(db.run(move |conn| agents::update(conn, workspace_id, id, None, None, Some(&presence), now_ms())).await?)
 }
 
 /// Deletes an agent with their console sessions; `false` when the workspace has no such agent.
-pub async fn delete(db: &Db, workspace_id: i64, id: i64) -> Result<bool, ApiError> {
+pub async fn delete(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<bool, ApiError> {
     Ok(db
         .run(move |conn| {
             write_tx(conn, |conn| {
@@ -119,13 +125,13 @@ pub async fn delete(db: &Db, workspace_id: i64, id: i64) -> Result<bool, ApiErro
 }
 
 /// Gives the agent a new token (shown only now); the old one stops working.
-pub async fn rotate_token(db: &Db, workspace_id: i64, id: i64) -> Result<(AgentRow, String), ApiError> {
+pub async fn rotate_token(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<(AgentRow, String), ApiError> {
     db.run(move |conn| agents::rotate_token(conn, workspace_id, id, now_ms())).await?.ok_or_else(not_found)
 }
 
 /// A one-time link token that sets the agent's console password, valid for
 /// [`LINK_LIFETIME`], and when it expires.
-pub async fn invite(db: &Db, workspace_id: i64, id: i64) -> Result<(String, i64), ApiError> {
+pub async fn invite(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<(String, i64), ApiError> {
     let lifetime = LINK_LIFETIME.as_millis() as i64;
     db.run(move |conn| match agents::get(conn, workspace_id, id)? {
         Some(agent) => sessions::create_link(conn, &agent, lifetime, now_ms()).map(Some),

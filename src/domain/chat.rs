@@ -20,6 +20,7 @@ use crate::domain::conversations::{
     UpdateVariables, VisitorMessage, VisitorTyping,
 };
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::bots::BotRow;
 use crate::storage::conversations::{self, ConversationRow, ConversationView, NewConversation};
 pub use crate::storage::conversations::{Continued, OutsideSession};
@@ -113,7 +114,7 @@ impl Chat {
     }
 
     /// A bot of the workspace by public id, or the workspace's first bot when none is named.
-    pub async fn workspace_bot(&self, workspace_id: i64, bot_id: Option<String>) -> Result<BotRow, ApiError> {
+    pub async fn workspace_bot(&self, workspace_id: WorkspaceId, bot_id: Option<String>) -> Result<BotRow, ApiError> {
         let found = self
             .db
             .run(move |conn| match &bot_id {
@@ -281,7 +282,7 @@ impl Chat {
     }
 
     /// A conversation of the workspace; another workspace's conversation is "not found".
-    pub async fn conversation(&self, workspace_id: i64, id: &str) -> Result<ConversationRow, ApiError> {
+    pub async fn conversation(&self, workspace_id: WorkspaceId, id: &str) -> Result<ConversationRow, ApiError> {
         let id = id.to_owned();
         self.db
             .run(move |conn| conversations::get(conn, workspace_id, &id))
@@ -312,7 +313,7 @@ impl Chat {
     /// stored, saved to the CRM.
     pub async fn update_variables(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         conversation_id: &str,
         patch: serde_json::Value,
     ) -> Result<serde_json::Value, ApiError> {
@@ -334,8 +335,11 @@ impl Chat {
 
     /// Saves the contact in the conversation's variables to the CRM: the patient it matches or
     /// a new one, and its lead (when it has a name and an email or phone).
-    pub async fn save_contact(&self, workspace_id: i64, conversation_id: &str) -> Result<bool, ApiError> {
-        let rescore = frontdesk_actors::RescoreNow { workspace_id, conversation_id: conversation_id.to_owned() };
+    pub async fn save_contact(&self, workspace_id: WorkspaceId, conversation_id: &str) -> Result<bool, ApiError> {
+        let rescore = frontdesk_actors::RescoreNow {
+            workspace_id: workspace_id.get(),
+            conversation_id: conversation_id.to_owned(),
+        };
         self.scorer.send(rescore).await.map_err(|_| ApiError::unavailable("the lead scorer has stopped"))
     }
 
@@ -407,7 +411,7 @@ impl Chat {
     /// Stored messages after `after`, in `seq` order.
     pub async fn history_after(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         conversation_id: &str,
         after: i64,
         limit: i64,
@@ -419,7 +423,7 @@ impl Chat {
     /// Stored messages after `after`; if there are none, waits up to `wait` for one to arrive.
     pub async fn wait_for_messages(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         conversation_id: &str,
         after: i64,
         limit: i64,

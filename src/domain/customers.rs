@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::customers;
 use crate::storage::{bots, conversations, now_ms, workspaces, Db, DbConn, DbError};
 
@@ -23,7 +24,7 @@ pub struct WorkspaceBrief {
 }
 
 impl WorkspaceBrief {
-    fn load(conn: &mut DbConn, workspace_id: i64) -> Result<WorkspaceBrief, DbError> {
+    fn load(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<WorkspaceBrief, DbError> {
         let public_id = workspaces::get(conn, workspace_id)?.map(|w| w.public_id).unwrap_or_default();
         let bots = bots::list(conn, workspace_id)?.into_iter().map(|b| (b.id, b)).collect();
         Ok(WorkspaceBrief { public_id, bots })
@@ -80,13 +81,18 @@ pub struct MessageOrder {
 }
 
 /// The workspace's bots among these public ids.
-pub async fn bot_ids(db: &Db, workspace_id: i64, public_ids: Vec<String>) -> Result<Vec<i64>, ApiError> {
+pub async fn bot_ids(db: &Db, workspace_id: WorkspaceId, public_ids: Vec<String>) -> Result<Vec<i64>, ApiError> {
     Ok(db.run(move |conn| customers::bot_ids(conn, workspace_id, &public_ids)).await?)
 }
 
 /// A page of the workspace's customers (empty when `nothing` is to be found, e.g. a bot filter
 /// none of whose bots is the workspace's).
-pub async fn page(db: &Db, workspace_id: i64, filter: CustomerFilter, nothing: bool) -> Result<CustomerPage, ApiError> {
+pub async fn page(
+    db: &Db,
+    workspace_id: WorkspaceId,
+    filter: CustomerFilter,
+    nothing: bool,
+) -> Result<CustomerPage, ApiError> {
     Ok(db
         .run(move |conn| {
             let workspace = WorkspaceBrief::load(conn, workspace_id)?;
@@ -120,7 +126,7 @@ pub async fn page(db: &Db, workspace_id: i64, filter: CustomerFilter, nothing: b
 /// the customer's own.
 fn record(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     contact: ContactRow,
     extra_sessions: &[SessionRow],
 ) -> Result<CustomerRecord, DbError> {
@@ -135,7 +141,7 @@ fn record(
 }
 
 /// The workspace's customer with this id.
-pub async fn customer(db: &Db, workspace_id: i64, id: i64) -> Result<Option<CustomerRecord>, ApiError> {
+pub async fn customer(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<Option<CustomerRecord>, ApiError> {
     Ok(db
         .run(move |conn| match customers::get(conn, workspace_id, id)? {
             Some(contact) => record(conn, workspace_id, contact, &[]).map(Some),
@@ -148,7 +154,7 @@ pub async fn customer(db: &Db, workspace_id: i64, id: i64) -> Result<Option<Cust
 /// found.
 pub async fn sessions(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     filter: SessionFilter,
     nothing: bool,
 ) -> Result<Option<SessionPage>, ApiError> {
@@ -166,7 +172,7 @@ pub async fn sessions(
 /// A page of the messages of the workspace's session, when it is the customer's.
 pub async fn session_messages(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     session_id: String,
     contact_id: i64,
     order: MessageOrder,
@@ -185,14 +191,14 @@ pub async fn session_messages(
 }
 
 /// The workspace's session with this id.
-pub async fn session(db: &Db, workspace_id: i64, id: String) -> Result<Option<SessionRow>, ApiError> {
+pub async fn session(db: &Db, workspace_id: WorkspaceId, id: String) -> Result<Option<SessionRow>, ApiError> {
     Ok(db.run(move |conn| customers::session(conn, workspace_id, &id)).await?)
 }
 
 /// Creates or updates the customer `info` describes, as an integrator's record.
 pub async fn upsert(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     info: CustomerInfo,
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<ContactRow, ApiError> {
@@ -200,6 +206,6 @@ pub async fn upsert(
 }
 
 /// Links the workspace's session to a customer.
-pub async fn link(db: &Db, workspace_id: i64, session_id: String, contact_id: i64) -> Result<(), ApiError> {
+pub async fn link(db: &Db, workspace_id: WorkspaceId, session_id: String, contact_id: i64) -> Result<(), ApiError> {
     Ok(db.run(move |conn| conversations::set_contact(conn, workspace_id, &session_id, contact_id)).await?)
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::chat::Chat;
 use super::idempotency::{self, Created, Idempotent};
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::{agents, bots, conversations, now_ms, schedule, uploads, usage, workspaces};
 
 /// A change to a bot: only what is `Some` changes.
@@ -30,7 +31,7 @@ pub struct BotChanges {
 
 impl Chat {
     /// The workspace's bot with this public id, if it has one.
-    pub async fn find_bot(&self, workspace_id: i64, public_id: &str) -> Result<Option<BotRow>, ApiError> {
+    pub async fn find_bot(&self, workspace_id: WorkspaceId, public_id: &str) -> Result<Option<BotRow>, ApiError> {
         let public_id = public_id.to_owned();
         Ok(self.db.run(move |conn| bots::get(conn, workspace_id, &public_id)).await?)
     }
@@ -38,7 +39,7 @@ impl Chat {
     /// Changes a bot and forgets its cached settings; `None` when the workspace has no such bot.
     pub async fn update_bot(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         public_id: &str,
         changes: BotChanges,
     ) -> Result<Option<BotRow>, ApiError> {
@@ -64,34 +65,34 @@ impl Chat {
     }
 
     /// The workspace's public id (the account id integrators see).
-    pub async fn workspace_public_id(&self, workspace_id: i64) -> Result<Option<String>, ApiError> {
+    pub async fn workspace_public_id(&self, workspace_id: WorkspaceId) -> Result<Option<String>, ApiError> {
         Ok(self.db.run(move |conn| workspaces::get(conn, workspace_id)).await?.map(|w| w.public_id))
     }
 
     /// The workspace a public id (the embed code's `admin_id`) names.
-    pub async fn workspace_by_public_id(&self, public_id: &str) -> Result<Option<i64>, ApiError> {
+    pub async fn workspace_by_public_id(&self, public_id: &str) -> Result<Option<WorkspaceId>, ApiError> {
         let public_id = public_id.to_owned();
         Ok(self.db.run(move |conn| schedule::workspace_by_public_id(conn, &public_id)).await?)
     }
 
     /// The workspace an external API key (ChatGenius's body `api_key`) authenticates.
-    pub async fn workspace_by_external_key(&self, key: &str) -> Result<Option<i64>, ApiError> {
+    pub async fn workspace_by_external_key(&self, key: &str) -> Result<Option<WorkspaceId>, ApiError> {
         let key = key.to_owned();
         Ok(self.db.run(move |conn| workspaces::by_external_key(conn, &key)).await?)
     }
 
     /// The workspace's own quotas.
-    pub async fn quotas(&self, workspace_id: i64) -> Result<Quotas, ApiError> {
+    pub async fn quotas(&self, workspace_id: WorkspaceId) -> Result<Quotas, ApiError> {
         Ok(self.db.run(move |conn| workspaces::quotas(conn, workspace_id)).await?)
     }
 
     /// The workspace's doctors (only the active ones when `only_active`).
-    pub async fn doctors(&self, workspace_id: i64, only_active: bool) -> Result<Vec<DoctorRow>, ApiError> {
+    pub async fn doctors(&self, workspace_id: WorkspaceId, only_active: bool) -> Result<Vec<DoctorRow>, ApiError> {
         Ok(self.db.run(move |conn| schedule::doctors(conn, workspace_id, only_active)).await?)
     }
 
     /// Whether an agent of the workspace is online now.
-    pub async fn anyone_online(&self, workspace_id: i64) -> Result<bool, ApiError> {
+    pub async fn anyone_online(&self, workspace_id: WorkspaceId) -> Result<bool, ApiError> {
         Ok(!self.db.run(move |conn| agents::online(conn, workspace_id)).await?.is_empty())
     }
 
@@ -102,7 +103,7 @@ impl Chat {
     }
 
     /// The workspace's agent with this id.
-    pub async fn agent(&self, workspace_id: i64, id: i64) -> Result<Option<AgentRow>, ApiError> {
+    pub async fn agent(&self, workspace_id: WorkspaceId, id: i64) -> Result<Option<AgentRow>, ApiError> {
         Ok(self.db.run(move |conn| agents::get(conn, workspace_id, id)).await?)
     }
 
@@ -112,13 +113,13 @@ impl Chat {
     }
 
     /// The workspace's upload with this id.
-    pub async fn upload(&self, workspace_id: i64, id: &str) -> Result<Option<UploadRow>, ApiError> {
+    pub async fn upload(&self, workspace_id: WorkspaceId, id: &str) -> Result<Option<UploadRow>, ApiError> {
         let id = id.to_owned();
         Ok(self.db.run(move |conn| uploads::get(conn, workspace_id, &id)).await?)
     }
 
     /// The workspace with its own quotas.
-    pub async fn workspace(&self, workspace_id: i64) -> Result<(WorkspaceRow, Quotas), ApiError> {
+    pub async fn workspace(&self, workspace_id: WorkspaceId) -> Result<(WorkspaceRow, Quotas), ApiError> {
         let (row, quotas) = self
             .db
             .run(move |conn| Ok((workspaces::get(conn, workspace_id)?, workspaces::quotas(conn, workspace_id)?)))
@@ -127,14 +128,14 @@ impl Chat {
     }
 
     /// The workspace's bots.
-    pub async fn bots(&self, workspace_id: i64) -> Result<Vec<BotRow>, ApiError> {
+    pub async fn bots(&self, workspace_id: WorkspaceId) -> Result<Vec<BotRow>, ApiError> {
         Ok(self.db.run(move |conn| bots::list(conn, workspace_id)).await?)
     }
 
     /// Creates a bot once per idempotency key; `view` is the answer stored for a retry.
     pub async fn create_bot<V: Serialize + Send + 'static>(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         bot: NewBot,
         request: Idempotent,
         view: fn(BotRow) -> V,
@@ -147,7 +148,7 @@ impl Chat {
     }
 
     /// The workspace's model usage in `month` (`YYYY-MM`, UTC; this month when `None`).
-    pub async fn usage(&self, workspace_id: i64, month: Option<String>) -> Result<MonthUsage, ApiError> {
+    pub async fn usage(&self, workspace_id: WorkspaceId, month: Option<String>) -> Result<MonthUsage, ApiError> {
         let month = month.unwrap_or_else(|| usage::month_of(now_ms()));
         Ok(self.db.run(move |conn| usage::get(conn, workspace_id, &month)).await?)
     }

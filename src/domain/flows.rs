@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::brain::flows::definition;
 use crate::domain::chat::Chat;
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::flows::{self as flow_rows, CHANNELS};
 use crate::storage::{now_ms, DbError};
 
@@ -97,7 +98,7 @@ pub fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// The workspace's flow with this id.
-pub async fn flow(chat: &Chat, workspace_id: i64, id: i64) -> Result<FlowRow, ApiError> {
+pub async fn flow(chat: &Chat, workspace_id: WorkspaceId, id: i64) -> Result<FlowRow, ApiError> {
     chat.db
         .run(move |conn| flow_rows::get(conn, workspace_id, id))
         .await?
@@ -107,7 +108,7 @@ pub async fn flow(chat: &Chat, workspace_id: i64, id: i64) -> Result<FlowRow, Ap
 /// Creates a draft for the bot (the workspace's first when `None`).
 pub async fn create(
     chat: &Chat,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     bot_public_id: Option<String>,
     name: &str,
     definition: Value,
@@ -122,7 +123,11 @@ pub async fn create(
 }
 
 /// The workspace's flows, of one bot when given.
-pub async fn list(chat: &Chat, workspace_id: i64, bot_public_id: Option<String>) -> Result<Vec<FlowView>, ApiError> {
+pub async fn list(
+    chat: &Chat,
+    workspace_id: WorkspaceId,
+    bot_public_id: Option<String>,
+) -> Result<Vec<FlowView>, ApiError> {
     let bot_id = match bot_public_id {
         Some(public_id) => Some(chat.workspace_bot(workspace_id, Some(public_id)).await?.id),
         None => None,
@@ -139,7 +144,7 @@ pub async fn list(chat: &Chat, workspace_id: i64, bot_public_id: Option<String>)
 /// are untouched.
 pub async fn update(
     chat: &Chat,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     name: Option<String>,
     definition: Option<Value>,
@@ -162,7 +167,7 @@ pub async fn update(
 }
 
 /// Deletes a flow; 409 while it is deployed.
-pub async fn delete(chat: &Chat, workspace_id: i64, id: i64) -> Result<(), ApiError> {
+pub async fn delete(chat: &Chat, workspace_id: WorkspaceId, id: i64) -> Result<(), ApiError> {
     let row = flow(chat, workspace_id, id).await?;
     let id = row.id;
     match chat.db.run(move |conn| flow_rows::delete(conn, workspace_id, id)).await {
@@ -208,7 +213,7 @@ pub fn channels(list: &[String]) -> Result<Vec<&'static str>, ApiError> {
 /// conversations already running keep their version.
 pub async fn deploy(
     chat: &Chat,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     channel_names: &[String],
     version: Option<i64>,
@@ -229,7 +234,12 @@ pub async fn deploy(
 }
 
 /// Takes the flow off channels.
-pub async fn undeploy(chat: &Chat, workspace_id: i64, id: i64, channel_names: &[String]) -> Result<FlowView, ApiError> {
+pub async fn undeploy(
+    chat: &Chat,
+    workspace_id: WorkspaceId,
+    id: i64,
+    channel_names: &[String],
+) -> Result<FlowView, ApiError> {
     let targets = channels(channel_names)?;
     let row = flow(chat, workspace_id, id).await?;
     let flow_id = row.id;

@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use crate::domain::crm::signals::{normalize_email, normalize_phone};
 use crate::domain::idempotency::{self, Created, Idempotent};
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::forms;
 use crate::storage::{now_ms, Db};
 
@@ -56,7 +57,12 @@ fn check_form(form: &NewForm) -> Result<(), ApiError> {
 }
 
 /// Creates a form once per idempotency key.
-pub async fn create(db: &Db, workspace_id: i64, form: NewForm, request: Idempotent) -> Result<Created, ApiError> {
+pub async fn create(
+    db: &Db,
+    workspace_id: WorkspaceId,
+    form: NewForm,
+    request: Idempotent,
+) -> Result<Created, ApiError> {
     check_form(&form)?;
     idempotency::create_once(db, workspace_id, "forms", request, move |conn| {
         Ok((
@@ -67,15 +73,15 @@ pub async fn create(db: &Db, workspace_id: i64, form: NewForm, request: Idempote
     .await
 }
 
-pub async fn list(db: &Db, workspace_id: i64) -> Result<Vec<FormView>, ApiError> {
+pub async fn list(db: &Db, workspace_id: WorkspaceId) -> Result<Vec<FormView>, ApiError> {
     Ok(db.run(move |conn| forms::list(conn, workspace_id)).await?)
 }
 
-pub async fn get(db: &Db, workspace_id: i64, id: i64) -> Result<FormView, ApiError> {
+pub async fn get(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<FormView, ApiError> {
     db.run(move |conn| forms::get(conn, workspace_id, id)).await?.ok_or_else(|| ApiError::not_found("form not found"))
 }
 
-pub async fn delete(db: &Db, workspace_id: i64, id: i64) -> Result<(), ApiError> {
+pub async fn delete(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<(), ApiError> {
     if !db.run(move |conn| forms::delete(conn, workspace_id, id)).await? {
         return Err(ApiError::not_found("form not found"));
     }
@@ -131,7 +137,7 @@ fn check_answers(fields: &[FormField], data: &serde_json::Map<String, serde_json
 /// creating its patient (`new_patient`) and queueing `form_submitted`, in one transaction.
 pub async fn submit(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     form_id: i64,
     patient_id: Option<i64>,
     data: serde_json::Map<String, serde_json::Value>,
@@ -151,7 +157,7 @@ pub async fn submit(
 }
 
 /// A form's submissions; 404 for another workspace's form.
-pub async fn submissions(db: &Db, workspace_id: i64, form_id: i64) -> Result<Vec<SubmissionView>, ApiError> {
+pub async fn submissions(db: &Db, workspace_id: WorkspaceId, form_id: i64) -> Result<Vec<SubmissionView>, ApiError> {
     db.run(move |conn| match forms::get(conn, workspace_id, form_id)? {
         Some(_) => forms::submissions(conn, workspace_id, form_id).map(Some),
         None => Ok(None),

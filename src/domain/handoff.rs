@@ -20,6 +20,7 @@ use futures::future::LocalBoxFuture;
 use crate::cluster::redis::Redis;
 use crate::domain::chat::Chat;
 use crate::domain::conversations::{Command, HandBack, TakeOver};
+use crate::ids::WorkspaceId;
 use crate::jobs::{BackgroundJob, JobRunner, Round, Schedule};
 use crate::storage::{agents, conversations, now_ms};
 
@@ -112,7 +113,7 @@ impl HandoffRules {
     /// the turns are taken in Redis, one at a time for the whole cluster, so two nodes
     /// assigning at once (a lead changing hands, Redis briefly cut off) still go round the
     /// agents; without it (or while it is down), the database's record of assignments decides.
-    async fn next_in_turn(&self, workspace_id: i64, online: Vec<agents::AgentRow>) -> Option<agents::AgentRow> {
+    async fn next_in_turn(&self, workspace_id: WorkspaceId, online: Vec<agents::AgentRow>) -> Option<agents::AgentRow> {
         if let (Some(redis), false) = (&self.redis, online.is_empty()) {
             let ids: Vec<i64> = online.iter().map(|agent| agent.id).collect();
             match redis.take_turn(&format!("{{rr:{workspace_id}}}"), &ids).await {

@@ -14,6 +14,7 @@ use actix_web::http::StatusCode;
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::idempotency::{self, Claim};
 use crate::storage::{write_tx, Db, DbConn, DbError};
 
@@ -37,7 +38,7 @@ pub struct Created {
 /// returns, so it must hold no secret.
 pub async fn once<T, F, Fut>(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     scope: &'static str,
     key: Option<String>,
     body_digest: &str,
@@ -123,7 +124,7 @@ impl From<DbError> for RolledBack {
 /// the transaction. An error from `create` rolls everything back, key included.
 pub async fn create_once<T, F>(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     scope: &'static str,
     request: Idempotent,
     create: F,
@@ -139,7 +140,7 @@ where
 /// [`create_once`] on a connection the caller holds (the booking desk's).
 pub fn in_transaction<T, F>(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     scope: &str,
     key: Option<&str>,
     digest: &str,

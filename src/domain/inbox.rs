@@ -2,6 +2,7 @@
 //! last message, contact), filtered and paged with a cursor, and one conversation in detail.
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::inbox;
 use crate::storage::{messages, Db};
 
@@ -24,7 +25,7 @@ pub struct Detail {
 /// A page of the inbox, newest first, and the cursor of the next page (`None` on the last).
 pub async fn page(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     filter: InboxFilter,
     cursor: Option<Cursor>,
     limit: usize,
@@ -33,7 +34,7 @@ pub async fn page(
 }
 
 /// The detail of a conversation the caller has checked is the workspace's.
-pub async fn detail(db: &Db, workspace_id: i64, row: ConversationRow) -> Result<Detail, ApiError> {
+pub async fn detail(db: &Db, workspace_id: WorkspaceId, row: ConversationRow) -> Result<Detail, ApiError> {
     let id = row.id.clone();
     Ok(db
         .run(move |conn| {
@@ -54,7 +55,7 @@ pub async fn item(db: &Db, row: ConversationRow) -> Result<InboxItem, ApiError> 
 /// are their first inbox. `None` when the agent was deleted meanwhile.
 pub async fn sign_on(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     agent_id: i64,
     limit: usize,
 ) -> Result<Option<Vec<InboxItem>>, ApiError> {

@@ -3,6 +3,7 @@
 //! `LeadScorer`'s, through [`crate::domain::crm`].)
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::leads::{self, LeadEventRow, LeadView};
 use crate::storage::{now_ms, write_tx, Db};
 
@@ -20,7 +21,7 @@ pub fn check_stage(stage: &str) -> Result<(), ApiError> {
 /// Leads by score, highest first, optionally of one stage.
 pub async fn list(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     stage: Option<String>,
     limit: i64,
     offset: i64,
@@ -36,12 +37,12 @@ fn found(row: Option<leads::LeadRow>) -> Result<LeadView, ApiError> {
     row.map(LeadView::from).ok_or_else(|| ApiError::not_found("lead not found"))
 }
 
-pub async fn get(db: &Db, workspace_id: i64, id: i64) -> Result<LeadView, ApiError> {
+pub async fn get(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<LeadView, ApiError> {
     found(db.run(move |conn| leads::get(conn, workspace_id, id)).await?)
 }
 
 /// Moves a lead to `stage` (recorded in its history).
-pub async fn set_stage(db: &Db, workspace_id: i64, id: i64, stage: String) -> Result<LeadView, ApiError> {
+pub async fn set_stage(db: &Db, workspace_id: WorkspaceId, id: i64, stage: String) -> Result<LeadView, ApiError> {
     check_stage(&stage)?;
     found(db.run(move |conn| write_tx(conn, |conn| leads::set_stage(conn, workspace_id, id, &stage, now_ms()))).await?)
 }
@@ -50,7 +51,7 @@ pub async fn set_stage(db: &Db, workspace_id: i64, id: i64, stage: String) -> Re
 /// most 500 characters; "set by API" when none).
 pub async fn set_score(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     score: f64,
     reason: Option<String>,
@@ -69,7 +70,7 @@ pub async fn set_score(
 }
 
 /// Every change of a lead with its reason, oldest first.
-pub async fn history(db: &Db, workspace_id: i64, id: i64) -> Result<Vec<LeadEventRow>, ApiError> {
+pub async fn history(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<Vec<LeadEventRow>, ApiError> {
     db.run(move |conn| match leads::get(conn, workspace_id, id)? {
         Some(_) => leads::history(conn, workspace_id, id).map(Some),
         None => Ok(None),

@@ -2,6 +2,7 @@
 //! canned replies: their limits and their storage.
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::notes::{self, CannedReply, NoteView};
 use crate::storage::{now_ms, Db};
 
@@ -20,7 +21,7 @@ fn check_text(text: &str, field: &str, max: usize) -> Result<String, ApiError> {
 
 /// The conversation's notes, oldest first (the caller has checked the conversation is the
 /// workspace's).
-pub async fn list(db: &Db, workspace_id: i64, conversation_id: String) -> Result<Vec<NoteView>, ApiError> {
+pub async fn list(db: &Db, workspace_id: WorkspaceId, conversation_id: String) -> Result<Vec<NoteView>, ApiError> {
     let rows = db.run(move |conn| notes::notes(conn, workspace_id, &conversation_id, MAX_NOTES)).await?;
     Ok(rows.into_iter().map(NoteView::from).collect())
 }
@@ -28,7 +29,7 @@ pub async fn list(db: &Db, workspace_id: i64, conversation_id: String) -> Result
 /// Adds a note signed by `agent` (`None`: written with an API key).
 pub async fn add(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     conversation_id: String,
     agent: Option<(i64, String)>,
     text: &str,
@@ -43,12 +44,17 @@ pub async fn add(
     Ok(NoteView::from(note))
 }
 
-pub async fn canned(db: &Db, workspace_id: i64) -> Result<Vec<CannedReply>, ApiError> {
+pub async fn canned(db: &Db, workspace_id: WorkspaceId) -> Result<Vec<CannedReply>, ApiError> {
     Ok(db.run(move |conn| notes::canned(conn, workspace_id)).await?)
 }
 
 /// Adds a canned reply; its shortcut is lower-cased without a leading `/`; 409 when taken.
-pub async fn add_canned(db: &Db, workspace_id: i64, shortcut: &str, text: &str) -> Result<CannedReply, ApiError> {
+pub async fn add_canned(
+    db: &Db,
+    workspace_id: WorkspaceId,
+    shortcut: &str,
+    text: &str,
+) -> Result<CannedReply, ApiError> {
     let shortcut = shortcut.trim().trim_start_matches('/').to_lowercase();
     let valid = !shortcut.is_empty()
         && shortcut.len() <= 40
@@ -63,7 +69,7 @@ pub async fn add_canned(db: &Db, workspace_id: i64, shortcut: &str, text: &str) 
 }
 
 /// Deletes a canned reply; 404 for another workspace's.
-pub async fn delete_canned(db: &Db, workspace_id: i64, id: i64) -> Result<(), ApiError> {
+pub async fn delete_canned(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<(), ApiError> {
     if db.run(move |conn| notes::delete_canned(conn, workspace_id, id)).await? {
         Ok(())
     } else {

@@ -5,6 +5,7 @@
 use crate::domain::booking::{self, BookingView};
 use crate::domain::crm::signals::{normalize_email, normalize_phone};
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::bookings::{self as booking_rows, BookingFilter};
 use crate::storage::leads::{self, LeadView};
 use crate::storage::patients;
@@ -25,7 +26,7 @@ pub struct Profile {
 /// Patients matching `search` (name, email or phone), newest first.
 pub async fn search(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     search: Option<String>,
     limit: i64,
     offset: i64,
@@ -36,7 +37,7 @@ pub async fn search(
     Ok(db.run(move |conn| patients::search(conn, workspace_id, search.as_deref(), limit, offset)).await?)
 }
 
-pub async fn profile(db: &Db, workspace_id: i64, id: i64) -> Result<Profile, ApiError> {
+pub async fn profile(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<Profile, ApiError> {
     let found = db
         .run(move |conn| {
             let Some(patient) = patients::get(conn, workspace_id, id)? else { return Ok(None) };
@@ -91,7 +92,12 @@ fn check(changes: &PatientChanges) -> Result<(), ApiError> {
 }
 
 /// Changes only the fields given; an empty string clears a field.
-pub async fn update(db: &Db, workspace_id: i64, id: i64, changes: PatientChanges) -> Result<PatientRow, ApiError> {
+pub async fn update(
+    db: &Db,
+    workspace_id: WorkspaceId,
+    id: i64,
+    changes: PatientChanges,
+) -> Result<PatientRow, ApiError> {
     check(&changes)?;
     let row = db.run(move |conn| patients::update(conn, workspace_id, id, &changes, now_ms())).await?;
     row.ok_or_else(|| ApiError::not_found("patient not found"))

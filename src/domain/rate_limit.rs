@@ -19,6 +19,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::cluster::redis::Redis;
+use crate::ids::WorkspaceId;
 
 /// A per-minute quota per key: an API key's id by default, a chat session for `POST /chat`.
 pub struct ApiRateLimiter<K: Hash + Eq + Clone = i64> {
@@ -35,8 +36,8 @@ pub struct ApiRateLimiter<K: Hash + Eq + Clone = i64> {
 /// because a client picks its own session ids, per workspace and client address at
 /// [`ADDRESS_FACTOR`] times that (visitors behind one office NAT share an address).
 pub struct ChatRateLimiter {
-    pub per_session: ApiRateLimiter<(i64, String)>,
-    pub per_address: ApiRateLimiter<(i64, std::net::IpAddr)>,
+    pub per_session: ApiRateLimiter<(WorkspaceId, String)>,
+    pub per_address: ApiRateLimiter<(WorkspaceId, std::net::IpAddr)>,
 }
 
 pub const ADDRESS_FACTOR: u32 = 10;
@@ -62,7 +63,7 @@ impl ChatRateLimiter {
     /// verdict unless the address is over its quota.
     pub async fn check(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         session: &str,
         address: Option<std::net::IpAddr>,
         quota: Option<u32>,

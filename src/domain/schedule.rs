@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use crate::domain::booking;
 use crate::domain::idempotency::{self, Created, Idempotent};
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::{bookings, schedule, workspaces, Db, DbError};
 
 pub use crate::storage::bookings::TimeOffRow;
@@ -79,13 +80,13 @@ fn doctor_not_found() -> ApiError {
 }
 
 /// Every doctor of the workspace, active or not.
-pub async fn doctors(db: &Db, workspace_id: i64) -> Result<Vec<DoctorRow>, ApiError> {
+pub async fn doctors(db: &Db, workspace_id: WorkspaceId) -> Result<Vec<DoctorRow>, ApiError> {
     Ok(db.run(move |conn| schedule::doctors(conn, workspace_id, false)).await?)
 }
 
 pub async fn create_doctor(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     fields: DoctorFields,
     request: Idempotent,
 ) -> Result<Created, ApiError> {
@@ -96,16 +97,21 @@ pub async fn create_doctor(
     .await
 }
 
-pub async fn doctor(db: &Db, workspace_id: i64, id: i64) -> Result<DoctorRow, ApiError> {
+pub async fn doctor(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<DoctorRow, ApiError> {
     db.run(move |conn| schedule::doctor(conn, workspace_id, id)).await?.ok_or_else(doctor_not_found)
 }
 
-pub async fn update_doctor(db: &Db, workspace_id: i64, id: i64, fields: DoctorFields) -> Result<DoctorRow, ApiError> {
+pub async fn update_doctor(
+    db: &Db,
+    workspace_id: WorkspaceId,
+    id: i64,
+    fields: DoctorFields,
+) -> Result<DoctorRow, ApiError> {
     check_doctor(&fields, false)?;
     db.run(move |conn| schedule::update_doctor(conn, workspace_id, id, &fields)).await?.ok_or_else(doctor_not_found)
 }
 
-pub async fn delete_doctor(db: &Db, workspace_id: i64, id: i64) -> Result<(), ApiError> {
+pub async fn delete_doctor(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<(), ApiError> {
     if !db.run(move |conn| schedule::delete_doctor(conn, workspace_id, id)).await? {
         return Err(doctor_not_found());
     }
@@ -113,7 +119,7 @@ pub async fn delete_doctor(db: &Db, workspace_id: i64, id: i64) -> Result<(), Ap
 }
 
 /// A doctor's weekly opening windows.
-pub async fn hours(db: &Db, workspace_id: i64, doctor_id: i64) -> Result<Vec<HoursRow>, ApiError> {
+pub async fn hours(db: &Db, workspace_id: WorkspaceId, doctor_id: i64) -> Result<Vec<HoursRow>, ApiError> {
     db.run(move |conn| match schedule::doctor(conn, workspace_id, doctor_id)? {
         Some(_) => schedule::hours(conn, workspace_id, doctor_id).map(Some),
         None => Ok(None),
@@ -126,7 +132,7 @@ pub async fn hours(db: &Db, workspace_id: i64, doctor_id: i64) -> Result<Vec<Hou
 /// with them as stored.
 pub async fn set_hours(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     doctor_id: i64,
     windows: Vec<HoursRow>,
 ) -> Result<Vec<HoursRow>, ApiError> {
@@ -141,14 +147,14 @@ pub async fn set_hours(
     .ok_or_else(doctor_not_found)
 }
 
-pub async fn services(db: &Db, workspace_id: i64) -> Result<Vec<ServiceRow>, ApiError> {
+pub async fn services(db: &Db, workspace_id: WorkspaceId) -> Result<Vec<ServiceRow>, ApiError> {
     Ok(db.run(move |conn| schedule::services(conn, workspace_id)).await?)
 }
 
 /// Creates a service once per idempotency key; 409 when its name is taken.
 pub async fn create_service(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     fields: ServiceFields,
     request: Idempotent,
 ) -> Result<Created, ApiError> {
@@ -159,7 +165,7 @@ pub async fn create_service(
     .await
 }
 
-pub async fn service(db: &Db, workspace_id: i64, id: i64) -> Result<ServiceRow, ApiError> {
+pub async fn service(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<ServiceRow, ApiError> {
     db.run(move |conn| schedule::service(conn, workspace_id, id))
         .await?
         .ok_or_else(|| ApiError::not_found("service not found"))
@@ -167,7 +173,7 @@ pub async fn service(db: &Db, workspace_id: i64, id: i64) -> Result<ServiceRow, 
 
 pub async fn update_service(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     fields: ServiceFields,
 ) -> Result<ServiceRow, ApiError> {
@@ -178,7 +184,7 @@ pub async fn update_service(
         .ok_or_else(|| ApiError::not_found("service not found"))
 }
 
-pub async fn delete_service(db: &Db, workspace_id: i64, id: i64) -> Result<(), ApiError> {
+pub async fn delete_service(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<(), ApiError> {
     if !db.run(move |conn| schedule::delete_service(conn, workspace_id, id)).await? {
         return Err(ApiError::not_found("service not found"));
     }
@@ -195,7 +201,7 @@ pub struct WorkspaceSettings {
 }
 
 /// Applies `changes`, each checked before anything is written.
-pub async fn update_workspace(db: &Db, workspace_id: i64, changes: WorkspaceSettings) -> Result<(), ApiError> {
+pub async fn update_workspace(db: &Db, workspace_id: WorkspaceId, changes: WorkspaceSettings) -> Result<(), ApiError> {
     for (name, quota) in [
         ("rate_limit_per_minute", changes.rate_limit_per_minute),
         ("chat_rate_limit_per_minute", changes.chat_rate_limit_per_minute),
@@ -250,7 +256,7 @@ pub enum TimeOff {
 /// more than a year.
 pub async fn add_time_off(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     doctor_id: i64,
     range: TimeOff,
     reason: &str,
@@ -279,12 +285,12 @@ pub async fn add_time_off(
         .await?)
 }
 
-pub async fn time_off(db: &Db, workspace_id: i64, doctor_id: i64) -> Result<Vec<TimeOffRow>, ApiError> {
+pub async fn time_off(db: &Db, workspace_id: WorkspaceId, doctor_id: i64) -> Result<Vec<TimeOffRow>, ApiError> {
     doctor(db, workspace_id, doctor_id).await?;
     Ok(db.run(move |conn| bookings::time_off(conn, workspace_id, doctor_id)).await?)
 }
 
-pub async fn delete_time_off(db: &Db, workspace_id: i64, doctor_id: i64, id: i64) -> Result<(), ApiError> {
+pub async fn delete_time_off(db: &Db, workspace_id: WorkspaceId, doctor_id: i64, id: i64) -> Result<(), ApiError> {
     if !db.run(move |conn| bookings::delete_time_off(conn, workspace_id, doctor_id, id)).await? {
         return Err(ApiError::not_found("time off not found"));
     }

@@ -9,6 +9,7 @@ use frontdesk_actors::{
 
 use frontdesk_actors::{LeadScorer, Rescore};
 
+use crate::ids::WorkspaceId;
 use crate::storage::{conversations, messages, Db, DbError, MessageWriter};
 
 pub struct DbConversationStore {
@@ -62,6 +63,7 @@ impl ConversationStore for DbConversationStore {
         conversation_id: &str,
         message_id: i64,
     ) -> Result<Option<StoredMessage>, StoreError> {
+        let workspace_id = WorkspaceId(workspace_id);
         let id = conversation_id.to_owned();
         self.db.run(move |conn| messages::reply_to(conn, workspace_id, &id, message_id)).await.map_err(store_error)
     }
@@ -73,6 +75,7 @@ impl ConversationStore for DbConversationStore {
         at: i64,
         fence: Option<i64>,
     ) -> Result<(), StoreError> {
+        let workspace_id = WorkspaceId(workspace_id);
         let id = conversation_id.to_owned();
         self.db.run(move |conn| conversations::close(conn, workspace_id, &id, at, fence)).await.map_err(store_error)?;
         Ok(())
@@ -90,6 +93,7 @@ impl ConversationStore for DbConversationStore {
         seq: i64,
         at: i64,
     ) -> Result<(), StoreError> {
+        let workspace_id = WorkspaceId(workspace_id);
         let id = conversation_id.to_owned();
         self.db
             .run(move |conn| conversations::mark_read(conn, workspace_id, &id, reader, seq, at))
@@ -98,6 +102,7 @@ impl ConversationStore for DbConversationStore {
     }
 
     async fn agent_active(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError> {
+        let workspace_id = WorkspaceId(workspace_id);
         let id = conversation_id.to_owned();
         self.db.run(move |conn| conversations::agent_active(conn, workspace_id, &id, at)).await.map_err(store_error)
     }
@@ -109,6 +114,7 @@ impl ConversationStore for DbConversationStore {
         patch: serde_json::Value,
         fence: Option<i64>,
     ) -> Result<serde_json::Value, StoreError> {
+        let workspace_id = WorkspaceId(workspace_id);
         let id = conversation_id.to_owned();
         self.db
             .run(move |conn| {

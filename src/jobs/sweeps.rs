@@ -64,7 +64,7 @@ impl Sweeps {
                 .await
                 .map_err(|err| format!("presence not cleared: {err}"))?;
             if offline {
-                tracing::info!(agent_id, workspace_id, "agent with no open socket anywhere set offline");
+                tracing::info!(agent_id, %workspace_id, "agent with no open socket anywhere set offline");
             }
         }
         Ok(Round::Idle)

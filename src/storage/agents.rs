@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::schema::agents;
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::secrets;
 
@@ -19,7 +20,7 @@ pub const PRESENCES: &[&str] = &["online", "away", "offline"];
 pub struct AgentRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub email: String,
     pub role: String,
@@ -39,7 +40,7 @@ impl AgentRow {
 /// `None` when the workspace already has an agent with this email.
 pub fn create(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     name: &str,
     email: &str,
     role: &str,
@@ -66,7 +67,7 @@ pub fn create(
     }
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<AgentRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<AgentRow>, DbError> {
     Ok(on_backend!(conn, c => agents::table
         .filter(agents::workspace_id.eq(workspace_id))
         .filter(agents::id.eq(id))
@@ -75,7 +76,7 @@ pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<Agent
         .optional())?)
 }
 
-pub fn list(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<AgentRow>, DbError> {
+pub fn list(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Vec<AgentRow>, DbError> {
     Ok(on_backend!(conn, c => agents::table
         .filter(agents::workspace_id.eq(workspace_id))
         .order(agents::id.asc())
@@ -100,7 +101,7 @@ pub fn authenticate(conn: &mut DbConn, token: &str) -> Result<Option<AgentRow>, 
 /// Changes name, role or presence; `None` when the agent is not the workspace's.
 pub fn update(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     name: Option<&str>,
     role: Option<&str>,
@@ -126,7 +127,7 @@ pub fn update(
 /// the agent is not the workspace's.
 pub fn rotate_token(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     now: i64,
 ) -> Result<Option<(AgentRow, String)>, DbError> {
@@ -142,13 +143,13 @@ pub fn rotate_token(
 
 /// Deletes an agent; the conversations they owned keep their history (the owner stays
 /// recorded in their transitions).
-pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<bool, DbError> {
     let target = agents::table.filter(agents::workspace_id.eq(workspace_id)).filter(agents::id.eq(id));
     Ok(on_backend!(conn, c => diesel::delete(target).execute(c))? == 1)
 }
 
 /// The workspace's agents who are online, the one assigned longest ago first (round-robin).
-pub fn online(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<AgentRow>, DbError> {
+pub fn online(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Vec<AgentRow>, DbError> {
     let mut rows: Vec<(AgentRow, Option<i64>)> = on_backend!(conn, c => agents::table
         .filter(agents::workspace_id.eq(workspace_id))
         .filter(agents::presence.eq("online"))
@@ -160,7 +161,11 @@ pub fn online(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<AgentRow>, DbE
 
 /// Agents of every workspace shown present (online or away) and not seen since `seen_before`:
 /// a housekeeping sweep checks that someone still holds a socket for them.
-pub fn present_unseen_since(conn: &mut DbConn, seen_before: i64, limit: i64) -> Result<Vec<(i64, i64)>, DbError> {
+pub fn present_unseen_since(
+    conn: &mut DbConn,
+    seen_before: i64,
+    limit: i64,
+) -> Result<Vec<(WorkspaceId, i64)>, DbError> {
     Ok(on_backend!(conn, c => agents::table
         .filter(agents::presence.ne("offline"))
         .filter(agents::last_seen_at.is_null().or(agents::last_seen_at.lt(seen_before)))
@@ -174,7 +179,7 @@ pub fn present_unseen_since(conn: &mut DbConn, seen_before: i64, limit: i64) -> 
 /// meanwhile set them present again); answers whether it did.
 pub fn set_offline_if_unseen(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     seen_before: i64,
     now: i64,
@@ -191,7 +196,7 @@ pub fn set_offline_if_unseen(
 }
 
 /// Notes that the agent was just given a conversation (round-robin moves past them).
-pub fn assigned(conn: &mut DbConn, workspace_id: i64, id: i64, now: i64) -> Result<(), DbError> {
+pub fn assigned(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64, now: i64) -> Result<(), DbError> {
     let target = agents::table.filter(agents::workspace_id.eq(workspace_id)).filter(agents::id.eq(id));
     on_backend!(conn, c => diesel::update(target).set(agents::last_assigned_at.eq(now)).execute(c))?;
     Ok(())

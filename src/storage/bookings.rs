@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::schedule::HoursRow;
 use super::schema::{booking_holds, bookings, time_off, working_hours};
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 /// The statuses a booking moves through: `confirmed` until it is cancelled, completed or marked
@@ -20,7 +21,7 @@ pub const STATUSES: &[&str] = &["confirmed", "cancelled", "completed", "no_show"
 #[diesel(table_name = bookings)]
 pub struct BookingRow {
     pub id: i64,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub doctor_id: Option<i64>,
     pub service_id: Option<i64>,
     pub contact_id: Option<i64>,
@@ -43,7 +44,7 @@ pub struct BookingRow {
 /// A booking about to be written; the engine has checked it.
 #[derive(Debug, Clone)]
 pub struct NewBooking {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub doctor_id: i64,
     pub doctor_name: String,
     pub service_id: i64,
@@ -86,7 +87,7 @@ pub fn insert(conn: &mut DbConn, new: &NewBooking, now: i64) -> Result<BookingRo
         .get_result(c))?)
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<BookingRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<BookingRow>, DbError> {
     Ok(on_backend!(conn, c => bookings::table
         .filter(bookings::workspace_id.eq(workspace_id))
         .filter(bookings::id.eq(id))
@@ -113,7 +114,7 @@ pub struct BookingFilter {
 }
 
 /// Bookings newest appointment first (ChatGenius: "sorted by date descending").
-pub fn list(conn: &mut DbConn, workspace_id: i64, f: &BookingFilter) -> Result<Vec<BookingRow>, DbError> {
+pub fn list(conn: &mut DbConn, workspace_id: WorkspaceId, f: &BookingFilter) -> Result<Vec<BookingRow>, DbError> {
     Ok(on_backend!(conn, c => {
         let mut q = bookings::table.filter(bookings::workspace_id.eq(workspace_id)).into_boxed();
         if let Some(from) = f.from {
@@ -145,7 +146,7 @@ pub fn list(conn: &mut DbConn, workspace_id: i64, f: &BookingFilter) -> Result<V
 /// Moves a `confirmed` booking to `status`; `None` when it was not confirmed (any more).
 pub fn finish(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     status: &str,
     now: i64,
@@ -173,7 +174,7 @@ pub struct NewTime {
 
 pub fn reschedule(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     to: &NewTime,
     now: i64,
@@ -196,7 +197,7 @@ pub fn reschedule(
         .optional())?)
 }
 
-pub fn set_contact(conn: &mut DbConn, workspace_id: i64, id: i64, contact_id: i64) -> Result<(), DbError> {
+pub fn set_contact(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64, contact_id: i64) -> Result<(), DbError> {
     let target = bookings::table.filter(bookings::workspace_id.eq(workspace_id)).filter(bookings::id.eq(id));
     on_backend!(conn, c => diesel::update(target).set(bookings::contact_id.eq(contact_id)).execute(c))?;
     Ok(())
@@ -205,7 +206,7 @@ pub fn set_contact(conn: &mut DbConn, workspace_id: i64, id: i64, contact_id: i6
 /// Weekly hours of the given doctors.
 pub fn hours_of(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     doctor_ids: &[i64],
 ) -> Result<HashMap<i64, Vec<HoursRow>>, DbError> {
     let rows: Vec<(i64, i32, i32, i32)> = on_backend!(conn, c => working_hours::table
@@ -225,7 +226,7 @@ pub fn hours_of(
 /// own hold never blocks their own booking). `except_booking` leaves one booking out, for a
 /// reschedule that may overlap where it was.
 pub struct BusyQuery<'a> {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub doctor_ids: &'a [i64],
     pub from: i64,
     pub to: i64,
@@ -285,7 +286,7 @@ pub fn busy(conn: &mut DbConn, q: &BusyQuery<'_>) -> Result<HashMap<i64, Vec<(i6
 pub struct HoldRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub doctor_id: i64,
     pub conversation_id: Option<String>,
     pub starts_at: i64,
@@ -296,7 +297,7 @@ pub struct HoldRow {
 /// Replaces the conversation's hold (a visitor holds one slot at a time).
 pub fn hold(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     conversation_id: &str,
     doctor_id: i64,
     range: (i64, i64),
@@ -316,7 +317,7 @@ pub fn hold(
         .get_result(c))?)
 }
 
-pub fn release_holds(conn: &mut DbConn, workspace_id: i64, conversation_id: &str) -> Result<usize, DbError> {
+pub fn release_holds(conn: &mut DbConn, workspace_id: WorkspaceId, conversation_id: &str) -> Result<usize, DbError> {
     let target = booking_holds::table
         .filter(booking_holds::workspace_id.eq(workspace_id))
         .filter(booking_holds::conversation_id.eq(conversation_id));
@@ -334,7 +335,7 @@ pub fn purge_expired_holds(conn: &mut DbConn, now: i64) -> Result<usize, DbError
 pub struct TimeOffRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub doctor_id: i64,
     pub starts_at: i64,
     pub ends_at: i64,
@@ -343,7 +344,7 @@ pub struct TimeOffRow {
 
 pub fn add_time_off(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     doctor_id: i64,
     range: (i64, i64),
     reason: &str,
@@ -360,7 +361,7 @@ pub fn add_time_off(
         .get_result(c))?)
 }
 
-pub fn time_off(conn: &mut DbConn, workspace_id: i64, doctor_id: i64) -> Result<Vec<TimeOffRow>, DbError> {
+pub fn time_off(conn: &mut DbConn, workspace_id: WorkspaceId, doctor_id: i64) -> Result<Vec<TimeOffRow>, DbError> {
     Ok(on_backend!(conn, c => time_off::table
         .filter(time_off::workspace_id.eq(workspace_id))
         .filter(time_off::doctor_id.eq(doctor_id))
@@ -369,7 +370,7 @@ pub fn time_off(conn: &mut DbConn, workspace_id: i64, doctor_id: i64) -> Result<
         .load(c))?)
 }
 
-pub fn delete_time_off(conn: &mut DbConn, workspace_id: i64, doctor_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete_time_off(conn: &mut DbConn, workspace_id: WorkspaceId, doctor_id: i64, id: i64) -> Result<bool, DbError> {
     let target = time_off::table
         .filter(time_off::workspace_id.eq(workspace_id))
         .filter(time_off::doctor_id.eq(doctor_id))

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::bots;
 use super::{now_ms, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 /// One titled piece of company knowledge: a fact or a policy.
@@ -210,7 +211,7 @@ impl Default for BotSettings {
 #[diesel(table_name = bots)]
 pub struct BotRow {
     pub id: i64,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub public_id: String,
     pub name: String,
     pub settings: String,
@@ -232,7 +233,7 @@ impl BotRow {
 
 pub fn create(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     name: &str,
     settings: &BotSettings,
     allowed_origins: &[String],
@@ -256,7 +257,7 @@ pub fn create(
         .get_result(c))?)
 }
 
-pub fn list(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<BotRow>, DbError> {
+pub fn list(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Vec<BotRow>, DbError> {
     Ok(on_backend!(conn, c => bots::table
         .filter(bots::workspace_id.eq(workspace_id))
         .order(bots::id.asc())
@@ -265,7 +266,7 @@ pub fn list(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<BotRow>, DbError
 }
 
 /// A bot of the workspace, by public id.
-pub fn get(conn: &mut DbConn, workspace_id: i64, public_id: &str) -> Result<Option<BotRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, public_id: &str) -> Result<Option<BotRow>, DbError> {
     Ok(on_backend!(conn, c => bots::table
         .filter(bots::workspace_id.eq(workspace_id))
         .filter(bots::public_id.eq(public_id))
@@ -275,7 +276,7 @@ pub fn get(conn: &mut DbConn, workspace_id: i64, public_id: &str) -> Result<Opti
 }
 
 /// A bot by its internal id, within its workspace.
-pub fn by_id(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<BotRow>, DbError> {
+pub fn by_id(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<BotRow>, DbError> {
     Ok(on_backend!(conn, c => bots::table
         .filter(bots::workspace_id.eq(workspace_id))
         .filter(bots::id.eq(id))
@@ -298,7 +299,7 @@ pub fn public(conn: &mut DbConn, public_id: &str) -> Result<Option<BotRow>, DbEr
 /// Changes a bot's name, settings, origins or active flag (only what is given).
 pub fn update(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     public_id: &str,
     name: Option<&str>,
     settings: Option<&BotSettings>,

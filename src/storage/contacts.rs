@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use super::customers::ContactRow;
 use super::schema::contacts;
 use super::{like_escape, lock_workspace, DbConn, DbError, Guarded};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::storage::outbox;
 
@@ -104,7 +105,7 @@ pub struct Merged {
 }
 
 /// The workspace's contact with this external id, email or phone, in that order of trust.
-pub fn find(conn: &mut DbConn, workspace_id: i64, person: &Person<'_>) -> Result<Option<ContactRow>, DbError> {
+pub fn find(conn: &mut DbConn, workspace_id: WorkspaceId, person: &Person<'_>) -> Result<Option<ContactRow>, DbError> {
     if let Some(external_id) = person.external_id {
         // The attributes are JSON text: narrow down by the serialised pair, then check exactly.
         let pair = format!("\"external_id\":{}", serde_json::Value::from(external_id));
@@ -153,7 +154,7 @@ pub fn find(conn: &mut DbConn, workspace_id: i64, person: &Person<'_>) -> Result
 /// `metadata`'s keys are merged into the contact's `attributes.metadata`.
 pub fn merge(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     person: &Person<'_>,
     metadata: Option<&serde_json::Map<String, serde_json::Value>>,
     authority: Authority,
@@ -213,7 +214,7 @@ pub fn merge(
 
 fn create(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     person: &Person<'_>,
     attributes: &serde_json::Map<String, serde_json::Value>,
     authority: Authority,

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::schema::{agents, bots, conversation_transitions, conversations, messages};
 use super::{like_escape, messages as message_rows, write_tx, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::storage::outbox;
 
@@ -16,7 +17,7 @@ use crate::storage::outbox;
 #[diesel(table_name = conversations)]
 pub struct ConversationRow {
     pub id: String,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub bot_id: i64,
     pub contact_id: Option<i64>,
     pub external_id: Option<String>,
@@ -64,7 +65,7 @@ pub struct ConversationView {
 
 /// What starting a conversation needs.
 pub struct NewConversation<'a> {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub bot_id: i64,
     pub bot_public_id: &'a str,
     pub external_id: Option<&'a str>,
@@ -120,7 +121,7 @@ pub fn create(conn: &mut DbConn, new: NewConversation<'_>) -> Result<Conversatio
 }
 
 /// A conversation of the workspace.
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: &str) -> Result<Option<ConversationRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str) -> Result<Option<ConversationRow>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
         .filter(conversations::workspace_id.eq(workspace_id))
         .filter(conversations::id.eq(id))
@@ -220,7 +221,13 @@ pub fn check_fence(conn: &mut DbConn, id: &str, fence: Option<i64>) -> Result<()
 }
 
 /// Closes the conversation and queues `conversation_closed`, in one transaction.
-pub fn close(conn: &mut DbConn, workspace_id: i64, id: &str, at: i64, fence: Option<i64>) -> Result<bool, DbError> {
+pub fn close(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    id: &str,
+    at: i64,
+    fence: Option<i64>,
+) -> Result<bool, DbError> {
     write_tx(conn, |conn| {
         check_fence(conn, id, fence)?;
         let target = conversations::table
@@ -253,7 +260,7 @@ pub fn snapshot(conn: &mut DbConn, id: &str, window: i64) -> Result<Option<Conve
     let agent = if owner == Owner::Agent { agent_ref(conn, row.workspace_id, row.assigned_agent_id)? } else { None };
     Ok(Some(ConversationSnapshot {
         id: row.id,
-        workspace_id: row.workspace_id,
+        workspace_id: row.workspace_id.get(),
         bot_id: row.bot_id,
         channel: row.channel,
         status: if row.status == "closed" { ConversationStatus::Closed } else { ConversationStatus::Open },
@@ -269,7 +276,7 @@ pub fn snapshot(conn: &mut DbConn, id: &str, window: i64) -> Result<Option<Conve
 /// writer, through [`merge_variables`] with its fencing token.
 fn set_variables(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: &str,
     variables: &serde_json::Value,
     now: i64,
@@ -362,7 +369,7 @@ pub fn find_or_start(
 /// [`frontdesk_actors::merge_variables`]); `None`-safe: an unknown conversation is an error.
 pub fn merge_variables(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: &str,
     patch: serde_json::Value,
     now: i64,
@@ -379,7 +386,7 @@ pub fn merge_variables(
 }
 
 /// Links a conversation to the patient it turned out to be.
-pub fn set_contact(conn: &mut DbConn, workspace_id: i64, id: &str, contact_id: i64) -> Result<(), DbError> {
+pub fn set_contact(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str, contact_id: i64) -> Result<(), DbError> {
     let target =
         conversations::table.filter(conversations::workspace_id.eq(workspace_id)).filter(conversations::id.eq(id));
     on_backend!(conn, c => diesel::update(target).set(conversations::contact_id.eq(contact_id)).execute(c))?;
@@ -387,7 +394,7 @@ pub fn set_contact(conn: &mut DbConn, workspace_id: i64, id: &str, contact_id: i
 }
 
 /// The agent as conversations show them, if it (still) exists in the workspace.
-fn agent_ref(conn: &mut DbConn, workspace_id: i64, agent_id: Option<i64>) -> Result<Option<AgentRef>, DbError> {
+fn agent_ref(conn: &mut DbConn, workspace_id: WorkspaceId, agent_id: Option<i64>) -> Result<Option<AgentRef>, DbError> {
     let Some(agent_id) = agent_id else { return Ok(None) };
     let name: Option<String> = on_backend!(conn, c => agents::table
         .filter(agents::workspace_id.eq(workspace_id))
@@ -401,7 +408,7 @@ fn agent_ref(conn: &mut DbConn, workspace_id: i64, agent_id: Option<i64>) -> Res
 #[allow(clippy::too_many_arguments)]
 fn record_transition(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     conversation_id: &str,
     from: &str,
     to: &str,
@@ -469,7 +476,7 @@ pub fn change_owner(conn: &mut DbConn, change: &OwnershipChange) -> Result<Owner
             .execute(c))?;
         record_transition(
             conn,
-            change.workspace_id,
+            WorkspaceId(change.workspace_id),
             &change.conversation_id,
             owner.as_str(),
             change.to.as_str(),
@@ -493,7 +500,7 @@ pub fn change_owner(conn: &mut DbConn, change: &OwnershipChange) -> Result<Owner
             "reason": change.reason,
             "at": at,
         });
-        outbox::emit(conn, change.workspace_id, event, data, at)?;
+        outbox::emit(conn, WorkspaceId(change.workspace_id), event, data, at)?;
         Ok(OwnershipOutcome::Changed { previous: owner, previous_agent: current_agent })
     })
 }
@@ -501,7 +508,7 @@ pub fn change_owner(conn: &mut DbConn, change: &OwnershipChange) -> Result<Owner
 /// Moves the visitor's or the agents' read position forward (never back).
 pub fn mark_read(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: &str,
     reader: Sender,
     seq: i64,
@@ -525,7 +532,7 @@ pub fn mark_read(
 }
 
 /// Notes the owning agent's activity, which keeps the silence rule from handing back.
-pub fn agent_active(conn: &mut DbConn, workspace_id: i64, id: &str, at: i64) -> Result<(), DbError> {
+pub fn agent_active(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str, at: i64) -> Result<(), DbError> {
     let mine = conversations::table
         .filter(conversations::workspace_id.eq(workspace_id))
         .filter(conversations::id.eq(id))
@@ -549,7 +556,7 @@ pub fn silent_agents(conn: &mut DbConn, cutoff: i64, limit: i64) -> Result<Vec<(
 
 /// Open conversations waiting for a person, oldest request first, of every workspace, as
 /// `(workspace_id, conversation_id)`: the round-robin's work list.
-pub fn queued(conn: &mut DbConn, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
+pub fn queued(conn: &mut DbConn, limit: i64) -> Result<Vec<(WorkspaceId, String)>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
         .filter(conversations::owner.eq("queued"))
         .filter(conversations::status.ne("closed"))

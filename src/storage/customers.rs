@@ -14,13 +14,14 @@ use diesel::sql_types::Bool;
 use super::contacts::{Authority, Person};
 use super::schema::{agents, contacts, conversations, messages};
 use super::{like_escape, lower, write_tx, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = contacts)]
 pub struct ContactRow {
     pub id: i64,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub kind: String,
     pub name: Option<String>,
     pub email: Option<String>,
@@ -78,7 +79,7 @@ pub struct CustomerFilter {
 /// The boxed query of the workspace's customers that pass the filter (cursor excepted).
 macro_rules! customers_matching {
     ($workspace_id:expr, $filter:expr) => {{
-        let workspace_id: i64 = $workspace_id;
+        let workspace_id: WorkspaceId = $workspace_id;
         let filter: &CustomerFilter = $filter;
         let mut q = contacts::table.filter(contacts::workspace_id.eq(workspace_id)).into_boxed();
         let search = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
@@ -117,7 +118,11 @@ macro_rules! customers_matching {
 /// One page of the workspace's customers, newest first (`created_at`, then `id`, both
 /// descending), at most `limit + 1` rows so the caller can tell whether more follow; and how
 /// many customers pass the filter in all.
-pub fn list(conn: &mut DbConn, workspace_id: i64, filter: &CustomerFilter) -> Result<(Vec<ContactRow>, i64), DbError> {
+pub fn list(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    filter: &CustomerFilter,
+) -> Result<(Vec<ContactRow>, i64), DbError> {
     let rows = on_backend!(conn, c => {
         let mut q = customers_matching!(workspace_id, filter);
         match filter.cursor {
@@ -140,7 +145,7 @@ pub fn list(conn: &mut DbConn, workspace_id: i64, filter: &CustomerFilter) -> Re
     Ok((rows, total))
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<ContactRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<ContactRow>, DbError> {
     Ok(on_backend!(conn, c => contacts::table
         .filter(contacts::workspace_id.eq(workspace_id))
         .filter(contacts::id.eq(id))
@@ -150,7 +155,7 @@ pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<Conta
 }
 
 /// The internal ids of the workspace's bots with these public ids (unknown ones are left out).
-pub fn bot_ids(conn: &mut DbConn, workspace_id: i64, public_ids: &[String]) -> Result<Vec<i64>, DbError> {
+pub fn bot_ids(conn: &mut DbConn, workspace_id: WorkspaceId, public_ids: &[String]) -> Result<Vec<i64>, DbError> {
     use super::schema::bots;
     Ok(on_backend!(conn, c => bots::table
         .filter(bots::workspace_id.eq(workspace_id))
@@ -160,7 +165,11 @@ pub fn bot_ids(conn: &mut DbConn, workspace_id: i64, public_ids: &[String]) -> R
 }
 
 /// Every session of these customers, newest first.
-pub fn sessions_of(conn: &mut DbConn, workspace_id: i64, contact_ids: &[i64]) -> Result<Vec<SessionRow>, DbError> {
+pub fn sessions_of(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    contact_ids: &[i64],
+) -> Result<Vec<SessionRow>, DbError> {
     if contact_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -173,7 +182,7 @@ pub fn sessions_of(conn: &mut DbConn, workspace_id: i64, contact_ids: &[i64]) ->
         .load(c))?)
 }
 
-pub fn session(conn: &mut DbConn, workspace_id: i64, id: &str) -> Result<Option<SessionRow>, DbError> {
+pub fn session(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str) -> Result<Option<SessionRow>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
         .filter(conversations::workspace_id.eq(workspace_id))
         .filter(conversations::id.eq(id))
@@ -250,7 +259,7 @@ pub struct SessionFilter {
 
 macro_rules! sessions_matching {
     ($workspace_id:expr, $filter:expr) => {{
-        let workspace_id: i64 = $workspace_id;
+        let workspace_id: WorkspaceId = $workspace_id;
         let filter: &SessionFilter = $filter;
         let mut q = conversations::table
             .filter(conversations::workspace_id.eq(workspace_id))
@@ -279,7 +288,7 @@ macro_rules! sessions_matching {
 /// A page of a customer's sessions, newest first, and how many pass the filter in all.
 pub fn sessions(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     filter: &SessionFilter,
 ) -> Result<(Vec<SessionRow>, i64), DbError> {
     let rows = on_backend!(conn, c => sessions_matching!(workspace_id, filter)
@@ -313,7 +322,7 @@ pub struct Activity {
 /// The [`Activity`] of each of these sessions (those without messages get none).
 pub fn activity(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     session_ids: &[String],
 ) -> Result<HashMap<String, Activity>, DbError> {
     if session_ids.is_empty() {
@@ -382,7 +391,7 @@ pub fn activity(
 /// messages, and how many there are in all.
 pub fn messages(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     session_id: &str,
     descending: bool,
     without_system: bool,
@@ -418,7 +427,7 @@ pub struct AgentBrief {
     pub presence: String,
 }
 
-pub fn agents(conn: &mut DbConn, workspace_id: i64, ids: &[i64]) -> Result<HashMap<i64, AgentBrief>, DbError> {
+pub fn agents(conn: &mut DbConn, workspace_id: WorkspaceId, ids: &[i64]) -> Result<HashMap<i64, AgentBrief>, DbError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -462,7 +471,7 @@ impl CustomerInfo {
 /// enters now is what is true now) and `metadata`'s keys; a name alone makes a new customer.
 pub fn upsert(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     info: &CustomerInfo,
     metadata: Option<&serde_json::Map<String, serde_json::Value>>,
     now: i64,

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::schema::{bots, flow_deployments, flow_versions, flows};
 use super::{write_tx, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 /// The channels a flow is deployed to.
@@ -25,7 +26,7 @@ pub fn deployment_channel(conversation_channel: &str) -> &'static str {
 #[diesel(table_name = flows)]
 pub struct FlowRow {
     pub id: i64,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub bot_id: Option<i64>,
     pub name: String,
     pub definition: String,
@@ -38,7 +39,7 @@ pub struct FlowRow {
 pub struct VersionRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub flow_id: i64,
     pub version: i64,
     #[serde(skip)]
@@ -63,7 +64,7 @@ pub struct Deployment {
 
 pub fn create(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     bot_id: i64,
     name: &str,
     definition: &serde_json::Value,
@@ -86,7 +87,7 @@ pub fn create(
     })
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<FlowRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<FlowRow>, DbError> {
     Ok(on_backend!(conn, c => flows::table
         .filter(flows::workspace_id.eq(workspace_id))
         .filter(flows::id.eq(id))
@@ -96,7 +97,7 @@ pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<FlowR
 }
 
 /// The workspace's flows, of one bot when given, oldest first.
-pub fn list(conn: &mut DbConn, workspace_id: i64, bot_id: Option<i64>) -> Result<Vec<FlowRow>, DbError> {
+pub fn list(conn: &mut DbConn, workspace_id: WorkspaceId, bot_id: Option<i64>) -> Result<Vec<FlowRow>, DbError> {
     Ok(on_backend!(conn, c => {
         let mut query = flows::table.filter(flows::workspace_id.eq(workspace_id)).into_boxed();
         if let Some(bot_id) = bot_id {
@@ -109,7 +110,7 @@ pub fn list(conn: &mut DbConn, workspace_id: i64, bot_id: Option<i64>) -> Result
 /// Replaces the draft's name and/or document.
 pub fn update(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     name: Option<&str>,
     definition: Option<&serde_json::Value>,
@@ -129,7 +130,7 @@ pub fn update(
 
 /// Deletes a flow that no channel runs; `Err(Invalid)` names the channels it is deployed to.
 /// Conversations still on one of its versions finish with the bot's ordinary answers.
-pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<bool, DbError> {
     write_tx(conn, |conn| {
         let live = deployments(conn, workspace_id, id)?;
         if !live.is_empty() {
@@ -144,7 +145,7 @@ pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbE
     })
 }
 
-pub fn versions(conn: &mut DbConn, workspace_id: i64, flow_id: i64) -> Result<Vec<VersionRow>, DbError> {
+pub fn versions(conn: &mut DbConn, workspace_id: WorkspaceId, flow_id: i64) -> Result<Vec<VersionRow>, DbError> {
     Ok(on_backend!(conn, c => flow_versions::table
         .filter(flow_versions::workspace_id.eq(workspace_id))
         .filter(flow_versions::flow_id.eq(flow_id))
@@ -154,7 +155,7 @@ pub fn versions(conn: &mut DbConn, workspace_id: i64, flow_id: i64) -> Result<Ve
 }
 
 /// A version by id, within the workspace.
-pub fn version(conn: &mut DbConn, workspace_id: i64, version_id: i64) -> Result<Option<VersionRow>, DbError> {
+pub fn version(conn: &mut DbConn, workspace_id: WorkspaceId, version_id: i64) -> Result<Option<VersionRow>, DbError> {
     Ok(on_backend!(conn, c => flow_versions::table
         .filter(flow_versions::workspace_id.eq(workspace_id))
         .filter(flow_versions::id.eq(version_id))
@@ -164,7 +165,7 @@ pub fn version(conn: &mut DbConn, workspace_id: i64, version_id: i64) -> Result<
 }
 
 /// Where the flow is deployed.
-pub fn deployments(conn: &mut DbConn, workspace_id: i64, flow_id: i64) -> Result<Vec<Deployment>, DbError> {
+pub fn deployments(conn: &mut DbConn, workspace_id: WorkspaceId, flow_id: i64) -> Result<Vec<Deployment>, DbError> {
     Ok(on_backend!(conn, c => flow_deployments::table
         .inner_join(flow_versions::table)
         .filter(flow_deployments::workspace_id.eq(workspace_id))
@@ -183,7 +184,7 @@ pub fn deployments(conn: &mut DbConn, workspace_id: i64, flow_id: i64) -> Result
 /// The version that starts new conversations of a bot on a deployment channel.
 pub fn deployed(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     bot_id: i64,
     channel: &str,
 ) -> Result<Option<VersionRow>, DbError> {
@@ -266,7 +267,12 @@ fn version_row(conn: &mut DbConn, id: i64) -> Result<VersionRow, DbError> {
 }
 
 /// Takes the flow off `channels`; answers how many deployments were removed.
-pub fn undeploy(conn: &mut DbConn, workspace_id: i64, flow_id: i64, channels: &[&str]) -> Result<usize, DbError> {
+pub fn undeploy(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    flow_id: i64,
+    channels: &[&str],
+) -> Result<usize, DbError> {
     let target = flow_deployments::table
         .filter(flow_deployments::workspace_id.eq(workspace_id))
         .filter(flow_deployments::flow_id.eq(flow_id))
@@ -275,7 +281,7 @@ pub fn undeploy(conn: &mut DbConn, workspace_id: i64, flow_id: i64, channels: &[
 }
 
 /// The bot's public id, for views.
-pub fn bot_public_id(conn: &mut DbConn, workspace_id: i64, bot_id: i64) -> Result<Option<String>, DbError> {
+pub fn bot_public_id(conn: &mut DbConn, workspace_id: WorkspaceId, bot_id: i64) -> Result<Option<String>, DbError> {
     Ok(on_backend!(conn, c => bots::table
         .filter(bots::workspace_id.eq(workspace_id))
         .filter(bots::id.eq(bot_id))

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{form_submissions, forms};
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 /// The kinds of form a practice keeps.
@@ -48,7 +49,7 @@ fn view((id, name, kind, fields, created_at): FormTuple) -> FormView {
 
 pub fn create(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     name: &str,
     kind: &str,
     fields: &[FormField],
@@ -68,7 +69,7 @@ pub fn create(
     Ok(view(row))
 }
 
-pub fn list(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<FormView>, DbError> {
+pub fn list(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Vec<FormView>, DbError> {
     let rows: Vec<FormTuple> = on_backend!(conn, c => forms::table
         .filter(forms::workspace_id.eq(workspace_id))
         .order(forms::id.asc())
@@ -77,7 +78,7 @@ pub fn list(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<FormView>, DbErr
     Ok(rows.into_iter().map(view).collect())
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<FormView>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<FormView>, DbError> {
     let row: Option<FormTuple> = on_backend!(conn, c => forms::table
         .filter(forms::workspace_id.eq(workspace_id))
         .filter(forms::id.eq(id))
@@ -87,7 +88,7 @@ pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<FormV
     Ok(row.map(view))
 }
 
-pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<bool, DbError> {
     let target = forms::table.filter(forms::workspace_id.eq(workspace_id)).filter(forms::id.eq(id));
     Ok(on_backend!(conn, c => diesel::delete(target).execute(c))? == 1)
 }
@@ -109,7 +110,7 @@ fn submission((id, form_id, patient_id, data, created_at): SubmissionTuple) -> S
 
 pub fn submit(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     form_id: i64,
     patient_id: Option<i64>,
     data: &serde_json::Value,
@@ -134,7 +135,7 @@ pub fn submit(
     Ok(submission(row))
 }
 
-pub fn submissions(conn: &mut DbConn, workspace_id: i64, form_id: i64) -> Result<Vec<SubmissionView>, DbError> {
+pub fn submissions(conn: &mut DbConn, workspace_id: WorkspaceId, form_id: i64) -> Result<Vec<SubmissionView>, DbError> {
     let rows: Vec<SubmissionTuple> = on_backend!(conn, c => form_submissions::table
         .filter(form_submissions::workspace_id.eq(workspace_id))
         .filter(form_submissions::form_id.eq(form_id))

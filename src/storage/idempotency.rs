@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::idempotency_keys as keys;
 use super::{now_ms, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 /// How long a key is remembered: a retry later than this is a new request.
@@ -28,7 +29,7 @@ pub enum Claim {
 
 pub fn claim(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     scope: &str,
     key: &str,
     request_hash: &str,
@@ -75,7 +76,7 @@ pub fn claim(
 
 pub fn complete(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     scope: &str,
     key: &str,
     status: u16,
@@ -91,7 +92,7 @@ pub fn complete(
     Ok(())
 }
 
-pub fn release(conn: &mut DbConn, workspace_id: i64, scope: &str, key: &str) -> Result<(), DbError> {
+pub fn release(conn: &mut DbConn, workspace_id: WorkspaceId, scope: &str, key: &str) -> Result<(), DbError> {
     let target = keys::table
         .filter(keys::workspace_id.eq(workspace_id))
         .filter(keys::scope.eq(scope))

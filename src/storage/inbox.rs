@@ -13,6 +13,7 @@ use super::conversations::{self, ConversationRow, ConversationView};
 use super::messages::MessageRow;
 use super::schema::{agents, bots, contacts, conversations as c_table, messages};
 use super::{lower, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 /// What a list of conversations may be narrowed to.
@@ -80,7 +81,7 @@ pub struct InboxItem {
 /// One page of conversations, and the cursor of the next page when there may be one.
 pub fn page(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     filter: &InboxFilter,
     after: Option<&Cursor>,
     limit: usize,
@@ -109,7 +110,7 @@ pub fn page(
 
 fn rows_after(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     filter: &InboxFilter,
     after: Option<&Cursor>,
     limit: i64,
@@ -180,7 +181,11 @@ pub fn item(conn: &mut DbConn, row: ConversationRow) -> Result<InboxItem, DbErro
 /// Conversations of one workspace with what an inbox shows about each, in the order given. A
 /// fixed number of queries whatever the number of conversations (bots, agents, last messages,
 /// unread counts), not a handful per conversation.
-pub fn items(conn: &mut DbConn, workspace_id: i64, rows: Vec<ConversationRow>) -> Result<Vec<InboxItem>, DbError> {
+pub fn items(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    rows: Vec<ConversationRow>,
+) -> Result<Vec<InboxItem>, DbError> {
     let rows: Vec<ConversationRow> = rows.into_iter().filter(|row| row.workspace_id == workspace_id).collect();
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -250,7 +255,7 @@ pub fn items(conn: &mut DbConn, workspace_id: i64, rows: Vec<ConversationRow>) -
 /// means one snapshot: a message arriving meanwhile cannot leave a conversation without one.
 fn last_messages(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     ids: &[&str],
 ) -> Result<HashMap<String, StoredMessage>, DbError> {
     let later = diesel::alias!(messages as later);
@@ -274,13 +279,17 @@ fn last_messages(
 }
 
 /// The workspace's open conversations, newest first, at most `limit`: an agent's first view.
-pub fn open_conversations(conn: &mut DbConn, workspace_id: i64, limit: usize) -> Result<Vec<InboxItem>, DbError> {
+pub fn open_conversations(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    limit: usize,
+) -> Result<Vec<InboxItem>, DbError> {
     let filter = InboxFilter { status: Some("open".into()), ..InboxFilter::default() };
     Ok(page(conn, workspace_id, &filter, None, limit)?.0)
 }
 
 /// The conversation's ownership history, oldest first.
-pub fn transitions(conn: &mut DbConn, workspace_id: i64, id: &str) -> Result<Vec<Transition>, DbError> {
+pub fn transitions(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str) -> Result<Vec<Transition>, DbError> {
     use super::schema::conversation_transitions as t;
     Ok(on_backend!(conn, c => t::table
         .filter(t::workspace_id.eq(workspace_id))

@@ -8,11 +8,12 @@ use serde::Serialize;
 use super::schema::{api_keys, workspaces};
 use super::workspaces::Quotas;
 use super::{lock_workspace, now_ms, write_tx, DbConn, DbError, Guarded};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::secrets;
 
 /// Creates an API key for the workspace; returns the key in clear, the only time it exists so.
-pub fn create(conn: &mut DbConn, workspace_id: i64, name: &str) -> Result<String, DbError> {
+pub fn create(conn: &mut DbConn, workspace_id: WorkspaceId, name: &str) -> Result<String, DbError> {
     let exists: i64 =
         on_backend!(conn, c => workspaces::table.filter(workspaces::id.eq(workspace_id)).count().get_result(c))?;
     if exists == 0 {
@@ -34,19 +35,19 @@ pub fn create(conn: &mut DbConn, workspace_id: i64, name: &str) -> Result<String
 }
 
 /// The workspace an active API key belongs to, and the key's own id.
-pub fn authenticate(conn: &mut DbConn, key: &str) -> Result<Option<(i64, i64)>, DbError> {
+pub fn authenticate(conn: &mut DbConn, key: &str) -> Result<Option<(WorkspaceId, i64)>, DbError> {
     Ok(authenticate_with_quotas(conn, key)?.map(|(workspace_id, key_id, _)| (workspace_id, key_id)))
 }
 
 /// Like [`authenticate`], with the workspace's own quotas read in the same query.
-pub fn authenticate_with_quotas(conn: &mut DbConn, key: &str) -> Result<Option<(i64, i64, Quotas)>, DbError> {
+pub fn authenticate_with_quotas(conn: &mut DbConn, key: &str) -> Result<Option<(WorkspaceId, i64, Quotas)>, DbError> {
     if !key.starts_with(secrets::API_KEY_PREFIX) {
         return Ok(None);
     }
     let wanted = secrets::hash(key);
     // The lookup is by hash, so its timing says nothing about the key; the final comparison
     // is constant-time all the same.
-    let found: Option<(i64, i64, String, String, Option<i64>)> = on_backend!(conn, c => api_keys::table
+    let found: Option<(WorkspaceId, i64, String, String, Option<i64>)> = on_backend!(conn, c => api_keys::table
         .inner_join(workspaces::table)
         .filter(api_keys::key_hash.eq(&wanted))
         .filter(api_keys::revoked_at.is_null())
@@ -96,7 +97,7 @@ pub struct KeyRow {
 }
 
 /// The workspace's keys, revoked ones included, oldest first.
-pub fn list(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<KeyRow>, DbError> {
+pub fn list(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Vec<KeyRow>, DbError> {
     Ok(on_backend!(conn, c => api_keys::table
         .filter(api_keys::workspace_id.eq(workspace_id))
         .order(api_keys::id.asc())
@@ -117,7 +118,7 @@ pub enum Revoked {
 
 /// Revokes one of the workspace's keys. With `keep_last`, the workspace's last active key is
 /// refused, atomically: two revocations at once cannot leave it without one.
-pub fn revoke(conn: &mut DbConn, workspace_id: i64, key_id: i64, keep_last: bool) -> Result<Revoked, DbError> {
+pub fn revoke(conn: &mut DbConn, workspace_id: WorkspaceId, key_id: i64, keep_last: bool) -> Result<Revoked, DbError> {
     write_tx(conn, |conn| {
         lock_workspace(conn, Guarded::ApiKeys, workspace_id)?;
         let mine = || api_keys::table.filter(api_keys::workspace_id.eq(workspace_id));

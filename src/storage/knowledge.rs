@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::schema::{knowledge_chunks, knowledge_sources};
 use super::{write_tx, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 /// The kinds of source.
@@ -19,7 +20,7 @@ pub const KINDS: &[&str] = &["url", "file", "text", "qa"];
 pub struct SourceRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub bot_id: Option<i64>,
     pub kind: String,
     pub title: String,
@@ -63,7 +64,7 @@ pub struct NewSource {
     pub use_sitemap: bool,
 }
 
-pub fn create(conn: &mut DbConn, workspace_id: i64, new: &NewSource, now: i64) -> Result<SourceRow, DbError> {
+pub fn create(conn: &mut DbConn, workspace_id: WorkspaceId, new: &NewSource, now: i64) -> Result<SourceRow, DbError> {
     Ok(on_backend!(conn, c => diesel::insert_into(knowledge_sources::table)
         .values((
             knowledge_sources::workspace_id.eq(workspace_id),
@@ -86,7 +87,7 @@ pub fn create(conn: &mut DbConn, workspace_id: i64, new: &NewSource, now: i64) -
         .get_result(c))?)
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<SourceRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<SourceRow>, DbError> {
     Ok(on_backend!(conn, c => knowledge_sources::table
         .filter(knowledge_sources::workspace_id.eq(workspace_id))
         .filter(knowledge_sources::id.eq(id))
@@ -96,7 +97,7 @@ pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<Sourc
 }
 
 /// The workspace's sources, of one bot when given, newest first.
-pub fn list(conn: &mut DbConn, workspace_id: i64, bot_id: Option<i64>) -> Result<Vec<SourceRow>, DbError> {
+pub fn list(conn: &mut DbConn, workspace_id: WorkspaceId, bot_id: Option<i64>) -> Result<Vec<SourceRow>, DbError> {
     Ok(on_backend!(conn, c => {
         let mut q = knowledge_sources::table.filter(knowledge_sources::workspace_id.eq(workspace_id)).into_boxed();
         if let Some(bot_id) = bot_id {
@@ -107,7 +108,7 @@ pub fn list(conn: &mut DbConn, workspace_id: i64, bot_id: Option<i64>) -> Result
 }
 
 /// Deletes a source and, by cascade, its chunks.
-pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<bool, DbError> {
     let target = knowledge_sources::table
         .filter(knowledge_sources::workspace_id.eq(workspace_id))
         .filter(knowledge_sources::id.eq(id));
@@ -116,7 +117,7 @@ pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbE
 
 /// Puts a source back in the queue to be learned again; its current chunks keep answering
 /// until the new ones replace them.
-pub fn relearn(conn: &mut DbConn, workspace_id: i64, id: i64, now: i64) -> Result<Option<SourceRow>, DbError> {
+pub fn relearn(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64, now: i64) -> Result<Option<SourceRow>, DbError> {
     let target = knowledge_sources::table
         .filter(knowledge_sources::workspace_id.eq(workspace_id))
         .filter(knowledge_sources::id.eq(id));
@@ -230,7 +231,7 @@ pub fn complete(
             .filter(knowledge_sources::status.eq("learning"))
             .filter(knowledge_sources::claimed_by.eq(&claim.node))
             .filter(knowledge_sources::claimed_until.eq(claim.until));
-        let workspace_id: Option<i64> = on_backend!(conn, c => diesel::update(mine)
+        let workspace_id: Option<WorkspaceId> = on_backend!(conn, c => diesel::update(mine)
             .set((
                 knowledge_sources::status.eq("learned"),
                 knowledge_sources::error.eq(None::<String>),
@@ -303,7 +304,7 @@ pub struct ChunkRow {
 }
 
 /// A source's chunks in order.
-pub fn chunks(conn: &mut DbConn, workspace_id: i64, source_id: i64) -> Result<Vec<ChunkRow>, DbError> {
+pub fn chunks(conn: &mut DbConn, workspace_id: WorkspaceId, source_id: i64) -> Result<Vec<ChunkRow>, DbError> {
     Ok(on_backend!(conn, c => knowledge_chunks::table
         .filter(knowledge_chunks::workspace_id.eq(workspace_id))
         .filter(knowledge_chunks::source_id.eq(source_id))
@@ -330,7 +331,7 @@ pub struct CorpusChunk {
 /// The bot's corpus; vectors are kept only when `embedding_model` made them.
 pub fn bot_corpus(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     bot_id: i64,
     embedding_model: Option<&str>,
 ) -> Result<Corpus, DbError> {
@@ -415,7 +416,7 @@ pub fn store_vectors(
 
 /// A fingerprint of a bot's sources that changes whenever a source is added, learned again,
 /// changed or deleted: their count, newest change and highest id.
-pub fn bot_version(conn: &mut DbConn, workspace_id: i64, bot_id: i64) -> Result<(i64, i64, i64), DbError> {
+pub fn bot_version(conn: &mut DbConn, workspace_id: WorkspaceId, bot_id: i64) -> Result<(i64, i64, i64), DbError> {
     let (count, changed, highest): (i64, Option<i64>, Option<i64>) = on_backend!(conn, c => knowledge_sources::table
         .filter(knowledge_sources::workspace_id.eq(workspace_id))
         .filter(knowledge_sources::bot_id.eq(bot_id).or(knowledge_sources::bot_id.is_null()))

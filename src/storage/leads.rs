@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::schema::{lead_events, leads};
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::storage::outbox;
 
@@ -45,7 +46,7 @@ pub const STAGES: &[&str] = &["new", "contacted", "qualified", "converted", "los
 #[diesel(table_name = leads)]
 pub struct LeadRow {
     pub id: i64,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub contact_id: Option<i64>,
     pub conversation_id: Option<String>,
     pub name: Option<String>,
@@ -112,7 +113,7 @@ impl From<LeadRow> for LeadView {
 pub struct LeadEventRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     #[serde(skip)]
     pub lead_id: i64,
     pub kind: String,
@@ -122,7 +123,7 @@ pub struct LeadEventRow {
     pub created_at: i64,
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<LeadRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<LeadRow>, DbError> {
     Ok(on_backend!(conn, c => leads::table
         .filter(leads::workspace_id.eq(workspace_id))
         .filter(leads::id.eq(id))
@@ -131,7 +132,7 @@ pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<LeadR
         .optional())?)
 }
 
-pub fn for_contact(conn: &mut DbConn, workspace_id: i64, contact_id: i64) -> Result<Option<LeadRow>, DbError> {
+pub fn for_contact(conn: &mut DbConn, workspace_id: WorkspaceId, contact_id: i64) -> Result<Option<LeadRow>, DbError> {
     Ok(on_backend!(conn, c => leads::table
         .filter(leads::workspace_id.eq(workspace_id))
         .filter(leads::contact_id.eq(contact_id))
@@ -143,7 +144,7 @@ pub fn for_contact(conn: &mut DbConn, workspace_id: i64, contact_id: i64) -> Res
 /// Leads by score, highest first, optionally of one stage.
 pub fn list(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     stage: Option<&str>,
     limit: i64,
     offset: i64,
@@ -159,7 +160,7 @@ pub fn list(
 
 /// Who a new lead is.
 pub struct NewLead<'a> {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub contact_id: i64,
     pub conversation_id: Option<&'a str>,
     pub name: Option<&'a str>,
@@ -282,7 +283,7 @@ pub fn apply_signals(
 /// Moves a lead to `stage` (already validated); records it and queues `lead_stage_changed`.
 pub fn set_stage(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     stage: &str,
     now: i64,
@@ -306,7 +307,7 @@ pub fn set_stage(
 /// Sets a lead's score by hand; recorded with its reason.
 pub fn set_score(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     score: f64,
     reason: &str,
@@ -322,7 +323,7 @@ pub fn set_score(
     Ok(Some(row))
 }
 
-pub fn history(conn: &mut DbConn, workspace_id: i64, lead_id: i64) -> Result<Vec<LeadEventRow>, DbError> {
+pub fn history(conn: &mut DbConn, workspace_id: WorkspaceId, lead_id: i64) -> Result<Vec<LeadEventRow>, DbError> {
     Ok(on_backend!(conn, c => lead_events::table
         .filter(lead_events::workspace_id.eq(workspace_id))
         .filter(lead_events::lead_id.eq(lead_id))

@@ -6,6 +6,7 @@ use frontdesk_actors::{Appended, NewMessage, Sender, StoredMessage};
 
 use super::schema::messages;
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -143,7 +144,7 @@ fn find_duplicate(conn: &mut DbConn, message: &NewMessage) -> Result<StoredMessa
 /// Messages with `seq` greater than `after`, in order, at most `limit`.
 pub fn after(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     conversation_id: &str,
     after: i64,
     limit: i64,
@@ -183,7 +184,7 @@ pub fn last_seq(conn: &mut DbConn, conversation_id: &str) -> Result<i64, DbError
 /// The first message stored in answer to `message_id`.
 pub fn reply_to(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     conversation_id: &str,
     message_id: i64,
 ) -> Result<Option<StoredMessage>, DbError> {
@@ -199,7 +200,7 @@ pub fn reply_to(
 }
 
 /// Counts the conversation's messages (used by tests and the CLI's checks).
-pub fn count(conn: &mut DbConn, workspace_id: i64, conversation_id: &str) -> Result<i64, DbError> {
+pub fn count(conn: &mut DbConn, workspace_id: WorkspaceId, conversation_id: &str) -> Result<i64, DbError> {
     Ok(on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq(conversation_id))
@@ -210,7 +211,7 @@ pub fn count(conn: &mut DbConn, workspace_id: i64, conversation_id: &str) -> Res
 /// The visitor's most recent `limit` messages' text, oldest first.
 pub fn visitor_texts(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     conversation_id: &str,
     limit: i64,
 ) -> Result<Vec<String>, DbError> {
@@ -228,7 +229,11 @@ pub fn visitor_texts(
 
 /// Model tokens spent on the conversation's replies, from each reply's `metadata.model.usage`:
 /// `(prompt_tokens, completion_tokens, replies)`.
-pub fn model_tokens(conn: &mut DbConn, workspace_id: i64, conversation_id: &str) -> Result<(i64, i64, i64), DbError> {
+pub fn model_tokens(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    conversation_id: &str,
+) -> Result<(i64, i64, i64), DbError> {
     let metadata: Vec<Option<String>> = on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq(conversation_id))

@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ids::WorkspaceId;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -126,7 +127,7 @@ pub enum Guarded {
 /// Makes the rest of the caller's transaction the only one of its kind for the workspace. On
 /// PostgreSQL that is a transaction-scoped advisory lock, held by whichever node runs it; on
 /// SQLite, `BEGIN IMMEDIATE` already admits one writer at a time.
-pub fn lock_workspace(conn: &mut DbConn, guarded: Guarded, workspace_id: i64) -> Result<(), DbError> {
+pub fn lock_workspace(conn: &mut DbConn, guarded: Guarded, workspace_id: WorkspaceId) -> Result<(), DbError> {
     if let DbConn::Postgres(c) = conn {
         use diesel::sql_types::Integer;
         use diesel::RunQueryDsl;
@@ -134,7 +135,7 @@ pub fn lock_workspace(conn: &mut DbConn, guarded: Guarded, workspace_id: i64) ->
         // beyond 2^31 only folds onto another workspace's lock, which is safe.
         diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind::<Integer, _>(guarded as i32)
-            .bind::<Integer, _>(workspace_id as i32)
+            .bind::<Integer, _>(workspace_id.get() as i32)
             .execute(c)?;
     }
     Ok(())

@@ -6,13 +6,14 @@ use serde::Serialize;
 
 use super::schema::{canned_replies, conversation_notes};
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = conversation_notes)]
 pub struct NoteRow {
     pub id: i64,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub conversation_id: String,
     pub agent_id: Option<i64>,
     pub agent_name: String,
@@ -44,7 +45,7 @@ impl From<NoteRow> for NoteView {
 
 pub fn add_note(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     conversation_id: &str,
     agent: Option<(i64, &str)>,
     text: &str,
@@ -64,7 +65,12 @@ pub fn add_note(
 }
 
 /// The conversation's notes, oldest first (at most `limit`, the newest ones).
-pub fn notes(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, limit: i64) -> Result<Vec<NoteRow>, DbError> {
+pub fn notes(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    conversation_id: &str,
+    limit: i64,
+) -> Result<Vec<NoteRow>, DbError> {
     let mut rows: Vec<NoteRow> = on_backend!(conn, c => conversation_notes::table
         .filter(conversation_notes::workspace_id.eq(workspace_id))
         .filter(conversation_notes::conversation_id.eq(conversation_id))
@@ -81,7 +87,7 @@ pub fn notes(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, limit:
 pub struct CannedReply {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub shortcut: String,
     pub text: String,
     pub created_at: i64,
@@ -90,7 +96,7 @@ pub struct CannedReply {
 /// `None` when the workspace already has this shortcut.
 pub fn add_canned(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     shortcut: &str,
     text: &str,
     now: i64,
@@ -111,7 +117,7 @@ pub fn add_canned(
     }
 }
 
-pub fn canned(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<CannedReply>, DbError> {
+pub fn canned(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Vec<CannedReply>, DbError> {
     Ok(on_backend!(conn, c => canned_replies::table
         .filter(canned_replies::workspace_id.eq(workspace_id))
         .order(canned_replies::shortcut.asc())
@@ -119,7 +125,7 @@ pub fn canned(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<CannedReply>, 
         .load(c))?)
 }
 
-pub fn delete_canned(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete_canned(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<bool, DbError> {
     let target =
         canned_replies::table.filter(canned_replies::workspace_id.eq(workspace_id)).filter(canned_replies::id.eq(id));
     Ok(on_backend!(conn, c => diesel::delete(target).execute(c))? == 1)

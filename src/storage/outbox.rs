@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use super::schema::{webhook_deliveries, webhook_endpoints, webhook_events};
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 /// Wakes the dispatcher when new deliveries have been committed (it also polls, so a missed
@@ -43,7 +44,7 @@ pub fn end_unit_of_work(committed: bool) {
 
 /// One event to record.
 pub struct Event<'a> {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub event: &'a str,
     pub data: serde_json::Value,
 }
@@ -51,7 +52,7 @@ pub struct Event<'a> {
 /// Records `event` for the workspace's subscribed endpoints; returns whether anything was queued.
 pub fn emit(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     event: &str,
     data: serde_json::Value,
     now: i64,
@@ -64,10 +65,10 @@ pub fn emit_many(conn: &mut DbConn, events: Vec<Event<'_>>, now: i64) -> Result<
     if events.is_empty() {
         return Ok(0);
     }
-    let mut workspaces: Vec<i64> = events.iter().map(|e| e.workspace_id).collect();
+    let mut workspaces: Vec<WorkspaceId> = events.iter().map(|e| e.workspace_id).collect();
     workspaces.sort_unstable();
     workspaces.dedup();
-    let endpoints: Vec<(i64, i64, String)> = on_backend!(conn, c => webhook_endpoints::table
+    let endpoints: Vec<(i64, WorkspaceId, String)> = on_backend!(conn, c => webhook_endpoints::table
         .filter(webhook_endpoints::workspace_id.eq_any(&workspaces))
         .filter(webhook_endpoints::active.eq(true))
         .select((webhook_endpoints::id, webhook_endpoints::workspace_id, webhook_endpoints::events))
@@ -75,7 +76,7 @@ pub fn emit_many(conn: &mut DbConn, events: Vec<Event<'_>>, now: i64) -> Result<
     if endpoints.is_empty() {
         return Ok(0);
     }
-    let mut by_workspace: HashMap<i64, Vec<(i64, &str)>> = HashMap::new();
+    let mut by_workspace: HashMap<WorkspaceId, Vec<(i64, &str)>> = HashMap::new();
     for (id, workspace_id, subscribed) in &endpoints {
         by_workspace.entry(*workspace_id).or_default().push((*id, subscribed.as_str()));
     }
@@ -97,7 +98,13 @@ pub fn emit_many(conn: &mut DbConn, events: Vec<Event<'_>>, now: i64) -> Result<
     Ok(queued)
 }
 
-fn insert_event(conn: &mut DbConn, workspace_id: i64, event: &str, payload: &str, now: i64) -> Result<i64, DbError> {
+fn insert_event(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    event: &str,
+    payload: &str,
+    now: i64,
+) -> Result<i64, DbError> {
     Ok(on_backend!(conn, c => diesel::insert_into(webhook_events::table)
         .values((
             webhook_events::workspace_id.eq(workspace_id),
@@ -112,7 +119,7 @@ fn insert_event(conn: &mut DbConn, workspace_id: i64, event: &str, payload: &str
 /// Queues a delivery of a stored event to each endpoint, due now.
 pub fn queue(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     event_id: i64,
     endpoints: &[i64],
     now: i64,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::contacts::{normalize_email, normalize_phone};
 use super::schema::contacts;
 use super::{like_escape, lower, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -14,7 +15,7 @@ use crate::on_backend;
 pub struct PatientRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
@@ -25,7 +26,7 @@ pub struct PatientRow {
     pub updated_at: i64,
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<PatientRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<PatientRow>, DbError> {
     Ok(on_backend!(conn, c => contacts::table
         .filter(contacts::workspace_id.eq(workspace_id))
         .filter(contacts::id.eq(id))
@@ -38,7 +39,7 @@ pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<Patie
 /// digits), newest first.
 pub fn search(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     search: Option<&str>,
     limit: i64,
     offset: i64,
@@ -91,7 +92,7 @@ fn blank_is_null(value: &Option<String>) -> Option<Option<String>> {
 
 pub fn update(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     changes: &PatientChanges,
     now: i64,

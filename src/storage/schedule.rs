@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{doctors, services, working_hours, workspaces};
 use super::{now_ms, write_tx, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -13,7 +14,7 @@ use crate::on_backend;
 pub struct DoctorRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub specialty: String,
     pub bio: String,
@@ -40,7 +41,7 @@ pub struct DoctorFields {
 pub struct ServiceRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub name: String,
     pub duration_min: i32,
     pub buffer_min: i32,
@@ -66,7 +67,7 @@ pub struct HoursRow {
     pub end_minute: i32,
 }
 
-pub fn create_doctor(conn: &mut DbConn, workspace_id: i64, f: &DoctorFields) -> Result<DoctorRow, DbError> {
+pub fn create_doctor(conn: &mut DbConn, workspace_id: WorkspaceId, f: &DoctorFields) -> Result<DoctorRow, DbError> {
     Ok(on_backend!(conn, c => diesel::insert_into(doctors::table)
         .values((
             doctors::workspace_id.eq(workspace_id),
@@ -82,7 +83,7 @@ pub fn create_doctor(conn: &mut DbConn, workspace_id: i64, f: &DoctorFields) -> 
         .get_result(c))?)
 }
 
-pub fn doctors(conn: &mut DbConn, workspace_id: i64, only_active: bool) -> Result<Vec<DoctorRow>, DbError> {
+pub fn doctors(conn: &mut DbConn, workspace_id: WorkspaceId, only_active: bool) -> Result<Vec<DoctorRow>, DbError> {
     Ok(on_backend!(conn, c => {
         let mut query = doctors::table.filter(doctors::workspace_id.eq(workspace_id)).into_boxed();
         if only_active {
@@ -92,7 +93,7 @@ pub fn doctors(conn: &mut DbConn, workspace_id: i64, only_active: bool) -> Resul
     }))
 }
 
-pub fn doctor(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<DoctorRow>, DbError> {
+pub fn doctor(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<DoctorRow>, DbError> {
     Ok(on_backend!(conn, c => doctors::table
         .filter(doctors::workspace_id.eq(workspace_id))
         .filter(doctors::id.eq(id))
@@ -103,7 +104,7 @@ pub fn doctor(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<Do
 
 pub fn update_doctor(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     f: &DoctorFields,
 ) -> Result<Option<DoctorRow>, DbError> {
@@ -124,12 +125,12 @@ pub fn update_doctor(
     doctor(conn, workspace_id, id)
 }
 
-pub fn delete_doctor(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete_doctor(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<bool, DbError> {
     let target = doctors::table.filter(doctors::workspace_id.eq(workspace_id)).filter(doctors::id.eq(id));
     Ok(on_backend!(conn, c => diesel::delete(target).execute(c))? == 1)
 }
 
-pub fn hours(conn: &mut DbConn, workspace_id: i64, doctor_id: i64) -> Result<Vec<HoursRow>, DbError> {
+pub fn hours(conn: &mut DbConn, workspace_id: WorkspaceId, doctor_id: i64) -> Result<Vec<HoursRow>, DbError> {
     Ok(on_backend!(conn, c => working_hours::table
         .filter(working_hours::workspace_id.eq(workspace_id))
         .filter(working_hours::doctor_id.eq(doctor_id))
@@ -139,7 +140,12 @@ pub fn hours(conn: &mut DbConn, workspace_id: i64, doctor_id: i64) -> Result<Vec
 }
 
 /// Replaces a doctor's weekly hours (already validated) in one transaction.
-pub fn set_hours(conn: &mut DbConn, workspace_id: i64, doctor_id: i64, windows: &[HoursRow]) -> Result<(), DbError> {
+pub fn set_hours(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    doctor_id: i64,
+    windows: &[HoursRow],
+) -> Result<(), DbError> {
     write_tx(conn, |conn| {
         let old = working_hours::table
             .filter(working_hours::workspace_id.eq(workspace_id))
@@ -164,7 +170,7 @@ pub fn set_hours(conn: &mut DbConn, workspace_id: i64, doctor_id: i64, windows: 
     })
 }
 
-pub fn create_service(conn: &mut DbConn, workspace_id: i64, f: &ServiceFields) -> Result<ServiceRow, DbError> {
+pub fn create_service(conn: &mut DbConn, workspace_id: WorkspaceId, f: &ServiceFields) -> Result<ServiceRow, DbError> {
     Ok(on_backend!(conn, c => diesel::insert_into(services::table)
         .values((
             services::workspace_id.eq(workspace_id),
@@ -178,7 +184,7 @@ pub fn create_service(conn: &mut DbConn, workspace_id: i64, f: &ServiceFields) -
         .get_result(c))?)
 }
 
-pub fn services(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<ServiceRow>, DbError> {
+pub fn services(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Vec<ServiceRow>, DbError> {
     Ok(on_backend!(conn, c => services::table
         .filter(services::workspace_id.eq(workspace_id))
         .order(services::id.asc())
@@ -186,7 +192,7 @@ pub fn services(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<ServiceRow>,
         .load(c))?)
 }
 
-pub fn service(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<ServiceRow>, DbError> {
+pub fn service(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<ServiceRow>, DbError> {
     Ok(on_backend!(conn, c => services::table
         .filter(services::workspace_id.eq(workspace_id))
         .filter(services::id.eq(id))
@@ -197,7 +203,7 @@ pub fn service(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<S
 
 pub fn update_service(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     f: &ServiceFields,
 ) -> Result<Option<ServiceRow>, DbError> {
@@ -216,13 +222,13 @@ pub fn update_service(
     service(conn, workspace_id, id)
 }
 
-pub fn delete_service(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete_service(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<bool, DbError> {
     let target = services::table.filter(services::workspace_id.eq(workspace_id)).filter(services::id.eq(id));
     Ok(on_backend!(conn, c => diesel::delete(target).execute(c))? == 1)
 }
 
 /// The workspace behind a public id (the embed code's `admin_id`).
-pub fn workspace_by_public_id(conn: &mut DbConn, public_id: &str) -> Result<Option<i64>, DbError> {
+pub fn workspace_by_public_id(conn: &mut DbConn, public_id: &str) -> Result<Option<WorkspaceId>, DbError> {
     Ok(on_backend!(conn, c => workspaces::table
         .filter(workspaces::public_id.eq(public_id))
         .select(workspaces::id)
@@ -230,14 +236,14 @@ pub fn workspace_by_public_id(conn: &mut DbConn, public_id: &str) -> Result<Opti
         .optional())?)
 }
 
-pub fn set_timezone(conn: &mut DbConn, workspace_id: i64, timezone: &str) -> Result<(), DbError> {
+pub fn set_timezone(conn: &mut DbConn, workspace_id: WorkspaceId, timezone: &str) -> Result<(), DbError> {
     let target = workspaces::table.filter(workspaces::id.eq(workspace_id));
     on_backend!(conn, c => diesel::update(target).set(workspaces::timezone.eq(timezone)).execute(c))?;
     Ok(())
 }
 
 /// The sample practice of a demo workspace, with the ChatGenius document's own names.
-pub fn seed_demo_practice(conn: &mut DbConn, workspace_id: i64) -> Result<(), DbError> {
+pub fn seed_demo_practice(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<(), DbError> {
     let weekdays: Vec<HoursRow> =
         (1..=5).map(|weekday| HoursRow { weekday, start_minute: 9 * 60, end_minute: 17 * 60 }).collect();
     for (name, specialty, bio) in [

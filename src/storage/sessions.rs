@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use super::agents::AgentRow;
 use super::schema::{agent_sessions, agents, password_links};
 use super::{write_tx, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::secrets;
 
@@ -75,7 +76,7 @@ pub fn delete(conn: &mut DbConn, session_id: i64) -> Result<(), DbError> {
 }
 
 /// Ends every session of an agent (a new password, a deactivation).
-pub fn delete_for_agent(conn: &mut DbConn, workspace_id: i64, agent_id: i64) -> Result<usize, DbError> {
+pub fn delete_for_agent(conn: &mut DbConn, workspace_id: WorkspaceId, agent_id: i64) -> Result<usize, DbError> {
     let target = agent_sessions::table
         .filter(agent_sessions::workspace_id.eq(workspace_id))
         .filter(agent_sessions::agent_id.eq(agent_id));
@@ -131,7 +132,7 @@ pub fn use_link(
     now: i64,
 ) -> Result<Result<AgentRow, LinkRefused>, DbError> {
     write_tx(conn, |conn| {
-        let found: Option<(i64, i64, i64, i64, Option<i64>)> = on_backend!(conn, c => password_links::table
+        let found: Option<(i64, WorkspaceId, i64, i64, Option<i64>)> = on_backend!(conn, c => password_links::table
             .filter(password_links::token_hash.eq(secrets::hash(token)))
             .select((
                 password_links::id,

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::schema::unanswered_questions;
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -14,7 +15,7 @@ use crate::on_backend;
 pub struct UnansweredRow {
     pub id: i64,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     #[serde(skip)]
     pub bot_id: i64,
     pub question: String,
@@ -39,7 +40,7 @@ pub fn normalize(question: &str) -> String {
 /// Records one asking of `question`: a new row, or one more on the row with the same wording.
 pub fn record(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     bot_id: i64,
     question: &str,
     conversation_id: &str,
@@ -79,7 +80,7 @@ pub fn record(
 /// The workspace's unanswered questions (of one bot when given), most recently asked first.
 pub fn list(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     bot_id: Option<i64>,
     limit: i64,
     offset: i64,
@@ -99,7 +100,7 @@ pub fn list(
     }))
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<UnansweredRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<UnansweredRow>, DbError> {
     Ok(on_backend!(conn, c => unanswered_questions::table
         .filter(unanswered_questions::workspace_id.eq(workspace_id))
         .filter(unanswered_questions::id.eq(id))
@@ -109,7 +110,7 @@ pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<Unans
 }
 
 /// Removes a question from the list (answered or dismissed).
-pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<bool, DbError> {
     let target = unanswered_questions::table
         .filter(unanswered_questions::workspace_id.eq(workspace_id))
         .filter(unanswered_questions::id.eq(id));

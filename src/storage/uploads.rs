@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::schema::uploads;
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -14,7 +15,7 @@ use crate::on_backend;
 pub struct UploadRow {
     pub id: String,
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub filename: String,
     pub content_type: String,
     pub size_bytes: i64,
@@ -32,7 +33,7 @@ pub struct NewUpload<'a> {
     pub storage_path: &'a str,
 }
 
-pub fn create(conn: &mut DbConn, workspace_id: i64, new: &NewUpload, now: i64) -> Result<UploadRow, DbError> {
+pub fn create(conn: &mut DbConn, workspace_id: WorkspaceId, new: &NewUpload, now: i64) -> Result<UploadRow, DbError> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     Ok(on_backend!(conn, c => diesel::insert_into(uploads::table)
         .values((
@@ -50,7 +51,7 @@ pub fn create(conn: &mut DbConn, workspace_id: i64, new: &NewUpload, now: i64) -
 }
 
 /// The workspace's upload by id; another workspace's is "not found".
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: &str) -> Result<Option<UploadRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str) -> Result<Option<UploadRow>, DbError> {
     Ok(on_backend!(conn, c => uploads::table
         .filter(uploads::workspace_id.eq(workspace_id))
         .filter(uploads::id.eq(id))

@@ -7,13 +7,14 @@ use serde::Serialize;
 
 use super::schema::model_usage;
 use super::{DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Queryable, Selectable, Serialize)]
 #[diesel(table_name = model_usage)]
 pub struct MonthUsage {
     #[serde(skip)]
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub month: String,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
@@ -35,7 +36,7 @@ pub fn month_of(ms: i64) -> String {
 }
 
 /// Adds to the workspace's count for `month`.
-pub fn add(conn: &mut DbConn, workspace_id: i64, month: &str, added: &MonthUsage) -> Result<(), DbError> {
+pub fn add(conn: &mut DbConn, workspace_id: WorkspaceId, month: &str, added: &MonthUsage) -> Result<(), DbError> {
     on_backend!(conn, c => diesel::insert_into(model_usage::table)
         .values((
             model_usage::workspace_id.eq(workspace_id),
@@ -58,7 +59,7 @@ pub fn add(conn: &mut DbConn, workspace_id: i64, month: &str, added: &MonthUsage
 }
 
 /// The workspace's count for `month` (zeros when nothing was used).
-pub fn get(conn: &mut DbConn, workspace_id: i64, month: &str) -> Result<MonthUsage, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, month: &str) -> Result<MonthUsage, DbError> {
     let found: Option<MonthUsage> = on_backend!(conn, c => model_usage::table
         .filter(model_usage::workspace_id.eq(workspace_id))
         .filter(model_usage::month.eq(month))

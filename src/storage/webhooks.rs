@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events};
 use super::{write_tx, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::storage::outbox;
 
@@ -15,7 +16,7 @@ use crate::storage::outbox;
 #[diesel(table_name = webhook_endpoints)]
 pub struct EndpointRow {
     pub id: i64,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub url: String,
     pub events: String,
     pub description: String,
@@ -37,7 +38,12 @@ pub struct NewEndpoint<'a> {
     pub sealed_secret: &'a str,
 }
 
-pub fn create(conn: &mut DbConn, workspace_id: i64, new: NewEndpoint<'_>, now: i64) -> Result<EndpointRow, DbError> {
+pub fn create(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    new: NewEndpoint<'_>,
+    now: i64,
+) -> Result<EndpointRow, DbError> {
     let events = serde_json::to_string(new.events).map_err(|e| DbError::Invalid(e.to_string()))?;
     Ok(on_backend!(conn, c => diesel::insert_into(webhook_endpoints::table)
         .values((
@@ -54,7 +60,7 @@ pub fn create(conn: &mut DbConn, workspace_id: i64, new: NewEndpoint<'_>, now: i
         .get_result(c))?)
 }
 
-pub fn list(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<EndpointRow>, DbError> {
+pub fn list(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Vec<EndpointRow>, DbError> {
     Ok(on_backend!(conn, c => webhook_endpoints::table
         .filter(webhook_endpoints::workspace_id.eq(workspace_id))
         .order(webhook_endpoints::id.asc())
@@ -62,7 +68,7 @@ pub fn list(conn: &mut DbConn, workspace_id: i64) -> Result<Vec<EndpointRow>, Db
         .load(c))?)
 }
 
-pub fn get(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<Option<EndpointRow>, DbError> {
+pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<Option<EndpointRow>, DbError> {
     Ok(on_backend!(conn, c => webhook_endpoints::table
         .filter(webhook_endpoints::workspace_id.eq(workspace_id))
         .filter(webhook_endpoints::id.eq(id))
@@ -81,7 +87,7 @@ pub struct EndpointChanges {
 
 pub fn update(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     changes: EndpointChanges,
     now: i64,
@@ -121,7 +127,7 @@ pub fn update(
     Ok(row)
 }
 
-pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbError> {
+pub fn delete(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<bool, DbError> {
     let target = webhook_endpoints::table
         .filter(webhook_endpoints::workspace_id.eq(workspace_id))
         .filter(webhook_endpoints::id.eq(id));
@@ -131,7 +137,7 @@ pub fn delete(conn: &mut DbConn, workspace_id: i64, id: i64) -> Result<bool, DbE
 /// Replaces the secret; the old one stays valid (and is signed with too) until `previous_until`.
 pub fn rotate(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     sealed_secret: &str,
     previous_until: i64,
@@ -158,7 +164,7 @@ pub fn rotate(
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
     pub id: i64,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub endpoint_id: i64,
     pub event_id: i64,
     pub attempts: i32,
@@ -205,7 +211,7 @@ pub fn claim_due(
         on_backend!(conn, c => diesel::update(claimed)
             .set((webhook_deliveries::claimed_by.eq(node), webhook_deliveries::claimed_until.eq(now + lease_ms)))
             .execute(c))?;
-        type Row = (i64, i64, i64, i64, i32, String, String, Option<String>, Option<i64>, String, String);
+        type Row = (i64, WorkspaceId, i64, i64, i32, String, String, Option<String>, Option<i64>, String, String);
         let rows: Vec<Row> = on_backend!(conn, c => webhook_deliveries::table
             .inner_join(webhook_endpoints::table)
             .inner_join(webhook_events::table)
@@ -425,7 +431,7 @@ pub fn webhook_id(event_id: i64) -> String {
 #[allow(clippy::too_many_arguments)]
 pub fn deliveries(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     endpoint_id: i64,
     delivery_id: Option<i64>,
     status: Option<&str>,
@@ -488,7 +494,7 @@ pub fn deliveries(
         .collect()
 }
 
-fn attempts_of(conn: &mut DbConn, workspace_id: i64, delivery_id: i64) -> Result<Vec<AttemptView>, DbError> {
+fn attempts_of(conn: &mut DbConn, workspace_id: WorkspaceId, delivery_id: i64) -> Result<Vec<AttemptView>, DbError> {
     Ok(on_backend!(conn, c => webhook_attempts::table
         .filter(webhook_attempts::workspace_id.eq(workspace_id))
         .filter(webhook_attempts::delivery_id.eq(delivery_id))
@@ -515,7 +521,7 @@ pub fn pending_count(conn: &mut DbConn) -> Result<i64, DbError> {
 
 pub fn redeliver(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     endpoint_id: i64,
     delivery_id: i64,
     now: i64,
@@ -544,7 +550,7 @@ pub fn redeliver(
 /// to; returns how many.
 pub fn replay(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     endpoint: &EndpointRow,
     since: i64,
     now: i64,

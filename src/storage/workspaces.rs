@@ -6,13 +6,14 @@ use serde::{Deserialize, Serialize};
 use super::bots::{self, BotSettings, Fact, WidgetSettings};
 use super::schema::workspaces;
 use super::{keys, now_ms, write_tx, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::secrets;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = workspaces)]
 pub struct WorkspaceRow {
-    pub id: i64,
+    pub id: WorkspaceId,
     pub public_id: String,
     pub name: String,
     pub timezone: String,
@@ -40,7 +41,7 @@ impl Quotas {
     }
 }
 
-pub fn quotas(conn: &mut DbConn, id: i64) -> Result<Quotas, DbError> {
+pub fn quotas(conn: &mut DbConn, id: WorkspaceId) -> Result<Quotas, DbError> {
     let settings: Option<String> = on_backend!(conn, c => workspaces::table
         .filter(workspaces::id.eq(id))
         .select(workspaces::settings)
@@ -50,7 +51,7 @@ pub fn quotas(conn: &mut DbConn, id: i64) -> Result<Quotas, DbError> {
 }
 
 /// Stores the workspace's quotas in its settings, keeping whatever else they hold.
-pub fn set_quotas(conn: &mut DbConn, id: i64, quotas: Quotas) -> Result<(), DbError> {
+pub fn set_quotas(conn: &mut DbConn, id: WorkspaceId, quotas: Quotas) -> Result<(), DbError> {
     write_tx(conn, |conn| {
         let settings: String = on_backend!(conn, c => workspaces::table
             .filter(workspaces::id.eq(id))
@@ -72,7 +73,7 @@ pub fn set_quotas(conn: &mut DbConn, id: i64, quotas: Quotas) -> Result<(), DbEr
 /// A new workspace and its secrets in clear: printed once, never stored so.
 #[derive(Debug, Clone, Serialize)]
 pub struct CreatedWorkspace {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub public_id: String,
     pub name: String,
     pub workspace_token: String,
@@ -92,7 +93,7 @@ pub fn create(conn: &mut DbConn, name: &str, demo: bool) -> Result<CreatedWorksp
     let external_api_key = secrets::generate(secrets::EXTERNAL_KEY_PREFIX);
     let public_id = uuid::Uuid::new_v4().to_string();
     write_tx(conn, |conn| {
-        let id: i64 = on_backend!(conn, c => diesel::insert_into(workspaces::table)
+        let id: WorkspaceId = on_backend!(conn, c => diesel::insert_into(workspaces::table)
             .values((
                 workspaces::public_id.eq(&public_id),
                 workspaces::name.eq(name),
@@ -122,7 +123,7 @@ pub fn create(conn: &mut DbConn, name: &str, demo: bool) -> Result<CreatedWorksp
     })
 }
 
-pub fn get(conn: &mut DbConn, id: i64) -> Result<Option<WorkspaceRow>, DbError> {
+pub fn get(conn: &mut DbConn, id: WorkspaceId) -> Result<Option<WorkspaceRow>, DbError> {
     Ok(on_backend!(conn, c => workspaces::table
         .filter(workspaces::id.eq(id))
         .select(WorkspaceRow::as_select())
@@ -136,7 +137,7 @@ pub fn count(conn: &mut DbConn) -> Result<i64, DbError> {
 
 /// The demo workspace's first active bot (its public id), for the `/demo` page.
 pub fn demo_bot(conn: &mut DbConn) -> Result<Option<String>, DbError> {
-    let marked: Vec<(i64, String)> = on_backend!(conn, c => workspaces::table
+    let marked: Vec<(WorkspaceId, String)> = on_backend!(conn, c => workspaces::table
         .filter(workspaces::settings.like("%\"demo\":true%"))
         .select((workspaces::id, workspaces::settings))
         .order(workspaces::id.asc())
@@ -206,7 +207,7 @@ pub fn demo_bot_settings(practice: &str) -> BotSettings {
 }
 
 /// The workspace whose external API key this is (ChatGenius's `api_key` in a booking body).
-pub fn by_external_key(conn: &mut DbConn, key: &str) -> Result<Option<i64>, DbError> {
+pub fn by_external_key(conn: &mut DbConn, key: &str) -> Result<Option<WorkspaceId>, DbError> {
     Ok(on_backend!(conn, c => workspaces::table
         .filter(workspaces::external_key_hash.eq(secrets::hash(key)))
         .select(workspaces::id)
@@ -215,7 +216,7 @@ pub fn by_external_key(conn: &mut DbConn, key: &str) -> Result<Option<i64>, DbEr
 }
 
 /// The workspace whose token this is (CX Genie's `workspace_token`).
-pub fn by_token(conn: &mut DbConn, token: &str) -> Result<Option<i64>, DbError> {
+pub fn by_token(conn: &mut DbConn, token: &str) -> Result<Option<WorkspaceId>, DbError> {
     Ok(on_backend!(conn, c => workspaces::table
         .filter(workspaces::token_hash.eq(secrets::hash(token)))
         .select(workspaces::id)

@@ -19,6 +19,7 @@ use frontdesk_actors::{Appended, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{conversations, messages, write_tx, Db, DbConn, DbError};
+use crate::ids::WorkspaceId;
 use crate::storage::outbox;
 use frontdesk_actors::NewMessage;
 
@@ -192,7 +193,7 @@ fn announce(conn: &mut DbConn, rows: &[NewMessage], outcomes: &[Appended]) -> Re
         .zip(outcomes)
         .filter_map(|(row, outcome)| match outcome {
             Appended::Inserted(message) => Some(outbox::Event {
-                workspace_id: row.workspace_id,
+                workspace_id: WorkspaceId(row.workspace_id),
                 event: "message_created",
                 data: serde_json::json!({ "conversation_id": message.conversation_id, "message": message }),
             }),

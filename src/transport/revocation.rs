@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use crate::cluster::control::{Control, ControlBus, Revoked};
 use crate::cluster::redis::Redis;
 use crate::domain::access::{self, StillActive};
+use crate::ids::WorkspaceId;
 use crate::storage::Db;
 
 /// WebSocket close code of a connection whose credential was revoked (application range).
@@ -41,7 +42,7 @@ pub enum Credential {
 }
 
 impl Credential {
-    fn control(self, workspace_id: i64) -> Control {
+    fn control(self, workspace_id: WorkspaceId) -> Control {
         let revoked = Revoked { workspace_id, ..Default::default() };
         Control::CredentialRevoked(match self {
             Credential::Agent(id) => Revoked { agent_id: Some(id), ..revoked },
@@ -175,12 +176,12 @@ impl Revocations {
 
     /// The credential was revoked: ends its connections on this node at once and tells every
     /// other node.
-    pub fn revoke(&self, workspace_id: i64, credential: Credential) {
+    pub fn revoke(&self, workspace_id: WorkspaceId, credential: Credential) {
         let mut closed = self.close(credential, None);
         if let Credential::Agent(id) = credential {
             closed += self.close_sessions_of(id);
         }
-        tracing::info!(workspace_id, ?credential, closed, "credential revoked; its open connections end");
+        tracing::info!(%workspace_id, ?credential, closed, "credential revoked; its open connections end");
         if let Some(control) = self.control.get() {
             control.publish(&credential.control(workspace_id));
         }
@@ -188,9 +189,9 @@ impl Revocations {
 
     /// Every console session of the agent ended (a password reset): ends their connections on
     /// this node at once and tells every other node.
-    pub fn revoke_sessions_of(&self, workspace_id: i64, agent_id: i64) {
+    pub fn revoke_sessions_of(&self, workspace_id: WorkspaceId, agent_id: i64) {
         let closed = self.close_sessions_of(agent_id);
-        tracing::info!(workspace_id, agent_id, closed, "console sessions ended; their open connections end");
+        tracing::info!(%workspace_id, agent_id, closed, "console sessions ended; their open connections end");
         if let Some(control) = self.control.get() {
             let revoked = Revoked { workspace_id, sessions_of_agent: Some(agent_id), ..Default::default() };
             control.publish(&Control::CredentialRevoked(revoked));

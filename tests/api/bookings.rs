@@ -3,6 +3,7 @@
 //! and the guarantee that nothing is ever double-booked (a race of 50 requests for one slot,
 //! and a property test over random requests run through the booking engine itself).
 
+use frontdesk::ids::WorkspaceId;
 use std::time::Duration;
 
 use frontdesk::domain::booking::{self, BookingError, BookingRequest, Named, Start};
@@ -63,7 +64,7 @@ async fn all_bookings(app: &TestApp, key: &str) -> Vec<Value> {
 }
 
 /// Live bookings of one doctor whose occupied ranges overlap, read straight from the database.
-fn overlapping_pairs(app: &TestApp, workspace_id: i64) -> Vec<(i64, i64)> {
+fn overlapping_pairs(app: &TestApp, workspace_id: WorkspaceId) -> Vec<(i64, i64)> {
     let db = app.database();
     let mut conn = db.conn().unwrap();
     let filter = BookingFilter { limit: 10_000, ..Default::default() };

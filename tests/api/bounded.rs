@@ -2,6 +2,7 @@
 //! writer queue refuses rather than grows, and a long conversation resumes page by page with
 //! every message once and in order, live ones included.
 
+use frontdesk::ids::WorkspaceId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,7 +76,7 @@ async fn a_saturated_database_answers_503_with_retry_after_and_recovers(backend:
 }
 
 /// A conversation to write messages into, straight in the database.
-async fn conversation(backend: Backend) -> (TestDb, Db, i64, String) {
+async fn conversation(backend: Backend) -> (TestDb, Db, WorkspaceId, String) {
     let db = TestDb::new(backend);
     let settings = settings_for(&db, |_| {});
     tokio::task::spawn_blocking(move || {
@@ -111,9 +112,9 @@ async fn conversation(backend: Backend) -> (TestDb, Db, i64, String) {
     .unwrap()
 }
 
-fn new_message(workspace_id: i64, conversation_id: &str, seq: i64) -> NewMessage {
+fn new_message(workspace_id: WorkspaceId, conversation_id: &str, seq: i64) -> NewMessage {
     NewMessage {
-        workspace_id,
+        workspace_id: workspace_id.get(),
         conversation_id: conversation_id.to_owned(),
         seq,
         sender: if seq % 2 == 0 { Sender::Bot } else { Sender::Visitor },

@@ -48,7 +48,7 @@ async fn five_hundred_conversations_list_in_pages_of_a_hundred(backend: Backend)
             let extra = (i % 5) as i64;
             let batch: Vec<NewMessage> = (0..extra)
                 .map(|n| NewMessage {
-                    workspace_id,
+                    workspace_id: workspace_id.get(),
                     conversation_id: row.id.clone(),
                     seq: 2 + n,
                     sender: if n % 2 == 0 { Sender::Visitor } else { Sender::Bot },

@@ -2,6 +2,7 @@
 //! a lapsed claim taken over, a stale claim unable to hand in, and re-learning that replaces a
 //! source's chunks all at once.
 
+use frontdesk::ids::WorkspaceId;
 use frontdesk::storage::knowledge::{self, NewChunk, NewSource};
 use frontdesk::storage::{Db, DbConn};
 
@@ -17,7 +18,7 @@ on_both_backends!(
     the_index_cache_keeps_the_most_recently_used_within_its_bounds,
 );
 
-async fn database(backend: Backend) -> (TestDb, Db, i64) {
+async fn database(backend: Backend) -> (TestDb, Db, WorkspaceId) {
     let db = TestDb::new(backend);
     let settings = settings_for(&db, |_| {});
     let store =
@@ -29,7 +30,7 @@ async fn database(backend: Backend) -> (TestDb, Db, i64) {
     (db, store, workspace)
 }
 
-fn text_source(conn: &mut DbConn, workspace: i64, text: &str) -> i64 {
+fn text_source(conn: &mut DbConn, workspace: WorkspaceId, text: &str) -> i64 {
     let new =
         NewSource { kind: "text".into(), title: "Notes".into(), content: Some(text.into()), ..NewSource::default() };
     knowledge::create(conn, workspace, &new, 0).unwrap().id
@@ -117,7 +118,10 @@ async fn relearning_replaces_the_chunks_at_once(backend: Backend) {
         knowledge::chunks(&mut conn, workspace, id).unwrap().into_iter().map(|c| c.content).collect();
     assert_eq!(now, ["new 0", "new 1"]);
 
-    assert!(knowledge::relearn(&mut conn, workspace + 1, id, 6_000).unwrap().is_none(), "another workspace's source");
+    assert!(
+        knowledge::relearn(&mut conn, WorkspaceId(workspace.get() + 1), id, 6_000).unwrap().is_none(),
+        "another workspace's source"
+    );
     assert!(knowledge::delete(&mut conn, workspace, id).unwrap());
     assert!(knowledge::chunks(&mut conn, workspace, id).unwrap().is_empty(), "its chunks go with it");
 }
@@ -174,7 +178,7 @@ async fn the_bot_index_follows_its_sources(backend: Backend) {
 }
 
 /// Learns `text` as a source of `bot`; answers the source's id.
-fn learn_for(store: &Db, workspace: i64, bot_id: i64, text: &str) -> i64 {
+fn learn_for(store: &Db, workspace: WorkspaceId, bot_id: i64, text: &str) -> i64 {
     let mut conn = store.conn().unwrap();
     let new =
         NewSource { bot_id: Some(bot_id), kind: "text".into(), content: Some(text.into()), ..NewSource::default() };
@@ -184,7 +188,7 @@ fn learn_for(store: &Db, workspace: i64, bot_id: i64, text: &str) -> i64 {
     id
 }
 
-fn bot(store: &Db, workspace: i64, name: &str) -> i64 {
+fn bot(store: &Db, workspace: WorkspaceId, name: &str) -> i64 {
     let mut conn = store.conn().unwrap();
     frontdesk::storage::bots::create(&mut conn, workspace, name, &frontdesk::storage::BotSettings::default(), &[])
         .unwrap()

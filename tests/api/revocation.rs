@@ -7,6 +7,7 @@
 //! is the path under test (the CLI without Redis), so that a broken direct or cluster path
 //! cannot pass unnoticed.
 
+use frontdesk::ids::WorkspaceId;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -33,7 +34,7 @@ async fn app(backend: Backend) -> TestApp {
 }
 
 /// Creates another API key for `workspace_id` straight in the database; returns `(id, key)`.
-async fn new_key(app: &TestApp, workspace_id: i64, name: &str) -> (i64, String) {
+async fn new_key(app: &TestApp, workspace_id: WorkspaceId, name: &str) -> (i64, String) {
     let db = app.database();
     let name = name.to_owned();
     let key = tokio::task::spawn_blocking(move || {

@@ -39,7 +39,7 @@ async fn another_workspace_sees_nothing_and_changes_nothing(backend: Backend) {
     let (_, bots) = app.get(b, "/api/bots").await;
     assert!(bots["data"].as_array().unwrap().iter().all(|bot| bot["id"] != app.a.bot_id.as_str()));
     let (_, workspace) = app.get(b, "/api/workspace").await;
-    assert_eq!(workspace["id"], app.b.workspace_id);
+    assert_eq!(workspace["id"], app.b.workspace_id.get());
 
     // Nothing of A's changed.
     assert_eq!(app.messages(&conversation).await, before);

@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 use crate::brain::tools::{Scope, Tools};
 use crate::domain::knowledge::Knowledge;
+use crate::ids::WorkspaceId;
 use crate::net_guard::{self, TargetPolicy};
 use crate::storage::flows::{self as flow_rows, VersionRow};
 use crate::storage::{now_ms, Db, DbError};
@@ -97,7 +98,7 @@ impl FlowCatalog {
     }
 
     /// The flow version a running conversation is pinned to.
-    pub async fn version(&self, workspace_id: i64, version_id: i64) -> Result<Option<Arc<Flow>>, DbError> {
+    pub async fn version(&self, workspace_id: WorkspaceId, version_id: i64) -> Result<Option<Arc<Flow>>, DbError> {
         if let Some(flow) = lock(&self.versions).get(&version_id) {
             return Ok(Some(flow.clone()));
         }
@@ -108,7 +109,7 @@ impl FlowCatalog {
     /// The version deployed for new conversations of the bot on a deployment channel.
     pub async fn deployed(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         bot_id: i64,
         channel: &'static str,
     ) -> Result<Option<Deployed>, DbError> {
@@ -134,7 +135,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Today at the workspace's practice.
-async fn today(db: &Db, workspace_id: i64) -> NaiveDate {
+async fn today(db: &Db, workspace_id: WorkspaceId) -> NaiveDate {
     let tz =
         db.run(move |conn| crate::domain::booking::workspace_tz(conn, workspace_id)).await.unwrap_or(chrono_tz::UTC);
     chrono::Utc::now().with_timezone(&tz).date_naive()
@@ -155,7 +156,9 @@ impl FlowBrain {
     /// this is the conversation's first visitor message. Sets up the run in `variables`.
     async fn flow_for(&self, request: &BrainRequest, variables: &mut Value) -> Result<Option<Arc<Flow>>, DbError> {
         match Run::of(variables) {
-            Some(run) if run.ended.is_none() => self.catalog.version(request.workspace_id, run.version_id).await,
+            Some(run) if run.ended.is_none() => {
+                self.catalog.version(WorkspaceId(request.workspace_id), run.version_id).await
+            }
             Some(_) => Ok(None),
             None => {
                 let first = request.history.iter().filter(|m| m.sender == Sender::Visitor).count() == 1;
@@ -164,7 +167,7 @@ impl FlowBrain {
                 }
                 let channel = flow_rows::deployment_channel(&request.channel);
                 let Some((version, flow)) =
-                    self.catalog.deployed(request.workspace_id, request.bot_id, channel).await?
+                    self.catalog.deployed(WorkspaceId(request.workspace_id), request.bot_id, channel).await?
                 else {
                     return Ok(None);
                 };
@@ -211,7 +214,7 @@ impl Brain for FlowBrain {
             let effects = LiveEffects {
                 brain: &this,
                 request: &request,
-                today: today(&this.tools.db, request.workspace_id).await,
+                today: today(&this.tools.db, WorkspaceId(request.workspace_id)).await,
                 stored: Mutex::new(flow_part(&request.variables)),
             };
             let out = engine::turn(&flow, &mut variables, &input, &effects).await;
@@ -271,7 +274,7 @@ fn flow_part(variables: &Value) -> Value {
 impl LiveEffects<'_> {
     async fn tool(&self, name: &str, arguments: Value) -> Value {
         let scope = Scope {
-            workspace_id: self.request.workspace_id,
+            workspace_id: WorkspaceId(self.request.workspace_id),
             bot_id: self.request.bot_id,
             conversation_id: &self.request.conversation_id,
             variables: &self.request.variables,
@@ -284,7 +287,7 @@ impl LiveEffects<'_> {
 /// A free answer from the knowledge base alone.
 async fn knowledge_answer(
     knowledge: Option<&Knowledge>,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     bot_id: i64,
     question: &str,
 ) -> Option<Said> {
@@ -306,7 +309,7 @@ impl Effects for LiveEffects<'_> {
     }
 
     async fn answer(&self, source: AnswerSource, question: &str, variables: &Value) -> Option<Said> {
-        let (workspace_id, bot_id) = (self.request.workspace_id, self.request.bot_id);
+        let (workspace_id, bot_id) = (WorkspaceId(self.request.workspace_id), self.request.bot_id);
         if source == AnswerSource::Knowledge {
             return knowledge_answer(self.brain.knowledge.as_deref(), workspace_id, bot_id, question).await;
         }
@@ -408,7 +411,7 @@ pub struct DryRunContext {
     pub db: Db,
     pub tools: Arc<Tools>,
     pub knowledge: Option<Arc<Knowledge>>,
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub bot_id: i64,
 }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{AvailabilityRequest, BookingError, BookingRequest, BookingView, Horizon, Named, SlotView, Start};
 use crate::domain::idempotency::{self, Created, Idempotent};
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::bookings::{self as rows, BookingFilter};
 use crate::storage::{now_ms, Db, DbConn, DbError};
 
@@ -59,14 +60,14 @@ impl BookingDesk {
     }
 
     /// Runs `job` with a connection, after every earlier job of the same workspace.
-    pub async fn run<T, F>(&self, workspace_id: i64, job: F) -> Result<T, DbError>
+    pub async fn run<T, F>(&self, workspace_id: WorkspaceId, job: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConn) -> T + Send + 'static,
     {
         let db = self.db.clone();
         self.desk
-            .run(workspace_id, move || {
+            .run(workspace_id.get(), move || {
                 db.conn().map(|mut conn| {
                     let done = job(&mut conn);
                     // The job is a unit of work like `Db::run`'s: what it queued is due now (a
@@ -83,7 +84,7 @@ impl BookingDesk {
     /// response commit together. `respond` shapes the answer from the booking.
     pub async fn reserve_once<T: Serialize + Send + 'static>(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         booking: BookingRequest,
         scope: &'static str,
         request: Idempotent,
@@ -104,7 +105,7 @@ impl BookingDesk {
     /// Moves a booking to `start`, optionally with another doctor.
     pub async fn reschedule(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         id: i64,
         start: Start,
         doctor: Option<Named>,
@@ -121,7 +122,7 @@ impl BookingDesk {
     /// Ends a booking as `status` (cancelled, completed, no-show), with an optional reason.
     pub async fn finish(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         id: i64,
         status: &'static str,
         reason: Option<String>,
@@ -138,7 +139,7 @@ impl BookingDesk {
     }
 
     /// The workspace's bookings, newest appointment first.
-    pub async fn list(&self, workspace_id: i64, query: BookingQuery) -> Result<Vec<BookingView>, ApiError> {
+    pub async fn list(&self, workspace_id: WorkspaceId, query: BookingQuery) -> Result<Vec<BookingView>, ApiError> {
         if let Some(status) = &query.status {
             if !STATUSES.contains(&status.as_str()) {
                 return Err(ApiError::bad_request(format!(
@@ -166,7 +167,7 @@ impl BookingDesk {
             .await?)
     }
 
-    pub async fn get(&self, workspace_id: i64, id: i64) -> Result<BookingView, ApiError> {
+    pub async fn get(&self, workspace_id: WorkspaceId, id: i64) -> Result<BookingView, ApiError> {
         self.db
             .run(move |conn| {
                 let tz = super::workspace_tz(conn, workspace_id)?;
@@ -179,7 +180,7 @@ impl BookingDesk {
     /// Free slots for a service, per doctor or any, and the practice's time zone.
     pub async fn availability(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         search: SlotSearch,
     ) -> Result<(Vec<SlotView>, chrono_tz::Tz), ApiError> {
         if !(5..=240).contains(&search.step_min) {

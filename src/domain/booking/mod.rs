@@ -15,6 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::storage::bookings::{self, BookingRow, BusyQuery, HoldRow, NewBooking, NewTime};
 use crate::storage::contacts::{self, Authority, Person};
@@ -245,13 +246,13 @@ impl BookingView {
 
 /// A workspace's schedule as one transaction sees it.
 pub struct Practice {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     pub tz: Tz,
     pub doctors: Vec<DoctorRow>,
     pub services: Vec<ServiceRow>,
 }
 
-pub fn workspace_tz(conn: &mut DbConn, workspace_id: i64) -> Result<Tz, DbError> {
+pub fn workspace_tz(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Tz, DbError> {
     let name: String = on_backend!(conn, c => workspaces::table
         .filter(workspaces::id.eq(workspace_id))
         .select(workspaces::timezone)
@@ -262,7 +263,7 @@ pub fn workspace_tz(conn: &mut DbConn, workspace_id: i64) -> Result<Tz, DbError>
 use diesel::prelude::*;
 
 impl Practice {
-    pub fn load(conn: &mut DbConn, workspace_id: i64) -> Result<Self, DbError> {
+    pub fn load(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Self, DbError> {
         Ok(Practice {
             workspace_id,
             tz: workspace_tz(conn, workspace_id)?,
@@ -436,7 +437,7 @@ pub struct AvailabilityRequest {
 /// Free slots for a service over a date range (inclusive), for one doctor or any.
 pub fn availability(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     req: &AvailabilityRequest,
     now: i64,
 ) -> Result<Vec<SlotView>, BookingError> {
@@ -506,7 +507,7 @@ struct FreeTime {
 /// appointment; a conflict (without alternatives yet) when none is.
 fn find_free(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     wanted: &Wanted<'_>,
     now: i64,
 ) -> Result<(Practice, FreeTime), BookingError> {
@@ -527,7 +528,7 @@ fn find_free(
 /// PostgreSQL transaction refused by the exclusion constraint can run nothing more).
 fn with_alternatives<T>(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     wanted: &Wanted<'_>,
     now: i64,
     outcome: Result<T, BookingError>,
@@ -545,7 +546,7 @@ fn with_alternatives<T>(
 /// `new_booking` (and `new_patient`), all in one transaction.
 pub fn reserve(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     req: &BookingRequest,
     now: i64,
     horizon: Horizon,
@@ -578,7 +579,7 @@ fn conflict(alternatives: Vec<SlotView>) -> BookingError {
 
 fn reserve_in_tx(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     req: &BookingRequest,
     wanted: &Wanted<'_>,
     now: i64,
@@ -622,7 +623,7 @@ fn reserve_in_tx(
 /// The free slots nearest to the wanted time, for the wanted doctor or any.
 fn alternatives(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     wanted: &Wanted<'_>,
     now: i64,
 ) -> Result<Vec<SlotView>, BookingError> {
@@ -665,7 +666,7 @@ pub struct HoldRequest {
 /// Holds a slot for a visitor between choosing it and confirming (one hold per conversation).
 pub fn hold(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     req: &HoldRequest,
     now: i64,
     horizon: Horizon,
@@ -689,7 +690,7 @@ pub fn hold(
 /// Moves a confirmed booking to a new time (and optionally another doctor).
 pub fn reschedule(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     start: Start,
     doctor: Option<&Named>,
@@ -717,7 +718,7 @@ pub fn reschedule(
 
 fn reschedule_in_tx(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     start: Start,
     doctor: Option<&Named>,
@@ -784,7 +785,7 @@ pub fn event_for(status: &str) -> Option<&'static str> {
 /// Cancels, completes or marks as no-show a confirmed booking, with its event.
 pub fn finish(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     status: &str,
     reason: Option<&str>,

@@ -11,6 +11,7 @@ pub mod signals;
 use async_trait::async_trait;
 use frontdesk_actors::LeadSignals;
 
+use crate::ids::WorkspaceId;
 use crate::storage::contacts::{self, Authority, Person};
 use crate::storage::forms;
 use crate::storage::leads::{self, NewLead};
@@ -43,7 +44,7 @@ impl LeadSignals for DbLeadSignals {
             .run(move |conn| {
                 let mut with_leads = Vec::new();
                 for (workspace_id, conversation_id) in conversations {
-                    match rescore(conn, workspace_id, &conversation_id, now_ms()) {
+                    match rescore(conn, WorkspaceId(workspace_id), &conversation_id, now_ms()) {
                         Ok(true) => with_leads.push((workspace_id, conversation_id)),
                         Ok(false) => {}
                         Err(err) => tracing::warn!(%conversation_id, error = %err, "lead scoring failed"),
@@ -64,7 +65,7 @@ impl LeadSignals for DbLeadSignals {
 /// submission, and its `form_submitted` event.
 pub fn submit_form(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     form: &forms::FormView,
     patient_id: Option<i64>,
     data: &serde_json::Value,
@@ -135,7 +136,7 @@ pub fn dialog_contact(variables: &serde_json::Value) -> ContactDetails {
 }
 
 /// One scoring pass over a conversation (see the module docs); answers whether it has a lead.
-pub fn rescore(conn: &mut DbConn, workspace_id: i64, conversation_id: &str, now: i64) -> Result<bool, DbError> {
+pub fn rescore(conn: &mut DbConn, workspace_id: WorkspaceId, conversation_id: &str, now: i64) -> Result<bool, DbError> {
     let Some(conversation) = conversations::get(conn, workspace_id, conversation_id)? else { return Ok(false) };
     let variables: serde_json::Value = serde_json::from_str(&conversation.variables).unwrap_or_default();
     let texts = messages::visitor_texts(conn, workspace_id, conversation_id, MESSAGES_READ)?;
@@ -216,7 +217,7 @@ fn person_of(contact: &ContactDetails) -> Person<'_> {
 
 fn nothing_new(
     conn: &mut DbConn,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     linked: Option<i64>,
     contact: &ContactDetails,
     fired: &[signals::Signal],

@@ -18,6 +18,7 @@ use lru::LruCache;
 
 use super::embed;
 use super::index::{IndexedChunk, KnowledgeIndex, QaPair};
+use crate::ids::WorkspaceId;
 use crate::storage::{knowledge, Db, DbError};
 
 type Version = (i64, i64, i64);
@@ -28,7 +29,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 256;
 pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
 
 struct Entry {
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     version: Version,
     checked: Instant,
     index: Arc<KnowledgeIndex>,
@@ -117,7 +118,7 @@ impl KnowledgeCache {
     }
 
     /// The bot's index, rebuilt first if its sources changed since it was last checked.
-    pub async fn index(&self, workspace_id: i64, bot_id: i64) -> Result<Arc<KnowledgeIndex>, DbError> {
+    pub async fn index(&self, workspace_id: WorkspaceId, bot_id: i64) -> Result<Arc<KnowledgeIndex>, DbError> {
         if let Some(index) = self.fresh(bot_id) {
             return Ok(index);
         }
@@ -163,7 +164,14 @@ impl KnowledgeCache {
         flight
     }
 
-    fn remember(&self, workspace_id: i64, bot_id: i64, version: Version, index: Arc<KnowledgeIndex>, bytes: usize) {
+    fn remember(
+        &self,
+        workspace_id: WorkspaceId,
+        bot_id: i64,
+        version: Version,
+        index: Arc<KnowledgeIndex>,
+        bytes: usize,
+    ) {
         let mut entries = self.lock();
         let entry = Entry { workspace_id, version, checked: Instant::now(), index, bytes };
         if let Some(old) = entries.lru.put(bot_id, entry) {
@@ -182,7 +190,7 @@ impl KnowledgeCache {
     /// Makes the workspace's bots check their sources on their next question: called on the
     /// node that changed them, so it answers from the change at once (other nodes notice
     /// within `check_every`).
-    pub fn forget_workspace(&self, workspace_id: i64) {
+    pub fn forget_workspace(&self, workspace_id: WorkspaceId) {
         let mut entries = self.lock();
         let bots: Vec<i64> =
             entries.lru.iter().filter(|(_, entry)| entry.workspace_id == workspace_id).map(|(bot, _)| *bot).collect();

@@ -3,6 +3,7 @@
 //! dismissed), and the record of uploaded files.
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::storage::knowledge as rows;
 use crate::storage::uploads::{self, NewUpload};
 use crate::storage::{now_ms, unanswered, write_tx, DbError};
@@ -24,7 +25,7 @@ pub struct StoredFile {
 
 impl Knowledge {
     /// The passages of the workspace's source, in order.
-    pub async fn chunks(&self, workspace_id: i64, source_id: i64) -> Result<Vec<ChunkRow>, ApiError> {
+    pub async fn chunks(&self, workspace_id: WorkspaceId, source_id: i64) -> Result<Vec<ChunkRow>, ApiError> {
         self.source(workspace_id, source_id).await?;
         Ok(self.db.run(move |conn| rows::chunks(conn, workspace_id, source_id)).await?)
     }
@@ -32,7 +33,7 @@ impl Knowledge {
     /// Questions the bot (or every bot) could not answer, most asked first.
     pub async fn unanswered(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         bot_id: Option<i64>,
         limit: i64,
         offset: i64,
@@ -40,7 +41,7 @@ impl Knowledge {
         Ok(self.db.run(move |conn| unanswered::list(conn, workspace_id, bot_id, limit, offset)).await?)
     }
 
-    pub async fn unanswered_question(&self, workspace_id: i64, id: i64) -> Result<UnansweredRow, ApiError> {
+    pub async fn unanswered_question(&self, workspace_id: WorkspaceId, id: i64) -> Result<UnansweredRow, ApiError> {
         self.db
             .run(move |conn| unanswered::get(conn, workspace_id, id))
             .await?
@@ -51,7 +52,7 @@ impl Knowledge {
     /// and the question leaves the list.
     pub async fn answer_unanswered(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         question: UnansweredRow,
         bot: Option<String>,
         answer: String,
@@ -70,7 +71,7 @@ impl Knowledge {
     }
 
     /// Drops a question from the list; 404 when the workspace has none with this id.
-    pub async fn dismiss_unanswered(&self, workspace_id: i64, id: i64) -> Result<(), ApiError> {
+    pub async fn dismiss_unanswered(&self, workspace_id: WorkspaceId, id: i64) -> Result<(), ApiError> {
         if self.db.run(move |conn| unanswered::delete(conn, workspace_id, id)).await? {
             Ok(())
         } else {
@@ -79,7 +80,11 @@ impl Knowledge {
     }
 
     /// Records files already kept in the file store as the workspace's uploads, all or none.
-    pub async fn record_uploads(&self, workspace_id: i64, files: Vec<StoredFile>) -> Result<Vec<UploadRow>, ApiError> {
+    pub async fn record_uploads(
+        &self,
+        workspace_id: WorkspaceId,
+        files: Vec<StoredFile>,
+    ) -> Result<Vec<UploadRow>, ApiError> {
         Ok(self
             .db
             .run(move |conn| {

@@ -23,6 +23,7 @@ pub mod library;
 use std::sync::Arc;
 
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::net_guard::{self, TargetPolicy};
 use crate::storage::knowledge::{self as rows, NewSource, SourceRow};
 use crate::storage::{bots, now_ms, unanswered, uploads, Db, DbError};
@@ -84,7 +85,7 @@ pub struct SourceInput {
 impl Knowledge {
     /// Validates and stores a source as `waiting`, and wakes the learner; learning happens in
     /// the background, so this returns at once.
-    pub async fn add_source(&self, workspace_id: i64, input: SourceInput) -> Result<SourceRow, ApiError> {
+    pub async fn add_source(&self, workspace_id: WorkspaceId, input: SourceInput) -> Result<SourceRow, ApiError> {
         let bot_id = self.bot_id(workspace_id, input.bot.clone()).await?;
         let new = self.validate(input, bot_id)?;
         let row = self
@@ -106,7 +107,7 @@ impl Knowledge {
     }
 
     /// Sends a source to be learned again; its current chunks answer until the new ones land.
-    pub async fn relearn(&self, workspace_id: i64, id: i64) -> Result<SourceRow, ApiError> {
+    pub async fn relearn(&self, workspace_id: WorkspaceId, id: i64) -> Result<SourceRow, ApiError> {
         let row = self
             .db
             .run(move |conn| rows::relearn(conn, workspace_id, id, now_ms()))
@@ -116,7 +117,7 @@ impl Knowledge {
         Ok(row)
     }
 
-    pub async fn source(&self, workspace_id: i64, id: i64) -> Result<SourceRow, ApiError> {
+    pub async fn source(&self, workspace_id: WorkspaceId, id: i64) -> Result<SourceRow, ApiError> {
         self.db
             .run(move |conn| rows::get(conn, workspace_id, id))
             .await?
@@ -124,7 +125,7 @@ impl Knowledge {
     }
 
     /// Deletes a source and its chunks; its facts stop being answered at once.
-    pub async fn delete(&self, workspace_id: i64, id: i64) -> Result<(), ApiError> {
+    pub async fn delete(&self, workspace_id: WorkspaceId, id: i64) -> Result<(), ApiError> {
         if self.db.run(move |conn| rows::delete(conn, workspace_id, id)).await? {
             self.cache.forget_workspace(workspace_id);
             Ok(())
@@ -134,14 +135,19 @@ impl Knowledge {
     }
 
     /// The workspace's sources, of one bot (by public id) when given.
-    pub async fn sources(&self, workspace_id: i64, bot: Option<String>) -> Result<Vec<SourceRow>, ApiError> {
+    pub async fn sources(&self, workspace_id: WorkspaceId, bot: Option<String>) -> Result<Vec<SourceRow>, ApiError> {
         let bot_id = self.bot_id(workspace_id, bot).await?;
         Ok(self.db.run(move |conn| rows::list(conn, workspace_id, bot_id)).await?)
     }
 
     /// The grounded answer to `question` from the bot's knowledge: a Q&A pair first, then the
     /// best passage; `None` when nothing is confident enough.
-    pub async fn ask(&self, workspace_id: i64, bot_id: i64, question: &str) -> Result<Option<Grounded>, DbError> {
+    pub async fn ask(
+        &self,
+        workspace_id: WorkspaceId,
+        bot_id: i64,
+        question: &str,
+    ) -> Result<Option<Grounded>, DbError> {
         let index = self.cache.index(workspace_id, bot_id).await?;
         if let Some(found) = answer::from_qa(&index, question) {
             return Ok(Some(found));
@@ -154,7 +160,7 @@ impl Knowledge {
     /// and, with embeddings, by meaning too.
     pub async fn search(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         bot_id: i64,
         question: &str,
         limit: usize,
@@ -188,7 +194,7 @@ impl Knowledge {
     /// Adds a question the bot could not answer to the workspace's list.
     pub async fn record_unanswered(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         bot_id: i64,
         question: &str,
         conversation_id: &str,
@@ -201,7 +207,7 @@ impl Knowledge {
 
     /// The bot's internal id from its public id; the workspace's first bot when none is named
     /// is not assumed: a source without a bot serves every bot of the workspace.
-    async fn bot_id(&self, workspace_id: i64, public_id: Option<String>) -> Result<Option<i64>, ApiError> {
+    async fn bot_id(&self, workspace_id: WorkspaceId, public_id: Option<String>) -> Result<Option<i64>, ApiError> {
         let Some(public_id) = public_id else { return Ok(None) };
         let row = self.db.run(move |conn| bots::get(conn, workspace_id, &public_id)).await?;
         Ok(Some(row.ok_or_else(|| ApiError::not_found("bot not found"))?.id))

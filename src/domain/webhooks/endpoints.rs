@@ -5,6 +5,7 @@
 
 use crate::crypto::SecretBox;
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::net_guard::{self, TargetPolicy};
 use crate::storage::webhooks::{self as store, NewEndpoint};
 use crate::storage::{now_ms, Db};
@@ -59,7 +60,7 @@ fn not_found() -> ApiError {
 }
 
 /// The workspace's endpoint with this id.
-pub async fn endpoint(db: &Db, workspace_id: i64, id: i64) -> Result<EndpointRow, ApiError> {
+pub async fn endpoint(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<EndpointRow, ApiError> {
     db.run(move |conn| store::get(conn, workspace_id, id)).await?.ok_or_else(not_found)
 }
 
@@ -67,7 +68,7 @@ pub async fn endpoint(db: &Db, workspace_id: i64, id: i64) -> Result<EndpointRow
 pub async fn create(
     db: &Db,
     admin: &WebhookAdmin,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     spec: EndpointSpec,
 ) -> Result<(EndpointRow, String), ApiError> {
     check_target(&spec.url, admin.policy.clone())?;
@@ -90,7 +91,7 @@ pub async fn create(
     Ok((row, secret))
 }
 
-pub async fn list(db: &Db, workspace_id: i64) -> Result<Vec<EndpointRow>, ApiError> {
+pub async fn list(db: &Db, workspace_id: WorkspaceId) -> Result<Vec<EndpointRow>, ApiError> {
     Ok(db.run(move |conn| store::list(conn, workspace_id)).await?)
 }
 
@@ -98,7 +99,7 @@ pub async fn list(db: &Db, workspace_id: i64) -> Result<Vec<EndpointRow>, ApiErr
 pub async fn update(
     db: &Db,
     admin: &WebhookAdmin,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     changes: EndpointChanges,
 ) -> Result<EndpointRow, ApiError> {
@@ -115,7 +116,7 @@ pub async fn update(
 }
 
 /// Deletes an endpoint; `false` when the workspace has none with this id.
-pub async fn delete(db: &Db, workspace_id: i64, id: i64) -> Result<bool, ApiError> {
+pub async fn delete(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<bool, ApiError> {
     Ok(db.run(move |conn| store::delete(conn, workspace_id, id)).await?)
 }
 
@@ -135,7 +136,7 @@ pub fn secrets(admin: &WebhookAdmin, row: &EndpointRow) -> Result<Secrets, ApiEr
 pub async fn rotate(
     db: &Db,
     admin: &WebhookAdmin,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     overlap_secs: u64,
 ) -> Result<Secrets, ApiError> {
@@ -164,7 +165,7 @@ pub struct DeliveryFilter {
 /// A page of the endpoint's delivery log.
 pub async fn deliveries(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     endpoint_id: i64,
     filter: DeliveryFilter,
 ) -> Result<Vec<DeliveryView>, ApiError> {
@@ -193,7 +194,7 @@ pub async fn deliveries(
 /// One delivery with its attempts.
 pub async fn delivery(
     db: &Db,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     endpoint_id: i64,
     delivery_id: i64,
 ) -> Result<DeliveryView, ApiError> {
@@ -212,7 +213,7 @@ fn require_active(endpoint: &EndpointRow) -> Result<(), ApiError> {
 }
 
 /// Queues a delivery again.
-pub async fn redeliver(db: &Db, workspace_id: i64, endpoint_id: i64, delivery_id: i64) -> Result<(), ApiError> {
+pub async fn redeliver(db: &Db, workspace_id: WorkspaceId, endpoint_id: i64, delivery_id: i64) -> Result<(), ApiError> {
     require_active(&endpoint(db, workspace_id, endpoint_id).await?)?;
     if !db.run(move |conn| store::redeliver(conn, workspace_id, endpoint_id, delivery_id, now_ms())).await? {
         return Err(ApiError::not_found("delivery not found"));
@@ -221,7 +222,7 @@ pub async fn redeliver(db: &Db, workspace_id: i64, endpoint_id: i64, delivery_id
 }
 
 /// Queues again every event since `since` (epoch ms) the endpoint subscribes to: how many.
-pub async fn replay(db: &Db, workspace_id: i64, endpoint_id: i64, since: i64) -> Result<usize, ApiError> {
+pub async fn replay(db: &Db, workspace_id: WorkspaceId, endpoint_id: i64, since: i64) -> Result<usize, ApiError> {
     let endpoint = endpoint(db, workspace_id, endpoint_id).await?;
     require_active(&endpoint)?;
     Ok(db.run(move |conn| store::replay(conn, workspace_id, &endpoint, since, now_ms())).await?)

@@ -16,6 +16,7 @@ use crate::domain::chat::Chat;
 use crate::domain::directory::{BotChanges, SourceRow};
 use crate::domain::knowledge::{Knowledge, SourceInput};
 use crate::error::{ApiError, JsonBody, QueryParams};
+use crate::ids::WorkspaceId;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::knowledge::{receive_files, views, UploadPolicy};
 use crate::transport::web::widget_config::{ChatorexSettings, WidgetPatch};
@@ -26,7 +27,11 @@ pub struct ListQuery {
     pub chatbot_id: Option<String>,
 }
 
-async fn shown(chat: &Chat, workspace_id: i64, rows: Vec<SourceRow>) -> Result<Vec<serde_json::Value>, ApiError> {
+async fn shown(
+    chat: &Chat,
+    workspace_id: WorkspaceId,
+    rows: Vec<SourceRow>,
+) -> Result<Vec<serde_json::Value>, ApiError> {
     Ok(views(chat, workspace_id, rows)
         .await?
         .into_iter()

@@ -47,6 +47,7 @@ use crate::domain::customers::{
     ReplyStatus, SessionFilter, SessionRow, WorkspaceBrief as Workspace,
 };
 use crate::error::{ApiError, JsonBody};
+use crate::ids::WorkspaceId;
 use crate::transport::http::auth::{bearer, workspace_of_token};
 use crate::transport::http::idempotency;
 
@@ -237,7 +238,7 @@ fn cursor_of(row: &ContactRow) -> String {
 }
 
 /// The workspace of the token given in the query (or body), else of the bearer token.
-async fn workspace(req: &HttpRequest, chat: &Chat, given: Option<String>) -> Result<i64, ApiError> {
+async fn workspace(req: &HttpRequest, chat: &Chat, given: Option<String>) -> Result<WorkspaceId, ApiError> {
     let token = match given.filter(|t| !t.trim().is_empty()) {
         Some(token) => token,
         None => bearer(req).map_err(|_| {
@@ -251,7 +252,7 @@ async fn workspace(req: &HttpRequest, chat: &Chat, given: Option<String>) -> Res
 /// when none of the named bots is the workspace's.
 async fn resolve_bots(
     chat: &Chat,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     named: Option<Vec<String>>,
 ) -> Result<Option<Vec<i64>>, ApiError> {
     match named {
@@ -1181,14 +1182,14 @@ async fn send_message(
     .map(idempotency::respond)
 }
 
-async fn link(chat: &Chat, workspace_id: i64, session_id: &str, contact_id: i64) -> Result<(), ApiError> {
+async fn link(chat: &Chat, workspace_id: WorkspaceId, session_id: &str, contact_id: i64) -> Result<(), ApiError> {
     customers::link(&chat.db, workspace_id, session_id.to_owned(), contact_id).await
 }
 
 /// The session the body names: the bot's, open, and linked to the customer if there is one.
 async fn given_session(
     chat: &Chat,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     bot: &BotRow,
     session_id: &str,
     customer_id: Option<i64>,
@@ -1251,7 +1252,7 @@ mod tests {
         assert_eq!(parse_instant("yesterday", false), None);
         let row = ContactRow {
             id: 42,
-            workspace_id: 1,
+            workspace_id: WorkspaceId(1),
             kind: "customer".into(),
             name: None,
             email: None,

@@ -17,6 +17,7 @@ use crate::domain::agents::{self, AgentChanges as Changes};
 use crate::domain::chat::Chat;
 use crate::domain::inbox::{self, Cursor, InboxFilter};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
+use crate::ids::WorkspaceId;
 use crate::transport::http::auth::Caller;
 use crate::transport::revocation::{Credential, Revocations};
 
@@ -58,7 +59,7 @@ pub struct AgentChanges {
 
 async fn apply_changes(
     chat: &Chat,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     changes: AgentChanges,
 ) -> Result<HttpResponse, ApiError> {
@@ -260,7 +261,7 @@ pub struct ActAs {
 }
 
 /// The conversation's view after an action.
-async fn view_after(chat: &Chat, workspace_id: i64, id: &str) -> Result<HttpResponse, ApiError> {
+async fn view_after(chat: &Chat, workspace_id: WorkspaceId, id: &str) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(workspace_id, id).await?;
     Ok(HttpResponse::Ok().json(chat.view(row).await?))
 }

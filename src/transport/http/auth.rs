@@ -25,13 +25,14 @@ use crate::domain::access;
 use crate::domain::chat::Chat;
 use crate::domain::rate_limit::ApiRateLimiter;
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::transport::revocation::Credential;
 
 /// A caller authenticated by an API key or an agent token: everything it touches is scoped to
 /// this workspace.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub workspace_id: i64,
+    pub workspace_id: WorkspaceId,
     /// The agent acting, when the credential was an agent's token.
     pub agent: Option<frontdesk_actors::AgentRef>,
     /// What authenticated the request, for the streams that must end when it is revoked.
@@ -101,7 +102,7 @@ pub async fn require_api_key(
             .ok_or_else(|| ApiError::unauthorized("invalid API key"))?;
         (workspace_id, key_id, None, quotas.rate_limit_per_minute)
     };
-    tracing::Span::current().record("workspace_id", workspace_id);
+    tracing::Span::current().record("workspace_id", workspace_id.get());
     let verdict = match req.app_data::<web::Data<ApiRateLimiter>>() {
         Some(limiter) => Some(limiter.check(key_id, quota).await),
         None => None,
@@ -157,7 +158,7 @@ async fn with_session(
     if agent.role != "admin" && !agent_may(&method, req.path()) {
         return Err(refuse_role().into());
     }
-    tracing::Span::current().record("workspace_id", agent.workspace_id);
+    tracing::Span::current().record("workspace_id", agent.workspace_id.get());
     if let Some(limiter) = req.app_data::<web::Data<ApiRateLimiter>>() {
         let verdict = limiter.check(-agent.id, None).await;
         if !verdict.allowed {
@@ -198,7 +199,7 @@ pub(crate) fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
 
 /// The workspace of a CX Genie `workspace_token`, or 401; counted against the token's quota
 /// (429 past it).
-pub async fn workspace_of_token(chat: &Chat, token: &str) -> Result<i64, ApiError> {
+pub async fn workspace_of_token(chat: &Chat, token: &str) -> Result<WorkspaceId, ApiError> {
     let token = token.trim().to_owned();
     if token.is_empty() {
         return Err(ApiError::unauthorized("missing `workspace_token`"));
@@ -231,7 +232,7 @@ pub async fn count_key(req: &HttpRequest, key_id: i64, quota: Option<u32>) -> Re
 
 /// For routes outside the `/api` scope that both API-key and workspace-token clients use (an
 /// uploaded file's URL): `Authorization: Bearer` with either credential, or `?workspace_token=`.
-pub async fn workspace_of_any(req: &HttpRequest, chat: &Chat) -> Result<i64, ApiError> {
+pub async fn workspace_of_any(req: &HttpRequest, chat: &Chat) -> Result<WorkspaceId, ApiError> {
     let from_query = form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(name, _)| name == "workspace_token")
         .map(|(_, value)| value.into_owned());

@@ -10,6 +10,7 @@ use crate::domain::booking::desk::{BookingQuery, SlotSearch};
 use crate::domain::booking::{self, BookingRequest, Named, Start};
 use crate::domain::chat::Chat;
 use crate::error::{ApiError, JsonBody, OptionalJsonBody, QueryParams};
+use crate::ids::WorkspaceId;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
@@ -218,7 +219,7 @@ pub struct FinishBody {
 
 async fn finish(
     chat: &Chat,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: i64,
     status: &'static str,
     body: OptionalJsonBody<FinishBody>,

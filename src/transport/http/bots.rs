@@ -8,6 +8,7 @@ use crate::config::ModelDefaults;
 use crate::domain::chat::Chat;
 use crate::domain::directory::{BotChanges, BotRow, BotSettings, NewBot};
 use crate::error::{ApiError, JsonBody};
+use crate::ids::WorkspaceId;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
@@ -42,7 +43,7 @@ pub async fn workspace(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResp
 }
 
 /// The workspace with its own quotas (`null`: the server's).
-pub async fn workspace_view(chat: &Chat, id: i64) -> Result<HttpResponse, ApiError> {
+pub async fn workspace_view(chat: &Chat, id: WorkspaceId) -> Result<HttpResponse, ApiError> {
     let (row, quotas) = chat.workspace(id).await?;
     let mut body = serde_json::to_value(row).map_err(ApiError::internal)?;
     body["rate_limit_per_minute"] = serde_json::json!(quotas.rate_limit_per_minute);

@@ -172,7 +172,7 @@ pub async fn sign_in(
         tracing::info!("console sign-in refused");
         return Err(ApiError::unauthorized("wrong email or password"));
     };
-    tracing::info!(agent_id = agent.id, workspace_id = agent.workspace_id, "console sign-in");
+    tracing::info!(agent_id = agent.id, workspace_id = agent.workspace_id.get(), "console sign-in");
     start_session(&req, &chat, &auth, agent).await
 }
 

@@ -21,6 +21,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use crate::domain::chat::Chat;
 use crate::domain::directory::BotRow;
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 
 /// Paths (exact, or prefixes ending in `/`) of the routes a web page calls without a key.
 const BROWSER_ROUTES: &[&str] =
@@ -60,7 +61,11 @@ pub fn check_bot_origin(bot: &BotRow, origin: Option<&str>) -> Result<(), ApiErr
 
 /// The same for a route that names a workspace rather than a bot: a page of an origin some
 /// bot of the workspace allows (any origin, when some bot lists none).
-pub async fn check_workspace_origin(chat: &Chat, workspace_id: i64, origin: Option<&str>) -> Result<(), ApiError> {
+pub async fn check_workspace_origin(
+    chat: &Chat,
+    workspace_id: WorkspaceId,
+    origin: Option<&str>,
+) -> Result<(), ApiError> {
     let Some(origin) = origin.map(str::to_owned) else { return Ok(()) };
     let bots = chat.bots(workspace_id).await?;
     let open = bots.iter().filter(|b| b.active).any(|b| b.allowed_origins().is_empty());

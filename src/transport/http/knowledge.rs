@@ -21,6 +21,7 @@ use crate::domain::knowledge::files::{PendingFile, StoreError, HEAD_LEN};
 use crate::domain::knowledge::library::{SourceRow, StoredFile, UploadRow};
 use crate::domain::knowledge::{extract, Knowledge, SourceInput};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
+use crate::ids::WorkspaceId;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::body_guard::BodyFault;
 
@@ -98,13 +99,13 @@ impl SourceView {
 /// Public ids of the workspace's bots by internal id, for showing sources.
 pub async fn bot_public_ids(
     chat: &Chat,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
 ) -> Result<std::collections::HashMap<i64, String>, ApiError> {
     let bots = chat.bots(workspace_id).await?;
     Ok(bots.into_iter().map(|bot| (bot.id, bot.public_id)).collect())
 }
 
-pub async fn views(chat: &Chat, workspace_id: i64, rows: Vec<SourceRow>) -> Result<Vec<SourceView>, ApiError> {
+pub async fn views(chat: &Chat, workspace_id: WorkspaceId, rows: Vec<SourceRow>) -> Result<Vec<SourceView>, ApiError> {
     let bots = bot_public_ids(chat, workspace_id).await?;
     Ok(rows
         .into_iter()
@@ -410,7 +411,7 @@ pub async fn receive_files<F, Fut>(
 ) -> Result<Received, ApiError>
 where
     F: FnMut(&[(String, String)]) -> Fut,
-    Fut: std::future::Future<Output = Result<i64, ApiError>>,
+    Fut: std::future::Future<Output = Result<WorkspaceId, ApiError>>,
 {
     let limit = knowledge.upload_timeout;
     tokio::time::timeout(limit, receive_all(knowledge, multipart, policy, authorize)).await.unwrap_or_else(|_| {
@@ -436,7 +437,7 @@ async fn receive_all<F, Fut>(
 ) -> Result<Received, ApiError>
 where
     F: FnMut(&[(String, String)]) -> Fut,
-    Fut: std::future::Future<Output = Result<i64, ApiError>>,
+    Fut: std::future::Future<Output = Result<WorkspaceId, ApiError>>,
 {
     let mut workspace_id = None;
     let mut fields = Vec::new();
@@ -615,7 +616,7 @@ pub async fn download(
 pub async fn serve_upload(
     chat: &Chat,
     knowledge: &Knowledge,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     id: String,
 ) -> Result<HttpResponse, ApiError> {
     let row = chat.upload(workspace_id, &id).await?.ok_or_else(|| ApiError::not_found("file not found"))?;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::chat::Chat;
 use crate::domain::webhooks::endpoints::{self, DeliveryFilter, EndpointChanges, EndpointRow, EndpointSpec, Secrets};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
+use crate::ids::WorkspaceId;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
@@ -70,7 +71,7 @@ fn yes() -> bool {
 async fn create_endpoint(
     chat: &Chat,
     admin: &WebhookAdmin,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     body: CreateEndpoint,
 ) -> Result<EndpointView, ApiError> {
     let spec = EndpointSpec { url: body.url, events: body.events, description: body.description, active: body.active };

@@ -37,6 +37,7 @@ use crate::domain::presence::AgentSockets;
 use crate::domain::replay::{self, Live, ReplayCursor};
 use crate::domain::{access, agents};
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use crate::transport::revocation::{self, Credential, Revocations, WatchGuard};
 use crate::transport::ws::protocol::{refuse_version, AgentFrame, AGENT_PROTOCOL, UNSUPPORTED_PROTOCOL};
 
@@ -80,7 +81,7 @@ pub struct AgentSocket {
     chat: web::Data<Chat>,
     sockets: web::Data<AgentSockets>,
     agent: AgentRef,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     /// Conversations this socket has told the agent about.
     known: HashSet<String>,
     subscriptions: HashMap<String, Subscription>,
@@ -182,7 +183,7 @@ impl Actor for AgentSocket {
         }
         self.sockets.clone().into_inner().opened(self.agent.id);
         // Subscribed before the snapshot is read, so nothing falls between the two.
-        let events = self.chat.bus.subscribe(&inbox_topic(self.workspace_id));
+        let events = self.chat.bus.subscribe(&inbox_topic(self.workspace_id.get()));
         ctx.add_stream(BroadcastStream::new(events).map(|item| (Source::Inbox, item)));
         let (chat, workspace_id, id) = (self.chat.clone(), self.workspace_id, self.agent.id);
         // Online before the snapshot goes out: whoever sees the agent's inbox sees them in.

@@ -26,6 +26,7 @@ use crate::domain::admission::{Coalescer, Offer, Refusal, SocketQuota, RATE_LIMI
 use crate::domain::chat::{Chat, VisitorInput};
 use crate::domain::replay::{self, Live, ReplayCursor};
 use crate::error::{describe_json_error, ApiError};
+use crate::ids::WorkspaceId;
 use crate::transport::ws::protocol::{refuse_version, WidgetFrame, UNSUPPORTED_PROTOCOL, WIDGET_PROTOCOL};
 
 /// The `code` of an error frame refusing contact details.
@@ -129,7 +130,7 @@ fn strip_position(err: &serde_json::Error) -> String {
 
 struct Joined {
     conversation_id: String,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
 }
 
 pub struct VisitorSocket {
