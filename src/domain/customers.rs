@@ -56,7 +56,7 @@ pub struct CustomerRecord {
 }
 
 /// A page of a customer's sessions: the page and how many match, with the customer's record
-/// (whose activity covers the page's sessions and the newest one).
+/// (whose activity covers only the page's sessions and the newest one).
 pub struct SessionPage {
     pub record: CustomerRecord,
     pub page: Vec<SessionRow>,
@@ -122,17 +122,29 @@ pub async fn page(
         .await?)
 }
 
-/// Loads a customer's record; the activity covers every session in `extra_sessions` besides
-/// the customer's own.
+/// Which sessions' activity a record reads.
+enum ActivityOf<'a> {
+    /// Every session of the customer (the detail view lists who replied in any of them).
+    Every,
+    /// The customer's newest session and these (a page of sessions): a page costs the same
+    /// however many sessions the customer has.
+    NewestAnd(&'a [SessionRow]),
+}
+
+/// Loads a customer's record with the activity `of` asks for.
 fn record(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
     contact: ContactRow,
-    extra_sessions: &[SessionRow],
+    of: ActivityOf<'_>,
 ) -> Result<CustomerRecord, DbError> {
     let workspace = WorkspaceBrief::load(conn, workspace_id)?;
     let sessions = customers::sessions_of(conn, workspace_id, &[contact.id])?;
-    let mut ids: Vec<String> = sessions.iter().chain(extra_sessions).map(|s| s.id.clone()).collect();
+    let mut ids: Vec<String> = match of {
+        ActivityOf::Every => sessions.iter().map(|s| s.id.clone()).collect(),
+        ActivityOf::NewestAnd(page) => sessions.first().into_iter().chain(page).map(|s| s.id.clone()).collect(),
+    };
+    ids.sort_unstable();
     ids.dedup();
     let activity = customers::activity(conn, workspace_id, &ids)?;
     let agent_ids: Vec<i64> = activity.values().flat_map(|a| a.agent_ids.iter().copied()).collect();
@@ -144,7 +156,7 @@ fn record(
 pub async fn customer(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<Option<CustomerRecord>, ApiError> {
     Ok(db
         .run(move |conn| match customers::get(conn, workspace_id, id)? {
-            Some(contact) => record(conn, workspace_id, contact, &[]).map(Some),
+            Some(contact) => record(conn, workspace_id, contact, ActivityOf::Every).map(Some),
             None => Ok(None),
         })
         .await?)
@@ -163,7 +175,7 @@ pub async fn sessions(
             let Some(contact) = customers::get(conn, workspace_id, filter.contact_id)? else { return Ok(None) };
             let (page, total) =
                 if nothing { (Vec::new(), 0) } else { customers::sessions(conn, workspace_id, &filter)? };
-            let record = record(conn, workspace_id, contact, &page)?;
+            let record = record(conn, workspace_id, contact, ActivityOf::NewestAnd(&page))?;
             Ok(Some(SessionPage { record, page, total }))
         })
         .await?)
