@@ -26,6 +26,7 @@ pub mod jobs;
 pub mod net_guard;
 pub mod secrets;
 pub mod startup;
+pub mod status;
 pub mod storage;
 pub mod telemetry;
 pub mod text;

@@ -6,6 +6,7 @@ use frontdesk::cluster::redis::Redis;
 use frontdesk::config::{Settings, SettingsArgs};
 use frontdesk::ids::WorkspaceId;
 use frontdesk::startup::{open_database, Application};
+use frontdesk::status::AgentRole;
 use frontdesk::storage::{agents, keys, now_ms, workspaces};
 use frontdesk::telemetry;
 
@@ -60,8 +61,8 @@ enum AgentCommand {
         #[arg(long)]
         email: String,
         /// `agent` (conversations only) or `admin` (everything an API key reaches).
-        #[arg(long, default_value = "agent", value_parser = ["agent", "admin"])]
-        role: String,
+        #[arg(long, default_value = "agent")]
+        role: AgentRole,
     },
 }
 
@@ -182,7 +183,7 @@ fn run() -> anyhow::Result<()> {
             anyhow::ensure!(workspaces::get(&mut conn, workspace)?.is_some(), "workspace {workspace} does not exist");
             let email = email.trim().to_lowercase();
             anyhow::ensure!(email.contains('@'), "--email must be an email address");
-            let (agent, token) = agents::create(&mut conn, workspace, name.trim(), &email, &role, now_ms())?
+            let (agent, token) = agents::create(&mut conn, workspace, name.trim(), &email, role, now_ms())?
                 .ok_or_else(|| anyhow::anyhow!("workspace {workspace} already has an agent with this email"))?;
             let lifetime = frontdesk::transport::http::console_auth::LINK_LIFETIME.as_millis() as i64;
             let (link, expires_at) = frontdesk::storage::sessions::create_link(&mut conn, &agent, lifetime, now_ms())?;

@@ -13,6 +13,8 @@ use tokio::sync::broadcast;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow))]
+#[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "lowercase")]
 pub enum Sender {
     Visitor,
@@ -44,6 +46,8 @@ impl Sender {
 
 /// Who answers a conversation: the bot, nobody yet (a person was asked for), or one agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow))]
+#[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "lowercase")]
 pub enum Owner {
     Bot,
@@ -195,10 +199,69 @@ pub enum Appended {
 
 /// Whether a conversation takes messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow))]
+#[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "lowercase")]
 pub enum ConversationStatus {
     Open,
     Closed,
+}
+
+impl ConversationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationStatus::Open => "open",
+            ConversationStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(ConversationStatus::Open),
+            "closed" => Some(ConversationStatus::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// Text columns for the words above, each stored as its `as_str`; a word the enum does not know
+/// is an error, never a silent default.
+#[cfg(feature = "diesel")]
+mod text_columns {
+    use diesel::backend::Backend;
+    use diesel::deserialize::{self, FromSql};
+    use diesel::serialize::{self, Output, ToSql};
+    use diesel::sql_types::Text;
+
+    use super::{ConversationStatus, Owner, Sender};
+
+    macro_rules! text_column {
+        ($($name:ident),+) => {$(
+            impl<DB> ToSql<Text, DB> for $name
+            where
+                DB: Backend,
+                str: ToSql<Text, DB>,
+            {
+                fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+                    self.as_str().to_sql(out)
+                }
+            }
+
+            impl<DB> FromSql<Text, DB> for $name
+            where
+                DB: Backend,
+                String: FromSql<Text, DB>,
+            {
+                fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                    let word = String::from_sql(bytes)?;
+                    $name::parse(&word)
+                        .ok_or_else(|| format!("`{word}` is not a {}", stringify!($name)).into())
+                }
+            }
+        )+};
+    }
+
+    text_column!(Sender, Owner, ConversationStatus);
 }
 
 /// Everything a session needs to resume a conversation, read from the store.

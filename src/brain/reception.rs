@@ -23,6 +23,7 @@ use crate::domain::booking::{
 };
 use crate::domain::crm::signals::{self, ContactDetails};
 use crate::ids::WorkspaceId;
+use crate::status::BookingStatus;
 use crate::storage::bookings::{self as booking_rows, BookingFilter, BookingRow};
 use crate::storage::{now_ms, Db, DbError};
 use frontdesk_actors::{LeadScorer, Rescore, TurnState};
@@ -778,7 +779,7 @@ impl Reception {
             .run(move |conn| {
                 let mine = BookingFilter {
                     conversation_id: Some(conversation.clone()),
-                    status: Some("confirmed".into()),
+                    status: Some(BookingStatus::Confirmed),
                     limit: 50,
                     ..Default::default()
                 };
@@ -827,7 +828,7 @@ impl Reception {
             Some(id) => self.db.run(move |conn| booking_rows::get(conn, workspace_id, id)).await?,
             None => self.find_booking(scope, dialog, contact).await?,
         };
-        let Some(booking) = booking.filter(|b| b.status == "confirmed") else {
+        let Some(booking) = booking.filter(|b| b.status == BookingStatus::Confirmed) else {
             let has_contact = contact.email.is_some() || contact.phone.is_some();
             if dialog.booking_ref.is_some() && has_contact {
                 dialog.failed_lookups += 1;
@@ -932,7 +933,14 @@ impl Reception {
         let outcome = self
             .desk
             .run(workspace_id, move |conn| {
-                booking::finish(conn, workspace_id, id, "cancelled", Some("cancelled by the patient in chat"), now_ms())
+                booking::finish(
+                    conn,
+                    workspace_id,
+                    id,
+                    BookingStatus::Cancelled,
+                    Some("cancelled by the patient in chat"),
+                    now_ms(),
+                )
             })
             .await?;
         *dialog = Dialog::default();

@@ -19,6 +19,7 @@ use crate::domain::booking::desk::BookingDesk;
 use crate::domain::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Start};
 use crate::domain::knowledge::Knowledge;
 use crate::ids::WorkspaceId;
+use crate::status::BookingStatus;
 use crate::storage::{agents, bookings, now_ms, Db};
 
 /// The tools as the model is told of them (OpenAI's function-calling schema).
@@ -253,7 +254,7 @@ impl Tools {
                     return Err(BookingError::NotFound);
                 }
                 let reason = args.reason.as_deref().unwrap_or("cancelled in chat");
-                booking::finish(conn, workspace_id, id, "cancelled", Some(reason), now_ms())
+                booking::finish(conn, workspace_id, id, BookingStatus::Cancelled, Some(reason), now_ms())
             })
             .await
             .map_err(|err| err.to_string())?;

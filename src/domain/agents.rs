@@ -4,29 +4,14 @@
 
 use crate::error::ApiError;
 use crate::ids::WorkspaceId;
-use crate::storage::agents::{self, PRESENCES, ROLES};
+use crate::status::{AgentRole, Presence};
+use crate::storage::agents;
 use crate::storage::{now_ms, sessions, write_tx, Db};
 
 pub use crate::storage::agents::AgentRow;
 
 /// How long a set-password link is valid.
 pub const LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-
-fn check_role(role: &str) -> Result<(), ApiError> {
-    if ROLES.contains(&role) {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(format!("`role` must be one of {}", ROLES.join(", "))))
-    }
-}
-
-fn check_presence(presence: &str) -> Result<(), ApiError> {
-    if PRESENCES.contains(&presence) {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(format!("`presence` must be one of {}", PRESENCES.join(", "))))
-    }
-}
 
 fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
@@ -47,16 +32,15 @@ pub async fn create(
     workspace_id: WorkspaceId,
     name: &str,
     email: &str,
-    role: Option<String>,
+    role: Option<AgentRole>,
 ) -> Result<(AgentRow, String), ApiError> {
     let name = check_name(name)?;
     let email = email.trim().to_lowercase();
     if !email.contains('@') || email.len() > 254 || email.contains(char::is_whitespace) {
         return Err(ApiError::unprocessable("`email` must be an email address"));
     }
-    let role = role.unwrap_or_else(|| "agent".into());
-    check_role(&role)?;
-    let created = db.run(move |conn| agents::create(conn, workspace_id, &name, &email, &role, now_ms())).await?;
+    let role = role.unwrap_or(AgentRole::Agent);
+    let created = db.run(move |conn| agents::create(conn, workspace_id, &name, &email, role, now_ms())).await?;
     created.ok_or_else(|| ApiError::conflict("an agent with this email already exists"))
 }
 
@@ -72,29 +56,15 @@ pub async fn get(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<AgentRow
 #[derive(Debug, Default)]
 pub struct AgentChanges {
     pub name: Option<String>,
-    pub role: Option<String>,
-    pub presence: Option<String>,
+    pub role: Option<AgentRole>,
+    pub presence: Option<Presence>,
 }
 
 /// Applies `changes`, each checked before anything is written.
 pub async fn update(db: &Db, workspace_id: WorkspaceId, id: i64, changes: AgentChanges) -> Result<AgentRow, ApiError> {
     let name = changes.name.as_deref().map(check_name).transpose()?;
-    if let Some(role) = &changes.role {
-        check_role(role)?;
-    }
-    if let Some(presence) = &changes.presence {
-        check_presence(presence)?;
-    }
     db.run(move |conn| {
-        agents::update(
-            conn,
-            workspace_id,
-            id,
-            name.as_deref(),
-            changes.role.as_deref(),
-            changes.presence.as_deref(),
-            now_ms(),
-        )
+        agents::update(conn, workspace_id, id, name.as_deref(), changes.role, changes.presence, now_ms())
     })
     .await?
     .ok_or_else(not_found)
@@ -105,11 +75,9 @@ pub async fn set_presence(
     db: &Db,
     workspace_id: WorkspaceId,
     id: i64,
-    presence: &str,
+    presence: Presence,
 ) -> Result<Option<AgentRow>, ApiError> {
-    check_presence(presence)?;
-    let presence = presence.to_owned();
-    Ok(db.run(move |conn| agents::update(conn, workspace_id, id, None, None, Some(&presence), now_ms())).await?)
+    Ok(db.run(move |conn| agents::update(conn, workspace_id, id, None, None, Some(presence), now_ms())).await?)
 }
 
 /// Deletes an agent with their console sessions; `false` when the workspace has no such agent.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use frontdesk_actors::{AgentRef, ChangedBy, EventBus, Posted, Sender, StoredMessage};
+use frontdesk_actors::{AgentRef, ChangedBy, ConversationStatus, EventBus, Posted, Sender, StoredMessage};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::brain::flows::FlowCatalog;
@@ -258,7 +258,7 @@ impl Chat {
                 }
             }
         };
-        if row.status == "closed" {
+        if row.status == ConversationStatus::Closed {
             return Err(ApiError::conflict("this session's conversation is closed; start a new session"));
         }
         Ok(row)

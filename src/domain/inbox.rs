@@ -67,7 +67,7 @@ pub async fn sign_on(
                 agent_id,
                 None,
                 None,
-                Some("online"),
+                Some(crate::status::Presence::Online),
                 crate::storage::now_ms(),
             )?;
             if online.is_none() {

@@ -7,29 +7,17 @@ use crate::ids::WorkspaceId;
 use crate::storage::leads::{self, LeadEventRow, LeadView};
 use crate::storage::{now_ms, write_tx, Db};
 
-pub use crate::storage::leads::STAGES;
-
-/// 400 naming the valid stages when `stage` is not one.
-pub fn check_stage(stage: &str) -> Result<(), ApiError> {
-    if STAGES.contains(&stage) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!("invalid stage `{stage}`: valid stages are {}", STAGES.join(", "))))
-    }
-}
+pub use crate::status::LeadStage;
 
 /// Leads by score, highest first, optionally of one stage.
 pub async fn list(
     db: &Db,
     workspace_id: WorkspaceId,
-    stage: Option<String>,
+    stage: Option<LeadStage>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<LeadView>, ApiError> {
-    if let Some(stage) = &stage {
-        check_stage(stage)?;
-    }
-    let rows = db.run(move |conn| leads::list(conn, workspace_id, stage.as_deref(), limit, offset)).await?;
+    let rows = db.run(move |conn| leads::list(conn, workspace_id, stage, limit, offset)).await?;
     Ok(rows.into_iter().map(LeadView::from).collect())
 }
 
@@ -42,9 +30,8 @@ pub async fn get(db: &Db, workspace_id: WorkspaceId, id: i64) -> Result<LeadView
 }
 
 /// Moves a lead to `stage` (recorded in its history).
-pub async fn set_stage(db: &Db, workspace_id: WorkspaceId, id: i64, stage: String) -> Result<LeadView, ApiError> {
-    check_stage(&stage)?;
-    found(db.run(move |conn| write_tx(conn, |conn| leads::set_stage(conn, workspace_id, id, &stage, now_ms()))).await?)
+pub async fn set_stage(db: &Db, workspace_id: WorkspaceId, id: i64, stage: LeadStage) -> Result<LeadView, ApiError> {
+    found(db.run(move |conn| write_tx(conn, |conn| leads::set_stage(conn, workspace_id, id, stage, now_ms()))).await?)
 }
 
 /// Sets a lead's score by hand: a finite number from 0 to 1000, with an optional reason (at

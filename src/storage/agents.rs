@@ -11,9 +11,7 @@ use super::{DbConn, DbError};
 use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::secrets;
-
-pub const ROLES: &[&str] = &["admin", "agent"];
-pub const PRESENCES: &[&str] = &["online", "away", "offline"];
+use crate::status::{AgentRole, Presence};
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = agents)]
@@ -23,8 +21,8 @@ pub struct AgentRow {
     pub workspace_id: WorkspaceId,
     pub name: String,
     pub email: String,
-    pub role: String,
-    pub presence: String,
+    pub role: AgentRole,
+    pub presence: Presence,
     pub created_at: i64,
     pub updated_at: i64,
     pub last_seen_at: Option<i64>,
@@ -43,7 +41,7 @@ pub fn create(
     workspace_id: WorkspaceId,
     name: &str,
     email: &str,
-    role: &str,
+    role: AgentRole,
     now: i64,
 ) -> Result<Option<(AgentRow, String)>, DbError> {
     let token = secrets::generate(secrets::AGENT_TOKEN_PREFIX);
@@ -54,7 +52,7 @@ pub fn create(
             agents::email.eq(email),
             agents::role.eq(role),
             agents::token_hash.eq(secrets::hash(&token)),
-            agents::presence.eq("offline"),
+            agents::presence.eq(Presence::Offline),
             agents::created_at.eq(now),
             agents::updated_at.eq(now),
         ))
@@ -104,18 +102,18 @@ pub fn update(
     workspace_id: WorkspaceId,
     id: i64,
     name: Option<&str>,
-    role: Option<&str>,
-    presence: Option<&str>,
+    role: Option<AgentRole>,
+    presence: Option<Presence>,
     now: i64,
 ) -> Result<Option<AgentRow>, DbError> {
     let Some(current) = get(conn, workspace_id, id)? else { return Ok(None) };
     let target = agents::table.filter(agents::workspace_id.eq(workspace_id)).filter(agents::id.eq(id));
-    let seen = if presence.is_some_and(|p| p != "offline") { Some(now) } else { current.last_seen_at };
+    let seen = if presence.is_some_and(|p| p != Presence::Offline) { Some(now) } else { current.last_seen_at };
     Ok(Some(on_backend!(conn, c => diesel::update(target)
         .set((
             agents::name.eq(name.unwrap_or(&current.name)),
-            agents::role.eq(role.unwrap_or(&current.role)),
-            agents::presence.eq(presence.unwrap_or(&current.presence)),
+            agents::role.eq(role.unwrap_or(current.role)),
+            agents::presence.eq(presence.unwrap_or(current.presence)),
             agents::last_seen_at.eq(seen),
             agents::updated_at.eq(now),
         ))
@@ -152,7 +150,7 @@ pub fn delete(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64) -> Result<b
 pub fn online(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<Vec<AgentRow>, DbError> {
     let mut rows: Vec<(AgentRow, Option<i64>)> = on_backend!(conn, c => agents::table
         .filter(agents::workspace_id.eq(workspace_id))
-        .filter(agents::presence.eq("online"))
+        .filter(agents::presence.eq(Presence::Online))
         .select((AgentRow::as_select(), agents::last_assigned_at))
         .load(c))?;
     rows.sort_by_key(|(row, assigned)| (assigned.unwrap_or(0), row.id));
@@ -167,7 +165,7 @@ pub fn present_unseen_since(
     limit: i64,
 ) -> Result<Vec<(WorkspaceId, i64)>, DbError> {
     Ok(on_backend!(conn, c => agents::table
-        .filter(agents::presence.ne("offline"))
+        .filter(agents::presence.ne(Presence::Offline))
         .filter(agents::last_seen_at.is_null().or(agents::last_seen_at.lt(seen_before)))
         .order(agents::id.asc())
         .limit(limit)
@@ -187,10 +185,10 @@ pub fn set_offline_if_unseen(
     let target = agents::table
         .filter(agents::workspace_id.eq(workspace_id))
         .filter(agents::id.eq(id))
-        .filter(agents::presence.ne("offline"))
+        .filter(agents::presence.ne(Presence::Offline))
         .filter(agents::last_seen_at.is_null().or(agents::last_seen_at.lt(seen_before)));
     let changed = on_backend!(conn, c => diesel::update(target)
-        .set((agents::presence.eq("offline"), agents::updated_at.eq(now)))
+        .set((agents::presence.eq(Presence::Offline), agents::updated_at.eq(now)))
         .execute(c))?;
     Ok(changed == 1)
 }

@@ -12,10 +12,7 @@ use super::schema::{booking_holds, bookings, time_off, working_hours};
 use super::{DbConn, DbError};
 use crate::ids::WorkspaceId;
 use crate::on_backend;
-
-/// The statuses a booking moves through: `confirmed` until it is cancelled, completed or marked
-/// as a no-show; those three are final.
-pub const STATUSES: &[&str] = &["confirmed", "cancelled", "completed", "no_show"];
+use crate::status::BookingStatus;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = bookings)]
@@ -32,7 +29,7 @@ pub struct BookingRow {
     pub starts_at: i64,
     pub ends_at: i64,
     pub occupied_until: i64,
-    pub status: String,
+    pub status: BookingStatus,
     pub notes: String,
     pub source: String,
     pub doctor_name: String,
@@ -77,7 +74,7 @@ pub fn insert(conn: &mut DbConn, new: &NewBooking, now: i64) -> Result<BookingRo
             bookings::starts_at.eq(new.starts_at),
             bookings::ends_at.eq(new.ends_at),
             bookings::occupied_until.eq(new.occupied_until),
-            bookings::status.eq("confirmed"),
+            bookings::status.eq(BookingStatus::Confirmed),
             bookings::notes.eq(&new.notes),
             bookings::source.eq(&new.source),
             bookings::created_at.eq(now),
@@ -105,7 +102,7 @@ pub struct BookingFilter {
     /// Bookings starting before this instant (epoch ms).
     #[serde(skip)]
     pub to: Option<i64>,
-    pub status: Option<String>,
+    pub status: Option<BookingStatus>,
     pub doctor_id: Option<i64>,
     pub contact_id: Option<i64>,
     pub conversation_id: Option<String>,
@@ -124,7 +121,7 @@ pub fn list(conn: &mut DbConn, workspace_id: WorkspaceId, f: &BookingFilter) -> 
             q = q.filter(bookings::starts_at.lt(to));
         }
         if let Some(status) = &f.status {
-            q = q.filter(bookings::status.eq(status.clone()));
+            q = q.filter(bookings::status.eq(*status));
         }
         if let Some(doctor_id) = f.doctor_id {
             q = q.filter(bookings::doctor_id.eq(doctor_id));
@@ -148,13 +145,13 @@ pub fn finish(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
     id: i64,
-    status: &str,
+    status: BookingStatus,
     now: i64,
 ) -> Result<Option<BookingRow>, DbError> {
     let target = bookings::table
         .filter(bookings::workspace_id.eq(workspace_id))
         .filter(bookings::id.eq(id))
-        .filter(bookings::status.eq("confirmed"));
+        .filter(bookings::status.eq(BookingStatus::Confirmed));
     Ok(on_backend!(conn, c => diesel::update(target)
         .set((bookings::status.eq(status), bookings::updated_at.eq(now)))
         .returning(BookingRow::as_returning())
@@ -182,7 +179,7 @@ pub fn reschedule(
     let target = bookings::table
         .filter(bookings::workspace_id.eq(workspace_id))
         .filter(bookings::id.eq(id))
-        .filter(bookings::status.eq("confirmed"));
+        .filter(bookings::status.eq(BookingStatus::Confirmed));
     Ok(on_backend!(conn, c => diesel::update(target)
         .set((
             bookings::doctor_id.eq(to.doctor_id),
@@ -241,7 +238,7 @@ pub fn busy(conn: &mut DbConn, q: &BusyQuery<'_>) -> Result<HashMap<i64, Vec<(i6
         let mut query = bookings::table
             .filter(bookings::workspace_id.eq(q.workspace_id))
             .filter(bookings::doctor_id.eq_any(q.doctor_ids))
-            .filter(bookings::status.ne("cancelled"))
+            .filter(bookings::status.ne(BookingStatus::Cancelled))
             .filter(bookings::starts_at.lt(q.to))
             .filter(bookings::occupied_until.gt(q.from))
             .into_boxed();

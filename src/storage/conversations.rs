@@ -22,8 +22,8 @@ pub struct ConversationRow {
     pub contact_id: Option<i64>,
     pub external_id: Option<String>,
     pub channel: String,
-    pub status: String,
-    pub owner: String,
+    pub status: ConversationStatus,
+    pub owner: Owner,
     pub assigned_agent_id: Option<i64>,
     pub variables: String,
     pub created_at: i64,
@@ -41,9 +41,9 @@ pub struct ConversationRow {
 pub struct ConversationView {
     pub id: String,
     pub bot_id: String,
-    pub status: String,
+    pub status: ConversationStatus,
     /// `bot`, `queued` (a person was asked for) or `agent`.
-    pub owner: String,
+    pub owner: Owner,
     /// The agent who owns it, when an agent does.
     pub agent: Option<AgentRef>,
     pub channel: String,
@@ -101,7 +101,7 @@ pub fn create(conn: &mut DbConn, new: NewConversation<'_>) -> Result<Conversatio
                     messages::workspace_id.eq(new.workspace_id),
                     messages::conversation_id.eq(&id),
                     messages::seq.eq(1i64),
-                    messages::sender.eq(Sender::Bot.as_str()),
+                    messages::sender.eq(Sender::Bot),
                     messages::content.eq(welcome),
                     messages::created_at.eq(new.now),
                 ))
@@ -172,8 +172,8 @@ pub fn view_of(
     ConversationView {
         id: row.id.clone(),
         bot_id: bot_public_id,
-        status: row.status.clone(),
-        owner: row.owner.clone(),
+        status: row.status,
+        owner: row.owner,
         agent,
         contact_id: row.contact_id,
         channel: row.channel.clone(),
@@ -233,14 +233,14 @@ pub fn close(
         let target = conversations::table
             .filter(conversations::workspace_id.eq(workspace_id))
             .filter(conversations::id.eq(id))
-            .filter(conversations::status.ne("closed"));
-        let owner: Option<String> = on_backend!(conn, c => diesel::update(target)
-            .set((conversations::status.eq("closed"), conversations::closed_at.eq(at), conversations::updated_at.eq(at)))
+            .filter(conversations::status.ne(ConversationStatus::Closed));
+        let owner: Option<Owner> = on_backend!(conn, c => diesel::update(target)
+            .set((conversations::status.eq(ConversationStatus::Closed), conversations::closed_at.eq(at), conversations::updated_at.eq(at)))
             .returning(conversations::owner)
             .get_result(c)
             .optional())?;
         let Some(owner) = owner else { return Ok(false) };
-        record_transition(conn, workspace_id, id, &owner, "closed", None, "api", None, at)?;
+        record_transition(conn, workspace_id, id, owner.as_str(), "closed", None, "api", None, at)?;
         let data = serde_json::json!({ "conversation_id": id, "closed_at": at });
         outbox::emit(conn, workspace_id, "conversation_closed", data, at)
     })
@@ -256,14 +256,14 @@ pub fn snapshot(conn: &mut DbConn, id: &str, window: i64) -> Result<Option<Conve
     let Some(row) = row else { return Ok(None) };
     let recent = message_rows::recent(conn, id, window)?;
     let last_seq = recent.last().map(|m| m.seq).unwrap_or(0);
-    let owner = Owner::parse(&row.owner).unwrap_or(Owner::Bot);
+    let owner = row.owner;
     let agent = if owner == Owner::Agent { agent_ref(conn, row.workspace_id, row.assigned_agent_id)? } else { None };
     Ok(Some(ConversationSnapshot {
         id: row.id,
         workspace_id: row.workspace_id.get(),
         bot_id: row.bot_id,
         channel: row.channel,
-        status: if row.status == "closed" { ConversationStatus::Closed } else { ConversationStatus::Open },
+        status: row.status,
         owner,
         agent,
         variables: serde_json::from_str(&row.variables).unwrap_or_default(),
@@ -330,7 +330,7 @@ pub fn find_or_start(
             () => {
                 conversations::table
                     .filter(conversations::bot_id.eq(bot_id))
-                    .filter(conversations::status.eq("open"))
+                    .filter(conversations::status.eq(ConversationStatus::Open))
                     .order((conversations::created_at.desc(), conversations::id.desc()))
                     .select(ConversationRow::as_select())
             };
@@ -446,15 +446,19 @@ pub fn change_owner(conn: &mut DbConn, change: &OwnershipChange) -> Result<Owner
             DbConn::Postgres(c) => mine.select(ConversationRow::as_select()).for_update().first(c)?,
             DbConn::Sqlite(c) => mine.select(ConversationRow::as_select()).first(c)?,
         };
-        let owner = Owner::parse(&row.owner).unwrap_or(Owner::Bot);
+        let owner = row.owner;
         let current_agent =
             if owner == Owner::Agent { agent_ref(conn, row.workspace_id, row.assigned_agent_id)? } else { None };
         let silent_enough = match change.silent_before {
             Some(cutoff) => row.agent_active_at.is_none_or(|active| active < cutoff),
             None => true,
         };
-        if row.status == "closed" || !change.from.contains(&owner) || !silent_enough {
-            return Ok(OwnershipOutcome::Refused { owner, agent: current_agent, closed: row.status == "closed" });
+        if row.status == ConversationStatus::Closed || !change.from.contains(&owner) || !silent_enough {
+            return Ok(OwnershipOutcome::Refused {
+                owner,
+                agent: current_agent,
+                closed: row.status == ConversationStatus::Closed,
+            });
         }
         let at = change.at;
         let agent_id = change.agent.as_ref().map(|a| a.id);
@@ -466,7 +470,7 @@ pub fn change_owner(conn: &mut DbConn, change: &OwnershipChange) -> Result<Owner
         };
         on_backend!(conn, c => diesel::update(mine)
             .set((
-                conversations::owner.eq(change.to.as_str()),
+                conversations::owner.eq(change.to),
                 conversations::assigned_agent_id.eq(assigned),
                 conversations::owner_changed_at.eq(at),
                 conversations::handoff_requested_at.eq(handoff_at),
@@ -536,17 +540,17 @@ pub fn agent_active(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str, at: 
     let mine = conversations::table
         .filter(conversations::workspace_id.eq(workspace_id))
         .filter(conversations::id.eq(id))
-        .filter(conversations::owner.eq("agent"));
+        .filter(conversations::owner.eq(Owner::Agent));
     on_backend!(conn, c => diesel::update(mine).set(conversations::agent_active_at.eq(at)).execute(c))?;
     Ok(())
 }
 
 /// Conversations whose agent has been silent since before `cutoff`, of every workspace, as
 /// `(workspace_id, conversation_id)`: the silence rule's work list.
-pub fn silent_agents(conn: &mut DbConn, cutoff: i64, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
+pub fn silent_agents(conn: &mut DbConn, cutoff: i64, limit: i64) -> Result<Vec<(WorkspaceId, String)>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
-        .filter(conversations::owner.eq("agent"))
-        .filter(conversations::status.ne("closed"))
+        .filter(conversations::owner.eq(Owner::Agent))
+        .filter(conversations::status.ne(ConversationStatus::Closed))
         .filter(conversations::agent_active_at.lt(cutoff))
         .order(conversations::agent_active_at.asc())
         .limit(limit)
@@ -558,8 +562,8 @@ pub fn silent_agents(conn: &mut DbConn, cutoff: i64, limit: i64) -> Result<Vec<(
 /// `(workspace_id, conversation_id)`: the round-robin's work list.
 pub fn queued(conn: &mut DbConn, limit: i64) -> Result<Vec<(WorkspaceId, String)>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
-        .filter(conversations::owner.eq("queued"))
-        .filter(conversations::status.ne("closed"))
+        .filter(conversations::owner.eq(Owner::Queued))
+        .filter(conversations::status.ne(ConversationStatus::Closed))
         .order(conversations::handoff_requested_at.asc())
         .limit(limit)
         .select((conversations::workspace_id, conversations::id))

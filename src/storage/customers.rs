@@ -16,6 +16,8 @@ use super::schema::{agents, contacts, conversations, messages};
 use super::{like_escape, lower, write_tx, DbConn, DbError};
 use crate::ids::WorkspaceId;
 use crate::on_backend;
+use crate::status::Presence;
+use frontdesk_actors::{ConversationStatus, Owner};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = contacts)]
@@ -226,10 +228,10 @@ impl ReplyStatus {
         }
     }
 
-    pub fn of(owner: &str, activity: &Activity) -> ReplyStatus {
+    pub fn of(owner: Owner, activity: &Activity) -> ReplyStatus {
         let (v, r) = (activity.last_visitor_seq, activity.last_reply_seq);
         if v > r {
-            if owner == "agent" {
+            if owner == Owner::Agent {
                 ReplyStatus::Read
             } else {
                 ReplyStatus::Unread
@@ -247,8 +249,7 @@ impl ReplyStatus {
 pub struct SessionFilter {
     pub contact_id: i64,
     pub bot_ids: Option<Vec<i64>>,
-    /// `open` / `closed`.
-    pub statuses: Option<Vec<&'static str>>,
+    pub statuses: Option<Vec<ConversationStatus>>,
     pub reply: Option<Vec<ReplyStatus>>,
     /// Sessions created in this range (ms, both ends included).
     pub created_from: Option<i64>,
@@ -424,7 +425,7 @@ pub fn messages(
 pub struct AgentBrief {
     pub id: i64,
     pub name: String,
-    pub presence: String,
+    pub presence: Presence,
 }
 
 pub fn agents(conn: &mut DbConn, workspace_id: WorkspaceId, ids: &[i64]) -> Result<HashMap<i64, AgentBrief>, DbError> {
@@ -493,11 +494,11 @@ mod tests {
 
     #[test]
     fn reply_status_partitions_sessions() {
-        assert_eq!(ReplyStatus::of("bot", &activity(3, 2)), ReplyStatus::Unread);
-        assert_eq!(ReplyStatus::of("queued", &activity(3, 2)), ReplyStatus::Unread);
-        assert_eq!(ReplyStatus::of("agent", &activity(3, 2)), ReplyStatus::Read);
-        assert_eq!(ReplyStatus::of("bot", &activity(0, 1)), ReplyStatus::Read);
-        assert_eq!(ReplyStatus::of("bot", &activity(2, 3)), ReplyStatus::Replied);
-        assert_eq!(ReplyStatus::of("agent", &activity(2, 5)), ReplyStatus::Replied);
+        assert_eq!(ReplyStatus::of(Owner::Bot, &activity(3, 2)), ReplyStatus::Unread);
+        assert_eq!(ReplyStatus::of(Owner::Queued, &activity(3, 2)), ReplyStatus::Unread);
+        assert_eq!(ReplyStatus::of(Owner::Agent, &activity(3, 2)), ReplyStatus::Read);
+        assert_eq!(ReplyStatus::of(Owner::Bot, &activity(0, 1)), ReplyStatus::Read);
+        assert_eq!(ReplyStatus::of(Owner::Bot, &activity(2, 3)), ReplyStatus::Replied);
+        assert_eq!(ReplyStatus::of(Owner::Agent, &activity(2, 5)), ReplyStatus::Replied);
     }
 }

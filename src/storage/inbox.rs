@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
-use frontdesk_actors::{AgentRef, Sender, StoredMessage};
+use frontdesk_actors::{AgentRef, ConversationStatus, Owner, Sender, StoredMessage};
 use serde::Serialize;
 
 use super::conversations::{self, ConversationRow, ConversationView};
@@ -19,8 +19,8 @@ use crate::on_backend;
 /// What a list of conversations may be narrowed to.
 #[derive(Debug, Clone, Default)]
 pub struct InboxFilter {
-    pub status: Option<String>,
-    pub owner: Option<String>,
+    pub status: Option<ConversationStatus>,
+    pub owner: Option<Owner>,
     pub agent_id: Option<i64>,
     /// Only conversations with (`true`) or without (`false`) visitor messages no agent has read.
     pub unread: Option<bool>,
@@ -118,10 +118,10 @@ fn rows_after(
     Ok(on_backend!(conn, c => {
         let mut q = c_table::table.filter(c_table::workspace_id.eq(workspace_id)).into_boxed();
         if let Some(status) = &filter.status {
-            q = q.filter(c_table::status.eq(status.clone()));
+            q = q.filter(c_table::status.eq(*status));
         }
         if let Some(owner) = &filter.owner {
-            q = q.filter(c_table::owner.eq(owner.clone()));
+            q = q.filter(c_table::owner.eq(*owner));
         }
         if let Some(agent_id) = filter.agent_id {
             q = q.filter(c_table::assigned_agent_id.eq(agent_id));
@@ -215,7 +215,7 @@ pub fn items(
         .inner_join(c_table::table)
         .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq_any(&ids))
-        .filter(messages::sender.eq(Sender::Visitor.as_str()))
+        .filter(messages::sender.eq(Sender::Visitor))
         .filter(messages::seq.gt(c_table::agent_read_seq))
         .group_by(messages::conversation_id)
         .select((messages::conversation_id, diesel::dsl::count_star()))
@@ -225,9 +225,9 @@ pub fn items(
     rows.into_iter()
         .map(|row| {
             let last_message = last.get(&row.id).cloned();
-            let waiting_since = if row.status == "closed" {
+            let waiting_since = if row.status == ConversationStatus::Closed {
                 None
-            } else if row.owner == "queued" {
+            } else if row.owner == Owner::Queued {
                 row.handoff_requested_at
             } else {
                 last_message.as_ref().filter(|m| m.sender == Sender::Visitor).map(|m| m.created_at)
@@ -284,7 +284,7 @@ pub fn open_conversations(
     workspace_id: WorkspaceId,
     limit: usize,
 ) -> Result<Vec<InboxItem>, DbError> {
-    let filter = InboxFilter { status: Some("open".into()), ..InboxFilter::default() };
+    let filter = InboxFilter { status: Some(ConversationStatus::Open), ..InboxFilter::default() };
     Ok(page(conn, workspace_id, &filter, None, limit)?.0)
 }
 

@@ -11,6 +11,7 @@ use super::schema::{knowledge_chunks, knowledge_sources};
 use super::{write_tx, DbConn, DbError};
 use crate::ids::WorkspaceId;
 use crate::on_backend;
+use crate::status::SourceStatus;
 
 /// The kinds of source.
 pub const KINDS: &[&str] = &["url", "file", "text", "qa"];
@@ -29,7 +30,7 @@ pub struct SourceRow {
     pub question: Option<String>,
     pub answer: Option<String>,
     pub upload_id: Option<String>,
-    pub status: String,
+    pub status: SourceStatus,
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -79,7 +80,7 @@ pub fn create(conn: &mut DbConn, workspace_id: WorkspaceId, new: &NewSource, now
             knowledge_sources::crawl_max_pages.eq(new.crawl_max_pages.max(1)),
             knowledge_sources::crawl_max_depth.eq(new.crawl_max_depth.max(0)),
             knowledge_sources::use_sitemap.eq(new.use_sitemap),
-            knowledge_sources::status.eq("waiting"),
+            knowledge_sources::status.eq(SourceStatus::Waiting),
             knowledge_sources::created_at.eq(now),
             knowledge_sources::updated_at.eq(now),
         ))
@@ -123,7 +124,7 @@ pub fn relearn(conn: &mut DbConn, workspace_id: WorkspaceId, id: i64, now: i64) 
         .filter(knowledge_sources::id.eq(id));
     Ok(on_backend!(conn, c => diesel::update(target)
         .set((
-            knowledge_sources::status.eq("waiting"),
+            knowledge_sources::status.eq(SourceStatus::Waiting),
             knowledge_sources::error.eq(None::<String>),
             knowledge_sources::claimed_by.eq(None::<String>),
             knowledge_sources::claimed_until.eq(None::<i64>),
@@ -148,7 +149,7 @@ pub struct Claim {
 /// Sources waiting to be learned or being learned, for the job's queue depth.
 pub fn waiting_count(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(on_backend!(conn, c => knowledge_sources::table
-        .filter(knowledge_sources::status.eq_any(["waiting", "learning"]))
+        .filter(knowledge_sources::status.eq_any([SourceStatus::Waiting, SourceStatus::Learning]))
         .count()
         .get_result(c))?)
 }
@@ -160,15 +161,14 @@ pub fn claim_next(
     lease_ms: i64,
 ) -> Result<Option<(SourceRow, Claim)>, DbError> {
     write_tx(conn, |conn| {
-        let claimable = knowledge_sources::table
-            .filter(
-                knowledge_sources::status
-                    .eq("waiting")
-                    .or(knowledge_sources::status.eq("learning").and(knowledge_sources::claimed_until.lt(now))),
-            )
-            .order(knowledge_sources::id.asc())
-            .limit(1)
-            .select(knowledge_sources::id);
+        let claimable =
+            knowledge_sources::table
+                .filter(knowledge_sources::status.eq(SourceStatus::Waiting).or(
+                    knowledge_sources::status.eq(SourceStatus::Learning).and(knowledge_sources::claimed_until.lt(now)),
+                ))
+                .order(knowledge_sources::id.asc())
+                .limit(1)
+                .select(knowledge_sources::id);
         let ids: Vec<i64> = match conn {
             // Other nodes pass over the row this one holds instead of queueing behind it.
             DbConn::Postgres(c) => claimable.for_update().skip_locked().load(c)?,
@@ -178,7 +178,7 @@ pub fn claim_next(
         let until = now + lease_ms;
         let row = on_backend!(conn, c => diesel::update(knowledge_sources::table.filter(knowledge_sources::id.eq(id)))
             .set((
-                knowledge_sources::status.eq("learning"),
+                knowledge_sources::status.eq(SourceStatus::Learning),
                 knowledge_sources::claimed_by.eq(node),
                 knowledge_sources::claimed_until.eq(until),
                 knowledge_sources::attempts.eq(knowledge_sources::attempts + 1),
@@ -195,7 +195,7 @@ pub fn claim_next(
 pub fn renew(conn: &mut DbConn, claim: &Claim, now: i64, lease_ms: i64) -> Result<Option<Claim>, DbError> {
     let mine = knowledge_sources::table
         .filter(knowledge_sources::id.eq(claim.source_id))
-        .filter(knowledge_sources::status.eq("learning"))
+        .filter(knowledge_sources::status.eq(SourceStatus::Learning))
         .filter(knowledge_sources::claimed_by.eq(&claim.node))
         .filter(knowledge_sources::claimed_until.eq(claim.until));
     let until = now + lease_ms;
@@ -228,12 +228,12 @@ pub fn complete(
     write_tx(conn, |conn| {
         let mine = knowledge_sources::table
             .filter(knowledge_sources::id.eq(claim.source_id))
-            .filter(knowledge_sources::status.eq("learning"))
+            .filter(knowledge_sources::status.eq(SourceStatus::Learning))
             .filter(knowledge_sources::claimed_by.eq(&claim.node))
             .filter(knowledge_sources::claimed_until.eq(claim.until));
         let workspace_id: Option<WorkspaceId> = on_backend!(conn, c => diesel::update(mine)
             .set((
-                knowledge_sources::status.eq("learned"),
+                knowledge_sources::status.eq(SourceStatus::Learned),
                 knowledge_sources::error.eq(None::<String>),
                 knowledge_sources::claimed_by.eq(None::<String>),
                 knowledge_sources::claimed_until.eq(None::<i64>),
@@ -282,7 +282,7 @@ pub fn fail(conn: &mut DbConn, claim: &Claim, reason: &str, now: i64) -> Result<
         .filter(knowledge_sources::claimed_until.eq(claim.until));
     Ok(on_backend!(conn, c => diesel::update(mine)
         .set((
-            knowledge_sources::status.eq("failed"),
+            knowledge_sources::status.eq(SourceStatus::Failed),
             knowledge_sources::error.eq(reason),
             knowledge_sources::claimed_by.eq(None::<String>),
             knowledge_sources::claimed_until.eq(None::<i64>),

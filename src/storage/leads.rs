@@ -8,6 +8,7 @@ use super::schema::{lead_events, leads};
 use super::{DbConn, DbError};
 use crate::ids::WorkspaceId;
 use crate::on_backend;
+use crate::status::LeadStage;
 use crate::storage::outbox;
 
 /// The documented temperature bands: 0–2 Cold, 3–5 Cool, 6–8 Warm, 9–11 Hot, 12–15 Very Hot, 16+ Scorching.
@@ -39,9 +40,6 @@ pub struct Signal {
     pub reason: String,
 }
 
-/// The stages a lead moves through, in the documented order.
-pub const STAGES: &[&str] = &["new", "contacted", "qualified", "converted", "lost"];
-
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = leads)]
 pub struct LeadRow {
@@ -52,7 +50,7 @@ pub struct LeadRow {
     pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
-    pub stage: String,
+    pub stage: LeadStage,
     pub score: f64,
     pub treatment_interest: Option<String>,
     pub source: String,
@@ -67,7 +65,7 @@ pub struct LeadView {
     pub name: Option<String>,
     pub phone: Option<String>,
     pub email: Option<String>,
-    pub stage: String,
+    pub stage: LeadStage,
     #[serde(serialize_with = "whole_as_integer")]
     pub score: f64,
     pub temperature: &'static str,
@@ -145,14 +143,14 @@ pub fn for_contact(conn: &mut DbConn, workspace_id: WorkspaceId, contact_id: i64
 pub fn list(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    stage: Option<&str>,
+    stage: Option<LeadStage>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<LeadRow>, DbError> {
     Ok(on_backend!(conn, c => {
         let mut q = leads::table.filter(leads::workspace_id.eq(workspace_id)).into_boxed();
         if let Some(stage) = stage {
-            q = q.filter(leads::stage.eq(stage.to_owned()));
+            q = q.filter(leads::stage.eq(stage));
         }
         q.order((leads::score.desc(), leads::id.desc())).limit(limit).offset(offset).select(LeadRow::as_select()).load(c)?
     }))
@@ -285,7 +283,7 @@ pub fn set_stage(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
     id: i64,
-    stage: &str,
+    stage: LeadStage,
     now: i64,
 ) -> Result<Option<LeadRow>, DbError> {
     let Some(lead) = get(conn, workspace_id, id)? else { return Ok(None) };
@@ -299,7 +297,7 @@ pub fn set_stage(
         .get_result(c))?;
     record(conn, &row, "stage", None, None, &format!("stage changed from {} to {stage}", lead.stage), now)?;
     let mut data = serde_json::to_value(LeadView::from(row.clone())).unwrap_or_default();
-    data["previous_stage"] = lead.stage.into();
+    data["previous_stage"] = lead.stage.as_str().into();
     outbox::emit(conn, workspace_id, "lead_stage_changed", data, now)?;
     Ok(Some(row))
 }

@@ -15,7 +15,7 @@ pub struct MessageRow {
     pub id: i64,
     pub conversation_id: String,
     pub seq: i64,
-    pub sender: String,
+    pub sender: Sender,
     pub agent_id: Option<i64>,
     pub content: String,
     pub media: Option<String>,
@@ -31,7 +31,7 @@ impl From<MessageRow> for StoredMessage {
             id: row.id,
             conversation_id: row.conversation_id,
             seq: row.seq,
-            sender: Sender::parse(&row.sender).unwrap_or(Sender::System),
+            sender: row.sender,
             agent_id: row.agent_id,
             content: row.content,
             media: row.media.and_then(|m| serde_json::from_str(&m).ok()),
@@ -52,7 +52,7 @@ fn row_of(
     diesel::dsl::Eq<messages::workspace_id, i64>,
     diesel::dsl::Eq<messages::conversation_id, &str>,
     diesel::dsl::Eq<messages::seq, i64>,
-    diesel::dsl::Eq<messages::sender, &'static str>,
+    diesel::dsl::Eq<messages::sender, Sender>,
     diesel::dsl::Eq<messages::agent_id, Option<i64>>,
     diesel::dsl::Eq<messages::content, &str>,
     diesel::dsl::Eq<messages::media, Option<String>>,
@@ -65,7 +65,7 @@ fn row_of(
         messages::workspace_id.eq(message.workspace_id),
         messages::conversation_id.eq(message.conversation_id.as_str()),
         messages::seq.eq(message.seq),
-        messages::sender.eq(message.sender.as_str()),
+        messages::sender.eq(message.sender),
         messages::agent_id.eq(message.agent_id),
         messages::content.eq(message.content.as_str()),
         messages::media.eq(message.media.as_ref().map(|m| m.to_string())),
@@ -218,7 +218,7 @@ pub fn visitor_texts(
     let mut texts: Vec<String> = on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq(conversation_id))
-        .filter(messages::sender.eq(Sender::Visitor.as_str()))
+        .filter(messages::sender.eq(Sender::Visitor))
         .order(messages::seq.desc())
         .limit(limit)
         .select(messages::content)
@@ -237,7 +237,7 @@ pub fn model_tokens(
     let metadata: Vec<Option<String>> = on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq(conversation_id))
-        .filter(messages::sender.eq(Sender::Bot.as_str()))
+        .filter(messages::sender.eq(Sender::Bot))
         .filter(messages::metadata.is_not_null())
         .select(messages::metadata)
         .load(c))?;

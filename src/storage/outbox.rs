@@ -21,6 +21,7 @@ use super::schema::{webhook_deliveries, webhook_endpoints, webhook_events};
 use super::{DbConn, DbError};
 use crate::ids::WorkspaceId;
 use crate::on_backend;
+use crate::status::DeliveryStatus;
 
 /// Wakes the dispatcher when new deliveries have been committed (it also polls, so a missed
 /// wake-up only costs latency).
@@ -131,7 +132,7 @@ pub fn queue(
                 webhook_deliveries::workspace_id.eq(workspace_id),
                 webhook_deliveries::endpoint_id.eq(*endpoint_id),
                 webhook_deliveries::event_id.eq(event_id),
-                webhook_deliveries::status.eq("pending"),
+                webhook_deliveries::status.eq(DeliveryStatus::Pending),
                 webhook_deliveries::attempts.eq(0),
                 webhook_deliveries::next_attempt_at.eq(now),
                 webhook_deliveries::created_at.eq(now),

@@ -10,6 +10,7 @@ use super::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints, web
 use super::{write_tx, DbConn, DbError};
 use crate::ids::WorkspaceId;
 use crate::on_backend;
+use crate::status::DeliveryStatus;
 use crate::storage::outbox;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -192,7 +193,7 @@ pub fn claim_due(
         // new delivery's foreign key takes, and the claim would skip due work while events flow.
         let active = webhook_endpoints::table.filter(webhook_endpoints::active.eq(true)).select(webhook_endpoints::id);
         let due = webhook_deliveries::table
-            .filter(webhook_deliveries::status.eq("pending"))
+            .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
             .filter(webhook_deliveries::next_attempt_at.le(now))
             .filter(webhook_deliveries::claimed_until.is_null().or(webhook_deliveries::claimed_until.lt(now)))
             .filter(webhook_deliveries::endpoint_id.eq_any(active))
@@ -360,9 +361,9 @@ fn record_one(conn: &mut DbConn, node: &str, outcome: &Outcome, now: i64) -> Res
         ))
         .execute(c))?;
     let (status, next_at) = match outcome.next {
-        Next::Delivered => ("delivered", now),
-        Next::RetryAt(at) => ("pending", at),
-        Next::Dead => ("dead", now),
+        Next::Delivered => (DeliveryStatus::Delivered, now),
+        Next::RetryAt(at) => (DeliveryStatus::Pending, at),
+        Next::Dead => (DeliveryStatus::Dead, now),
     };
     let target = webhook_deliveries::table
         .filter(webhook_deliveries::id.eq(delivery.id))
@@ -405,7 +406,7 @@ pub struct DeliveryView {
     /// The `webhook-id` header of every attempt of this delivery.
     pub webhook_id: String,
     pub event: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
@@ -434,12 +435,12 @@ pub fn deliveries(
     workspace_id: WorkspaceId,
     endpoint_id: i64,
     delivery_id: Option<i64>,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     event: Option<&str>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<DeliveryView>, DbError> {
-    type Row = (i64, i64, i64, String, String, i32, i64, i64, i64);
+    type Row = (i64, i64, i64, String, DeliveryStatus, i32, i64, i64, i64);
     let rows: Vec<Row> = on_backend!(conn, c => {
         let mut query = webhook_deliveries::table
             .inner_join(webhook_events::table)
@@ -450,7 +451,7 @@ pub fn deliveries(
             query = query.filter(webhook_deliveries::id.eq(id));
         }
         if let Some(status) = status {
-            query = query.filter(webhook_deliveries::status.eq(status.to_owned()));
+            query = query.filter(webhook_deliveries::status.eq(status));
         }
         if let Some(event) = event {
             query = query.filter(webhook_events::event_type.eq(event.to_owned()));
@@ -483,7 +484,7 @@ pub fn deliveries(
                 event_id: r.2,
                 webhook_id: webhook_id(r.2),
                 event: r.3,
-                next_attempt_at: (r.4 == "pending").then_some(r.6),
+                next_attempt_at: (r.4 == DeliveryStatus::Pending).then_some(r.6),
                 status: r.4,
                 attempts: r.5,
                 created_at: r.7,
@@ -514,7 +515,7 @@ fn attempts_of(conn: &mut DbConn, workspace_id: WorkspaceId, delivery_id: i64) -
 /// Deliveries waiting to be sent (due now or later), for the job's queue depth.
 pub fn pending_count(conn: &mut DbConn) -> Result<i64, DbError> {
     Ok(on_backend!(conn, c => webhook_deliveries::table
-        .filter(webhook_deliveries::status.eq("pending"))
+        .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
         .count()
         .get_result(c))?)
 }
@@ -532,7 +533,7 @@ pub fn redeliver(
         .filter(webhook_deliveries::id.eq(delivery_id));
     let changed = on_backend!(conn, c => diesel::update(target)
         .set((
-            webhook_deliveries::status.eq("pending"),
+            webhook_deliveries::status.eq(DeliveryStatus::Pending),
             webhook_deliveries::attempts.eq(0),
             webhook_deliveries::next_attempt_at.eq(now),
             webhook_deliveries::claimed_by.eq(None::<String>),

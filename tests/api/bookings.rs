@@ -68,8 +68,11 @@ fn overlapping_pairs(app: &TestApp, workspace_id: WorkspaceId) -> Vec<(i64, i64)
     let db = app.database();
     let mut conn = db.conn().unwrap();
     let filter = BookingFilter { limit: 10_000, ..Default::default() };
-    let live: Vec<_> =
-        rows::list(&mut conn, workspace_id, &filter).unwrap().into_iter().filter(|b| b.status != "cancelled").collect();
+    let live: Vec<_> = rows::list(&mut conn, workspace_id, &filter)
+        .unwrap()
+        .into_iter()
+        .filter(|b| b.status != frontdesk::status::BookingStatus::Cancelled)
+        .collect();
     let mut pairs = Vec::new();
     for (i, a) in live.iter().enumerate() {
         for b in &live[i + 1..] {
@@ -605,7 +608,7 @@ async fn the_database_itself_refuses_overlapping_rows(backend: Backend) {
     assert_eq!((unchanged.doctor_id, unchanged.starts_at), (Some(other_doctor), 1_000), "the refused update left it");
 
     // A cancelled booking frees its range, and cannot be brought back over a booking made since.
-    rows::finish(&mut conn, workspace, first.id, "cancelled", 0).unwrap().unwrap();
+    rows::finish(&mut conn, workspace, first.id, frontdesk::status::BookingStatus::Cancelled, 0).unwrap().unwrap();
     rows::insert(&mut conn, &row(doctor, 1_000, 2_000), 0).expect("a cancelled booking frees its range");
     let revive = format!("UPDATE bookings SET status = 'confirmed' WHERE id = {}", first.id);
     let revived = frontdesk::on_backend!(&mut *conn, c => diesel::RunQueryDsl::execute(diesel::sql_query(&revive), c))

@@ -3,6 +3,7 @@
 //! source's chunks all at once.
 
 use frontdesk::ids::WorkspaceId;
+use frontdesk::status::SourceStatus;
 use frontdesk::storage::knowledge::{self, NewChunk, NewSource};
 use frontdesk::storage::{Db, DbConn};
 
@@ -55,7 +56,7 @@ async fn each_waiting_source_is_claimed_by_exactly_one_worker(backend: Backend) 
                 while let Some((row, claim)) =
                     knowledge::claim_next(&mut conn, &format!("node-{w}"), 1_000, 60_000).unwrap()
                 {
-                    assert_eq!(row.status, "learning");
+                    assert_eq!(row.status, SourceStatus::Learning);
                     assert!(knowledge::complete(
                         &mut conn,
                         &claim,
@@ -76,7 +77,7 @@ async fn each_waiting_source_is_claimed_by_exactly_one_worker(backend: Backend) 
     assert_eq!(claimed, ids, "every source learned once, none twice");
     let mut conn = store.conn().unwrap();
     let rows = knowledge::list(&mut conn, workspace, None).unwrap();
-    assert!(rows.iter().all(|r| r.status == "learned" && r.chunk_count == 1 && r.attempts == 1));
+    assert!(rows.iter().all(|r| r.status == SourceStatus::Learned && r.chunk_count == 1 && r.attempts == 1));
 }
 
 async fn a_lapsed_claim_is_taken_over_and_the_stale_one_cannot_hand_in(backend: Backend) {
@@ -110,7 +111,7 @@ async fn relearning_replaces_the_chunks_at_once(backend: Backend) {
     assert_eq!(knowledge::chunks(&mut conn, workspace, id).unwrap().len(), 1200);
 
     let row = knowledge::relearn(&mut conn, workspace, id, 3_000).unwrap().unwrap();
-    assert_eq!(row.status, "waiting");
+    assert_eq!(row.status, SourceStatus::Waiting);
     assert_eq!(knowledge::chunks(&mut conn, workspace, id).unwrap().len(), 1200, "the old chunks answer meanwhile");
     let (_, claim) = knowledge::claim_next(&mut conn, "node", 4_000, 60_000).unwrap().unwrap();
     assert!(knowledge::complete(&mut conn, &claim, &[chunk("new 0"), chunk("new 1")], None, 1, 5_000).unwrap());

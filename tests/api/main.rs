@@ -46,6 +46,7 @@ mod site;
 mod sse;
 mod tenancy;
 mod text_and_bodies;
+mod vocabulary;
 mod webhook_receiver;
 mod webhooks;
 mod websocket;

@@ -14,14 +14,14 @@ use crate::ids::WorkspaceId;
 use crate::storage::bookings::{self as rows, BookingFilter};
 use crate::storage::{now_ms, Db, DbConn, DbError};
 
-pub use crate::storage::bookings::STATUSES;
+pub use crate::status::BookingStatus;
 
 /// Which bookings to list: local dates at the practice (both inclusive) and the usual filters.
 #[derive(Debug, Default)]
 pub struct BookingQuery {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
-    pub status: Option<String>,
+    pub status: Option<BookingStatus>,
     pub doctor_id: Option<i64>,
     pub patient_id: Option<i64>,
     pub limit: i64,
@@ -124,7 +124,7 @@ impl BookingDesk {
         &self,
         workspace_id: WorkspaceId,
         id: i64,
-        status: &'static str,
+        status: BookingStatus,
         reason: Option<String>,
     ) -> Result<BookingView, ApiError> {
         if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
@@ -140,14 +140,6 @@ impl BookingDesk {
 
     /// The workspace's bookings, newest appointment first.
     pub async fn list(&self, workspace_id: WorkspaceId, query: BookingQuery) -> Result<Vec<BookingView>, ApiError> {
-        if let Some(status) = &query.status {
-            if !STATUSES.contains(&status.as_str()) {
-                return Err(ApiError::bad_request(format!(
-                    "invalid query parameter `status`: expected one of {}",
-                    STATUSES.join(", ")
-                )));
-            }
-        }
         Ok(self
             .db
             .run(move |conn| {

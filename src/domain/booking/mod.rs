@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::ids::WorkspaceId;
 use crate::on_backend;
+use crate::status::BookingStatus;
 use crate::storage::bookings::{self, BookingRow, BusyQuery, HoldRow, NewBooking, NewTime};
 use crate::storage::contacts::{self, Authority, Person};
 use crate::storage::outbox;
@@ -154,7 +155,7 @@ pub struct BookingView {
     pub time: String,
     pub service: String,
     pub doctor_name: String,
-    pub status: String,
+    pub status: BookingStatus,
     pub doctor_id: Option<i64>,
     pub service_id: Option<i64>,
     pub patient_id: Option<i64>,
@@ -209,7 +210,7 @@ impl BookingView {
             time: at.format("%H:%M").to_string(),
             service: row.service_name.clone(),
             doctor_name: row.doctor_name.clone(),
-            status: row.status.clone(),
+            status: row.status,
             doctor_id: row.doctor_id,
             service_id: row.service_id,
             patient_id: row.contact_id,
@@ -728,7 +729,7 @@ fn reschedule_in_tx(
     lock_workspace(conn, Guarded::Schedule, workspace_id)?;
     let practice = Practice::load(conn, workspace_id)?;
     let row = bookings::get(conn, workspace_id, id)?.ok_or(BookingError::NotFound)?;
-    if row.status != "confirmed" {
+    if row.status != BookingStatus::Confirmed {
         return Err(BookingError::State(format!("booking {id} is {} and cannot be rescheduled", row.status)));
     }
     let doctor = match doctor {
@@ -773,12 +774,12 @@ fn reschedule_in_tx(
 }
 
 /// The final statuses and the webhook event each one queues.
-pub fn event_for(status: &str) -> Option<&'static str> {
+pub fn event_for(status: BookingStatus) -> Option<&'static str> {
     match status {
-        "cancelled" => Some("booking_cancelled"),
-        "completed" => Some("booking_completed"),
-        "no_show" => Some("no_show"),
-        _ => None,
+        BookingStatus::Cancelled => Some("booking_cancelled"),
+        BookingStatus::Completed => Some("booking_completed"),
+        BookingStatus::NoShow => Some("no_show"),
+        BookingStatus::Confirmed => None,
     }
 }
 
@@ -787,7 +788,7 @@ pub fn finish(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
     id: i64,
-    status: &str,
+    status: BookingStatus,
     reason: Option<&str>,
     now: i64,
 ) -> Result<BookingRow, BookingError> {
@@ -873,9 +874,9 @@ mod tests {
 
     #[test]
     fn each_final_status_has_its_event() {
-        assert_eq!(event_for("cancelled"), Some("booking_cancelled"));
-        assert_eq!(event_for("completed"), Some("booking_completed"));
-        assert_eq!(event_for("no_show"), Some("no_show"));
-        assert_eq!(event_for("confirmed"), None);
+        assert_eq!(event_for(BookingStatus::Cancelled), Some("booking_cancelled"));
+        assert_eq!(event_for(BookingStatus::Completed), Some("booking_completed"));
+        assert_eq!(event_for(BookingStatus::NoShow), Some("no_show"));
+        assert_eq!(event_for(BookingStatus::Confirmed), None);
     }
 }

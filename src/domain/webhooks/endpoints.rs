@@ -7,6 +7,7 @@ use crate::crypto::SecretBox;
 use crate::error::ApiError;
 use crate::ids::WorkspaceId;
 use crate::net_guard::{self, TargetPolicy};
+use crate::status::DeliveryStatus;
 use crate::storage::webhooks::{self as store, NewEndpoint};
 use crate::storage::{now_ms, Db};
 
@@ -154,8 +155,7 @@ pub async fn rotate(
 /// Which deliveries of the log to read, newest first.
 #[derive(Debug, Default)]
 pub struct DeliveryFilter {
-    /// `pending`, `delivered` or `dead`.
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     pub event: Option<String>,
     /// Deliveries with a smaller id.
     pub before: Option<i64>,
@@ -169,11 +169,6 @@ pub async fn deliveries(
     endpoint_id: i64,
     filter: DeliveryFilter,
 ) -> Result<Vec<DeliveryView>, ApiError> {
-    if let Some(status) = &filter.status {
-        if !["pending", "delivered", "dead"].contains(&status.as_str()) {
-            return Err(ApiError::unprocessable("status must be pending, delivered or dead"));
-        }
-    }
     let endpoint = endpoint(db, workspace_id, endpoint_id).await?;
     Ok(db
         .run(move |conn| {
@@ -182,7 +177,7 @@ pub async fn deliveries(
                 workspace_id,
                 endpoint.id,
                 None,
-                filter.status.as_deref(),
+                filter.status,
                 filter.event.as_deref(),
                 filter.before,
                 filter.limit,

@@ -95,7 +95,7 @@ async fn record(chat: &Chat, row: SourceRow, kind: DataType, bot_public_id: Stri
         content_value,
         kind,
         title: (!row.title.is_empty()).then(|| row.title.clone()),
-        status_learning: row.status.to_uppercase(),
+        status_learning: row.status.as_str().to_uppercase(),
         updated_at: iso(row.updated_at),
         created_at: iso(row.created_at),
         source: "USER",

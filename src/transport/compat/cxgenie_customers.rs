@@ -48,8 +48,10 @@ use crate::domain::customers::{
 };
 use crate::error::{ApiError, JsonBody};
 use crate::ids::WorkspaceId;
+use crate::status::Presence;
 use crate::transport::http::auth::{bearer, workspace_of_token};
 use crate::transport::http::idempotency;
+use frontdesk_actors::{ConversationStatus, Owner, Sender};
 
 /// How long `POST …/messages` waits for the bot's reply.
 const REPLY_WAIT: Duration = Duration::from_secs(30);
@@ -367,8 +369,8 @@ impl ReplyBy {
             name: agent.map(|a| a.name.clone()).unwrap_or_default(),
             avatar: String::new(),
             is_bot: false,
-            is_online: agent.is_some_and(|a| a.presence != "offline"),
-            is_available: agent.is_some_and(|a| a.presence == "online"),
+            is_online: agent.is_some_and(|a| a.presence != Presence::Offline),
+            is_available: agent.is_some_and(|a| a.presence == Presence::Online),
         }
     }
 }
@@ -408,7 +410,7 @@ struct MessageView {
     deleted_at: Option<String>,
     seq: i64,
     /// `visitor`, `bot`, `agent` or `system`.
-    sender: String,
+    sender: Sender,
 }
 
 impl MessageView {
@@ -427,11 +429,11 @@ impl MessageView {
         } else {
             "TEXT"
         };
-        let (sender_id, receiver_id) = match row.sender.as_str() {
-            "visitor" => (customer, Some(bot_public_id.to_owned())),
-            "bot" => (Some(bot_public_id.to_owned()), customer),
-            "agent" => (row.agent_id.map(|id| id.to_string()), customer),
-            _ => (None, customer),
+        let (sender_id, receiver_id) = match row.sender {
+            Sender::Visitor => (customer, Some(bot_public_id.to_owned())),
+            Sender::Bot => (Some(bot_public_id.to_owned()), customer),
+            Sender::Agent => (row.agent_id.map(|id| id.to_string()), customer),
+            Sender::System => (None, customer),
         };
         MessageView {
             id: row.id.to_string(),
@@ -462,7 +464,7 @@ impl MessageView {
             updated_at: iso(row.created_at),
             deleted_at: None,
             seq: row.seq,
-            sender: row.sender.clone(),
+            sender: row.sender,
         }
     }
 }
@@ -631,7 +633,7 @@ fn reply_status_name(status: ReplyStatus) -> &'static str {
 }
 
 fn session_status(session: &SessionRow) -> &'static str {
-    if session.status == "closed" {
+    if session.status == ConversationStatus::Closed {
         "CLOSED"
     } else {
         "OPEN"
@@ -647,11 +649,11 @@ fn customer_view(
     latest: Option<&Activity>,
 ) -> CustomerView {
     let newest = sessions.first();
-    let open = sessions.iter().find(|s| s.status == "open");
+    let open = sessions.iter().find(|s| s.status == ConversationStatus::Open);
     let bot = newest.and_then(|s| ws.bots.get(&s.bot_id));
     let last_message = latest.and_then(|a| a.last_message.as_ref());
     let is_read = match (newest, latest) {
-        (Some(session), Some(activity)) => ReplyStatus::of(&session.owner, activity) != ReplyStatus::Unread,
+        (Some(session), Some(activity)) => ReplyStatus::of(session.owner, activity) != ReplyStatus::Unread,
         _ => true,
     };
     CustomerView {
@@ -675,7 +677,7 @@ fn customer_view(
         discord_id: None,
         note: contact.notes.clone(),
         bot_id: bot.map(|b| b.public_id.clone()),
-        auto_reply: newest.is_none_or(|s| s.owner == "bot"),
+        auto_reply: newest.is_none_or(|s| s.owner == Owner::Bot),
         workspace_id: ws.public_id.clone(),
         is_read,
         external_id: contact.external_id(),
@@ -863,8 +865,8 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
             values
                 .iter()
                 .map(|v| match v.to_ascii_uppercase().as_str() {
-                    "OPEN" | "OPENED" => Ok("open"),
-                    "CLOSED" => Ok("closed"),
+                    "OPEN" | "OPENED" => Ok(ConversationStatus::Open),
+                    "CLOSED" => Ok(ConversationStatus::Closed),
                     _ => Err(bad("status", format!("`{v}` is not `OPEN` or `CLOSED`"))),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -918,7 +920,7 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
                     let a = activity.get(&session.id).unwrap_or(&idle);
                     let bot = ws.bots.get(&session.bot_id);
                     let bot_public_id = ws.bot_public_id(session.bot_id);
-                    let status = ReplyStatus::of(&session.owner, a);
+                    let status = ReplyStatus::of(session.owner, a);
                     let last = a.last_message.as_ref();
                     SessionView {
                         id: session.id.clone(),
@@ -937,9 +939,9 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
                         category_id: None,
                         sub_category_id: None,
                         team_id: None,
-                        last_message_by: match last.map(|m| m.sender.as_str()) {
-                            Some("visitor") => "CUSTOMER",
-                            Some("agent") => "AGENT",
+                        last_message_by: match last.map(|m| m.sender) {
+                            Some(Sender::Visitor) => "CUSTOMER",
+                            Some(Sender::Agent) => "AGENT",
                             _ => "BOT",
                         },
                         last_message_at: iso(last.map(|m| m.created_at).unwrap_or(session.created_at)),
@@ -952,7 +954,7 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
                         queued_at: iso(session.created_at),
                         source: session.channel.clone(),
                         have_message_from_agent: !a.agent_ids.is_empty(),
-                        auto_reply: session.owner == "bot",
+                        auto_reply: session.owner == Owner::Bot,
                         bot: bot.map(SessionBot::new),
                         customer: SessionCustomer::new(&customer),
                         social_account: None,
@@ -1199,7 +1201,7 @@ async fn given_session(
         .await?
         .filter(|s| s.bot_id == bot.id)
         .ok_or_else(|| ApiError::not_found("session not found"))?;
-    if session.status == "closed" {
+    if session.status == ConversationStatus::Closed {
         return Err(ApiError::conflict("this session is closed; send without `session_id` to start a new one"));
     }
     if let Some(contact_id) = customer_id.filter(|c| session.contact_id != Some(*c)) {

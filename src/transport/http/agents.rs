@@ -10,7 +10,7 @@
 //! body names it (`agent_id`), and it must be an agent of the same workspace.
 
 use actix_web::{web, HttpResponse};
-use frontdesk_actors::{AgentRef, ChangedBy, Sender};
+use frontdesk_actors::{AgentRef, ChangedBy, ConversationStatus, Owner, Sender};
 use serde::Deserialize;
 
 use crate::domain::agents::{self, AgentChanges as Changes};
@@ -18,6 +18,7 @@ use crate::domain::chat::Chat;
 use crate::domain::inbox::{self, Cursor, InboxFilter};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
 use crate::ids::WorkspaceId;
+use crate::status::{AgentRole, Presence};
 use crate::transport::http::auth::Caller;
 use crate::transport::revocation::{Credential, Revocations};
 
@@ -26,7 +27,7 @@ use crate::transport::revocation::{Credential, Revocations};
 pub struct NewAgent {
     pub name: String,
     pub email: String,
-    pub role: Option<String>,
+    pub role: Option<AgentRole>,
 }
 
 pub async fn create(chat: web::Data<Chat>, caller: Caller, body: JsonBody<NewAgent>) -> Result<HttpResponse, ApiError> {
@@ -53,8 +54,8 @@ pub async fn me(chat: web::Data<Chat>, caller: Caller) -> Result<HttpResponse, A
 #[serde(deny_unknown_fields)]
 pub struct AgentChanges {
     pub name: Option<String>,
-    pub role: Option<String>,
-    pub presence: Option<String>,
+    pub role: Option<AgentRole>,
+    pub presence: Option<Presence>,
 }
 
 async fn apply_changes(
@@ -78,15 +79,15 @@ pub async fn update(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Presence {
-    pub presence: String,
+pub struct PresenceBody {
+    pub presence: Presence,
 }
 
 /// An agent sets their own presence (`online`, `away`, `offline`).
 pub async fn set_my_presence(
     chat: web::Data<Chat>,
     caller: Caller,
-    body: JsonBody<Presence>,
+    body: JsonBody<PresenceBody>,
 ) -> Result<HttpResponse, ApiError> {
     let agent = caller.agent.as_ref().ok_or_else(|| ApiError::bad_request("this route needs an agent token"))?;
     let changes = AgentChanges { name: None, role: None, presence: Some(body.0.presence) };
@@ -153,8 +154,8 @@ pub async fn acting_agent(chat: &Chat, caller: &Caller, named: Option<i64>) -> R
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListConversations {
-    pub status: Option<String>,
-    pub owner: Option<String>,
+    pub status: Option<ConversationStatus>,
+    pub owner: Option<Owner>,
     pub agent_id: Option<i64>,
     pub unread: Option<bool>,
     /// Started at or after this time: RFC 3339 or milliseconds since the epoch.
@@ -190,16 +191,6 @@ pub async fn list_conversations(
     query: QueryParams<ListConversations>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.0;
-    if let Some(status) = &q.status {
-        if !["open", "closed"].contains(&status.as_str()) {
-            return Err(ApiError::bad_request("invalid query parameter `status`: open or closed"));
-        }
-    }
-    if let Some(owner) = &q.owner {
-        if !["bot", "queued", "agent"].contains(&owner.as_str()) {
-            return Err(ApiError::bad_request("invalid query parameter `owner`: bot, queued or agent"));
-        }
-    }
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::bad_request("invalid query parameter `limit`: 1 to 200"));

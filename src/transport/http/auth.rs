@@ -26,6 +26,7 @@ use crate::domain::chat::Chat;
 use crate::domain::rate_limit::ApiRateLimiter;
 use crate::error::ApiError;
 use crate::ids::WorkspaceId;
+use crate::status::AgentRole;
 use crate::transport::revocation::Credential;
 
 /// A caller authenticated by an API key or an agent token: everything it touches is scoped to
@@ -90,7 +91,7 @@ pub async fn require_api_key(
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::unauthorized("invalid agent token"))?;
-        if agent.role != "admin" && !agent_may(req.method(), req.path()) {
+        if agent.role != AgentRole::Admin && !agent_may(req.method(), req.path()) {
             return Err(refuse_role().into());
         }
         // Agents have their own quota, apart from the API keys' ids.
@@ -155,7 +156,7 @@ async fn with_session(
         }
     }
     let agent = &signed_in.agent;
-    if agent.role != "admin" && !agent_may(&method, req.path()) {
+    if agent.role != AgentRole::Admin && !agent_may(&method, req.path()) {
         return Err(refuse_role().into());
     }
     tracing::Span::current().record("workspace_id", agent.workspace_id.get());

@@ -11,6 +11,7 @@ use crate::domain::booking::{self, BookingRequest, Named, Start};
 use crate::domain::chat::Chat;
 use crate::error::{ApiError, JsonBody, OptionalJsonBody, QueryParams};
 use crate::ids::WorkspaceId;
+use crate::status::BookingStatus;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
@@ -156,7 +157,7 @@ pub struct ListQuery {
     pub from: Option<String>,
     /// Last local date included (YYYY-MM-DD).
     pub to: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<BookingStatus>,
     pub doctor_id: Option<i64>,
     pub patient_id: Option<i64>,
     pub limit: Option<i64>,
@@ -221,7 +222,7 @@ async fn finish(
     chat: &Chat,
     workspace_id: WorkspaceId,
     id: i64,
-    status: &'static str,
+    status: BookingStatus,
     body: OptionalJsonBody<FinishBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = body.0.unwrap_or_default().reason;
@@ -234,7 +235,7 @@ pub async fn cancel(
     path: web::Path<i64>,
     body: OptionalJsonBody<FinishBody>,
 ) -> Result<HttpResponse, ApiError> {
-    finish(&chat, caller.workspace_id, *path, "cancelled", body).await
+    finish(&chat, caller.workspace_id, *path, BookingStatus::Cancelled, body).await
 }
 
 pub async fn complete(
@@ -243,7 +244,7 @@ pub async fn complete(
     path: web::Path<i64>,
     body: OptionalJsonBody<FinishBody>,
 ) -> Result<HttpResponse, ApiError> {
-    finish(&chat, caller.workspace_id, *path, "completed", body).await
+    finish(&chat, caller.workspace_id, *path, BookingStatus::Completed, body).await
 }
 
 pub async fn no_show(
@@ -252,7 +253,7 @@ pub async fn no_show(
     path: web::Path<i64>,
     body: OptionalJsonBody<FinishBody>,
 ) -> Result<HttpResponse, ApiError> {
-    finish(&chat, caller.workspace_id, *path, "no_show", body).await
+    finish(&chat, caller.workspace_id, *path, BookingStatus::NoShow, body).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,7 @@ use crate::domain::knowledge::library::{SourceRow, StoredFile, UploadRow};
 use crate::domain::knowledge::{extract, Knowledge, SourceInput};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
 use crate::ids::WorkspaceId;
+use crate::status::SourceStatus;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::body_guard::BodyFault;
 
@@ -52,8 +53,7 @@ pub struct SourceView {
     pub upload_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crawl: Option<serde_json::Value>,
-    /// `waiting`, `learning`, `learned` or `failed`.
-    pub status: String,
+    pub status: SourceStatus,
     /// Why learning failed.
     pub error: Option<String>,
     pub chunk_count: i32,
@@ -171,7 +171,7 @@ pub async fn create_source(
 #[serde(deny_unknown_fields)]
 pub struct SourceListQuery {
     pub bot_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<SourceStatus>,
 }
 
 pub async fn list_sources(
@@ -181,13 +181,6 @@ pub async fn list_sources(
     query: QueryParams<SourceListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let SourceListQuery { bot_id, status } = query.0;
-    if let Some(status) = &status {
-        if !["waiting", "learning", "learned", "failed"].contains(&status.as_str()) {
-            return Err(ApiError::bad_request(
-                "invalid query parameter `status`: waiting, learning, learned or failed",
-            ));
-        }
-    }
     let mut rows = knowledge.sources(caller.workspace_id, bot_id).await?;
     if let Some(status) = status {
         rows.retain(|row| row.status == status);

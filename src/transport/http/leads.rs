@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::chat::Chat;
-use crate::domain::leads;
+use crate::domain::leads::{self, LeadStage};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::transport::http::auth::Caller;
 use crate::transport::http::page;
@@ -13,7 +13,7 @@ use crate::transport::http::page;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeadQuery {
-    pub stage: Option<String>,
+    pub stage: Option<LeadStage>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -36,7 +36,7 @@ pub async fn get_lead(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageBody {
-    pub stage: String,
+    pub stage: LeadStage,
 }
 
 /// `PATCH /api/leads/:id/stage`.

@@ -9,6 +9,7 @@ use crate::domain::chat::Chat;
 use crate::domain::webhooks::endpoints::{self, DeliveryFilter, EndpointChanges, EndpointRow, EndpointSpec, Secrets};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
 use crate::ids::WorkspaceId;
+use crate::status::DeliveryStatus;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
@@ -195,8 +196,7 @@ pub async fn rotate(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
-    /// `pending`, `delivered` or `dead`.
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     pub event: Option<String>,
     /// Cursor: deliveries with a smaller id (the log is newest first).
     pub before: Option<i64>,
@@ -238,7 +238,7 @@ pub async fn redeliver(
 ) -> Result<HttpResponse, ApiError> {
     let (endpoint_id, delivery_id) = path.into_inner();
     endpoints::redeliver(&chat.db, caller.workspace_id, endpoint_id, delivery_id).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": delivery_id, "status": "pending" })))
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": delivery_id, "status": DeliveryStatus::Pending })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
+use frontdesk_actors::ConversationStatus;
 use serde::Serialize;
 
 use crate::crypto::SecretBox;
@@ -78,7 +79,7 @@ pub async fn upload(
                 return Err(ApiError::forbidden("this bot does not take attachments"));
             }
             let row = chat.bot_conversation(bot.id, &conversation.ok_or_else(|| missing("conversation_id"))?).await?;
-            if row.status != "open" {
+            if row.status != ConversationStatus::Open {
                 return Err(ApiError::conflict("the conversation is closed"));
             }
             Ok(bot.workspace_id)

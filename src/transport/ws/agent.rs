@@ -38,6 +38,7 @@ use crate::domain::replay::{self, Live, ReplayCursor};
 use crate::domain::{access, agents};
 use crate::error::ApiError;
 use crate::ids::WorkspaceId;
+use crate::status::Presence;
 use crate::transport::revocation::{self, Credential, Revocations, WatchGuard};
 use crate::transport::ws::protocol::{refuse_version, AgentFrame, AGENT_PROTOCOL, UNSUPPORTED_PROTOCOL};
 
@@ -209,7 +210,7 @@ impl Actor for AgentSocket {
             if !sockets.closed(id).await {
                 return;
             }
-            if let Err(err) = agents::set_presence(&db, workspace_id, id, "offline").await {
+            if let Err(err) = agents::set_presence(&db, workspace_id, id, Presence::Offline).await {
                 tracing::warn!(error = %err, "agent presence not set offline");
             }
         });
@@ -263,12 +264,11 @@ impl AgentSocket {
     fn set_presence(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
-        presence: &str,
+        presence: Presence,
         reference: Option<serde_json::Value>,
     ) {
-        let (db, workspace_id, id, presence) =
-            (self.chat.db.clone(), self.workspace_id, self.agent.id, presence.to_owned());
-        let update = async move { agents::set_presence(&db, workspace_id, id, &presence).await };
+        let (db, workspace_id, id) = (self.chat.db.clone(), self.workspace_id, self.agent.id);
+        let update = async move { agents::set_presence(&db, workspace_id, id, presence).await };
         ctx.spawn(update.into_actor(self).map(move |done, _act, ctx| match done {
             Ok(Some(agent)) if reference.is_some() => {
                 ack(ctx, reference, serde_json::json!({ "presence": agent.presence }))
@@ -407,7 +407,8 @@ impl AgentSocket {
         }
         if frame.kind == "presence" {
             return match frame.presence.as_deref() {
-                Some(presence @ ("online" | "away")) => self.set_presence(ctx, presence, reference),
+                Some("online") => self.set_presence(ctx, Presence::Online, reference),
+                Some("away") => self.set_presence(ctx, Presence::Away, reference),
                 _ => error(ctx, reference, "invalid field `presence`: online or away"),
             };
         }

@@ -10,7 +10,7 @@
 //! (a new optional field, a new frame type clients ignore) keep the version; a change to an
 //! existing frame's fields raises it.
 
-use frontdesk_actors::{AgentRef, StoredMessage};
+use frontdesk_actors::{AgentRef, ConversationStatus, Owner, StoredMessage};
 use serde::Serialize;
 
 /// The widget socket's protocol version.
@@ -38,9 +38,9 @@ pub enum WidgetFrame<'a> {
         bot_id: &'a str,
         resumed: bool,
         /// `open` or `closed`: a resumed conversation may have ended meanwhile.
-        status: &'a str,
+        status: ConversationStatus,
         /// `bot`, `queued` or `agent`.
-        owner: &'a str,
+        owner: Owner,
         /// The person who has the conversation, when `owner` is `agent`.
         #[serde(skip_serializing_if = "Option::is_none")]
         agent: Option<&'a AgentRef>,
@@ -150,8 +150,8 @@ mod tests {
                 conversation_id: "c-1",
                 bot_id: "b-1",
                 resumed: true,
-                status: "open",
-                owner: "agent",
+                status: ConversationStatus::Open,
+                owner: Owner::Agent,
                 agent: Some(&agent),
             },
             WidgetFrame::Ack { client_msg_id: "m-1", message: &message, duplicate: false },

@@ -346,8 +346,8 @@ impl VisitorSocket {
                             conversation_id: &row.id,
                             bot_id: &bot_public_id,
                             resumed,
-                            status: &row.status,
-                            owner: &row.owner,
+                            status: row.status,
+                            owner: row.owner,
                             agent: agent.as_ref(),
                         },
                     );
