@@ -2,6 +2,9 @@
 //! credential through the domain to every query, so that the tenant an operation runs in cannot
 //! be swapped by accident with another id of the same call (`(workspace_id, id)` pairs are
 //! everywhere). It is stored and sent as the plain integer it wraps.
+//!
+//! A conversation's id is a [`ConversationId`], defined by the actors crate (it is the key
+//! their registry finds a session by) and used as is from the request that names it to the row.
 
 use std::fmt;
 
@@ -11,6 +14,8 @@ use diesel::expression::AsExpression;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::BigInt;
 use serde::{Deserialize, Serialize};
+
+pub use frontdesk_actors::ConversationId;
 
 /// The id of a workspace (a tenant).
 #[derive(

@@ -13,14 +13,14 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::ports::LeadSignals;
+use crate::ports::{ConversationId, LeadSignals};
 
 /// A conversation may have new signals: score it again.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Rescore {
     pub workspace_id: i64,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// Only the message count changed: worth a pass only for a conversation with a lead.
     pub engagement_only: bool,
 }
@@ -32,7 +32,7 @@ pub struct Rescore {
 #[rtype(result = "bool")]
 pub struct RescoreNow {
     pub workspace_id: i64,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
 }
 
 /// How many conversations with leads the scorer remembers before it starts afresh (they are
@@ -42,11 +42,11 @@ const REMEMBERED: usize = 100_000;
 pub struct LeadScorer {
     signals: Arc<dyn LeadSignals>,
     coalesce: Duration,
-    pending: HashSet<(i64, String)>,
+    pending: HashSet<(i64, ConversationId)>,
     scheduled: bool,
-    with_leads: HashSet<(i64, String)>,
+    with_leads: HashSet<(i64, ConversationId)>,
     /// Callers of [`RescoreNow`] waiting for the pass that includes their conversation.
-    waiting: HashMap<(i64, String), Vec<oneshot::Sender<bool>>>,
+    waiting: HashMap<(i64, ConversationId), Vec<oneshot::Sender<bool>>>,
 }
 
 impl LeadScorer {
@@ -64,12 +64,13 @@ impl LeadScorer {
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
         self.scheduled = false;
-        let batch: Vec<(i64, String)> = self.pending.drain().collect();
+        let batch: Vec<(i64, ConversationId)> = self.pending.drain().collect();
         if batch.is_empty() {
             return;
         }
         let signals = self.signals.clone();
-        let asked: Vec<(i64, String)> = batch.iter().filter(|key| self.waiting.contains_key(*key)).cloned().collect();
+        let asked: Vec<(i64, ConversationId)> =
+            batch.iter().filter(|key| self.waiting.contains_key(*key)).cloned().collect();
         // `wait`: the mailbox holds until this pass is done; requests meanwhile form the next.
         ctx.wait(async move { signals.rescore(batch).await }.into_actor(self).map(move |found, act, _| {
             for key in asked {
@@ -128,20 +129,20 @@ mod tests {
 
     #[derive(Default)]
     struct Recorder {
-        passes: Mutex<Vec<Vec<(i64, String)>>>,
+        passes: Mutex<Vec<Vec<(i64, ConversationId)>>>,
     }
 
     #[async_trait::async_trait]
     impl LeadSignals for Recorder {
         /// Conversation "a" has a lead; "b" has none.
-        async fn rescore(&self, mut conversations: Vec<(i64, String)>) -> Vec<(i64, String)> {
+        async fn rescore(&self, mut conversations: Vec<(i64, ConversationId)>) -> Vec<(i64, ConversationId)> {
             conversations.sort();
             self.passes.lock().unwrap().push(conversations.clone());
             conversations.into_iter().filter(|(_, id)| id == "a").collect()
         }
     }
 
-    async fn passes_after(recorder: &Recorder, count: usize) -> Vec<Vec<(i64, String)>> {
+    async fn passes_after(recorder: &Recorder, count: usize) -> Vec<Vec<(i64, ConversationId)>> {
         for _ in 0..200 {
             if recorder.passes.lock().unwrap().len() >= count {
                 break;
@@ -162,7 +163,7 @@ mod tests {
             }
         }
         let passes = passes_after(&recorder, 1).await;
-        assert_eq!(passes, vec![vec![(1, "a".to_owned()), (1, "b".to_owned())]]);
+        assert_eq!(passes, vec![vec![(1, "a".into()), (1, "b".into())]]);
 
         // Engagement alone counts only where a lead is known: "a" is scored again, "b" is not.
         for id in ["a", "b"] {
@@ -170,7 +171,7 @@ mod tests {
             scorer.send(msg).await.unwrap();
         }
         let passes = passes_after(&recorder, 2).await;
-        assert_eq!(passes[1], vec![(1, "a".to_owned())]);
+        assert_eq!(passes[1], vec![(1, "a".into())]);
     }
 
     #[actix_rt::test]
@@ -183,7 +184,7 @@ mod tests {
         let a = scorer.send(RescoreNow { workspace_id: 1, conversation_id: "a".into() }).await.unwrap();
         assert!(a, "conversation a has a lead");
         // The request already gathered went with it, in one pass.
-        assert_eq!(passes_after(&recorder, 1).await, vec![vec![(1, "a".to_owned()), (1, "b".to_owned())]]);
+        assert_eq!(passes_after(&recorder, 1).await, vec![vec![(1, "a".into()), (1, "b".into())]]);
         let b = scorer.send(RescoreNow { workspace_id: 1, conversation_id: "b".into() }).await.unwrap();
         assert!(!b, "conversation b has none");
         assert_eq!(passes_after(&recorder, 2).await.len(), 2, "each answer had its own pass");

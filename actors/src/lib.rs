@@ -16,9 +16,9 @@ pub use booking::{BookingDesk, DeskError};
 pub use leads::{LeadScorer, Rescore, RescoreNow};
 pub use ports::{
     inbox_topic, merge_variables, variables_patch, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest,
-    ChangedBy, Clock, ConversationEvent, ConversationSnapshot, ConversationStatus, ConversationStore, EventBus,
-    LeadSignals, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StateWriter, StoreError,
-    StoredMessage, SystemClock, TurnState,
+    ChangedBy, Clock, ConversationEvent, ConversationId, ConversationSnapshot, ConversationStatus, ConversationStore,
+    EventBus, LeadSignals, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, StateWriter,
+    StoreError, StoredMessage, SystemClock, TurnState,
 };
 pub use registry::{OnStop, SessionRegistry};
 pub use session::{

@@ -11,6 +11,74 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+/// A conversation's id: its public id and the key its session is found by on every node. Stored
+/// and sent as the string it wraps, so that it cannot be mistaken for a bot's public id, an
+/// outside session's id or any other string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow))]
+#[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Text))]
+#[serde(transparent)]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<String> for ConversationId {
+    fn from(id: String) -> Self {
+        ConversationId(id)
+    }
+}
+
+impl From<&str> for ConversationId {
+    fn from(id: &str) -> Self {
+        ConversationId(id.to_owned())
+    }
+}
+
+impl From<ConversationId> for String {
+    fn from(id: ConversationId) -> Self {
+        id.0
+    }
+}
+
+impl std::fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ConversationId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Lets maps keyed by id be read with a `&str` (a path segment, a bus topic).
+impl std::borrow::Borrow<str> for ConversationId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ConversationId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ConversationId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow))]
@@ -115,7 +183,7 @@ impl ChangedBy {
 #[derive(Debug, Clone)]
 pub struct OwnershipChange {
     pub workspace_id: i64,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub from: Vec<Owner>,
     pub to: Owner,
     /// The agent who takes over (`to` is `Agent`) or who acts.
@@ -148,7 +216,7 @@ pub enum OwnershipOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredMessage {
     pub id: i64,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub seq: i64,
     pub sender: Sender,
     /// The agent who wrote it, for an agent's message.
@@ -172,7 +240,7 @@ pub struct StoredMessage {
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub workspace_id: i64,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub seq: i64,
     pub sender: Sender,
     pub agent_id: Option<i64>,
@@ -233,7 +301,7 @@ mod text_columns {
     use diesel::serialize::{self, Output, ToSql};
     use diesel::sql_types::Text;
 
-    use super::{ConversationStatus, Owner, Sender};
+    use super::{ConversationId, ConversationStatus, Owner, Sender};
 
     macro_rules! text_column {
         ($($name:ident),+) => {$(
@@ -262,12 +330,32 @@ mod text_columns {
     }
 
     text_column!(Sender, Owner, ConversationStatus);
+
+    impl<DB> ToSql<Text, DB> for ConversationId
+    where
+        DB: Backend,
+        str: ToSql<Text, DB>,
+    {
+        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+            self.as_str().to_sql(out)
+        }
+    }
+
+    impl<DB> FromSql<Text, DB> for ConversationId
+    where
+        DB: Backend,
+        String: FromSql<Text, DB>,
+    {
+        fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+            String::from_sql(bytes).map(ConversationId::from)
+        }
+    }
 }
 
 /// Everything a session needs to resume a conversation, read from the store.
 #[derive(Debug, Clone)]
 pub struct ConversationSnapshot {
-    pub id: String,
+    pub id: ConversationId,
     pub workspace_id: i64,
     pub bot_id: i64,
     /// Where the conversation came from (`widget`, `api`, `rest`, a seed API's name).
@@ -298,21 +386,21 @@ pub enum StoreError {
 #[async_trait]
 pub trait ConversationStore: Send + Sync + 'static {
     /// Reads a conversation and its recent history, or `None` if it does not exist.
-    async fn load(&self, conversation_id: &str) -> Result<Option<ConversationSnapshot>, StoreError>;
+    async fn load(&self, conversation_id: &ConversationId) -> Result<Option<ConversationSnapshot>, StoreError>;
     /// Persists one message; returns only after it is durable.
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError>;
     /// The bot's (or agent's) message that answered `message_id`, if one was stored.
     async fn find_reply(
         &self,
         workspace_id: i64,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         message_id: i64,
     ) -> Result<Option<StoredMessage>, StoreError>;
     /// Marks the conversation closed.
     async fn close(
         &self,
         workspace_id: i64,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         at: i64,
         fence: Option<i64>,
     ) -> Result<(), StoreError>;
@@ -322,19 +410,24 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn mark_read(
         &self,
         workspace_id: i64,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         reader: Sender,
         seq: i64,
         at: i64,
     ) -> Result<(), StoreError>;
     /// Notes that the owning agent was active (wrote or typed) at `at`.
-    async fn agent_active(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError>;
+    async fn agent_active(
+        &self,
+        workspace_id: i64,
+        conversation_id: &ConversationId,
+        at: i64,
+    ) -> Result<(), StoreError>;
     /// Merges `patch` into the conversation's variables (see [`merge_variables`]) and returns
     /// them as stored.
     async fn merge_variables(
         &self,
         workspace_id: i64,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         patch: serde_json::Value,
         fence: Option<i64>,
     ) -> Result<serde_json::Value, StoreError>;
@@ -379,7 +472,7 @@ pub fn merge_variables(stored: &mut serde_json::Value, patch: serde_json::Value)
 pub struct BrainRequest {
     pub workspace_id: i64,
     pub bot_id: i64,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// The conversation's channel (see [`ConversationSnapshot::channel`]).
     pub channel: String,
     /// The conversation so far, oldest first, ending with the visitor's message.
@@ -519,16 +612,16 @@ pub enum ConversationEvent {
     /// A stored message from the visitor, an agent or the system.
     Message { message: StoredMessage },
     /// A chunk of the bot's reply to `reply_to` while it streams.
-    Delta { conversation_id: String, reply_to: Option<i64>, text: String },
+    Delta { conversation_id: ConversationId, reply_to: Option<i64>, text: String },
     /// The bot's finished reply, stored.
     Done { message: StoredMessage },
     /// Someone started or stopped typing.
-    Typing { conversation_id: String, sender: Sender, on: bool },
+    Typing { conversation_id: ConversationId, sender: Sender, on: bool },
     /// The conversation was closed.
-    Closed { conversation_id: String },
+    Closed { conversation_id: ConversationId },
     /// The conversation changed hands (a person was asked for, an agent took over or left).
     OwnerChanged {
-        conversation_id: String,
+        conversation_id: ConversationId,
         owner: Owner,
         previous: Owner,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -541,7 +634,7 @@ pub enum ConversationEvent {
         at: i64,
     },
     /// `reader` has read the conversation up to `seq`.
-    Read { conversation_id: String, reader: Sender, seq: i64 },
+    Read { conversation_id: ConversationId, reader: Sender, seq: i64 },
 }
 
 /// The bus topic on which a workspace's conversations announce what an inbox shows: stored
@@ -588,8 +681,9 @@ impl ConversationEvent {
 /// Delivery is at most once: subscribers use the `seq` of stored messages to notice gaps and
 /// fill them from the store.
 pub trait EventBus: Send + Sync + 'static {
-    fn publish(&self, conversation_id: &str, event: ConversationEvent);
-    fn subscribe(&self, conversation_id: &str) -> broadcast::Receiver<Arc<ConversationEvent>>;
+    /// `topic` is a conversation's id, or a workspace's [`inbox_topic`].
+    fn publish(&self, topic: &str, event: ConversationEvent);
+    fn subscribe(&self, topic: &str) -> broadcast::Receiver<Arc<ConversationEvent>>;
 }
 
 /// The time, injectable so that tests control it.
@@ -624,7 +718,7 @@ pub struct Ports {
 pub trait LeadSignals: Send + Sync + 'static {
     /// Scores each `(workspace_id, conversation_id)` and answers those that have a lead;
     /// failures are the implementation's to log.
-    async fn rescore(&self, conversations: Vec<(i64, String)>) -> Vec<(i64, String)>;
+    async fn rescore(&self, conversations: Vec<(i64, ConversationId)>) -> Vec<(i64, ConversationId)>;
 }
 
 #[cfg(test)]

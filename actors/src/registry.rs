@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 
-use crate::ports::Ports;
+use crate::ports::{ConversationId, Ports};
 use crate::session::{ConversationSession, SessionConfig, SessionError};
 
 use crate::session::Drain;
@@ -27,10 +27,10 @@ struct Live {
     fence: Option<i64>,
 }
 
-type Sessions = Arc<Mutex<HashMap<String, Live>>>;
+type Sessions = Arc<Mutex<HashMap<ConversationId, Live>>>;
 
 /// Called with a conversation's id when its session has stopped.
-pub type OnStop = Arc<dyn Fn(&str) + Send + Sync>;
+pub type OnStop = Arc<dyn Fn(&ConversationId) + Send + Sync>;
 
 /// Lets a stopping session remove itself, and only itself, from the registry.
 #[derive(Clone)]
@@ -40,7 +40,7 @@ pub struct Registration {
 }
 
 impl Registration {
-    pub(crate) fn release(&self, conversation_id: &str, addr: &Addr<ConversationSession>) {
+    pub(crate) fn release(&self, conversation_id: &ConversationId, addr: &Addr<ConversationSession>) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if sessions.get(conversation_id).is_some_and(|live| &live.addr == addr) {
             sessions.remove(conversation_id);
@@ -82,7 +82,7 @@ impl SessionRegistry {
     }
 
     /// Stops the conversation's session at once, if it is live here (its lease was lost).
-    pub fn evict(&self, conversation_id: &str) {
+    pub fn evict(&self, conversation_id: &ConversationId) {
         if let Some(live) = self.lock().remove(conversation_id) {
             // Stopping the actor from outside: it finishes the message in hand, then stops.
             live.addr.do_send(Drain);
@@ -102,23 +102,23 @@ impl SessionRegistry {
     }
 
     /// Whether this conversation has a live session here.
-    pub fn is_live(&self, conversation_id: &str) -> bool {
+    pub fn is_live(&self, conversation_id: &ConversationId) -> bool {
         self.lock().get(conversation_id).is_some_and(|live| live.addr.connected())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConversationId, Live>> {
         // A poisoned map is still a valid map: a panic elsewhere must not stop every conversation.
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The conversation's live session, started (on the current arbiter) if there is none.
-    pub fn session(&self, conversation_id: &str) -> Addr<ConversationSession> {
+    pub fn session(&self, conversation_id: &ConversationId) -> Addr<ConversationSession> {
         self.session_fenced(conversation_id, None)
     }
 
     /// The conversation's live session writing with `fence`; a live session with an older
     /// token is told to stop and replaced by one started with `fence`.
-    pub fn session_fenced(&self, conversation_id: &str, fence: Option<i64>) -> Addr<ConversationSession> {
+    pub fn session_fenced(&self, conversation_id: &ConversationId, fence: Option<i64>) -> Addr<ConversationSession> {
         let mut sessions = self.lock();
         if let Some(live) = sessions.get(conversation_id).filter(|live| live.addr.connected()) {
             if live.fence >= fence {
@@ -128,18 +128,18 @@ impl SessionRegistry {
         }
         let registration = Registration { sessions: self.sessions.clone(), on_stop: self.on_stop.clone() };
         let addr = ConversationSession::new(
-            conversation_id.to_owned(),
+            conversation_id.clone(),
             self.ports.clone(),
             self.config.clone(),
             registration,
             fence,
         )
         .start();
-        sessions.insert(conversation_id.to_owned(), Live { addr: addr.clone(), fence });
+        sessions.insert(conversation_id.clone(), Live { addr: addr.clone(), fence });
         addr
     }
 
-    fn forget(&self, conversation_id: &str, dead: &Addr<ConversationSession>) {
+    fn forget(&self, conversation_id: &ConversationId, dead: &Addr<ConversationSession>) {
         let mut sessions = self.lock();
         if sessions.get(conversation_id).is_some_and(|live| &live.addr == dead) {
             sessions.remove(conversation_id);
@@ -148,7 +148,7 @@ impl SessionRegistry {
 
     /// Sends a message to the conversation's session, retrying once on a fresh session if the
     /// one found stopped (idle timeout, panic) before answering.
-    pub async fn send<M, T>(&self, conversation_id: &str, message: M) -> Result<T, SessionError>
+    pub async fn send<M, T>(&self, conversation_id: &ConversationId, message: M) -> Result<T, SessionError>
     where
         M: Message<Result = Result<T, SessionError>> + Clone + Send + 'static,
         T: Send + 'static,
@@ -160,7 +160,7 @@ impl SessionRegistry {
     /// [`Self::send`] to the session writing with `fence`.
     pub async fn send_fenced<M, T>(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         fence: Option<i64>,
         message: M,
     ) -> Result<T, SessionError>

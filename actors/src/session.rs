@@ -28,8 +28,8 @@ use tracing::Instrument;
 
 use crate::ports::{
     inbox_topic, AgentRef, Appended, BrainError, BrainOutput, BrainRequest, ChangedBy, ConversationEvent,
-    ConversationSnapshot, ConversationStatus, NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender,
-    StateWriter, StoreError, StoredMessage, TurnState,
+    ConversationId, ConversationSnapshot, ConversationStatus, NewMessage, Owner, OwnershipChange, OwnershipOutcome,
+    Ports, Sender, StateWriter, StoreError, StoredMessage, TurnState,
 };
 use crate::registry::Registration;
 
@@ -293,7 +293,7 @@ struct QueuedTurn {
 }
 
 pub struct ConversationSession {
-    id: String,
+    id: ConversationId,
     /// Everything the session logs is inside this span (conversation and workspace ids).
     span: tracing::Span,
     ports: Ports,
@@ -314,7 +314,7 @@ pub struct ConversationSession {
 
 impl ConversationSession {
     pub(crate) fn new(
-        id: String,
+        id: ConversationId,
         ports: Ports,
         config: SessionConfig,
         registration: Registration,
@@ -476,7 +476,7 @@ impl ConversationSession {
                 self.ports.bus.publish(&inbox_topic(context.workspace_id), event.clone());
             }
         }
-        self.ports.bus.publish(&self.id, event);
+        self.ports.bus.publish(self.id.as_str(), event);
     }
 
     /// Cuts off the reply in progress (an agent took over): its stream is dropped, and what it

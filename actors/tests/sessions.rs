@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use frontdesk_actors::{
     AgentMessage, AgentRef, Appended, Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Clock,
-    ConversationEvent, ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, HandBack, NewMessage,
-    Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, SessionConfig, SessionError, SessionRegistry, StoreError,
-    StoredMessage, SystemClock, TakeOver, VisitorMessage,
+    ConversationEvent, ConversationId, ConversationSnapshot, ConversationStatus, ConversationStore, EventBus, HandBack,
+    NewMessage, Owner, OwnershipChange, OwnershipOutcome, Ports, Sender, SessionConfig, SessionError, SessionRegistry,
+    StoreError, StoredMessage, SystemClock, TakeOver, VisitorMessage,
 };
 use futures::stream::BoxStream;
 use tokio::sync::broadcast;
@@ -19,11 +19,11 @@ use tokio::sync::broadcast;
 /// Conversations "a" and "b" exist; appending the text "boom" panics.
 #[derive(Default)]
 struct MemStore {
-    messages: Mutex<HashMap<String, Vec<StoredMessage>>>,
+    messages: Mutex<HashMap<ConversationId, Vec<StoredMessage>>>,
     loads: Mutex<usize>,
-    owners: Mutex<HashMap<String, (Owner, Option<AgentRef>)>>,
+    owners: Mutex<HashMap<ConversationId, (Owner, Option<AgentRef>)>>,
     /// Each conversation's highest fencing token, as a database keeps it.
-    fences: Mutex<HashMap<String, i64>>,
+    fences: Mutex<HashMap<ConversationId, i64>>,
 }
 
 impl MemStore {
@@ -50,14 +50,14 @@ impl MemStore {
 
 #[async_trait]
 impl ConversationStore for MemStore {
-    async fn load(&self, id: &str) -> Result<Option<ConversationSnapshot>, StoreError> {
+    async fn load(&self, id: &ConversationId) -> Result<Option<ConversationSnapshot>, StoreError> {
         *self.loads.lock().unwrap() += 1;
-        if id != "a" && id != "b" {
+        if *id != "a" && *id != "b" {
             return Ok(None);
         }
-        let recent = self.stored(id);
+        let recent = self.stored(id.as_str());
         Ok(Some(ConversationSnapshot {
-            id: id.into(),
+            id: id.clone(),
             workspace_id: 1,
             bot_id: 1,
             channel: "widget".into(),
@@ -73,7 +73,7 @@ impl ConversationStore for MemStore {
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
         tokio::task::yield_now().await;
         assert!(message.content != "boom", "the store blew up");
-        self.check_fence(&message.conversation_id, message.fence)?;
+        self.check_fence(message.conversation_id.as_str(), message.fence)?;
         let mut all = self.messages.lock().unwrap();
         let list = all.entry(message.conversation_id.clone()).or_default();
         if let Some(id) = &message.client_msg_id {
@@ -99,17 +99,22 @@ impl ConversationStore for MemStore {
         Ok(Appended::Inserted(stored))
     }
 
-    async fn find_reply(&self, _: i64, conversation: &str, id: i64) -> Result<Option<StoredMessage>, StoreError> {
-        Ok(self.stored(conversation).into_iter().find(|m| m.reply_to == Some(id)))
+    async fn find_reply(
+        &self,
+        _: i64,
+        conversation: &ConversationId,
+        id: i64,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self.stored(conversation.as_str()).into_iter().find(|m| m.reply_to == Some(id)))
     }
 
-    async fn close(&self, _: i64, conversation: &str, _: i64, fence: Option<i64>) -> Result<(), StoreError> {
-        self.check_fence(conversation, fence)
+    async fn close(&self, _: i64, conversation: &ConversationId, _: i64, fence: Option<i64>) -> Result<(), StoreError> {
+        self.check_fence(conversation.as_str(), fence)
     }
 
     async fn change_owner(&self, change: OwnershipChange) -> Result<OwnershipOutcome, StoreError> {
         tokio::task::yield_now().await;
-        self.check_fence(&change.conversation_id, change.fence)?;
+        self.check_fence(change.conversation_id.as_str(), change.fence)?;
         let mut owners = self.owners.lock().unwrap();
         let (owner, agent) = owners.entry(change.conversation_id.clone()).or_insert((Owner::Bot, None)).clone();
         if !change.from.contains(&owner) {
@@ -120,22 +125,22 @@ impl ConversationStore for MemStore {
         Ok(OwnershipOutcome::Changed { previous: owner, previous_agent: agent })
     }
 
-    async fn mark_read(&self, _: i64, _: &str, _: Sender, _: i64, _: i64) -> Result<(), StoreError> {
+    async fn mark_read(&self, _: i64, _: &ConversationId, _: Sender, _: i64, _: i64) -> Result<(), StoreError> {
         Ok(())
     }
 
-    async fn agent_active(&self, _: i64, _: &str, _: i64) -> Result<(), StoreError> {
+    async fn agent_active(&self, _: i64, _: &ConversationId, _: i64) -> Result<(), StoreError> {
         Ok(())
     }
 
     async fn merge_variables(
         &self,
         _: i64,
-        conversation: &str,
+        conversation: &ConversationId,
         patch: serde_json::Value,
         fence: Option<i64>,
     ) -> Result<serde_json::Value, StoreError> {
-        self.check_fence(conversation, fence)?;
+        self.check_fence(conversation.as_str(), fence)?;
         let mut variables = serde_json::json!({});
         frontdesk_actors::merge_variables(&mut variables, patch);
         Ok(variables)
@@ -229,8 +234,8 @@ async fn events_until(
 /// Has `registry` report each session that stops; answers the reports.
 fn stops_of(registry: SessionRegistry) -> (SessionRegistry, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let (stopped, stops) = tokio::sync::mpsc::unbounded_channel();
-    let registry = registry.on_stop(Arc::new(move |id: &str| {
-        let _ = stopped.send(id.to_owned());
+    let registry = registry.on_stop(Arc::new(move |id: &ConversationId| {
+        let _ = stopped.send(id.to_string());
     }));
     (registry, stops)
 }
@@ -254,7 +259,7 @@ async fn concurrent_messages_get_gap_free_seqs_and_replies_in_order() {
     let registry = SessionRegistry::new(ports, config);
     let sends = (0..40).map(|i| {
         let registry = registry.clone();
-        async move { registry.send("a", say(&format!("m{i}"), &format!("hello {i}"))).await.unwrap() }
+        async move { registry.send(&"a".into(), say(&format!("m{i}"), &format!("hello {i}"))).await.unwrap() }
     });
     let posted = futures::future::join_all(sends).await;
     let mut replies = Vec::new();
@@ -272,9 +277,9 @@ async fn concurrent_messages_get_gap_free_seqs_and_replies_in_order() {
 #[actix_rt::test]
 async fn a_resent_client_msg_id_is_acknowledged_as_the_original() {
     let (registry, store, _) = registry(Duration::from_secs(60));
-    let first = registry.send("a", say("x", "hi")).await.unwrap();
+    let first = registry.send(&"a".into(), say("x", "hi")).await.unwrap();
     let first_reply = first.reply.await.unwrap();
-    let again = registry.send("a", say("x", "hi")).await.unwrap();
+    let again = registry.send(&"a".into(), say("x", "hi")).await.unwrap();
     assert!(again.duplicate);
     assert_eq!(again.message.id, first.message.id);
     assert_eq!(again.reply.await.unwrap().id, first_reply.id);
@@ -285,14 +290,14 @@ async fn a_resent_client_msg_id_is_acknowledged_as_the_original() {
 async fn a_panicking_session_restarts_from_the_store_and_others_never_notice() {
     let (registry, _, bus) = registry(Duration::from_secs(60));
     let mut b_events = bus.subscribe("b");
-    registry.send("a", say("1", "before")).await.unwrap().reply.await.unwrap();
-    registry.send("b", say("1", "steady")).await.unwrap();
+    registry.send(&"a".into(), say("1", "before")).await.unwrap().reply.await.unwrap();
+    registry.send(&"b".into(), say("1", "steady")).await.unwrap();
 
-    let crashed = registry.send("a", say("2", "boom")).await;
+    let crashed = registry.send(&"a".into(), say("2", "boom")).await;
     assert!(matches!(crashed, Err(SessionError::Unavailable(_))), "{crashed:?}");
 
     // B's session is the same live actor: it keeps going, and its events keep flowing.
-    registry.send("b", say("2", "still here")).await.unwrap().reply.await.unwrap();
+    registry.send(&"b".into(), say("2", "still here")).await.unwrap().reply.await.unwrap();
     let mut b_seqs = Vec::new();
     while let Ok(event) = b_events.try_recv() {
         if let Some(m) = event.stored_message() {
@@ -302,7 +307,7 @@ async fn a_panicking_session_restarts_from_the_store_and_others_never_notice() {
     assert_eq!(b_seqs, vec![1, 2, 3, 4]);
 
     // A is started again from the store and carries on after what it had stored.
-    let after = registry.send("a", say("3", "after")).await.unwrap();
+    let after = registry.send(&"a".into(), say("3", "after")).await.unwrap();
     assert_eq!(after.message.seq, 3);
     assert_eq!(after.reply.await.unwrap().seq, 4);
 }
@@ -311,12 +316,12 @@ async fn a_panicking_session_restarts_from_the_store_and_others_never_notice() {
 async fn an_idle_session_stops_and_is_rehydrated_by_the_next_message() {
     let (registry, store, _) = registry(Duration::from_millis(200));
     let (registry, mut stops) = stops_of(registry);
-    registry.send("a", say("1", "hi")).await.unwrap().reply.await.unwrap();
-    assert!(registry.is_live("a"));
+    registry.send(&"a".into(), say("1", "hi")).await.unwrap().reply.await.unwrap();
+    assert!(registry.is_live(&"a".into()));
     assert_eq!(next_stop(&mut stops).await, "a", "the idle session stopped");
     assert_eq!(registry.live(), 0);
     let loads_before = *store.loads.lock().unwrap();
-    let next = registry.send("a", say("2", "back again")).await.unwrap();
+    let next = registry.send(&"a".into(), say("2", "back again")).await.unwrap();
     assert_eq!(next.message.seq, 3, "rehydrated: seq continues");
     assert_eq!(*store.loads.lock().unwrap(), loads_before + 1, "the context was read from the store again");
 }
@@ -324,7 +329,7 @@ async fn an_idle_session_stops_and_is_rehydrated_by_the_next_message() {
 #[actix_rt::test]
 async fn an_unknown_conversation_is_not_found() {
     let (registry, _, _) = registry(Duration::from_secs(60));
-    assert_eq!(registry.send("nope", say("1", "hi")).await.unwrap_err(), SessionError::NotFound);
+    assert_eq!(registry.send(&"nope".into(), say("1", "hi")).await.unwrap_err(), SessionError::NotFound);
 }
 
 fn agent(id: i64) -> AgentRef {
@@ -335,10 +340,10 @@ fn agent(id: i64) -> AgentRef {
 async fn a_takeover_cuts_the_streaming_reply_and_the_bot_stays_silent_until_handed_back() {
     let (registry, store, bus) = registry(Duration::from_secs(60));
     let mut events = bus.subscribe("a");
-    let posted = registry.send("a", say("1", "slow")).await.unwrap();
+    let posted = registry.send(&"a".into(), say("1", "slow")).await.unwrap();
     // Wait until the reply is streaming.
     events_until(&mut events, |e| matches!(e, ConversationEvent::Delta { .. })).await;
-    registry.send("a", TakeOver { agent: agent(7), actor: ChangedBy::Agent }).await.unwrap();
+    registry.send(&"a".into(), TakeOver { agent: agent(7), actor: ChangedBy::Agent }).await.unwrap();
 
     // The caller waiting for the reply gets what was said, marked interrupted.
     let cut = tokio::time::timeout(GUARD, posted.reply).await.unwrap().unwrap();
@@ -346,10 +351,10 @@ async fn a_takeover_cuts_the_streaming_reply_and_the_bot_stays_silent_until_hand
     assert!(cut.content.starts_with("word0 ") && !cut.content.contains("word99"), "{}", cut.content);
 
     // While the agent owns it, a visitor message is stored but gets no bot reply; the agent answers.
-    let hello = registry.send("a", say("2", "hello?")).await.unwrap();
+    let hello = registry.send(&"a".into(), say("2", "hello?")).await.unwrap();
     let (answer, _) = registry
         .send(
-            "a",
+            &"a".into(),
             AgentMessage { agent: agent(7), client_msg_id: "a1".into(), text: "Hi, I'm here".into(), media: None },
         )
         .await
@@ -361,8 +366,8 @@ async fn a_takeover_cuts_the_streaming_reply_and_the_bot_stays_silent_until_hand
     // reply to "thanks" comes after anything it could have said to "hello?" or streamed late:
     // once that reply is out, what happened in between can be checked for what must not be there.
     let hand_back = HandBack { agent: Some(agent(7)), actor: ChangedBy::Agent, reason: None, silent_before: None };
-    registry.send("a", hand_back).await.unwrap();
-    let again = registry.send("a", say("3", "thanks")).await.unwrap();
+    registry.send(&"a".into(), hand_back).await.unwrap();
+    let again = registry.send(&"a".into(), say("3", "thanks")).await.unwrap();
     let reply = tokio::time::timeout(GUARD, again.reply).await.unwrap().unwrap();
     assert_eq!(reply.content, "echo: thanks");
     let seen =
@@ -405,9 +410,10 @@ async fn a_takeover_cuts_the_streaming_reply_and_the_bot_stays_silent_until_hand
 #[actix_rt::test]
 async fn two_agents_racing_to_take_over_get_one_winner_and_one_conflict() {
     let (registry, _, _) = registry(Duration::from_secs(60));
+    let b: ConversationId = "b".into();
     let (first, second) = futures::join!(
-        registry.send("b", TakeOver { agent: agent(1), actor: ChangedBy::Agent }),
-        registry.send("b", TakeOver { agent: agent(2), actor: ChangedBy::Agent }),
+        registry.send(&b, TakeOver { agent: agent(1), actor: ChangedBy::Agent }),
+        registry.send(&b, TakeOver { agent: agent(2), actor: ChangedBy::Agent }),
     );
     let outcomes = [first, second];
     assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
@@ -418,7 +424,7 @@ async fn two_agents_racing_to_take_over_get_one_winner_and_one_conflict() {
     let loser_id = 3 - winner;
     let refused = registry
         .send(
-            "b",
+            &"b".into(),
             AgentMessage { agent: agent(loser_id), client_msg_id: "x".into(), text: "me too".into(), media: None },
         )
         .await;
@@ -431,26 +437,26 @@ async fn a_stale_owner_is_fenced_off_and_stops_while_the_new_owner_carries_on() 
     let (node_a, mut stops_on_a) = stops_of(node_a);
     let (node_b, _, _) = registry_on(store.clone(), bus, Duration::from_secs(60));
     let first = store.claim("a");
-    node_a.send_fenced("a", Some(first), say("1", "on a")).await.unwrap().reply.await.unwrap();
+    node_a.send_fenced(&"a".into(), Some(first), say("1", "on a")).await.unwrap().reply.await.unwrap();
 
     // Node B takes the conversation over (A's lease ran out) and rehydrates from the store.
     let second = store.claim("a");
-    let on_b = node_b.send_fenced("a", Some(second), say("2", "on b")).await.unwrap();
+    let on_b = node_b.send_fenced(&"a".into(), Some(second), say("2", "on b")).await.unwrap();
     assert_eq!(on_b.message.seq, 3, "B carries on after what A stored");
     on_b.reply.await.unwrap();
 
     // A still believes it owns the conversation: its write is refused and its session stops.
-    let stale = node_a.send_fenced("a", Some(first), say("3", "late on a")).await;
+    let stale = node_a.send_fenced(&"a".into(), Some(first), say("3", "late on a")).await;
     assert_eq!(stale.unwrap_err(), SessionError::Moved);
     assert_eq!(next_stop(&mut stops_on_a).await, "a", "the fenced session stopped");
-    assert!(!node_a.is_live("a"));
+    assert!(!node_a.is_live(&"a".into()));
     let stored = store.stored("a");
     assert!(stored.iter().all(|m| m.content != "late on a"), "nothing written by the stale owner");
     assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
 
     // A session started with a newer token replaces an older one on the same node.
     let third = store.claim("a");
-    let again = node_b.send_fenced("a", Some(third), say("4", "newer")).await.unwrap();
+    let again = node_b.send_fenced(&"a".into(), Some(third), say("4", "newer")).await.unwrap();
     assert_eq!(again.message.seq, 5);
 }
 
@@ -472,7 +478,7 @@ async fn a_rehydrated_session_answers_the_question_its_predecessor_never_answere
         metadata: None,
     };
     store.messages.lock().unwrap().insert("a".into(), vec![question]);
-    let next = registry.send("a", say("n", "and on sunday?")).await.unwrap();
+    let next = registry.send(&"a".into(), say("n", "and on sunday?")).await.unwrap();
     assert_eq!(next.message.seq, 2);
     next.reply.await.unwrap();
     let stored = store.stored("a");
@@ -490,13 +496,13 @@ async fn a_rehydrated_session_answers_the_question_its_predecessor_never_answere
 async fn a_draining_session_finishes_its_reply_then_stops_and_says_so() {
     let (registry, store, _) = registry(Duration::from_secs(60));
     let (registry, mut stops) = stops_of(registry);
-    let posted = registry.send("a", say("1", "slow")).await.unwrap();
+    let posted = registry.send(&"a".into(), say("1", "slow")).await.unwrap();
     assert_eq!(registry.drain(), 1);
     let reply = tokio::time::timeout(GUARD, posted.reply).await.unwrap().unwrap();
     assert_eq!(reply.content.split_whitespace().count(), 100, "the whole reply, not a cut-off one");
     assert_eq!(next_stop(&mut stops).await, "a");
     assert!(stops.try_recv().is_err(), "one session, stopped once");
-    assert!(!registry.is_live("a"));
+    assert!(!registry.is_live(&"a".into()));
     assert_eq!(store.stored("a").len(), 2);
 }
 
@@ -537,7 +543,7 @@ async fn messages_past_the_queued_turn_cap_are_stored_and_answered_together() {
     // m0 is being answered (held at the gate); m1 and m2 wait; m3 to m6 join m2's turn.
     let mut posted = Vec::new();
     for i in 0..7 {
-        let p = registry.send("a", say(&format!("c{i}"), &format!("m{i}"))).await.unwrap();
+        let p = registry.send(&"a".into(), say(&format!("c{i}"), &format!("m{i}"))).await.unwrap();
         assert!(!p.duplicate);
         posted.push(p);
     }

@@ -22,7 +22,7 @@ use crate::domain::booking::{
     self, AvailabilityRequest, BookingError, BookingRequest, BookingView, HoldRequest, Named, Practice, Start,
 };
 use crate::domain::crm::signals::{self, ContactDetails};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::status::BookingStatus;
 use crate::storage::bookings::{self as booking_rows, BookingFilter, BookingRow};
 use crate::storage::{now_ms, Db, DbError};
@@ -141,7 +141,7 @@ pub struct Reception {
 /// What a turn knows about its conversation.
 struct Scope<'a> {
     workspace_id: WorkspaceId,
-    conversation_id: &'a str,
+    conversation_id: &'a ConversationId,
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -329,7 +329,7 @@ impl Reception {
     pub async fn turn(
         &self,
         workspace_id: WorkspaceId,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         question_id: i64,
         text: &str,
         variables: &serde_json::Value,

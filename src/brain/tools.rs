@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::domain::booking::desk::BookingDesk;
 use crate::domain::booking::{self, AvailabilityRequest, BookingError, BookingRequest, BookingView, Named, Start};
 use crate::domain::knowledge::Knowledge;
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::status::BookingStatus;
 use crate::storage::{agents, bookings, now_ms, Db};
 
@@ -80,7 +80,7 @@ pub fn definitions() -> Vec<Value> {
 pub struct Scope<'a> {
     pub workspace_id: WorkspaceId,
     pub bot_id: i64,
-    pub conversation_id: &'a str,
+    pub conversation_id: &'a ConversationId,
     pub variables: &'a Value,
     /// The turn's way to change the conversation's variables (its session writes them).
     pub state: &'a TurnState,
@@ -242,14 +242,13 @@ impl Tools {
             reason: Option<String>,
         }
         let args: Args = arguments(raw)?;
-        let (workspace_id, conversation_id, id) =
-            (scope.workspace_id, scope.conversation_id.to_owned(), args.booking_id);
+        let (workspace_id, conversation_id, id) = (scope.workspace_id, scope.conversation_id.clone(), args.booking_id);
         let outcome = self
             .desk
             .run(workspace_id, move |conn| {
                 // Only a booking made in this conversation: a visitor cannot cancel someone else's.
                 let mine = bookings::get(conn, workspace_id, id)?
-                    .is_some_and(|row| row.conversation_id.as_deref() == Some(conversation_id.as_str()));
+                    .is_some_and(|row| row.conversation_id.as_ref() == Some(&conversation_id));
                 if !mine {
                     return Err(BookingError::NotFound);
                 }

@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::redis::{Kind, Redis};
 use crate::domain::conversations::{run_local, Command, Outcome};
+use crate::ids::ConversationId;
 use crate::storage::{conversations, Db};
 
 /// How long a forwarded command may wait for the owner's answer.
@@ -68,7 +69,7 @@ enum Envelope {
         v: u32,
         id: u64,
         from: String,
-        conversation_id: String,
+        conversation_id: ConversationId,
         command: Command,
     },
     Response {
@@ -146,7 +147,7 @@ pub(crate) struct Owners {
     registry: SessionRegistry,
     lease: Duration,
     /// The conversations this node holds, with the fencing token its sessions write with.
-    held: Mutex<HashMap<String, i64>>,
+    held: Mutex<HashMap<ConversationId, i64>>,
     /// Forwarded commands waiting for the owner's answer, by request id.
     pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     next_request: AtomicU64,
@@ -178,7 +179,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn lease_key(conversation_id: &str) -> String {
+fn lease_key(conversation_id: &ConversationId) -> String {
     format!("lease:{conversation_id}")
 }
 
@@ -200,7 +201,7 @@ impl Owners {
         let owners = Arc::new_cyclic(|me: &std::sync::Weak<Owners>| {
             let me = me.clone();
             // A session that stops gives its conversation's lease back at once.
-            let registry = registry.clone().on_stop(Arc::new(move |conversation_id: &str| {
+            let registry = registry.clone().on_stop(Arc::new(move |conversation_id: &ConversationId| {
                 if let Some(owners) = me.upgrade() {
                     owners.session_stopped(conversation_id);
                 }
@@ -244,7 +245,7 @@ impl Owners {
 
     /// Gives back every lease still held.
     pub(crate) async fn give_all_back(&self) {
-        let held: Vec<String> = lock(&self.held).keys().cloned().collect();
+        let held: Vec<ConversationId> = lock(&self.held).keys().cloned().collect();
         for conversation_id in held {
             self.give_back(&conversation_id).await;
         }
@@ -252,7 +253,7 @@ impl Owners {
 
     pub(crate) async fn dispatch(
         self: &Arc<Self>,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         command: Command,
     ) -> Result<Outcome, SessionError> {
         let deadline = Instant::now() + self.lease + TAKEOVER_GRACE;
@@ -282,7 +283,7 @@ impl Owners {
     }
 
     /// Which node runs the conversation, taking it for this node if nobody does.
-    async fn route(&self, conversation_id: &str) -> Result<Route, SessionError> {
+    async fn route(&self, conversation_id: &ConversationId) -> Result<Route, SessionError> {
         let draining = self.draining.load(Ordering::Relaxed);
         let fence = lock(&self.held).get(conversation_id).copied();
         if let Some(fence) = fence {
@@ -307,15 +308,15 @@ impl Owners {
                 return Ok(Route::Wait)
             }
             Err(error) => {
-                tracing::debug!(%error, conversation_id, "Redis unreachable: taking the conversation by its fence alone");
+                tracing::debug!(%error, %conversation_id, "Redis unreachable: taking the conversation by its fence alone");
                 false
             }
         };
-        let id = conversation_id.to_owned();
+        let id = conversation_id.clone();
         let claimed = self.db.run(move |conn| conversations::claim(conn, &id)).await;
         match claimed {
             Ok(Some(fence)) => {
-                lock(&self.held).insert(conversation_id.to_owned(), fence);
+                lock(&self.held).insert(conversation_id.clone(), fence);
                 self.stats.acquired.fetch_add(1, Ordering::Relaxed);
                 Ok(Route::Here(fence))
             }
@@ -335,14 +336,14 @@ impl Owners {
     }
 
     /// Releases this node's hold on a conversation.
-    async fn give_back(&self, conversation_id: &str) {
+    async fn give_back(&self, conversation_id: &ConversationId) {
         if lock(&self.held).remove(conversation_id).is_some() {
             let _ = self.redis.release(&lease_key(conversation_id)).await;
         }
     }
 
     /// Drops this node's hold on a conversation it lost (if the hold is still `fence`).
-    fn forget(&self, conversation_id: &str, fence: i64) {
+    fn forget(&self, conversation_id: &ConversationId, fence: i64) {
         let mut held = lock(&self.held);
         if held.get(conversation_id) == Some(&fence) {
             held.remove(conversation_id);
@@ -351,7 +352,7 @@ impl Owners {
 
     /// A session of this node stopped: its conversation's lease goes back, unless a session
     /// was started again meanwhile.
-    fn session_stopped(self: &Arc<Self>, conversation_id: &str) {
+    fn session_stopped(self: &Arc<Self>, conversation_id: &ConversationId) {
         let owners = self.clone();
         let conversation_id = conversation_id.to_owned();
         actix_rt::spawn(async move {
@@ -369,9 +370,9 @@ impl Owners {
     }
 
     /// Sends the command to the owning node and waits for its answer.
-    async fn forward(&self, node: &str, conversation_id: &str, command: &Command) -> Forwarded {
+    async fn forward(&self, node: &str, conversation_id: &ConversationId, command: &Command) -> Forwarded {
         // Listen before asking, so the reply to a visitor's message cannot slip past.
-        let events = matches!(command, Command::Visitor(_)).then(|| self.bus.subscribe(conversation_id));
+        let events = matches!(command, Command::Visitor(_)).then(|| self.bus.subscribe(conversation_id.as_str()));
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
@@ -410,7 +411,7 @@ impl Owners {
     /// by the conversation's events.
     fn arrived(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         outcome: WireOutcome,
         events: Option<broadcast::Receiver<Arc<ConversationEvent>>>,
     ) -> Outcome {
@@ -486,7 +487,7 @@ impl Owners {
     }
 
     /// Runs a command another node forwarded, if this node still owns the conversation.
-    async fn serve(&self, id: u64, from: String, conversation_id: String, command: Command) {
+    async fn serve(&self, id: u64, from: String, conversation_id: ConversationId, command: Command) {
         self.stats.served.fetch_add(1, Ordering::Relaxed);
         let fence = lock(&self.held).get(&conversation_id).copied();
         let answer = match fence {
@@ -521,7 +522,7 @@ impl Owners {
             let mut tick = tokio::time::interval(self.lease / 3);
             loop {
                 tick.tick().await;
-                let held: Vec<(String, i64)> =
+                let held: Vec<(ConversationId, i64)> =
                     lock(&self.held).iter().map(|(id, fence)| (id.clone(), *fence)).collect();
                 // The connection is multiplexed: these go out as one pipeline.
                 let keys: Vec<String> = held.iter().map(|(id, _)| lease_key(id)).collect();
@@ -529,7 +530,7 @@ impl Owners {
                 let outcomes = futures::future::join_all(renewals).await;
                 for ((conversation_id, fence), outcome) in held.into_iter().zip(outcomes) {
                     if let Ok(false) = outcome {
-                        tracing::warn!(conversation_id, "another node took this conversation; its session here stops");
+                        tracing::warn!(%conversation_id, "another node took this conversation; its session here stops");
                         self.stats.lost.fetch_add(1, Ordering::Relaxed);
                         self.forget(&conversation_id, fence);
                         self.registry.evict(&conversation_id);
@@ -559,7 +560,7 @@ fn wire(outcome: Outcome) -> WireOutcome {
 /// Feeds `reply` with the answer to `question` as the conversation's events bring it: the bot's
 /// reply to it, or an agent's next message (what the owning session answers its own callers).
 async fn await_reply(
-    conversation_id: String,
+    conversation_id: ConversationId,
     question: StoredMessage,
     mut events: broadcast::Receiver<Arc<ConversationEvent>>,
     mut reply: oneshot::Sender<StoredMessage>,
@@ -588,7 +589,7 @@ async fn await_reply(
             if let Ok(Some(message)) = answered {
                 let _ = reply.send(message);
             } else {
-                tracing::debug!(conversation_id, "no reply heard for a forwarded message");
+                tracing::debug!(%conversation_id, "no reply heard for a forwarded message");
             }
         }
         // The caller stopped waiting.

@@ -29,7 +29,7 @@ use crate::config::AdmissionSettings;
 use crate::domain::chat::Chat;
 use crate::domain::rate_limit::{ApiRateLimiter, Verdict};
 use crate::error::ApiError;
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 
 /// The `code` of every admission refusal.
 pub const RATE_LIMITED: &str = "rate_limited";
@@ -167,9 +167,9 @@ impl Admission {
     }
 
     /// Counts a visitor message against its conversation's quota.
-    pub async fn conversation_message(&self, conversation_id: &str) -> Result<(), Refusal> {
+    pub async fn conversation_message(&self, conversation_id: &ConversationId) -> Result<(), Refusal> {
         let Some(limiter) = &self.messages_per_conversation else { return Ok(()) };
-        let verdict = limiter.check(conversation_id.to_owned(), None).await;
+        let verdict = limiter.check(conversation_id.to_string(), None).await;
         if verdict.allowed {
             return Ok(());
         }

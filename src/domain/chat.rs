@@ -20,7 +20,7 @@ use crate::domain::conversations::{
     UpdateVariables, VisitorMessage, VisitorTyping,
 };
 use crate::error::ApiError;
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::storage::bots::BotRow;
 use crate::storage::conversations::{self, ConversationRow, ConversationView, NewConversation};
 pub use crate::storage::conversations::{Continued, OutsideSession};
@@ -268,7 +268,7 @@ impl Chat {
     /// stored question and the reply.
     pub async fn ask(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         message: VisitorMessage,
         wait: Duration,
     ) -> Result<(StoredMessage, StoredMessage), ApiError> {
@@ -282,8 +282,12 @@ impl Chat {
     }
 
     /// A conversation of the workspace; another workspace's conversation is "not found".
-    pub async fn conversation(&self, workspace_id: WorkspaceId, id: &str) -> Result<ConversationRow, ApiError> {
-        let id = id.to_owned();
+    pub async fn conversation(
+        &self,
+        workspace_id: WorkspaceId,
+        id: &ConversationId,
+    ) -> Result<ConversationRow, ApiError> {
+        let id = id.clone();
         self.db
             .run(move |conn| conversations::get(conn, workspace_id, &id))
             .await?
@@ -291,8 +295,8 @@ impl Chat {
     }
 
     /// A conversation of the bot; any other conversation is "not found".
-    pub async fn bot_conversation(&self, bot_id: i64, id: &str) -> Result<ConversationRow, ApiError> {
-        let id = id.to_owned();
+    pub async fn bot_conversation(&self, bot_id: i64, id: &ConversationId) -> Result<ConversationRow, ApiError> {
+        let id = id.clone();
         self.db
             .run(move |conn| conversations::get_for_bot(conn, bot_id, &id))
             .await?
@@ -304,7 +308,7 @@ impl Chat {
     }
 
     /// Posts a validated visitor message; returns once it is stored, with a handle on the reply.
-    pub async fn post(&self, conversation_id: &str, message: VisitorMessage) -> Result<Posted, ApiError> {
+    pub async fn post(&self, conversation_id: &ConversationId, message: VisitorMessage) -> Result<Posted, ApiError> {
         Ok(self.conversations.dispatch(conversation_id, Command::Visitor(message)).await?.posted()?)
     }
 
@@ -314,7 +318,7 @@ impl Chat {
     pub async fn update_variables(
         &self,
         workspace_id: WorkspaceId,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         patch: serde_json::Value,
     ) -> Result<serde_json::Value, ApiError> {
         let contact = patch.get("contact").filter(|c| !c.is_null());
@@ -335,7 +339,11 @@ impl Chat {
 
     /// Saves the contact in the conversation's variables to the CRM: the patient it matches or
     /// a new one, and its lead (when it has a name and an email or phone).
-    pub async fn save_contact(&self, workspace_id: WorkspaceId, conversation_id: &str) -> Result<bool, ApiError> {
+    pub async fn save_contact(
+        &self,
+        workspace_id: WorkspaceId,
+        conversation_id: &ConversationId,
+    ) -> Result<bool, ApiError> {
         let rescore = frontdesk_actors::RescoreNow {
             workspace_id: workspace_id.get(),
             conversation_id: conversation_id.to_owned(),
@@ -343,16 +351,21 @@ impl Chat {
         self.scorer.send(rescore).await.map_err(|_| ApiError::unavailable("the lead scorer has stopped"))
     }
 
-    pub async fn typing(&self, conversation_id: &str, on: bool) -> Result<(), ApiError> {
+    pub async fn typing(&self, conversation_id: &ConversationId, on: bool) -> Result<(), ApiError> {
         Ok(self.conversations.dispatch(conversation_id, Command::VisitorTyping(VisitorTyping { on })).await?.done()?)
     }
 
-    pub async fn close(&self, conversation_id: &str) -> Result<(), ApiError> {
+    pub async fn close(&self, conversation_id: &ConversationId) -> Result<(), ApiError> {
         Ok(self.conversations.dispatch(conversation_id, Command::Close(CloseConversation)).await?.done()?)
     }
 
     /// An agent takes the conversation over; 409 when another agent has it.
-    pub async fn take_over(&self, conversation_id: &str, agent: AgentRef, by: ChangedBy) -> Result<(), ApiError> {
+    pub async fn take_over(
+        &self,
+        conversation_id: &ConversationId,
+        agent: AgentRef,
+        by: ChangedBy,
+    ) -> Result<(), ApiError> {
         let take_over = Command::TakeOver(TakeOver { agent, actor: by });
         Ok(self.conversations.dispatch(conversation_id, take_over).await?.done()?)
     }
@@ -360,7 +373,7 @@ impl Chat {
     /// The conversation goes back to the bot.
     pub async fn hand_back(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         agent: Option<AgentRef>,
         by: ChangedBy,
         reason: Option<String>,
@@ -373,7 +386,7 @@ impl Chat {
     /// Puts the conversation in the queue for a person.
     pub async fn request_handoff(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         by: ChangedBy,
         reason: Option<String>,
     ) -> Result<(), ApiError> {
@@ -386,7 +399,7 @@ impl Chat {
     /// an earlier `client_msg_id`.
     pub async fn agent_says(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         agent: AgentRef,
         client_msg_id: Option<String>,
         text: String,
@@ -398,13 +411,18 @@ impl Chat {
         Ok(self.conversations.dispatch(conversation_id, Command::Agent(message)).await?.agent_message()?)
     }
 
-    pub async fn agent_typing(&self, conversation_id: &str, agent: AgentRef, on: bool) -> Result<(), ApiError> {
+    pub async fn agent_typing(
+        &self,
+        conversation_id: &ConversationId,
+        agent: AgentRef,
+        on: bool,
+    ) -> Result<(), ApiError> {
         let typing = Command::AgentTyping(AgentTyping { agent, on });
         Ok(self.conversations.dispatch(conversation_id, typing).await?.done()?)
     }
 
     /// `reader` has read up to `seq` (clamped to the last message); returns the position.
-    pub async fn mark_read(&self, conversation_id: &str, reader: Sender, seq: i64) -> Result<i64, ApiError> {
+    pub async fn mark_read(&self, conversation_id: &ConversationId, reader: Sender, seq: i64) -> Result<i64, ApiError> {
         Ok(self.conversations.dispatch(conversation_id, Command::MarkRead(MarkRead { reader, seq })).await?.read()?)
     }
 
@@ -412,7 +430,7 @@ impl Chat {
     pub async fn history_after(
         &self,
         workspace_id: WorkspaceId,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         after: i64,
         limit: i64,
     ) -> Result<Vec<StoredMessage>, ApiError> {
@@ -424,13 +442,13 @@ impl Chat {
     pub async fn wait_for_messages(
         &self,
         workspace_id: WorkspaceId,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         after: i64,
         limit: i64,
         wait: Duration,
     ) -> Result<Vec<StoredMessage>, ApiError> {
         // Subscribe before reading, so a message stored between the read and the wait is seen.
-        let mut events = self.bus.subscribe(conversation_id);
+        let mut events = self.bus.subscribe(conversation_id.as_str());
         let found = self.history_after(workspace_id, conversation_id, after, limit).await?;
         if !found.is_empty() || wait.is_zero() {
             return Ok(found);

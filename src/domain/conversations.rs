@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::ownership::{Owners, OwnershipStats};
 use crate::cluster::redis::Redis;
+use crate::ids::ConversationId;
 use crate::storage::Db;
 
 /// Something to do in a conversation, wherever it lives. It is also what one node asks another
@@ -267,7 +268,7 @@ impl Conversations {
     }
 
     /// Runs `command` in the conversation's session, wherever it lives.
-    pub async fn dispatch(&self, conversation_id: &str, command: Command) -> Result<Outcome, SessionError> {
+    pub async fn dispatch(&self, conversation_id: &ConversationId, command: Command) -> Result<Outcome, SessionError> {
         match &self.cluster {
             None => run_local(&self.registry, conversation_id, None, command).await,
             Some(owners) => owners.dispatch(conversation_id, command).await,
@@ -295,7 +296,7 @@ impl Conversations {
 /// Runs a command in this node's session of the conversation.
 pub(crate) async fn run_local(
     registry: &SessionRegistry,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     fence: Option<i64>,
     command: Command,
 ) -> Result<Outcome, SessionError> {

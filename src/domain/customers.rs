@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::error::ApiError;
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::storage::customers;
 use crate::storage::{bots, conversations, now_ms, workspaces, Db, DbConn, DbError};
 
@@ -43,7 +43,7 @@ pub struct CustomerPage {
     pub total: i64,
     pub more: bool,
     pub sessions: HashMap<i64, Vec<SessionRow>>,
-    pub activity: HashMap<String, Activity>,
+    pub activity: HashMap<ConversationId, Activity>,
 }
 
 /// One customer with every session (newest first), their activity and the agents who replied.
@@ -51,7 +51,7 @@ pub struct CustomerRecord {
     pub workspace: WorkspaceBrief,
     pub contact: ContactRow,
     pub sessions: Vec<SessionRow>,
-    pub activity: HashMap<String, Activity>,
+    pub activity: HashMap<ConversationId, Activity>,
     pub agents: HashMap<i64, AgentBrief>,
 }
 
@@ -115,7 +115,8 @@ pub async fn page(
             for session in customers::sessions_of(conn, workspace_id, &ids)? {
                 sessions.entry(session.contact_id.unwrap_or_default()).or_default().push(session);
             }
-            let newest: Vec<String> = sessions.values().filter_map(|s| s.first()).map(|s| s.id.clone()).collect();
+            let newest: Vec<ConversationId> =
+                sessions.values().filter_map(|s| s.first()).map(|s| s.id.clone()).collect();
             let activity = customers::activity(conn, workspace_id, &newest)?;
             Ok(CustomerPage { workspace, customers: rows, total, more, sessions, activity })
         })
@@ -140,7 +141,7 @@ fn record(
 ) -> Result<CustomerRecord, DbError> {
     let workspace = WorkspaceBrief::load(conn, workspace_id)?;
     let sessions = customers::sessions_of(conn, workspace_id, &[contact.id])?;
-    let mut ids: Vec<String> = match of {
+    let mut ids: Vec<ConversationId> = match of {
         ActivityOf::Every => sessions.iter().map(|s| s.id.clone()).collect(),
         ActivityOf::NewestAnd(page) => sessions.first().into_iter().chain(page).map(|s| s.id.clone()).collect(),
     };
@@ -185,7 +186,7 @@ pub async fn sessions(
 pub async fn session_messages(
     db: &Db,
     workspace_id: WorkspaceId,
-    session_id: String,
+    session_id: ConversationId,
     contact_id: i64,
     order: MessageOrder,
 ) -> Result<Option<SessionMessages>, ApiError> {
@@ -203,7 +204,7 @@ pub async fn session_messages(
 }
 
 /// The workspace's session with this id.
-pub async fn session(db: &Db, workspace_id: WorkspaceId, id: String) -> Result<Option<SessionRow>, ApiError> {
+pub async fn session(db: &Db, workspace_id: WorkspaceId, id: ConversationId) -> Result<Option<SessionRow>, ApiError> {
     Ok(db.run(move |conn| customers::session(conn, workspace_id, &id)).await?)
 }
 
@@ -218,6 +219,11 @@ pub async fn upsert(
 }
 
 /// Links the workspace's session to a customer.
-pub async fn link(db: &Db, workspace_id: WorkspaceId, session_id: String, contact_id: i64) -> Result<(), ApiError> {
+pub async fn link(
+    db: &Db,
+    workspace_id: WorkspaceId,
+    session_id: ConversationId,
+    contact_id: i64,
+) -> Result<(), ApiError> {
     Ok(db.run(move |conn| conversations::set_contact(conn, workspace_id, &session_id, contact_id)).await?)
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::chat::Chat;
 use super::idempotency::{self, Created, Idempotent};
 use crate::error::ApiError;
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::storage::{agents, bots, conversations, now_ms, schedule, uploads, usage, workspaces};
 
 /// A change to a bot: only what is `Some` changes.
@@ -97,8 +97,12 @@ impl Chat {
     }
 
     /// The bot's conversation with this id, as stored now (its variables included).
-    pub async fn stored_conversation(&self, bot_id: i64, id: &str) -> Result<Option<ConversationRow>, ApiError> {
-        let id = id.to_owned();
+    pub async fn stored_conversation(
+        &self,
+        bot_id: i64,
+        id: &ConversationId,
+    ) -> Result<Option<ConversationRow>, ApiError> {
+        let id = id.clone();
         Ok(self.db.run(move |conn| conversations::get_for_bot(conn, bot_id, &id)).await?)
     }
 

@@ -41,23 +41,23 @@ impl LocalBus {
 }
 
 impl EventBus for LocalBus {
-    fn publish(&self, conversation_id: &str, event: ConversationEvent) {
+    fn publish(&self, topic: &str, event: ConversationEvent) {
         let mut channels = self.lock();
-        if let Some(sender) = channels.get(conversation_id) {
+        if let Some(sender) = channels.get(topic) {
             if sender.send(Arc::new(event)).is_err() {
-                channels.remove(conversation_id);
+                channels.remove(topic);
             }
         }
     }
 
-    fn subscribe(&self, conversation_id: &str) -> broadcast::Receiver<Arc<ConversationEvent>> {
+    fn subscribe(&self, topic: &str) -> broadcast::Receiver<Arc<ConversationEvent>> {
         let mut channels = self.lock();
-        if let Some(sender) = channels.get(conversation_id) {
+        if let Some(sender) = channels.get(topic) {
             return sender.subscribe();
         }
-        let capacity = if conversation_id.starts_with("inbox:") { INBOX_CAPACITY } else { CHANNEL_CAPACITY };
+        let capacity = if topic.starts_with("inbox:") { INBOX_CAPACITY } else { CHANNEL_CAPACITY };
         let (sender, receiver) = broadcast::channel(capacity);
-        channels.insert(conversation_id.to_owned(), sender);
+        channels.insert(topic.to_owned(), sender);
         receiver
     }
 }

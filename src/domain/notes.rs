@@ -2,7 +2,7 @@
 //! canned replies: their limits and their storage.
 
 use crate::error::ApiError;
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::storage::notes::{self, CannedReply, NoteView};
 use crate::storage::{now_ms, Db};
 
@@ -21,7 +21,11 @@ fn check_text(text: &str, field: &str, max: usize) -> Result<String, ApiError> {
 
 /// The conversation's notes, oldest first (the caller has checked the conversation is the
 /// workspace's).
-pub async fn list(db: &Db, workspace_id: WorkspaceId, conversation_id: String) -> Result<Vec<NoteView>, ApiError> {
+pub async fn list(
+    db: &Db,
+    workspace_id: WorkspaceId,
+    conversation_id: ConversationId,
+) -> Result<Vec<NoteView>, ApiError> {
     let rows = db.run(move |conn| notes::notes(conn, workspace_id, &conversation_id, MAX_NOTES)).await?;
     Ok(rows.into_iter().map(NoteView::from).collect())
 }
@@ -30,7 +34,7 @@ pub async fn list(db: &Db, workspace_id: WorkspaceId, conversation_id: String) -
 pub async fn add(
     db: &Db,
     workspace_id: WorkspaceId,
-    conversation_id: String,
+    conversation_id: ConversationId,
     agent: Option<(i64, String)>,
     text: &str,
 ) -> Result<NoteView, ApiError> {

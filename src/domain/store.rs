@@ -9,7 +9,7 @@ use frontdesk_actors::{
 
 use frontdesk_actors::{LeadScorer, Rescore};
 
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::storage::{conversations, messages, Db, DbError, MessageWriter};
 
 pub struct DbConversationStore {
@@ -36,7 +36,7 @@ fn store_error(err: DbError) -> StoreError {
 
 #[async_trait]
 impl ConversationStore for DbConversationStore {
-    async fn load(&self, conversation_id: &str) -> Result<Option<ConversationSnapshot>, StoreError> {
+    async fn load(&self, conversation_id: &ConversationId) -> Result<Option<ConversationSnapshot>, StoreError> {
         let id = conversation_id.to_owned();
         let window = self.context_window;
         self.db.run(move |conn| conversations::snapshot(conn, &id, window)).await.map_err(store_error)
@@ -60,7 +60,7 @@ impl ConversationStore for DbConversationStore {
     async fn find_reply(
         &self,
         workspace_id: i64,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         message_id: i64,
     ) -> Result<Option<StoredMessage>, StoreError> {
         let workspace_id = WorkspaceId(workspace_id);
@@ -71,7 +71,7 @@ impl ConversationStore for DbConversationStore {
     async fn close(
         &self,
         workspace_id: i64,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         at: i64,
         fence: Option<i64>,
     ) -> Result<(), StoreError> {
@@ -88,7 +88,7 @@ impl ConversationStore for DbConversationStore {
     async fn mark_read(
         &self,
         workspace_id: i64,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         reader: Sender,
         seq: i64,
         at: i64,
@@ -101,7 +101,12 @@ impl ConversationStore for DbConversationStore {
             .map_err(store_error)
     }
 
-    async fn agent_active(&self, workspace_id: i64, conversation_id: &str, at: i64) -> Result<(), StoreError> {
+    async fn agent_active(
+        &self,
+        workspace_id: i64,
+        conversation_id: &ConversationId,
+        at: i64,
+    ) -> Result<(), StoreError> {
         let workspace_id = WorkspaceId(workspace_id);
         let id = conversation_id.to_owned();
         self.db.run(move |conn| conversations::agent_active(conn, workspace_id, &id, at)).await.map_err(store_error)
@@ -110,7 +115,7 @@ impl ConversationStore for DbConversationStore {
     async fn merge_variables(
         &self,
         workspace_id: i64,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         patch: serde_json::Value,
         fence: Option<i64>,
     ) -> Result<serde_json::Value, StoreError> {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::schedule::HoursRow;
 use super::schema::{booking_holds, bookings, time_off, working_hours};
 use super::{DbConn, DbError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::on_backend;
 use crate::status::BookingStatus;
 
@@ -22,7 +22,7 @@ pub struct BookingRow {
     pub doctor_id: Option<i64>,
     pub service_id: Option<i64>,
     pub contact_id: Option<i64>,
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     pub customer_name: String,
     pub customer_email: Option<String>,
     pub customer_phone: Option<String>,
@@ -47,7 +47,7 @@ pub struct NewBooking {
     pub service_id: i64,
     pub service_name: String,
     pub contact_id: Option<i64>,
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     pub customer_name: String,
     pub customer_email: Option<String>,
     pub customer_phone: Option<String>,
@@ -105,7 +105,7 @@ pub struct BookingFilter {
     pub status: Option<BookingStatus>,
     pub doctor_id: Option<i64>,
     pub contact_id: Option<i64>,
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -228,7 +228,7 @@ pub struct BusyQuery<'a> {
     pub from: i64,
     pub to: i64,
     pub now: i64,
-    pub own_conversation: Option<&'a str>,
+    pub own_conversation: Option<&'a ConversationId>,
     pub except_booking: Option<i64>,
 }
 
@@ -259,7 +259,7 @@ pub fn busy(conn: &mut DbConn, q: &BusyQuery<'_>) -> Result<HashMap<i64, Vec<(i6
         .filter(time_off::ends_at.gt(q.from))
         .select((time_off::doctor_id, time_off::starts_at, time_off::ends_at))
         .load(c))?;
-    let held: Vec<(i64, Option<String>, i64, i64)> = on_backend!(conn, c => booking_holds::table
+    let held: Vec<(i64, Option<ConversationId>, i64, i64)> = on_backend!(conn, c => booking_holds::table
         .filter(booking_holds::workspace_id.eq(q.workspace_id))
         .filter(booking_holds::doctor_id.eq_any(q.doctor_ids))
         .filter(booking_holds::expires_at.gt(q.now))
@@ -271,7 +271,7 @@ pub fn busy(conn: &mut DbConn, q: &BusyQuery<'_>) -> Result<HashMap<i64, Vec<(i6
         out.entry(doctor_id).or_default().push((start, end));
     }
     for (doctor_id, conversation, start, end) in held {
-        if q.own_conversation.is_none() || conversation.as_deref() != q.own_conversation {
+        if q.own_conversation.is_none() || conversation.as_ref() != q.own_conversation {
             out.entry(doctor_id).or_default().push((start, end));
         }
     }
@@ -285,7 +285,7 @@ pub struct HoldRow {
     #[serde(skip)]
     pub workspace_id: WorkspaceId,
     pub doctor_id: i64,
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     pub starts_at: i64,
     pub ends_at: i64,
     pub expires_at: i64,
@@ -295,7 +295,7 @@ pub struct HoldRow {
 pub fn hold(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     doctor_id: i64,
     range: (i64, i64),
     expires_at: i64,
@@ -314,7 +314,11 @@ pub fn hold(
         .get_result(c))?)
 }
 
-pub fn release_holds(conn: &mut DbConn, workspace_id: WorkspaceId, conversation_id: &str) -> Result<usize, DbError> {
+pub fn release_holds(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    conversation_id: &ConversationId,
+) -> Result<usize, DbError> {
     let target = booking_holds::table
         .filter(booking_holds::workspace_id.eq(workspace_id))
         .filter(booking_holds::conversation_id.eq(conversation_id));

@@ -9,14 +9,14 @@ use serde::Serialize;
 
 use super::schema::{agents, bots, conversation_transitions, conversations, messages};
 use super::{like_escape, messages as message_rows, write_tx, DbConn, DbError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::on_backend;
 use crate::storage::outbox;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = conversations)]
 pub struct ConversationRow {
-    pub id: String,
+    pub id: ConversationId,
     pub workspace_id: WorkspaceId,
     pub bot_id: i64,
     pub contact_id: Option<i64>,
@@ -39,7 +39,7 @@ pub struct ConversationRow {
 /// A conversation as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationView {
-    pub id: String,
+    pub id: ConversationId,
     pub bot_id: String,
     pub status: ConversationStatus,
     /// `bot`, `queued` (a person was asked for) or `agent`.
@@ -80,7 +80,7 @@ pub fn create(conn: &mut DbConn, new: NewConversation<'_>) -> Result<Conversatio
     // Time-ordered (v7, still 74 random bits): conversations active at the same time sit side by
     // side in the messages indexes, so a group commit dirties a few index pages instead of one
     // random page per conversation.
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = ConversationId::from(uuid::Uuid::now_v7().to_string());
     write_tx(conn, |conn| {
         let variables = new.variables.to_string();
         on_backend!(conn, c => diesel::insert_into(conversations::table)
@@ -121,7 +121,11 @@ pub fn create(conn: &mut DbConn, new: NewConversation<'_>) -> Result<Conversatio
 }
 
 /// A conversation of the workspace.
-pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str) -> Result<Option<ConversationRow>, DbError> {
+pub fn get(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    id: &ConversationId,
+) -> Result<Option<ConversationRow>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
         .filter(conversations::workspace_id.eq(workspace_id))
         .filter(conversations::id.eq(id))
@@ -131,7 +135,7 @@ pub fn get(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str) -> Result<Opt
 }
 
 /// A conversation of the bot (the widget's scope: it knows only the bot).
-pub fn get_for_bot(conn: &mut DbConn, bot_id: i64, id: &str) -> Result<Option<ConversationRow>, DbError> {
+pub fn get_for_bot(conn: &mut DbConn, bot_id: i64, id: &ConversationId) -> Result<Option<ConversationRow>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
         .filter(conversations::bot_id.eq(bot_id))
         .filter(conversations::id.eq(id))
@@ -194,7 +198,7 @@ pub fn view_of(
 /// session writing with an older one is refused from now on, and answers the new token
 /// (`None` for an unknown conversation). Called by a node that has just taken the
 /// conversation's lease, before its session loads the conversation.
-pub fn claim(conn: &mut DbConn, id: &str) -> Result<Option<i64>, DbError> {
+pub fn claim(conn: &mut DbConn, id: &ConversationId) -> Result<Option<i64>, DbError> {
     let target = conversations::table.filter(conversations::id.eq(id));
     Ok(on_backend!(conn, c => diesel::update(target)
         .set(conversations::fence.eq(conversations::fence + 1))
@@ -207,7 +211,7 @@ pub fn claim(conn: &mut DbConn, id: &str) -> Result<Option<i64>, DbError> {
 /// conversation's (`None`: a single node's write, never stale). On PostgreSQL the row is
 /// share-locked until the write commits, so a [`claim`] made meanwhile waits for it, and the
 /// new owner's session then reads what was written.
-pub fn check_fence(conn: &mut DbConn, id: &str, fence: Option<i64>) -> Result<(), DbError> {
+pub fn check_fence(conn: &mut DbConn, id: &ConversationId, fence: Option<i64>) -> Result<(), DbError> {
     let Some(token) = fence else { return Ok(()) };
     let current = conversations::table.filter(conversations::id.eq(id)).select(conversations::fence);
     let current: Option<i64> = match conn {
@@ -224,7 +228,7 @@ pub fn check_fence(conn: &mut DbConn, id: &str, fence: Option<i64>) -> Result<()
 pub fn close(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    id: &str,
+    id: &ConversationId,
     at: i64,
     fence: Option<i64>,
 ) -> Result<bool, DbError> {
@@ -247,7 +251,7 @@ pub fn close(
 }
 
 /// What a session needs to resume the conversation.
-pub fn snapshot(conn: &mut DbConn, id: &str, window: i64) -> Result<Option<ConversationSnapshot>, DbError> {
+pub fn snapshot(conn: &mut DbConn, id: &ConversationId, window: i64) -> Result<Option<ConversationSnapshot>, DbError> {
     let row: Option<ConversationRow> = on_backend!(conn, c => conversations::table
         .filter(conversations::id.eq(id))
         .select(ConversationRow::as_select())
@@ -277,7 +281,7 @@ pub fn snapshot(conn: &mut DbConn, id: &str, window: i64) -> Result<Option<Conve
 fn set_variables(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    id: &str,
+    id: &ConversationId,
     variables: &serde_json::Value,
     now: i64,
 ) -> Result<(), DbError> {
@@ -370,7 +374,7 @@ pub fn find_or_start(
 pub fn merge_variables(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    id: &str,
+    id: &ConversationId,
     patch: serde_json::Value,
     now: i64,
     fence: Option<i64>,
@@ -386,7 +390,12 @@ pub fn merge_variables(
 }
 
 /// Links a conversation to the patient it turned out to be.
-pub fn set_contact(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str, contact_id: i64) -> Result<(), DbError> {
+pub fn set_contact(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    id: &ConversationId,
+    contact_id: i64,
+) -> Result<(), DbError> {
     let target =
         conversations::table.filter(conversations::workspace_id.eq(workspace_id)).filter(conversations::id.eq(id));
     on_backend!(conn, c => diesel::update(target).set(conversations::contact_id.eq(contact_id)).execute(c))?;
@@ -409,7 +418,7 @@ fn agent_ref(conn: &mut DbConn, workspace_id: WorkspaceId, agent_id: Option<i64>
 fn record_transition(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     from: &str,
     to: &str,
     agent_id: Option<i64>,
@@ -513,7 +522,7 @@ pub fn change_owner(conn: &mut DbConn, change: &OwnershipChange) -> Result<Owner
 pub fn mark_read(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    id: &str,
+    id: &ConversationId,
     reader: Sender,
     seq: i64,
     at: i64,
@@ -536,7 +545,7 @@ pub fn mark_read(
 }
 
 /// Notes the owning agent's activity, which keeps the silence rule from handing back.
-pub fn agent_active(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str, at: i64) -> Result<(), DbError> {
+pub fn agent_active(conn: &mut DbConn, workspace_id: WorkspaceId, id: &ConversationId, at: i64) -> Result<(), DbError> {
     let mine = conversations::table
         .filter(conversations::workspace_id.eq(workspace_id))
         .filter(conversations::id.eq(id))
@@ -547,7 +556,11 @@ pub fn agent_active(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str, at: 
 
 /// Conversations whose agent has been silent since before `cutoff`, of every workspace, as
 /// `(workspace_id, conversation_id)`: the silence rule's work list.
-pub fn silent_agents(conn: &mut DbConn, cutoff: i64, limit: i64) -> Result<Vec<(WorkspaceId, String)>, DbError> {
+pub fn silent_agents(
+    conn: &mut DbConn,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<(WorkspaceId, ConversationId)>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
         .filter(conversations::owner.eq(Owner::Agent))
         .filter(conversations::status.ne(ConversationStatus::Closed))
@@ -560,7 +573,7 @@ pub fn silent_agents(conn: &mut DbConn, cutoff: i64, limit: i64) -> Result<Vec<(
 
 /// Open conversations waiting for a person, oldest request first, of every workspace, as
 /// `(workspace_id, conversation_id)`: the round-robin's work list.
-pub fn queued(conn: &mut DbConn, limit: i64) -> Result<Vec<(WorkspaceId, String)>, DbError> {
+pub fn queued(conn: &mut DbConn, limit: i64) -> Result<Vec<(WorkspaceId, ConversationId)>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
         .filter(conversations::owner.eq(Owner::Queued))
         .filter(conversations::status.ne(ConversationStatus::Closed))

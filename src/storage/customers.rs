@@ -14,7 +14,7 @@ use diesel::sql_types::Bool;
 use super::contacts::{Authority, Person};
 use super::schema::{agents, contacts, conversations, messages};
 use super::{like_escape, lower, write_tx, DbConn, DbError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::on_backend;
 use crate::status::Presence;
 use frontdesk_actors::{ConversationStatus, Owner};
@@ -184,7 +184,11 @@ pub fn sessions_of(
         .load(c))?)
 }
 
-pub fn session(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str) -> Result<Option<SessionRow>, DbError> {
+pub fn session(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    id: &ConversationId,
+) -> Result<Option<SessionRow>, DbError> {
     Ok(on_backend!(conn, c => conversations::table
         .filter(conversations::workspace_id.eq(workspace_id))
         .filter(conversations::id.eq(id))
@@ -324,12 +328,12 @@ pub struct Activity {
 pub fn activity(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    session_ids: &[String],
-) -> Result<HashMap<String, Activity>, DbError> {
+    session_ids: &[ConversationId],
+) -> Result<HashMap<ConversationId, Activity>, DbError> {
     if session_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    type Group = (String, String, Option<i64>, Option<i64>, Option<i64>);
+    type Group = (ConversationId, String, Option<i64>, Option<i64>, Option<i64>);
     let groups: Vec<Group> = on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq_any(session_ids))
@@ -342,9 +346,9 @@ pub fn activity(
             diesel::dsl::max(messages::seq),
         ))
         .load(c))?;
-    let mut found: HashMap<String, Activity> = HashMap::new();
+    let mut found: HashMap<ConversationId, Activity> = HashMap::new();
     // The seq of each session's last message: not a system one if there is any other.
-    let mut last: HashMap<String, (bool, i64)> = HashMap::new();
+    let mut last: HashMap<ConversationId, (bool, i64)> = HashMap::new();
     for (session, sender, agent_id, first, seq) in groups {
         let (first, seq) = (first.unwrap_or(0), seq.unwrap_or(0));
         let entry = found.entry(session.clone()).or_default();
@@ -393,7 +397,7 @@ pub fn activity(
 pub fn messages(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    session_id: &str,
+    session_id: &ConversationId,
     descending: bool,
     without_system: bool,
     limit: i64,

@@ -13,7 +13,7 @@ use super::conversations::{self, ConversationRow, ConversationView};
 use super::messages::MessageRow;
 use super::schema::{agents, bots, contacts, conversations as c_table, messages};
 use super::{lower, DbConn, DbError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::on_backend;
 
 /// What a list of conversations may be narrowed to.
@@ -50,7 +50,7 @@ fn contains_pattern(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: i64,
-    pub id: String,
+    pub id: ConversationId,
 }
 
 impl Cursor {
@@ -62,7 +62,7 @@ impl Cursor {
     pub fn decode(text: &str) -> Option<Cursor> {
         let (created_at, id) = text.split_once('.')?;
         let created_at = created_at.parse().ok()?;
-        (!id.is_empty() && id.len() <= 64).then(|| Cursor { created_at, id: id.to_owned() })
+        (!id.is_empty() && id.len() <= 64).then(|| Cursor { created_at, id: id.into() })
     }
 }
 
@@ -190,7 +190,7 @@ pub fn items(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+    let ids: Vec<&ConversationId> = rows.iter().map(|row| &row.id).collect();
     let bot_ids: Vec<i64> = rows.iter().map(|row| row.bot_id).collect();
     let bots: HashMap<i64, String> = on_backend!(conn, c => bots::table
         .filter(bots::workspace_id.eq(workspace_id))
@@ -211,7 +211,7 @@ pub fn items(
         .collect(),
     };
     let last = last_messages(conn, workspace_id, &ids)?;
-    let unread: HashMap<String, i64> = on_backend!(conn, c => messages::table
+    let unread: HashMap<ConversationId, i64> = on_backend!(conn, c => messages::table
         .inner_join(c_table::table)
         .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq_any(&ids))
@@ -219,7 +219,7 @@ pub fn items(
         .filter(messages::seq.gt(c_table::agent_read_seq))
         .group_by(messages::conversation_id)
         .select((messages::conversation_id, diesel::dsl::count_star()))
-        .load::<(String, i64)>(c))?
+        .load::<(ConversationId, i64)>(c))?
     .into_iter()
     .collect();
     rows.into_iter()
@@ -256,8 +256,8 @@ pub fn items(
 fn last_messages(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    ids: &[&str],
-) -> Result<HashMap<String, StoredMessage>, DbError> {
+    ids: &[&ConversationId],
+) -> Result<HashMap<ConversationId, StoredMessage>, DbError> {
     let later = diesel::alias!(messages as later);
     let found: Vec<MessageRow> = on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(workspace_id))
@@ -289,7 +289,11 @@ pub fn open_conversations(
 }
 
 /// The conversation's ownership history, oldest first.
-pub fn transitions(conn: &mut DbConn, workspace_id: WorkspaceId, id: &str) -> Result<Vec<Transition>, DbError> {
+pub fn transitions(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    id: &ConversationId,
+) -> Result<Vec<Transition>, DbError> {
     use super::schema::conversation_transitions as t;
     Ok(on_backend!(conn, c => t::table
         .filter(t::workspace_id.eq(workspace_id))

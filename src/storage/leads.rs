@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::schema::{lead_events, leads};
 use super::{DbConn, DbError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::on_backend;
 use crate::status::LeadStage;
 use crate::storage::outbox;
@@ -46,7 +46,7 @@ pub struct LeadRow {
     pub id: i64,
     pub workspace_id: WorkspaceId,
     pub contact_id: Option<i64>,
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
@@ -72,7 +72,7 @@ pub struct LeadView {
     pub treatment_interest: Option<String>,
     pub source: String,
     pub patient_id: Option<i64>,
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -160,7 +160,7 @@ pub fn list(
 pub struct NewLead<'a> {
     pub workspace_id: WorkspaceId,
     pub contact_id: i64,
-    pub conversation_id: Option<&'a str>,
+    pub conversation_id: Option<&'a ConversationId>,
     pub name: Option<&'a str>,
     pub email: Option<&'a str>,
     pub phone: Option<&'a str>,

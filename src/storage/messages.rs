@@ -6,14 +6,14 @@ use frontdesk_actors::{Appended, NewMessage, Sender, StoredMessage};
 
 use super::schema::messages;
 use super::{DbConn, DbError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = messages)]
 pub struct MessageRow {
     pub id: i64,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub seq: i64,
     pub sender: Sender,
     pub agent_id: Option<i64>,
@@ -145,7 +145,7 @@ fn find_duplicate(conn: &mut DbConn, message: &NewMessage) -> Result<StoredMessa
 pub fn after(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredMessage>, DbError> {
@@ -161,7 +161,7 @@ pub fn after(
 }
 
 /// The most recent `limit` messages, oldest first.
-pub fn recent(conn: &mut DbConn, conversation_id: &str, limit: i64) -> Result<Vec<StoredMessage>, DbError> {
+pub fn recent(conn: &mut DbConn, conversation_id: &ConversationId, limit: i64) -> Result<Vec<StoredMessage>, DbError> {
     let mut rows: Vec<MessageRow> = on_backend!(conn, c => messages::table
         .filter(messages::conversation_id.eq(conversation_id))
         .order(messages::seq.desc())
@@ -173,7 +173,7 @@ pub fn recent(conn: &mut DbConn, conversation_id: &str, limit: i64) -> Result<Ve
 }
 
 /// The highest `seq` of the conversation, 0 when it has no message.
-pub fn last_seq(conn: &mut DbConn, conversation_id: &str) -> Result<i64, DbError> {
+pub fn last_seq(conn: &mut DbConn, conversation_id: &ConversationId) -> Result<i64, DbError> {
     let max: Option<i64> = on_backend!(conn, c => messages::table
         .filter(messages::conversation_id.eq(conversation_id))
         .select(diesel::dsl::max(messages::seq))
@@ -185,7 +185,7 @@ pub fn last_seq(conn: &mut DbConn, conversation_id: &str) -> Result<i64, DbError
 pub fn reply_to(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     message_id: i64,
 ) -> Result<Option<StoredMessage>, DbError> {
     let row: Option<MessageRow> = on_backend!(conn, c => messages::table
@@ -200,7 +200,7 @@ pub fn reply_to(
 }
 
 /// Counts the conversation's messages (used by tests and the CLI's checks).
-pub fn count(conn: &mut DbConn, workspace_id: WorkspaceId, conversation_id: &str) -> Result<i64, DbError> {
+pub fn count(conn: &mut DbConn, workspace_id: WorkspaceId, conversation_id: &ConversationId) -> Result<i64, DbError> {
     Ok(on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(workspace_id))
         .filter(messages::conversation_id.eq(conversation_id))
@@ -212,7 +212,7 @@ pub fn count(conn: &mut DbConn, workspace_id: WorkspaceId, conversation_id: &str
 pub fn visitor_texts(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     limit: i64,
 ) -> Result<Vec<String>, DbError> {
     let mut texts: Vec<String> = on_backend!(conn, c => messages::table
@@ -232,7 +232,7 @@ pub fn visitor_texts(
 pub fn model_tokens(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
 ) -> Result<(i64, i64, i64), DbError> {
     let metadata: Vec<Option<String>> = on_backend!(conn, c => messages::table
         .filter(messages::workspace_id.eq(workspace_id))

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::schema::{canned_replies, conversation_notes};
 use super::{DbConn, DbError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -14,7 +14,7 @@ use crate::on_backend;
 pub struct NoteRow {
     pub id: i64,
     pub workspace_id: WorkspaceId,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub agent_id: Option<i64>,
     pub agent_name: String,
     pub text: String,
@@ -25,7 +25,7 @@ pub struct NoteRow {
 #[derive(Debug, Serialize)]
 pub struct NoteView {
     pub id: i64,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub agent: Option<serde_json::Value>,
     pub text: String,
     pub created_at: i64,
@@ -46,7 +46,7 @@ impl From<NoteRow> for NoteView {
 pub fn add_note(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     agent: Option<(i64, &str)>,
     text: &str,
     now: i64,
@@ -68,7 +68,7 @@ pub fn add_note(
 pub fn notes(
     conn: &mut DbConn,
     workspace_id: WorkspaceId,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     limit: i64,
 ) -> Result<Vec<NoteRow>, DbError> {
     let mut rows: Vec<NoteRow> = on_backend!(conn, c => conversation_notes::table

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::schema::unanswered_questions;
 use super::{DbConn, DbError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::on_backend;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -22,7 +22,7 @@ pub struct UnansweredRow {
     #[serde(skip)]
     pub normalized: String,
     pub times_asked: i32,
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     pub first_asked_at: i64,
     pub last_asked_at: i64,
 }
@@ -43,7 +43,7 @@ pub fn record(
     workspace_id: WorkspaceId,
     bot_id: i64,
     question: &str,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     now: i64,
 ) -> Result<(), DbError> {
     let normalized = normalize(question);

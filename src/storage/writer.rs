@@ -19,7 +19,7 @@ use frontdesk_actors::{Appended, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{conversations, messages, write_tx, Db, DbConn, DbError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::storage::outbox;
 use frontdesk_actors::NewMessage;
 
@@ -61,7 +61,7 @@ impl MessageWriter {
     /// Persists one message; resolves once it is committed.
     pub async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
         // One conversation always goes to the same lane, so its writes stay in order.
-        let lane = fxhash(&message.conversation_id) % self.lanes.len();
+        let lane = fxhash(message.conversation_id.as_str()) % self.lanes.len();
         let (done, answer) = oneshot::channel();
         let stats = self.db.stats();
         // Counted before the send, so the thread never takes it off the gauge first.
@@ -162,11 +162,11 @@ fn write_batch(db: &Db, batch: Vec<Job>) {
 /// The jobs of the batch whose session has lost its conversation to a newer owner: each
 /// conversation's token is checked once, in the batch's transaction.
 fn stale_writes(conn: &mut DbConn, batch: &[Job]) -> Result<HashSet<usize>, DbError> {
-    let mut verdicts: HashMap<(&str, i64), bool> = HashMap::new();
+    let mut verdicts: HashMap<(&ConversationId, i64), bool> = HashMap::new();
     let mut stale = HashSet::new();
     for (index, job) in batch.iter().enumerate() {
         let Some(token) = job.message.fence else { continue };
-        let conversation = job.message.conversation_id.as_str();
+        let conversation = &job.message.conversation_id;
         let refused = match verdicts.get(&(conversation, token)) {
             Some(refused) => *refused,
             None => {

@@ -2,7 +2,7 @@
 //! writer queue refuses rather than grows, and a long conversation resumes page by page with
 //! every message once and in order, live ones included.
 
-use frontdesk::ids::WorkspaceId;
+use frontdesk::ids::{ConversationId, WorkspaceId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ async fn a_saturated_database_answers_503_with_retry_after_and_recovers(backend:
 }
 
 /// A conversation to write messages into, straight in the database.
-async fn conversation(backend: Backend) -> (TestDb, Db, WorkspaceId, String) {
+async fn conversation(backend: Backend) -> (TestDb, Db, WorkspaceId, ConversationId) {
     let db = TestDb::new(backend);
     let settings = settings_for(&db, |_| {});
     tokio::task::spawn_blocking(move || {
@@ -112,10 +112,10 @@ async fn conversation(backend: Backend) -> (TestDb, Db, WorkspaceId, String) {
     .unwrap()
 }
 
-fn new_message(workspace_id: WorkspaceId, conversation_id: &str, seq: i64) -> NewMessage {
+fn new_message(workspace_id: WorkspaceId, conversation_id: &ConversationId, seq: i64) -> NewMessage {
     NewMessage {
         workspace_id: workspace_id.get(),
-        conversation_id: conversation_id.to_owned(),
+        conversation_id: conversation_id.clone(),
         seq,
         sender: if seq % 2 == 0 { Sender::Bot } else { Sender::Visitor },
         agent_id: None,
@@ -205,7 +205,7 @@ async fn a_long_conversation_resumes_page_by_page_with_live_messages_in_order(ba
     // A long history, written straight into the database (seq 2..=1001); a restart makes the
     // conversation's session start again from what is stored.
     let store = app.database();
-    let (workspace, id) = (app.a.workspace_id, conversation.clone());
+    let (workspace, id) = (app.a.workspace_id, ConversationId::from(conversation.as_str()));
     store
         .run(move |conn| {
             let rows: Vec<NewMessage> = (2..=STORED + 1).map(|seq| new_message(workspace, &id, seq)).collect();

@@ -363,7 +363,7 @@ async fn a_stale_owner_cannot_write_after_another_node_claims_the_conversation()
     // Another node claims the conversation behind A's back (as after A's lease ran out while A
     // was paused): the database's fencing token moves on.
     let db = app.database();
-    let id = conversation.clone();
+    let id = frontdesk::ids::ConversationId::from(conversation.as_str());
     let token = db.run(move |conn| frontdesk::storage::conversations::claim(conn, &id)).await.unwrap().unwrap();
     assert!(token >= 2, "A's claim was {}", token - 1);
 
@@ -377,7 +377,7 @@ async fn a_stale_owner_cannot_write_after_another_node_claims_the_conversation()
     let messages = app.messages(&conversation).await;
     let seqs: Vec<i64> = messages.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5], "{messages:?}");
-    let id = conversation.clone();
+    let id = frontdesk::ids::ConversationId::from(conversation.as_str());
     let next = db.run(move |conn| frontdesk::storage::conversations::claim(conn, &id)).await.unwrap().unwrap();
     assert_eq!(next, token + 2, "A's second claim came after the other one");
 }

@@ -23,7 +23,7 @@ async fn five_hundred_conversations_list_in_pages_of_a_hundred(backend: Backend)
     let app = spawn_app(backend).await;
     let (workspace_id, bot_public) = (app.a.workspace_id, app.a.bot_id.clone());
     let db = app.database();
-    let expected: HashMap<String, (i64, String)> = tokio::task::spawn_blocking(move || {
+    let expected: HashMap<frontdesk::ids::ConversationId, (i64, String)> = tokio::task::spawn_blocking(move || {
         let mut conn = db.conn().expect("connection");
         let bot = bots::get(&mut conn, workspace_id, &bot_public).expect("bot").expect("the workspace's bot");
         let variables = json!({});
@@ -91,7 +91,8 @@ async fn five_hundred_conversations_list_in_pages_of_a_hundred(backend: Backend)
         assert!(items.len() <= PAGE, "a page holds at most {PAGE}");
         for item in items {
             let id = item["id"].as_str().expect("id").to_owned();
-            let (last_seq, last_text) = expected.get(&id).unwrap_or_else(|| panic!("unknown conversation {id}"));
+            let (last_seq, last_text) =
+                expected.get(id.as_str()).unwrap_or_else(|| panic!("unknown conversation {id}"));
             assert_eq!(item["last_message"]["conversation_id"], id.as_str(), "{item}");
             assert_eq!(item["last_message"]["seq"], *last_seq, "{item}");
             assert_eq!(item["last_message"]["content"], last_text.as_str(), "{item}");

@@ -106,7 +106,7 @@ async fn a_stale_sessions_brain_cannot_change_the_variables(backend: Backend) {
     // Another node claims the conversation behind this one's back (as after its lease ran out
     // while it was paused): the database's fencing token moves on.
     let db = app.database();
-    let id = conversation.clone();
+    let id = frontdesk::ids::ConversationId::from(conversation.as_str());
     db.run(move |conn| frontdesk::storage::conversations::claim(conn, &id)).await.unwrap().unwrap();
     gate.notify_one();
 

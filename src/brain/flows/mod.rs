@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 
 use crate::brain::tools::{Scope, Tools};
 use crate::domain::knowledge::Knowledge;
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::net_guard::{self, TargetPolicy};
 use crate::storage::flows::{self as flow_rows, VersionRow};
 use crate::storage::{now_ms, Db, DbError};
@@ -443,10 +443,11 @@ impl Effects for DryEffects<'_> {
     }
 
     async fn availability(&self, service: &str, date: NaiveDate, doctor: Option<&str>) -> Value {
+        let dry_run = ConversationId::from("dry-run");
         let scope = Scope {
             workspace_id: self.context.workspace_id,
             bot_id: self.context.bot_id,
-            conversation_id: "dry-run",
+            conversation_id: &dry_run,
             variables: &Value::Null,
             state: &TurnState::unattached(),
         };

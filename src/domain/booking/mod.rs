@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::on_backend;
 use crate::status::BookingStatus;
 use crate::storage::bookings::{self, BookingRow, BusyQuery, HoldRow, NewBooking, NewTime};
@@ -98,7 +98,7 @@ pub struct BookingRequest {
     pub notes: String,
     /// `api`, `external`, `chat`.
     pub source: String,
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
 }
 
 /// Why a booking operation did nothing.
@@ -159,7 +159,7 @@ pub struct BookingView {
     pub doctor_id: Option<i64>,
     pub service_id: Option<i64>,
     pub patient_id: Option<i64>,
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     pub starts_at: String,
     pub ends_at: String,
     pub notes: String,
@@ -384,7 +384,7 @@ impl Practice {
         doctors: &[&DoctorRow],
         (from, to): (i64, i64),
         now: i64,
-        own_conversation: Option<&str>,
+        own_conversation: Option<&ConversationId>,
         except_booking: Option<i64>,
     ) -> Result<Vec<DoctorCalendar>, DbError> {
         let ids: Vec<i64> = doctors.iter().map(|d| d.id).collect();
@@ -430,7 +430,7 @@ pub struct AvailabilityRequest {
     pub to: NaiveDate,
     pub step_min: i64,
     /// The visitor whose own hold does not count against them.
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     /// A booking being moved: its own time is offered too.
     pub moving: Option<i64>,
 }
@@ -464,7 +464,7 @@ pub fn availability(
     // stay within ±14 h), so a day either side covers them, even where midnight is skipped.
     let from = req.from.and_time(NaiveTime::MIN).and_utc().timestamp_millis() - DAY_MS;
     let to = req.to.and_time(NaiveTime::MIN).and_utc().timestamp_millis() + 2 * DAY_MS;
-    let calendars = practice.calendars(conn, &doctors, (from, to), now, req.conversation_id.as_deref(), req.moving)?;
+    let calendars = practice.calendars(conn, &doctors, (from, to), now, req.conversation_id.as_ref(), req.moving)?;
     Ok(slots::free_slots(&calendars, &query).iter().map(|s| practice.slot_view(s)).collect())
 }
 
@@ -488,7 +488,7 @@ struct Wanted<'a> {
     doctor: Option<&'a Named>,
     start: Start,
     /// The visitor whose own hold does not stand in their way.
-    own_conversation: Option<&'a str>,
+    own_conversation: Option<&'a ConversationId>,
     /// A booking being moved, whose own time does not stand in its way.
     moving: Option<i64>,
     horizon: Horizon,
@@ -556,7 +556,7 @@ pub fn reserve(
         service: &req.service,
         doctor: req.doctor.as_ref(),
         start: req.start,
-        own_conversation: req.conversation_id.as_deref(),
+        own_conversation: req.conversation_id.as_ref(),
         moving: None,
         horizon,
     };
@@ -653,7 +653,7 @@ fn alternatives(
 /// A visitor's wish to keep a slot while they finish booking it.
 #[derive(Debug, Clone)]
 pub struct HoldRequest {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// A booking being moved: its own time does not stand in its way.
     pub moving: Option<i64>,
     pub service: Named,
@@ -710,7 +710,7 @@ pub fn reschedule(
         service: &service,
         doctor: doctor.as_ref(),
         start,
-        own_conversation: row.conversation_id.as_deref(),
+        own_conversation: row.conversation_id.as_ref(),
         moving: Some(id),
         horizon,
     };
@@ -748,7 +748,7 @@ fn reschedule_in_tx(
         &[doctor],
         (starts_at, occupied_until),
         now,
-        row.conversation_id.as_deref(),
+        row.conversation_id.as_ref(),
         Some(row.id),
     )?;
     let duration_min = (row.ends_at - row.starts_at) / 60_000;

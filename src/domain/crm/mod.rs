@@ -11,7 +11,7 @@ pub mod signals;
 use async_trait::async_trait;
 use frontdesk_actors::LeadSignals;
 
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::storage::contacts::{self, Authority, Person};
 use crate::storage::forms;
 use crate::storage::leads::{self, NewLead};
@@ -38,7 +38,7 @@ impl DbLeadSignals {
 
 #[async_trait]
 impl LeadSignals for DbLeadSignals {
-    async fn rescore(&self, conversations: Vec<(i64, String)>) -> Vec<(i64, String)> {
+    async fn rescore(&self, conversations: Vec<(i64, ConversationId)>) -> Vec<(i64, ConversationId)> {
         let done = self
             .db
             .run(move |conn| {
@@ -136,7 +136,12 @@ pub fn dialog_contact(variables: &serde_json::Value) -> ContactDetails {
 }
 
 /// One scoring pass over a conversation (see the module docs); answers whether it has a lead.
-pub fn rescore(conn: &mut DbConn, workspace_id: WorkspaceId, conversation_id: &str, now: i64) -> Result<bool, DbError> {
+pub fn rescore(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    conversation_id: &ConversationId,
+    now: i64,
+) -> Result<bool, DbError> {
     let Some(conversation) = conversations::get(conn, workspace_id, conversation_id)? else { return Ok(false) };
     let variables: serde_json::Value = serde_json::from_str(&conversation.variables).unwrap_or_default();
     let texts = messages::visitor_texts(conn, workspace_id, conversation_id, MESSAGES_READ)?;

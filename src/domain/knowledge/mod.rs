@@ -23,7 +23,7 @@ pub mod library;
 use std::sync::Arc;
 
 use crate::error::ApiError;
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::net_guard::{self, TargetPolicy};
 use crate::storage::knowledge::{self as rows, NewSource, SourceRow};
 use crate::storage::{bots, now_ms, unanswered, uploads, Db, DbError};
@@ -197,7 +197,7 @@ impl Knowledge {
         workspace_id: WorkspaceId,
         bot_id: i64,
         question: &str,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
     ) -> Result<(), DbError> {
         let (question, conversation_id) = (question.to_owned(), conversation_id.to_owned());
         self.db

@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use crate::domain::chat::{Chat, Continued, OutsideSession, VisitorInput};
 use crate::error::{ApiError, JsonBody};
+use crate::ids::ConversationId;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 
@@ -225,7 +226,7 @@ pub async fn send(
     req: HttpRequest,
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     body: Result<JsonBody<SendBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     async {

@@ -47,7 +47,7 @@ use crate::domain::customers::{
     ReplyStatus, SessionFilter, SessionRow, WorkspaceBrief as Workspace,
 };
 use crate::error::{ApiError, JsonBody};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::status::Presence;
 use crate::transport::http::auth::{bearer, workspace_of_token};
 use crate::transport::http::idempotency;
@@ -389,7 +389,7 @@ struct MessageView {
     receiver_id: Option<String>,
     bot_id: String,
     sender_id: Option<String>,
-    session_id: Option<String>,
+    session_id: Option<ConversationId>,
     block_id: Option<String>,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -506,8 +506,8 @@ struct CustomerView {
     last_social_message: Option<Value>,
     is_testing: bool,
     is_hidden: bool,
-    conversation_id: Option<String>,
-    last_session_id: Option<String>,
+    conversation_id: Option<ConversationId>,
+    last_session_id: Option<ConversationId>,
     conversation_state: &'static str,
     is_generating_tag: Option<bool>,
     social_account_id: Option<String>,
@@ -523,7 +523,7 @@ struct CustomerView {
 
 #[derive(Debug, Serialize)]
 struct LastSession {
-    id: String,
+    id: ConversationId,
     created_at: Option<String>,
     status: &'static str,
     assignee_id: Option<String>,
@@ -588,7 +588,7 @@ impl SessionCustomer {
 /// The documented session, plus frontdesk's `reply_status`.
 #[derive(Debug, Serialize)]
 struct SessionView {
-    id: String,
+    id: ConversationId,
     from_user_id: Option<String>,
     to_user_id: Option<String>,
     created_at: String,
@@ -713,7 +713,7 @@ fn customer_view(
 fn replied_by(
     ws: &Workspace,
     sessions: &[&SessionRow],
-    activity: &HashMap<String, Activity>,
+    activity: &HashMap<ConversationId, Activity>,
     agents: &HashMap<i64, AgentBrief>,
 ) -> Vec<ReplyBy> {
     let mut seen_bots = Vec::new();
@@ -950,7 +950,7 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
                         tag_ids: Vec::new(),
                         reply_by_ids: replied_by(ws, &[session], activity, agents),
                         last_social_message: None,
-                        is_last_session: newest_id.as_deref() == Some(session.id.as_str()),
+                        is_last_session: newest_id.as_ref() == Some(&session.id),
                         queued_at: iso(session.created_at),
                         source: session.channel.clone(),
                         have_message_from_agent: !a.agent_ids.is_empty(),
@@ -1012,9 +1012,10 @@ async fn session_messages(req: &HttpRequest, chat: &Chat, session_id: &str) -> R
     let not_found = || ApiError::not_found("session not found");
     let contact_id: i64 = customer_id.parse().map_err(|_| not_found())?;
     let order = MessageOrder { descending, without_system, limit, offset };
-    let found = customers::session_messages(&chat.db, workspace_id, session_id.to_owned(), contact_id, order)
-        .await?
-        .ok_or_else(not_found)?;
+    let found =
+        customers::session_messages(&chat.db, workspace_id, ConversationId::from(session_id), contact_id, order)
+            .await?
+            .ok_or_else(not_found)?;
     let customers::SessionMessages { workspace: ws, session, messages: rows, total } = found;
     let messages = {
         {
@@ -1184,8 +1185,13 @@ async fn send_message(
     .map(idempotency::respond)
 }
 
-async fn link(chat: &Chat, workspace_id: WorkspaceId, session_id: &str, contact_id: i64) -> Result<(), ApiError> {
-    customers::link(&chat.db, workspace_id, session_id.to_owned(), contact_id).await
+async fn link(
+    chat: &Chat,
+    workspace_id: WorkspaceId,
+    session_id: &ConversationId,
+    contact_id: i64,
+) -> Result<(), ApiError> {
+    customers::link(&chat.db, workspace_id, session_id.clone(), contact_id).await
 }
 
 /// The session the body names: the bot's, open, and linked to the customer if there is one.
@@ -1195,8 +1201,8 @@ async fn given_session(
     bot: &BotRow,
     session_id: &str,
     customer_id: Option<i64>,
-) -> Result<String, ApiError> {
-    let id = session_id.trim().to_owned();
+) -> Result<ConversationId, ApiError> {
+    let id = ConversationId::from(session_id.trim());
     let session = customers::session(&chat.db, workspace_id, id)
         .await?
         .filter(|s| s.bot_id == bot.id)
@@ -1212,7 +1218,7 @@ async fn given_session(
 
 /// The customer's open session with the bot, or a new one linked to them (found or started
 /// atomically: two first messages of one customer start one session).
-async fn customer_session(chat: &Chat, bot: &BotRow, contact_id: i64) -> Result<String, ApiError> {
+async fn customer_session(chat: &Chat, bot: &BotRow, contact_id: i64) -> Result<ConversationId, ApiError> {
     let external_id = format!("{CHANNEL}:customer:{contact_id}:{}", uuid::Uuid::new_v4().simple());
     let session = OutsideSession::OpenOfContact(contact_id);
     match chat.find_or_start(bot, external_id, CHANNEL, json!({}), session).await? {

@@ -17,7 +17,7 @@ use crate::domain::agents::{self, AgentChanges as Changes};
 use crate::domain::chat::Chat;
 use crate::domain::inbox::{self, Cursor, InboxFilter};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::status::{AgentRole, Presence};
 use crate::transport::http::auth::Caller;
 use crate::transport::revocation::{Credential, Revocations};
@@ -227,7 +227,11 @@ pub async fn list_conversations(
 /// `GET /api/conversations/{id}/detail`: the conversation as the inbox shows it, with its
 /// messages (up to 200 most recent), its ownership history and the model tokens its replies
 /// used.
-pub async fn detail(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn detail(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<ConversationId>,
+) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;
     let inbox::Detail { item, messages, transitions, tokens } =
         inbox::detail(&chat.db, caller.workspace_id, row).await?;
@@ -252,7 +256,7 @@ pub struct ActAs {
 }
 
 /// The conversation's view after an action.
-async fn view_after(chat: &Chat, workspace_id: WorkspaceId, id: &str) -> Result<HttpResponse, ApiError> {
+async fn view_after(chat: &Chat, workspace_id: WorkspaceId, id: &ConversationId) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(workspace_id, id).await?;
     Ok(HttpResponse::Ok().json(chat.view(row).await?))
 }
@@ -266,7 +270,7 @@ fn optional_body<T: Default>(body: OptionalJsonBody<T>) -> T {
 pub async fn take_over(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     body: OptionalJsonBody<ActAs>,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_body(body);
@@ -279,7 +283,7 @@ pub async fn take_over(
 pub async fn hand_back(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     body: OptionalJsonBody<ActAs>,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_body(body);
@@ -296,7 +300,7 @@ pub async fn hand_back(
 pub async fn request_handoff(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     body: OptionalJsonBody<ActAs>,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_body(body);
@@ -318,7 +322,7 @@ pub struct AgentSend {
 pub async fn send_as_agent(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     body: JsonBody<AgentSend>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
@@ -341,7 +345,7 @@ pub struct ReadUpTo {
 pub async fn mark_read(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     body: OptionalJsonBody<ReadUpTo>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0.unwrap_or(ReadUpTo { agent_id: None, seq: None });

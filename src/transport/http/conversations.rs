@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::chat::{Chat, VisitorInput};
 use crate::error::{ApiError, JsonBody, NoFields, OptionalJsonBody, QueryParams};
+use crate::ids::ConversationId;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
 use crate::transport::revocation::Revocations;
@@ -51,7 +52,11 @@ pub async fn start(
     .map(idempotency::respond)
 }
 
-pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    chat: web::Data<Chat>,
+    caller: Caller,
+    path: web::Path<ConversationId>,
+) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;
     Ok(HttpResponse::Ok().json(chat.view(row).await?))
 }
@@ -59,7 +64,7 @@ pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<String>)
 pub async fn close(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     _body: OptionalJsonBody<NoFields>,
 ) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;
@@ -103,7 +108,7 @@ pub async fn send(
     req: HttpRequest,
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     options: QueryParams<SendOptions>,
     body: JsonBody<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
@@ -150,7 +155,7 @@ pub async fn list_messages(
     chat: web::Data<Chat>,
     revocations: web::Data<Revocations>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     query: QueryParams<ListMessages>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
@@ -184,7 +189,7 @@ pub async fn list_messages(
 pub async fn variables(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
 ) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;
     let variables: serde_json::Value = serde_json::from_str(&row.variables).unwrap_or_default();
@@ -199,7 +204,7 @@ const SETTABLE: &[&str] = &["system", "contact", "conversation", "flow"];
 pub async fn update_variables(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     body: JsonBody<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let patch = body.0;

@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::domain::chat::Chat;
 use crate::domain::replay::{self, Live, ReplayCursor};
 use crate::error::{ApiError, QueryParams};
+use crate::ids::ConversationId;
 use crate::transport::http::auth::Caller;
 use crate::transport::revocation::{Revocations, Watch};
 
@@ -44,7 +45,7 @@ pub async fn stream(
     chat: web::Data<Chat>,
     revocations: web::Data<Revocations>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     query: QueryParams<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let from_header = match req.headers().get("last-event-id") {
@@ -62,7 +63,7 @@ pub async fn stream(
     let workspace_id = caller.workspace_id;
     let row = chat.conversation(workspace_id, &path).await?;
     let conversation_id = row.id;
-    let mut events = chat.bus.subscribe(&conversation_id);
+    let mut events = chat.bus.subscribe(conversation_id.as_str());
     let chat = chat.into_inner();
     let Watch { mut revoked, guard: _watch } =
         revocations.into_inner().watch(caller.credential, caller.token_hash.clone());

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::domain::chat::Chat;
 use crate::domain::notes;
 use crate::error::{ApiError, JsonBody};
+use crate::ids::ConversationId;
 use crate::transport::http::auth::Caller;
 
 #[derive(Debug, Deserialize)]
@@ -20,7 +21,7 @@ pub struct NewNote {
 pub async fn list_notes(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
 ) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;
     let views = notes::list(&chat.db, caller.workspace_id, row.id).await?;
@@ -31,7 +32,7 @@ pub async fn list_notes(
 pub async fn add_note(
     chat: web::Data<Chat>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<ConversationId>,
     body: JsonBody<NewNote>,
 ) -> Result<HttpResponse, ApiError> {
     let row = chat.conversation(caller.workspace_id, &path).await?;

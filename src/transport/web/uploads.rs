@@ -9,7 +9,7 @@
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
-use frontdesk_actors::ConversationStatus;
+use frontdesk_actors::{ConversationId, ConversationStatus};
 use serde::Serialize;
 
 use crate::crypto::SecretBox;
@@ -78,7 +78,8 @@ pub async fn upload(
             if !bot.settings().widget.uploads {
                 return Err(ApiError::forbidden("this bot does not take attachments"));
             }
-            let row = chat.bot_conversation(bot.id, &conversation.ok_or_else(|| missing("conversation_id"))?).await?;
+            let conversation = ConversationId::from(conversation.ok_or_else(|| missing("conversation_id"))?);
+            let row = chat.bot_conversation(bot.id, &conversation).await?;
             if row.status != ConversationStatus::Open {
                 return Err(ApiError::conflict("the conversation is closed"));
             }

@@ -37,7 +37,7 @@ use crate::domain::presence::AgentSockets;
 use crate::domain::replay::{self, Live, ReplayCursor};
 use crate::domain::{access, agents};
 use crate::error::ApiError;
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::status::Presence;
 use crate::transport::revocation::{self, Credential, Revocations, WatchGuard};
 use crate::transport::ws::protocol::{refuse_version, AgentFrame, AGENT_PROTOCOL, UNSUPPORTED_PROTOCOL};
@@ -51,7 +51,7 @@ struct ClientFrame {
     kind: String,
     #[serde(rename = "ref")]
     reference: Option<serde_json::Value>,
-    conversation_id: Option<String>,
+    conversation_id: Option<ConversationId>,
     last_seq: Option<i64>,
     text: Option<String>,
     client_msg_id: Option<String>,
@@ -66,7 +66,7 @@ struct ClientFrame {
 #[derive(Debug, Clone)]
 enum Source {
     Inbox,
-    Conversation(String),
+    Conversation(ConversationId),
 }
 
 type BusItem = (Source, Result<Arc<ConversationEvent>, BroadcastStreamRecvError>);
@@ -84,8 +84,8 @@ pub struct AgentSocket {
     agent: AgentRef,
     workspace_id: WorkspaceId,
     /// Conversations this socket has told the agent about.
-    known: HashSet<String>,
-    subscriptions: HashMap<String, Subscription>,
+    known: HashSet<ConversationId>,
+    subscriptions: HashMap<ConversationId, Subscription>,
     heard_from: Instant,
     /// Resolves when the agent is deleted or their token replaced (taken in `started`).
     revoked: Option<tokio::sync::oneshot::Receiver<()>>,
@@ -249,7 +249,7 @@ fn ack(ctx: &mut ws::WebsocketContext<AgentSocket>, reference: Option<serde_json
     send(ctx, &AgentFrame::Ack { reference: reference.as_ref(), result });
 }
 
-fn conversation_of(event: &ConversationEvent) -> &str {
+fn conversation_of(event: &ConversationEvent) -> &ConversationId {
     match event {
         ConversationEvent::Message { message } | ConversationEvent::Done { message } => &message.conversation_id,
         ConversationEvent::Delta { conversation_id, .. }
@@ -283,10 +283,10 @@ impl AgentSocket {
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         reference: Option<serde_json::Value>,
-        id: String,
+        id: ConversationId,
         action: F,
     ) where
-        F: FnOnce(web::Data<Chat>, String, AgentRef) -> Fut + 'static,
+        F: FnOnce(web::Data<Chat>, ConversationId, AgentRef) -> Fut + 'static,
         Fut: std::future::Future<Output = Result<T, ApiError>> + 'static,
         T: serde::Serialize + 'static,
     {
@@ -307,7 +307,7 @@ impl AgentSocket {
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         reference: Option<serde_json::Value>,
-        id: String,
+        id: ConversationId,
         last_seq: i64,
     ) {
         if self.subscriptions.contains_key(&id) {
@@ -316,7 +316,7 @@ impl AgentSocket {
         let (chat, workspace_id) = (self.chat.clone(), self.workspace_id);
         let load = async move {
             let row = chat.conversation(workspace_id, &id).await?;
-            let events = chat.bus.subscribe(&row.id);
+            let events = chat.bus.subscribe(row.id.as_str());
             Ok::<_, ApiError>((row.id, events))
         };
         ctx.wait(load.into_actor(self).map(move |loaded, act, ctx| match loaded {
@@ -338,12 +338,12 @@ impl AgentSocket {
     /// each goes out before the next is read, and the socket keeps serving meanwhile. Live
     /// messages follow the rule of the widget's resume: the next in line is delivered at once,
     /// one further ahead makes the catch-up read on, so none is lost, repeated or reordered.
-    fn catch_up(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: String) {
+    fn catch_up(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: ConversationId) {
         let Some(after) = self.subscriptions.get_mut(&id).and_then(|s| s.cursor.start_read()) else { return };
         self.history_page(ctx, id, after, true);
     }
 
-    fn history_page(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: String, after: i64, first: bool) {
+    fn history_page(&mut self, ctx: &mut ws::WebsocketContext<Self>, id: ConversationId, after: i64, first: bool) {
         let (chat, workspace_id) = (self.chat.clone(), self.workspace_id);
         let read_id = id.clone();
         let key = id.clone();
@@ -378,7 +378,7 @@ impl AgentSocket {
     /// Tells the agent about a conversation it has not seen yet (it just started, or it is
     /// older than the snapshot), then the event.
     fn introduce_then(&mut self, ctx: &mut ws::WebsocketContext<Self>, event: Arc<ConversationEvent>) {
-        let id = conversation_of(&event).to_owned();
+        let id = conversation_of(&event).clone();
         self.known.insert(id.clone());
         let (chat, workspace_id) = (self.chat.clone(), self.workspace_id);
         let load = async move {
@@ -412,7 +412,7 @@ impl AgentSocket {
                 _ => error(ctx, reference, "invalid field `presence`: online or away"),
             };
         }
-        let Some(id) = frame.conversation_id.clone().filter(|id| !id.is_empty()) else {
+        let Some(id) = frame.conversation_id.clone().filter(|id| !id.as_str().is_empty()) else {
             return error(ctx, reference, &format!("`{}` needs `conversation_id`", frame.kind));
         };
         match frame.kind.as_str() {

@@ -10,7 +10,7 @@
 //! (a new optional field, a new frame type clients ignore) keep the version; a change to an
 //! existing frame's fields raises it.
 
-use frontdesk_actors::{AgentRef, ConversationStatus, Owner, StoredMessage};
+use frontdesk_actors::{AgentRef, ConversationId, ConversationStatus, Owner, StoredMessage};
 use serde::Serialize;
 
 /// The widget socket's protocol version.
@@ -34,7 +34,7 @@ pub enum WidgetFrame<'a> {
     Ready {
         /// [`WIDGET_PROTOCOL`].
         protocol: u32,
-        conversation_id: &'a str,
+        conversation_id: &'a ConversationId,
         bot_id: &'a str,
         resumed: bool,
         /// `open` or `closed`: a resumed conversation may have ended meanwhile.
@@ -63,12 +63,12 @@ pub enum WidgetFrame<'a> {
     },
     /// A person joined the conversation (the visitor sees who answers now).
     AgentJoined {
-        conversation_id: &'a str,
+        conversation_id: &'a ConversationId,
         agent: &'a AgentRef,
     },
     /// The person left it (handed back to the bot, or the conversation was moved).
     AgentLeft {
-        conversation_id: &'a str,
+        conversation_id: &'a ConversationId,
         agent: &'a AgentRef,
     },
     /// The contact details sent were stored (as they now stand).
@@ -92,7 +92,7 @@ pub enum AgentFrame<'a, Agent: Serialize, Item: Serialize> {
     /// A conversation the socket had not shown yet, before its first event.
     Conversation { conversation: &'a Item },
     /// A page of a subscribed conversation's messages; `more` when another follows.
-    History { conversation_id: &'a str, messages: &'a [StoredMessage], more: bool },
+    History { conversation_id: &'a ConversationId, messages: &'a [StoredMessage], more: bool },
     /// The socket fell behind the inbox: reload it rather than guess.
     InboxStale { missed: u64 },
     /// A command done; its result's fields are part of the frame.
@@ -144,10 +144,11 @@ mod tests {
     #[test]
     fn widget_frames_keep_their_json() {
         let (message, agent, contact) = (message(), dana(), json!({ "name": "Maria" }));
+        let id = ConversationId::from("c-1");
         let frames = vec![
             WidgetFrame::Ready {
                 protocol: WIDGET_PROTOCOL,
-                conversation_id: "c-1",
+                conversation_id: &id,
                 bot_id: "b-1",
                 resumed: true,
                 status: ConversationStatus::Open,
@@ -162,8 +163,8 @@ mod tests {
                 retry_after: Some(3),
             },
             WidgetFrame::Error { error: "bad frame", client_msg_id: None, code: None, retry_after: None },
-            WidgetFrame::AgentJoined { conversation_id: "c-1", agent: &agent },
-            WidgetFrame::AgentLeft { conversation_id: "c-1", agent: &agent },
+            WidgetFrame::AgentJoined { conversation_id: &id, agent: &agent },
+            WidgetFrame::AgentLeft { conversation_id: &id, agent: &agent },
             WidgetFrame::ContactSaved { contact: Some(&contact) },
             WidgetFrame::Pong,
         ];
@@ -176,11 +177,12 @@ mod tests {
         let item = json!({ "conversation": { "id": "c-1" }, "unread": 1 });
         let reference = json!(5);
         let result = json!({ "result": { "seq": 4 } }).as_object().cloned().unwrap();
+        let id = ConversationId::from("c-1");
         type Frame<'a> = AgentFrame<'a, AgentRef, serde_json::Value>;
         let frames: Vec<Frame> = vec![
             AgentFrame::Inbox { protocol: AGENT_PROTOCOL, agent: &agent, conversations: std::slice::from_ref(&item) },
             AgentFrame::Conversation { conversation: &item },
-            AgentFrame::History { conversation_id: "c-1", messages: std::slice::from_ref(&message), more: false },
+            AgentFrame::History { conversation_id: &id, messages: std::slice::from_ref(&message), more: false },
             AgentFrame::InboxStale { missed: 12 },
             AgentFrame::Ack { reference: Some(&reference), result },
             AgentFrame::Error { reference: None, error: "unknown conversation", code: None },

@@ -26,7 +26,7 @@ use crate::domain::admission::{Coalescer, Offer, Refusal, SocketQuota, RATE_LIMI
 use crate::domain::chat::{Chat, VisitorInput};
 use crate::domain::replay::{self, Live, ReplayCursor};
 use crate::error::{describe_json_error, ApiError};
-use crate::ids::WorkspaceId;
+use crate::ids::{ConversationId, WorkspaceId};
 use crate::transport::ws::protocol::{refuse_version, WidgetFrame, UNSUPPORTED_PROTOCOL, WIDGET_PROTOCOL};
 
 /// The `code` of an error frame refusing contact details.
@@ -74,7 +74,7 @@ struct Hello {
     #[serde(rename = "type")]
     _type: String,
     bot_id: String,
-    conversation_id: Option<String>,
+    conversation_id: Option<ConversationId>,
     last_seq: Option<i64>,
     /// The protocol version the client speaks; one the server does not is refused.
     protocol: Option<u32>,
@@ -129,7 +129,7 @@ fn strip_position(err: &serde_json::Error) -> String {
 }
 
 struct Joined {
-    conversation_id: String,
+    conversation_id: ConversationId,
     workspace_id: WorkspaceId,
 }
 
@@ -301,7 +301,7 @@ impl VisitorSocket {
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         bot_id: String,
-        conversation_id: Option<String>,
+        conversation_id: Option<ConversationId>,
         last_seq: Option<i64>,
     ) {
         if self.joined.is_some() || self.joining {
@@ -326,12 +326,14 @@ impl VisitorSocket {
                 }
             };
             // The person holding a resumed conversation, for the header of a freshly loaded page.
-            let agent = match (row.owner.as_str(), row.assigned_agent_id) {
-                ("agent", Some(agent_id)) => chat.agent(row.workspace_id, agent_id).await?.map(|agent| agent.as_ref()),
+            let agent = match (row.owner, row.assigned_agent_id) {
+                (Owner::Agent, Some(agent_id)) => {
+                    chat.agent(row.workspace_id, agent_id).await?.map(|agent| agent.as_ref())
+                }
                 _ => None,
             };
             // Subscribed before the replay is read, so nothing falls between the two.
-            let events = chat.bus.subscribe(&row.id);
+            let events = chat.bus.subscribe(row.id.as_str());
             Ok::<_, JoinError>((bot.public_id, row, resumed, agent, events))
         };
         ctx.wait(join.into_actor(self).map(move |joined, act, ctx| {
