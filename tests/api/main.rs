@@ -13,6 +13,7 @@ mod bookings;
 mod bounded;
 mod browser;
 mod chat_booking;
+mod chatorex;
 mod cli;
 mod cluster;
 mod console_auth;

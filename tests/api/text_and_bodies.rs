@@ -327,6 +327,7 @@ async fn a_nul_in_any_text_field_is_refused_naming_it_and_stores_nothing(backend
         ("POST", "/api/agents".into(), true, json!({"name": "Bo", "email": "bo\u{0}@clinic.test"}), "`email`"),
         ("POST", "/api/forms".into(), true, json!({"name": "Intake\u{0}", "fields": []}), "`name`"),
         ("POST", "/api/widget/chat".into(), true, json!({"message": "hi\u{0}", "widgetId": app.a.bot_id}), "`message`"),
+        ("POST", "/api/chat".into(), true, json!({"message": "hi\u{0}", "chatbot_id": app.a.bot_id}), "`message`"),
         ("POST", "/api/flows/validate".into(), true, json!({"definition": {"start": "a\u{0}"}}), "`definition.start`"),
     ];
     // (method, path, expected status, words)
@@ -632,6 +633,7 @@ const ROUTES: &[(&str, &str, Takes)] = &[
     // JSON or multipart, by its content type.
     ("POST", "/api/sources", Takes::Json(r#"{"type":1}"#)),
     ("POST", "/api/widget/chat", Takes::Json(r#"{"message":1}"#)),
+    ("POST", "/api/chat", Takes::Json(r#"{"message":1}"#)),
     ("PUT", "/api/widget-settings", Takes::Json(r#"{"sound":"loud"}"#)),
     ("POST", "/widget/uploads", Takes::Multipart),
     ("POST", "/api/scrape", Takes::Json(r#"{"url":1}"#)),
@@ -644,28 +646,26 @@ const ROUTES: &[(&str, &str, Takes)] = &[
     ("POST", "/api/hooks/subscribe", Takes::Json(r#"{"target_url":1,"event":"new_lead"}"#)),
 ];
 
-/// The POST/PATCH/PUT routes the server registers, read from its route table.
+/// The POST/PATCH/PUT routes the server registers, read from its route tables: a path
+/// registered inside `web::scope("/api")` is mounted under `/api`, any other as written.
 fn registered_routes() -> BTreeSet<(String, String)> {
-    // The route tables, and whether their paths are mounted under `/api` when they do not say so.
     let sources = [
-        (include_str!("../../src/transport/http/mod.rs"), true),
-        (include_str!("../../src/transport/compat/cxgenie_customers.rs"), true),
-        (include_str!("../../src/transport/web/mod.rs"), false),
+        include_str!("../../src/transport/http/mod.rs"),
+        include_str!("../../src/transport/compat/cxgenie_customers.rs"),
+        include_str!("../../src/transport/web/mod.rs"),
     ];
     let mut found = BTreeSet::new();
-    for (source, under_api) in sources {
-        for piece in source.split(".route(\"").skip(1) {
-            let Some((path, rest)) = piece.split_once('"') else { continue };
-            let method = ["post", "patch", "put"]
-                .into_iter()
-                .find(|m| rest.trim_start_matches([',', ' ', '\n']).starts_with(&format!("web::{m}()")));
-            if let Some(method) = method {
-                let path = if !under_api || path.starts_with("/api/") || path == "/chat" {
-                    path.to_owned()
-                } else {
-                    format!("/api{path}")
-                };
-                found.insert((method.to_uppercase(), path));
+    for source in sources {
+        let scope = source.find("web::scope(\"/api\")").unwrap_or(source.len());
+        for (table, prefix) in [(&source[..scope], ""), (&source[scope..], "/api")] {
+            for piece in table.split(".route(\"").skip(1) {
+                let Some((path, rest)) = piece.split_once('"') else { continue };
+                let method = ["post", "patch", "put"]
+                    .into_iter()
+                    .find(|m| rest.trim_start_matches([',', ' ', '\n']).starts_with(&format!("web::{m}()")));
+                if let Some(method) = method {
+                    found.insert((method.to_uppercase(), format!("{prefix}{path}")));
+                }
             }
         }
     }

@@ -1,4 +1,10 @@
-//! Chatorex's knowledge routes: `GET /api/sources` (`?chatbot_id=` to filter), `POST
+//! Chatorex's chat: `POST /api/chat` `{message, chatbot_id, session_id?}` answers
+//! `{response, session_id, message_id, created_at, sources}`. A `session_id` names the visitor's
+//! conversation with that bot, so later messages with it keep their context; without one a new
+//! conversation starts and its generated `session_id` is returned to continue it. Fields the
+//! document does not show are accepted and ignored, as an SDK may send more.
+//!
+//! Its knowledge routes: `GET /api/sources` (`?chatbot_id=` to filter), `POST
 //! /api/sources` (`type` `url`, `text` or `file`; JSON, or multipart with the file in a `file`
 //! part) and `DELETE /api/sources?id=`. Sources are frontdesk's own ([`crate::domain::knowledge`]);
 //! a Chatorex source shows as frontdesk's view with `chatbot_id` beside `bot_id`.
@@ -8,11 +14,13 @@
 //! `?chatbot_id=` or the workspace's first bot; a `PUT` changes only the fields it sends. They
 //! read and write the bot's widget settings (see [`crate::transport::web::widget_config`]).
 
+use std::time::Duration;
+
 use actix_multipart::Multipart;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::domain::chat::Chat;
+use crate::domain::chat::{Chat, VisitorInput};
 use crate::domain::directory::{BotChanges, SourceRow};
 use crate::domain::knowledge::{Knowledge, SourceInput};
 use crate::error::{ApiError, JsonBody, QueryParams};
@@ -20,6 +28,61 @@ use crate::ids::WorkspaceId;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::knowledge::{receive_files, views, UploadPolicy};
 use crate::transport::web::widget_config::{ChatorexSettings, WidgetPatch};
+
+/// How long `POST /api/chat` waits for the bot's reply.
+const REPLY_WAIT: Duration = Duration::from_secs(30);
+const MAX_SESSION_ID: usize = 128;
+/// Outside sessions of Chatorex callers are kept apart from other channels' with this prefix.
+const SESSION_PREFIX: &str = "chatorex:";
+
+/// The documented body of `POST /api/chat`. Not `deny_unknown_fields`: a compatible client may
+/// send more than the document shows.
+#[derive(Debug, Deserialize)]
+pub struct ChatBody {
+    pub message: String,
+    pub chatbot_id: String,
+    pub session_id: Option<String>,
+}
+
+/// `POST /api/chat`: the bot's reply, and the session to continue with.
+pub async fn chat(chat: web::Data<Chat>, caller: Caller, body: JsonBody<ChatBody>) -> Result<HttpResponse, ApiError> {
+    let ChatBody { message, chatbot_id, session_id } = body.0;
+    if chatbot_id.trim().is_empty() {
+        return Err(ApiError::bad_request("`chatbot_id` must not be empty"));
+    }
+    let session = match session_id {
+        Some(id) if id.trim().is_empty() || id.chars().count() > MAX_SESSION_ID => {
+            return Err(ApiError::bad_request(format!("`session_id` must be 1 to {MAX_SESSION_ID} characters")))
+        }
+        Some(id) => id,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let bot = chat
+        .workspace_bot(caller.workspace_id, Some(chatbot_id))
+        .await
+        .map_err(|err| err.not_found_as("chatbot not found"))?;
+    let visitor = chat.validate(VisitorInput { text: message, ..VisitorInput::default() })?;
+    let conversation = chat.session_conversation(&bot, format!("{SESSION_PREFIX}{session}"), "chatorex").await?;
+    let (_, reply) = chat.ask(&conversation.id, visitor, REPLY_WAIT).await?;
+    let sources: Vec<serde_json::Value> = reply
+        .metadata
+        .as_ref()
+        .and_then(|m| m["citations"].as_array())
+        .map(|citations| {
+            citations
+                .iter()
+                .map(|c| serde_json::json!({ "title": c["title"], "url": c["url"], "source_id": c["source_id"] }))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "response": reply.content,
+        "session_id": session,
+        "message_id": reply.id,
+        "created_at": crate::domain::booking::rfc3339(reply.created_at),
+        "sources": sources,
+    })))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

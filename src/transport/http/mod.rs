@@ -155,6 +155,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/knowledge/unanswered/{id}/answer", web::post().to(knowledge::answer_unanswered))
                 .route("/knowledge/unanswered/{id}", web::delete().to(knowledge::dismiss_unanswered))
                 .route("/files", web::post().to(knowledge::upload))
+                .route("/chat", web::post().to(chatorex::chat))
                 .route("/sources", web::get().to(chatorex::list))
                 .route("/sources", web::post().to(chatorex::create))
                 .route("/sources", web::delete().to(chatorex::delete))
