@@ -306,13 +306,15 @@ pub fn client_address(req: &HttpRequest) -> Option<IpAddr> {
 }
 
 /// Middleware: counts each request to a route without an API key ([`PUBLIC_PREFIXES`])
-/// against its client address's quota, before the route does any work; 429 past it.
+/// against its client address's quota, before the route does any work; 429 past it. Its answer
+/// carries that quota's `X-RateLimit-*` headers, as keyed routes carry their key's.
 pub async fn public_door(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let public = PUBLIC_PREFIXES.iter().any(|prefix| req.path().starts_with(prefix));
     let chat = req.app_data::<web::Data<Chat>>().cloned();
+    let mut counted = None;
     if let (true, Some(chat)) = (public, chat) {
         if let (Some(limiter), Some(address)) =
             (&chat.admission.public_per_address, chat.admission.client_address(req.request()))
@@ -321,12 +323,22 @@ pub async fn public_door(
             if !verdict.allowed {
                 chat.admission.stats.public_refused.fetch_add(1, Ordering::Relaxed);
                 let refusal = Refusal::over("too many requests from this address", &verdict);
-                let response = refusal.into_api_error().error_response();
+                let mut response = refusal.into_api_error().error_response();
+                verdict.write_headers(response.headers_mut());
                 return Ok(req.into_response(response));
             }
+            counted = Some(verdict);
         }
     }
-    Ok(next.call(req).await?.map_into_boxed_body())
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    // A keyless route answers with its address's quota, unless the route reported a quota of
+    // its own (a chat session's).
+    if let Some(verdict) = counted {
+        if !response.headers().contains_key("x-ratelimit-limit") {
+            verdict.write_headers(response.headers_mut());
+        }
+    }
+    Ok(response)
 }
 
 /// One widget socket's message quota, with the refusals in a row that close it.

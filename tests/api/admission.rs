@@ -227,15 +227,27 @@ async fn credentials_and_public_routes_answer_429_past_their_quotas(backend: Bac
     // Routes without an API key are counted per client address.
     let app = spawn_app_with(backend, |args| args.admission.public_rate_limit_per_minute = Some(4)).await;
     let mut statuses = Vec::new();
+    let mut remaining = Vec::new();
     for _ in 0..6 {
         let url = app.url(&format!("/api/doctors/public?admin_id={}", app.a.public_id));
-        statuses.push(app.http.get(url).send().await.unwrap().status().as_u16());
+        let res = app.http.get(url).send().await.unwrap();
+        statuses.push(res.status().as_u16());
+        // Every answer tells the address what is left of its quota and when it is whole again.
+        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        assert_eq!(header("x-ratelimit-limit"), Some(4), "{:?}", res.headers());
+        assert!(header("x-ratelimit-reset").is_some(), "{:?}", res.headers());
+        remaining.push(header("x-ratelimit-remaining").expect("x-ratelimit-remaining"));
     }
     assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+    assert_eq!(remaining, [3, 2, 1, 0, 0, 0]);
+    // The keyless booking route too, refused by the same address quota here.
+    let res = app.http.post(app.url("/api/external/booking")).json(&json!({"api_key": "wrong"})).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers().get("x-ratelimit-remaining").map(|v| v.to_str().unwrap()), Some("0"));
     // The API key's routes are not the address's: they go on.
     let (status, _) = app.get(&app.a.api_key, "/api/workspace").await;
     assert_eq!(status, 200);
-    assert_eq!(metric(&app, "frontdesk_admission_public_refused_total").await, 2);
+    assert_eq!(metric(&app, "frontdesk_admission_public_refused_total").await, 3);
 }
 
 /// An OpenAI-compatible model that answers each request only when the test opens its gate

@@ -26,6 +26,7 @@ mod failover;
 mod first_start;
 mod flow_targets;
 mod flows;
+mod full_lists;
 mod idempotency;
 mod inbox_pages;
 mod knowledge;

@@ -17,7 +17,7 @@ use crate::storage::{now_ms, Db, DbConn, DbError};
 pub use crate::status::BookingStatus;
 
 /// Which bookings to list: local dates at the practice (both inclusive) and the usual filters.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct BookingQuery {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,

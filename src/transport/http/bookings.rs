@@ -14,6 +14,7 @@ use crate::ids::WorkspaceId;
 use crate::status::BookingStatus;
 use crate::transport::http::auth::Caller;
 use crate::transport::http::idempotency;
+use crate::transport::http::listing::{self, Listing};
 
 /// A booking as a client describes it: ChatGenius's fields, with ids and an RFC 3339
 /// `starts_at` accepted as alternatives.
@@ -166,22 +167,28 @@ pub struct ListQuery {
 
 /// `GET /api/bookings`: newest appointment first, as a bare array (ChatGenius's shape).
 pub async fn list(
+    req: HttpRequest,
     chat: web::Data<Chat>,
     caller: Caller,
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.0;
-    let (limit, offset) = crate::transport::http::page(q.limit, q.offset)?;
-    let query = BookingQuery {
+    let which = Listing::of(q.limit, q.offset)?;
+    let filter = BookingQuery {
         from: q.from.as_deref().map(|d| parse_date("from", d)).transpose()?,
         to: q.to.as_deref().map(|d| parse_date("to", d)).transpose()?,
         status: q.status,
         doctor_id: q.doctor_id,
         patient_id: q.patient_id,
-        limit,
-        offset,
+        limit: 0,
+        offset: 0,
     };
-    Ok(HttpResponse::Ok().json(chat.desk.list(caller.workspace_id, query).await?))
+    let workspace_id = caller.workspace_id;
+    let fetch = move |limit, offset| {
+        let (chat, query) = (chat.clone(), BookingQuery { limit, offset, ..filter.clone() });
+        async move { chat.desk.list(workspace_id, query).await }
+    };
+    listing::respond(&req, which, fetch).await
 }
 
 pub async fn get(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {

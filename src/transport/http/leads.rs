@@ -1,14 +1,14 @@
 //! Leads over REST (ChatGenius's leads API): the list by score with temperatures, stage and
 //! score changes, and the history that explains a score.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::chat::Chat;
 use crate::domain::leads::{self, LeadStage};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::transport::http::auth::Caller;
-use crate::transport::http::page;
+use crate::transport::http::listing::{self, Listing};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,13 +20,18 @@ pub struct LeadQuery {
 
 /// `GET /api/leads`: highest score first, as a bare array, each with its temperature.
 pub async fn list_leads(
+    req: HttpRequest,
     chat: web::Data<Chat>,
     caller: Caller,
     query: QueryParams<LeadQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.0;
-    let (limit, offset) = page(q.limit, q.offset)?;
-    Ok(HttpResponse::Ok().json(leads::list(&chat.db, caller.workspace_id, q.stage, limit, offset).await?))
+    let (workspace_id, stage) = (caller.workspace_id, q.stage);
+    let fetch = move |limit, offset| {
+        let chat = chat.clone();
+        async move { leads::list(&chat.db, workspace_id, stage, limit, offset).await }
+    };
+    listing::respond(&req, Listing::of(q.limit, q.offset)?, fetch).await
 }
 
 pub async fn get_lead(chat: web::Data<Chat>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {

@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod knowledge;
 pub mod leads;
+pub mod listing;
 pub mod notes;
 pub mod patients;
 pub mod schedule;

@@ -1,14 +1,14 @@
 //! Patients over REST (ChatGenius's patients API): search, the profile with its booking history
 //! and lead, and partial updates.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::chat::Chat;
 use crate::domain::patients::{self, PatientChanges};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::transport::http::auth::Caller;
-use crate::transport::http::page;
+use crate::transport::http::listing::{self, Listing};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,13 +20,18 @@ pub struct PatientQuery {
 
 /// `GET /api/patients?search=`: a bare array (ChatGenius's shape), newest first.
 pub async fn list_patients(
+    req: HttpRequest,
     chat: web::Data<Chat>,
     caller: Caller,
     query: QueryParams<PatientQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.0;
-    let (limit, offset) = page(q.limit, q.offset)?;
-    Ok(HttpResponse::Ok().json(patients::search(&chat.db, caller.workspace_id, q.search, limit, offset).await?))
+    let (workspace_id, search) = (caller.workspace_id, q.search);
+    let fetch = move |limit, offset| {
+        let (chat, search) = (chat.clone(), search.clone());
+        async move { patients::search(&chat.db, workspace_id, search, limit, offset).await }
+    };
+    listing::respond(&req, Listing::of(q.limit, q.offset)?, fetch).await
 }
 
 /// `GET /api/patients/:id`: the profile with its bookings (newest first) and lead.
