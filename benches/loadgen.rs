@@ -24,6 +24,10 @@
 //! the last seq): every measured message arrives on a node that does not own the conversation
 //! and is forwarded to the owner (`benches/run_cluster.sh`).
 //!
+//! Opening, a refusal that asks to try again (the server shedding a burst: "server is busy",
+//! "conversation temporarily unavailable") is retried after a second, up to five times, as the
+//! widget would; the retries are reported as `open.retried`, and the open latency includes them.
+//!
 //! Everything runs on one tokio thread so the generator can be pinned to one core with
 //! `taskset`. Results print as a human-readable block and as one `RESULT {json}` line.
 
@@ -415,11 +419,14 @@ impl ErrorKinds {
 
 struct OpenReport {
     took: Result<Duration, String>,
+    /// Refusals that said to try again (load shedding), retried before this outcome.
+    retried: u32,
 }
 
 struct OpenSummary {
     opened: usize,
     failed: usize,
+    retried: u64,
     elapsed: Duration,
     latency: serde_json::Value,
     errors: ErrorKinds,
@@ -434,6 +441,7 @@ impl OpenSummary {
         json!({
             "opened": self.opened,
             "failed": self.failed,
+            "retried": self.retried,
             "secs": round3(self.elapsed.as_secs_f64()),
             "per_sec": round1(self.per_sec()),
             "latency_ms": self.latency,
@@ -450,13 +458,23 @@ impl OpenSummary {
             self.per_sec()
         );
         println!("  open latency  {}", fmt_lat(&self.latency));
+        if self.retried > 0 {
+            println!("  open retried  {} refusals that asked to try again", self.retried);
+        }
         if !self.errors.0.is_empty() {
             println!("  open errors   {:?}", self.errors.0);
         }
     }
 }
 
-/// Opens one connection under the shared concurrency bound and reports how it went.
+/// How often a refusal that says "try again" (the server shedding load) is retried when
+/// opening, as the widget does.
+const OPEN_RETRIES: u32 = 5;
+const OPEN_RETRY_WAIT: Duration = Duration::from_secs(1);
+
+/// Opens one connection under the shared concurrency bound and reports how it went. A refusal
+/// the server asks to retry is retried after a second, up to [`OPEN_RETRIES`] times, and
+/// counted; the latency reported includes those waits.
 async fn open_reported(
     opts: &Opts,
     index: usize,
@@ -465,20 +483,30 @@ async fn open_reported(
 ) -> Option<Ws> {
     let permit = gate.acquire().await.ok()?;
     let started = Instant::now();
-    let result = match timeout(opts.open_timeout, open_conversation(opts, index)).await {
-        Ok(Ok(ws)) => Ok(ws),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err("open timed out".to_string()),
+    let mut retried = 0;
+    let result = loop {
+        let attempt = match timeout(opts.open_timeout, open_conversation(opts, index)).await {
+            Ok(Ok(ws)) => Ok(ws),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("open timed out".to_string()),
+        };
+        match attempt {
+            Err(e) if e.contains("try again") && retried < OPEN_RETRIES => {
+                retried += 1;
+                tokio::time::sleep(OPEN_RETRY_WAIT).await;
+            }
+            done => break done,
+        }
     };
     drop(permit);
     let took = started.elapsed();
     match result {
         Ok(ws) => {
-            let _ = reports.send(OpenReport { took: Ok(took) });
+            let _ = reports.send(OpenReport { took: Ok(took), retried });
             Some(ws)
         }
         Err(e) => {
-            let _ = reports.send(OpenReport { took: Err(e) });
+            let _ = reports.send(OpenReport { took: Err(e), retried });
             None
         }
     }
@@ -487,10 +515,11 @@ async fn open_reported(
 async fn collect_opens(n: usize, started: Instant, reports: &mut mpsc::UnboundedReceiver<OpenReport>) -> OpenSummary {
     let mut took = Vec::with_capacity(n);
     let mut errors = ErrorKinds::default();
-    let mut failed = 0;
+    let (mut failed, mut retried) = (0, 0);
     let mut last_print = Instant::now();
     for i in 0..n {
         let Some(report) = reports.recv().await else { break };
+        retried += u64::from(report.retried);
         match report.took {
             Ok(d) => took.push(d.as_micros().min(u32::MAX as u128) as u32),
             Err(e) => {
@@ -504,7 +533,7 @@ async fn collect_opens(n: usize, started: Instant, reports: &mut mpsc::Unbounded
         }
     }
     let elapsed = started.elapsed();
-    OpenSummary { opened: took.len(), failed, elapsed, latency: latency_ms(&mut took), errors }
+    OpenSummary { opened: took.len(), failed, retried, elapsed, latency: latency_ms(&mut took), errors }
 }
 
 // ---------------------------------------------------------------------------------------------

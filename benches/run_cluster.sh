@@ -274,7 +274,8 @@ run_part() {
                 sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//' "$RUN_DIR/node$i/stderr" | grep -E 'ERROR|WARN' | cut -c1-200 |
                     sort | uniq -c | sort -rn
                 echo "--"
-                sed -E 's/\x1b\[[0-9;]*m//g' "$RUN_DIR/node$i/stderr" | grep -E 'ERROR|WARN' | head -n 50
+                # grep stops itself: `| head` would end it with SIGPIPE, which pipefail makes fatal.
+                sed -E 's/\x1b\[[0-9;]*m//g' "$RUN_DIR/node$i/stderr" | grep -m 50 -E 'ERROR|WARN' || true
             } >"$log_dir/$part-rate-$rate-node$i.log"
             head -n 5 "$log_dir/$part-rate-$rate-node$i.log" >&2
         fi
