@@ -845,7 +845,6 @@ async fn bad_parameters_are_refused_and_change_nothing(backend: Backend) {
         ("customer-list", vec![("cursor", "soon")], "cursor"),
         ("customer-list", vec![("cursor", "2025-01-01T00:00:00.000Z~x")], "cursor"),
         ("customer-list", vec![("bot_ids", "[1,")], "bot_ids"),
-        ("customer-list", vec![("page", "2")], "page"),
         ("sessions-by-customer", vec![], "customer_id"),
         ("sessions-by-customer", vec![("customer_id", &customer), ("status", "PENDING")], "status"),
         ("sessions-by-customer", vec![("customer_id", &customer), ("reply_status", "SOMETIMES")], "reply_status"),
@@ -858,8 +857,6 @@ async fn bad_parameters_are_refused_and_change_nothing(backend: Backend) {
         ("sessions-by-customer", vec![("customer_id", &customer), ("date_range", "then,now")], "date_range"),
         ("sessions-by-customer", vec![("customer_id", &customer), ("offset", "-1")], "offset"),
         ("sessions-by-customer", vec![("customer_id", &customer), ("limit", "1000")], "limit"),
-        ("sessions-by-customer", vec![("customer_id", &customer), ("order", "asc")], "order"),
-        ("customer-detail/CUSTOMER", vec![("verbose", "1")], "verbose"),
     ];
     let detail = format!("customer-detail/{customer}");
     let messages_path = format!("detail-sessions/{session}");
@@ -869,7 +866,6 @@ async fn bad_parameters_are_refused_and_change_nothing(backend: Backend) {
         (vec![("customer_id", customer.as_str()), ("limit", "0")], "limit"),
         (vec![("customer_id", customer.as_str()), ("offset", "x")], "offset"),
         (vec![("customer_id", customer.as_str()), ("remove_system_message", "maybe")], "remove_system_message"),
-        (vec![("customer_id", customer.as_str()), ("status", "OPEN")], "status"),
     ];
     let cases = refused
         .into_iter()
@@ -881,6 +877,18 @@ async fn bad_parameters_are_refused_and_change_nothing(backend: Backend) {
         query.push(("workspace_token", &token));
         let (status, body) = get(&app, &path, &query).await;
         assert_refused(status, &body, 400, name);
+    }
+    // A parameter a route does not document (an SDK's extra, a cache-buster) is ignored.
+    let ignored = [
+        ("customer-list".to_owned(), vec![("page", "2")]),
+        ("sessions-by-customer".to_owned(), vec![("customer_id", customer.as_str()), ("order", "asc")]),
+        (detail.clone(), vec![("verbose", "1")]),
+        (messages_path.clone(), vec![("customer_id", customer.as_str()), ("status", "OPEN")]),
+    ];
+    for (path, mut query) in ignored {
+        query.push(("workspace_token", &token));
+        let (status, body) = get(&app, &path, &query).await;
+        assert_eq!(status, 200, "{path} {query:?}: {body}");
     }
 
     // Bodies: unreadable ones 400, broken rules 422; neither stores anything.
@@ -896,9 +904,7 @@ async fn bad_parameters_are_refused_and_change_nothing(backend: Backend) {
         (without_bot, 400, "bot_id"),
         (with("media", json!("tooth.png")), 400, "media"),
         (with("media", json!([{"name": "no url"}])), 400, "url"),
-        (with("customer_info", json!({"name": "X", "age": 3})), 400, "age"),
         (with("metadata", json!([1, 2])), 400, "metadata"),
-        (with("surprise", json!(true)), 400, "surprise"),
         (with("customer_info", json!({"name": "Ivan", "email": "not-an-email"})), 422, "customer_info.email"),
         (with("customer_info", json!({"name": "Ivan", "phone_number": "12"})), 422, "customer_info.phone_number"),
         (with("content", json!("   ")), 422, "text"),

@@ -32,6 +32,7 @@ mod inbox_pages;
 mod knowledge;
 mod knowledge_queue;
 mod layers;
+mod lenient_compat;
 mod logs;
 mod model;
 mod model_profiles;

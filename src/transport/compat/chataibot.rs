@@ -32,13 +32,11 @@ fn failed(err: ApiError) -> ApiError {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MessageData {
     pub body: String,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MessageIn {
     pub data: MessageData,
     #[serde(rename = "type", default = "text")]
@@ -50,7 +48,6 @@ fn text() -> String {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ContactIn {
     pub name: Option<String>,
     pub email: Option<String>,
@@ -58,7 +55,6 @@ pub struct ContactIn {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct VariablesIn {
     pub system: Option<Map<String, Value>>,
     pub contact: Option<ContactIn>,
@@ -66,7 +62,6 @@ pub struct VariablesIn {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FromIn {
     pub user_external_id: String,
     #[serde(rename = "type")]
@@ -74,7 +69,6 @@ pub struct FromIn {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StartBody {
     pub channel: String,
     pub message: Option<MessageIn>,
@@ -209,14 +203,12 @@ pub async fn start(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct UserIn {
     #[serde(rename = "type")]
     pub kind: String,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SendBody {
     pub message: MessageIn,
     pub user: Option<UserIn>,

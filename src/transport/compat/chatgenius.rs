@@ -30,7 +30,6 @@ const MAX_SESSION_ID: usize = 128;
 const SESSION_PREFIX: &str = "chatgenius:";
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     pub message: String,
     pub session_id: String,
@@ -112,7 +111,6 @@ pub async fn chat(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PublicQuery {
     pub admin_id: Option<String>,
 }

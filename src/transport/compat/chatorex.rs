@@ -35,8 +35,7 @@ const MAX_SESSION_ID: usize = 128;
 /// Outside sessions of Chatorex callers are kept apart from other channels' with this prefix.
 const SESSION_PREFIX: &str = "chatorex:";
 
-/// The documented body of `POST /api/chat`. Not `deny_unknown_fields`: a compatible client may
-/// send more than the document shows.
+/// The documented body of `POST /api/chat`.
 #[derive(Debug, Deserialize)]
 pub struct ChatBody {
     pub message: String,
@@ -85,7 +84,6 @@ pub async fn chat(chat: web::Data<Chat>, caller: Caller, body: JsonBody<ChatBody
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub chatbot_id: Option<String>,
 }
@@ -117,7 +115,6 @@ pub async fn list(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SourceBody {
     #[serde(rename = "type")]
     pub kind: String,
@@ -192,7 +189,6 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     pub id: Option<String>,
 }
@@ -209,7 +205,6 @@ pub async fn delete(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WidgetQuery {
     pub chatbot_id: Option<String>,
 }

@@ -26,7 +26,7 @@ const SESSION_PREFIX: &str = "chatsupport:";
 const MAX_SCRAPED_CHARS: usize = 100_000;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ChatRequest {
     pub message: String,
     pub widget_id: String,
@@ -36,14 +36,14 @@ pub struct ChatRequest {
 
 /// The documented `context`; checked for shape here, read by the brain.
 #[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct RequestContext {
     pub rules: Option<Rules>,
     pub scraped_data: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct Rules {
     pub company_name: Option<String>,
     pub company_description: Option<String>,
@@ -53,7 +53,6 @@ pub struct Rules {
 }
 
 #[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct Policy {
     pub title: String,
     pub content: String,
@@ -100,7 +99,7 @@ pub async fn chat(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct ScrapeRequest {
     pub url: String,
     pub widget_id: Option<String>,
@@ -166,7 +165,7 @@ pub async fn scrape(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct WidgetConfigQuery {
     pub widget_id: Option<String>,
 }

@@ -29,7 +29,6 @@ pub enum DataType {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BotDataBody {
     pub bot_id: String,
     pub content: String,
@@ -170,7 +169,6 @@ pub async fn create_bot_data(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TokenQuery {
     pub workspace_token: Option<String>,
 }
