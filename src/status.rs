@@ -10,10 +10,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use diesel::backend::Backend;
-use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::deserialize::FromSqlRow;
 use diesel::expression::AsExpression;
-use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +53,11 @@ macro_rules! words {
                 }
             }
 
+            /// The word's value, if it is one of the set.
+            pub fn parse(word: &str) -> Option<Self> {
+                word.parse().ok()
+            }
+
             /// The valid words, comma-separated, for an error message.
             pub fn choices() -> String {
                 [$($word),+].join(", ")
@@ -86,25 +89,7 @@ macro_rules! words {
             }
         }
 
-        impl<DB> ToSql<Text, DB> for $name
-        where
-            DB: Backend,
-            str: ToSql<Text, DB>,
-        {
-            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
-                self.as_str().to_sql(out)
-            }
-        }
-
-        impl<DB> FromSql<Text, DB> for $name
-        where
-            DB: Backend,
-            String: FromSql<Text, DB>,
-        {
-            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
-                Ok(String::from_sql(bytes)?.parse::<$name>()?)
-            }
-        }
+        frontdesk_actors::text_column!($name);
     };
 }
 

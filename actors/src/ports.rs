@@ -292,8 +292,41 @@ impl ConversationStatus {
     }
 }
 
-/// Text columns for the words above, each stored as its `as_str`; a word the enum does not know
-/// is an error, never a silent default.
+/// Implements diesel's text column for enums of words (`as_str()` to write, `parse(&str) ->
+/// Option<Self>` to read): each stored as its word; a word the enum does not know is an error on
+/// reading, never a silent default. Used here for [`Sender`], [`Owner`] and
+/// [`ConversationStatus`], and by the `frontdesk` crate for its own sets of words.
+#[cfg(feature = "diesel")]
+#[macro_export]
+macro_rules! text_column {
+    ($($name:ty),+ $(,)?) => {$(
+        impl<DB> ::diesel::serialize::ToSql<::diesel::sql_types::Text, DB> for $name
+        where
+            DB: ::diesel::backend::Backend,
+            str: ::diesel::serialize::ToSql<::diesel::sql_types::Text, DB>,
+        {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut ::diesel::serialize::Output<'b, '_, DB>,
+            ) -> ::diesel::serialize::Result {
+                ::diesel::serialize::ToSql::<::diesel::sql_types::Text, DB>::to_sql(self.as_str(), out)
+            }
+        }
+
+        impl<DB> ::diesel::deserialize::FromSql<::diesel::sql_types::Text, DB> for $name
+        where
+            DB: ::diesel::backend::Backend,
+            String: ::diesel::deserialize::FromSql<::diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> ::diesel::deserialize::Result<Self> {
+                let word =
+                    <String as ::diesel::deserialize::FromSql<::diesel::sql_types::Text, DB>>::from_sql(bytes)?;
+                <$name>::parse(&word).ok_or_else(|| format!("`{word}` is not a {}", stringify!($name)).into())
+            }
+        }
+    )+};
+}
+
 #[cfg(feature = "diesel")]
 mod text_columns {
     use diesel::backend::Backend;
@@ -303,33 +336,7 @@ mod text_columns {
 
     use super::{ConversationId, ConversationStatus, Owner, Sender};
 
-    macro_rules! text_column {
-        ($($name:ident),+) => {$(
-            impl<DB> ToSql<Text, DB> for $name
-            where
-                DB: Backend,
-                str: ToSql<Text, DB>,
-            {
-                fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
-                    self.as_str().to_sql(out)
-                }
-            }
-
-            impl<DB> FromSql<Text, DB> for $name
-            where
-                DB: Backend,
-                String: FromSql<Text, DB>,
-            {
-                fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
-                    let word = String::from_sql(bytes)?;
-                    $name::parse(&word)
-                        .ok_or_else(|| format!("`{word}` is not a {}", stringify!($name)).into())
-                }
-            }
-        )+};
-    }
-
-    text_column!(Sender, Owner, ConversationStatus);
+    crate::text_column!(Sender, Owner, ConversationStatus);
 
     impl<DB> ToSql<Text, DB> for ConversationId
     where
