@@ -335,6 +335,9 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(crate::transport::http::cors::cors))
                 .wrap(actix_web::middleware::from_fn(crate::text::refuse_nul_in_url))
                 .wrap(body_guard)
+                // Outside everything that may refuse a request, so CX Genie's every error says
+                // `"success": false`.
+                .wrap(actix_web::middleware::from_fn(crate::transport::compat::cxgenie::error_envelope))
                 .wrap(TracingLogger::<http::span::RequestSpan>::new())
                 .app_data(chat.clone())
                 .app_data(agent_sockets.clone())

@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, status_json, Backend, TestApp};
 use crate::on_both_backends;
 
-on_both_backends!(undocumented_fields_and_parameters_are_ignored_by_the_compatible_routes);
+on_both_backends!(
+    undocumented_fields_and_parameters_are_ignored_by_the_compatible_routes,
+    every_cx_genie_error_says_success_false
+);
 
 async fn post_raw(app: &TestApp, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
     let mut request = app.http.post(app.url(path)).json(&body);
@@ -81,4 +84,36 @@ async fn undocumented_fields_and_parameters_are_ignored_by_the_compatible_routes
     let (status, refused) = get_raw(&app, "/api/conversations?cache=no", Some(&key)).await;
     assert_eq!(status, 400, "{refused}");
     assert!(refused["error"].as_str().unwrap().contains("cache"), "{refused}");
+}
+
+/// CX Genie documents `"success": false` on its errors: every refusal under its path carries it,
+/// whoever refuses (the route, the body's reader, an unknown path), and no other route's does.
+async fn every_cx_genie_error_says_success_false(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.a.workspace_token.clone();
+    let api = "/api/v2/public-api";
+    let raw = |path: String, body: &'static str| {
+        app.http.post(app.url(&path)).header("content-type", "application/json").body(body).send()
+    };
+    let mut refusals = vec![
+        status_json(raw(format!("{api}/bot-data"), "{not json").await.unwrap()).await,
+        status_json(raw(format!("{api}/bot-data"), r#"{"workspace_token":"fdw_wrong","type":"TEXT"}"#).await.unwrap())
+            .await,
+        status_json(raw(format!("{api}/messages"), r#"{"content": 5}"#).await.unwrap()).await,
+        status_json(app.http.post(app.url(&format!("{api}/upload/multiple"))).send().await.unwrap()).await,
+        get_raw(&app, &format!("{api}/customer-list?workspace_token={token}&limit=0"), None).await,
+        get_raw(&app, &format!("{api}/bot-data/999999?workspace_token={token}"), None).await,
+        get_raw(&app, &format!("{api}/no-such-route"), None).await,
+    ];
+    for (status, body) in refusals.drain(..) {
+        assert!(status >= 400, "{status} {body}");
+        assert_eq!(body["success"], false, "{status} {body}");
+        assert!(body["error"].is_string(), "{status} {body}");
+    }
+    // A success keeps its own `success: true`, and another API's error is left as it was.
+    let (status, ok) = get_raw(&app, &format!("{api}/customer-list?workspace_token={token}"), None).await;
+    assert_eq!((status, ok["success"].clone()), (200, json!(true)), "{ok}");
+    let (status, other) = get_raw(&app, "/api/conversations?limit=0", Some(&app.a.api_key)).await;
+    assert_eq!(status, 400);
+    assert!(other.get("success").is_none(), "{other}");
 }

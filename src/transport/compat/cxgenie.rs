@@ -8,7 +8,11 @@
 //! address on the web, fetched like a one-page URL source).
 
 use actix_multipart::Multipart;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -235,6 +239,53 @@ pub async fn upload_multiple(
     }
     let data: Vec<UploadView> = received.files.iter().map(|row| UploadView::new(&req, row)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "data": data })))
+}
+
+/// The path every CX Genie public-API route is under.
+const PUBLIC_API: &str = "/api/v2/public-api/";
+
+/// Middleware: every error a CX Genie route answers carries `"success": false` beside the
+/// server's `{"error"}`, as its document shows, whoever wrote it: the route, an extractor that
+/// could not read the request, the keyed scope's authentication, the admission door or the
+/// body guard. Bodies of other routes, and of successes, pass untouched.
+pub async fn error_envelope(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if !req.path().starts_with(PUBLIC_API) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    match next.call(req).await {
+        Ok(res) if res.status().as_u16() < 400 => Ok(res.map_into_boxed_body()),
+        Ok(res) => {
+            let (request, response) = res.map_into_boxed_body().into_parts();
+            Ok(ServiceResponse::new(request, enveloped(response).await?))
+        }
+        // A refusal that comes back as an error (authentication's) renders as its enveloped
+        // response.
+        Err(err) => {
+            let response = enveloped(err.error_response()).await?;
+            Err(actix_web::error::InternalError::from_response(err, response).into())
+        }
+    }
+}
+
+/// The error response with `"success": false` added to its JSON object.
+async fn enveloped(response: HttpResponse<BoxBody>) -> Result<HttpResponse<BoxBody>, actix_web::Error> {
+    let (response, body) = response.into_parts();
+    // Error bodies are the server's own few hundred bytes; the limit only guards the read.
+    let bytes = actix_web::body::to_bytes_limited(body, 64 * 1024)
+        .await
+        .map_err(|_| actix_web::error::ErrorInternalServerError("error body too long"))?
+        .map_err(|_| actix_web::error::ErrorInternalServerError("unreadable error body"))?;
+    let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut fields)) if !fields.contains_key("success") => {
+            fields.insert("success".into(), false.into());
+            serde_json::to_vec(&fields).map(Bytes::from).unwrap_or(bytes)
+        }
+        _ => bytes,
+    };
+    Ok(response.set_body(BoxBody::new(bytes)))
 }
 
 #[cfg(test)]

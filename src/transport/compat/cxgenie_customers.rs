@@ -14,9 +14,10 @@
 //!   filtered by `bot_ids`, `status`, `reply_status` and `date_range`, paged by `limit`/`offset`.
 //! - `GET /api/v2/public-api/detail-sessions/{session_id}`: a session's messages.
 //!
-//! Every error is the server's `{"error": "…"}` with CX Genie's `"success": false` beside it. An
-//! id of another workspace (or a session of another customer) is a 404 like an unknown one; a
-//! query parameter that cannot be read, or one the route does not document, is a 400 naming it.
+//! Every error is the server's `{"error": "…"}` with CX Genie's `"success": false` beside it
+//! (added by [`crate::transport::compat::cxgenie::error_envelope`]). An id of another workspace
+//! (or a session of another customer) is a 404 like an unknown one; a query parameter that
+//! cannot be read is a 400 naming it, one the route does not document is ignored.
 //!
 //! **Cursor.** The list runs by `created_at` then `id`, both descending, and answers a
 //! `next_cursor` (`null` on the last page): `<created_at as RFC 3339 UTC with milliseconds>~<id>`,
@@ -70,11 +71,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v2/public-api/customer-detail/{customer_id}", web::get().to(customer_detail))
         .route("/api/v2/public-api/sessions-by-customer", web::get().to(sessions_by_customer))
         .route("/api/v2/public-api/detail-sessions/{session_id}", web::get().to(detail_sessions));
-}
-
-/// CX Genie's error envelope: the server's `{"error"}` with `"success": false`.
-fn failed(err: ApiError) -> ApiError {
-    err.with("success", Value::Bool(false))
 }
 
 fn iso(ms: i64) -> String {
@@ -729,7 +725,7 @@ fn replied_by(
 // GET customer-list
 
 pub async fn customer_list(req: HttpRequest, chat: web::Data<Chat>) -> Result<HttpResponse, ApiError> {
-    list_customers(&req, &chat).await.map_err(failed)
+    list_customers(&req, &chat).await
 }
 
 async fn list_customers(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, ApiError> {
@@ -789,7 +785,7 @@ pub async fn customer_detail(
     chat: web::Data<Chat>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    detail_of_customer(&req, &chat, &path).await.map_err(failed)
+    detail_of_customer(&req, &chat, &path).await
 }
 
 async fn detail_of_customer(req: &HttpRequest, chat: &Chat, customer_id: &str) -> Result<HttpResponse, ApiError> {
@@ -836,7 +832,7 @@ async fn detail_of_customer(req: &HttpRequest, chat: &Chat, customer_id: &str) -
 // GET sessions-by-customer
 
 pub async fn sessions_by_customer(req: HttpRequest, chat: web::Data<Chat>) -> Result<HttpResponse, ApiError> {
-    list_sessions(&req, &chat).await.map_err(failed)
+    list_sessions(&req, &chat).await
 }
 
 async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, ApiError> {
@@ -976,7 +972,7 @@ pub async fn detail_sessions(
     chat: web::Data<Chat>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    session_messages(&req, &chat, &path).await.map_err(failed)
+    session_messages(&req, &chat, &path).await
 }
 
 async fn session_messages(req: &HttpRequest, chat: &Chat, session_id: &str) -> Result<HttpResponse, ApiError> {
@@ -1106,7 +1102,6 @@ pub async fn chat_with_bot(
         send_message(&req, &chat, body, digest).await
     }
     .await
-    .map_err(failed)
 }
 
 async fn send_message(
