@@ -47,6 +47,28 @@ enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// The built-in brain's understanding of visitors' messages.
+    Nlu {
+        #[command(subcommand)]
+        command: NluCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NluCommand {
+    /// Score intent classification and language detection on a labelled set (a `<lang>.tsv`
+    /// per language): accuracy, macro-F1 and per-intent precision, recall and F1.
+    Evaluate {
+        /// The folder holding en.tsv, es.tsv, fr.tsv, de.tsv and pt.tsv.
+        #[arg(long, default_value = "tests/nlu/eval")]
+        dir: std::path::PathBuf,
+        /// Also list every message that was misread.
+        #[arg(long)]
+        misses: bool,
+    },
+    /// Print what the brain makes of one message (as the demo practice's bot): intent,
+    /// confidence, language, runners-up.
+    Classify { message: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,12 +138,42 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn nlu(command: NluCommand) -> anyhow::Result<()> {
+    use frontdesk::brain::nlu::{eval, Nlu};
+    let nlu = Nlu::shared();
+    match command {
+        NluCommand::Evaluate { dir, misses } => {
+            let cases = eval::load(&dir).map_err(anyhow::Error::msg)?;
+            print!("{}", eval::render(&eval::evaluate(&nlu, &cases), misses));
+        }
+        NluCommand::Classify { message } => {
+            let understood = nlu.understand(&message, None, &eval::demo_lexicon());
+            let ranking: Vec<serde_json::Value> = understood
+                .prediction
+                .ranking
+                .iter()
+                .take(5)
+                .map(|(intent, score)| serde_json::json!({ "intent": intent, "score": score }))
+                .collect();
+            let line = serde_json::json!({
+                "intent": understood.intent,
+                "confidence": understood.confidence,
+                "language": understood.lang,
+                "ranking": ranking,
+            });
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::resolve(&cli.settings)?;
     telemetry::init(settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
+        Command::Nlu { command } => nlu(command),
         Command::Check => {
             let lines = tokio::runtime::Runtime::new()?.block_on(frontdesk::check::run(&settings));
             for line in &lines {

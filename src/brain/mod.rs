@@ -8,6 +8,7 @@
 pub mod builtin;
 pub mod flows;
 pub mod model;
+pub mod nlu;
 pub mod reception;
 pub mod redact;
 pub mod tools;

@@ -242,15 +242,22 @@ pub fn set_timezone(conn: &mut DbConn, workspace_id: WorkspaceId, timezone: &str
     Ok(())
 }
 
+/// The sample practice's doctors: name, specialty, biography.
+pub const DEMO_DOCTORS: [(&str, &str, &str); 3] = [
+    ("Dr. Sarah Johnson", "General Dentist", "15 years of experience in family and preventive dentistry."),
+    ("Dr. Michael Chen", "Orthodontist", "Braces and clear aligners for teens and adults."),
+    ("Dr. Emily Davis", "Pediatric Dentist", "Gentle care for our youngest patients."),
+];
+
+/// The sample practice's services: name, minutes, price in cents.
+pub const DEMO_SERVICES: [(&str, i32, i64); 3] =
+    [("General Consultation", 30, 8000), ("Teeth Cleaning", 45, 12000), ("Teeth Whitening", 60, 35000)];
+
 /// The sample practice of a demo workspace, with the ChatGenius document's own names.
 pub fn seed_demo_practice(conn: &mut DbConn, workspace_id: WorkspaceId) -> Result<(), DbError> {
     let weekdays: Vec<HoursRow> =
         (1..=5).map(|weekday| HoursRow { weekday, start_minute: 9 * 60, end_minute: 17 * 60 }).collect();
-    for (name, specialty, bio) in [
-        ("Dr. Sarah Johnson", "General Dentist", "15 years of experience in family and preventive dentistry."),
-        ("Dr. Michael Chen", "Orthodontist", "Braces and clear aligners for teens and adults."),
-        ("Dr. Emily Davis", "Pediatric Dentist", "Gentle care for our youngest patients."),
-    ] {
+    for (name, specialty, bio) in DEMO_DOCTORS {
         let fields = DoctorFields {
             name: Some(name.into()),
             specialty: Some(specialty.into()),
@@ -261,9 +268,7 @@ pub fn seed_demo_practice(conn: &mut DbConn, workspace_id: WorkspaceId) -> Resul
         let doctor = create_doctor(conn, workspace_id, &fields)?;
         set_hours(conn, workspace_id, doctor.id, &weekdays)?;
     }
-    for (name, duration, price) in
-        [("General Consultation", 30, 8000), ("Teeth Cleaning", 45, 12000), ("Teeth Whitening", 60, 35000)]
-    {
+    for (name, duration, price) in DEMO_SERVICES {
         let fields = ServiceFields {
             name: Some(name.into()),
             duration_min: Some(duration),
