@@ -13,8 +13,11 @@ use std::sync::Arc;
 use frontdesk_actors::{Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Sender};
 use futures::stream::BoxStream;
 
-use super::reception::Reception;
+use super::nlu::{self, catalog, Intent, Lang, Lexicon, Nlu, Understanding};
+use super::reception::{DialogHint, Intent as DialogIntent, Reception};
 use super::BotSettingsCache;
+use crate::domain::booking::Practice;
+use crate::domain::crm::signals;
 use crate::domain::knowledge::Knowledge;
 use crate::ids::WorkspaceId;
 use crate::storage::bots::Fact;
@@ -82,6 +85,284 @@ impl Reply {
     fn plain(text: String) -> Self {
         Reply { text, metadata: None }
     }
+
+    /// The reply for a visitor writing in `lang`: the bot's own canned replies are written in
+    /// one language, so in another the catalogue's words stand in for them. An answer quoted
+    /// from the bot's facts or knowledge stays as written, since inventing a translation of a
+    /// business's own words is how a bot misleads.
+    fn in_language(self, settings: &BotSettings, lang: Lang) -> Reply {
+        if lang == Lang::En {
+            return self;
+        }
+        let canned = |id: &str| Reply { text: catalog::say(lang, id, &[]), metadata: self.metadata.clone() };
+        if self.metadata.as_ref().is_some_and(|m| m["unanswered"] == true) {
+            canned("unknown")
+        } else if self.text == settings.greeting_reply {
+            canned("greeting")
+        } else if self.text == settings.thanks_reply {
+            canned("thanks")
+        } else {
+            self
+        }
+    }
+}
+
+/// How sure the classifier must be of an emergency before the emergency line is the answer:
+/// "and whitening?" must not get it.
+const EMERGENCY_CONFIDENCE: f32 = 0.35;
+
+/// How sure the classifier must be that a visitor wants a person before the chat is handed over:
+/// a hand-over nobody asked for costs the team's time, so this is stricter than other intents.
+const HUMAN_CONFIDENCE: f32 = 0.35;
+
+/// The language the conversation was in before this message, by the visitor's last five
+/// messages: each one long enough to be read by its letters, or near-identical to an example,
+/// counts.
+fn conversation_language(
+    nlu: &Nlu,
+    lexicon: &Lexicon,
+    history: &[frontdesk_actors::StoredMessage],
+    current: i64,
+) -> Option<Lang> {
+    let earlier: Vec<&str> = history
+        .iter()
+        .rev()
+        .filter(|m| m.sender == Sender::Visitor && m.id != current && !m.content.trim().is_empty())
+        .take(5)
+        .map(|m| m.content.as_str())
+        .collect();
+    // Each message votes for the language it is clearly in; the most votes win, the most
+    // recent on a tie.
+    let mut votes: Vec<(Lang, usize)> = Vec::new();
+    for text in &earlier {
+        let placed = nlu::lang::by_letters(text).or_else(|| {
+            let prediction = nlu.classifier().predict(text, lexicon);
+            prediction.nearest.filter(|(_, similarity)| *similarity >= 0.7).map(|(lang, _)| lang)
+        });
+        if let Some(lang) = placed {
+            match votes.iter_mut().find(|(l, _)| *l == lang) {
+                Some((_, count)) => *count += 1,
+                None => votes.push((lang, 1)),
+            }
+        }
+    }
+    let most = votes.iter().map(|(_, count)| *count).max()?;
+    votes.into_iter().find(|(_, count)| *count == most).map(|(lang, _)| lang)
+}
+
+/// How sure the classifier must be for a fragment to start a topic of its own rather than
+/// continue the previous question's.
+const FRAGMENT_CONFIDENCE: f32 = 0.4;
+
+/// A fragment that continues the previous question ("how much is a cleaning?" then "and
+/// whitening?", "who does braces?" then "does he work Saturdays?") asks what that one asked,
+/// about what it names now.
+fn carry_topic(
+    nlu: &Nlu,
+    lexicon: &Lexicon,
+    mut understood: Understanding,
+    text: &str,
+    history: &[frontdesk_actors::StoredMessage],
+    current: i64,
+) -> Understanding {
+    let masked = lexicon.mask(text);
+    let names_something = masked.split(' ').any(|w| w == nlu::entities::SERVICE || w == nlu::entities::DOCTOR)
+        || nlu::entities::refers_to_someone(text);
+    let fragment = masked.split(' ').count() <= 4 && names_something;
+    if !fragment || understood.confidence >= FRAGMENT_CONFIDENCE {
+        return understood;
+    }
+    let Some(previous) = history.iter().rev().find(|m| m.sender == Sender::Visitor && m.id != current) else {
+        return understood;
+    };
+    let before = nlu.understand(&previous.content, None, lexicon);
+    if let Some(topic @ (Intent::ServicesPrices | Intent::Doctors | Intent::Policies)) = before.intent {
+        understood.intent = Some(topic);
+        understood.confidence = before.confidence.min(FRAGMENT_CONFIDENCE);
+    }
+    understood
+}
+
+/// What the classifier tells the booking dialog: the dialog a message asks for, or that it
+/// is a question ("how much if I cancel late?" has "cancel" in it and is not a cancellation).
+fn dialog_hint(understood: &Understanding) -> DialogHint {
+    let start = match understood.intent {
+        Some(Intent::Book | Intent::Availability) => Some(DialogIntent::Book),
+        Some(Intent::Reschedule) => Some(DialogIntent::Reschedule),
+        Some(Intent::Cancel) => Some(DialogIntent::Cancel),
+        _ => None,
+    };
+    let question = matches!(
+        understood.intent,
+        Some(Intent::Policies | Intent::ServicesPrices | Intent::Hours | Intent::LocationContact | Intent::Doctors)
+    ) && understood.confidence >= QUESTION_CONFIDENCE;
+    DialogHint { start, question, doctor: None, lang: understood.lang }
+}
+
+fn cards(practice: &Practice) -> Vec<nlu::entities::DoctorCard<'_>> {
+    practice
+        .doctors
+        .iter()
+        .map(|d| nlu::entities::DoctorCard { name: &d.name, specialty: &d.specialty, bio: &d.bio })
+        .collect()
+}
+
+/// The doctor the conversation named last before this message, for "he", "she", "her"….
+fn doctor_named_before(
+    practice: &Practice,
+    history: &[frontdesk_actors::StoredMessage],
+    current: i64,
+) -> Option<usize> {
+    let cards = cards(practice);
+    history.iter().rev().filter(|m| m.id != current).take(6).find_map(|m| {
+        match nlu::entities::doctors_meant(&m.content, &cards).as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    })
+}
+
+/// A question about one doctor, named, found by the care asked about, or referred to by a
+/// pronoun: who they are, or, asked when, the days they see patients.
+fn about_a_doctor(
+    practice: &Practice,
+    text: &str,
+    referred: Option<usize>,
+    understood: &Understanding,
+) -> Option<String> {
+    let asks_when = matches!(understood.intent, Some(Intent::Hours | Intent::Availability));
+    let about_them = understood.intent == Some(Intent::Doctors) || (asks_when && referred.is_some());
+    if !about_them || !(text.contains('?') || text.contains('¿') || understood.intent == Some(Intent::Doctors)) {
+        return None;
+    }
+    let meant = nlu::entities::doctors_meant(text, &cards(practice));
+    let one = match (meant.as_slice(), referred) {
+        ([one], _) => *one,
+        ([], Some(referred)) => referred,
+        _ => return None,
+    };
+    let doctor = &practice.doctors[one];
+    let lang = understood.lang;
+    let days = doctor.availability.trim();
+    if (asks_when || referred.is_some()) && !days.is_empty() {
+        return Some(catalog::say(lang, "doctor-days", &[("doctor", &doctor.name), ("days", days)]));
+    }
+    let args =
+        [("doctor", doctor.name.as_str()), ("specialty", doctor.specialty.as_str()), ("bio", doctor.bio.as_str())];
+    Some(catalog::say(lang, "doctor-about", &args))
+}
+
+/// How sure the classifier must be that a message is a question before the dialog's keywords
+/// ("cancel", "reschedule") are overruled.
+const QUESTION_CONFIDENCE: f32 = 0.35;
+
+/// Greetings, thanks and goodbyes in the visitor's language, and contact details
+/// acknowledged; `None` for anything else.
+fn social(text: &str, understood: &Understanding) -> Option<Reply> {
+    let lang = understood.lang;
+    let short = text.split_whitespace().count() <= 5;
+    match understood.intent? {
+        Intent::Greet if short && lang != Lang::En => Some(Reply::plain(catalog::say(lang, "greeting", &[]))),
+        Intent::Thanks if short && lang != Lang::En => Some(Reply::plain(catalog::say(lang, "thanks", &[]))),
+        Intent::Goodbye if short => Some(Reply::plain(catalog::say(lang, "goodbye", &[]))),
+        _ => None,
+    }
+}
+
+/// A short acknowledgement of the contact details a message gives (they reach the CRM and the
+/// lead whatever the bot replies), or `None` when it gives none.
+fn contact_noted(text: &str, understood: &Understanding) -> Option<String> {
+    let lang = understood.lang;
+    let contact = signals::extract_contact(text);
+    let given = contact.email.is_some()
+        || contact.phone.is_some()
+        || (contact.name.is_some() && understood.intent == Some(Intent::ContactDetails));
+    if !given {
+        return None;
+    }
+    let details: Vec<String> = [contact.email.clone(), contact.phone.clone()].into_iter().flatten().collect();
+    let details = if details.is_empty() { contact.name.clone().unwrap_or_default() } else { details.join(", ") };
+    Some(match contact.name.as_deref() {
+        Some(name) => catalog::say(lang, "contact-noted-named", &[("name", first_name(name)), ("details", &details)]),
+        None => catalog::say(lang, "contact-noted", &[("details", &details)]),
+    })
+}
+
+/// Whether a message that gives contact details also asks something: "Kevin here,
+/// kevin@x.com, how much is whitening?" gets the acknowledgement and the answer.
+fn also_asks(text: &str, understood: &Understanding) -> bool {
+    let asks = text.contains('?') || text.contains('¿');
+    asks && !matches!(understood.intent, Some(Intent::ContactDetails) | None)
+}
+
+/// What the practice's own records answer exactly: the price of the service asked about (that
+/// service's line, not the whole list) and who is on the team; `None` for anything else.
+fn practice_answer(
+    settings: &BotSettings,
+    practice: Option<&Practice>,
+    lexicon: &Lexicon,
+    text: &str,
+    understood: &Understanding,
+) -> Option<Reply> {
+    let lang = understood.lang;
+    match understood.intent? {
+        Intent::ServicesPrices => {
+            let practice = practice?;
+            let names: Vec<&str> = practice.services.iter().map(|s| s.name.as_str()).collect();
+            let asked = nlu::entities::service_named(text, &names)?;
+            let service = practice.services.iter().find(|s| s.name == asked)?;
+            let price = format_price(service.price_cents?);
+            Some(Reply::plain(catalog::say(lang, "price", &[("service", &service.name), ("price", &price)])))
+        }
+        // Someone in trouble gets the emergency line whatever words they used and whatever
+        // language they wrote in: a phone number reads the same everywhere.
+        Intent::Emergency if understood.confidence >= EMERGENCY_CONFIDENCE => {
+            fact_titled(settings, &["emergenc", "urgen", "notfall"]).map(Reply::plain)
+        }
+        // Only a question that is about someone gets the team: a misread question must not.
+        Intent::Doctors
+            if answer(settings, text) == settings.reply_unknown
+                && nlu::entities::mentions_practitioner(text, lexicon) =>
+        {
+            let practice = practice.filter(|p| !p.doctors.is_empty())?;
+            let team: Vec<String> = practice
+                .doctors
+                .iter()
+                .map(|d| match d.specialty.trim() {
+                    "" => d.name.clone(),
+                    specialty => format!("{} ({specialty})", d.name),
+                })
+                .collect();
+            Some(Reply::plain(catalog::say(lang, "doctors", &[("list", &team.join(", "))])))
+        }
+        _ => None,
+    }
+}
+
+/// The content of the bot's first fact or policy whose title holds one of `keys` (folded).
+fn fact_titled(settings: &BotSettings, keys: &[&str]) -> Option<String> {
+    settings
+        .company_facts
+        .iter()
+        .chain(settings.policies.iter())
+        .find(|fact| {
+            let title = nlu::features::fold(&fact.title);
+            keys.iter().any(|key| title.contains(key))
+        })
+        .map(|fact| fact.content.clone())
+}
+
+fn first_name(name: &str) -> &str {
+    name.split_whitespace().next().unwrap_or(name)
+}
+
+/// A price as the practice's facts write it: `$120`, or `$120.50` with cents.
+fn format_price(cents: i64) -> String {
+    if cents % 100 == 0 {
+        format!("${}", cents / 100)
+    } else {
+        format!("${}.{:02}", cents / 100, cents % 100)
+    }
 }
 
 /// The answer to a question outside any dialog, in order of trust: greetings and thanks; a
@@ -94,6 +375,7 @@ async fn answer_question(
     knowledge: Option<&Knowledge>,
     request: &BrainRequest,
     question: &str,
+    from_practice: Option<Reply>,
 ) -> Reply {
     let settings_answer = answer(settings, question);
     if settings_answer == settings.greeting_reply || settings_answer == settings.thanks_reply {
@@ -111,6 +393,11 @@ async fn answer_question(
     };
     if let Some(found) = grounded {
         return Reply { text: found.text.clone(), metadata: Some(found.metadata()) };
+    }
+    // The practice's own records answer exactly what was asked (that service's price, not the
+    // whole price list), so they come before the facts, which can only be quoted whole.
+    if let Some(reply) = from_practice {
+        return reply;
     }
     if settings_answer != settings.reply_unknown {
         return Reply::plain(settings_answer);
@@ -189,21 +476,78 @@ impl Brain for BuiltinBrain {
                 }
                 return;
             }
-            if let Some(db) = agents_db.as_ref().filter(|_| asks_for_person(&question.content)) {
+            let nlu = Nlu::shared();
+            let lexicon = match reception.as_ref() {
+                Some(reception) => reception.lexicon(WorkspaceId(request.workspace_id)).await,
+                None => Arc::new(Lexicon::default()),
+            };
+            let previous = conversation_language(&nlu, &lexicon, &request.history, question.id);
+            let understood = carry_topic(
+                &nlu,
+                &lexicon,
+                nlu.understand(&question.content, previous, &lexicon),
+                &question.content,
+                &request.history,
+                question.id,
+            );
+            let lang = understood.lang;
+            // In the middle of a booking, only explicit words hand over: "next Monday please" is an
+            // answer to the dialog's question, however it scores.
+            let in_dialog = request.variables.get("reception").and_then(|r| r.get("intent")).is_some_and(|i| !i.is_null());
+            let wants_person = asks_for_person(&question.content)
+                || (!in_dialog
+                    && understood.intent == Some(Intent::Human)
+                    && understood.confidence >= HUMAN_CONFIDENCE
+                    && nlu::entities::mentions_person(&question.content));
+            if let Some(db) = agents_db.as_ref().filter(|_| wants_person) {
                 let workspace_id = WorkspaceId(request.workspace_id);
                 let online = db.run(move |conn| agents::online(conn, workspace_id)).await.map(|a| a.len()).unwrap_or(0);
-                let text = if online > 0 { &settings.handoff_waiting } else { &settings.handoff_offline };
+                let text = match (online > 0, lang) {
+                    (true, Lang::En) => settings.handoff_waiting.clone(),
+                    (false, Lang::En) => settings.handoff_offline.clone(),
+                    (true, lang) => catalog::say(lang, "handoff-waiting", &[]),
+                    (false, lang) => catalog::say(lang, "handoff-offline", &[]),
+                };
                 yield Ok(BrainOutput::Metadata(serde_json::json!({ "handoff": { "agents_online": online } })));
-                for chunk in chunks(text) {
+                for chunk in chunks(&text) {
                     pace(settings.stream_delay_ms).await;
                     yield Ok(BrainOutput::Text(chunk));
                 }
                 yield Ok(BrainOutput::Handoff { actor: ChangedBy::Visitor, reason: "the visitor asked for a person".into() });
                 return;
             }
-            if let Some(reception) = reception {
+            // Only questions about the services or the team, or that refer to someone, need the
+            // practice read.
+            let refers = nlu::entities::refers_to_someone(&question.content);
+            let practice = match reception.as_ref() {
+                Some(reception) if refers || matches!(understood.intent, Some(Intent::ServicesPrices | Intent::Doctors)) => {
+                    reception.practice(WorkspaceId(request.workspace_id)).await.ok()
+                }
+                _ => None,
+            };
+            let referred = practice.as_ref().filter(|_| refers).and_then(|p| doctor_named_before(p, &request.history, question.id));
+            // "Can I book a whitening with Dr. Davis?" is a booking that names a doctor, not a
+            // question about her.
+            let asks_to_book = super::reception::detect_intent(&question.content).is_some();
+            // A question about a doctor ("does he work Saturdays?") is not a booking, whatever
+            // its words; it is answered below, after the knowledge base has had its say.
+            let doctor_reply = if !in_dialog && !asks_to_book {
+                practice.as_ref().and_then(|p| about_a_doctor(p, &question.content, referred, &understood))
+            } else {
+                None
+            };
+            let mut hint = dialog_hint(&understood);
+            hint.doctor = referred.and_then(|i| practice.as_ref().map(|p| p.doctors[i].name.clone()));
+            if let Some(reception) = reception.as_ref().filter(|_| doctor_reply.is_none()) {
                 let turn = reception
-                    .turn(WorkspaceId(request.workspace_id), &request.conversation_id, question.id, &question.content, &request.variables, &request.state)
+                    .turn(
+                        WorkspaceId(request.workspace_id),
+                        &request.conversation_id,
+                        question,
+                        hint.clone(),
+                        &request.variables,
+                        &request.state,
+                    )
                     .await;
                 match turn {
                     Ok(Some(turn)) => {
@@ -212,7 +556,7 @@ impl Brain for BuiltinBrain {
                         let mut reply = turn.reply;
                         let mut metadata = serde_json::json!({});
                         if !turn.progressed {
-                            let aside = answer_question(&settings, knowledge.as_deref(), &request, &question.content).await;
+                            let aside = answer_question(&settings, knowledge.as_deref(), &request, &question.content, None).await;
                             let known = [&settings.greeting_reply, &settings.thanks_reply];
                             if aside.metadata.as_ref().is_none_or(|m| m["unanswered"] != true) && !known.contains(&&aside.text) {
                                 reply = format!("{}\n\n{reply}", aside.text);
@@ -241,7 +585,25 @@ impl Brain for BuiltinBrain {
                     }
                 }
             }
-            let reply = answer_question(&settings, knowledge.as_deref(), &request, &question.content).await;
+            let noted = contact_noted(&question.content, &understood);
+            let reply = match (social(&question.content, &understood), noted) {
+                (Some(reply), None) => reply,
+                (_, Some(noted)) if !also_asks(&question.content, &understood) => {
+                    Reply { text: noted, metadata: Some(serde_json::json!({ "contact_noted": true })) }
+                }
+                (_, noted) => {
+                    let from_practice = doctor_reply.map(Reply::plain).or_else(|| {
+                        practice_answer(&settings, practice.as_ref(), &lexicon, &question.content, &understood)
+                    });
+                    let reply = answer_question(&settings, knowledge.as_deref(), &request, &question.content, from_practice)
+                        .await
+                        .in_language(&settings, lang);
+                    match noted {
+                        Some(noted) => Reply { text: format!("{noted}\n\n{}", reply.text), metadata: reply.metadata },
+                        None => reply,
+                    }
+                }
+            };
             let unanswered = reply.metadata.as_ref().is_some_and(|m| m["unanswered"] == true);
             if let Some(metadata) = reply.metadata {
                 yield Ok(BrainOutput::Metadata(metadata));

@@ -9,13 +9,17 @@
 //! Every booking operation goes through the workspace's [`BookingDesk`], the same path as the
 //! REST API. The turn's `action` tells a widget what happened (see [`Action`]).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
 
 use actix::Addr;
 use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 
+use super::nlu::{catalog, dates, entities, Lang, Lexicon};
 use super::when;
 use crate::domain::booking::desk::BookingDesk;
 use crate::domain::booking::{
@@ -26,7 +30,7 @@ use crate::ids::{ConversationId, WorkspaceId};
 use crate::status::BookingStatus;
 use crate::storage::bookings::{self as booking_rows, BookingFilter, BookingRow};
 use crate::storage::{now_ms, Db, DbError};
-use frontdesk_actors::{LeadScorer, Rescore, TurnState};
+use frontdesk_actors::{LeadScorer, Rescore, StoredMessage, TurnState};
 
 /// How many start times one offer lists.
 const TIMES_OFFERED: usize = 4;
@@ -117,6 +121,20 @@ pub struct Dialog {
     pub touched_at: i64,
 }
 
+/// What the brain's classifier made of a message, for the dialog.
+#[derive(Debug, Clone)]
+pub struct DialogHint {
+    /// The dialog the message asks for, when no keyword says so ("could I come in on the 14th?").
+    pub start: Option<Intent>,
+    /// The message asks a question ("what if I cancel late?"): the words "cancel" or
+    /// "reschedule" in it do not start a dialog.
+    pub question: bool,
+    /// The doctor a pronoun in the message refers to ("book me with her"), named earlier.
+    pub doctor: Option<String>,
+    /// The visitor's language: what the dialog says, and how it reads dates and choices.
+    pub lang: Lang,
+}
+
 /// The outcome of a turn: the reply, its action, and the variables to store if they changed.
 #[derive(Debug, Clone)]
 pub struct Turn {
@@ -136,12 +154,28 @@ pub struct Reception {
     desk: Arc<BookingDesk>,
     scorer: Option<Addr<LeadScorer>>,
     hold: Duration,
+    /// Each workspace's doctors' and services' names, for the classifier; read at most once per
+    /// [`LEXICON_TTL`], for at most [`LEXICONS_KEPT`] workspaces.
+    lexicons: Mutex<LruCache<WorkspaceId, (Instant, Arc<Lexicon>)>>,
 }
+
+/// How long a workspace's names are trusted before they are read again.
+const LEXICON_TTL: Duration = Duration::from_secs(30);
+const LEXICONS_KEPT: usize = 1024;
 
 /// What a turn knows about its conversation.
 struct Scope<'a> {
     workspace_id: WorkspaceId,
     conversation_id: &'a ConversationId,
+    /// The visitor's language: what the dialog says, and how it reads dates and choices.
+    lang: Lang,
+    /// The doctor a pronoun in this message refers to.
+    referred_doctor: Option<String>,
+}
+
+/// The dialog's words in the visitor's language.
+fn say(lang: Lang, id: &str, args: &[(&str, &str)]) -> String {
+    catalog::say(lang, id, args)
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -203,18 +237,86 @@ enum Answer {
     Unclear,
 }
 
-/// Reads a yes or a no. Phrases that contain "no" without meaning it ("no problem") are
-/// ignored; a message that says both, or neither, is unclear and the question is asked again.
+/// Reads a yes or a no, in any of the brain's languages. Phrases that contain "no" without
+/// meaning it ("no problem") are ignored; a message that says both, or neither, is unclear and
+/// the question is asked again. So is a question ("ok, but is there parking?"): it is answered,
+/// never taken for consent.
 fn answer_of(text: &str) -> Answer {
+    let question = text.contains('?') || text.contains('¿');
     let mut text = format!(" {} ", words(text).join(" "));
-    for phrase in ["no problem", "no worries", "no rush", "not a problem", "no longer need"] {
+    for phrase in
+        ["no problem", "no worries", "no rush", "not a problem", "no longer need", "no hay problema", "pas de problème"]
+    {
         text = text.replace(phrase, " ");
     }
     let w: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
-    let yes = has_any(&w, &["yes", "yep", "yeah", "yup", "sure", "ok", "okay", "confirm", "confirmed", "correct", "y"])
-        || has_phrase(&text, &["book it", "sounds good", "go ahead", "that works", "do it", "please do"]);
-    let no = has_any(&w, &["no", "nope", "nah", "n", "don't", "dont", "not", "wrong"])
-        || has_phrase(&text, &["a different", "something else"]);
+    if question && w.len() > 2 {
+        return Answer::Unclear;
+    }
+    let yes = has_any(
+        &w,
+        &[
+            "yes",
+            "yep",
+            "yeah",
+            "yup",
+            "sure",
+            "ok",
+            "okay",
+            "confirm",
+            "confirmed",
+            "correct",
+            "y",
+            "sí",
+            "si",
+            "claro",
+            "vale",
+            "confirmo",
+            "oui",
+            "ouais",
+            "d'accord",
+            "parfait",
+            "ja",
+            "jawohl",
+            "genau",
+            "gerne",
+            "passt",
+            "sim",
+            "isso",
+            "pode",
+            "perfeito",
+            "perfecto",
+        ],
+    ) || has_phrase(
+        &text,
+        &[
+            "book it",
+            "sounds good",
+            "go ahead",
+            "that works",
+            "do it",
+            "please do",
+            "de acuerdo",
+            "está bien",
+            "c'est bon",
+            "bien sûr",
+            "in ordnung",
+            "alles klar",
+            "está bem",
+            "pode ser",
+            "com certeza",
+        ],
+    );
+    let no = has_any(
+        &w,
+        &[
+            "no", "nope", "nah", "n", "don't", "dont", "not", "wrong", "non", "nein", "nee", "não", "nao", "nicht",
+            "pas",
+        ],
+    ) || has_phrase(
+        &text,
+        &["a different", "something else", "otro día", "un autre", "einen anderen", "outro dia"],
+    );
     match (yes, no) {
         (true, false) => Answer::Yes,
         (false, true) => Answer::No,
@@ -223,14 +325,34 @@ fn answer_of(text: &str) -> Answer {
 }
 
 fn is_stop(text: &str) -> bool {
-    has_phrase(text, &["never mind", "nevermind", "forget it", "stop", "don't bother", "not now", "no thanks"])
+    has_phrase(
+        text,
+        &[
+            "never mind",
+            "nevermind",
+            "forget it",
+            "stop",
+            "don't bother",
+            "not now",
+            "no thanks",
+            "no gracias",
+            "déjalo",
+            "non merci",
+            "laissez tomber",
+            "nein danke",
+            "vergessen sie es",
+            "não obrigado",
+            "nao obrigado",
+            "deixa pra lá",
+        ],
+    )
 }
 
-fn join_or(items: &[String]) -> String {
+fn join_or(items: &[String], lang: Lang) -> String {
     match items {
         [] => String::new(),
         [one] => one.clone(),
-        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+        [rest @ .., last] => format!("{} {} {last}", rest.join(", "), say(lang, "or", &[])),
     }
 }
 
@@ -253,7 +375,25 @@ fn named_doctor(text: &str, practice: &Practice) -> Option<String> {
 }
 
 fn wants_any_doctor(text: &str) -> bool {
-    has_phrase(text, &["any doctor", "anyone", "no preference", "doesn't matter", "does not matter", "whoever"])
+    has_phrase(
+        text,
+        &[
+            "any doctor",
+            "anyone",
+            "no preference",
+            "doesn't matter",
+            "does not matter",
+            "whoever",
+            "me da igual",
+            "cualquiera",
+            "peu importe",
+            "n'importe qui",
+            "egal",
+            "ist mir egal",
+            "tanto faz",
+            "qualquer um",
+        ],
+    )
 }
 
 /// An offered slot the message picks: by its time, or by position ("the second one", "2").
@@ -297,31 +437,67 @@ fn booking_number(text: &str) -> Option<i64> {
 }
 
 /// An offered time as the offer names it: with its doctor unless the visitor chose one.
-fn offer_label(o: &Offer, doctor_chosen: bool) -> String {
+fn offer_label(o: &Offer, doctor_chosen: bool, lang: Lang) -> String {
     if doctor_chosen {
-        when::say_time(o.time)
+        dates::say_time(o.time, lang)
     } else {
-        format!("{} ({})", when::say_time(o.time), o.doctor_name)
+        format!("{} ({})", dates::say_time(o.time, lang), o.doctor_name)
     }
 }
 
 /// What the dialog's open question can be answered with, in words the dialog understands.
-fn quick_replies(dialog: &Dialog, practice: &Practice) -> Vec<String> {
+fn quick_replies(dialog: &Dialog, practice: &Practice, lang: Lang) -> Vec<String> {
     match dialog.awaiting {
         Some(Awaiting::Service) => practice.services.iter().take(8).map(|s| s.name.clone()).collect(),
-        Some(Awaiting::Time) => dialog.offered.iter().map(|o| offer_label(o, dialog.doctor.is_some())).collect(),
-        Some(Awaiting::Confirm) => vec!["Yes".into(), "No".into()],
+        Some(Awaiting::Time) => dialog.offered.iter().map(|o| offer_label(o, dialog.doctor.is_some(), lang)).collect(),
+        Some(Awaiting::Confirm) => vec![say(lang, "yes", &[]), say(lang, "no", &[])],
         _ => Vec::new(),
     }
 }
 
-fn say_offer(o: &Offer) -> String {
-    format!("{} on {} with {}", when::say_time(o.time), when::say_date(o.date), o.doctor_name)
+fn say_offer(o: &Offer, lang: Lang) -> String {
+    let (time, date) = (dates::say_time(o.time, lang), dates::say_date(o.date, lang));
+    say(lang, "offer", &[("time", &time), ("date", &date), ("doctor", &o.doctor_name)])
 }
 
 impl Reception {
     pub fn new(db: Db, desk: Arc<BookingDesk>, scorer: Option<Addr<LeadScorer>>, hold: Duration) -> Self {
-        Self { db, desk, scorer, hold }
+        let kept = NonZeroUsize::new(LEXICONS_KEPT).expect("a positive capacity");
+        Self { db, desk, scorer, hold, lexicons: Mutex::new(LruCache::new(kept)) }
+    }
+
+    /// The names the workspace's visitors may use for its doctors and services. A workspace
+    /// that cannot be read just now gets none: the classifier still works, a little less well.
+    pub async fn lexicon(&self, workspace_id: WorkspaceId) -> Arc<Lexicon> {
+        let cached = self
+            .lock_lexicons()
+            .get(&workspace_id)
+            .filter(|(at, _)| at.elapsed() < LEXICON_TTL)
+            .map(|(_, l)| l.clone());
+        if let Some(lexicon) = cached {
+            return lexicon;
+        }
+        let lexicon = match self.practice(workspace_id).await {
+            Ok(practice) => Arc::new(Lexicon::new(
+                practice.doctors.iter().map(|d| d.name.as_str()),
+                practice.services.iter().map(|s| s.name.as_str()),
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the practice's names; classifying without them");
+                return Arc::new(Lexicon::default());
+            }
+        };
+        self.lock_lexicons().put(workspace_id, (Instant::now(), lexicon.clone()));
+        lexicon
+    }
+
+    fn lock_lexicons(&self) -> std::sync::MutexGuard<'_, LruCache<WorkspaceId, (Instant, Arc<Lexicon>)>> {
+        self.lexicons.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The workspace's doctors, services and time zone, for answers about them.
+    pub async fn practice(&self, workspace_id: WorkspaceId) -> Result<Practice, DbError> {
+        self.db.run(move |conn| Practice::load(conn, workspace_id)).await
     }
 
     /// Answers the visitor's message if it belongs to a booking dialog (or starts one); `None`
@@ -330,11 +506,12 @@ impl Reception {
         &self,
         workspace_id: WorkspaceId,
         conversation_id: &ConversationId,
-        question_id: i64,
-        text: &str,
+        question: &StoredMessage,
+        hint: DialogHint,
         variables: &serde_json::Value,
         state: &TurnState,
     ) -> Result<Option<Turn>, DbError> {
+        let (question_id, text) = (question.id, question.content.as_str());
         let mut dialog: Dialog =
             serde_json::from_value(variables.get("reception").cloned().unwrap_or_default()).unwrap_or_default();
         let mut contact: ContactDetails =
@@ -345,16 +522,22 @@ impl Reception {
         }
         let before = (dialog.clone(), contact.clone());
 
-        let detected = detect_intent(text);
+        // What the brain understood starts a dialog its keywords would miss ("could I come in on
+        // the 14th?"); once a dialog runs, only explicit words switch it, since a misread
+        // paraphrase must not turn a booking into a cancellation.
+        let keyword = detect_intent(text).filter(|found| {
+            let overruled = hint.question && dialog.intent.is_none() && *found != Intent::Book;
+            !overruled
+        });
+        let detected = keyword.or(if dialog.intent.is_none() { hint.start } else { None });
         if dialog.intent.is_none() && detected.is_none() {
             return Ok(None);
         }
-        let scope = Scope { workspace_id, conversation_id };
+        let lang = hint.lang;
+        let scope = Scope { workspace_id, conversation_id, lang, referred_doctor: hint.doctor.clone() };
         let practice = self.db.run(move |conn| Practice::load(conn, workspace_id)).await?;
         if practice.services.is_empty() || practice.doctors.is_empty() {
-            let reply = "Online booking isn't set up here yet, but our team will gladly help: please leave your \
-                         name and a phone number or email and we'll get back to you."
-                .to_owned();
+            let reply = say(lang, "booking-unavailable", &[]);
             return Ok(Some(Turn {
                 reply,
                 action: Action::Message,
@@ -377,7 +560,7 @@ impl Reception {
         let (reply, action) = if dialog.intent.is_some() && stop {
             self.release(&scope).await?;
             dialog = Dialog::default();
-            ("No problem, I've stopped there. Is there anything else I can help you with?".to_owned(), Action::Message)
+            (say(lang, "booking-stopped", &[]), Action::Message)
         } else {
             if let Some(intent) = switch_to(&dialog, detected) {
                 // A new request starts over; what the visitor just said still counts. Between
@@ -420,7 +603,7 @@ impl Reception {
         } else {
             None
         };
-        let quick_replies = quick_replies(&dialog, &practice);
+        let quick_replies = quick_replies(&dialog, &practice, lang);
         Ok(Some(Turn { reply, action, variables, progressed, quick_replies }))
     }
 
@@ -431,14 +614,14 @@ impl Reception {
     }
 
     /// Reads the date, time, service and doctor a message gives into the dialog.
-    fn absorb(&self, practice: &Practice, dialog: &mut Dialog, text: &str) -> when::When {
-        let said = when::parse(text, practice.today(now_ms()));
+    fn absorb(&self, practice: &Practice, dialog: &mut Dialog, text: &str, scope: &Scope<'_>) -> when::When {
+        let said = when::parse(&dates::in_english(text, scope.lang), practice.today(now_ms()));
         let services: Vec<&str> = practice.services.iter().map(|s| s.name.as_str()).collect();
         if dialog.intent == Some(Intent::Book) {
-            if let Some(service) = signals::treatment_interest(&[text], &services) {
+            if let Some(service) = entities::service_named(text, &services) {
                 dialog.service = Some(service.to_owned());
             }
-            if let Some(doctor) = named_doctor(text, practice) {
+            if let Some(doctor) = named_doctor(text, practice).or_else(|| scope.referred_doctor.clone()) {
                 dialog.doctor = Some(doctor);
             } else if wants_any_doctor(text) {
                 dialog.doctor = None;
@@ -465,8 +648,9 @@ impl Reception {
         text: &str,
     ) -> Result<(String, Action), DbError> {
         // A new date or time at the confirmation changes the choice; only then is it yes or no.
+        let lang = scope.lang;
         let changes_time = {
-            let said = when::parse(text, practice.today(now_ms()));
+            let said = when::parse(&dates::in_english(text, lang), practice.today(now_ms()));
             said.date.is_some() || said.time.is_some()
         };
         if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() && !changes_time {
@@ -478,20 +662,17 @@ impl Reception {
                     dialog.offered.clear();
                     dialog.date = None;
                     dialog.awaiting = Some(Awaiting::Date);
-                    return Ok(("No problem. Which other date would suit you?".to_owned(), Action::BookingFlow));
+                    return Ok((say(scope.lang, "booking-other-date", &[]), Action::BookingFlow));
                 }
                 Answer::Unclear => {}
             }
         }
-        let said = self.absorb(practice, dialog, text);
+        let said = self.absorb(practice, dialog, text, scope);
         let Some(service) = dialog.service.clone() else {
             dialog.awaiting = Some(Awaiting::Service);
             let names: Vec<String> = practice.services.iter().map(|s| s.name.clone()).collect();
             return Ok((
-                format!(
-                    "I'd be happy to help you book an appointment! Which service would you like: {}?",
-                    join_or(&names)
-                ),
+                say(lang, "booking-which-service", &[("services", &join_or(&names, lang))]),
                 Action::BookingFlow,
             ));
         };
@@ -499,31 +680,25 @@ impl Reception {
             return Ok(reply);
         }
         let Some(held) = dialog.held.clone() else {
-            return Ok(("Which date works best for you?".to_owned(), Action::BookingFlow));
+            return Ok((say(lang, "booking-which-date", &[]), Action::BookingFlow));
         };
         let Some(name) = contact.name.clone() else {
             dialog.awaiting = Some(Awaiting::Name);
+            let minutes = self.hold.as_secs().div_ceil(60).to_string();
+            let offer = say_offer(&held, lang);
             return Ok((
-                format!(
-                    "{} is available, and I'm holding it for you for the next {} minutes. May I have your full name?",
-                    say_offer(&held),
-                    self.hold.as_secs().div_ceil(60)
-                ),
+                say(lang, "booking-held-ask-name", &[("offer", &offer), ("minutes", &minutes)]),
                 Action::BookingFlow,
             ));
         };
         let Some(reach) = contact.email.clone().or(contact.phone.clone()) else {
             dialog.awaiting = Some(Awaiting::Contact);
-            return Ok((
-                format!("Thanks, {}! What's the best phone number or email address to reach you?", first_name(&name)),
-                Action::BookingFlow,
-            ));
+            return Ok((say(lang, "booking-ask-contact", &[("name", first_name(&name))]), Action::BookingFlow));
         };
         dialog.awaiting = Some(Awaiting::Confirm);
-        Ok((
-            format!("To confirm: {service} at {} for {name} ({reach}). Shall I book it?", say_offer(&held)),
-            Action::BookingFlow,
-        ))
+        let offer = say_offer(&held, lang);
+        let args = [("service", service.as_str()), ("offer", &offer), ("name", &name), ("reach", &reach)];
+        Ok((say(lang, "booking-confirm", &args), Action::BookingFlow))
     }
 
     /// Moves the dialog towards a held slot: asks for a date, offers times, or holds the time
@@ -537,7 +712,7 @@ impl Reception {
         said: when::When,
         text: &str,
     ) -> Result<Option<(String, Action)>, DbError> {
-        let picked = pick_offer(text, &dialog.offered, said.time);
+        let picked = pick_offer(&dates::in_english(text, scope.lang), &dialog.offered, said.time);
         let wanted = match (picked, said.time, dialog.date) {
             (Some(offer), _, _) => Some((offer.starts_at, Some(Named::Id(offer.doctor_id)))),
             (None, Some(time), Some(date)) => {
@@ -561,11 +736,11 @@ impl Reception {
         }
         let Some(date) = dialog.date else {
             dialog.awaiting = Some(Awaiting::Date);
-            let what = match dialog.intent {
-                Some(Intent::Book) => format!("I'd be happy to help you book a {}!", service.to_lowercase()),
-                _ => format!("Sure, let's find a new time for your {service}."),
+            let reply = match dialog.intent {
+                Some(Intent::Book) => say(scope.lang, "booking-start", &[("service", &service.to_lowercase())]),
+                _ => say(scope.lang, "reschedule-start", &[("service", service)]),
             };
-            return Ok(Some((format!("{what} Which date works best for you?"), Action::BookingFlow)));
+            return Ok(Some((reply, Action::BookingFlow)));
         };
         self.offer_times(scope, dialog, service, date).await.map(Some)
     }
@@ -615,24 +790,20 @@ impl Reception {
                 time: NaiveTime::parse_from_str(&view.time, "%H:%M").unwrap_or_default(),
             })),
             Err(BookingError::Conflict { alternatives, .. }) => {
-                Ok(Err(offer_instead(dialog, &alternatives, "Sorry, that time isn't available.")))
+                Ok(Err(offer_instead(dialog, &alternatives, &say(scope.lang, "slot-taken", &[]), scope.lang)))
             }
             Err(BookingError::Unprocessable(_)) => {
                 dialog.awaiting = Some(Awaiting::Date);
-                Ok(Err((
-                    "That time has already passed. Which other date or time would suit you?".to_owned(),
-                    Action::BookingFlow,
-                )))
+                Ok(Err((say(scope.lang, "slot-passed", &[]), Action::BookingFlow)))
             }
             Err(BookingError::BeyondHorizon { days, .. }) => {
                 dialog.awaiting = Some(Awaiting::Date);
-                Ok(Err((
-                    format!("We take bookings up to {days} days ahead. Which earlier date would suit you?"),
-                    Action::BookingFlow,
-                )))
+                Ok(Err((say(scope.lang, "beyond-horizon", &[("days", &days.to_string())]), Action::BookingFlow)))
             }
             Err(BookingError::Db(err)) => Err(err),
-            Err(other) => Ok(Err((format!("Sorry, I couldn't hold that time: {other}."), Action::BookingFlow))),
+            Err(other) => {
+                Ok(Err((say(scope.lang, "hold-failed", &[("reason", &other.to_string())]), Action::BookingFlow)))
+            }
         }
     }
 
@@ -658,7 +829,9 @@ impl Reception {
         let slots = match found {
             Ok(slots) => slots,
             Err(BookingError::Db(err)) => return Err(err),
-            Err(other) => return Ok((format!("Sorry, {other}."), Action::BookingFlow)),
+            Err(other) => {
+                return Ok((say(scope.lang, "sorry-reason", &[("reason", &other.to_string())]), Action::BookingFlow))
+            }
         };
         let in_part = |s: &booking::SlotView| {
             let time = NaiveTime::parse_from_str(&s.time, "%H:%M").unwrap_or_default();
@@ -670,14 +843,13 @@ impl Reception {
             // The part of day may be what rules everything out; the next date starts afresh.
             dialog.part_of_day = None;
             dialog.awaiting = Some(Awaiting::Date);
-            return Ok((
-                format!(
-                    "Sorry, I can't find any free time for a {} in the {SEARCH_DAYS} days from {}. Would another date suit you?",
-                    service.to_lowercase(),
-                    when::say_date(date)
-                ),
-                Action::BookingFlow,
-            ));
+            let args = [
+                ("service", service.to_lowercase()),
+                ("days", SEARCH_DAYS.to_string()),
+                ("date", dates::say_date(date, scope.lang)),
+            ];
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            return Ok((say(scope.lang, "nothing-free", &args), Action::BookingFlow));
         };
         let day_slots: Vec<&booking::SlotView> = slots.iter().filter(|s| s.date == day && in_part(s)).collect();
         // Spread the offer over the day rather than listing four back-to-back slots.
@@ -692,21 +864,20 @@ impl Reception {
             }
         }
         let day_date = NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap_or(date);
-        let times: Vec<String> = offered.iter().map(|o| offer_label(o, dialog.doctor.is_some())).collect();
-        let with = dialog.doctor.as_ref().map(|d| format!(" with {d}")).unwrap_or_default();
-        let lead = if day_date == date {
-            format!("On {}{with} I have", when::say_date(day_date))
+        let lang = scope.lang;
+        let times: Vec<String> = offered.iter().map(|o| offer_label(o, dialog.doctor.is_some(), lang)).collect();
+        let times = join_or(&times, lang);
+        let with = dialog.doctor.as_ref().map(|d| say(lang, "with-doctor", &[("doctor", d)])).unwrap_or_default();
+        let (asked, free) = (dates::say_date(date, lang), dates::say_date(day_date, lang));
+        let reply = if day_date == date {
+            say(lang, "times-on", &[("date", &free), ("with", &with), ("times", &times)])
         } else {
-            format!(
-                "There's nothing free on {}. The next free day is {}{with}, with",
-                when::say_date(date),
-                when::say_date(day_date)
-            )
+            say(lang, "times-next-day", &[("date", &asked), ("next", &free), ("with", &with), ("times", &times)])
         };
         dialog.date = Some(day_date);
         dialog.offered = offered;
         dialog.awaiting = Some(Awaiting::Time);
-        Ok((format!("{lead} {}. Which time suits you?", join_or(&times)), Action::BookingFlow))
+        Ok((reply, Action::BookingFlow))
     }
 
     async fn confirm_booking(
@@ -717,7 +888,7 @@ impl Reception {
         contact: &ContactDetails,
     ) -> Result<(String, Action), DbError> {
         let Some(held) = dialog.held.clone() else {
-            return Ok(("Which date works best for you?".into(), Action::BookingFlow));
+            return Ok((say(scope.lang, "booking-which-date", &[]), Action::BookingFlow));
         };
         let request = BookingRequest {
             service: Named::Name(dialog.service.clone().unwrap_or_default()),
@@ -742,24 +913,26 @@ impl Reception {
             Ok(view) => {
                 let name = contact.name.as_deref().map(first_name).unwrap_or("");
                 *dialog = Dialog::default();
-                Ok((
-                    format!(
-                        "You're all set, {name}! Your {} with {} is booked for {} at {}. Your booking number is {}. \
-                         We look forward to seeing you!",
-                        view.service,
-                        view.doctor_name,
-                        when::say_date(held.date),
-                        when::say_time(held.time),
-                        view.id
-                    ),
-                    Action::BookingConfirmed,
-                ))
+                let lang = scope.lang;
+                let (date, time, id) =
+                    (dates::say_date(held.date, lang), dates::say_time(held.time, lang), view.id.to_string());
+                let args = [
+                    ("name", name),
+                    ("service", view.service.as_str()),
+                    ("doctor", view.doctor_name.as_str()),
+                    ("date", &date),
+                    ("time", &time),
+                    ("id", &id),
+                ];
+                Ok((say(lang, "booking-done", &args), Action::BookingConfirmed))
             }
             Err(BookingError::Conflict { alternatives, .. }) => {
-                Ok(offer_instead(dialog, &alternatives, "I'm sorry, that time was taken in the meantime."))
+                Ok(offer_instead(dialog, &alternatives, &say(scope.lang, "slot-taken-meanwhile", &[]), scope.lang))
             }
             Err(BookingError::Db(err)) => Err(err),
-            Err(other) => Ok((format!("Sorry, I couldn't book that: {other}."), Action::BookingFlow)),
+            Err(other) => {
+                Ok((say(scope.lang, "booking-failed", &[("reason", &other.to_string())]), Action::BookingFlow))
+            }
         }
     }
 
@@ -835,34 +1008,26 @@ impl Reception {
                 dialog.booking_ref = None;
                 if dialog.failed_lookups >= MAX_FAILED_LOOKUPS {
                     *dialog = Dialog::default();
-                    return Ok((
-                        "I'm sorry, I couldn't match those details to an upcoming appointment. Please call the \
-                         practice and we'll sort it out with you."
-                            .to_owned(),
-                        Action::Message,
-                    ));
+                    return Ok((say(scope.lang, "lookup-gave-up", &[]), Action::Message));
                 }
                 dialog.awaiting = Some(Awaiting::Identify);
-                return Ok((
-                    "I couldn't find an upcoming appointment with that booking number and those details. Could you \
-                     check your booking number?"
-                        .to_owned(),
-                    Action::BookingFlow,
-                ));
+                return Ok((say(scope.lang, "lookup-failed", &[]), Action::BookingFlow));
             }
             dialog.awaiting = Some(Awaiting::Identify);
             let ask = match (dialog.booking_ref.is_some(), has_contact) {
-                (false, false) => {
-                    "Of course. What's your booking number, and the email address or phone number you \
-                                   booked with?"
-                }
-                (false, true) => "Of course. What's your booking number? It's in your confirmation.",
-                (true, _) => "Thanks. And the email address or phone number you booked with?",
+                (false, false) => "identify-both",
+                (false, true) => "identify-number",
+                (true, _) => "identify-contact",
             };
-            return Ok((ask.to_owned(), Action::BookingFlow));
+            return Ok((say(scope.lang, ask, &[]), Action::BookingFlow));
         };
         let current = BookingView::new(&booking, practice.tz);
-        let current_when = format!("{} with {} on {}", current.service, current.doctor_name, say_when(&current));
+        let lang = scope.lang;
+        let current_when = say(
+            lang,
+            "current-booking",
+            &[("service", &current.service), ("doctor", &current.doctor_name), ("when", &say_when(&current, lang))],
+        );
         let first_time = dialog.booking_id.is_none();
         dialog.booking_id = Some(booking.id);
         dialog.service = Some(booking.service_name.clone());
@@ -874,17 +1039,17 @@ impl Reception {
                     Answer::Yes => return self.cancel(scope, practice, dialog, &booking).await,
                     Answer::No => {
                         *dialog = Dialog::default();
-                        return Ok(("Okay, I've kept your appointment as it is.".to_owned(), Action::Message));
+                        return Ok((say(lang, "booking-kept", &[]), Action::Message));
                     }
                     Answer::Unclear => {}
                 }
             }
             dialog.awaiting = Some(Awaiting::Confirm);
-            return Ok((format!("I found your {current_when}. Would you like me to cancel it?"), Action::BookingFlow));
+            return Ok((say(lang, "cancel-ask", &[("booking", &current_when)]), Action::BookingFlow));
         }
 
         // Reschedule. A new date or time at the confirmation changes the choice.
-        let said_when = when::parse(text, practice.today(now_ms()));
+        let said_when = when::parse(&dates::in_english(text, lang), practice.today(now_ms()));
         let changes_time = said_when.date.is_some() || said_when.time.is_some();
         if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() && !changes_time {
             match answer_of(text) {
@@ -895,31 +1060,38 @@ impl Reception {
                     dialog.offered.clear();
                     dialog.date = None;
                     dialog.awaiting = Some(Awaiting::Date);
-                    return Ok(("No problem. Which other date would suit you?".to_owned(), Action::BookingFlow));
+                    return Ok((say(scope.lang, "booking-other-date", &[]), Action::BookingFlow));
                 }
                 Answer::Unclear => {}
             }
         }
-        let said = self.absorb(practice, dialog, text);
+        let said = self.absorb(practice, dialog, text, scope);
+        // "The Monday after" is after the appointment being moved, not after today.
+        let current_date = NaiveDate::parse_from_str(&current.date, "%Y-%m-%d").ok();
+        if let (Some(date), Some(current_date)) = (dialog.date, current_date) {
+            if said.date.is_some()
+                && date <= current_date
+                && words(&dates::in_english(text, lang)).iter().any(|w| w == "after")
+            {
+                let weeks = (current_date - date).num_days() / 7 + 1;
+                dialog.date = Some(date + chrono::Duration::weeks(weeks));
+                dialog.offered.clear();
+            }
+        }
         if first_time && said.date.is_none() {
             dialog.awaiting = Some(Awaiting::Date);
-            return Ok((
-                format!("I found your {current_when}. Which date would you like to move it to?"),
-                Action::BookingFlow,
-            ));
+            return Ok((say(lang, "move-ask-date", &[("booking", &current_when)]), Action::BookingFlow));
         }
         let service = booking.service_name.clone();
         if let Some(reply) = self.choose_time(scope, practice, dialog, &service, said, text).await? {
             return Ok(reply);
         }
         let Some(held) = dialog.held.clone() else {
-            return Ok(("Which date would you like to move it to?".to_owned(), Action::BookingFlow));
+            return Ok((say(lang, "move-which-date", &[]), Action::BookingFlow));
         };
         dialog.awaiting = Some(Awaiting::Confirm);
-        Ok((
-            format!("To confirm: move your {current_when} to {}? I'm holding the new time for you.", say_offer(&held)),
-            Action::BookingFlow,
-        ))
+        let offer = say_offer(&held, lang);
+        Ok((say(lang, "move-confirm", &[("booking", &current_when), ("offer", &offer)]), Action::BookingFlow))
     }
 
     async fn cancel(
@@ -947,19 +1119,12 @@ impl Reception {
         match outcome {
             Ok(row) => {
                 let view = BookingView::new(&row, practice.tz);
-                Ok((
-                    format!(
-                        "Your {} with {} on {} has been cancelled. If you'd like a new appointment, just tell me \
-                         which service.",
-                        view.service,
-                        view.doctor_name,
-                        say_when(&view)
-                    ),
-                    Action::BookingCancelled,
-                ))
+                let when = say_when(&view, scope.lang);
+                let args = [("service", view.service.as_str()), ("doctor", view.doctor_name.as_str()), ("when", &when)];
+                Ok((say(scope.lang, "cancel-done", &args), Action::BookingCancelled))
             }
             Err(BookingError::Db(err)) => Err(err),
-            Err(other) => Ok((format!("Sorry, I couldn't cancel it: {other}."), Action::Message)),
+            Err(other) => Ok((say(scope.lang, "cancel-failed", &[("reason", &other.to_string())]), Action::Message)),
         }
     }
 
@@ -971,7 +1136,7 @@ impl Reception {
         booking: &BookingRow,
     ) -> Result<(String, Action), DbError> {
         let Some(held) = dialog.held.clone() else {
-            return Ok(("Which date would you like?".into(), Action::BookingFlow));
+            return Ok((say(scope.lang, "which-date", &[]), Action::BookingFlow));
         };
         let (workspace_id, id, conversation) = (scope.workspace_id, booking.id, scope.conversation_id.to_owned());
         let horizon = self.desk.horizon();
@@ -995,54 +1160,53 @@ impl Reception {
             Ok(row) => {
                 *dialog = Dialog::default();
                 let view = BookingView::new(&row, practice.tz);
-                Ok((
-                    format!(
-                        "Done! Your {} is now on {} at {} with {}. Your booking number is still {}.",
-                        view.service,
-                        when::say_date(held.date),
-                        when::say_time(held.time),
-                        view.doctor_name,
-                        view.id
-                    ),
-                    Action::BookingRescheduled,
-                ))
+                let lang = scope.lang;
+                let (date, time, id) =
+                    (dates::say_date(held.date, lang), dates::say_time(held.time, lang), view.id.to_string());
+                let args = [
+                    ("service", view.service.as_str()),
+                    ("date", &date),
+                    ("time", &time),
+                    ("doctor", view.doctor_name.as_str()),
+                    ("id", &id),
+                ];
+                Ok((say(lang, "move-done", &args), Action::BookingRescheduled))
             }
             Err(BookingError::Conflict { alternatives, .. }) => {
-                Ok(offer_instead(dialog, &alternatives, "I'm sorry, that time was taken in the meantime."))
+                Ok(offer_instead(dialog, &alternatives, &say(scope.lang, "slot-taken-meanwhile", &[]), scope.lang))
             }
             Err(BookingError::Db(err)) => Err(err),
             Err(other) => {
                 *dialog = Dialog::default();
-                Ok((format!("Sorry, I couldn't move it: {other}."), Action::Message))
+                Ok((say(scope.lang, "move-failed", &[("reason", &other.to_string())]), Action::Message))
             }
         }
     }
 }
 
 /// "Monday 23 November at 10:45 AM", from a booking's local date and time.
-fn say_when(view: &BookingView) -> String {
-    match (NaiveDate::parse_from_str(&view.date, "%Y-%m-%d"), NaiveTime::parse_from_str(&view.time, "%H:%M")) {
-        (Ok(date), Ok(time)) => format!("{} at {}", when::say_date(date), when::say_time(time)),
-        _ => format!("{} at {}", view.date, view.time),
-    }
+fn say_when(view: &BookingView, lang: Lang) -> String {
+    let (date, time) =
+        match (NaiveDate::parse_from_str(&view.date, "%Y-%m-%d"), NaiveTime::parse_from_str(&view.time, "%H:%M")) {
+            (Ok(date), Ok(time)) => (dates::say_date(date, lang), dates::say_time(time, lang)),
+            _ => (view.date.clone(), view.time.clone()),
+        };
+    say(lang, "date-at-time", &[("date", &date), ("time", &time)])
 }
 
 /// After a refused time: the alternatives become the offer (or, with none nearby, the dialog
 /// asks for another date), and the reply starts with `why`.
-fn offer_instead(dialog: &mut Dialog, alternatives: &[booking::SlotView], why: &str) -> (String, Action) {
+fn offer_instead(dialog: &mut Dialog, alternatives: &[booking::SlotView], why: &str, lang: Lang) -> (String, Action) {
     dialog.held = None;
     dialog.offered = alternatives.iter().map(offer_of).collect();
     if dialog.offered.is_empty() {
         dialog.date = None;
         dialog.awaiting = Some(Awaiting::Date);
-        return (
-            format!("{why} I can't see anything free nearby. Which other date would suit you?"),
-            Action::BookingFlow,
-        );
+        return (say(lang, "nearest-none", &[("why", why)]), Action::BookingFlow);
     }
     dialog.awaiting = Some(Awaiting::Time);
-    let options: Vec<String> = dialog.offered.iter().map(say_offer).collect();
-    (format!("{why} The nearest free times are {}. Would one of those work?", join_or(&options)), Action::BookingFlow)
+    let options: Vec<String> = dialog.offered.iter().map(|o| say_offer(o, lang)).collect();
+    (say(lang, "nearest-times", &[("why", why), ("options", &join_or(&options, lang))]), Action::BookingFlow)
 }
 
 fn offer_of(slot: &booking::SlotView) -> Offer {
@@ -1084,6 +1248,14 @@ mod tests {
         assert_eq!(answer_of("please"), Answer::Unclear);
         assert_eq!(answer_of("yes... no wait"), Answer::Unclear);
         assert_eq!(answer_of("What are your opening hours?"), Answer::Unclear);
+        assert_eq!(answer_of("ok, but is there parking?"), Answer::Unclear);
+        assert_eq!(answer_of("yes?"), Answer::Yes);
+        for yes in ["sí, por favor", "oui", "d'accord", "ja, gerne", "sim", "pode ser"] {
+            assert_eq!(answer_of(yes), Answer::Yes, "{yes}");
+        }
+        for no in ["no, gracias", "non", "nein", "não"] {
+            assert_eq!(answer_of(no), Answer::No, "{no}");
+        }
         assert!(is_stop("never mind"));
         assert!(!is_stop("tomorrow at 10"));
     }
@@ -1132,7 +1304,8 @@ mod tests {
 
     #[test]
     fn lists_read_naturally() {
-        assert_eq!(join_or(&["a".into()]), "a");
-        assert_eq!(join_or(&["a".into(), "b".into(), "c".into()]), "a, b or c");
+        assert_eq!(join_or(&["a".into()], Lang::En), "a");
+        assert_eq!(join_or(&["a".into(), "b".into(), "c".into()], Lang::En), "a, b or c");
+        assert_eq!(join_or(&["a".into(), "b".into()], Lang::De), "a oder b");
     }
 }

@@ -164,8 +164,8 @@ pub fn demo_bot_settings(practice: &str) -> BotSettings {
         company_facts: vec![
             fact(
                 "Opening hours",
-                "We are open Monday to Friday from 8:00 to 18:00, and Saturday from 9:00 to 13:00. We are closed on \
-                 Sundays.",
+                "We are open Monday to Friday from 9:00 to 17:00. We are closed on Saturdays, Sundays and public \
+                 holidays.",
             ),
             fact("Location and address", "You will find us at 12 Harbour Street, Springfield, on the second floor."),
             fact("Parking", "Free parking is available behind the building; the entrance is on Mill Lane."),
@@ -199,7 +199,9 @@ pub fn demo_bot_settings(practice: &str) -> BotSettings {
                 "How much is a consultation?".into(),
                 "Can I talk to a person?".into(),
             ],
-            business_hours_message: "Mon–Fri 8:00–18:00 · Sat 9:00–13:00".into(),
+            // The doctors' own hours (storage::schedule::seed_demo_practice): every advertised
+            // hour can be booked, and nothing bookable is outside what is advertised.
+            business_hours_message: "Mon–Fri 9:00–17:00".into(),
             ..WidgetSettings::default()
         },
         ..BotSettings::default()

@@ -47,6 +47,7 @@ mod schedule;
 mod schema;
 mod site;
 mod sse;
+mod stories;
 mod tenancy;
 mod text_and_bodies;
 mod vocabulary;

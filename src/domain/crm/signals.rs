@@ -55,13 +55,15 @@ pub fn bare_name(text: &str) -> Option<String> {
     if words.is_empty() || words.len() > 4 {
         return None;
     }
-    let plausible = |word: &str| {
+    // A surname may be a word ("Sam Price", "Jordan Monday") when it is written as a name:
+    // capitalised, after a first name that is no word.
+    let plausible = |(i, word): (usize, &&str)| {
         word.chars().all(is_name_char)
             && word.starts_with(char::is_alphabetic)
             && word.ends_with(char::is_alphabetic)
-            && !is_stop_word(word)
+            && (!is_stop_word(word) || (i > 0 && word.starts_with(char::is_uppercase)))
     };
-    if !words.iter().all(|w| plausible(w)) {
+    if !words.iter().enumerate().all(plausible) || is_stop_word(words[0]) {
         return None;
     }
     // A lone letter ("k", "x") is a shrug, not a name.
@@ -250,16 +252,29 @@ fn is_date_like(group: &str) -> bool {
 // stricter treatment than the unambiguous introductions.
 static NAME_INTRO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b(?:(?:my\s+name\s+is|my\s+name['’]s|call\s+me)\b|name\s*:|(?P<ambiguous>i['’]?m|i\s+am|this\s+is)\b)",
+        // English, then the unambiguous introductions of the other languages the brain speaks.
+        r"(?i)(?:\b(?:my\s+name\s+is|my\s+name['’]s|call\s+me)\b|\bname\s*:|\b(?P<ambiguous>i['’]?m|i\s+am|this\s+is)\b|\b(?:me\s+llamo|mi\s+nombre\s+es|je\s+m['’]\s*appelle|mon\s+nom\s+est|ich\s+hei(?:ß|ss)e|mein\s+name\s+ist|meu\s+nome\s+(?:é|e)|me\s+chamo)(?:\s|$))",
     )
     .expect("name intro regex")
 });
 
+/// "Dana Reyes here, …": a message that opens with a capitalised name and "here".
+static NAME_HERE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(?:(?i:hi|hello|hey)[,!]?\s+)?(\p{Lu}[\p{L}'’-]+(?:\s+\p{Lu}[\p{L}'’-]+){0,2})\s+here\b")
+        .expect("name-here regex")
+});
+
 fn find_name(text: &str) -> Option<String> {
     // Later introductions still count: "I'm looking to book, my name is Jane".
-    NAME_INTRO.captures_iter(text).find_map(|caps| {
+    let introduced = NAME_INTRO.captures_iter(text).find_map(|caps| {
         let intro = caps.get(0)?;
         name_after(&text[intro.end()..], caps.name("ambiguous").is_some())
+    });
+    introduced.or_else(|| {
+        // Every word is capitalised, so a surname that is also a word ("Dana Price") stays whole;
+        // only an opening that is no name at all ("Monday here", "Anyone here?") is turned down.
+        let words: Vec<&str> = NAME_HERE.captures(text)?.get(1)?.as_str().split_whitespace().collect();
+        (!is_stop_word(words[0])).then(|| words.iter().map(|w| capitalise(w)).collect::<Vec<_>>().join(" "))
     })
 }
 
@@ -848,6 +863,16 @@ mod tests {
     #[test]
     fn nothing_in_plain_text() {
         assert_eq!(extract_contact("Do you do teeth whitening?"), ContactDetails::default());
+        assert_eq!(name("Dana Reyes here, dana.r@mail.com"), s("Dana Reyes"));
+        assert_eq!(name("Hi, Tom here"), s("Tom"));
+        assert_eq!(name("Is anyone here?"), None);
+        assert_eq!(name("Monday here would be fine"), None);
+        assert_eq!(name("Anyone here?"), None);
+        assert_eq!(name("Dana Price here"), s("Dana Price"));
+        assert_eq!(name("Hola, me llamo Lucía Gómez"), s("Lucía Gómez"));
+        assert_eq!(name("Bonjour, je m'appelle Claire Martin"), s("Claire Martin"));
+        assert_eq!(name("ich heiße Jonas Weber"), s("Jonas Weber"));
+        assert_eq!(name("meu nome é Ana Souza"), s("Ana Souza"));
         assert_eq!(extract_contact(""), ContactDetails::default());
     }
 
@@ -869,6 +894,8 @@ mod tests {
         assert_eq!(bare_name("Mary-Jane O'Brien"), s("Mary-Jane O'Brien"));
         assert_eq!(bare_name("ana maria de souza"), s("Ana Maria De Souza"));
         assert_eq!(bare_name("Will"), s("Will"));
+        assert_eq!(bare_name("Sam Price"), s("Sam Price"));
+        assert_eq!(bare_name("Jordan Monday"), s("Jordan Monday"));
     }
 
     #[test]
@@ -896,6 +923,9 @@ mod tests {
             "one two three four five",
             "I'm Jane",
             "teeth whitening",
+            "Teeth Whitening",
+            "Next Monday",
+            "sam price",
             "cleaning",
             "?",
             "-",
