@@ -215,7 +215,7 @@ fn doctor_named_before(
 ) -> Option<usize> {
     let cards = cards(practice);
     history.iter().rev().filter(|m| m.id != current).take(6).find_map(|m| {
-        match nlu::entities::doctors_meant(&m.content, &cards).as_slice() {
+        match nlu::entities::doctors_named(&m.content, &cards).as_slice() {
             [one] => Some(*one),
             _ => None,
         }
@@ -244,7 +244,7 @@ fn about_a_doctor(
     let doctor = &practice.doctors[one];
     let lang = understood.lang;
     let days = doctor.availability.trim();
-    if (asks_when || referred.is_some()) && !days.is_empty() {
+    if asks_when && !days.is_empty() {
         return Some(catalog::say(lang, "doctor-days", &[("doctor", &doctor.name), ("days", days)]));
     }
     let args =

@@ -244,15 +244,28 @@ enum Answer {
 fn answer_of(text: &str) -> Answer {
     let question = text.contains('?') || text.contains('¿');
     let mut text = format!(" {} ", words(text).join(" "));
-    for phrase in
-        ["no problem", "no worries", "no rush", "not a problem", "no longer need", "no hay problema", "pas de problème"]
-    {
+    for phrase in [
+        "no problem",
+        "no worries",
+        "no rush",
+        "not a problem",
+        "no longer need",
+        "no hay problema",
+        "pas de problème",
+        "pas de probleme",
+        "pas de souci",
+        "pas de soucis",
+        "kein problem",
+        "sem problema",
+    ] {
         text = text.replace(phrase, " ");
     }
     let w: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
     if question && w.len() > 2 {
         return Answer::Unclear;
     }
+    // "y" (Spanish "and"), "si" (French "if"), "pode", "isso" are a yes only as the whole answer.
+    let short = w.len() <= 2;
     let yes = has_any(
         &w,
         &[
@@ -266,9 +279,7 @@ fn answer_of(text: &str) -> Answer {
             "confirm",
             "confirmed",
             "correct",
-            "y",
             "sí",
-            "si",
             "claro",
             "vale",
             "confirmo",
@@ -282,31 +293,30 @@ fn answer_of(text: &str) -> Answer {
             "gerne",
             "passt",
             "sim",
-            "isso",
-            "pode",
             "perfeito",
             "perfecto",
         ],
-    ) || has_phrase(
-        &text,
-        &[
-            "book it",
-            "sounds good",
-            "go ahead",
-            "that works",
-            "do it",
-            "please do",
-            "de acuerdo",
-            "está bien",
-            "c'est bon",
-            "bien sûr",
-            "in ordnung",
-            "alles klar",
-            "está bem",
-            "pode ser",
-            "com certeza",
-        ],
-    );
+    ) || (short && has_any(&w, &["y", "si", "pode", "isso"]))
+        || has_phrase(
+            &text,
+            &[
+                "book it",
+                "sounds good",
+                "go ahead",
+                "that works",
+                "do it",
+                "please do",
+                "de acuerdo",
+                "está bien",
+                "c'est bon",
+                "bien sûr",
+                "in ordnung",
+                "alles klar",
+                "está bem",
+                "pode ser",
+                "com certeza",
+            ],
+        );
     let no = has_any(
         &w,
         &[
@@ -1069,10 +1079,15 @@ impl Reception {
         // "The Monday after" is after the appointment being moved, not after today.
         let current_date = NaiveDate::parse_from_str(&current.date, "%Y-%m-%d").ok();
         if let (Some(date), Some(current_date)) = (dialog.date, current_date) {
-            if said.date.is_some()
-                && date <= current_date
-                && words(&dates::in_english(text, lang)).iter().any(|w| w == "after")
-            {
+            // "after" before a time ("Monday after 2pm") is a time limit, not "the Monday after".
+            let read = words(&dates::in_english(text, lang));
+            let the_one_after = read.iter().enumerate().any(|(i, w)| {
+                w == "after"
+                    && read
+                        .get(i + 1)
+                        .is_none_or(|next| !next.starts_with(|c: char| c.is_ascii_digit()) && next != "noon")
+            });
+            if said.date.is_some() && date <= current_date && the_one_after {
                 let weeks = (current_date - date).num_days() / 7 + 1;
                 dialog.date = Some(date + chrono::Duration::weeks(weeks));
                 dialog.offered.clear();
@@ -1250,6 +1265,8 @@ mod tests {
         assert_eq!(answer_of("What are your opening hours?"), Answer::Unclear);
         assert_eq!(answer_of("ok, but is there parking?"), Answer::Unclear);
         assert_eq!(answer_of("yes?"), Answer::Yes);
+        assert_eq!(answer_of("y cuánto cuesta"), Answer::Unclear);
+        assert_eq!(answer_of("oui, pas de souci"), Answer::Yes);
         for yes in ["sí, por favor", "oui", "d'accord", "ja, gerne", "sim", "pode ser"] {
             assert_eq!(answer_of(yes), Answer::Yes, "{yes}");
         }

@@ -38,6 +38,8 @@ pub struct Prediction {
     pub ranking: Vec<(Intent, f32)>,
     /// The language of the single closest example and how close it was.
     pub nearest: Option<(Lang, f32)>,
+    /// The closest example's similarity in each language that matched at all.
+    pub nearest_by_lang: Vec<(Lang, f32)>,
 }
 
 pub struct Classifier {
@@ -131,11 +133,16 @@ impl Classifier {
         }
         let mut best_per_intent: BTreeMap<Intent, Vec<f32>> = BTreeMap::new();
         let mut nearest: Option<(Lang, f32)> = None;
+        let mut nearest_by_lang: Vec<(Lang, f32)> = Vec::new();
         for (example, score) in similarity.into_iter().enumerate().filter(|(_, score)| *score > 0.0) {
             let (intent, lang) = self.labels[example];
             best_per_intent.entry(intent).or_default().push(score);
             if nearest.is_none_or(|(_, best)| score > best) {
                 nearest = Some((lang, score));
+            }
+            match nearest_by_lang.iter_mut().find(|(l, _)| *l == lang) {
+                Some((_, best)) => *best = best.max(score),
+                None => nearest_by_lang.push((lang, score)),
             }
         }
         let mut ranking: Vec<(Intent, f32)> = best_per_intent
@@ -157,7 +164,7 @@ impl Classifier {
         ranking.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let confidence = ranking.first().map_or(0.0, |(_, s)| *s);
         let intent = ranking.first().filter(|(_, s)| *s >= MIN_CONFIDENCE).map(|(i, _)| *i);
-        Prediction { intent, confidence, ranking, nearest }
+        Prediction { intent, confidence, ranking, nearest, nearest_by_lang }
     }
 }
 

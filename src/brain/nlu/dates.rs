@@ -14,6 +14,16 @@ use crate::brain::when;
 
 /// Phrases first (longest meaning wins), then single words.
 const PHRASES: &[(&str, &str)] = &[
+    // Greetings, which name a part of the day without asking for it.
+    ("buenos dias", "good morning"),
+    ("buenas tardes", "good afternoon"),
+    ("buenas noches", "good evening"),
+    ("guten morgen", "good morning"),
+    ("guten tag", "hello"),
+    ("guten abend", "good evening"),
+    ("bom dia", "good morning"),
+    ("boa tarde", "good afternoon"),
+    ("boa noite", "good evening"),
     // Spanish
     ("por la manana", "morning"),
     ("de la manana", "morning"),
@@ -113,10 +123,10 @@ const WORDS: &[(&str, &str)] = &[
     // next
     ("proximo", "next"),
     ("proxima", "next"),
-    ("siguiente", "next"),
+    ("siguiente", "after"),
     ("prochain", "next"),
     ("prochaine", "next"),
-    ("suivant", "next"),
+    ("suivant", "after"),
     ("naechsten", "next"),
     ("nachsten", "next"),
     ("naechste", "next"),
@@ -256,6 +266,15 @@ pub fn in_english(text: &str, lang: Lang) -> String {
         i += 1;
     }
     let mut joined = format!(" {} ", words.join(" "));
+    for (day, english) in [
+        ("segunda", "monday"),
+        ("terca", "tuesday"),
+        ("quarta", "wednesday"),
+        ("quinta", "thursday"),
+        ("sexta", "friday"),
+    ] {
+        joined = joined.replace(&format!(" {day} feira "), &format!(" {english} "));
+    }
     // "a segunda" / "o segundo" is the second one; "segunda" alone is Monday. Same for quarta.
     for (article, word, meaning) in [("a", "segunda", "second"), ("a", "quarta", "fourth"), ("la", "segunda", "second")]
     {
@@ -269,12 +288,13 @@ pub fn in_english(text: &str, lang: Lang) -> String {
     let mut out: Vec<&str> = Vec::new();
     for word in joined.split_whitespace() {
         let english = WORDS.iter().find(|(w, _)| *w == word).map_or(word, |(_, e)| e);
-        // "lundi prochain" is "next monday".
+        // "lundi prochain", "el próximo martes", "sexta que vem": in these languages the coming
+        // one, where English "next Monday" is the Monday of next week (`when`'s rule).
         if english == "next" && out.last().is_some_and(|last| WEEKDAYS.contains(last)) {
-            let weekday = out.pop().unwrap_or_default();
-            out.push("next");
-            out.push(weekday);
             continue;
+        }
+        if WEEKDAYS.contains(&english) && out.last() == Some(&"next") {
+            out.pop();
         }
         out.push(english);
     }
@@ -435,6 +455,11 @@ mod tests {
             assert_eq!(said.date.map(|d| d.weekday()), Some(weekday), "{text} → {}", in_english(text, lang));
             assert!(said.part_of_day.is_some_and(|(from, _)| from >= t(12, 0)), "{text} → {}", in_english(text, lang));
         }
+        assert_eq!(
+            read("ich möchte eine Zahnreinigung am nächsten Dienstag", Lang::De).date.map(|d| d.weekday()),
+            Some(Weekday::Tue)
+        );
+        assert_eq!(read("ach nein, lieber Mittwoch", Lang::De).date.map(|d| d.weekday()), Some(Weekday::Wed));
         assert_eq!(read("vendredi à 15h30", Lang::Fr).time, Some(t(15, 30)));
         assert_eq!(read("Freitag um 15 Uhr", Lang::De).time, Some(t(15, 0)));
         assert_eq!(read("el viernes a las 10:30", Lang::Es).time, Some(t(10, 30)));
@@ -459,5 +484,8 @@ mod tests {
         assert_eq!(in_english("le deuxième", Lang::Fr), "le second");
         assert_eq!(in_english("den ersten bitte", Lang::De), "den first bitte");
         assert_eq!(in_english("next Monday", Lang::En), "next Monday");
+        assert_eq!(in_english("à segunda-feira", Lang::Pt), "a monday");
+        assert_eq!(in_english("lundi suivant", Lang::Fr), "monday after");
+        assert_eq!(in_english("Guten Morgen, am Freitag", Lang::De), "good morning am friday");
     }
 }

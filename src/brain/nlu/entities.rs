@@ -186,11 +186,8 @@ const PRACTITIONER_WORDS: &[&str] = &[
     "she",
     "him",
     "her",
-    "il",
     "elle",
     "er",
-    "sie",
-    "el",
     "ella",
     "ele",
     "ela",
@@ -299,14 +296,16 @@ const CARE_WORDS: &[(&[&str], &[&str])] = &[
 ];
 
 /// Pronouns that refer to someone named before ("does he work Saturdays?", "book me with her").
-const PRONOUNS: &[&str] = &[
-    "he", "she", "him", "her", "his", "el", "ella", "il", "elle", "lui", "er", "sie", "ihm", "ihr", "ele", "ela",
-    "dele", "dela",
-];
+/// Words that are also articles or the polite "you" ("el", "il", "Sie", "ihr") are left out: they
+/// are in nearly every Spanish, French or German message.
+const PRONOUNS: &[&str] =
+    &["he", "she", "him", "her", "his", "ella", "elle", "lui", "er", "ihm", "ele", "ela", "dele", "dela"];
 
 /// Whether `text` refers to someone by a pronoun.
 pub fn refers_to_someone(text: &str) -> bool {
-    features::fold(text).split(' ').any(|w| PRONOUNS.contains(&w))
+    // Spanish "él" is a pronoun; folded, it would be the article "el".
+    let accented = text.to_lowercase().split(|c: char| !c.is_alphabetic()).any(|w| w == "él");
+    accented || features::fold(text).split(' ').any(|w| PRONOUNS.contains(&w))
 }
 
 /// A doctor as the brain reads about them: name, specialty, biography.
@@ -316,11 +315,10 @@ pub struct DoctorCard<'a> {
     pub bio: &'a str,
 }
 
-/// The doctors `text` names by name (surname or full name), or else those whose specialty or
-/// biography covers the care it asks about ("who sees children?" finds the pediatric dentist).
-pub fn doctors_meant(text: &str, doctors: &[DoctorCard]) -> Vec<usize> {
+/// The doctors `text` names by name (surname or full name).
+pub fn doctors_named(text: &str, doctors: &[DoctorCard]) -> Vec<usize> {
     let words: Vec<String> = features::fold(text).split(' ').map(str::to_owned).collect();
-    let by_name: Vec<usize> = doctors
+    doctors
         .iter()
         .enumerate()
         .filter(|(_, d)| {
@@ -328,10 +326,17 @@ pub fn doctors_meant(text: &str, doctors: &[DoctorCard]) -> Vec<usize> {
             surname.chars().count() > 2 && words.contains(&surname)
         })
         .map(|(i, _)| i)
-        .collect();
+        .collect()
+}
+
+/// The doctors `text` names by name, or else those whose specialty or biography covers the
+/// care it asks about ("who sees children?" finds the pediatric dentist).
+pub fn doctors_meant(text: &str, doctors: &[DoctorCard]) -> Vec<usize> {
+    let by_name = doctors_named(text, doctors);
     if !by_name.is_empty() {
         return by_name;
     }
+    let words: Vec<String> = features::fold(text).split(' ').map(str::to_owned).collect();
     let asked: Vec<&[&str]> = CARE_WORDS
         .iter()
         .filter(|(everyday, _)| words.iter().any(|w| everyday.contains(&w.as_str())))
@@ -427,6 +432,8 @@ mod tests {
         assert!(doctors_meant("do you do implants?", &cards).is_empty());
         assert!(refers_to_someone("does he work Saturdays?"));
         assert!(!refers_to_someone("do you work Saturdays?"));
+        assert!(!refers_to_someone("¿Cuál es el horario?"));
+        assert!(refers_to_someone("¿trabaja él los sábados?"));
     }
 
     #[test]

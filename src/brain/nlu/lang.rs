@@ -57,6 +57,17 @@ impl std::fmt::Display for Lang {
 
 /// The language a text's letters point to, when there are enough of them to be sure.
 pub fn by_letters(text: &str) -> Option<Lang> {
+    detect(text, false)
+}
+
+/// Like [`by_letters`], but only when whatlang itself calls the guess reliable: what it takes
+/// to move a conversation that already has a language (a name or a service's English name in a
+/// Portuguese chat must not).
+pub fn by_letters_surely(text: &str) -> Option<Lang> {
+    detect(text, true)
+}
+
+fn detect(text: &str, surely: bool) -> Option<Lang> {
     let detector = whatlang::Detector::with_allowlist(vec![
         whatlang::Lang::Eng,
         whatlang::Lang::Spa,
@@ -74,7 +85,8 @@ pub fn by_letters(text: &str) -> Option<Lang> {
         return None;
     }
     let info = detector.detect(&text)?;
-    (info.confidence() >= 0.3 || info.is_reliable()).then(|| Lang::from_whatlang(info.lang())).flatten()
+    let sure_enough = if surely { info.is_reliable() } else { info.confidence() >= 0.3 || info.is_reliable() };
+    sure_enough.then(|| Lang::from_whatlang(info.lang())).flatten()
 }
 
 #[cfg(test)]

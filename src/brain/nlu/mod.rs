@@ -192,8 +192,15 @@ impl Nlu {
         // A short message placed by its closest example must be close indeed to move a
         // conversation out of its language: "Ana Lima" is a name, not Portuguese.
         let needed = if previous.is_some() { SWITCH_SIMILARITY } else { PLACE_SIMILARITY };
-        let lang = lang::by_letters(text)
-            .or_else(|| prediction.nearest.filter(|(_, similarity)| *similarity >= needed).map(|(lang, _)| lang))
+        // "ok", "no", "bye" are examples in several languages: a tie keeps the conversation's.
+        let tied_with_previous = previous.is_some_and(|previous| {
+            let best = |lang: Lang| prediction.nearest_by_lang.iter().find(|(l, _)| *l == lang).map(|(_, s)| *s);
+            matches!((best(previous), prediction.nearest), (Some(mine), Some((_, top))) if mine >= top - 1e-4)
+        });
+        let by_letters = if previous.is_some() { lang::by_letters_surely(text) } else { lang::by_letters(text) };
+        let nearest = prediction.nearest.filter(|(_, similarity)| *similarity >= needed && !tied_with_previous);
+        let lang = by_letters
+            .or_else(|| nearest.map(|(lang, _)| lang))
             .or(previous)
             .or_else(|| prediction.nearest.filter(|(_, similarity)| *similarity >= 0.3).map(|(lang, _)| lang))
             .unwrap_or(Lang::En);
@@ -235,6 +242,8 @@ mod tests {
         let nlu = Nlu::shared();
         assert_eq!(nlu.understand("Ana Lima", Some(Lang::En), &Lexicon::default()).lang, Lang::En);
         assert_eq!(nlu.understand("merci", Some(Lang::En), &Lexicon::default()).lang, Lang::Fr);
+        assert_eq!(nlu.understand("ok", Some(Lang::Es), &Lexicon::default()).lang, Lang::Es);
+        assert_eq!(nlu.understand("No", Some(Lang::Es), &Lexicon::default()).lang, Lang::Es);
     }
 
     #[test]
