@@ -37,7 +37,7 @@
 //! - When a message names several dates or times, the first one of the most specific kind wins:
 //!   a written date over "the 20th", over "tomorrow"-like words, over a weekday.
 
-use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime, Weekday};
+use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime, Timelike, Weekday};
 
 /// What a message said about when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,9 +58,17 @@ pub fn parse(text: &str, today: NaiveDate) -> When {
     let mut reader = Reader::new(text);
     let date = reader.date(today);
     let part = reader.part_of_day();
+    let narrowed = part.and_then(|(part, i)| reader.narrowed(part, i));
+    let part = part.map(|(part, _)| part);
+    // "around 10", "10ish": a window an hour either side, answered with the nearest free times.
+    if let Some(time) = reader.rough_time(part) {
+        let from = if time.hour() >= 1 { time - chrono::Duration::hours(1) } else { NaiveTime::MIN };
+        let to = if time.hour() <= 22 { time + chrono::Duration::hours(1) } else { hour(23) };
+        return When { date, time: None, part_of_day: Some((from, to)) };
+    }
     let time = reader.time(part);
     let part_of_day = match (time, part) {
-        (None, Some(part)) => Some(part.window()),
+        (None, Some(part)) => Some(narrowed.unwrap_or(part.window())),
         _ => None,
     };
     When { date, time, part_of_day }
@@ -459,7 +467,8 @@ impl Reader {
         Some((if next_week_after { i + 3 } else { i + 1 }, date))
     }
 
-    fn part_of_day(&self) -> Option<PartOfDay> {
+    /// The part of day named, and where.
+    fn part_of_day(&self) -> Option<(PartOfDay, usize)> {
         (0..self.tokens.len()).find_map(|i| {
             let part = match self.word(i)? {
                 "morning" | "mornings" => PartOfDay::Morning,
@@ -469,7 +478,50 @@ impl Reader {
             };
             // "Good morning" is a greeting, not a wish for a morning slot.
             let greeting = i > 0 && self.is_word(i - 1, &["good"]);
-            (!greeting).then_some(part)
+            (!greeting).then_some((part, i))
+        })
+    }
+
+    /// "Early" or "late" before the part of day at `i` narrows it to its first or last part:
+    /// late morning is 10:00–12:00, early afternoon 12:00–14:00.
+    fn narrowed(&self, part: PartOfDay, i: usize) -> Option<(NaiveTime, NaiveTime)> {
+        let qualifier = (i > 0).then(|| self.word(i - 1)).flatten()?;
+        let (from, to) = part.window();
+        let middle = NaiveTime::from_num_seconds_from_midnight_opt(
+            (from.num_seconds_from_midnight() + to.num_seconds_from_midnight()) / 2,
+            0,
+        )?;
+        match qualifier {
+            "early" => Some((from, middle)),
+            "late" => Some((middle, to)),
+            _ => None,
+        }
+    }
+
+    /// A time said as a rough one: "around 10", "about 3pm", "10ish", "roughly at 9". A number
+    /// followed by a unit ("about 3 weeks ago") is not a time.
+    fn rough_time(&self, part: Option<PartOfDay>) -> Option<NaiveTime> {
+        const UNITS: &[&str] = &[
+            "week", "weeks", "day", "days", "month", "months", "year", "years", "hour", "hours", "minute", "minutes",
+            "min", "mins", "people", "kids", "children", "times", "euros", "dollars",
+        ];
+        (0..self.tokens.len()).find_map(|i| {
+            // "How about 3pm?" proposes 3pm exactly.
+            let proposal = self.is_word(i, &["about"]) && i > 0 && self.is_word(i - 1, &["how", "what"]);
+            let number = if !proposal && self.is_word(i, &["around", "about", "approximately", "roughly", "circa"]) {
+                if self.is_word(i + 1, &["at"]) {
+                    i + 2
+                } else {
+                    i + 1
+                }
+            } else if self.is_word(i, &["ish"]) && i > 0 && self.digits(i - 1).is_some() {
+                i - 1
+            } else {
+                return None;
+            };
+            self.digits(number)?;
+            let (end, time) = self.clock(number, true, part)?;
+            (!self.is_word(end, UNITS)).then_some(time).flatten()
         })
     }
 
@@ -1077,6 +1129,19 @@ mod tests {
     #[test]
     fn ranges_are_not_read_as_a_single_time() {
         assert_eq!(time("10-11am"), None);
+    }
+
+    #[test]
+    fn early_late_and_around_are_windows() {
+        assert_eq!(parse("late morning", wed()).part_of_day, Some((t(10, 0), t(12, 0))));
+        assert_eq!(parse("early afternoon please", wed()).part_of_day, Some((t(12, 0), t(14, 30))));
+        let around = parse("around 10 on friday", wed());
+        assert_eq!((around.time, around.part_of_day), (None, Some((t(9, 0), t(11, 0)))));
+        assert_eq!(parse("about 3pm", wed()).part_of_day, Some((t(14, 0), t(16, 0))));
+        assert_eq!(parse("10ish", wed()).part_of_day, Some((t(9, 0), t(11, 0))));
+        assert_eq!(parse("at 10", wed()).time, Some(t(10, 0)));
+        assert_eq!(parse("about 3 weeks ago", wed()).part_of_day, None);
+        assert_eq!(parse("how about 3pm?", wed()).time, Some(t(15, 0)));
     }
 
     #[test]

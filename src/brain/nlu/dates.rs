@@ -24,6 +24,25 @@ const PHRASES: &[(&str, &str)] = &[
     ("bom dia", "good morning"),
     ("boa tarde", "good afternoon"),
     ("boa noite", "good evening"),
+    // Rough times and narrowed parts of the day.
+    ("a eso de las", "around"),
+    ("sobre las", "around"),
+    ("hacia las", "around"),
+    ("por volta das", "around"),
+    ("por volta de", "around"),
+    ("a ultima hora de la manana", "late morning"),
+    ("a primera hora de la manana", "early morning"),
+    ("a primera hora", "early morning"),
+    ("final da manha", "late morning"),
+    ("fim da manha", "late morning"),
+    ("de manha cedo", "early morning"),
+    ("en debut d apres midi", "early afternoon"),
+    ("en fin d apres midi", "late afternoon"),
+    ("fin d apres midi", "late afternoon"),
+    ("tot le matin", "early morning"),
+    ("am spaten nachmittag", "late afternoon"),
+    ("spaeten nachmittag", "late afternoon"),
+    ("am fruhen morgen", "early morning"),
     // Spanish
     ("por la manana", "morning"),
     ("de la manana", "morning"),
@@ -461,6 +480,8 @@ mod tests {
         );
         assert_eq!(read("ach nein, lieber Mittwoch", Lang::De).date.map(|d| d.weekday()), Some(Weekday::Wed));
         assert_eq!(read("vendredi à 15h30", Lang::Fr).time, Some(t(15, 30)));
+        assert_eq!(read("vendredi vers 10h", Lang::Fr).part_of_day, Some((t(9, 0), t(11, 0))));
+        assert_eq!(read("el martes a última hora de la mañana", Lang::Es).part_of_day, Some((t(10, 0), t(12, 0))));
         assert_eq!(read("Freitag um 15 Uhr", Lang::De).time, Some(t(15, 0)));
         assert_eq!(read("el viernes a las 10:30", Lang::Es).time, Some(t(10, 30)));
         assert_eq!(read("às 14h", Lang::Pt).time, Some(t(14, 0)));
