@@ -91,20 +91,53 @@ impl Reply {
     /// from the bot's facts or knowledge stays as written, since inventing a translation of a
     /// business's own words is how a bot misleads.
     fn in_language(self, settings: &BotSettings, lang: Lang) -> Reply {
-        if lang == Lang::En {
+        if lang == Lang::En && !toned_default(settings, &self.text) {
             return self;
         }
-        let canned = |id: &str| Reply { text: catalog::say(lang, id, &[]), metadata: self.metadata.clone() };
+        let stock = |id: &str| Reply { text: canned(settings, lang, id), metadata: self.metadata.clone() };
         if self.metadata.as_ref().is_some_and(|m| m["unanswered"] == true) {
-            canned("unknown")
+            stock("unknown")
         } else if self.text == settings.greeting_reply {
-            canned("greeting")
+            stock("greeting")
         } else if self.text == settings.thanks_reply {
-            canned("thanks")
+            stock("thanks")
         } else {
             self
         }
     }
+}
+
+/// The bot's tone, as the catalogue names its variants: `formal`, `casual`, or the default
+/// (friendly). ChatSupport's `context.rules.tone` has already replaced the bot's own here.
+fn tone_of(settings: &BotSettings) -> Option<&'static str> {
+    match settings.tone.trim().to_lowercase().as_str() {
+        "formal" | "professional" | "polite" => Some("formal"),
+        "casual" | "informal" | "relaxed" | "playful" => Some("casual"),
+        _ => None,
+    }
+}
+
+/// One of the brain's own canned replies (`greeting`, `thanks`, `goodbye`, `unknown`) in the
+/// visitor's language and the bot's tone.
+fn canned(settings: &BotSettings, lang: Lang, id: &str) -> String {
+    match tone_of(settings) {
+        Some(tone) => catalog::say(lang, &format!("{id}-{tone}"), &[]),
+        None => catalog::say(lang, id, &[]),
+    }
+}
+
+/// Whether `text` is one of the bot's stock replies left as shipped while the bot has a tone:
+/// then the tone's wording replaces it (a reply the business wrote itself is kept as written).
+fn toned_default(settings: &BotSettings, text: &str) -> bool {
+    let stock = BotSettings::default();
+    tone_of(settings).is_some()
+        && [
+            (&settings.greeting_reply, &stock.greeting_reply),
+            (&settings.thanks_reply, &stock.thanks_reply),
+            (&settings.reply_unknown, &stock.reply_unknown),
+        ]
+        .iter()
+        .any(|(mine, shipped)| mine == shipped && text.starts_with(mine.as_str()))
 }
 
 /// How sure the classifier must be of an emergency before the emergency line is the answer:
@@ -258,13 +291,13 @@ const QUESTION_CONFIDENCE: f32 = 0.35;
 
 /// Greetings, thanks and goodbyes in the visitor's language, and contact details
 /// acknowledged; `None` for anything else.
-fn social(text: &str, understood: &Understanding) -> Option<Reply> {
+fn social(settings: &BotSettings, text: &str, understood: &Understanding) -> Option<Reply> {
     let lang = understood.lang;
     let short = text.split_whitespace().count() <= 5;
     match understood.intent? {
-        Intent::Greet if short && lang != Lang::En => Some(Reply::plain(catalog::say(lang, "greeting", &[]))),
-        Intent::Thanks if short && lang != Lang::En => Some(Reply::plain(catalog::say(lang, "thanks", &[]))),
-        Intent::Goodbye if short => Some(Reply::plain(catalog::say(lang, "goodbye", &[]))),
+        Intent::Greet if short && lang != Lang::En => Some(Reply::plain(canned(settings, lang, "greeting"))),
+        Intent::Thanks if short && lang != Lang::En => Some(Reply::plain(canned(settings, lang, "thanks"))),
+        Intent::Goodbye if short => Some(Reply::plain(canned(settings, lang, "goodbye"))),
         _ => None,
     }
 }
@@ -586,7 +619,7 @@ impl Brain for BuiltinBrain {
                 }
             }
             let noted = contact_noted(&question.content, &understood);
-            let reply = match (social(&question.content, &understood), noted) {
+            let reply = match (social(&settings, &question.content, &understood), noted) {
                 (Some(reply), None) => reply,
                 (_, Some(noted)) if !also_asks(&question.content, &understood) => {
                     Reply { text: noted, metadata: Some(serde_json::json!({ "contact_noted": true })) }
@@ -812,6 +845,24 @@ mod tests {
         assert_eq!(answer(&s, "thanks a lot"), s.thanks_reply);
         assert_eq!(answer(&s, "Do you sell bicycles?"), s.reply_unknown);
         assert_eq!(answer(&s, "   "), s.reply_unknown);
+    }
+
+    #[test]
+    fn the_bots_tone_changes_its_stock_words_but_never_the_businesss_own() {
+        let mut formal = demo();
+        formal.tone = "Formal".into();
+        assert_eq!(canned(&formal, Lang::En, "greeting"), "Good day. How may I assist you?");
+        assert!(toned_default(&formal, &formal.greeting_reply));
+        let mut casual = demo();
+        casual.tone = "casual".into();
+        assert_eq!(canned(&casual, Lang::De, "thanks"), "Gern! Sonst noch was?");
+        let friendly = demo();
+        assert!(!toned_default(&friendly, &friendly.greeting_reply), "the default tone keeps the stock reply");
+        let mut own = formal.clone();
+        own.greeting_reply = "Welcome to Bright Smile!".into();
+        assert!(!toned_default(&own, &own.greeting_reply), "a reply the business wrote is kept");
+        let reply = Reply::plain(formal.greeting_reply.clone()).in_language(&formal, Lang::En);
+        assert_eq!(reply.text, "Good day. How may I assist you?");
     }
 
     #[test]
