@@ -255,6 +255,42 @@ fn doctor_named_before(
     })
 }
 
+/// Whether a question is about days or working time ("does he work Saturdays?", "¿cuándo
+/// atiende?", "welche Tage?"), in any of the brain's languages.
+fn asks_about_days(text: &str, lang: Lang) -> bool {
+    const WORDS: &[&str] = &[
+        "when",
+        "days",
+        "day",
+        "work",
+        "works",
+        "working",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "saturdays",
+        "sunday",
+        "sundays",
+        "weekend",
+        "weekends",
+        "cuando",
+        "dias",
+        "trabaja",
+        "quand",
+        "jours",
+        "travaille",
+        "wann",
+        "tage",
+        "arbeitet",
+        "quando",
+        "trabalha",
+    ];
+    nlu::features::fold(&nlu::dates::in_english(text, lang)).split(' ').any(|w| WORDS.contains(&w))
+}
+
 /// A question about one doctor, named, found by the care asked about, or referred to by a
 /// pronoun: who they are, or, asked when, the days they see patients.
 fn about_a_doctor(
@@ -263,7 +299,8 @@ fn about_a_doctor(
     referred: Option<usize>,
     understood: &Understanding,
 ) -> Option<String> {
-    let asks_when = matches!(understood.intent, Some(Intent::Hours | Intent::Availability));
+    let asks_when = matches!(understood.intent, Some(Intent::Hours | Intent::Availability))
+        || asks_about_days(text, understood.lang);
     let about_them = understood.intent == Some(Intent::Doctors) || (asks_when && referred.is_some());
     if !about_them || !(text.contains('?') || text.contains('¿') || understood.intent == Some(Intent::Doctors)) {
         return None;
@@ -863,6 +900,15 @@ mod tests {
         assert!(!toned_default(&own, &own.greeting_reply), "a reply the business wrote is kept");
         let reply = Reply::plain(formal.greeting_reply.clone()).in_language(&formal, Lang::En);
         assert_eq!(reply.text, "Good day. How may I assist you?");
+    }
+
+    #[test]
+    fn questions_about_days_are_told_from_questions_about_someone() {
+        assert!(asks_about_days("does he work Saturdays?", Lang::En));
+        assert!(asks_about_days("¿trabaja los sábados?", Lang::Es));
+        assert!(asks_about_days("il consulte le lundi ?", Lang::Fr));
+        assert!(!asks_about_days("which of your dentists does braces?", Lang::En));
+        assert!(!asks_about_days("tell me about him", Lang::En));
     }
 
     #[test]
