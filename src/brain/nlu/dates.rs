@@ -430,9 +430,7 @@ fn is_minute(text: &str) -> bool {
 
 /// Folded like the classifier's text, but keeping "10:30" and "14.05.2026" whole.
 fn fold_keeping_clock(text: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    let plain: String = text.nfd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).collect();
-    let lower = plain.to_lowercase().replace('ß', "ss");
+    let lower = super::features::plain_lower(text);
     let chars: Vec<char> = lower.chars().collect();
     let mut out = String::with_capacity(lower.len());
     for (i, c) in chars.iter().enumerate() {

@@ -17,10 +17,15 @@ static EMAIL: LazyLock<Regex> =
 static PHONE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\+?\d[\d\s().-]{5,}\d").expect("the phone pattern compiles"));
 
+/// Lower case without accents: "Größe" is "grosse", "cuánto" is "cuanto".
+pub fn plain_lower(text: &str) -> String {
+    let plain: String = text.nfd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).collect();
+    plain.to_lowercase().replace('ß', "ss")
+}
+
 /// Lower case without accents or punctuation; emails and phone numbers as placeholder words.
 pub fn fold(text: &str) -> String {
-    let lower: String = text.nfd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).collect();
-    let lower = lower.to_lowercase().replace('ß', "ss");
+    let lower = plain_lower(text);
     let lower = EMAIL.replace_all(&lower, " zzemail ");
     let lower = PHONE.replace_all(&lower, |found: &regex::Captures| {
         let digits = found[0].chars().filter(char::is_ascii_digit).count();
