@@ -69,7 +69,8 @@ pub enum Cursor {
 #[derive(Debug, Clone, Default)]
 pub struct CustomerFilter {
     pub search: Option<String>,
-    /// Only customers with a conversation with one of these bots (internal ids).
+    /// Only customers with a conversation with one of these bots (internal ids); `None`: with
+    /// any bot. A contact who never chatted is never a customer.
     pub bot_ids: Option<Vec<i64>>,
     /// Only customers with both an email and a phone (`users`), or only those without both
     /// (`lead`); `None` for both kinds.
@@ -103,16 +104,25 @@ macro_rules! customers_matching {
             Some(false) => q = q.filter(contacts::email.is_null().or(contacts::phone.is_null())),
             None => {}
         }
-        if let Some(bot_ids) = &filter.bot_ids {
-            q = q.filter(
+        // Only people who chatted are customers: a contact from a booking or the CRM alone has
+        // no bot, session or message for the documented non-null fields.
+        q = match &filter.bot_ids {
+            Some(bot_ids) => q.filter(
                 contacts::id.nullable().eq_any(
                     conversations::table
                         .filter(conversations::workspace_id.eq(workspace_id))
                         .filter(conversations::bot_id.eq_any(bot_ids.clone()))
                         .select(conversations::contact_id),
                 ),
-            );
-        }
+            ),
+            None => q.filter(
+                contacts::id.nullable().eq_any(
+                    conversations::table
+                        .filter(conversations::workspace_id.eq(workspace_id))
+                        .select(conversations::contact_id),
+                ),
+            ),
+        };
         q
     }};
 }

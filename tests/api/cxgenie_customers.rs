@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 use frontdesk::storage::customers::{self, CustomerInfo};
-use frontdesk::storage::schema::{contacts, conversations, messages};
+use frontdesk::storage::schema::{bots, contacts, conversations, messages};
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, status_json, Backend, TestApp};
@@ -380,6 +380,11 @@ async fn customer_list_filters_and_documented_shape(backend: Backend) {
         assert_eq!(customer["conversation_status"], "OPENED");
         assert_eq!(customer["is_testing"], false);
         assert!(customer["last_session_id"].is_string());
+        // Ids the document types as `uuid` are UUIDs.
+        for field in ["message_id", "last_session_id"] {
+            let id = customer[field].as_str().unwrap_or_default();
+            assert!(uuid::Uuid::parse_str(id).is_ok(), "{field} of {customer}");
+        }
     }
     assert_eq!(all["customers"][0]["bot"]["id"], second_bot.as_str());
     assert_eq!(all["customers"][2]["bot_id"], app.a.bot_id.as_str());
@@ -426,6 +431,25 @@ async fn customer_list_filters_and_documented_shape(backend: Backend) {
     let (status, page) = status_json(res).await;
     assert_eq!(status, 200);
     assert_eq!(page["data"]["total"], 3);
+
+    // A contact who never chatted (from a booking or the CRM) is not a CX Genie customer: not
+    // listed, and their detail is a clear 404 (the documented non-null session fields would be
+    // invented).
+    let database = app.database();
+    let workspace_id = app.a.workspace_id;
+    let dora = tokio::task::spawn_blocking(move || {
+        let mut conn = database.conn().unwrap();
+        let info = CustomerInfo { name: Some("Dora Desk".into()), ..CustomerInfo::default() };
+        customers::upsert(&mut conn, workspace_id, &info, None, frontdesk::storage::now_ms()).unwrap().id
+    })
+    .await
+    .unwrap();
+    assert_eq!(customers(&app, &[]).await["total"], 3);
+    assert_eq!(customers(&app, &[("search", "Dora")]).await["total"], 0);
+    let (status, body) = get(&app, &format!("customer-detail/{dora}"), &[("workspace_token", &token)]).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("never chatted"), "{body}");
 }
 
 async fn cursor_returns_every_customer_once_while_customers_arrive(backend: Backend) {
@@ -440,13 +464,35 @@ async fn cursor_returns_every_customer_once_while_customers_arrive(backend: Back
     // repeat some of them. (No API can choose a creation time, so these are written directly.)
     let database = app.database();
     let workspace_id = app.a.workspace_id;
+    let bot_public_id = app.a.bot_id.clone();
     let same_instant: Vec<String> = tokio::task::spawn_blocking(move || {
         let mut conn = database.conn().unwrap();
         let at = frontdesk::storage::now_ms() + 1;
         (0..5)
             .map(|n| {
                 let info = CustomerInfo { name: Some(format!("Twin {n}")), ..CustomerInfo::default() };
-                customers::upsert(&mut conn, workspace_id, &info, None, at).unwrap().id.to_string()
+                let contact = customers::upsert(&mut conn, workspace_id, &info, None, at).unwrap().id;
+                // Each with a session, as only people who chatted are customers.
+                frontdesk::on_backend!(&mut *conn, c => {
+                    let bot: i64 = bots::table
+                        .filter(bots::public_id.eq(&bot_public_id))
+                        .select(bots::id)
+                        .first(c)
+                        .unwrap();
+                    diesel::insert_into(conversations::table)
+                        .values((
+                            conversations::id.eq(format!("0190a000-0000-7000-8000-{n:012}")),
+                            conversations::workspace_id.eq(workspace_id),
+                            conversations::bot_id.eq(bot),
+                            conversations::contact_id.eq(contact),
+                            conversations::channel.eq("cxgenie"),
+                            conversations::created_at.eq(at),
+                            conversations::updated_at.eq(at),
+                        ))
+                        .execute(c)
+                        .unwrap();
+                });
+                contact.to_string()
             })
             .collect()
     })
@@ -571,7 +617,11 @@ async fn sessions_by_customer_filters_and_reply_status(backend: Backend) {
         assert_fields(&session["last_message"], MESSAGE_FIELDS, "session's last message");
     }
     let by_id = |id: &str| all["data"].as_array().unwrap().iter().find(|s| s["id"] == id).unwrap().clone();
-    let agent_ref = agent_id.to_string();
+    // Agents are typed `uuid` by the document.
+    let agent_ref = frontdesk::transport::compat::cxgenie_ids::uuid_of(
+        frontdesk::transport::compat::cxgenie_ids::RowKind::Agent,
+        agent_id,
+    );
     assert_eq!(by_id(a)["status"], "CLOSED");
     assert_eq!(by_id(b)["status"], "OPEN");
     assert_eq!(by_id(e)["is_last_session"], true);

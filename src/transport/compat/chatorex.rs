@@ -26,7 +26,7 @@ use crate::domain::knowledge::{Knowledge, SourceInput};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::ids::WorkspaceId;
 use crate::transport::http::auth::Caller;
-use crate::transport::http::knowledge::{receive_files, views, UploadPolicy};
+use crate::transport::http::knowledge::{receive_files, views, AuthorizeAt, UploadPolicy};
 use crate::transport::web::widget_config::{ChatorexSettings, WidgetPatch};
 
 /// How long `POST /api/chat` waits for the bot's reply.
@@ -150,6 +150,7 @@ pub async fn create(
             &knowledge,
             Multipart::new(req.headers(), payload),
             UploadPolicy::knowledge(&knowledge),
+            AuthorizeAt::FirstFile,
             |_| async move { Ok(workspace_id) },
         )
         .await?;

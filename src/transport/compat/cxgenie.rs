@@ -16,12 +16,13 @@ use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::cxgenie_ids::{id_of, uuid_of, RowKind};
 use crate::domain::chat::Chat;
 use crate::domain::directory::SourceRow;
 use crate::domain::knowledge::{Knowledge, SourceInput};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::transport::http::auth::workspace_of_token;
-use crate::transport::http::knowledge::{receive_files, UploadPolicy, UploadView};
+use crate::transport::http::knowledge::{receive_files, AuthorizeAt, UploadPolicy, UploadView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -92,7 +93,7 @@ async fn record(chat: &Chat, row: SourceRow, kind: DataType, bot_public_id: Stri
         ),
     };
     Ok(BotData {
-        id: row.id.to_string(),
+        id: uuid_of(RowKind::Source, row.id),
         bot_id: bot_public_id,
         content,
         content_value,
@@ -193,7 +194,7 @@ pub async fn get_bot_data(
     query: QueryParams<TokenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = workspace_of_token(&chat, &token(&req, query.0.workspace_token)?).await?;
-    let id: i64 = path.parse().map_err(|_| ApiError::not_found("training data not found"))?;
+    let id = id_of(RowKind::Source, &path).ok_or_else(|| ApiError::not_found("training data not found"))?;
     let row = knowledge.source(workspace_id, id).await.map_err(|err| err.not_found_as("training data not found"))?;
     let kind = match row.kind.as_str() {
         "qa" => DataType::QAndA,
@@ -208,7 +209,8 @@ pub async fn get_bot_data(
 }
 
 /// Multipart upload of one or more files (parts named `files`); the `workspace_token` comes in
-/// the query, as a bearer token, or as a form field sent before the files.
+/// the query, as a bearer token, or as a form field before or after the files (a browser's
+/// `FormData` keeps the order the page appended them in, so either is common).
 pub async fn upload_multiple(
     req: HttpRequest,
     chat: web::Data<Chat>,
@@ -219,15 +221,17 @@ pub async fn upload_multiple(
     let given = query.0.workspace_token.or_else(|| crate::transport::http::auth::bearer(&req).ok());
     let chat_ref = &chat;
     let policy = UploadPolicy::knowledge(&knowledge);
-    let received = receive_files(&knowledge, multipart, policy, |fields| {
+    // A token from the request is checked before any file is read; one in the form can only be
+    // checked once the form has been read.
+    let at = if given.is_some() { AuthorizeAt::FirstFile } else { AuthorizeAt::EndOfBody };
+    let received = receive_files(&knowledge, multipart, policy, at, |fields| {
         let token = given
             .clone()
             .or_else(|| fields.iter().find(|(name, _)| name == "workspace_token").map(|(_, value)| value.clone()));
         async move {
             let token = token.ok_or_else(|| {
                 ApiError::unauthorized(
-                    "missing `workspace_token`: send it as a query parameter, a bearer token, or a form field \
-                     before the files",
+                    "missing `workspace_token`: send it as a query parameter, a bearer token, or a form field",
                 )
             })?;
             workspace_of_token(chat_ref, &token).await

@@ -41,6 +41,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::cxgenie_ids::{uuid_of, RowKind};
 use crate::domain::chat::{Chat, Continued, OutsideSession, VisitorInput};
 use crate::domain::crm::signals::{normalize_email, normalize_phone};
 use crate::domain::customers::{
@@ -353,7 +354,7 @@ impl ReplyBy {
 
     fn agent(id: i64, agent: Option<&AgentBrief>) -> Self {
         ReplyBy {
-            id: id.to_string(),
+            id: uuid_of(RowKind::Agent, id),
             name: agent.map(|a| a.name.clone()).unwrap_or_default(),
             avatar: String::new(),
             is_bot: false,
@@ -420,11 +421,11 @@ impl MessageView {
         let (sender_id, receiver_id) = match row.sender {
             Sender::Visitor => (customer, Some(bot_public_id.to_owned())),
             Sender::Bot => (Some(bot_public_id.to_owned()), customer),
-            Sender::Agent => (row.agent_id.map(|id| id.to_string()), customer),
+            Sender::Agent => (row.agent_id.map(|id| uuid_of(RowKind::Agent, id)), customer),
             Sender::System => (None, customer),
         };
         MessageView {
-            id: row.id.to_string(),
+            id: uuid_of(RowKind::Message, row.id),
             content: row.content.clone(),
             external_id: row.client_msg_id.clone(),
             rating: 0,
@@ -678,7 +679,7 @@ fn customer_view(
             .map(|m| m.created_at)
             .or(newest.map(|s| s.updated_at))
             .unwrap_or(contact.updated_at)),
-        message_id: last_message.map(|m| m.id.to_string()),
+        message_id: last_message.map(|m| uuid_of(RowKind::Message, m.id)),
         last_social_message: None,
         is_testing: false,
         is_hidden: false,
@@ -797,6 +798,14 @@ async fn detail_of_customer(req: &HttpRequest, chat: &Chat, customer_id: &str) -
     let not_found = || ApiError::not_found("customer not found");
     let id: i64 = customer_id.trim().parse().map_err(|_| not_found())?;
     let record = customers::customer(&chat.db, workspace_id, id).await?.ok_or_else(not_found)?;
+    if record.sessions.is_empty() {
+        // As in the list: CX Genie's customers are people who chatted; this contact came from a
+        // booking or the CRM and is served by the patient routes.
+        return Err(ApiError::not_found(
+            "customer not found: this contact has never chatted (see GET /api/patients/{id} for contacts from bookings \
+             and the CRM)",
+        ));
+    }
     let detail = {
         let customers::CustomerRecord { workspace: ws, contact, sessions, activity, agents } = &record;
         {
@@ -820,7 +829,7 @@ async fn detail_of_customer(req: &HttpRequest, chat: &Chat, customer_id: &str) -
                     id: s.id.clone(),
                     created_at: Some(iso(s.created_at)),
                     status: session_status(s),
-                    assignee_id: s.assigned_agent_id.map(|a| a.to_string()),
+                    assignee_id: s.assigned_agent_id.map(|a| uuid_of(RowKind::Agent, a)),
                 }),
             }
         }
@@ -916,7 +925,7 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
                         updated_at: iso(session.updated_at),
                         bot_id: bot_public_id.clone(),
                         workspace_id: ws.public_id.clone(),
-                        assignee_id: session.assigned_agent_id.map(|a| a.to_string()),
+                        assignee_id: session.assigned_agent_id.map(|a| uuid_of(RowKind::Agent, a)),
                         note: None,
                         is_read: status != ReplyStatus::Unread,
                         status: session_status(session),
@@ -931,7 +940,7 @@ async fn list_sessions(req: &HttpRequest, chat: &Chat) -> Result<HttpResponse, A
                         },
                         last_message_at: iso(last.map(|m| m.created_at).unwrap_or(session.created_at)),
                         social_account_id: None,
-                        last_message_id: last.map(|m| m.id.to_string()),
+                        last_message_id: last.map(|m| uuid_of(RowKind::Message, m.id)),
                         tag_ids: Vec::new(),
                         reply_by_ids: replied_by(ws, &[session], activity, agents),
                         last_social_message: None,

@@ -12,3 +12,4 @@ pub mod chatorex;
 pub mod chatsupport;
 pub mod cxgenie;
 pub mod cxgenie_customers;
+pub mod cxgenie_ids;

@@ -385,10 +385,23 @@ impl Received {
     }
 }
 
+/// When a multipart upload's `authorize` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizeAt {
+    /// Before the first file is written, with the plain fields sent before it: the caller's
+    /// credential is known from the request already or must come first in the body.
+    FirstFile,
+    /// Once the whole body is read, with every plain field: for a credential sent as a form
+    /// field that a client may place after the files (CX Genie's `workspace_token`). Until then
+    /// the files are only temporary files, bounded like any upload (the body guard's size and
+    /// time limits, the per-file limit, [`MAX_FILES`]), and they are deleted if it refuses.
+    EndOfBody,
+}
+
 /// Reads a multipart body: plain fields are collected; every part with a file name is streamed
 /// to a temporary file in the file store and sniffed. `authorize` is called with the plain
-/// fields seen so far before the first file is written, so a caller that authenticates by a
-/// form field (CX Genie's `workspace_token`) is checked before any byte is kept.
+/// fields seen so far, once, at the point `at` says; nothing is stored for a workspace before
+/// it answers.
 ///
 /// All or nothing: files are stored and recorded for the workspace only once the whole body has
 /// been read; a body that fails anywhere (unreadable, truncated, too slow, over a limit) leaves
@@ -400,6 +413,7 @@ pub async fn receive_files<F, Fut>(
     knowledge: &Knowledge,
     multipart: Multipart,
     policy: UploadPolicy,
+    at: AuthorizeAt,
     authorize: F,
 ) -> Result<Received, ApiError>
 where
@@ -407,7 +421,7 @@ where
     Fut: std::future::Future<Output = Result<WorkspaceId, ApiError>>,
 {
     let limit = knowledge.upload_timeout;
-    tokio::time::timeout(limit, receive_all(knowledge, multipart, policy, authorize)).await.unwrap_or_else(|_| {
+    tokio::time::timeout(limit, receive_all(knowledge, multipart, policy, at, authorize)).await.unwrap_or_else(|_| {
         Err(ApiError::new(
             actix_web::http::StatusCode::REQUEST_TIMEOUT,
             format!("upload not received and stored within {} s (FRONTDESK_UPLOAD_TIMEOUT_SECS)", limit.as_secs()),
@@ -426,6 +440,7 @@ async fn receive_all<F, Fut>(
     knowledge: &Knowledge,
     mut multipart: Multipart,
     policy: UploadPolicy,
+    at: AuthorizeAt,
     mut authorize: F,
 ) -> Result<Received, ApiError>
 where
@@ -459,7 +474,7 @@ where
             fields.push((name, value));
             continue;
         };
-        if workspace_id.is_none() {
+        if workspace_id.is_none() && at == AuthorizeAt::FirstFile {
             workspace_id = Some(authorize(&fields).await?);
         }
         if parts.len() == MAX_FILES {
@@ -467,6 +482,9 @@ where
         }
         let declared = field.content_type().map(|mime| mime.essence_str().to_owned());
         parts.push(receive_part(knowledge, &policy, &mut field, &filename, declared.as_deref()).await?);
+    }
+    if workspace_id.is_none() && at == AuthorizeAt::EndOfBody {
+        workspace_id = Some(authorize(&fields).await?);
     }
     let Some(workspace_id) = workspace_id else {
         return Ok(Received { files: Vec::new(), fields });
@@ -583,9 +601,14 @@ pub async fn upload(
     multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let workspace_id = caller.workspace_id;
-    let received =
-        receive_files(&knowledge, multipart, UploadPolicy::knowledge(&knowledge), |_| async move { Ok(workspace_id) })
-            .await?;
+    let received = receive_files(
+        &knowledge,
+        multipart,
+        UploadPolicy::knowledge(&knowledge),
+        AuthorizeAt::FirstFile,
+        |_| async move { Ok(workspace_id) },
+    )
+    .await?;
     if received.files.is_empty() {
         return Err(ApiError::bad_request("no file in the upload: send multipart parts with a filename"));
     }

@@ -18,7 +18,7 @@ use crate::domain::directory::UploadRow;
 use crate::domain::knowledge::Knowledge;
 use crate::error::ApiError;
 use crate::transport::http::cors;
-use crate::transport::http::knowledge::{receive_files, serve_upload, UploadPolicy};
+use crate::transport::http::knowledge::{receive_files, serve_upload, AuthorizeAt, UploadPolicy};
 use crate::transport::web::widget_config::UPLOAD_TYPES;
 
 /// A stored attachment as the widget sees it; `url` is a path on this server.
@@ -63,7 +63,7 @@ pub async fn upload(
     };
     let origin = cors::origin(&req).map(str::to_owned);
     let mut bot_id = None;
-    let received = receive_files(&knowledge, multipart, policy, |fields| {
+    let received = receive_files(&knowledge, multipart, policy, AuthorizeAt::FirstFile, |fields| {
         let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
         let (bot, conversation) = (field("bot_id"), field("conversation_id"));
         let chat = chat.clone();
