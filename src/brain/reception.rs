@@ -29,6 +29,7 @@ use crate::domain::crm::signals::{self, ContactDetails};
 use crate::ids::{ConversationId, WorkspaceId};
 use crate::status::BookingStatus;
 use crate::storage::bookings::{self as booking_rows, BookingFilter, BookingRow};
+use crate::storage::contacts::{normalize_phone_in, Person};
 use crate::storage::{now_ms, Db, DbError};
 use frontdesk_actors::{LeadScorer, Rescore, StoredMessage, TurnState};
 
@@ -947,9 +948,10 @@ impl Reception {
     }
 
     /// Finds the booking a reschedule or cancellation is about: the conversation's own next
-    /// appointment, or else the one whose booking number the visitor gave, provided the email or
-    /// phone they gave is the one it was booked with. Knowing someone's email alone must not
-    /// let a stranger see or change their appointment.
+    /// appointment; or else the one whose booking number the visitor gave, provided the email or
+    /// phone they gave is the one it was booked with; or else, with no number, the next
+    /// appointment booked with both the email and the phone the visitor gave. Knowing someone's
+    /// email alone must not let a stranger see or change their appointment.
     async fn find_booking(
         &self,
         scope: &Scope<'_>,
@@ -974,18 +976,50 @@ impl Reception {
                 if own.is_some() {
                     return Ok(own);
                 }
-                let Some(reference) = reference else { return Ok(None) };
-                let Some(row) = booking_rows::get(conn, workspace_id, reference)? else { return Ok(None) };
-                let same =
-                    |stored: &Option<String>, given: &Option<String>, normalize: fn(&str) -> Option<String>| match (
-                        stored.as_deref().and_then(normalize),
-                        given.as_deref().and_then(normalize),
-                    ) {
-                        (Some(a), Some(b)) => a == b,
+                let country = match phone {
+                    Some(_) => crate::storage::contacts::phone_country(conn, workspace_id)?,
+                    None => None,
+                };
+                let same_email = |stored: &Option<String>| match (
+                    stored.as_deref().and_then(signals::normalize_email),
+                    email.as_deref().and_then(signals::normalize_email),
+                ) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => false,
+                };
+                let same_phone = |stored: &Option<String>| {
+                    let forms = |p: &str| [normalize_phone_in(p, country), signals::normalize_phone(p)];
+                    match (stored.as_deref(), phone.as_deref()) {
+                        (Some(a), Some(b)) => {
+                            forms(a).iter().flatten().any(|x| forms(b).iter().flatten().any(|y| x == y))
+                        }
                         _ => false,
+                    }
+                };
+                let Some(reference) = reference else {
+                    // Both details it was booked with stand in for the number.
+                    let Some(given_email) = email.as_deref() else { return Ok(None) };
+                    if phone.is_none() {
+                        return Ok(None);
+                    }
+                    let person = Person { email: Some(given_email), ..Person::default() };
+                    let Some(contact) = crate::storage::contacts::find(conn, workspace_id, &person)? else {
+                        return Ok(None);
                     };
-                let matches = same(&row.customer_email, &email, signals::normalize_email)
-                    || same(&row.customer_phone, &phone, signals::normalize_phone);
+                    let theirs = BookingFilter {
+                        contact_id: Some(contact.id),
+                        status: Some(BookingStatus::Confirmed),
+                        from: Some(now),
+                        limit: 50,
+                        ..Default::default()
+                    };
+                    return Ok(booking_rows::list(conn, workspace_id, &theirs)?
+                        .into_iter()
+                        .filter(|b| same_email(&b.customer_email) && same_phone(&b.customer_phone))
+                        .min_by_key(|b| b.starts_at));
+                };
+                let Some(row) = booking_rows::get(conn, workspace_id, reference)? else { return Ok(None) };
+                let matches = same_email(&row.customer_email) || same_phone(&row.customer_phone);
                 Ok((matches && row.starts_at >= now).then_some(row))
             })
             .await

@@ -123,6 +123,11 @@ impl Chat {
     }
 
     /// The workspace with its own quotas.
+    /// The workspace's phone country (its `country` setting), as stored.
+    pub async fn workspace_country(&self, workspace_id: WorkspaceId) -> Result<Option<String>, ApiError> {
+        Ok(self.db.run(move |conn| Ok(workspaces::settings(conn, workspace_id)?.country)).await?)
+    }
+
     pub async fn workspace(&self, workspace_id: WorkspaceId) -> Result<(WorkspaceRow, Quotas), ApiError> {
         let (row, quotas) = self
             .db

@@ -196,6 +196,8 @@ pub async fn delete_service(db: &Db, workspace_id: WorkspaceId, id: i64) -> Resu
 #[derive(Debug, Default)]
 pub struct WorkspaceSettings {
     pub timezone: Option<String>,
+    /// `Some(None)` removes the country.
+    pub country: Option<Option<String>>,
     pub rate_limit_per_minute: Option<Option<u32>>,
     pub chat_rate_limit_per_minute: Option<Option<u32>>,
 }
@@ -223,8 +225,24 @@ pub async fn update_workspace(db: &Db, workspace_id: WorkspaceId, changes: Works
         }
         None => None,
     };
+    let country = match changes.country {
+        Some(Some(code)) => {
+            let code = code.trim().to_ascii_uppercase();
+            let known = code.len() == 2 && code.parse::<phonenumber::country::Id>().is_ok();
+            if !known {
+                return Err(ApiError::unprocessable(format!(
+                    "unknown country `{code}`: use a two-letter ISO 3166 code such as US, GB or DE, or null"
+                )));
+            }
+            Some(Some(code))
+        }
+        other => other,
+    };
     let (rate, chat_rate) = (changes.rate_limit_per_minute, changes.chat_rate_limit_per_minute);
     db.run(move |conn| {
+        if let Some(country) = &country {
+            workspaces::set_country(conn, workspace_id, country.as_deref())?;
+        }
         if rate.is_some() || chat_rate.is_some() {
             let mut quotas = workspaces::quotas(conn, workspace_id)?;
             if let Some(quota) = rate {

@@ -16,24 +16,43 @@ use crate::ids::WorkspaceId;
 use crate::on_backend;
 use crate::storage::outbox;
 
-/// Lower-cased, trimmed; `None` when not a plausible address (one @, a dot in the domain, no spaces).
-pub fn normalize_email(email: &str) -> Option<String> {
-    let email = email.trim().to_lowercase();
-    let (local, domain) = email.split_once('@')?;
-    let plausible = !local.is_empty()
-        && !domain.contains('@')
-        && !email.chars().any(char::is_whitespace)
-        && domain.contains('.')
-        // Empty labels ("example..com", ".com", "example.") can never receive mail.
-        && domain.split('.').all(|label| !label.is_empty());
-    plausible.then_some(email)
+/// What an address from a visitor, a form or an integrator is held to, beyond RFC 5322's syntax
+/// (which `email_address` checks): a domain with a top-level part ("ada@localhost" reaches no
+/// one outside), no display text ("Ada <ada@example.com>") and no IP literal.
+fn email_rules() -> email_address::Options {
+    email_address::Options::default().with_required_tld().without_display_text().without_domain_literal()
 }
 
-/// Digits only, keeping a leading `+`; a leading "00" (the international call prefix) becomes `+`.
-/// `None` when fewer than 7 digits or more than 15 (the E.164 maximum).
+/// Lower-cased, trimmed; `None` when not a deliverable-looking address: parsed by the
+/// `email_address` crate, with a dotted domain of non-empty labels and no whitespace (a quoted
+/// local part may hold spaces by the standard, but never in an address typed into a chat).
+pub fn normalize_email(email: &str) -> Option<String> {
+    let email = email.trim().to_lowercase();
+    if email.chars().any(char::is_whitespace) {
+        return None;
+    }
+    let parsed = email_address::EmailAddress::parse_with_options(&email, email_rules()).ok()?;
+    // Empty labels ("example..com", ".com", "example.") can never receive mail.
+    let domain_ok = parsed.domain().split('.').all(|label| !label.is_empty());
+    domain_ok.then(|| parsed.email().to_owned())
+}
+
+/// A phone number in one canonical form, for matching the same number however it was written.
+/// Without a country: international numbers ("+44 20 7946 0958", "0044 20…") in E.164, national
+/// ones as their digits. See [`normalize_phone_in`].
 ///
 /// "+1 (555) 123-4567" gives "+15551234567"; "555.123.4567" gives "5551234567".
 pub fn normalize_phone(phone: &str) -> Option<String> {
+    normalize_phone_in(phone, None)
+}
+
+/// Like [`normalize_phone`], with the workspace's country (its `country` setting) for numbers
+/// written without a country code: "(555) 123-4567" in the US is "+15551234567", the same as
+/// "+1 555 123 4567". Parsing is the `phonenumber` crate's (libphonenumber's metadata), which
+/// also drops a national trunk prefix ("020 7946 0958" in GB is "+442079460958"). `None` when
+/// fewer than 7 digits or more than 15 (the E.164 maximum); a number the crate cannot place keeps
+/// its digits, so a visitor's number is never lost for being unusual.
+pub fn normalize_phone_in(phone: &str, country: Option<phonenumber::country::Id>) -> Option<String> {
     let phone = phone.trim();
     // "+44 (0)20 7946 0958": the bracketed 0 is only dialled from inside the country, so an international
     // number must lose it or it would never match the same number written "+44 20 7946 0958".
@@ -50,7 +69,23 @@ pub fn normalize_phone(phone: &str) -> Option<String> {
     if !(7..=15).contains(&digits.len()) {
         return None;
     }
-    Some(if plus { format!("+{digits}") } else { digits.to_string() })
+    let parsed = if plus {
+        phonenumber::parse(None, format!("+{digits}")).ok()
+    } else {
+        country.and_then(|country| phonenumber::parse(Some(country), digits).ok())
+    };
+    let e164 = parsed
+        .map(|number| number.format().mode(phonenumber::Mode::E164).to_string())
+        .filter(|e164| (8..=16).contains(&e164.len()));
+    Some(e164.unwrap_or_else(|| if plus { format!("+{digits}") } else { digits.to_string() }))
+}
+
+/// The country a workspace's national phone numbers are read in (its `country` setting).
+pub fn phone_country(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+) -> Result<Option<phonenumber::country::Id>, DbError> {
+    Ok(super::workspaces::settings(conn, workspace_id)?.country.as_deref().and_then(|c| c.parse().ok()))
 }
 
 /// Who a chat, a booking, a form or an integrator names.
@@ -132,10 +167,17 @@ pub fn find(conn: &mut DbConn, workspace_id: WorkspaceId, person: &Person<'_>) -
             return Ok(found);
         }
     }
-    if let Some(phone) = person.phone.and_then(normalize_phone) {
+    if let Some(phone) = person.phone {
+        let country = phone_country(conn, workspace_id)?;
+        // A number stored before the workspace named its country was kept as national digits.
+        let forms: Vec<String> =
+            [normalize_phone_in(phone, country), normalize_phone(phone)].into_iter().flatten().collect();
+        if forms.is_empty() {
+            return Ok(None);
+        }
         return Ok(on_backend!(conn, c => contacts::table
             .filter(contacts::workspace_id.eq(workspace_id))
-            .filter(contacts::phone_normalized.eq(&phone))
+            .filter(contacts::phone_normalized.eq_any(&forms))
             .order(contacts::id.asc())
             .select(ContactRow::as_select())
             .first(c)
@@ -192,6 +234,7 @@ pub fn merge(
     let name = person.name().filter(|n| takes(&row.name) && row.name.as_deref() != Some(*n));
     let email = person.email().filter(|_| takes(&row.email) && differs(person.email(), &row.email, normalize_email));
     let phone = person.phone().filter(|_| takes(&row.phone) && differs(person.phone(), &row.phone, normalize_phone));
+    let country = if phone.is_some() { phone_country(conn, workspace_id)? } else { None };
     if name.is_none() && email.is_none() && phone.is_none() && attributes == attributes_before {
         return Ok(Some(Merged { contact: row, created: false }));
     }
@@ -203,7 +246,7 @@ pub fn merge(
             email.map(|v| contacts::email.eq(v)),
             email.map(|v| contacts::email_normalized.eq(normalize_email(v))),
             phone.map(|v| contacts::phone.eq(v)),
-            phone.map(|v| contacts::phone_normalized.eq(normalize_phone(v))),
+            phone.map(|v| contacts::phone_normalized.eq(normalize_phone_in(v, country))),
             contacts::attributes.eq(&attributes),
             contacts::updated_at.eq(now),
         ))
@@ -222,6 +265,7 @@ fn create(
     now: i64,
 ) -> Result<Merged, DbError> {
     let (email, phone) = (person.email(), person.phone());
+    let country = if phone.is_some() { phone_country(conn, workspace_id)? } else { None };
     let contact = on_backend!(conn, c => diesel::insert_into(contacts::table)
         .values((
             contacts::workspace_id.eq(workspace_id),
@@ -230,7 +274,7 @@ fn create(
             contacts::email.eq(email),
             contacts::email_normalized.eq(email.and_then(normalize_email)),
             contacts::phone.eq(phone),
-            contacts::phone_normalized.eq(phone.and_then(normalize_phone)),
+            contacts::phone_normalized.eq(phone.and_then(|p| normalize_phone_in(p, country))),
             contacts::attributes.eq(serde_json::Value::Object(attributes.clone()).to_string()),
             contacts::created_at.eq(now),
             contacts::updated_at.eq(now),

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::contacts::{normalize_email, normalize_phone};
+use super::contacts::{normalize_email, normalize_phone_in, phone_country};
 use super::schema::contacts;
 use super::{like_escape, lower, DbConn, DbError};
 use crate::ids::WorkspaceId;
@@ -100,13 +100,14 @@ pub fn update(
     let target = contacts::table.filter(contacts::workspace_id.eq(workspace_id)).filter(contacts::id.eq(id));
     let email = blank_is_null(&changes.email);
     let phone = blank_is_null(&changes.phone);
+    let country = if phone.is_some() { phone_country(conn, workspace_id)? } else { None };
     Ok(on_backend!(conn, c => diesel::update(target)
         .set((
             blank_is_null(&changes.name).map(|v| contacts::name.eq(v)),
             email.clone().map(|v| contacts::email.eq(v)),
             email.map(|v| contacts::email_normalized.eq(v.as_deref().and_then(normalize_email))),
             phone.clone().map(|v| contacts::phone.eq(v)),
-            phone.map(|v| contacts::phone_normalized.eq(v.as_deref().and_then(normalize_phone))),
+            phone.map(|v| contacts::phone_normalized.eq(v.as_deref().and_then(|p| normalize_phone_in(p, country)))),
             blank_is_null(&changes.date_of_birth).map(|v| contacts::date_of_birth.eq(v)),
             blank_is_null(&changes.insurance_provider).map(|v| contacts::insurance_provider.eq(v)),
             blank_is_null(&changes.notes).map(|v| contacts::notes.eq(v)),

@@ -50,8 +50,49 @@ pub fn quotas(conn: &mut DbConn, id: WorkspaceId) -> Result<Quotas, DbError> {
     Ok(settings.map(|s| Quotas::of_settings(&s)).unwrap_or_default())
 }
 
+/// What else a workspace's `settings` JSON holds.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Settings {
+    /// ISO 3166 country (e.g. `US`) that phone numbers written without a country code are read in.
+    #[serde(default)]
+    pub country: Option<String>,
+}
+
+pub fn settings(conn: &mut DbConn, id: WorkspaceId) -> Result<Settings, DbError> {
+    let settings: Option<String> = on_backend!(conn, c => workspaces::table
+        .filter(workspaces::id.eq(id))
+        .select(workspaces::settings)
+        .first(c)
+        .optional())?;
+    Ok(settings.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default())
+}
+
+/// Sets (or with `None` removes) the workspace's phone country, keeping the rest of its settings.
+pub fn set_country(conn: &mut DbConn, id: WorkspaceId, country: Option<&str>) -> Result<(), DbError> {
+    patch_settings(conn, id, |value| match country {
+        Some(country) => value["country"] = serde_json::json!(country),
+        None => {
+            if let Some(object) = value.as_object_mut() {
+                object.remove("country");
+            }
+        }
+    })
+}
+
 /// Stores the workspace's quotas in its settings, keeping whatever else they hold.
 pub fn set_quotas(conn: &mut DbConn, id: WorkspaceId, quotas: Quotas) -> Result<(), DbError> {
+    patch_settings(conn, id, |value| {
+        value["rate_limit_per_minute"] = serde_json::json!(quotas.rate_limit_per_minute);
+        value["chat_rate_limit_per_minute"] = serde_json::json!(quotas.chat_rate_limit_per_minute);
+    })
+}
+
+/// Changes the workspace's `settings` JSON by `change`, in one write transaction.
+fn patch_settings(
+    conn: &mut DbConn,
+    id: WorkspaceId,
+    change: impl FnOnce(&mut serde_json::Value),
+) -> Result<(), DbError> {
     write_tx(conn, |conn| {
         let settings: String = on_backend!(conn, c => workspaces::table
             .filter(workspaces::id.eq(id))
@@ -61,8 +102,7 @@ pub fn set_quotas(conn: &mut DbConn, id: WorkspaceId, quotas: Quotas) -> Result<
         if !value.is_object() {
             value = serde_json::json!({});
         }
-        value["rate_limit_per_minute"] = serde_json::json!(quotas.rate_limit_per_minute);
-        value["chat_rate_limit_per_minute"] = serde_json::json!(quotas.chat_rate_limit_per_minute);
+        change(&mut value);
         on_backend!(conn, c => diesel::update(workspaces::table.filter(workspaces::id.eq(id)))
             .set(workspaces::settings.eq(value.to_string()))
             .execute(c))?;

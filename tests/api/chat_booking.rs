@@ -18,6 +18,7 @@ on_both_backends!(
     post_chat_is_validated_and_limited_per_session,
     the_dialog_keeps_its_place_through_questions_and_changes,
     new_session_ids_do_not_escape_the_per_address_limit,
+    both_contact_details_stand_in_for_the_booking_number,
 );
 
 /// One side of a chat: sends a line, returns the bot's answer and the turn's action.
@@ -291,4 +292,40 @@ async fn new_session_ids_do_not_escape_the_per_address_limit(backend: Backend) {
     }
     let (status, body) = chat(&app, "fresh-10", "hello").await;
     assert_eq!(status, 429, "{body}");
+}
+
+/// Another chat finds a booking without its number from both the email and the phone it was
+/// booked with, the phone written nationally in one chat and internationally in the other (the
+/// workspace's country says they are one number); one detail alone finds nothing.
+async fn both_contact_details_stand_in_for_the_booking_number(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let res = app.http.patch(app.url("/api/workspace")).bearer_auth(&app.a.api_key).json(&json!({"country": "us"}));
+    let (status, workspace) = status_json(res.send().await.unwrap()).await;
+    assert_eq!(status, 200, "{workspace}");
+    assert_eq!(workspace["country"], "US", "{workspace}");
+    let res = app.http.patch(app.url("/api/workspace")).bearer_auth(&app.a.api_key).json(&json!({"country": "Narnia"}));
+    let (status, error) = status_json(res.send().await.unwrap()).await;
+    assert_eq!(status, 422, "{error}");
+    assert!(error["error"].as_str().unwrap().contains("ISO 3166"), "{error}");
+
+    let mut visitor = Visitor::Rest { app: &app, session: "booker".into() };
+    visitor.expect("Hi! I'd like to book a teeth cleaning", "booking_flow", "Which date works best").await;
+    visitor.expect("next Monday please", "booking_flow", "Which time suits you?").await;
+    visitor.expect("the first one", "booking_flow", "May I have your full name?").await;
+    visitor.expect("Rosa Diaz", "booking_flow", "Thanks, Rosa!").await;
+    visitor.expect("rosa@example.com and (555) 201-7788", "booking_flow", "Shall I book it?").await;
+    visitor.expect("yes", "booking_confirmed", "You're all set").await;
+    assert_eq!(bookings(&app).await.len(), 1);
+
+    let mut other = Visitor::Rest { app: &app, session: "later".into() };
+    other.expect("I need to cancel my appointment", "booking_flow", "booking number").await;
+    let asked = other.expect("rosa@example.com", "booking_flow", "booking number").await;
+    assert!(!asked.contains("Teeth Cleaning"), "an email alone reveals nothing: {asked}");
+    other.expect("my phone is +1 555 201 7788", "booking_flow", "Would you like me to cancel it?").await;
+    other.expect("yes", "booking_cancelled", "has been cancelled").await;
+    assert_eq!(bookings(&app).await[0]["status"], "cancelled");
+
+    // The contact holds the number once, in its international form.
+    let (_, patients) = app.get(&app.a.api_key, "/api/patients?search=Rosa").await;
+    assert_eq!(patients.as_array().unwrap().len(), 1, "{patients}");
 }

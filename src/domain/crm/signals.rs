@@ -158,9 +158,31 @@ pub fn treatment_interest<'a>(visitor_messages: &[&str], services: &[&'a str]) -
 // Contact extraction
 // ---------------------------------------------------------------------------------------------------------
 
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b[a-z0-9][a-z0-9._%+-]*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}\b").expect("email regex")
-});
+/// The spans of `text` that are email addresses, with each address normalised. Words are cut at
+/// whitespace and at what never stands in a typed address (brackets, quotes, commas, semicolons);
+/// a word with an `@` is an address when the `email_address` crate parses it (sentence
+/// punctuation after it trimmed), by [`normalize_email`]'s rules.
+fn email_spans(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let cut = |c: char| c.is_whitespace() || "<>()[]{},;:\"'`|".contains(c);
+    let mut found = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+        match (cut(c), start) {
+            (false, None) => start = Some(i),
+            (true, Some(from)) => {
+                start = None;
+                let word = text[from..i].trim_end_matches(['.', '!', '?']);
+                if word.contains('@') {
+                    if let Some(address) = normalize_email(word) {
+                        found.push((from..from + word.len(), address));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
 
 // Digit classes are ASCII throughout: `normalize_phone` only counts ASCII digits.
 
@@ -182,12 +204,15 @@ static DOTTED_HOURS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([0-9]{1,2})\.([0-9]{2})-([0-9]{1,2})\.([0-9]{2})$").expect("dotted hours regex"));
 
 fn find_email(text: &str) -> Option<String> {
-    EMAIL.find_iter(text).find_map(|m| normalize_email(m.as_str()))
+    email_spans(text).into_iter().next().map(|(_, address)| address)
 }
 
 fn find_phone(text: &str) -> Option<String> {
     // Mask with a character outside the phone alphabet so the digits either side can't be glued together.
-    let masked = EMAIL.replace_all(text, ";");
+    let mut masked = text.to_owned();
+    for (span, _) in email_spans(text).into_iter().rev() {
+        masked.replace_range(span, ";");
+    }
     let masked = CLOCK_TIME.replace_all(&masked, ";");
     PHONE_RUN
         .find_iter(&masked)
@@ -969,6 +994,37 @@ mod tests {
         assert_eq!(normalize_phone("+44 20 7946 0958"), normalize_phone("0044 (20) 7946-0958"));
         assert_eq!(normalize_phone("+44 (0)20 7946 0958"), s("+442079460958"));
         assert_eq!(normalize_phone("(0)20 7946 0958"), s("02079460958"));
+    }
+
+    #[test]
+    fn a_national_number_in_the_workspace_country_is_the_international_one() {
+        use crate::storage::contacts::normalize_phone_in;
+        use phonenumber::country::Id;
+        let us = Some(Id::US);
+        assert_eq!(normalize_phone_in("(555) 123-4567", us), s("+15551234567"));
+        assert_eq!(normalize_phone_in("555.123.4567", us), normalize_phone_in("+1 555 123 4567", us));
+        // The national trunk prefix is dropped where the country has one.
+        assert_eq!(normalize_phone_in("020 7946 0958", Some(Id::GB)), s("+442079460958"));
+        assert_eq!(normalize_phone_in("020 7946 0958", Some(Id::GB)), normalize_phone("+44 (0)20 7946 0958"));
+        assert_eq!(normalize_phone_in("030 1234567", Some(Id::DE)), s("+49301234567"));
+        // An international number ignores the workspace's country.
+        assert_eq!(normalize_phone_in("+44 20 7946 0958", us), s("+442079460958"));
+        // Limits hold whatever the country.
+        assert_eq!(normalize_phone_in("123456", us), None);
+        assert_eq!(normalize_phone_in("1234567890123456", us), None);
+    }
+
+    #[test]
+    fn emails_are_parsed_not_matched() {
+        // Quoted or bracketed, after a label, or with sentence punctuation: the address alone.
+        assert_eq!(email("<dana.r@mail.com>"), s("dana.r@mail.com"));
+        assert_eq!(email("\"dana.r@mail.com\" is best"), s("dana.r@mail.com"));
+        assert_eq!(email("Dana Reyes here, dana.r@mail.com!"), s("dana.r@mail.com"));
+        assert_eq!(email("mail:dana@mail.com"), s("dana@mail.com"));
+        // Not addresses: no top-level domain, a domain literal, a label of a hyphen's edge.
+        assert_eq!(email("dana@[127.0.0.1]"), None);
+        assert_eq!(email("dana@-mail.com"), None);
+        assert_eq!(normalize_email("Dana <dana@mail.com>"), None);
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub async fn workspace_view(chat: &Chat, id: WorkspaceId) -> Result<HttpResponse
     let mut body = serde_json::to_value(row).map_err(ApiError::internal)?;
     body["rate_limit_per_minute"] = serde_json::json!(quotas.rate_limit_per_minute);
     body["chat_rate_limit_per_minute"] = serde_json::json!(quotas.chat_rate_limit_per_minute);
+    body["country"] = serde_json::json!(chat.workspace_country(id).await?);
     Ok(HttpResponse::Ok().json(body))
 }
 

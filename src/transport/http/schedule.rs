@@ -171,12 +171,21 @@ pub async fn delete_service(
 pub struct WorkspaceChanges {
     /// An IANA time zone, e.g. `America/New_York`: hours and dates are read in it.
     pub timezone: Option<String>,
+    /// ISO 3166 country whose national phone numbers visitors write (`US`: "(555) 123-4567" is
+    /// "+1 555 123 4567"); `null` removes it.
+    #[serde(default, deserialize_with = "present_text")]
+    pub country: Option<Option<String>>,
     /// Requests per minute per API key for this workspace; `null` returns to the server's.
     #[serde(default, deserialize_with = "present")]
     pub rate_limit_per_minute: Option<Option<u32>>,
     /// Messages per minute per session on `POST /chat`; `null` returns to the server's.
     #[serde(default, deserialize_with = "present")]
     pub chat_rate_limit_per_minute: Option<Option<u32>>,
+}
+
+/// A text field that was sent (`Some`, possibly `null`) as opposed to left out (`None`).
+fn present_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 /// A field that was sent (`Some`, possibly `null`) as opposed to left out (`None`).
@@ -189,8 +198,8 @@ pub async fn update_workspace(
     caller: Caller,
     body: JsonBody<WorkspaceChanges>,
 ) -> Result<HttpResponse, ApiError> {
-    let WorkspaceChanges { timezone, rate_limit_per_minute, chat_rate_limit_per_minute } = body.0;
-    let changes = WorkspaceSettings { timezone, rate_limit_per_minute, chat_rate_limit_per_minute };
+    let WorkspaceChanges { timezone, country, rate_limit_per_minute, chat_rate_limit_per_minute } = body.0;
+    let changes = WorkspaceSettings { timezone, country, rate_limit_per_minute, chat_rate_limit_per_minute };
     schedule::update_workspace(&chat.db, caller.workspace_id, changes).await?;
     crate::transport::http::bots::workspace_view(&chat, caller.workspace_id).await
 }
