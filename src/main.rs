@@ -65,6 +65,10 @@ enum NluCommand {
         /// Also list every message that was misread.
         #[arg(long)]
         misses: bool,
+        /// Give uncertain readings meaning's second opinion, as the running brain does, through
+        /// the configured embeddings endpoint (`FRONTDESK_EMBEDDINGS_MODEL` and its settings).
+        #[arg(long)]
+        meaning: bool,
     },
     /// Print what the brain makes of one message (as the demo practice's bot): intent,
     /// confidence, language, runners-up.
@@ -138,13 +142,35 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn nlu(command: NluCommand) -> anyhow::Result<()> {
-    use frontdesk::brain::nlu::{eval, Nlu};
+fn nlu(command: NluCommand, settings: &Settings) -> anyhow::Result<()> {
+    use frontdesk::brain::nlu::{eval, Intent, Nlu};
     let nlu = Nlu::shared();
     match command {
-        NluCommand::Evaluate { dir, misses } => {
+        NluCommand::Evaluate { dir, misses, meaning: false } => {
             let cases = eval::load(&dir).map_err(anyhow::Error::msg)?;
             print!("{}", eval::render(&eval::evaluate(&nlu, &cases), misses));
+        }
+        NluCommand::Evaluate { dir, misses, meaning: true } => {
+            let cases = eval::load(&dir).map_err(anyhow::Error::msg)?;
+            let embeddings = settings.embeddings.clone().ok_or_else(|| {
+                anyhow::anyhow!("--meaning needs an embeddings endpoint: set FRONTDESK_EMBEDDINGS_MODEL (and its URL)")
+            })?;
+            let embedder = frontdesk::domain::knowledge::embed::Embedder::new(embeddings)?;
+            let lexicon = eval::demo_lexicon();
+            let (predictions, reranked) = tokio::runtime::Runtime::new()?.block_on(async {
+                let mut predictions = Vec::with_capacity(cases.len());
+                let mut reranked = 0;
+                for case in &cases {
+                    let understood = nlu.understand(&case.text, None, &lexicon);
+                    let (understood, verdict) =
+                        frontdesk::brain::intent_vectors::rerank(&embedder, &case.text, understood).await;
+                    reranked += usize::from(verdict.is_some());
+                    predictions.push((understood.intent.unwrap_or(Intent::OutOfScope), understood.lang));
+                }
+                (predictions, reranked)
+            });
+            println!("meaning gave its opinion on {reranked} of {} messages", cases.len());
+            print!("{}", eval::render(&eval::report_of(&cases, &predictions), misses));
         }
         NluCommand::Classify { message } => {
             let understood = nlu.understand(&message, None, &eval::demo_lexicon());
@@ -173,7 +199,7 @@ fn run() -> anyhow::Result<()> {
     telemetry::init(settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
-        Command::Nlu { command } => nlu(command),
+        Command::Nlu { command } => nlu(command, &settings),
         Command::Check => {
             let lines = tokio::runtime::Runtime::new()?.block_on(frontdesk::check::run(&settings));
             for line in &lines {

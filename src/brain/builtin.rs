@@ -8,11 +8,16 @@
 //! words, as a model's would.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use lru::LruCache;
 
 use frontdesk_actors::{Brain, BrainError, BrainOutput, BrainRequest, ChangedBy, Sender};
 use futures::stream::BoxStream;
 
+use super::claims::Claims;
+use super::intent_vectors;
 use super::nlu::{self, catalog, Intent, Lang, Lexicon, Nlu, Understanding};
 use super::reception::{DialogHint, Intent as DialogIntent, Reception};
 use super::BotSettingsCache;
@@ -117,20 +122,29 @@ fn tone_of(settings: &BotSettings) -> Option<&'static str> {
     }
 }
 
+/// The stock replies that name the business when a request named it (`greeting-named`, …).
+const NAMES_THE_BUSINESS: &[&str] = &["greeting", "unknown"];
+
 /// One of the brain's own canned replies (`greeting`, `thanks`, `goodbye`, `unknown`) in the
-/// visitor's language and the bot's tone.
+/// visitor's language and the bot's tone, naming the business where the request named it.
 fn canned(settings: &BotSettings, lang: Lang, id: &str) -> String {
-    match tone_of(settings) {
-        Some(tone) => catalog::say(lang, &format!("{id}-{tone}"), &[]),
-        None => catalog::say(lang, id, &[]),
+    let id = match tone_of(settings) {
+        Some(tone) => format!("{id}-{tone}"),
+        None => id.to_owned(),
+    };
+    let company = settings.company_name.as_deref().filter(|_| NAMES_THE_BUSINESS.iter().any(|n| id.starts_with(n)));
+    match company {
+        Some(company) => catalog::say(lang, &format!("{id}-named"), &[("company", company)]),
+        None => catalog::say(lang, &id, &[]),
     }
 }
 
-/// Whether `text` is one of the bot's stock replies left as shipped while the bot has a tone:
-/// then the tone's wording replaces it (a reply the business wrote itself is kept as written).
+/// Whether `text` is one of the bot's stock replies left as shipped while the wording is the
+/// catalogue's to choose (the bot has a tone, or the request named the business): then the
+/// catalogue's wording replaces it (a reply the business wrote itself is kept as written).
 fn toned_default(settings: &BotSettings, text: &str) -> bool {
     let stock = BotSettings::default();
-    tone_of(settings).is_some()
+    (tone_of(settings).is_some() || settings.company_name.is_some())
         && [
             (&settings.greeting_reply, &stock.greeting_reply),
             (&settings.thanks_reply, &stock.thanks_reply),
@@ -216,13 +230,34 @@ fn carry_topic(
     understood
 }
 
+/// How a message was understood when meaning was asked too: shown in the reply's metadata so
+/// a team reviewing a conversation sees why the bot took a message as it did.
+fn understanding_note(understood: &Understanding, verdict: intent_vectors::Verdict) -> serde_json::Value {
+    let (by, was) = match verdict {
+        intent_vectors::Verdict::Confirmed => ("words+meaning", None),
+        intent_vectors::Verdict::Replaced { was } => ("meaning", Some(was.map(Intent::name))),
+        intent_vectors::Verdict::Undecided => ("words", None),
+    };
+    let mut note = serde_json::json!({
+        "intent": understood.intent.map(Intent::name),
+        "confidence": understood.confidence,
+        "language": understood.lang.code(),
+        "by": by,
+    });
+    if let Some(was) = was {
+        note["words_said"] = serde_json::json!(was);
+    }
+    note
+}
+
 /// What the classifier tells the booking dialog: the dialog a message asks for, or that it
 /// is a question ("how much if I cancel late?" has "cancel" in it and is not a cancellation).
 fn dialog_hint(understood: &Understanding) -> DialogHint {
+    let sure_of_a_change = understood.confidence >= CHANGE_CONFIDENCE;
     let start = match understood.intent {
         Some(Intent::Book | Intent::Availability) => Some(DialogIntent::Book),
-        Some(Intent::Reschedule) => Some(DialogIntent::Reschedule),
-        Some(Intent::Cancel) => Some(DialogIntent::Cancel),
+        Some(Intent::Reschedule) if sure_of_a_change => Some(DialogIntent::Reschedule),
+        Some(Intent::Cancel) if sure_of_a_change => Some(DialogIntent::Cancel),
         _ => None,
     };
     let question = matches!(
@@ -321,6 +356,11 @@ fn about_a_doctor(
         [("doctor", doctor.name.as_str()), ("specialty", doctor.specialty.as_str()), ("bio", doctor.bio.as_str())];
     Some(catalog::say(lang, "doctor-about", &args))
 }
+
+/// How sure the classifier must be, with no keyword saying so, before a message starts moving
+/// or cancelling a booking: those dialogs ask for a booking number, a baffling answer to a
+/// question they misread ("¿Puedo traer a mi perro?" scores 0.27 for reschedule).
+const CHANGE_CONFIDENCE: f32 = 0.35;
 
 /// How sure the classifier must be that a message is a question before the dialog's keywords
 /// ("cancel", "reschedule") are overruled.
@@ -437,9 +477,10 @@ fn format_price(cents: i64) -> String {
 
 /// The answer to a question outside any dialog, in order of trust: greetings and thanks; a
 /// curated Q&A pair; a passage of the knowledge base covering the question, cited (richer and
-/// more specific than the settings' short facts); the bot's own facts and policies (and the
-/// request's context); and otherwise `reply_unknown` with the offer of a person, the
-/// question recorded as unanswered.
+/// more specific than the settings' short facts) — unless the bot's facts answer the same
+/// question with other times or prices, when the facts are the answer and the disagreement goes
+/// to the review list; the bot's own facts and policies (and the request's context); and
+/// otherwise `reply_unknown` with the offer of a person, the question recorded as unanswered.
 async fn answer_question(
     settings: &BotSettings,
     knowledge: Option<&Knowledge>,
@@ -462,6 +503,21 @@ async fn answer_question(
         None => None,
     };
     if let Some(found) = grounded {
+        let from_facts = settings_answer != settings.reply_unknown;
+        let passage = found.basis == crate::domain::knowledge::answer::Basis::Passage;
+        if from_facts && passage && Claims::of(&settings_answer).contradicted_by(&Claims::of(&found.text)) {
+            if let Some(knowledge) = knowledge {
+                let detail = format!("The bot's facts: {settings_answer}\nThe knowledge base: {}", found.text);
+                let workspace_id = WorkspaceId(request.workspace_id);
+                let recorded =
+                    knowledge.record_conflict(workspace_id, request.bot_id, question, &request.conversation_id, detail);
+                if let Err(err) = recorded.await {
+                    tracing::warn!(error = %err, "could not record a facts/knowledge conflict");
+                }
+            }
+            let metadata = serde_json::json!({ "source": "facts", "conflict": { "knowledge": found.metadata() } });
+            return Reply { text: settings_answer, metadata: Some(metadata) };
+        }
         return Reply { text: found.text.clone(), metadata: Some(found.metadata()) };
     }
     // The practice's own records answer exactly what was asked (that service's price, not the
@@ -471,6 +527,9 @@ async fn answer_question(
     }
     if settings_answer != settings.reply_unknown {
         return Reply::plain(settings_answer);
+    }
+    if let Some(reply) = fact_by_meaning(settings, knowledge, question).await {
+        return reply;
     }
     if let Some(knowledge) = knowledge {
         let recorded = knowledge
@@ -485,6 +544,83 @@ async fn answer_question(
         offer => format!("{} {offer}", settings.reply_unknown),
     };
     Reply { text, metadata: Some(serde_json::json!({ "unanswered": true, "handoff_offered": true })) }
+}
+
+/// One unit vector per fact and policy of a bot, in their order.
+type FactVectors = Arc<Vec<Vec<f32>>>;
+
+/// How far under the similarity bar a fact may be taken when it stands [`FACT_MARGIN`] above
+/// the bot's other facts.
+const FACT_BAR_SLACK: f32 = 0.03;
+const FACT_MARGIN: f32 = 0.025;
+
+/// The bot's facts and policies as unit vectors of the embeddings model, by a hash of the model
+/// and the texts: a bot's facts change rarely, so they are embedded once, not on every turn.
+/// Bounded: the least recently used bots' vectors are dropped first.
+static FACT_VECTORS: LazyLock<Mutex<LruCache<u64, FactVectors>>> =
+    LazyLock::new(|| Mutex::new(LruCache::new(NonZeroUsize::new(512).expect("non-zero"))));
+
+/// The bot's fact or policy that means what the question asks, by the embeddings endpoint,
+/// when words found none: "¿Dónde puedo aparcar?" finds "Parking: free behind the building"
+/// written in English. The fact is quoted as the business wrote it (never translated). `None`
+/// without an endpoint, when it fails, or when nothing is similar enough (the knowledge base's
+/// own bar, `FRONTDESK_EMBEDDINGS_MIN_SIMILARITY`).
+async fn fact_by_meaning(settings: &BotSettings, knowledge: Option<&Knowledge>, question: &str) -> Option<Reply> {
+    let embedder = knowledge?.embedder.clone()?;
+    let facts: Vec<&Fact> = settings.company_facts.iter().chain(&settings.policies).collect();
+    if facts.is_empty() {
+        return None;
+    }
+    let texts: Vec<String> = facts.iter().map(|f| format!("{}: {}", f.title, f.content)).collect();
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (embedder.model(), &texts).hash(&mut hasher);
+        hasher.finish()
+    };
+    let cached = FACT_VECTORS.lock().ok().and_then(|mut cache| cache.get(&key).cloned());
+    let vectors = match cached {
+        Some(vectors) => vectors,
+        None => {
+            let vectors = match embedder.passages(&texts).await {
+                Ok(vectors) if vectors.len() == texts.len() => Arc::new(vectors),
+                Ok(_) => return None,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not embed the bot's facts; answering without them");
+                    return None;
+                }
+            };
+            if let Ok(mut cache) = FACT_VECTORS.lock() {
+                cache.put(key, vectors.clone());
+            }
+            vectors
+        }
+    };
+    let query = match embedder.query(question).await {
+        Ok(query) => query,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not embed a question for the bot's facts");
+            return None;
+        }
+    };
+    let dot = |v: &Vec<f32>| v.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>();
+    let mut ranked: Vec<(usize, f32)> = vectors.iter().enumerate().map(|(i, v)| (i, dot(v))).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let (best, similarity) = ranked[0];
+    // Across languages a model's similarities sit lower and closer together (multilingual-e5:
+    // "¿Puedo traer a mi perro?" is 0.818 to the pets fact, 0.77 to the others, while "the
+    // capital of France?" is 0.73 to all): a fact that stands clearly above the bot's other
+    // facts is taken a little under the bar; a lone fact must reach it.
+    let clear = match ranked.get(1) {
+        Some(&(_, second)) => {
+            similarity >= embedder.min_similarity() - FACT_BAR_SLACK && similarity - second >= FACT_MARGIN
+        }
+        None => similarity >= embedder.min_similarity(),
+    };
+    clear.then(|| Reply {
+        text: facts[best].content.clone(),
+        metadata: Some(serde_json::json!({ "source": "facts", "similarity": similarity })),
+    })
 }
 
 /// The bot's settings with a request's own context (ChatSupport AI's `context`) laid over them
@@ -514,6 +650,7 @@ fn with_request_context(settings: &BotSettings, context: Option<&serde_json::Val
     if let Some(tone) = text(&rules["tone"]) {
         settings.tone = tone;
     }
+    settings.company_name = text(&rules["companyName"]);
     // The request's own rules come first: on a tie they win over the bot's stored facts.
     facts.extend(settings.policies);
     settings.policies = facts;
@@ -560,10 +697,18 @@ impl Brain for BuiltinBrain {
                 &request.history,
                 question.id,
             );
-            let lang = understood.lang;
             // In the middle of a booking, only explicit words hand over: "next Monday please" is an
             // answer to the dialog's question, however it scores.
             let in_dialog = request.variables.get("reception").and_then(|r| r.get("intent")).is_some_and(|i| !i.is_null());
+            // A dialog's answers are read by the dialog; anything else the words are unsure of
+            // gets meaning's second opinion where an embeddings endpoint is configured.
+            let embedder = knowledge.as_ref().and_then(|k| k.embedder.clone()).filter(|_| !in_dialog);
+            let (understood, verdict) = match embedder {
+                Some(embedder) => intent_vectors::rerank(&embedder, &question.content, understood).await,
+                None => (understood, None),
+            };
+            let understanding = verdict.map(|verdict| understanding_note(&understood, verdict));
+            let lang = understood.lang;
             let wants_person = asks_for_person(&question.content)
                 || (!in_dialog
                     && understood.intent == Some(Intent::Human)
@@ -639,6 +784,9 @@ impl Brain for BuiltinBrain {
                         if !turn.quick_replies.is_empty() && metadata.is_object() {
                             metadata["quick_replies"] = serde_json::json!(turn.quick_replies);
                         }
+                        if let Some(note) = understanding.clone().filter(|_| metadata.is_object()) {
+                            metadata["understanding"] = note;
+                        }
                         if metadata.as_object().is_some_and(|m| !m.is_empty()) {
                             yield Ok(BrainOutput::Metadata(metadata));
                         }
@@ -675,7 +823,14 @@ impl Brain for BuiltinBrain {
                 }
             };
             let unanswered = reply.metadata.as_ref().is_some_and(|m| m["unanswered"] == true);
-            if let Some(metadata) = reply.metadata {
+            let mut metadata = reply.metadata;
+            if let Some(note) = understanding {
+                let target = metadata.get_or_insert_with(|| serde_json::json!({}));
+                if target.is_object() {
+                    target["understanding"] = note;
+                }
+            }
+            if let Some(metadata) = metadata {
                 yield Ok(BrainOutput::Metadata(metadata));
             }
             for chunk in chunks(&reply.text) {
@@ -898,6 +1053,15 @@ mod tests {
         let mut own = formal.clone();
         own.greeting_reply = "Welcome to Bright Smile!".into();
         assert!(!toned_default(&own, &own.greeting_reply), "a reply the business wrote is kept");
+        let named = BotSettings { company_name: Some("Acme Dental".into()), ..BotSettings::default() };
+        assert_eq!(
+            canned(&named, Lang::En, "greeting"),
+            "Hello, and welcome to Acme Dental! How can I help you today?"
+        );
+        assert!(toned_default(&named, &named.greeting_reply), "a named business rewords the stock greeting");
+        let named_formal = BotSettings { tone: "formal".into(), ..named.clone() };
+        assert!(canned(&named_formal, Lang::Fr, "unknown").contains("l'équipe Acme Dental"));
+        assert_eq!(canned(&named, Lang::En, "thanks"), canned(&BotSettings::default(), Lang::En, "thanks"));
         let reply = Reply::plain(formal.greeting_reply.clone()).in_language(&formal, Lang::En);
         assert_eq!(reply.text, "Good day. How may I assist you?");
     }

@@ -6,7 +6,9 @@
 //! so a reply costs no database round trip once the bot has been seen.
 
 pub mod builtin;
+pub mod claims;
 pub mod flows;
+pub mod intent_vectors;
 pub mod model;
 pub mod nlu;
 pub mod reception;

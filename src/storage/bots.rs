@@ -55,6 +55,10 @@ pub struct BotSettings {
     pub model: Option<BotModel>,
     /// How the website widget looks and behaves (see [`crate::transport::web::widget_config`]).
     pub widget: WidgetSettings,
+    /// The business's name for one answer, from a request's own context (ChatSupport's
+    /// `context.rules.companyName`): never stored, never read from a settings document.
+    #[serde(skip)]
+    pub company_name: Option<String>,
 }
 
 /// The widget's look and behaviour, one model behind frontdesk's bot settings, Chatorex's
@@ -203,6 +207,7 @@ impl Default for BotSettings {
             stream_delay_ms: 0,
             model: None,
             widget: WidgetSettings::default(),
+            company_name: None,
         }
     }
 }

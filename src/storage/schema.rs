@@ -232,6 +232,8 @@ diesel::table! {
         conversation_id -> Nullable<Text>,
         first_asked_at -> BigInt,
         last_asked_at -> BigInt,
+        reason -> Text,
+        detail -> Nullable<Text>,
     }
 }
 

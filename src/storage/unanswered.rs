@@ -1,6 +1,8 @@
-//! Questions a bot could not answer from its knowledge, grouped by their normalised wording so
-//! that a question asked fifty times is one row with a count. Someone reads the list, adds the
-//! missing Q&A (or dismisses the row), and the bot knows the answer next time.
+//! The review list: questions a bot could not answer from its knowledge, and questions it
+//! answered from its facts while a knowledge passage said otherwise, grouped by their
+//! normalised wording so that a question asked fifty times is one row with a count. Someone
+//! reads the list, adds the missing Q&A or corrects the facts or the document (or dismisses the
+//! row), and the bot knows the answer next time.
 
 use diesel::prelude::*;
 use serde::Serialize;
@@ -25,6 +27,28 @@ pub struct UnansweredRow {
     pub conversation_id: Option<ConversationId>,
     pub first_asked_at: i64,
     pub last_asked_at: i64,
+    /// Why the question is on the list.
+    pub reason: String,
+    /// For a conflict: the fact the bot answered with and the passage that disagreed.
+    pub detail: Option<String>,
+}
+
+/// Why a question is on the review list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Review {
+    /// Nothing the bot knows answered it.
+    Unanswered,
+    /// The bot answered with its facts; a knowledge passage disagreed (`detail` says both).
+    Conflict,
+}
+
+impl Review {
+    fn as_str(self) -> &'static str {
+        match self {
+            Review::Unanswered => "unanswered",
+            Review::Conflict => "conflict",
+        }
+    }
 }
 
 /// The grouping key of a question: lower-case words, punctuation and extra spaces dropped.
@@ -46,6 +70,21 @@ pub fn record(
     conversation_id: &ConversationId,
     now: i64,
 ) -> Result<(), DbError> {
+    record_for_review(conn, workspace_id, bot_id, question, conversation_id, (Review::Unanswered, None), now)
+}
+
+/// Records one asking of `question` for review, for `why` (a reason and its detail); a row with
+/// the same wording takes the latest reason.
+pub fn record_for_review(
+    conn: &mut DbConn,
+    workspace_id: WorkspaceId,
+    bot_id: i64,
+    question: &str,
+    conversation_id: &ConversationId,
+    why: (Review, Option<&str>),
+    now: i64,
+) -> Result<(), DbError> {
+    let (reason, detail) = (why.0.as_str(), why.1);
     let normalized = normalize(question);
     if normalized.is_empty() {
         return Ok(());
@@ -60,6 +99,8 @@ pub fn record(
             unanswered_questions::conversation_id.eq(conversation_id),
             unanswered_questions::first_asked_at.eq(now),
             unanswered_questions::last_asked_at.eq(now),
+            unanswered_questions::reason.eq(reason),
+            unanswered_questions::detail.eq(detail),
         ))
         .on_conflict((
             unanswered_questions::workspace_id,
@@ -72,6 +113,8 @@ pub fn record(
             unanswered_questions::question.eq(question),
             unanswered_questions::conversation_id.eq(conversation_id),
             unanswered_questions::last_asked_at.eq(now),
+            unanswered_questions::reason.eq(reason),
+            unanswered_questions::detail.eq(detail),
         ));
     on_backend!(conn, c => insert.execute(c))?;
     Ok(())

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::helpers::{spawn_app_with, Backend, TestApp};
-use crate::knowledge::{add, ask, ask_until, learned, says};
+use crate::knowledge::{add, ask, ask_until, learned, says, without_facts};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -166,6 +166,7 @@ const PARKING: &str = "Free parking is available behind the building.";
 async fn paraphrases_are_answered_from_stored_vectors_and_full_text_covers_an_outage(backend: Backend) {
     let embeddings = ScriptedEmbeddings::start().await;
     let app = app(backend, embeddings.url()).await;
+    without_facts(&app).await;
     add_text(&app, "Parking", PARKING).await;
     add_text(&app, "Opening hours", "We are open Monday to Saturday from 8am to 7pm.").await;
     add_text(&app, "Prices", "Teeth whitening costs 350 dollars.").await;
@@ -199,14 +200,18 @@ async fn paraphrases_are_answered_from_stored_vectors_and_full_text_covers_an_ou
     assert_eq!(embeddings.seen().iter().filter(|(kind, _, _)| kind == "passage").count(), before);
 
     // The endpoint fails: the visitor still gets full-text answers, and an honest "I don't
-    // know" for the paraphrase, not an error.
+    // know" for a paraphrase not asked before (a question asked recently keeps its vector),
+    // not an error.
     embeddings.up.store(false, Ordering::SeqCst);
     let reply = ask(&app, "Are you open on Saturday?").await;
     assert_eq!(cited_title(&reply), Some("Opening hours"), "{reply}");
     assert!(reply["metadata"]["knowledge"]["similarity"].is_null(), "{reply}");
-    let reply = ask(&app, PARAPHRASE).await;
+    let another = "Is there room to leave a vehicle?";
+    let reply = ask(&app, another).await;
     assert_eq!(reply["metadata"]["unanswered"], true, "{reply}");
-    assert_eq!(search(&app, PARAPHRASE).await["retrieval"], "full_text");
+    assert_eq!(search(&app, another).await["retrieval"], "full_text");
+    let reply = ask(&app, PARAPHRASE).await;
+    assert_eq!(cited_title(&reply), Some("Parking"), "the recent question's vector is kept: {reply}");
 }
 
 async fn chunks_learned_while_the_endpoint_is_down_get_their_vectors_later(backend: Backend) {
@@ -281,6 +286,7 @@ async fn a_real_embeddings_model_ranks_the_passage_that_means_the_question() {
         args.embeddings_input_type = Some(true);
     })
     .await;
+    without_facts(&app).await;
     for (title, text) in [
         ("Prices", "Teeth whitening costs $250 and includes a follow-up visit."),
         ("Opening hours", "We are open Monday to Friday, 8am to 6pm. Closed on public holidays."),
@@ -299,4 +305,52 @@ async fn a_real_embeddings_model_ranks_the_passage_that_means_the_question() {
 
     let unrelated = ask(&app, "What is the capital of France?").await;
     assert_eq!(unrelated["metadata"]["unanswered"], true, "{unrelated}");
+}
+
+/// A real model: the bot's facts, written in English, answer a question asked in Spanish,
+/// French or German that shares no word with them, quoted as written; a question no fact means
+/// still gets "a person will follow up" in the visitor's language.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_in_one_language_answer_a_question_in_another() {
+    let model = RealEmbeddings::start().await;
+    let url = model.url.clone();
+    let app = spawn_app_with(Backend::Sqlite, move |args| {
+        args.embeddings_model = Some("multilingual-e5-small".into());
+        args.embeddings_url = Some(url);
+        args.embeddings_input_type = Some(true);
+    })
+    .await;
+    let path = format!("/api/bots/{}", app.a.bot_id);
+    let (_, bot) = app.get(&app.a.api_key, &path).await;
+    let mut settings = bot["settings"].clone();
+    let pets = "Guide dogs are welcome; other animals must stay outside.";
+    let payment = "We take cash, cards and Apple Pay; payment is due on the day of the visit.";
+    settings["company_facts"] = json!([
+        {"title": "Pets", "content": pets},
+        {"title": "Wifi", "content": "The guest wifi password is smile2026."},
+        {"title": "Payment", "content": payment},
+        {"title": "Opening hours", "content": "Monday to Friday, 9:00-17:00"},
+    ]);
+    settings["policies"] = json!([]);
+    let res = app.http.patch(app.url(&path)).bearer_auth(&app.a.api_key).json(&json!({"settings": settings})).send();
+    assert_eq!(res.await.unwrap().status(), 200);
+
+    let dog = ask(&app, "¿Puedo traer a mi perro?").await;
+    assert_eq!(dog["content"], pets, "{dog}");
+    assert_eq!(dog["metadata"]["source"], "facts", "{dog}");
+    // The words alone read it as moving a booking (it shares words with those examples); its
+    // meaning overruled them.
+    let understanding = &dog["metadata"]["understanding"];
+    assert_eq!(understanding["by"], "meaning", "{dog}");
+    assert_eq!(understanding["words_said"], "reschedule", "{dog}");
+    assert_ne!(understanding["intent"], "reschedule", "{dog}");
+    assert_eq!(understanding["language"], "es", "{dog}");
+    let card = ask(&app, "Kann ich mit Karte bezahlen?").await;
+    assert_eq!(card["content"], payment, "{card}");
+    assert_eq!(card["metadata"]["understanding"]["by"], "words+meaning", "words and meaning agree: {card}");
+    assert_eq!(card["metadata"]["understanding"]["intent"], "policies", "{card}");
+
+    let unrelated = ask(&app, "Quelle est la capitale de la France ?").await;
+    assert_eq!(unrelated["metadata"]["unanswered"], true, "{unrelated}");
+    assert!(says(&unrelated, "équipe"), "in the visitor's language: {unrelated}");
 }

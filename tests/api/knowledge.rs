@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use frontdesk::transport::compat::cxgenie_ids;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_with, status_json, Backend, TestApp};
@@ -15,6 +16,7 @@ use crate::site::{page, Page, Site};
 on_both_backends!(
     a_website_is_learned_and_each_answer_cites_its_page,
     qa_pairs_beat_passages_and_deleted_sources_stop_answering,
+    facts_outrank_a_passage_that_disagrees_and_the_conflict_is_listed,
     relearning_a_changed_site_replaces_the_old_facts,
     learning_interrupted_by_a_restart_completes,
     internal_targets_are_refused_and_never_contacted,
@@ -32,6 +34,18 @@ async fn app(backend: Backend) -> TestApp {
         args.upload_max_bytes = Some(64 * 1024);
     })
     .await
+}
+
+/// Takes the bot's facts and policies away, so the knowledge base alone answers: the test
+/// bot's demo facts (hours, prices) would otherwise outrank a passage that disagrees with them.
+pub async fn without_facts(app: &TestApp) {
+    let path = format!("/api/bots/{}", app.a.bot_id);
+    let (_, bot) = app.get(&app.a.api_key, &path).await;
+    let mut settings = bot["settings"].clone();
+    settings["company_facts"] = json!([]);
+    settings["policies"] = json!([]);
+    let res = app.http.patch(app.url(&path)).bearer_auth(&app.a.api_key).json(&json!({"settings": settings})).send();
+    assert_eq!(res.await.unwrap().status(), 200);
 }
 
 pub async fn add(app: &TestApp, body: Value) -> Value {
@@ -139,6 +153,7 @@ async fn dental_site() -> Site {
 
 async fn a_website_is_learned_and_each_answer_cites_its_page(backend: Backend) {
     let app = app(backend).await;
+    without_facts(&app).await;
     let site = dental_site().await;
     let source = add(
         &app,
@@ -234,8 +249,53 @@ async fn qa_pairs_beat_passages_and_deleted_sources_stop_answering(backend: Back
     assert_eq!(status, 404);
 }
 
+async fn facts_outrank_a_passage_that_disagrees_and_the_conflict_is_listed(backend: Backend) {
+    let app = app(backend).await;
+    let path = format!("/api/bots/{}", app.a.bot_id);
+    let (_, bot) = app.get(&app.a.api_key, &path).await;
+    let mut settings = bot["settings"].clone();
+    let fact = "We are open Monday to Friday, 9:00–17:00.";
+    settings["company_facts"] = json!([{"title": "Opening hours", "content": fact}]);
+    let res = app.http.patch(app.url(&path)).bearer_auth(&app.a.api_key).json(&json!({"settings": settings})).send();
+    assert_eq!(res.await.unwrap().status(), 200);
+    // An old page of the knowledge base says other hours; another agrees with the facts.
+    let old = add(
+        &app,
+        json!({"type": "text", "title": "Old leaflet", "content": "# Opening hours\nOur opening hours are 8am to 6pm, Monday to Friday."}),
+    )
+    .await;
+    learned(&app, &old["id"]).await;
+
+    let reply = ask(&app, "What are your opening hours?").await;
+    assert_eq!(reply["content"], fact, "the bot's facts win: {reply}");
+    assert_eq!(reply["metadata"]["source"], "facts", "{reply}");
+    assert_eq!(reply["metadata"]["conflict"]["knowledge"]["citations"][0]["source_id"], old["id"], "{reply}");
+    let (status, list) = app.get(&app.a.api_key, "/api/knowledge/unanswered").await;
+    assert_eq!(status, 200, "{list}");
+    let row = &list["questions"][0];
+    assert_eq!(row["question"], "What are your opening hours?", "{list}");
+    assert_eq!(row["reason"], "conflict", "{list}");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.contains("9:00–17:00") && detail.contains("8am to 6pm"), "{detail}");
+
+    // Once the document agrees, the passage (richer, cited) answers again and nothing new is listed.
+    let res = app.http.delete(app.url(&format!("/api/knowledge/sources/{}", old["id"]))).bearer_auth(&app.a.api_key);
+    assert_eq!(res.send().await.unwrap().status(), 204);
+    let agreed = add(
+        &app,
+        json!({"type": "text", "title": "Leaflet", "content": "# Opening hours\nOur opening hours are 9am to 5pm, Monday to Friday; closed on public holidays."}),
+    )
+    .await;
+    learned(&app, &agreed["id"]).await;
+    let reply = ask_until(&app, "When are you open?", |r| says(r, "public holidays")).await;
+    assert!(reply["metadata"]["conflict"].is_null(), "{reply}");
+    let (_, list) = app.get(&app.a.api_key, "/api/knowledge/unanswered").await;
+    assert_eq!(list["questions"].as_array().unwrap().len(), 1, "{list}");
+}
+
 async fn relearning_a_changed_site_replaces_the_old_facts(backend: Backend) {
     let app = app(backend).await;
+    without_facts(&app).await;
     let site = Site::start(SITE_IP).await;
     site.set("/", page("Whitening", &[("Price", "Teeth whitening costs 350 dollars this season.")], &[]));
     let source = add(&app, json!({"type": "url", "url": site.url("/")})).await;
@@ -349,6 +409,17 @@ async fn upload(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>, declared
     status_json(res).await
 }
 
+/// A CX Genie upload whose `workspace_token` form field comes after the file.
+async fn upload_token_last(app: &TestApp, token: &str, name: &str) -> (u16, Value) {
+    let part = reqwest::multipart::Part::bytes(b"Opening hours are posted at the door".to_vec())
+        .file_name(name.to_owned())
+        .mime_str("text/plain")
+        .unwrap();
+    let form = reqwest::multipart::Form::new().part("files", part).text("workspace_token", token.to_owned());
+    let res = app.http.post(app.url("/api/v2/public-api/upload/multiple")).multipart(form).send().await.unwrap();
+    status_json(res).await
+}
+
 async fn uploads_are_capped_sniffed_private_and_learnable(backend: Backend) {
     let app = app(backend).await;
     let token = app.a.workspace_token.clone();
@@ -390,6 +461,17 @@ async fn uploads_are_capped_sniffed_private_and_learnable(backend: Backend) {
     let (status, _) = upload(&app, "fdw_wrong", "a.txt", b"hello".to_vec(), "text/plain").await;
     assert_eq!(status, 401);
 
+    // The token as a form field after the files, as a page's `FormData` may order it: taken,
+    // and a wrong one there leaves nothing behind.
+    let (status, body) = upload_token_last(&app, &token, "after.txt").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["name"], "after.txt", "{body}");
+    let stored_before = files_in(&app.data_dir().join("files"));
+    let (status, body) = upload_token_last(&app, "fdw_wrong", "refused.txt").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(files_in(&app.data_dir().join("files")), stored_before, "a refused upload left a file");
+
     // The upload becomes CX Genie training data, and the bot answers from it.
     let (status, created) = app
         .post(
@@ -402,8 +484,11 @@ async fn uploads_are_capped_sniffed_private_and_learnable(backend: Backend) {
     assert_eq!(created["data"]["status_learning"], "WAITING");
     assert_eq!(created["data"]["mimetype"], "application/pdf");
     assert_eq!(created["data"]["filename"], "prices.txt");
+    // Typed `uuid` by the document: a UUID, naming the source frontdesk's own API knows by number.
     let id = created["data"]["id"].as_str().unwrap().to_owned();
-    learned(&app, &json!(id.parse::<i64>().unwrap())).await;
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{created}");
+    let source = cxgenie_ids::id_of(cxgenie_ids::RowKind::Source, &id).unwrap();
+    learned(&app, &json!(source)).await;
     let (status, read) =
         app.get(&app.a.api_key, &format!("/api/v2/public-api/bot-data/{id}?workspace_token={token}")).await;
     assert_eq!(status, 200, "{read}");
@@ -496,7 +581,11 @@ async fn the_seed_apis_knowledge_routes_work_as_documented(backend: Backend) {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    learned(&app, &json!(qa["data"]["id"].as_str().unwrap().parse::<i64>().unwrap())).await;
+    learned(
+        &app,
+        &json!(cxgenie_ids::id_of(cxgenie_ids::RowKind::Source, qa["data"]["id"].as_str().unwrap()).unwrap()),
+    )
+    .await;
 
     // ChatSupport AI: scrapeUrl, and chat with a per-request context.
     let (status, scraped) = app.post(&app.a.api_key, "/api/scrape", json!({"url": site.url("/help")})).await;
@@ -523,6 +612,33 @@ async fn the_seed_apis_knowledge_routes_work_as_documented(backend: Backend) {
         .post(&app.a.api_key, "/api/widget/chat", json!({"message": "What are your business hours?", "widgetId": app.a.bot_id, "sessionId": "user_session_123"}))
         .await;
     assert_ne!(later["message"], reply["message"], "{later}");
+    // The request's company name and tone word the bot's stock replies, in the visitor's language.
+    let context = json!({"rules": {"companyName": "Acme Dental", "tone": "formal"}});
+    let (status, hello) = app
+        .post(
+            &app.a.api_key,
+            "/api/widget/chat",
+            json!({"message": "Hello", "widgetId": app.a.bot_id, "sessionId": "named-1", "context": context}),
+        )
+        .await;
+    assert_eq!(status, 200, "{hello}");
+    assert_eq!(hello["message"], "Good day, and welcome to Acme Dental. How may I assist you?", "{hello}");
+    let (_, hola) = app
+        .post(
+            &app.a.api_key,
+            "/api/widget/chat",
+            json!({"message": "Hola", "widgetId": app.a.bot_id, "sessionId": "named-2", "context": context}),
+        )
+        .await;
+    assert!(hola["message"].as_str().unwrap().contains("bienvenido a Acme Dental"), "{hola}");
+    let (_, plain) = app
+        .post(
+            &app.a.api_key,
+            "/api/widget/chat",
+            json!({"message": "Hello", "widgetId": app.a.bot_id, "sessionId": "named-3"}),
+        )
+        .await;
+    assert!(!plain["message"].as_str().unwrap().contains("Acme"), "{plain}");
     let (_, gift) = app
         .post(
             &app.a.api_key,

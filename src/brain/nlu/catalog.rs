@@ -95,6 +95,7 @@ mod tests {
         "when",
         "specialty",
         "bio",
+        "company",
     ];
 
     #[test]

@@ -153,12 +153,17 @@ fn scores(pairs: &[(Intent, Intent)]) -> BTreeMap<Intent, Scores> {
 }
 
 pub fn evaluate(nlu: &Nlu, cases: &[Case]) -> Report {
+    let lexicon = demo_lexicon();
+    let predictions: Vec<(Intent, Lang)> = cases.iter().map(|case| predicted_intent(nlu, &lexicon, case)).collect();
+    report_of(cases, &predictions)
+}
+
+/// The report of predictions made elsewhere (by words and meaning, say), one per case, in order.
+pub fn report_of(cases: &[Case], predictions: &[(Intent, Lang)]) -> Report {
     let mut report = Report { cases: cases.len(), ..Report::default() };
     let mut pairs = Vec::with_capacity(cases.len());
     let mut by_language: BTreeMap<Lang, (Vec<(Intent, Intent)>, usize)> = BTreeMap::new();
-    let lexicon = demo_lexicon();
-    for case in cases {
-        let (predicted, lang) = predicted_intent(nlu, &lexicon, case);
+    for (case, &(predicted, lang)) in cases.iter().zip(predictions) {
         pairs.push((case.intent, predicted));
         let entry = by_language.entry(case.lang).or_default();
         entry.0.push((case.intent, predicted));

@@ -45,10 +45,15 @@ pub enum Role {
     Passage,
 }
 
+/// How many recent questions' vectors are kept: one turn asks for its message's vector up to
+/// three times (the knowledge base's search, the intent's second opinion, the bot's facts).
+const RECENT_QUERIES: usize = 256;
+
 /// A client of the configured embeddings endpoint.
 pub struct Embedder {
     client: reqwest::Client,
     settings: EmbeddingsSettings,
+    recent: std::sync::Mutex<lru::LruCache<String, Vec<f32>>>,
 }
 
 impl Embedder {
@@ -57,7 +62,10 @@ impl Embedder {
             .timeout(settings.timeout)
             .user_agent(concat!("frontdesk/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, settings })
+        let recent = std::sync::Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(RECENT_QUERIES).expect("a non-zero capacity"),
+        ));
+        Ok(Self { client, settings, recent })
     }
 
     /// The model whose vectors are stored; vectors of another model are never compared.
@@ -71,9 +79,19 @@ impl Embedder {
 
     /// One unit vector per passage, in order, in as many requests as [`BATCH`] needs.
     pub async fn passages(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.all(texts, Role::Passage).await
+    }
+
+    /// One unit vector per text embedded as a query (for comparing messages with messages), in
+    /// order, without [`query`](Self::query)'s short wait: for work done once, not per turn.
+    pub async fn queries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.all(texts, Role::Query).await
+    }
+
+    async fn all(&self, texts: &[String], role: Role) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(BATCH) {
-            vectors.extend(self.request(batch, Role::Passage).await?);
+            vectors.extend(self.request(batch, role).await?);
         }
         if let Some(first) = vectors.first() {
             if vectors.iter().any(|v| v.len() != first.len()) {
@@ -84,12 +102,20 @@ impl Embedder {
     }
 
     /// The unit vector of a visitor's question, waiting at most [`QUERY_TIMEOUT`].
+    /// A question asked again within the last [`RECENT_QUERIES`] is not sent again.
     pub async fn query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        if let Some(known) = self.recent.lock().ok().and_then(|mut recent| recent.get(text).cloned()) {
+            return Ok(known);
+        }
         let texts = [text.to_owned()];
         let request = self.request(&texts, Role::Query);
         let mut vectors =
             tokio::time::timeout(QUERY_TIMEOUT, request).await.map_err(|_| EmbedError::Timeout(QUERY_TIMEOUT))??;
-        vectors.pop().ok_or_else(|| EmbedError::Malformed("no vector".into()))
+        let vector = vectors.pop().ok_or_else(|| EmbedError::Malformed("no vector".into()))?;
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.put(text.to_owned(), vector.clone());
+        }
+        Ok(vector)
     }
 
     async fn request(&self, texts: &[String], role: Role) -> Result<Vec<Vec<f32>>, EmbedError> {

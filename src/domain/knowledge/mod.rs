@@ -192,6 +192,25 @@ impl Knowledge {
     }
 
     /// Adds a question the bot could not answer to the workspace's list.
+    /// Puts on the review list a question the bot answered from its facts while a knowledge
+    /// passage disagreed: `detail` shows both, for a person to correct one of them.
+    pub async fn record_conflict(
+        &self,
+        workspace_id: WorkspaceId,
+        bot_id: i64,
+        question: &str,
+        conversation_id: &ConversationId,
+        detail: String,
+    ) -> Result<(), DbError> {
+        let (question, conversation_id) = (question.to_owned(), conversation_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let why = (unanswered::Review::Conflict, Some(detail.as_str()));
+                unanswered::record_for_review(conn, workspace_id, bot_id, &question, &conversation_id, why, now_ms())
+            })
+            .await
+    }
+
     pub async fn record_unanswered(
         &self,
         workspace_id: WorkspaceId,

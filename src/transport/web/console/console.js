@@ -147,7 +147,8 @@
     del_source: "Delete this source?", del_source_text: "The bot stops answering from it at once.",
     sources_empty: "No sources yet. Add your website, a document or Q&A pairs.",
     unanswered_empty: "Nothing unanswered. Questions the bot can't answer show up here.",
-    asked: "Asked {n}×", last_asked: "last {t}", answer_ph: "Write the answer the bot should give…",
+    asked: "Asked {n}×", last_asked: "last {t}", conflict_chip: "Facts and knowledge disagree",
+    conflict_hint: "The bot answered with its facts. Correct the fact or the document that is wrong, then dismiss this.", answer_ph: "Write the answer the bot should give…",
     add_answer: "Save as Q&A", dismiss: "Dismiss", answered: "Added to the knowledge base as a Q&A",
     try_q: "Try a question", try_ph: "e.g. Is there parking?", ask: "Ask", would_answer: "The bot would answer",
     no_answer: "The bot has no answer from its knowledge.", col_key: "Key", col_http: "HTTP", conv_id: "Conversation id",
@@ -2959,8 +2960,10 @@
         const f = h("form", { class: "fc-card fc-uq", novalidate: true, data: { id: qn.id } },
           h("div", { class: "fc-uq-q" }, icon("help"), h("span", null, qn.question)),
           h("div", { class: "fc-uq-meta" }, h("span", { class: "fc-chip fc-chip-warn" }, fmt(T.asked, { n: qn.times_asked || 1 })),
+            qn.reason === "conflict" ? h("span", { class: "fc-chip fc-chip-danger" }, T.conflict_chip) : null,
             h("span", { title: full(qn.last_asked_at) }, fmt(T.last_asked, { t: ago(qn.last_asked_at) })),
             qn.conversation_id ? h("a", { href: "/console/c/" + encodeURIComponent(qn.conversation_id) }, T.open_conv) : null),
+          qn.reason === "conflict" && qn.detail ? h("div", { class: "fc-uq-conflict" }, h("p", { class: "fc-uq-hint" }, T.conflict_hint), h("pre", null, qn.detail)) : null,
           h("div", { class: "fc-field" }, ans), h("div", { class: "fc-form-actions" }, dismiss, save));
         f.addEventListener("submit", (e) => {
           e.preventDefault();

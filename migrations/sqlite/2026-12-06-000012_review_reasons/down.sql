@@ -1,0 +1,2 @@
+ALTER TABLE unanswered_questions DROP COLUMN detail;
+ALTER TABLE unanswered_questions DROP COLUMN reason;
