@@ -183,6 +183,9 @@ impl Application {
             knowledge: Some(knowledge.clone().into_inner()),
             scorer: scorer.clone(),
         };
+        // The understanding model trains in a fraction of a second at first use; done here, off
+        // the event loop, the first visitor's turn does not wait for it.
+        tokio::task::spawn_blocking(crate::brain::nlu::Nlu::shared);
         // The model brain answers for bots with a model and hands everything else (and its own
         // failures) to the built-in brain; a deployed flow, in front of both, runs first.
         let model_brain = ModelBrain::new(

@@ -179,6 +179,24 @@ fn say(lang: Lang, id: &str, args: &[(&str, &str)]) -> String {
     catalog::say(lang, id, args)
 }
 
+/// Why a booking operation failed, in the visitor's language: the domain's own message in
+/// English; in another language the catalogue's words for its kind, since a practice's or the
+/// engine's English sentence must not be machine-translated.
+fn reason(lang: Lang, err: &BookingError) -> String {
+    if lang == Lang::En {
+        return err.to_string();
+    }
+    match err {
+        BookingError::BeyondHorizon { days, .. } => say(lang, "reason-beyond", &[("days", &days.to_string())]),
+        BookingError::NotFound => say(lang, "reason-not-found", &[]),
+        BookingError::State(_) => say(lang, "reason-state", &[]),
+        BookingError::Conflict { .. } => say(lang, "reason-conflict", &[]),
+        BookingError::Invalid(_) | BookingError::Unprocessable(_) | BookingError::Db(_) => {
+            say(lang, "reason-invalid", &[])
+        }
+    }
+}
+
 fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
@@ -812,9 +830,10 @@ impl Reception {
                 Ok(Err((say(scope.lang, "beyond-horizon", &[("days", &days.to_string())]), Action::BookingFlow)))
             }
             Err(BookingError::Db(err)) => Err(err),
-            Err(other) => {
-                Ok(Err((say(scope.lang, "hold-failed", &[("reason", &other.to_string())]), Action::BookingFlow)))
-            }
+            Err(other) => Ok(Err((
+                say(scope.lang, "hold-failed", &[("reason", &reason(scope.lang, &other))]),
+                Action::BookingFlow,
+            ))),
         }
     }
 
@@ -841,7 +860,10 @@ impl Reception {
             Ok(slots) => slots,
             Err(BookingError::Db(err)) => return Err(err),
             Err(other) => {
-                return Ok((say(scope.lang, "sorry-reason", &[("reason", &other.to_string())]), Action::BookingFlow))
+                return Ok((
+                    say(scope.lang, "sorry-reason", &[("reason", &reason(scope.lang, &other))]),
+                    Action::BookingFlow,
+                ))
             }
         };
         let in_part = |s: &booking::SlotView| {
@@ -942,7 +964,7 @@ impl Reception {
             }
             Err(BookingError::Db(err)) => Err(err),
             Err(other) => {
-                Ok((say(scope.lang, "booking-failed", &[("reason", &other.to_string())]), Action::BookingFlow))
+                Ok((say(scope.lang, "booking-failed", &[("reason", &reason(scope.lang, &other))]), Action::BookingFlow))
             }
         }
     }
@@ -1173,7 +1195,9 @@ impl Reception {
                 Ok((say(scope.lang, "cancel-done", &args), Action::BookingCancelled))
             }
             Err(BookingError::Db(err)) => Err(err),
-            Err(other) => Ok((say(scope.lang, "cancel-failed", &[("reason", &other.to_string())]), Action::Message)),
+            Err(other) => {
+                Ok((say(scope.lang, "cancel-failed", &[("reason", &reason(scope.lang, &other))]), Action::Message))
+            }
         }
     }
 
@@ -1227,7 +1251,7 @@ impl Reception {
             Err(BookingError::Db(err)) => Err(err),
             Err(other) => {
                 *dialog = Dialog::default();
-                Ok((say(scope.lang, "move-failed", &[("reason", &other.to_string())]), Action::Message))
+                Ok((say(scope.lang, "move-failed", &[("reason", &reason(scope.lang, &other))]), Action::Message))
             }
         }
     }
@@ -1271,6 +1295,17 @@ fn offer_of(slot: &booking::SlotView) -> Offer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_explained_in_the_visitors_language() {
+        let beyond = BookingError::BeyondHorizon { field: "date", days: 90 };
+        assert!(reason(Lang::En, &beyond).contains("90 days"));
+        assert_eq!(reason(Lang::Es, &beyond), "solo se aceptan reservas con un máximo de 90 días de antelación");
+        let state = BookingError::State("the booking is cancelled".into());
+        assert_eq!(reason(Lang::En, &state), "the booking is cancelled");
+        assert_eq!(reason(Lang::De, &state), "dieser Termin kann nicht mehr geändert werden");
+        assert_eq!(reason(Lang::Fr, &BookingError::NotFound), "ce rendez-vous est introuvable");
+    }
 
     #[test]
     fn intents_are_told_apart() {

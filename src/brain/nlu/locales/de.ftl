@@ -74,3 +74,9 @@ cancel-failed = Tut mir leid, ich konnte den Termin nicht absagen: { $reason }.
 which-date = Welches Datum hätten Sie gern?
 move-done = Erledigt! Ihr Termin für { $service } ist jetzt am { $date } um { $time } bei { $doctor }. Ihre Buchungsnummer bleibt { $id }.
 move-failed = Tut mir leid, ich konnte den Termin nicht verschieben: { $reason }.
+# Warum eine Buchungsänderung fehlschlug.
+reason-beyond = Termine werden höchstens { $days } Tage im Voraus vergeben
+reason-not-found = dieser Termin wurde nicht gefunden
+reason-state = dieser Termin kann nicht mehr geändert werden
+reason-conflict = diese Zeit ist nicht mehr frei
+reason-invalid = diese Zeit kann nicht gebucht werden

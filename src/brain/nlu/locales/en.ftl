@@ -75,3 +75,9 @@ cancel-failed = Sorry, I couldn't cancel it: { $reason }.
 which-date = Which date would you like?
 move-done = Done! Your { $service } is now on { $date } at { $time } with { $doctor }. Your booking number is still { $id }.
 move-failed = Sorry, I couldn't move it: { $reason }.
+# Why a booking change failed, for languages other than English (English quotes the practice's own message).
+reason-beyond = bookings are taken at most { $days } days in advance
+reason-not-found = that appointment could not be found
+reason-state = that appointment can no longer be changed
+reason-conflict = that time is no longer free
+reason-invalid = that time cannot be booked

@@ -74,3 +74,9 @@ cancel-failed = Lo siento, no he podido cancelarla: { $reason }.
 which-date = ¿Qué fecha desea?
 move-done = ¡Hecho! Su cita de { $service } queda ahora para el { $date } a las { $time } con { $doctor }. Su número de reserva sigue siendo { $id }.
 move-failed = Lo siento, no he podido cambiarla: { $reason }.
+# Por qué falló un cambio de reserva.
+reason-beyond = solo se aceptan reservas con un máximo de { $days } días de antelación
+reason-not-found = no se encontró esa cita
+reason-state = esa cita ya no se puede modificar
+reason-conflict = ese horario ya no está libre
+reason-invalid = ese horario no se puede reservar

@@ -74,3 +74,9 @@ cancel-failed = Désolé, je n'ai pas pu l'annuler : { $reason }.
 which-date = Quelle date souhaitez-vous ?
 move-done = C'est fait ! Votre rendez-vous pour { $service } est désormais prévu le { $date } à { $time } avec { $doctor }. Votre numéro de réservation reste le { $id }.
 move-failed = Désolé, je n'ai pas pu le déplacer : { $reason }.
+# Pourquoi une modification de réservation a échoué.
+reason-beyond = les réservations sont acceptées au plus { $days } jours à l'avance
+reason-not-found = ce rendez-vous est introuvable
+reason-state = ce rendez-vous ne peut plus être modifié
+reason-conflict = ce créneau n'est plus libre
+reason-invalid = ce créneau ne peut pas être réservé

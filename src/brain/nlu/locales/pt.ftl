@@ -74,3 +74,9 @@ cancel-failed = Desculpe, não consegui cancelar: { $reason }.
 which-date = Qual data você gostaria?
 move-done = Pronto! Sua consulta de { $service } agora está marcada para { $date } às { $time } com { $doctor }. O número do seu agendamento continua sendo { $id }.
 move-failed = Desculpe, não consegui remarcar: { $reason }.
+# Por que uma alteração de agendamento falhou.
+reason-beyond = os agendamentos são aceitos com no máximo { $days } dias de antecedência
+reason-not-found = não encontramos esse agendamento
+reason-state = esse agendamento não pode mais ser alterado
+reason-conflict = esse horário não está mais livre
+reason-invalid = esse horário não pode ser agendado
