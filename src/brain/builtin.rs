@@ -253,11 +253,21 @@ fn understanding_note(understood: &Understanding, verdict: intent_vectors::Verdi
 /// What the classifier tells the booking dialog: the dialog a message asks for, or that it
 /// is a question ("how much if I cancel late?" has "cancel" in it and is not a cancellation).
 fn dialog_hint(understood: &Understanding) -> DialogHint {
-    let sure_of_a_change = understood.confidence >= CHANGE_CONFIDENCE;
+    let score = |wanted: &[Intent]| {
+        understood.prediction.ranking.iter().filter(|(i, _)| wanted.contains(i)).map(|(_, s)| *s).fold(0.0, f32::max)
+    };
+    let making = score(&[Intent::Book, Intent::Availability]);
+    // "I'd like a cleaning on Wednesday" is nearly as close to moving a booking as to making
+    // one: a near tie goes to making one, which asks what and when, not for a booking number.
+    let sure_of_a_change =
+        understood.confidence >= CHANGE_CONFIDENCE && understood.confidence - making >= CHANGE_MARGIN;
     let start = match understood.intent {
         Some(Intent::Book | Intent::Availability) => Some(DialogIntent::Book),
         Some(Intent::Reschedule) if sure_of_a_change => Some(DialogIntent::Reschedule),
         Some(Intent::Cancel) if sure_of_a_change => Some(DialogIntent::Cancel),
+        Some(Intent::Reschedule | Intent::Cancel) if understood.confidence >= CHANGE_CONFIDENCE => {
+            Some(DialogIntent::Book).filter(|_| making >= nlu::classifier::MIN_CONFIDENCE)
+        }
         _ => None,
     };
     let question = matches!(
@@ -361,6 +371,9 @@ fn about_a_doctor(
 /// or cancelling a booking: those dialogs ask for a booking number, a baffling answer to a
 /// question they misread ("¿Puedo traer a mi perro?" scores 0.27 for reschedule).
 const CHANGE_CONFIDENCE: f32 = 0.35;
+
+/// … and how far its score must stand above making a booking's.
+const CHANGE_MARGIN: f32 = 0.03;
 
 /// How sure the classifier must be that a message is a question before the dialog's keywords
 /// ("cancel", "reschedule") are overruled.
@@ -1017,6 +1030,17 @@ mod tests {
 
     fn demo() -> BotSettings {
         demo_bot_settings("Bright Smile Dental")
+    }
+
+    #[test]
+    fn a_near_tie_between_making_and_moving_a_booking_makes_one() {
+        let nlu = Nlu::shared();
+        let hint = |text: &str| dialog_hint(&nlu.understand(text, None, &Lexicon::default())).start;
+        assert_eq!(hint("I'd like a cleaning on Wednesday"), Some(DialogIntent::Book));
+        assert_eq!(hint("could I come in on the 14th, late morning?"), Some(DialogIntent::Book));
+        assert_eq!(hint("something came up, I can't make it on Tuesday anymore"), Some(DialogIntent::Reschedule));
+        assert_eq!(hint("hola, necesito anular mi cita"), Some(DialogIntent::Cancel));
+        assert_eq!(hint("¿Puedo traer a mi perro?"), None, "a weak reading starts no change");
     }
 
     #[test]

@@ -216,18 +216,62 @@ fn has_phrase(text: &str, phrases: &[&str]) -> bool {
 
 pub(crate) fn detect_intent(text: &str) -> Option<Intent> {
     let w = words(text);
-    if has_any(&w, &["cancel", "cancellation", "cancelling", "canceling"])
-        && !has_phrase(text, &["cancellation policy", "cancellation fee"])
-    {
+    let cancel_words = [
+        "cancel",
+        "cancellation",
+        "cancelling",
+        "canceling", // en
+        "cancelar",
+        "anular",  // es, pt
+        "annuler", // fr
+        "absagen",
+        "stornieren", // de
+        "desmarcar",  // pt
+    ];
+    if has_any(&w, &cancel_words) && !has_phrase(text, &["cancellation policy", "cancellation fee"]) {
         return Some(Intent::Cancel);
     }
-    if has_any(&w, &["reschedule", "rebook", "postpone"])
+    let move_words = [
+        "reschedule",
+        "rebook",
+        "postpone", // en
+        "reprogramar",
+        "aplazar", // es
+        "déplacer",
+        "reporter",
+        "décaler", // fr
+        "verschieben",
+        "umbuchen", // de
+        "remarcar",
+        "adiar", // pt
+    ];
+    if has_any(&w, &move_words)
         || has_phrase(text, &["change my appointment", "move my appointment", "change my booking", "move my booking"])
+        || has_phrase(text, &["cambiar mi cita", "mover mi cita", "changer mon rendez vous", "mudar a minha consulta"])
     {
         return Some(Intent::Reschedule);
     }
-    if has_any(&w, &["book", "booking", "appointment", "schedule", "reserve", "appt"])
+    let book_words = [
+        "book",
+        "booking",
+        "appointment",
+        "schedule",
+        "reserve",
+        "appt", // en
+        "cita",
+        "reservar", // es
+        "réserver",
+        "rdv",     // fr
+        "buchen",  // de
+        "agendar", // pt
+    ];
+    // German builds its words for an appointment on "Termin": "Beratungstermin", "Terminvereinbarung".
+    let termin =
+        w.iter().any(|word| word.starts_with("termin") || word.ends_with("termin") || word.ends_with("termine"));
+    if has_any(&w, &book_words)
+        || termin
         || has_phrase(text, &["come in", "see a doctor", "see the dentist", "see a dentist"])
+        || has_phrase(text, &["rendez vous", "marcar uma consulta", "marcar consulta", "marcar um horário"])
     {
         return Some(Intent::Book);
     }
@@ -644,7 +688,8 @@ impl Reception {
 
     /// Reads the date, time, service and doctor a message gives into the dialog.
     fn absorb(&self, practice: &Practice, dialog: &mut Dialog, text: &str, scope: &Scope<'_>) -> when::When {
-        let said = when::parse(&dates::in_english(text, scope.lang), practice.today(now_ms()));
+        let said =
+            when::parse(&dates::in_english(&signals::without_emails(text), scope.lang), practice.today(now_ms()));
         let services: Vec<&str> = practice.services.iter().map(|s| s.name.as_str()).collect();
         if dialog.intent == Some(Intent::Book) {
             if let Some(service) = entities::service_named(text, &services) {
@@ -679,7 +724,7 @@ impl Reception {
         // A new date or time at the confirmation changes the choice; only then is it yes or no.
         let lang = scope.lang;
         let changes_time = {
-            let said = when::parse(&dates::in_english(text, lang), practice.today(now_ms()));
+            let said = when::parse(&dates::in_english(&signals::without_emails(text), lang), practice.today(now_ms()));
             said.date.is_some() || said.time.is_some()
         };
         if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() && !changes_time {
@@ -696,7 +741,13 @@ impl Reception {
                 Answer::Unclear => {}
             }
         }
-        let said = self.absorb(practice, dialog, text, scope);
+        // At the name question a bare name is a name, whatever words it holds ("Anna Montag",
+        // "Jordan Monday"): not a new day.
+        let said = if dialog.awaiting == Some(Awaiting::Name) && signals::bare_name(text).is_some() {
+            when::When::default()
+        } else {
+            self.absorb(practice, dialog, text, scope)
+        };
         let Some(service) = dialog.service.clone() else {
             dialog.awaiting = Some(Awaiting::Service);
             let names: Vec<String> = practice.services.iter().map(|s| s.name.clone()).collect();
@@ -1115,7 +1166,7 @@ impl Reception {
         }
 
         // Reschedule. A new date or time at the confirmation changes the choice.
-        let said_when = when::parse(&dates::in_english(text, lang), practice.today(now_ms()));
+        let said_when = when::parse(&dates::in_english(&signals::without_emails(text), lang), practice.today(now_ms()));
         let changes_time = said_when.date.is_some() || said_when.time.is_some();
         if dialog.awaiting == Some(Awaiting::Confirm) && dialog.held.is_some() && !changes_time {
             match answer_of(text) {

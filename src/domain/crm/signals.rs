@@ -203,6 +203,16 @@ static YEAR_RANGE: LazyLock<Regex> =
 static DOTTED_HOURS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([0-9]{1,2})\.([0-9]{2})-([0-9]{1,2})\.([0-9]{2})$").expect("dotted hours regex"));
 
+/// `text` with its email addresses blanked out, for readers of dates and words that must not
+/// find "monday" in "anna.monday@example.de".
+pub fn without_emails(text: &str) -> String {
+    let mut masked = text.to_owned();
+    for (span, _) in email_spans(text).into_iter().rev() {
+        masked.replace_range(span, " ");
+    }
+    masked
+}
+
 fn find_email(text: &str) -> Option<String> {
     email_spans(text).into_iter().next().map(|(_, address)| address)
 }
@@ -1012,6 +1022,12 @@ mod tests {
         // Limits hold whatever the country.
         assert_eq!(normalize_phone_in("123456", us), None);
         assert_eq!(normalize_phone_in("1234567890123456", us), None);
+    }
+
+    #[test]
+    fn without_emails_blanks_only_the_addresses() {
+        assert_eq!(without_emails("anna.montag@example.de"), " ");
+        assert_eq!(without_emails("Monday, jordan.monday@mail.com please"), "Monday,   please");
     }
 
     #[test]
