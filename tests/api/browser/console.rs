@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use super::{bot_settings, Browser, Embed, HostSite, Viewport, WAIT};
 use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp};
-use crate::knowledge::ask;
+use crate::knowledge::{add, ask, learned};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -439,11 +439,32 @@ async fn console_an_unanswered_question_answered_in_the_console_teaches_the_bot(
     const ANSWER: &str = "No, we only repair teeth.";
     let reply = ask(&app, QUESTION).await;
     assert_eq!(reply["metadata"]["unanswered"], true, "{reply}");
+    // An old leaflet in the knowledge base disagrees with the bot's facts about the hours: the
+    // facts answer, and the conflict is listed for review with both texts.
+    let leaflet =
+        add(&app, json!({"type": "text", "title": "Old leaflet", "content": "# Opening hours\nOur opening hours are 8am to 6pm."}))
+            .await;
+    learned(&app, &leaflet["id"]).await;
+    let hours = ask(&app, "What are your opening hours?").await;
+    assert_eq!(hours["metadata"]["source"], "facts", "{hours}");
 
     let browser = Browser::start("console-knowledge").await;
     sign_in(&browser, &app, "dana@clinic.test").await;
     click(&browser, "nav.fc-nav a[data-page=knowledge]").await;
     click(&browser, "#tab-unanswered").await;
+    let conflict = browser
+        .wait_for(
+            "the conflict in the review list, with both texts",
+            "const f = Array.from(document.querySelectorAll('form.fc-uq')) \
+               .find((f) => f.textContent.includes('What are your opening hours?')); \
+             const pre = f && f.querySelector('.fc-uq-conflict pre'); \
+             return shown(f) && f.querySelector('.fc-chip-danger') && pre && pre.textContent.includes('8am to 6pm') \
+               ? pre.textContent : null;",
+            vec![],
+        )
+        .await;
+    assert!(conflict.as_str().unwrap().contains("The bot's facts:"), "{conflict}");
+    browser.screenshots("review-conflict").await;
     let form = browser
         .wait_for(
             "the question in the unanswered list",
