@@ -155,9 +155,14 @@ fn nlu(command: NluCommand, settings: &Settings) -> anyhow::Result<()> {
             let embeddings = settings.embeddings.clone().ok_or_else(|| {
                 anyhow::anyhow!("--meaning needs an embeddings endpoint: set FRONTDESK_EMBEDDINGS_MODEL (and its URL)")
             })?;
-            let embedder = frontdesk::domain::knowledge::embed::Embedder::new(embeddings)?;
+            let embedder = std::sync::Arc::new(frontdesk::domain::knowledge::embed::Embedder::new(embeddings)?);
             let lexicon = eval::demo_lexicon();
             let (predictions, reranked) = tokio::runtime::Runtime::new()?.block_on(async {
+                for lang in frontdesk::brain::nlu::Lang::ALL {
+                    frontdesk::brain::intent_vectors::prototypes(&embedder, lang)
+                        .await
+                        .ok_or_else(|| anyhow::anyhow!("the embeddings endpoint did not embed the {lang} examples"))?;
+                }
                 let mut predictions = Vec::with_capacity(cases.len());
                 let mut reranked = 0;
                 for case in &cases {
@@ -167,8 +172,8 @@ fn nlu(command: NluCommand, settings: &Settings) -> anyhow::Result<()> {
                     reranked += usize::from(verdict.is_some());
                     predictions.push((understood.intent.unwrap_or(Intent::OutOfScope), understood.lang));
                 }
-                (predictions, reranked)
-            });
+                Ok::<_, anyhow::Error>((predictions, reranked))
+            })?;
             println!("meaning gave its opinion on {reranked} of {} messages", cases.len());
             print!("{}", eval::render(&eval::report_of(&cases, &predictions), misses));
         }

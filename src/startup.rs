@@ -464,6 +464,9 @@ fn start_knowledge(settings: &Settings, db: &Db, node_id: &str) -> anyhow::Resul
         }
         None => None,
     };
+    if let Some(embedder) = &embedder {
+        crate::brain::intent_vectors::warm(embedder.clone());
+    }
     let model = embedder.as_ref().map(|e| e.model().to_owned());
     let cache = Arc::new(
         KnowledgeCache::new(db.clone(), Duration::from_secs(2), model)
