@@ -41,13 +41,17 @@ impl Quotas {
     }
 }
 
-pub fn quotas(conn: &mut DbConn, id: WorkspaceId) -> Result<Quotas, DbError> {
-    let settings: Option<String> = on_backend!(conn, c => workspaces::table
+/// The workspace's `settings` JSON text (`None` for no such workspace).
+fn settings_text(conn: &mut DbConn, id: WorkspaceId) -> Result<Option<String>, DbError> {
+    Ok(on_backend!(conn, c => workspaces::table
         .filter(workspaces::id.eq(id))
         .select(workspaces::settings)
         .first(c)
-        .optional())?;
-    Ok(settings.map(|s| Quotas::of_settings(&s)).unwrap_or_default())
+        .optional())?)
+}
+
+pub fn quotas(conn: &mut DbConn, id: WorkspaceId) -> Result<Quotas, DbError> {
+    Ok(settings_text(conn, id)?.map(|s| Quotas::of_settings(&s)).unwrap_or_default())
 }
 
 /// What else a workspace's `settings` JSON holds.
@@ -59,12 +63,7 @@ pub struct Settings {
 }
 
 pub fn settings(conn: &mut DbConn, id: WorkspaceId) -> Result<Settings, DbError> {
-    let settings: Option<String> = on_backend!(conn, c => workspaces::table
-        .filter(workspaces::id.eq(id))
-        .select(workspaces::settings)
-        .first(c)
-        .optional())?;
-    Ok(settings.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default())
+    Ok(settings_text(conn, id)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default())
 }
 
 /// Sets (or with `None` removes) the workspace's phone country, keeping the rest of its settings.

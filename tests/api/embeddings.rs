@@ -255,6 +255,17 @@ impl Drop for RealEmbeddings {
 }
 
 impl RealEmbeddings {
+    /// A server (SQLite) whose embeddings are this model's.
+    async fn app(&self) -> TestApp {
+        let url = self.url.clone();
+        spawn_app_with(Backend::Sqlite, move |args| {
+            args.embeddings_model = Some("multilingual-e5-small".into());
+            args.embeddings_url = Some(url);
+            args.embeddings_input_type = Some(true);
+        })
+        .await
+    }
+
     async fn start() -> RealEmbeddings {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("python3")
@@ -279,13 +290,7 @@ impl RealEmbeddings {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_embeddings_model_ranks_the_passage_that_means_the_question() {
     let model = RealEmbeddings::start().await;
-    let url = model.url.clone();
-    let app = spawn_app_with(Backend::Sqlite, move |args| {
-        args.embeddings_model = Some("multilingual-e5-small".into());
-        args.embeddings_url = Some(url);
-        args.embeddings_input_type = Some(true);
-    })
-    .await;
+    let app = model.app().await;
     without_facts(&app).await;
     for (title, text) in [
         ("Prices", "Teeth whitening costs $250 and includes a follow-up visit."),
@@ -313,13 +318,7 @@ async fn a_real_embeddings_model_ranks_the_passage_that_means_the_question() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn facts_in_one_language_answer_a_question_in_another() {
     let model = RealEmbeddings::start().await;
-    let url = model.url.clone();
-    let app = spawn_app_with(Backend::Sqlite, move |args| {
-        args.embeddings_model = Some("multilingual-e5-small".into());
-        args.embeddings_url = Some(url);
-        args.embeddings_input_type = Some(true);
-    })
-    .await;
+    let app = model.app().await;
     let path = format!("/api/bots/{}", app.a.bot_id);
     let (_, bot) = app.get(&app.a.api_key, &path).await;
     let mut settings = bot["settings"].clone();
