@@ -474,6 +474,12 @@ fn pick_offer(text: &str, offered: &[Offer], time: Option<NaiveTime>) -> Option<
     if let Some(time) = time {
         return offered.iter().find(|o| o.time == time).cloned();
     }
+    pick_by_position(text, offered).cloned()
+}
+
+/// The item of a list just offered that an answer chooses by its place ("the second one",
+/// "2", "option 3", "the last"), the answer already in English ([`dates::in_english`]).
+fn pick_by_position<'a, T>(text: &str, offered: &'a [T]) -> Option<&'a T> {
     let w = words(text);
     // A number picks an offer only when it is the whole answer ("2") or named as one ("option
     // 2", "number 2"): "anything after 3?" is not a choice.
@@ -484,11 +490,11 @@ fn pick_offer(text: &str, offered: &[Offer], time: Option<NaiveTime>) -> Option<
     let ordinals = [("first", "1st", "1"), ("second", "2nd", "2"), ("third", "3rd", "3"), ("fourth", "4th", "4")];
     for (i, (word, short, digit)) in ordinals.iter().enumerate() {
         if has_any(&w, &[word, short]) || position(digit) {
-            return offered.get(i).cloned();
+            return offered.get(i);
         }
     }
     if has_any(&w, &["last"]) {
-        return offered.last().cloned();
+        return offered.last();
     }
     None
 }
@@ -748,6 +754,12 @@ impl Reception {
         } else {
             self.absorb(practice, dialog, text, scope)
         };
+        // "The first one" at the service question names the first service listed.
+        if dialog.service.is_none() && dialog.awaiting == Some(Awaiting::Service) {
+            if let Some(chosen) = pick_by_position(&dates::in_english(text, lang), &practice.services) {
+                dialog.service = Some(chosen.name.clone());
+            }
+        }
         let Some(service) = dialog.service.clone() else {
             dialog.awaiting = Some(Awaiting::Service);
             let names: Vec<String> = practice.services.iter().map(|s| s.name.clone()).collect();

@@ -13,7 +13,7 @@ use crate::helpers::{spawn_app, Backend, TestApp};
 use frontdesk::brain::nlu::Lang;
 
 /// Stories that passed when this floor was last raised; fewer is a regression.
-const STORIES_PASSING: usize = 47;
+const STORIES_PASSING: usize = 48;
 
 #[derive(Debug, Default)]
 struct Story {
